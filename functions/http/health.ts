@@ -1,0 +1,7 @@
+import { httpRoute } from '../../shared/http/route';
+
+/** GET /health: the process answers; the local stack only routes here once every part is up. */
+export const handler = httpRoute({
+  auth: false,
+  handle: async () => ({ status: 200, body: { status: 'ok' } }),
+});

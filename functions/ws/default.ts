@@ -1,0 +1,11 @@
+import { z } from 'zod';
+import { ValidationError } from '../../shared/domain/errors';
+import { wsRoute } from '../../shared/ws/route';
+
+/** $default: a frame that is not JSON or names no known action; the connection stays open. */
+export const handler = wsRoute({
+  body: z.unknown(),
+  handle: async () => {
+    throw new ValidationError('Unknown action. Known actions: sendGift, join, ping.');
+  },
+});

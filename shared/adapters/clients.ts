@@ -1,0 +1,34 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { awsConfig, tablesConfig } from '../config';
+import { LedgerStore } from './dynamo/ledger-store';
+import { ConnectionsStore } from './dynamo/connections-store';
+
+/**
+ * SDK clients are built once per cold start, at first use, and reused by every invocation.
+ * Locally the endpoint points at DynamoDB Local; on AWS it is left to the SDK.
+ */
+let dynamo: DynamoDBClient | undefined;
+export function dynamoClient(): DynamoDBClient {
+  if (!dynamo) {
+    const config = awsConfig();
+    dynamo = new DynamoDBClient({
+      region: config.AWS_REGION,
+      ...(config.DYNAMODB_ENDPOINT && { endpoint: config.DYNAMODB_ENDPOINT }),
+      // Bounded: the SDK's standard mode retries throttling with backoff and jitter.
+      maxAttempts: 3,
+    });
+  }
+  return dynamo;
+}
+
+let ledger: LedgerStore | undefined;
+export function ledgerStore(): LedgerStore {
+  ledger ??= new LedgerStore(dynamoClient(), tablesConfig().LEDGER_TABLE);
+  return ledger;
+}
+
+let connections: ConnectionsStore | undefined;
+export function connectionsStore(): ConnectionsStore {
+  connections ??= new ConnectionsStore(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
+  return connections;
+}

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Every key of the ledger table, in one place. Partition keys are chosen so that no single key
+ * takes a hot creator's whole traffic: a creator's gift credits and their entries are spread
+ * over `shards` partitions picked from the gift id (DESIGN.md, hot creators).
+ */
+export interface ItemKey {
+  pk: string;
+  sk: string;
+}
+
+/** Sort-key prefix of ledger entries; `TX#<ISO time>#<id>` sorts entries by time. */
+export const ENTRY_PREFIX = 'TX#';
+/** The first string after every `TX#...` sort key: the upper bound of an entry query. */
+export const ENTRY_PREFIX_END = 'TX$';
+
+export const keys = {
+  wallet: (userId: string): ItemKey => ({ pk: `USER#${userId}`, sk: 'WALLET' }),
+  /** One of a creator's diamond shards; folded into the wallet before a payout. */
+  walletShard: (userId: string, shard: number): ItemKey => ({ pk: `USER#${userId}#S${shard}`, sk: 'SHARD' }),
+  entry: (userId: string, createdAt: string, entryId: string): ItemKey => ({
+    pk: `USER#${userId}`,
+    sk: `${ENTRY_PREFIX}${createdAt}#${entryId}`,
+  }),
+  /** A creator's gift_received entries live on shard partitions of their own. */
+  shardEntryPartition: (userId: string, shard: number): string => `USER#${userId}#E${shard}`,
+  shardEntry: (userId: string, shard: number, createdAt: string, entryId: string): ItemKey => ({
+    pk: `USER#${userId}#E${shard}`,
+    sk: `${ENTRY_PREFIX}${createdAt}#${entryId}`,
+  }),
+  /** The month's recharge spending, for the budget (YYYY-MM, UTC). */
+  budgetMonth: (userId: string, month: string): ItemKey => ({ pk: `USER#${userId}`, sk: `BUDGET#${month}` }),
+  /** Diamonds paid out on one UTC day, for the daily maximum. */
+  payoutDay: (userId: string, day: string): ItemKey => ({ pk: `USER#${userId}`, sk: `PAYOUTDAY#${day}` }),
+  payoutAccount: (userId: string): ItemKey => ({ pk: `USER#${userId}`, sk: 'PAYOUTACCOUNT' }),
+  connectAccount: (accountId: string): ItemKey => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' }),
+  idempotency: (userId: string, scope: string, idempotencyKey: string): ItemKey => ({
+    pk: `IDEM#${userId}#${scope}#${sha256Hex(idempotencyKey)}`,
+    sk: 'IDEM',
+  }),
+  recharge: (rechargeId: string): ItemKey => ({ pk: `RECHARGE#${rechargeId}`, sk: 'RECHARGE' }),
+  paymentIntent: (paymentIntentId: string): ItemKey => ({ pk: `PI#${paymentIntentId}`, sk: 'PI' }),
+  stripeEvent: (eventId: string): ItemKey => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
+  payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
+  stream: (streamId: string): ItemKey => ({ pk: `STREAM#${streamId}`, sk: 'STREAM' }),
+  /** A batch of broadcast events; sk is the batch's last seq, zero-padded so it sorts. */
+  streamEventBatch: (streamId: string, lastSeq: number): ItemKey => ({
+    pk: `STREAM#${streamId}#EVENTS`,
+    sk: `B#${String(lastSeq).padStart(12, '0')}`,
+  }),
+  leaderboardEntry: (streamId: string, shard: number, userId: string): ItemKey => ({
+    pk: `STREAM#${streamId}#LB${shard}`,
+    sk: `U#${userId}`,
+  }),
+};
+
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+/** A stable shard in [0, shards) for an id: the same gift always lands on the same shard. */
+export function shardFor(id: string, shards: number): number {
+  return createHash('sha256').update(id).digest().readUInt32BE(0) % shards;
+}
+
+export function padShard(value: number): string {
+  return String(value).padStart(3, '0');
+}

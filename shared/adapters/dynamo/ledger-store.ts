@@ -1,0 +1,343 @@
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+  type BatchGetItemCommandOutput,
+  type DynamoDBClient,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
+import { emptyWallet, ENTRY_TYPES, type EntryType, type LedgerEntry, type LockReason, type Wallet } from '../../domain/ledger';
+import { CURRENCIES, type Currency } from '../../domain/money';
+import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';
+import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from './keys';
+
+/** DynamoDB's limit on one TransactWriteItems call (DESIGN.md, Scale). */
+export const MAX_TRANSACTION_ITEMS = 100;
+/** BatchGetItem reads at most 100 keys per call. */
+export const MAX_BATCH_GET_KEYS = 100;
+/** The largest page a client may ask for on a list route. */
+export const MAX_PAGE_SIZE = 100;
+
+/**
+ * Retrying a cancelled transaction is safe because every money transaction carries its own
+ * once-only guard (idempotency record, event marker, conditional status) and a ClientRequestToken
+ * that DynamoDB remembers for 10 minutes.
+ */
+export const TRANSACTION_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 500 };
+
+export type Item = Record<string, unknown>;
+
+export interface WriteOp {
+  /** What this op is, for logs and invariant messages. */
+  label: string;
+  item: TransactWriteItem;
+  /** Turns this op's failed condition into the error it means, given the item as it was. */
+  onConditionFailed?: (oldItem: Item | undefined) => Error;
+}
+
+export type DynamoSend = Pick<DynamoDBClient, 'send'>;
+
+const RETRYABLE_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
+const RETRYABLE_ERROR_NAMES = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'TimeoutError',
+  'TransactionInProgressException',
+]);
+
+/** Raised inside the retry loop when a cancellation is worth another attempt. */
+class RetryableCancellation extends Error {}
+
+export function isRetryableDynamoError(error: unknown): boolean {
+  if (error instanceof RetryableCancellation) return true;
+  return error instanceof Error && RETRYABLE_ERROR_NAMES.has(error.name);
+}
+
+/**
+ * The DynamoDB ledger: typed reads and the one transactional write path every money move uses.
+ * It knows keys and conditions, not business rules: use cases build the ops.
+ */
+export class LedgerStore {
+  constructor(
+    private readonly client: DynamoSend,
+    readonly tableName: string,
+    private readonly retry: RetryPolicy = TRANSACTION_RETRY,
+  ) {}
+
+  /** Helpers to build ops against this table. */
+  put(label: string, item: Item, condition?: { expression: string; values?: Item; names?: Record<string, string> }, onConditionFailed?: WriteOp['onConditionFailed']): WriteOp {
+    return {
+      label,
+      item: {
+        Put: {
+          TableName: this.tableName,
+          Item: marshall(item, { removeUndefinedValues: true }),
+          ...(condition && {
+            ConditionExpression: condition.expression,
+            ...(condition.values && { ExpressionAttributeValues: marshall(condition.values, { removeUndefinedValues: true }) }),
+            ...(condition.names && { ExpressionAttributeNames: condition.names }),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        },
+      },
+      ...(onConditionFailed && { onConditionFailed }),
+    };
+  }
+
+  update(
+    label: string,
+    key: ItemKey,
+    update: { expression: string; condition?: string; values?: Item; names?: Record<string, string> },
+    onConditionFailed?: WriteOp['onConditionFailed'],
+  ): WriteOp {
+    const values = update.values && Object.keys(update.values).length > 0 ? marshall(update.values, { removeUndefinedValues: true }) : undefined;
+    return {
+      label,
+      item: {
+        Update: {
+          TableName: this.tableName,
+          Key: marshall(key),
+          UpdateExpression: update.expression,
+          ...(update.condition && { ConditionExpression: update.condition, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const }),
+          ...(values && { ExpressionAttributeValues: values }),
+          ...(update.names && { ExpressionAttributeNames: update.names }),
+        },
+      },
+      ...(onConditionFailed && { onConditionFailed }),
+    };
+  }
+
+  conditionCheck(label: string, key: ItemKey, condition: { expression: string; values?: Item; names?: Record<string, string> }, onConditionFailed: WriteOp['onConditionFailed']): WriteOp {
+    return {
+      label,
+      item: {
+        ConditionCheck: {
+          TableName: this.tableName,
+          Key: marshall(key),
+          ConditionExpression: condition.expression,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ...(condition.values && { ExpressionAttributeValues: marshall(condition.values) }),
+          ...(condition.names && { ExpressionAttributeNames: condition.names }),
+        },
+      },
+      ...(onConditionFailed && { onConditionFailed }),
+    };
+  }
+
+  /**
+   * Applies every op or none. A failed condition becomes the error its op names (the first one,
+   * in op order); conflicts and throttling are retried with backoff under one ClientRequestToken,
+   * so a retry after a lost answer cannot apply the transaction twice.
+   */
+  async transactWrite(ops: WriteOp[], options: { clientRequestToken?: string } = {}): Promise<void> {
+    if (ops.length === 0) return;
+    if (ops.length > MAX_TRANSACTION_ITEMS) {
+      throw new InvariantViolation(`a transaction holds at most ${MAX_TRANSACTION_ITEMS} items, got ${ops.length}`);
+    }
+    const clientRequestToken = options.clientRequestToken ?? randomUUID();
+    await retryWithBackoff(
+      async () => {
+        try {
+          await this.client.send(
+            new TransactWriteItemsCommand({ TransactItems: ops.map((op) => op.item), ClientRequestToken: clientRequestToken }),
+          );
+        } catch (error) {
+          if (!(error instanceof TransactionCanceledException)) throw error;
+          const reasons = error.CancellationReasons ?? [];
+          for (const [index, reason] of reasons.entries()) {
+            if (reason.Code !== 'ConditionalCheckFailed') continue;
+            const op = ops[index];
+            const oldItem = reason.Item ? unmarshall(reason.Item) : undefined;
+            if (op?.onConditionFailed) throw op.onConditionFailed(oldItem);
+            throw new InvariantViolation(`condition failed on '${op?.label ?? index}' with no mapping`, { cause: error });
+          }
+          if (reasons.some((reason) => reason.Code !== undefined && RETRYABLE_REASONS.has(reason.Code))) {
+            throw new RetryableCancellation('transaction conflict or throttling', { cause: error });
+          }
+          throw error;
+        }
+      },
+      this.retry,
+      isRetryableDynamoError,
+    ).catch((error: unknown) => {
+      if (error instanceof RetryableCancellation || isRetryableDynamoError(error)) {
+        throw new TransientDependencyError('the ledger is busy; try again', { cause: error });
+      }
+      throw error;
+    });
+  }
+
+  async getItem(key: ItemKey, options: { consistent?: boolean } = {}): Promise<Item | undefined> {
+    const result = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: marshall(key), ConsistentRead: options.consistent ?? false }),
+    );
+    return result.Item ? unmarshall(result.Item) : undefined;
+  }
+
+  async batchGet(itemKeys: ItemKey[], options: { consistent?: boolean } = {}): Promise<Item[]> {
+    const found: Item[] = [];
+    for (let start = 0; start < itemKeys.length; start += MAX_BATCH_GET_KEYS) {
+      let pending: Record<string, AttributeValue>[] | undefined = itemKeys.slice(start, start + MAX_BATCH_GET_KEYS).map((key) => marshall(key));
+      // BatchGetItem may return some keys unprocessed under load: ask again, a bounded number of times.
+      for (let attempt = 0; pending && pending.length > 0; attempt += 1) {
+        if (attempt >= TRANSACTION_RETRY.maxAttempts) throw new TransientDependencyError('batch read kept leaving keys unprocessed');
+        const result: BatchGetItemCommandOutput = await this.client.send(
+          new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } } }),
+        );
+        for (const item of result.Responses?.[this.tableName] ?? []) found.push(unmarshall(item));
+        pending = result.UnprocessedKeys?.[this.tableName]?.Keys;
+        if (pending && pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+      }
+    }
+    return found;
+  }
+
+  async query(input: {
+    keyCondition: string;
+    values: Item;
+    names?: Record<string, string>;
+    indexName?: string;
+    limit?: number;
+    ascending?: boolean;
+    filter?: string;
+    consistent?: boolean;
+    exclusiveStartKey?: Record<string, AttributeValue>;
+  }): Promise<{ items: Item[]; lastEvaluatedKey?: Record<string, AttributeValue> }> {
+    const result = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: input.keyCondition,
+        ExpressionAttributeValues: marshall(input.values),
+        ...(input.names && { ExpressionAttributeNames: input.names }),
+        ...(input.indexName && { IndexName: input.indexName }),
+        ...(input.limit !== undefined && { Limit: input.limit }),
+        ...(input.filter && { FilterExpression: input.filter }),
+        ...(input.exclusiveStartKey && { ExclusiveStartKey: input.exclusiveStartKey }),
+        ScanIndexForward: input.ascending ?? true,
+        ConsistentRead: input.consistent ?? false,
+      }),
+    );
+    return {
+      items: (result.Items ?? []).map((item) => unmarshall(item)),
+      ...(result.LastEvaluatedKey && { lastEvaluatedKey: result.LastEvaluatedKey }),
+    };
+  }
+
+  /** A wallet with its creator shards summed in; a user who never recharged has zeros. */
+  async readWallet(userId: string, options: { consistent?: boolean } = {}): Promise<Wallet> {
+    const main = await this.getItem(keys.wallet(userId), options);
+    const wallet = main ? walletFromItem(userId, main) : emptyWallet(userId);
+    if (wallet.creatorShards > 0) {
+      const shardKeys = Array.from({ length: wallet.creatorShards }, (_, shard) => keys.walletShard(userId, shard));
+      for (const shard of await this.batchGet(shardKeys, options)) wallet.diamonds += wholeNumber(shard.diamonds, 'shard.diamonds');
+    }
+    return wallet;
+  }
+
+  /**
+   * One page of a user's entries, newest first. A creator's gift_received entries live on shard
+   * partitions, so the page is merged from the main partition and every shard partition; the
+   * cursor is the sort key of the last entry returned, which orders all of them.
+   */
+  async listEntries(userId: string, options: { limit: number; cursor?: string; creatorShards: number }): Promise<{ entries: LedgerEntry[]; nextCursor: string | null }> {
+    const partitions = [keys.wallet(userId).pk];
+    for (let shard = 0; shard < options.creatorShards; shard += 1) partitions.push(keys.shardEntryPartition(userId, shard));
+    const upper = options.cursor ?? ENTRY_PREFIX_END;
+    const pages = await Promise.all(
+      partitions.map((pk) =>
+        this.query({
+          keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
+          values: { ':pk': pk, ':lower': ENTRY_PREFIX, ':upper': upper },
+          ascending: false,
+          // One extra to know whether a next page exists, and one more because BETWEEN includes
+          // the cursor itself, which the previous page already returned.
+          limit: options.limit + (options.cursor === undefined ? 1 : 2),
+        }),
+      ),
+    );
+    const merged = pages
+      .flatMap((page) => page.items)
+      .filter((item) => typeof item.sk === 'string' && item.sk < upper)
+      .sort((a, b) => (String(b.sk) < String(a.sk) ? -1 : String(b.sk) > String(a.sk) ? 1 : 0));
+    const pageItems = merged.slice(0, options.limit);
+    const last = pageItems[pageItems.length - 1];
+    const nextCursor = merged.length > options.limit && last ? String(last.sk) : null;
+    return { entries: pageItems.map(entryFromItem), nextCursor };
+  }
+}
+
+function wholeNumber(value: unknown, name: string): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvariantViolation(`${name} is not an integer: ${String(value)}`);
+  return value;
+}
+
+export function walletFromItem(userId: string, item: Item): Wallet {
+  const currency = item.monthlyLimitCurrency;
+  const limit = item.monthlyLimitAmount;
+  const lockReason = item.lockReason === 'owner' || item.lockReason === 'dispute' ? (item.lockReason as LockReason) : null;
+  return {
+    userId,
+    coins: wholeNumber(item.coins, 'coins'),
+    owedCoins: wholeNumber(item.owedCoins, 'owedCoins'),
+    diamonds: wholeNumber(item.diamonds, 'diamonds'),
+    pendingDiamonds: wholeNumber(item.pendingDiamonds, 'pendingDiamonds'),
+    locked: item.locked === true,
+    lockReason: item.locked === true ? lockReason : null,
+    monthlyLimit:
+      typeof limit === 'number' && typeof currency === 'string' && (CURRENCIES as readonly string[]).includes(currency)
+        ? { amount: limit, currency: currency as Currency }
+        : null,
+    creatorShards: wholeNumber(item.creatorShards, 'creatorShards'),
+  };
+}
+
+export function entryFromItem(item: Item): LedgerEntry {
+  const type = item.entryType;
+  if (typeof type !== 'string' || !(ENTRY_TYPES as readonly string[]).includes(type)) {
+    throw new InvariantViolation(`ledger entry ${String(item.sk)} has unknown type ${String(type)}`);
+  }
+  const ref = item.ref;
+  return {
+    id: String(item.entryId),
+    userId: String(item.userId),
+    type: type as EntryType,
+    coins: wholeSigned(item.coins),
+    owedCoins: wholeSigned(item.owedCoins),
+    diamonds: wholeSigned(item.diamonds),
+    pendingDiamonds: wholeSigned(item.pendingDiamonds),
+    createdAt: String(item.createdAt),
+    ref: typeof ref === 'object' && ref !== null ? (ref as Record<string, string | number>) : {},
+  };
+}
+
+function wholeSigned(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvariantViolation(`entry amount is not an integer: ${String(value)}`);
+  return value;
+}
+
+/** The attributes of an entry item, ready for `LedgerStore.put`. */
+export function entryItem(key: ItemKey, entry: LedgerEntry, extra: Item = {}): Item {
+  return {
+    ...key,
+    entryId: entry.id,
+    userId: entry.userId,
+    entryType: entry.type,
+    coins: entry.coins,
+    owedCoins: entry.owedCoins,
+    diamonds: entry.diamonds,
+    pendingDiamonds: entry.pendingDiamonds,
+    createdAt: entry.createdAt,
+    ref: entry.ref,
+    ...extra,
+  };
+}

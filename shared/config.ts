@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { DEFAULT_ECONOMY, type Economy } from './domain/economy';
+
+/**
+ * Configuration is read from the environment once per cold start, validated with zod, and fails
+ * fast with the names of the missing or malformed variables. Each function reads only the
+ * sections it needs, so a payout worker does not need the WebSocket endpoint to start.
+ */
+export class ConfigError extends Error {
+  constructor(section: string, issues: z.core.$ZodIssue[]) {
+    super(`Invalid configuration (${section}): ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const positiveInt = z.coerce.number().int().positive();
+const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
+
+function section<T extends z.ZodType>(name: string, schema: T): () => z.infer<T> {
+  let cached: z.infer<T> | undefined;
+  return () => {
+    if (cached !== undefined) return cached;
+    const parsed = schema.safeParse(process.env);
+    if (!parsed.success) throw new ConfigError(name, parsed.error.issues);
+    cached = parsed.data;
+    return parsed.data;
+  };
+}
+
+/** Forget cached sections (tests that change the environment between cases). */
+export const resetConfigForTests = (): void => {
+  for (const reset of resetters) reset();
+};
+const resetters: Array<() => void> = [];
+function resettable<T extends z.ZodType>(name: string, schema: T): () => z.infer<T> {
+  let loader = section(name, schema);
+  resetters.push(() => (loader = section(name, schema)));
+  return () => loader();
+}
+
+export const awsConfig = resettable(
+  'aws',
+  z.object({
+    AWS_REGION: z.string().min(1).default('us-east-1'),
+    /** Set only locally: DynamoDB Local's address. */
+    DYNAMODB_ENDPOINT: z.url().optional(),
+    /** Set only locally: the SQS emulator's address. */
+    SQS_ENDPOINT: z.url().optional(),
+  }),
+);
+
+export const tablesConfig = resettable(
+  'tables',
+  z.object({
+    LEDGER_TABLE: z.string().min(1),
+    CONNECTIONS_TABLE: z.string().min(1),
+  }),
+);
+
+export const ledgerConfig = resettable(
+  'ledger',
+  z
+    .object({
+      /** Shard items a creator's diamonds are spread over (DESIGN.md, hot creators). */
+      CREATOR_SHARDS: positiveInt.max(256).default(32),
+      DIAMONDS_PER_COIN_BPS: positiveInt.default(DEFAULT_ECONOMY.diamondsPerCoinBps),
+      PAYOUT_CENTS_PER_DIAMOND_BPS: positiveInt.default(DEFAULT_ECONOMY.payoutCentsPerDiamondBps),
+      MIN_PAYOUT_DIAMONDS: positiveInt.default(DEFAULT_ECONOMY.minPayoutDiamonds),
+      MAX_PAYOUT_DIAMONDS_PER_DAY: positiveInt.default(DEFAULT_ECONOMY.maxPayoutDiamondsPerDay),
+    })
+    .transform((env) => ({
+      creatorShards: env.CREATOR_SHARDS,
+      economy: {
+        diamondsPerCoinBps: env.DIAMONDS_PER_COIN_BPS,
+        payoutCentsPerDiamondBps: env.PAYOUT_CENTS_PER_DIAMOND_BPS,
+        minPayoutDiamonds: env.MIN_PAYOUT_DIAMONDS,
+        maxPayoutDiamondsPerDay: env.MAX_PAYOUT_DIAMONDS_PER_DAY,
+      } satisfies Economy,
+    })),
+);
+
+export const authConfig = resettable(
+  'auth',
+  z.object({
+    JWT_ISSUER: z.string().min(1),
+    JWT_AUDIENCE: z.string().min(1),
+    /** The issuer's JWKS; defaults to OIDC discovery's usual place. */
+    JWT_JWKS_URL: z.url().optional(),
+    CLAIM_BIRTHDATE: z.string().min(1).default('birthdate'),
+    CLAIM_COUNTRY: z.string().min(1).default('country'),
+    CLAIM_PARENTAL_CONSENT: z.string().min(1).default('parental_consent'),
+  }),
+);
+
+/** Claim names only: HTTP handlers read claims the API Gateway JWT authorizer already verified. */
+export const claimsConfig = resettable(
+  'claims',
+  z.object({
+    CLAIM_BIRTHDATE: z.string().min(1).default('birthdate'),
+    CLAIM_COUNTRY: z.string().min(1).default('country'),
+    CLAIM_PARENTAL_CONSENT: z.string().min(1).default('parental_consent'),
+  }),
+);
+
+export const rateLimitConfig = resettable(
+  'rateLimit',
+  z.object({
+    /** Per-user token bucket on money routes; the local defaults allow 50/s with bursts of 200 (API.md). */
+    RATE_LIMIT_PER_SECOND: positiveInt.default(50),
+    RATE_LIMIT_BURST: positiveInt.default(200),
+  }),
+);
+
+export const localConfig = resettable(
+  'local',
+  z.object({
+    /** Only the local stack sets this; the /dev routes refuse to run without it. */
+    LOCAL_STACK: booleanFlag.default(false),
+  }),
+);

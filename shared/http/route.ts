@@ -1,0 +1,162 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { z } from 'zod';
+import { createHash } from 'node:crypto';
+import { rateLimitConfig } from '../config';
+import {
+  IdempotencyKeyRequiredError,
+  PayloadTooLargeError,
+  ValidationError,
+  type ErrorDetail,
+} from '../domain/errors';
+import type { Caller } from '../domain/identity';
+import { logger } from '../logger';
+import { callerFromClaims } from './caller';
+import { TokenBucketLimiter } from './rate-limit';
+import { errorResponse, jsonResponse } from './responses';
+
+/** API.md: a request body over 1 MiB is refused with 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** API.md: an Idempotency-Key is 1-255 printable ASCII characters. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
+
+/** The event as the JWT authorizer leaves it (payload format 2.0). */
+export type HttpEvent = APIGatewayProxyEventV2 & {
+  requestContext: APIGatewayProxyEventV2['requestContext'] & {
+    authorizer?: { jwt?: { claims?: Record<string, unknown>; scopes?: string[] | null } };
+  };
+};
+
+export interface HttpRequest<Body, Query, Path> {
+  body: Body;
+  query: Query;
+  path: Path;
+  /** Present on authenticated routes. */
+  caller: Caller;
+  /** Present on idempotent routes. */
+  idempotency: { key: string; fingerprint: string };
+  correlationId: string;
+  event: HttpEvent;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType, PathSchema extends z.ZodType> {
+  /** false for public routes (catalog, webhooks, /dev). */
+  auth: boolean;
+  /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
+  idempotent?: boolean;
+  /** Per-user token bucket (money routes). */
+  rateLimited?: boolean;
+  body?: BodySchema;
+  query?: QuerySchema;
+  path?: PathSchema;
+  handle: (request: HttpRequest<z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>) => Promise<HttpAnswer>;
+}
+
+let limiter: TokenBucketLimiter | undefined;
+function rateLimiter(): TokenBucketLimiter {
+  if (!limiter) {
+    const config = rateLimitConfig();
+    limiter = new TokenBucketLimiter(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST);
+  }
+  return limiter;
+}
+
+export function zodDetails(error: z.ZodError, prefix: string): ErrorDetail[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter((part) => part !== '').join('.'),
+    message: issue.message,
+  }));
+}
+
+function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, prefix: string): z.infer<T> {
+  if (!schema) return undefined as z.infer<T>;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(`The request ${prefix} is not valid.`, { details: zodDetails(parsed.error, prefix) });
+  return parsed.data;
+}
+
+/** The raw body as text; API Gateway base64-encodes bodies it does not take for text. */
+export function rawBody(event: APIGatewayProxyEventV2): string {
+  if (event.body === undefined || event.body === null) return '';
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError('The request body is over 1 MiB.');
+  return text;
+}
+
+function parseJsonBody(event: APIGatewayProxyEventV2): unknown {
+  const text = rawBody(event);
+  // API.md: requests without a body accept an empty body, with or without Content-Type.
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ValidationError('The request body is not valid JSON.', { details: [{ path: 'body', message: 'invalid JSON' }] });
+  }
+}
+
+function header(event: APIGatewayProxyEventV2, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) if (key.toLowerCase() === wanted) return value;
+  return undefined;
+}
+
+/** A canonical fingerprint of what the request asks for: same key + other body = 422. */
+export function requestFingerprint(routeKey: string, pathParameters: unknown, body: unknown): string {
+  return createHash('sha256').update(JSON.stringify([routeKey, pathParameters ?? null, canonical(body)])).digest('hex');
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, canonical(v)]));
+  }
+  return value;
+}
+
+/**
+ * Builds a Lambda handler for one HTTP route: correlation id and structured logs, body size and
+ * JSON checks, zod parsing of body, query and path, the caller from verified claims, the
+ * Idempotency-Key, the per-user rate limit, and every error mapped in one place. The route's
+ * `handle` only calls its use case and shapes the answer.
+ */
+export function httpRoute<
+  BodySchema extends z.ZodType = z.ZodUndefined,
+  QuerySchema extends z.ZodType = z.ZodUndefined,
+  PathSchema extends z.ZodType = z.ZodUndefined,
+>(spec: RouteSpec<BodySchema, QuerySchema, PathSchema>) {
+  const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
+    const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
+    logger.appendKeys({ correlationId, route: event.routeKey });
+    try {
+      const caller = spec.auth ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : (undefined as unknown as Caller);
+      const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
+      const query = parseWith(spec.query, event.queryStringParameters ?? {}, 'query');
+      const path = parseWith(spec.path, event.pathParameters ?? {}, 'path');
+      let idempotency = undefined as unknown as { key: string; fingerprint: string };
+      if (spec.idempotent) {
+        const key = header(event, 'idempotency-key');
+        if (key === undefined || key === '') throw new IdempotencyKeyRequiredError('This request needs an Idempotency-Key header.');
+        if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+          throw new ValidationError('The Idempotency-Key header is not valid.', {
+            details: [{ path: 'headers.idempotency-key', message: 'must be 1-255 printable ASCII characters' }],
+          });
+        }
+        idempotency = { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
+      }
+      if (spec.rateLimited || spec.idempotent) rateLimiter().take(caller.userId);
+      const answer = await spec.handle({ body, query, path, caller, idempotency, correlationId, event });
+      return jsonResponse(answer.status, answer.body, answer.headers);
+    } catch (error) {
+      return errorResponse(error, correlationId);
+    } finally {
+      logger.removeKeys(['correlationId', 'route']);
+    }
+  };
+  return middy(core);
+}

@@ -1,0 +1,91 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2, Context } from 'aws-lambda';
+import { z } from 'zod';
+import { DomainError, ValidationError } from '../domain/errors';
+import type { Caller } from '../domain/identity';
+import { logger } from '../logger';
+import { zodDetails } from '../http/route';
+
+/** API Gateway refuses WebSocket frames over 128 KB; we refuse far smaller ones sooner. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+
+/** The authorizer's context, as API Gateway passes it to every route of the connection. */
+export const authorizerContext = z.object({
+  userId: z.string().min(1),
+  birthdate: z.string().optional(),
+  country: z.string().optional(),
+  parentalConsent: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).optional(),
+  streamId: z.string().optional(),
+});
+
+export type WsEvent = APIGatewayProxyWebsocketEventV2 & {
+  requestContext: APIGatewayProxyWebsocketEventV2['requestContext'] & { authorizer?: Record<string, unknown> };
+};
+
+export function callerFromAuthorizer(event: WsEvent): Caller {
+  const context = authorizerContext.parse(event.requestContext.authorizer ?? {});
+  return {
+    userId: context.userId,
+    ...(context.birthdate && { birthdate: context.birthdate }),
+    ...(context.country && { country: context.country }),
+    parentalConsent: context.parentalConsent ?? false,
+  };
+}
+
+/** The reply a route sends back on the same connection (a two-way route response). */
+export function reply(message: unknown): APIGatewayProxyResultV2 {
+  return { statusCode: 200, body: JSON.stringify(message) };
+}
+
+export function errorMessage(error: unknown, requestId: string | undefined, correlationId: string): unknown {
+  if (error instanceof DomainError) {
+    return {
+      type: 'error',
+      ...(requestId !== undefined && { requestId }),
+      error: { code: error.code, message: error.message, ...(error.details && { details: error.details }) },
+    };
+  }
+  logger.error('unhandled error', { correlationId, error: error instanceof Error ? error : String(error) });
+  return {
+    type: 'error',
+    ...(requestId !== undefined && { requestId }),
+    error: { code: 'INTERNAL', message: 'Something went wrong on our side.', correlationId },
+  };
+}
+
+/**
+ * A WebSocket route: parses the frame as JSON and with the route's schema, runs the use case,
+ * and answers on the connection. Any refusal is an `error` message; the connection stays open.
+ */
+export function wsRoute<Schema extends z.ZodType>(spec: {
+  body: Schema;
+  handle: (input: { body: z.infer<Schema>; caller: Caller; connectionId: string; correlationId: string; event: WsEvent }) => Promise<unknown>;
+}) {
+  const core = async (event: WsEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
+    const correlationId = event.requestContext.requestId ?? context.awsRequestId;
+    logger.appendKeys({ correlationId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId });
+    let requestId: string | undefined;
+    try {
+      const text = event.body ?? '';
+      if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new ValidationError('The message is not valid JSON.');
+      }
+      const candidate = z.object({ requestId: z.string().max(255) }).safeParse(json);
+      if (candidate.success) requestId = candidate.data.requestId;
+      const parsed = spec.body.safeParse(json);
+      if (!parsed.success) throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
+      const caller = callerFromAuthorizer(event);
+      const message = await spec.handle({ body: parsed.data, caller, connectionId: event.requestContext.connectionId, correlationId, event });
+      return reply(message);
+    } catch (error) {
+      return reply(errorMessage(error, requestId, correlationId));
+    } finally {
+      logger.removeKeys(['correlationId', 'route', 'connectionId']);
+    }
+  };
+  return middy(core);
+}

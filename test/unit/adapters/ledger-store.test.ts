@@ -1,0 +1,113 @@
+import { TransactionCanceledException, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { conditions, FALSE } from '../../../shared/adapters/dynamo/conditions';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { InsufficientCoinsError, InvariantViolation, TransientDependencyError } from '../../../shared/domain/errors';
+
+/** A DynamoDB client double: records every command and answers from a script. */
+function fakeClient(answers: Array<(command: unknown) => unknown>) {
+  const sent: unknown[] = [];
+  return {
+    sent,
+    client: {
+      send: jest.fn(async (command: unknown) => {
+        sent.push(command);
+        const answer = answers.shift();
+        if (!answer) return {};
+        return answer(command);
+      }),
+    },
+  };
+}
+
+const cancelled = (codes: string[], item?: Record<string, unknown>) => () => {
+  throw new TransactionCanceledException({
+    message: 'cancelled',
+    $metadata: {},
+    CancellationReasons: codes.map((Code) => ({ Code, ...(Code === 'ConditionalCheckFailed' && item ? { Item: item } : {}) })),
+  });
+};
+
+const noRetryDelay = { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 };
+
+describe('LedgerStore.transactWrite', () => {
+  const debit = (store: LedgerStore) =>
+    store.update(
+      'debit sender',
+      keys.wallet('alice'),
+      {
+        expression: 'SET coins = coins - :cost',
+        condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
+        values: { ':cost': 20, ':false': false },
+      },
+      (old) => new InsufficientCoinsError(`has ${String(old?.coins)}`),
+    );
+
+  it('sends exactly the items, conditions and a ClientRequestToken', async () => {
+    const { client, sent } = fakeClient([() => ({})]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    await store.transactWrite([debit(store)], { clientRequestToken: 'token-1' });
+    expect(sent).toHaveLength(1);
+    const command = sent[0] as TransactWriteItemsCommand;
+    expect(command).toBeInstanceOf(TransactWriteItemsCommand);
+    expect(command.input).toEqual({
+      ClientRequestToken: 'token-1',
+      TransactItems: [
+        {
+          Update: {
+            TableName: 'Ledger',
+            Key: { pk: { S: 'USER#alice' }, sk: { S: 'WALLET' } },
+            UpdateExpression: 'SET coins = coins - :cost',
+            ConditionExpression: 'coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            ExpressionAttributeValues: { ':cost': { N: '20' }, ':false': FALSE },
+          },
+        },
+      ],
+    });
+  });
+
+  it('turns the failed condition into the error its op names, with the old item', async () => {
+    const { client } = fakeClient([cancelled(['ConditionalCheckFailed'], { coins: { N: '3' } })]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    await expect(store.transactWrite([debit(store)])).rejects.toThrow(new InsufficientCoinsError('has 3'));
+  });
+
+  it('blames the right op when the second item fails', async () => {
+    const { client } = fakeClient([cancelled(['None', 'ConditionalCheckFailed'])]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    const guard = store.put('idempotency', { ...keys.idempotency('alice', 'gift', 'k'), at: 1 }, { expression: conditions.isNew }, () => new Error('replay'));
+    await expect(store.transactWrite([debit(store), guard])).rejects.toThrow('replay');
+  });
+
+  it('retries conflicts under the same ClientRequestToken, then succeeds', async () => {
+    const { client, sent } = fakeClient([cancelled(['TransactionConflict']), cancelled(['None', 'TransactionConflict']), () => ({})]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    await store.transactWrite([debit(store)]);
+    expect(sent).toHaveLength(3);
+    const tokens = sent.map((command) => (command as TransactWriteItemsCommand).input.ClientRequestToken);
+    expect(new Set(tokens).size).toBe(1);
+  });
+
+  it('gives up after the bounded attempts with a transient error', async () => {
+    const { client, sent } = fakeClient([cancelled(['TransactionConflict']), cancelled(['TransactionConflict']), cancelled(['TransactionConflict'])]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    await expect(store.transactWrite([debit(store)])).rejects.toBeInstanceOf(TransientDependencyError);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('refuses a condition failure that no op maps', async () => {
+    const { client } = fakeClient([cancelled(['ConditionalCheckFailed'])]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    const unmapped = store.update('unmapped', keys.wallet('a'), { expression: 'SET x = :x', condition: 'attribute_exists(pk)', values: { ':x': 1 } });
+    await expect(store.transactWrite([unmapped])).rejects.toBeInstanceOf(InvariantViolation);
+  });
+
+  it('refuses more than 100 items before sending anything', async () => {
+    const { client, sent } = fakeClient([]);
+    const store = new LedgerStore(client, 'Ledger', noRetryDelay);
+    const ops = Array.from({ length: 101 }, (_, i) => store.put(`p${i}`, { pk: `P#${i}`, sk: 'X' }));
+    await expect(store.transactWrite(ops)).rejects.toBeInstanceOf(InvariantViolation);
+    expect(sent).toHaveLength(0);
+  });
+});
