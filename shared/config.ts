@@ -118,3 +118,11 @@ export const localConfig = resettable(
     LOCAL_STACK: booleanFlag.default(false),
   }),
 );
+
+export const webSocketConfig = resettable(
+  'webSocket',
+  z.object({
+    /** The @connections endpoint: https://{api-id}.execute-api.{region}.amazonaws.com/{stage} on AWS. */
+    WS_MANAGEMENT_ENDPOINT: z.url(),
+  }),
+);

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { awsConfig, tablesConfig } from '../config';
 import { LedgerStore } from './dynamo/ledger-store';
 import { ConnectionsStore } from './dynamo/connections-store';
+import { ApiGatewayConnectionPoster, type ConnectionPoster } from './connections-api';
 
 /**
  * SDK clients are built once per cold start, at first use, and reused by every invocation.
@@ -31,4 +32,10 @@ let connections: ConnectionsStore | undefined;
 export function connectionsStore(): ConnectionsStore {
   connections ??= new ConnectionsStore(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
   return connections;
+}
+
+let poster: ConnectionPoster | undefined;
+export function connectionPoster(): ConnectionPoster {
+  poster ??= new ApiGatewayConnectionPoster(connectionsStore());
+  return poster;
 }

@@ -1,4 +1,4 @@
-import { TransactionCanceledException, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { TransactionCanceledException, TransactWriteItemsCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { conditions, FALSE } from '../../../shared/adapters/dynamo/conditions';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
@@ -20,7 +20,7 @@ function fakeClient(answers: Array<(command: unknown) => unknown>) {
   };
 }
 
-const cancelled = (codes: string[], item?: Record<string, unknown>) => () => {
+const cancelled = (codes: string[], item?: Record<string, AttributeValue>) => () => {
   throw new TransactionCanceledException({
     message: 'cancelled',
     $metadata: {},
