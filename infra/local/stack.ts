@@ -6,6 +6,11 @@ import { resetConfigForTests } from '../../shared/config';
 import { resetJwksForTests } from '../../shared/auth/jwt';
 import { startDynamoDbLocal, type LocalDynamoDb } from './dynamodb';
 import { startGateway, type LocalGateway, type StaticRoute } from './gateway';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { QUEUE_CONSUMERS, QUEUES, SCHEDULES, type QueueName } from '../routes';
+import { lambdaContext, loadHandler } from './lambda-runtime';
+import { startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
+import { logger } from '../../shared/logger';
 import { ensureIssuerKey, LOCAL_AUDIENCE } from './issuer';
 import { freePort } from './ports';
 
@@ -25,6 +30,15 @@ export interface LocalStackOptions {
   tablePrefix?: string;
   /** Extra environment for the functions (configuration overrides). */
   env?: Record<string, string>;
+  /** Run the route table's schedules on their timers (tests may prefer to call runSchedule). */
+  schedules?: boolean;
+  /** Start the queue consumers (tests of redelivery may drive the queues themselves). */
+  consumers?: boolean;
+}
+
+/** The environment variable that carries a queue's URL: payouts -> PAYOUTS_QUEUE_URL. */
+export function queueUrlVariable(name: QueueName): string {
+  return `${name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}_QUEUE_URL`;
 }
 
 export interface LocalStack {
@@ -33,6 +47,11 @@ export interface LocalStack {
   dynamoEndpoint: string;
   tableNames: { ledger: string; connections: string };
   gateway: LocalGateway;
+  queues: LocalQueues;
+  /** An SQS client pointed at the local queues. */
+  sqs: SQSClient;
+  /** Runs one of the route table's schedules now, as its timer would. */
+  runSchedule(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -91,6 +110,70 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
     client.destroy();
 
+    // SQS (fauxqs) with every queue of the route table and its DLQ, and a poller per consumer
+    // playing Lambda's event source mapping.
+    const queues = await startLocalQueues(QUEUES, { region: 'us-east-1' });
+    stoppers.push(() => queues.stop());
+    process.env.SQS_ENDPOINT = queues.endpoint;
+    for (const queue of QUEUES) {
+      const urls = queues.urls[queue.logicalName];
+      if (urls) process.env[queueUrlVariable(queue.logicalName)] = urls.queueUrl;
+    }
+    resetConfigForTests();
+    const sqs = new SQSClient({ endpoint: queues.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    stoppers.push(async () => sqs.destroy());
+    if (options.consumers !== false) {
+      for (const consumer of QUEUE_CONSUMERS) {
+        const urls = queues.urls[consumer.queue];
+        if (!urls) throw new Error(`consumer ${consumer.name} reads queue ${consumer.queue}, which QUEUES does not define`);
+        const fifo = QUEUES.find((queue) => queue.logicalName === consumer.queue)?.fifo ?? false;
+        const mapping = startEventSourceMapping({
+          sqs,
+          queueUrl: urls.queueUrl,
+          queueArn: urls.queueArn,
+          handler: loadHandler(consumer.handler) as SqsHandler,
+          batchSize: consumer.batchSize,
+          maximumBatchingWindowMs: fifo ? 0 : consumer.maximumBatchingWindowMs,
+          maxConcurrency: consumer.maxConcurrency,
+          reportBatchItemFailures: true,
+          timeoutMs: consumer.timeoutSeconds * 1000,
+          functionName: consumer.name,
+          log: (line) => logger.info('event source mapping', line),
+        });
+        stoppers.push(() => mapping.stop());
+      }
+    }
+
+    // Schedules (EventBridge rules on AWS): a timer each, never two runs of one at once.
+    const running = new Map<string, Promise<void>>();
+    const runSchedule = async (name: string): Promise<void> => {
+      const schedule = SCHEDULES.find((candidate) => candidate.name === name);
+      if (!schedule) throw new Error(`no schedule named ${name}`);
+      const inFlight = running.get(name);
+      if (inFlight) return inFlight;
+      const run = (async () => {
+        try {
+          await loadHandler(schedule.handler)({ source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString(), detail: {} }, lambdaContext(schedule.name, schedule.timeoutSeconds * 1000));
+        } catch (error) {
+          logger.error('scheduled function failed', { schedule: name, error: error instanceof Error ? error : String(error) });
+        } finally {
+          running.delete(name);
+        }
+      })();
+      running.set(name, run);
+      return run;
+    };
+    if (options.schedules !== false) {
+      for (const schedule of SCHEDULES) {
+        const timer = setInterval(() => void runSchedule(schedule.name), schedule.everySeconds * 1000);
+        timer.unref();
+        stoppers.push(async () => {
+          clearInterval(timer);
+          await running.get(schedule.name);
+        });
+      }
+    }
+
     ready = true;
     return {
       httpUrl: gateway.httpUrl,
@@ -98,6 +181,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       dynamoEndpoint,
       tableNames,
       gateway,
+      queues,
+      sqs,
+      runSchedule,
       async stop() {
         for (const stop of stoppers.reverse()) await stop();
       },
