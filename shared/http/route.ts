@@ -158,5 +158,15 @@ export function httpRoute<
       logger.removeKeys(['correlationId', 'route']);
     }
   };
-  return middy(core);
+  // The spec rides along on the handler so the OpenAPI document is generated from the very
+  // schemas that parse the requests (shared/http/openapi.ts).
+  return Object.assign(middy(core), { routeSpec: { auth: spec.auth, idempotent: spec.idempotent ?? false, body: spec.body, query: spec.query, path: spec.path } });
+}
+
+export interface PublishedRouteSpec {
+  auth: boolean;
+  idempotent: boolean;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  path?: z.ZodType;
 }
