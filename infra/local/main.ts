@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { JavaMissingError } from './dynamodb';
@@ -22,6 +23,9 @@ async function main(): Promise<void> {
   await assertPortFree(env.LOCAL_WS_PORT, 'LOCAL_WS_PORT');
   const dataDir = resolve(env.LOCAL_DATA_DIR);
   const stack: LocalStack = await startLocalStack({ dataDir, persistDynamo: true, httpPort: env.LOCAL_HTTP_PORT, wsPort: env.LOCAL_WS_PORT });
+
+  // Tools such as `npm run reconcile` find the running stack here.
+  writeFileSync(resolve(dataDir, 'stack.json'), JSON.stringify({ dynamoEndpoint: stack.dynamoEndpoint, ledgerTable: stack.tableNames.ledger, httpUrl: stack.httpUrl, wsUrl: stack.wsUrl }));
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -4,7 +4,7 @@ import { keys } from '../../shared/adapters/dynamo/keys';
 import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { InsufficientCoinsError } from '../../shared/domain/errors';
 import type { LocalStack } from '../../infra/local/stack';
-import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
+import { apiClient, expectBooksBalance, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 
 let stack: LocalStack;
 let api: ApiClient;
@@ -93,8 +93,12 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
 
   it('lets exactly one of two concurrent debits take the last coins', async () => {
     await seedCoins('racer', 10);
-    const debit = () =>
-      store.transactWrite([
+    let attempt = 0;
+    const debit = () => {
+      const id = `race-${(attempt += 1)}`;
+      const createdAt = new Date().toISOString();
+      return store.transactWrite([
+        store.put('entry', entryItem(keys.entry('racer', createdAt, id), { id, userId: 'racer', type: 'gift_sent', coins: -10, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: {} })),
         store.update(
           'debit',
           keys.wallet('racer'),
@@ -102,11 +106,18 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
           () => new InsufficientCoinsError('not enough'),
         ),
       ]);
+    };
     const results = await Promise.allSettled([debit(), debit()]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     expect(rejected.reason).toBeInstanceOf(InsufficientCoinsError);
     expect((await store.readWallet('racer', { consistent: true })).coins).toBe(0);
+  });
+
+  it('keeps the books balanced (reconcile)', async () => {
+    const report = await expectBooksBalance(stack);
+    expect(report.totals.coinsMinted).toBe(10 + (10 + 11 + 12 + 13 + 14));
+    expect(report.totals.coinsGifted).toBe(10);
   });
 
   it('connects a WebSocket with a token, answers ping, refuses a bad token at the upgrade', async () => {
@@ -122,5 +133,18 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
     await socket.close();
     await expect(RecordingSocket.open(`${stack.wsUrl}/?token=nope`)).rejects.toThrow(/401/);
     await expect(RecordingSocket.open(`${stack.wsUrl}/`)).rejects.toThrow(/401/);
+  });
+});
+
+describe('reconcile', () => {
+  it('names a wallet whose balance disagrees with its entries, and a broken equation', async () => {
+    const { reconcileLedger } = await import('../../shared/ops/reconcile');
+    // An invented coin: a balance change with no entry (what the money rules forbid).
+    await store.transactWrite([store.update('invent', keys.wallet('forger'), { expression: 'ADD coins :c', values: { ':c': 7 } })]);
+    const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+    const report = await reconcileLedger(client, stack.tableNames.ledger);
+    expect(report.ok).toBe(false);
+    expect(report.discrepancies).toContain('wallet forger: coins is 7 but its entries sum to 0');
+    expect(report.discrepancies.some((line) => line.startsWith('coins: minted'))).toBe(true);
   });
 });

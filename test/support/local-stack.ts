@@ -113,3 +113,17 @@ export class RecordingSocket {
     });
   }
 }
+
+/** The books of a stack's ledger must balance after every scenario (npm run reconcile's check). */
+export async function expectBooksBalance(stack: LocalStack): Promise<import('../../shared/ops/reconcile').ReconcileReport> {
+  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+  const { reconcileLedger } = await import('../../shared/ops/reconcile');
+  const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  try {
+    const report = await reconcileLedger(client, stack.tableNames.ledger);
+    if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
+    return report;
+  } finally {
+    client.destroy();
+  }
+}
