@@ -52,6 +52,8 @@ async function main(): Promise<void> {
       `  HTTP API        ${stack.httpUrl}        (health: ${stack.httpUrl}/health)`,
       `  WebSocket API   ${stack.wsUrl}/?token=<JWT>&streamId=<id>`,
       `  DynamoDB Local  ${stack.dynamoEndpoint}`,
+      `  SQS (fauxqs)    ${stack.queues.endpoint}`,
+      `  Payments        ${stack.payments.url}   (Stripe stand-in; webhook secret ${stack.webhookSecret})`,
       `  Data            ${dataDir}`,
       '',
       `Demo token (user demo-viewer, adult, US; more from POST ${stack.httpUrl}/dev/tokens):`,

@@ -11,6 +11,11 @@ import { QUEUE_CONSUMERS, QUEUES, SCHEDULES, type QueueName } from '../routes';
 import { lambdaContext, loadHandler } from './lambda-runtime';
 import { startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
 import { logger } from '../../shared/logger';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import { resetStripeForTests } from '../../shared/adapters/stripe-client';
+import { startPaymentsStandIn, type PaymentsStandIn } from './payments';
 import { ensureIssuerKey, LOCAL_AUDIENCE } from './issuer';
 import { freePort } from './ports';
 
@@ -48,6 +53,10 @@ export interface LocalStack {
   tableNames: { ledger: string; connections: string };
   gateway: LocalGateway;
   queues: LocalQueues;
+  /** The Stripe stand-in (tests drive payments and inject faults through it). */
+  payments: PaymentsStandIn;
+  /** The webhook signing secret, as `stripe listen` prints it. */
+  webhookSecret: string;
   /** An SQS client pointed at the local queues. */
   sqs: SQSClient;
   /** Runs one of the route table's schedules now, as its timer would. */
@@ -109,6 +118,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await ensureTable(client, table, table.envVar === 'LEDGER_TABLE' ? tableNames.ledger : tableNames.connections);
     }
     client.destroy();
+
+    // The payments stand-in: the real stripe SDK is pointed at it; it signs events with the
+    // webhook secret and delivers them to our webhook route, as Stripe would.
+    const stripeKeys = localStripeKeys(options.dataDir);
+    const payments = await startPaymentsStandIn({
+      port: Number(process.env.LOCAL_PAYMENTS_PORT ?? 0),
+      dataDir: join(options.dataDir, 'payments'),
+      webhookUrl: `${gateway.httpUrl}/v1/webhooks/stripe`,
+      webhookSecret: stripeKeys.webhookSecret,
+      log: (line) => logger.debug('payments stand-in', line),
+    });
+    stoppers.push(() => payments.stop());
+    const standInUrl = new URL(payments.url);
+    Object.assign(process.env, {
+      STRIPE_SECRET_KEY: stripeKeys.secretKey,
+      STRIPE_WEBHOOK_SECRET: stripeKeys.webhookSecret,
+      STRIPE_API_HOST: standInUrl.hostname,
+      STRIPE_API_PORT: standInUrl.port,
+      STRIPE_API_PROTOCOL: 'http',
+      PAYMENTS_STANDIN_URL: payments.url,
+      ...options.env,
+    });
+    resetStripeForTests();
 
     // SQS (fauxqs) with every queue of the route table and its DLQ, and a poller per consumer
     // playing Lambda's event source mapping.
@@ -182,6 +214,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       tableNames,
       gateway,
       queues,
+      payments,
+      webhookSecret: stripeKeys.webhookSecret,
       sqs,
       runSchedule,
       async stop() {
@@ -192,4 +226,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
     throw error;
   }
+}
+
+const stripeKeysFile = z.object({ secretKey: z.string().startsWith('sk_test_'), webhookSecret: z.string().startsWith('whsec_') });
+
+/**
+ * The local Stripe API key and webhook secret: generated once and kept under the data folder,
+ * so idempotency keys at the stand-in (scoped per API key, as Stripe's are) survive a restart.
+ * LOCAL_STRIPE_WEBHOOK_SECRET overrides the webhook secret (to post Stripe CLI events).
+ */
+function localStripeKeys(dataDir: string): { secretKey: string; webhookSecret: string } {
+  const file = join(dataDir, 'stripe-keys.json');
+  let keys: z.infer<typeof stripeKeysFile>;
+  if (existsSync(file)) {
+    keys = stripeKeysFile.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } else {
+    keys = { secretKey: `sk_test_local_${randomBytes(16).toString('hex')}`, webhookSecret: `whsec_${randomBytes(24).toString('base64url')}` };
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
+  }
+  const override = process.env.LOCAL_STRIPE_WEBHOOK_SECRET;
+  if (override !== undefined) {
+    if (!override.startsWith('whsec_')) throw new Error('LOCAL_STRIPE_WEBHOOK_SECRET must be a whsec_... string');
+    keys = { ...keys, webhookSecret: override };
+  }
+  return keys;
 }
