@@ -82,6 +82,59 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: read,
   },
   { name: 'DevTokens', method: 'POST', path: '/dev/tokens', handler: 'functions/http/dev-tokens.ts', auth: 'none', localOnly: true, access: {} },
+  // Live streams and gifts (issue 4)
+  { name: 'StreamsCreate', method: 'POST', path: '/v1/streams', handler: 'functions/http/streams-create.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
+  { name: 'StreamsList', method: 'GET', path: '/v1/streams', handler: 'functions/http/streams-list.ts', auth: 'jwt', access: read },
+  { name: 'StreamsGet', method: 'GET', path: '/v1/streams/{streamId}', handler: 'functions/http/streams-get.ts', auth: 'jwt', access: { ledger: 'read', connections: 'read' } },
+  {
+    name: 'StreamsEnd',
+    method: 'POST',
+    path: '/v1/streams/{streamId}/end',
+    handler: 'functions/http/streams-end.ts',
+    auth: 'jwt',
+    // Posts streamEnded itself only when the gift-events queue cannot be reached.
+    access: { ledger: 'readWrite', connections: 'readWrite', sendsTo: ['giftEvents'], postsToConnections: true },
+  },
+  { name: 'StreamsLeaderboard', method: 'GET', path: '/v1/streams/{streamId}/leaderboard', handler: 'functions/http/streams-leaderboard.ts', auth: 'jwt', access: read },
+  { name: 'StreamsEvents', method: 'GET', path: '/v1/streams/{streamId}/events', handler: 'functions/http/streams-events.ts', auth: 'jwt', access: read },
+  { name: 'GiftsSend', method: 'POST', path: '/v1/streams/{streamId}/gifts', handler: 'functions/http/gifts-send.ts', auth: 'jwt', access: { ledger: 'readWrite', sendsTo: ['giftEvents'] } },
+  { name: 'Notifications', method: 'GET', path: '/v1/notifications', handler: 'functions/http/notifications.ts', auth: 'jwt', access: read },
+  // Creator payouts (issue 5)
+  { name: 'PayoutAccountCreate', method: 'POST', path: '/v1/creator/payout-account', handler: 'functions/http/payout-account-create.ts', auth: 'jwt', access: { ledger: 'readWrite', stripe: true } },
+  { name: 'PayoutAccountGet', method: 'GET', path: '/v1/creator/payout-account', handler: 'functions/http/payout-account-get.ts', auth: 'jwt', access: read },
+  { name: 'PayoutsCreate', method: 'POST', path: '/v1/payouts', handler: 'functions/http/payouts-create.ts', auth: 'jwt', access: { ledger: 'readWrite', sendsTo: ['payouts'] } },
+  { name: 'PayoutsGet', method: 'GET', path: '/v1/payouts/{payoutId}', handler: 'functions/http/payouts-get.ts', auth: 'jwt', access: read },
+  { name: 'PayoutsList', method: 'GET', path: '/v1/payouts', handler: 'functions/http/payouts-list.ts', auth: 'jwt', access: read },
+  // Recharge (issue 3)
+  { name: 'RechargesCreate', method: 'POST', path: '/v1/recharges', handler: 'functions/http/recharges-create.ts', auth: 'jwt', access: { ledger: 'readWrite', stripe: true } },
+  { name: 'RechargesGet', method: 'GET', path: '/v1/recharges/{rechargeId}', handler: 'functions/http/recharges-get.ts', auth: 'jwt', access: read },
+  {
+    name: 'StripeWebhook',
+    method: 'POST',
+    path: '/v1/webhooks/stripe',
+    handler: 'functions/http/stripe-webhook.ts',
+    auth: 'none',
+    access: { ledger: 'readWrite', stripe: true, connections: 'readWrite', postsToConnections: true },
+  },
+  { name: 'WalletBudget', method: 'PUT', path: '/v1/wallet/budget', handler: 'functions/http/wallet-budget.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
+  { name: 'WalletLock', method: 'PUT', path: '/v1/wallet/lock', handler: 'functions/http/wallet-lock.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
+  {
+    name: 'WalletReport',
+    method: 'POST',
+    path: '/v1/wallet/transactions/{transactionId}/report',
+    handler: 'functions/http/wallet-report.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
+  {
+    name: 'DevPayments',
+    method: 'POST',
+    path: '/dev/payments/{paymentIntentId}/{action}',
+    handler: 'functions/http/dev-payments.ts',
+    auth: 'none',
+    localOnly: true,
+    access: {},
+  },
 ];
 
 export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
@@ -89,16 +142,66 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   { name: 'WsDisconnect', routeKey: '$disconnect', handler: 'functions/ws/disconnect.ts', returnResponse: false, access: { connections: 'readWrite' } },
   { name: 'WsDefault', routeKey: '$default', handler: 'functions/ws/default.ts', returnResponse: true, access: {} },
   { name: 'WsPing', routeKey: 'ping', handler: 'functions/ws/ping.ts', returnResponse: true, access: {} },
+  {
+    name: 'WsSendGift',
+    routeKey: 'sendGift',
+    handler: 'functions/ws/send-gift.ts',
+    returnResponse: true,
+    access: { ledger: 'readWrite', connections: 'read', sendsTo: ['giftEvents'] },
+  },
+  { name: 'WsJoin', routeKey: 'join', handler: 'functions/ws/join.ts', returnResponse: true, access: { ledger: 'read', connections: 'readWrite' } },
 ];
 
 /** The $connect REQUEST authorizer (token and streamId from the query string). */
 export const WEBSOCKET_AUTHORIZER = { name: 'WsAuthorizer', handler: 'functions/ws/authorizer.ts', identitySource: ['route.request.querystring.token'] };
 
-export const QUEUES: QueueDefinition[] = [];
+/** The payout worker's timeout: a few transfers of at most a Stripe timeout each (stripe-client.ts). */
+const PAYOUT_WORKER_TIMEOUT_SECONDS = 60;
+/** The gift broadcaster's timeout: a few windows of sequencing and fan-out per stream. */
+const GIFT_BROADCASTER_TIMEOUT_SECONDS = 30;
 
-export const QUEUE_CONSUMERS: QueueConsumer[] = [];
+export const QUEUES: QueueDefinition[] = [
+  // Visibility 6x the worker's timeout (AWS guidance); five receives, then the DLQ for a human.
+  { logicalName: 'payouts', fifo: false, visibilityTimeoutSeconds: 6 * PAYOUT_WORKER_TIMEOUT_SECONDS, deadLetter: { maxReceiveCount: 5 } },
+  // FIFO, grouped by stream: one sequencer per stream (DESIGN.md, Live fan-out). Nudges only; the ledger is the outbox.
+  { logicalName: 'giftEvents', fifo: true, visibilityTimeoutSeconds: 6 * GIFT_BROADCASTER_TIMEOUT_SECONDS, deadLetter: { maxReceiveCount: 5 } },
+];
 
-export const SCHEDULES: Schedule[] = [];
+export const QUEUE_CONSUMERS: QueueConsumer[] = [
+  {
+    name: 'PayoutWorker',
+    queue: 'payouts',
+    handler: 'functions/queue/payout-worker.ts',
+    batchSize: 10,
+    // No window: a payout should be paid within seconds (API.md), and batches form under load anyway.
+    maximumBatchingWindowMs: 0,
+    // Records run one at a time per invocation: 5 invocations keep transfers well under Stripe's 25/s.
+    maxConcurrency: 5,
+    timeoutSeconds: PAYOUT_WORKER_TIMEOUT_SECONDS,
+    access: { ledger: 'readWrite', stripe: true, connections: 'read', postsToConnections: true },
+  },
+  {
+    name: 'GiftBroadcaster',
+    queue: 'giftEvents',
+    handler: 'functions/queue/broadcast-gifts.ts',
+    // FIFO: at most 10 per batch and no batching window (Lambda's rules); coalescing is the broadcaster's own window.
+    batchSize: 10,
+    maximumBatchingWindowMs: 0,
+    // Streams are broadcast in parallel up to this; one stream is never in two invocations (its message group).
+    maxConcurrency: 10,
+    timeoutSeconds: GIFT_BROADCASTER_TIMEOUT_SECONDS,
+    access: { ledger: 'readWrite', connections: 'readWrite', postsToConnections: true, sendsTo: ['giftEvents'] },
+  },
+];
+
+export const SCHEDULES: Schedule[] = [
+  // Recharges pending 24 h expire; a 15-minute sweep keeps the lag small at 96 runs a day.
+  // Payouts outbox: re-sends payouts left `requested` or stuck `processing` (API.md: paid within 60 s of a restart).
+  { name: 'SweepPayouts', handler: 'functions/scheduled/sweep-payouts.ts', everySeconds: 15, timeoutSeconds: 60, access: { ledger: 'readWrite', sendsTo: ['payouts'] } },
+  // Gift broadcast outbox: nudges streams whose gifts lost their nudge (a crash after the commit).
+  { name: 'SweepGiftBroadcasts', handler: 'functions/scheduled/sweep-gift-broadcasts.ts', everySeconds: 30, timeoutSeconds: 60, access: { ledger: 'readWrite', sendsTo: ['giftEvents'] } },
+  { name: 'ExpireRecharges', handler: 'functions/scheduled/expire-recharges.ts', everySeconds: 900, timeoutSeconds: 60, access: { ledger: 'readWrite', stripe: true } },
+];
 
 export function cloudHttpRoutes(): HttpRoute[] {
   return HTTP_ROUTES.filter((route) => !route.localOnly);

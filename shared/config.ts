@@ -155,3 +155,16 @@ export const queuesConfig = resettable(
     GIFT_EVENTS_QUEUE_URL: z.string().min(1).optional(),
   }),
 );
+
+export const payoutsConfig = resettable(
+  'payouts',
+  z.object({
+    /** A payout still `requested` this long after its last touch lost its message: the sweeper sends it again. */
+    PAYOUT_SWEEP_REQUESTED_AFTER_SECONDS: positiveInt.default(10),
+    /** A payout `processing` this long without progress is sent again (API.md: paid within 60 s of a restart). */
+    PAYOUT_SWEEP_PROCESSING_AFTER_SECONDS: positiveInt.default(30),
+    /** Where Stripe's onboarding sends the creator back; unset locally (the stand-in shows its own page). */
+    PAYOUT_ONBOARDING_RETURN_URL: z.url().optional(),
+    PAYOUT_ONBOARDING_REFRESH_URL: z.url().optional(),
+  }),
+);

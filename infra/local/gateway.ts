@@ -111,6 +111,19 @@ function isTextual(contentType: string | undefined): boolean {
   return contentType === undefined || /json|text|x-www-form-urlencoded|xml|javascript/i.test(contentType);
 }
 
+/**
+ * Path parameters arrive percent-decoded. A malformed escape (`%`, `%zz`, an encoded lone
+ * surrogate) is passed through as it came, for the route's schema to refuse with a 400,
+ * instead of failing the whole request.
+ */
+function decodePathParameter(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** API Gateway connection ids look like `L0SM9cOFvHcCIhw=`. */
 function newConnectionId(): string {
   return randomBytes(10).toString('base64');
@@ -138,6 +151,8 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
 
   async function handleHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const requestId = randomUUID();
+    // As API Gateway does: the request id (the functions' correlation id) on every answer.
+    response.setHeader('apigw-requestid', requestId);
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
     const method = (request.method ?? 'GET').toUpperCase();
     const staticRoute = method === 'GET' ? staticRoutes.get(url.pathname) : undefined;
@@ -152,7 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       const match = compiled.pattern.exec(url.pathname);
       if (!match) continue;
       const parameters: Record<string, string> = {};
-      compiled.parameterNames.forEach((name, index) => (parameters[name] = decodeURIComponent(match[index + 1] ?? '')));
+      compiled.parameterNames.forEach((name, index) => (parameters[name] = decodePathParameter(match[index + 1] ?? '')));
       matched = { compiled, parameters };
       break;
     }
@@ -334,6 +349,9 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       }
       webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
         sockets.set(connectionId, { socket: webSocket, connectedAt, authorizer, sourceIp });
+        // A frame over 128 KB or a broken frame: ws closes the connection (1009/1002), as API
+        // Gateway does; without a listener the error would crash the whole local stack.
+        webSocket.on('error', (error) => logger.info('websocket connection closed on a bad frame', { connectionId, reason: error.message }));
         webSocket.on('message', (data, isBinary) => {
           const body = isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString();
           void dispatchMessage(connectionId, webSocket, body, connectedAt, authorizer, sourceIp);

@@ -89,6 +89,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const { publicJwk } = await ensureIssuerKey(keyFile);
     const staticRoutes: StaticRoute[] = [
       { path: '/.well-known/jwks.json', contentType: 'application/json', body: () => JSON.stringify({ keys: [publicJwk] }) },
+      // The demo page (/, /app.js, /styles.css), /openapi.json and /docs; the page learns the
+      // WebSocket URL per request, once the gateway has its port.
     ];
     const gateway = await startGateway({ httpPort: options.httpPort, wsPort: options.wsPort, staticRoutes, isReady: () => ready });
     stoppers.push(() => gateway.stop());
@@ -112,6 +114,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     resetConfigForTests();
     resetJwksForTests();
+    // The logger was built at import, before this environment existed: apply its level now.
+    const level = process.env.LOG_LEVEL;
+    if (level === 'DEBUG' || level === 'INFO' || level === 'WARN' || level === 'ERROR' || level === 'SILENT') logger.setLogLevel(level);
 
     const client = new DynamoDBClient({ endpoint: dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     for (const table of TABLES) {

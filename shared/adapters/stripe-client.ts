@@ -11,9 +11,15 @@ import { awsConfig, stripeConfig } from '../config';
 export interface StripeSecrets {
   secretKey: string;
   webhookSecret: string;
+  /** The signing secret of the connected-accounts endpoint (account.updated), when it has its own. */
+  connectWebhookSecret?: string;
 }
 
-const secretJson = z.object({ secretKey: z.string().startsWith('sk_'), webhookSecret: z.string().startsWith('whsec_') });
+const secretJson = z.object({
+  secretKey: z.string().startsWith('sk_'),
+  webhookSecret: z.string().startsWith('whsec_'),
+  connectWebhookSecret: z.string().startsWith('whsec_').optional(),
+});
 
 let secrets: Promise<StripeSecrets> | undefined;
 export function stripeSecrets(): Promise<StripeSecrets> {
@@ -25,8 +31,9 @@ export function stripeSecrets(): Promise<StripeSecrets> {
     const client = new SecretsManagerClient({ region: awsConfig().AWS_REGION });
     const result = await client.send(new GetSecretValueCommand({ SecretId: config.STRIPE_SECRET_ARN }));
     const parsed = secretJson.safeParse(JSON.parse(result.SecretString ?? '{}'));
-    if (!parsed.success) throw new Error('The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_..."}');
-    return parsed.data;
+    if (!parsed.success) throw new Error('The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_...","connectWebhookSecret"?:"whsec_..."}');
+    const { connectWebhookSecret, ...required } = parsed.data;
+    return { ...required, ...(connectWebhookSecret !== undefined && { connectWebhookSecret }) };
   })().catch((error: unknown) => {
     secrets = undefined; // let the next invocation try again rather than caching a failure
     throw error;

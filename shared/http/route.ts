@@ -135,6 +135,8 @@ export function httpRoute<
     logger.appendKeys({ correlationId, route: event.routeKey });
     try {
       const caller = spec.auth ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : (undefined as unknown as Caller);
+      // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
+      if (!spec.body) rawBody(event);
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
       const query = parseWith(spec.query, event.queryStringParameters ?? {}, 'query');
       const path = parseWith(spec.path, event.pathParameters ?? {}, 'path');
@@ -160,12 +162,23 @@ export function httpRoute<
   };
   // The spec rides along on the handler so the OpenAPI document is generated from the very
   // schemas that parse the requests (shared/http/openapi.ts).
-  return Object.assign(middy(core), { routeSpec: { auth: spec.auth, idempotent: spec.idempotent ?? false, body: spec.body, query: spec.query, path: spec.path } });
+  return Object.assign(middy(core), {
+    routeSpec: {
+      auth: spec.auth,
+      idempotent: spec.idempotent ?? false,
+      rateLimited: (spec.rateLimited ?? false) || (spec.idempotent ?? false),
+      body: spec.body,
+      query: spec.query,
+      path: spec.path,
+    },
+  });
 }
 
 export interface PublishedRouteSpec {
   auth: boolean;
   idempotent: boolean;
+  /** Takes a token from the caller's rate-limit bucket (every idempotent route does). */
+  rateLimited?: boolean;
   body?: z.ZodType;
   query?: z.ZodType;
   path?: z.ZodType;

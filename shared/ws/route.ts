@@ -67,15 +67,17 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
     let requestId: string | undefined;
     try {
       const text = event.body ?? '';
-      if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch {
         throw new ValidationError('The message is not valid JSON.');
       }
+      // The requestId is read before any refusal, so every error can repeat it (API.md). Parsing
+      // first costs little: API Gateway never delivers a frame over 128 KB.
       const candidate = z.object({ requestId: z.string().max(255) }).safeParse(json);
       if (candidate.success) requestId = candidate.data.requestId;
+      if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
       const parsed = spec.body.safeParse(json);
       if (!parsed.success) throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
       const caller = callerFromAuthorizer(event);
@@ -87,5 +89,7 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       logger.removeKeys(['correlationId', 'route', 'connectionId']);
     }
   };
-  return middy(core);
+  // The schema rides along on the handler, as httpRoute's does, so tests and documents can
+  // generate frames from the very schema that parses them.
+  return Object.assign(middy(core), { routeSpec: { body: spec.body } });
 }

@@ -1,3 +1,4 @@
+import { ownEntry } from './state';
 import { newId, unixSeconds, type Account, type Charge, type Dispute, type PaymentIntent, type Refund, type State } from './state';
 import type { DeliveryResult, WebhookDispatcher } from './webhooks';
 
@@ -28,13 +29,13 @@ const disputeTrigger = (paymentIntentId: string): string => `charge.dispute.crea
 const onboardedTrigger = (accountId: string): string => `account.onboarded:${accountId}`;
 
 function requirePaymentIntent(state: State, id: string): PaymentIntent {
-  const paymentIntent = state.paymentIntents[id];
+  const paymentIntent = ownEntry(state.paymentIntents, id);
   if (paymentIntent === undefined) throw new StandInError(404, `No such payment_intent: '${id}'`);
   return paymentIntent;
 }
 
 function succeededCharge(state: State, paymentIntent: PaymentIntent, action: string): Charge {
-  const charge = paymentIntent.latest_charge === null ? undefined : state.charges[paymentIntent.latest_charge];
+  const charge = paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
   if (paymentIntent.status !== 'succeeded' || charge === undefined) {
     throw new StandInError(409, `Cannot ${action} ${paymentIntent.id}: it has status ${paymentIntent.status}, not succeeded`);
   }
@@ -186,7 +187,7 @@ export async function refundPayment(
 }
 
 export async function completeOnboarding(context: OperationsContext, accountId: string): Promise<DeliveryResult> {
-  const account: Account | undefined = context.state.accounts[accountId];
+  const account: Account | undefined = ownEntry(context.state.accounts, accountId);
   if (account === undefined) throw new StandInError(404, `No such account: '${accountId}'`);
   if (account.payouts_enabled) {
     const again = resend(context, onboardedTrigger(accountId));

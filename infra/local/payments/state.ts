@@ -297,3 +297,11 @@ export class StateStore {
     await rename(tempPath, this.filePath);
   }
 }
+
+/**
+ * Reads an id from a record of objects as a map: only own entries, so an id such as
+ * `__proto__` or `toString` from a request is just an unknown id, never the prototype.
+ */
+export function ownEntry<T>(record: Record<string, T>, id: string): T | undefined {
+  return Object.hasOwn(record, id) ? record[id] : undefined;
+}

@@ -1,3 +1,4 @@
+import { ownEntry } from './state';
 import { z } from 'zod';
 import type { FormObject, FormValue } from './form';
 import { newId, randomAlphanumeric, unixSeconds, type Account, type PaymentIntent, type State, type Transfer } from './state';
@@ -222,7 +223,7 @@ type Handler = (context: ApiContext, params: FormObject, pathIds: string[]) => A
 const ok = (body: unknown): ApiResult => ({ status: 200, body });
 
 function requirePaymentIntent(state: State, id: string): PaymentIntent {
-  const paymentIntent = state.paymentIntents[id];
+  const paymentIntent = ownEntry(state.paymentIntents, id);
   if (paymentIntent === undefined) throw resourceMissing(404, 'payment_intent', id);
   return paymentIntent;
 }
@@ -309,14 +310,14 @@ const createAccount: Handler = ({ state }, raw) => {
 
 const retrieveAccount: Handler = ({ state }, raw, [id = '']) => {
   parseParams(retrieveParams, raw);
-  const account = state.accounts[id];
+  const account = ownEntry(state.accounts, id);
   if (account === undefined) throw resourceMissing(404, 'account', id);
   return ok(account);
 };
 
 const createAccountLink: Handler = ({ state, baseUrl }, raw) => {
   const params = parseParams(createAccountLinkParams, raw);
-  if (state.accounts[params.account] === undefined) throw resourceMissing(400, 'account', params.account, 'account');
+  if (ownEntry(state.accounts, params.account) === undefined) throw resourceMissing(400, 'account', params.account, 'account');
   if (params.return_url !== undefined) state.onboardingReturnUrls[params.account] = params.return_url;
   const created = unixSeconds();
   return ok({
@@ -329,7 +330,7 @@ const createAccountLink: Handler = ({ state, baseUrl }, raw) => {
 
 const createTransfer: Handler = ({ state }, raw) => {
   const params = parseParams(createTransferParams, raw);
-  const destination = state.accounts[params.destination];
+  const destination = ownEntry(state.accounts, params.destination);
   if (destination === undefined) throw resourceMissing(400, 'destination', params.destination, 'destination');
   if (!destination.payouts_enabled || destination.capabilities.transfers !== 'active') {
     throw new StripeApiError(
@@ -364,7 +365,7 @@ const createTransfer: Handler = ({ state }, raw) => {
 
 const retrieveTransfer: Handler = ({ state }, raw, [id = '']) => {
   parseParams(retrieveParams, raw);
-  const transfer = state.transfers[id];
+  const transfer = ownEntry(state.transfers, id);
   if (transfer === undefined) throw resourceMissing(404, 'transfer', id);
   return ok(transfer);
 };

@@ -42,7 +42,11 @@ export const keys = {
   recharge: (rechargeId: string): ItemKey => ({ pk: `RECHARGE#${rechargeId}`, sk: 'RECHARGE' }),
   paymentIntent: (paymentIntentId: string): ItemKey => ({ pk: `PI#${paymentIntentId}`, sk: 'PI' }),
   stripeEvent: (eventId: string): ItemKey => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
+  /** A user's report of one of their transactions (POST /v1/wallet/transactions/{id}/report). */
+  transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `REPORT#${reportId}` }),
   payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
+  /** A creator's payouts, newest last: the item only names the payout (its status lives on the payout). */
+  userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `PAYOUT#${createdAt}#${payoutId}` }),
   stream: (streamId: string): ItemKey => ({ pk: `STREAM#${streamId}`, sk: 'STREAM' }),
   /** A batch of broadcast events; sk is the batch's last seq, zero-padded so it sorts. */
   streamEventBatch: (streamId: string, lastSeq: number): ItemKey => ({

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { newId, systemClock } from '../../shared/adapters/clock';
+import { giftEventPublisher } from '../../shared/adapters/gift-events';
+import { ledgerConfig } from '../../shared/config';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift } from '../../shared/usecases/gifts';
+
+/** POST /v1/streams/{streamId}/gifts { giftId, quantity } (Idempotency-Key): coins become the creator's diamonds in one step. */
+export const handler = httpRoute({
+  auth: true,
+  idempotent: true,
+  path: z.object({ streamId: opaqueId }),
+  body: z.object({
+    giftId: z.string().min(1).max(64),
+    quantity: z.number().int().min(MIN_GIFT_QUANTITY).max(MAX_GIFT_QUANTITY),
+  }),
+  handle: async ({ caller, path, body, idempotency }) => {
+    const { replayed: _replayed, ...answer } = await sendGift(
+      { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy },
+      caller,
+      { streamId: path.streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: idempotency.key },
+    );
+    return { status: 201, body: answer };
+  },
+});

@@ -1,0 +1,17 @@
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { pageQuery } from '../../shared/http/schemas';
+import { listNotifications } from '../../shared/usecases/streams';
+
+/** GET /v1/notifications?limit&cursor: the caller's gifts received, newest first. */
+export const handler = httpRoute({
+  auth: true,
+  query: pageQuery,
+  handle: async ({ caller, query }) => ({
+    status: 200,
+    body: await listNotifications({ store: ledgerStore() }, caller, {
+      limit: query.limit,
+      ...(query.cursor !== undefined && { cursor: query.cursor }),
+    }),
+  }),
+});

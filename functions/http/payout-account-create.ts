@@ -1,0 +1,28 @@
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
+import { payoutsConfig } from '../../shared/config';
+import { httpRoute } from '../../shared/http/route';
+import { createPayoutAccount } from '../../shared/usecases/payout-account';
+
+let connect: StripeConnectPayouts | undefined;
+function connectPayouts(): StripeConnectPayouts {
+  if (!connect) {
+    const config = payoutsConfig();
+    connect = new StripeConnectPayouts(undefined, {
+      ...(config.PAYOUT_ONBOARDING_RETURN_URL !== undefined && { returnUrl: config.PAYOUT_ONBOARDING_RETURN_URL }),
+      ...(config.PAYOUT_ONBOARDING_REFRESH_URL !== undefined && { refreshUrl: config.PAYOUT_ONBOARDING_REFRESH_URL }),
+    });
+  }
+  return connect;
+}
+
+/** POST /v1/creator/payout-account (no body): the creator's Connect account and a fresh onboarding link. */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  handle: async ({ caller }) => ({
+    status: 201,
+    body: await createPayoutAccount({ store: ledgerStore(), connect: connectPayouts(), now: () => systemClock.now() }, caller),
+  }),
+});

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { payoutQueue } from '../../shared/adapters/payout-queue';
+import { ledgerConfig } from '../../shared/config';
+import { httpRoute } from '../../shared/http/route';
+import { requestPayout } from '../../shared/usecases/payouts';
+
+/**
+ * Larger requests are refused as malformed: far above any daily maximum, and small enough that
+ * diamonds x rate stays a safe integer when the cents are computed.
+ */
+const MAX_DIAMONDS_IN_REQUEST = 1_000_000_000_000;
+
+const body = z.object({ diamonds: z.number().int().min(1).max(MAX_DIAMONDS_IN_REQUEST) });
+
+/** POST /v1/payouts { diamonds } (idempotent): 202, the transfer is made by the queue worker. */
+export const handler = httpRoute({
+  auth: true,
+  idempotent: true,
+  body,
+  handle: async ({ caller, body: input, idempotency }) => {
+    const answer = await requestPayout(
+      { store: ledgerStore(), queue: payoutQueue(), economy: ledgerConfig().economy, now: () => systemClock.now() },
+      caller,
+      { diamonds: input.diamonds },
+      idempotency,
+    );
+    return { status: answer.status, body: answer.body };
+  },
+});

@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { getPayout } from '../../shared/usecases/payouts';
+
+/** GET /v1/payouts/{payoutId}: the caller's payout; anyone else's is NOT_FOUND. */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ payoutId: opaqueId }),
+  handle: async ({ caller, path }) => ({ status: 200, body: await getPayout({ store: ledgerStore() }, caller, path.payoutId) }),
+});

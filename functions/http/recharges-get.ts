@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { getRecharge } from '../../shared/usecases/recharge';
+
+/** GET /v1/recharges/{rechargeId}: the caller's own recharge; anyone else's is NOT_FOUND. */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ rechargeId: opaqueId }),
+  handle: async ({ caller, path }) => ({ status: 200, body: await getRecharge({ store: ledgerStore() }, caller, path.rechargeId) }),
+});

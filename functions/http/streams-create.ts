@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { newId, systemClock } from '../../shared/adapters/clock';
+import { ledgerConfig } from '../../shared/config';
+import { httpRoute } from '../../shared/http/route';
+import { createStream, MAX_TITLE_LENGTH } from '../../shared/usecases/streams';
+
+/** POST /v1/streams { title }: go live (majority only). */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  body: z.object({ title: z.string().trim().min(1).max(MAX_TITLE_LENGTH) }),
+  handle: async ({ caller, body }) => ({
+    status: 201,
+    body: await createStream(
+      { store: ledgerStore(), now: () => systemClock.now(), newId, creatorShards: ledgerConfig().creatorShards },
+      caller,
+      { title: body.title },
+    ),
+  }),
+});

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
+import { postToAll } from '../../shared/adapters/connections-api';
+import { systemClock } from '../../shared/adapters/clock';
+import { giftEventPublisher } from '../../shared/adapters/gift-events';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { endStream } from '../../shared/usecases/streams';
+
+/** POST /v1/streams/{streamId}/end: its creator only; viewers get streamEnded after the gifts before it. */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  path: z.object({ streamId: opaqueId }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await endStream(
+      {
+        store: ledgerStore(),
+        connections: connectionsStore(),
+        publisher: giftEventPublisher(),
+        postStreamEnded: async (streamId) => {
+          const ids: string[] = [];
+          for await (const page of connectionsStore().streamConnectionIds(streamId)) ids.push(...page);
+          await postToAll(connectionPoster(), ids, { type: 'streamEnded', streamId });
+        },
+        now: () => systemClock.now(),
+      },
+      caller,
+      path.streamId,
+    ),
+  }),
+});

@@ -1,0 +1,15 @@
+import { z } from 'zod';
+import { connectionsStore, ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { getStream } from '../../shared/usecases/streams';
+
+/** GET /v1/streams/{streamId}: the stream with its gift coins and current viewers. */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ streamId: opaqueId }),
+  handle: async ({ path }) => ({
+    status: 200,
+    body: await getStream({ store: ledgerStore(), connections: connectionsStore() }, path.streamId),
+  }),
+});

@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { DEFAULT_LEADERBOARD_SIZE, MAX_LEADERBOARD_SIZE, streamLeaderboard } from '../../shared/usecases/streams';
+
+/** GET /v1/streams/{streamId}/leaderboard?limit: top gifters first (may lag the gifts by a batch). */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ streamId: opaqueId }),
+  query: z.object({ limit: z.coerce.number().int().min(1).max(MAX_LEADERBOARD_SIZE).default(DEFAULT_LEADERBOARD_SIZE) }),
+  handle: async ({ path, query }) => ({
+    status: 200,
+    body: await streamLeaderboard({ store: ledgerStore() }, path.streamId, query.limit),
+  }),
+});

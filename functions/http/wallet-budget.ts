@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { CURRENCIES } from '../../shared/domain/money';
+import { httpRoute } from '../../shared/http/route';
+import { setBudget } from '../../shared/usecases/wallet-settings';
+
+/** A monthly budget above a million units of any currency is a typo, not a budget. */
+export const MAX_MONTHLY_LIMIT_MINOR = 100_000_000;
+
+/** PUT /v1/wallet/budget { monthlyLimit: {amount, currency} | null } -> the wallet. */
+const body = z.object({
+  monthlyLimit: z
+    .object({ amount: z.number().int().min(0).max(MAX_MONTHLY_LIMIT_MINOR), currency: z.enum(CURRENCIES) })
+    .nullable(),
+});
+
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  body,
+  handle: async ({ caller, body: input }) => ({
+    status: 200,
+    body: await setBudget({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.monthlyLimit),
+  }),
+});

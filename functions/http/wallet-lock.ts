@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { setLock } from '../../shared/usecases/wallet-settings';
+
+/** PUT /v1/wallet/lock { locked } -> the wallet; a dispute lock cannot be lifted by its owner (423). */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  body: z.object({ locked: z.boolean() }),
+  handle: async ({ caller, body: input }) => ({
+    status: 200,
+    body: await setLock({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.locked),
+  }),
+});

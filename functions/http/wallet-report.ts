@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { reportTransaction } from '../../shared/usecases/wallet-settings';
+
+/** A report is a few sentences for a support agent, not a document. */
+export const MAX_REPORT_REASON_LENGTH = 2000;
+
+/** POST /v1/wallet/transactions/{transactionId}/report { reason } -> 201 { reportId }; locks the wallet. */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  path: z.object({ transactionId: opaqueId }),
+  body: z.object({ reason: z.string().trim().min(1).max(MAX_REPORT_REASON_LENGTH) }),
+  handle: async ({ caller, path, body: input }) => ({
+    status: 201,
+    body: await reportTransaction({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.transactionId, input.reason),
+  }),
+});

@@ -1,0 +1,78 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import type { ItemKey } from '../../shared/adapters/dynamo/keys';
+import { giftEventPublisher, giftNudge } from '../../shared/adapters/gift-events';
+import { logger } from '../../shared/logger';
+import { broadcastStream, BROADCAST_WINDOW_MS } from '../../shared/usecases/broadcast';
+
+/** Streams of one batch broadcast at once (a FIFO batch holds at most 10 messages). */
+const STREAMS_IN_PARALLEL = 10;
+
+/**
+ * Each stream's last frame from this instance: with the stream item's lastFrameAt, it spaces a
+ * busy stream's frames one window apart. Module scope: it lives as long as the warm instance.
+ */
+const lastFrames = new Map<string, number>();
+
+/**
+ * The gift-events FIFO consumer. A batch may hold several nudges of one stream (they coalesce
+ * into the same run) and nudges of other streams (broadcast side by side). A stream that fails
+ * reports all of its messages as failed, so the queue redelivers them, in order; the others are
+ * done. A malformed nudge is dropped: it names nothing the sweeper would not find.
+ */
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean }>();
+  for (const record of event.Records) {
+    let body: unknown;
+    try {
+      body = JSON.parse(record.body);
+    } catch {
+      body = undefined;
+    }
+    const parsed = giftNudge.safeParse(body);
+    if (!parsed.success) {
+      logger.error('malformed gift-events message dropped', { messageId: record.messageId });
+      continue;
+    }
+    const entry = byStream.get(parsed.data.streamId) ?? { records: [], named: [], ended: false };
+    entry.records.push(record);
+    if (parsed.data.gift) entry.named.push(parsed.data.gift);
+    if (parsed.data.ended) entry.ended = true;
+    byStream.set(parsed.data.streamId, entry);
+  }
+
+  const failed: string[] = [];
+  const streams = [...byStream.entries()];
+  let next = 0;
+  const worker = async () => {
+    while (next < streams.length) {
+      const current = streams[next++];
+      if (!current) break;
+      const [streamId, work] = current;
+      try {
+        const result = await broadcastStream(
+          {
+            store: ledgerStore(),
+            connections: connectionsStore(),
+            poster: connectionPoster(),
+            publisher: giftEventPublisher(),
+            now: () => systemClock.now(),
+            sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+            windowMs: BROADCAST_WINDOW_MS,
+            lastFrames,
+            remainingMs: () => context.getRemainingTimeInMillis(),
+          },
+          streamId,
+          { namedGifts: work.named, ended: work.ended },
+        );
+        if (result.events > 0) logger.info('gifts broadcast', { streamId, events: result.events, frames: result.frames, nudges: work.records.length });
+      } catch (error) {
+        logger.error('broadcast failed; the stream\'s nudges will be redelivered', { streamId, error: error instanceof Error ? error : String(error) });
+        failed.push(...work.records.map((record) => record.messageId));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STREAMS_IN_PARALLEL, streams.length) }, worker));
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}

@@ -1,0 +1,76 @@
+import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { pushWallet } from '../../shared/adapters/connections-api';
+import { payoutMessageSchema } from '../../shared/adapters/payout-queue';
+import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
+import { logger } from '../../shared/logger';
+import { processPayout, UnknownPayoutError, type ProcessPayoutDeps } from '../../shared/usecases/payouts';
+
+/**
+ * The payouts queue consumer (reportBatchItemFailures). Records run one after another, so an
+ * invocation makes at most one Stripe call at a time and the mapping's maxConcurrency bounds the
+ * transfer rate (Stripe: 25 requests a second per endpoint). A failed record goes back to the
+ * queue alone; after maxReceiveCount receives it lands in the DLQ.
+ */
+
+/**
+ * A record is not started with less time than this left: a transfer can take the Stripe timeout
+ * twice (the SDK's own retry) plus our bounded retries. The rest of the batch goes back unstarted.
+ */
+export const RECORD_START_BUDGET_MS = 25_000;
+
+let deps: ProcessPayoutDeps | undefined;
+function workerDeps(): ProcessPayoutDeps {
+  if (!deps) {
+    const store = ledgerStore();
+    deps = {
+      store,
+      connect: new StripeConnectPayouts(),
+      now: () => systemClock.now(),
+      notify: async (userId) => {
+        const wallet = await store.readWallet(userId, { consistent: true });
+        await pushWallet({ connections: connectionsStore(), poster: connectionPoster() }, wallet);
+      },
+    };
+  }
+  return deps;
+}
+
+export async function handleRecord(body: string, messageId: string): Promise<void> {
+  let payoutId: string;
+  try {
+    payoutId = payoutMessageSchema.parse(JSON.parse(body)).payoutId;
+  } catch {
+    // A poison message: it can never succeed, so it fails until the DLQ takes it for a human.
+    throw new UnknownPayoutError(`(unparseable message ${messageId})`);
+  }
+  logger.appendKeys({ payoutId });
+  try {
+    const outcome = await processPayout(workerDeps(), payoutId);
+    logger.info('payout message handled', { outcome });
+  } finally {
+    logger.removeKeys(['payoutId']);
+  }
+}
+
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const batchItemFailures: SQSBatchItemFailure[] = [];
+  for (const record of event.Records) {
+    if (context.getRemainingTimeInMillis() < RECORD_START_BUDGET_MS) {
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+      continue;
+    }
+    logger.appendKeys({ messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount });
+    try {
+      await handleRecord(record.body, record.messageId);
+    } catch (error) {
+      const level = error instanceof UnknownPayoutError ? 'error' : 'warn';
+      logger[level]('payout message failed; it goes back to the queue', { error: error instanceof Error ? error : String(error) });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    } finally {
+      logger.removeKeys(['messageId', 'receiveCount']);
+    }
+  }
+  return { batchItemFailures };
+};

@@ -1,0 +1,15 @@
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { stripePayments } from '../../shared/adapters/payments';
+import { logger } from '../../shared/logger';
+import { expirePendingRecharges } from '../../shared/usecases/recharge';
+
+/**
+ * A schedule (EventBridge on AWS, a timer locally): recharges pending for 24 hours fail and their
+ * PaymentIntents are cancelled. Each run is bounded; what it leaves, the next run takes.
+ */
+export const handler = async (): Promise<{ expired: number; skipped: number }> => {
+  const result = await expirePendingRecharges({ store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() });
+  logger.info('pending recharges swept', result);
+  return result;
+};

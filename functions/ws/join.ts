@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { connectionStreams } from '../../shared/adapters/dynamo/connection-streams';
+import { NotFoundError } from '../../shared/domain/errors';
+import { opaqueId } from '../../shared/http/schemas';
+import { readStream } from '../../shared/usecases/streams';
+import { wsRoute } from '../../shared/ws/route';
+
+/**
+ * `join { streamId }`: move this connection to another stream; the fan-out index follows at once.
+ * Answers `{ type: 'joined', streamId }` so a client knows from when on it receives that stream.
+ */
+export const handler = wsRoute({
+  body: z.object({ action: z.literal('join'), streamId: opaqueId }),
+  handle: async ({ body, connectionId }) => {
+    if (!(await readStream(ledgerStore(), body.streamId))) throw new NotFoundError('No such stream.');
+    if (!(await connectionStreams().moveToStream(connectionId, body.streamId))) throw new NotFoundError('This connection is not known any more; reconnect.');
+    return { type: 'joined', streamId: body.streamId };
+  },
+});

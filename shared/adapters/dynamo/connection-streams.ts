@@ -1,0 +1,55 @@
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { tablesConfig } from '../../config';
+import { dynamoClient } from '../clients';
+import type { DynamoSend } from './ledger-store';
+
+/**
+ * Which stream a WebSocket connection watches: read by `sendGift` (the gift goes to the stream
+ * the connection is on) and changed by `join`. Kept apart from ConnectionsStore, which serves
+ * $connect/$disconnect and the fan-out indexes.
+ */
+export class ConnectionStreams {
+  constructor(
+    private readonly client: DynamoSend,
+    readonly tableName: string,
+  ) {}
+
+  /** The connection's stream, or undefined when it has none or is not known (any more). */
+  async streamOf(connectionId: string): Promise<string | undefined> {
+    const result = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ProjectionExpression: 'streamId', ConsistentRead: true }),
+    );
+    const streamId = result.Item ? unmarshall(result.Item).streamId : undefined;
+    return typeof streamId === 'string' && streamId !== '' ? streamId : undefined;
+  }
+
+  /**
+   * Moves the connection to another stream (the byStream index follows). Conditional on the
+   * record existing, so a join racing $disconnect cannot resurrect a closed connection.
+   * Returns false when the connection is not known.
+   */
+  async moveToStream(connectionId: string, streamId: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ connectionId }),
+          UpdateExpression: 'SET streamId = :streamId',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: marshall({ ':streamId': streamId }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}
+
+let connectionStreamsStore: ConnectionStreams | undefined;
+export function connectionStreams(): ConnectionStreams {
+  connectionStreamsStore ??= new ConnectionStreams(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
+  return connectionStreamsStore;
+}

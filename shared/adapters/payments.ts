@@ -1,0 +1,142 @@
+import type Stripe from 'stripe';
+import { IdempotencyKeyReusedError, TransientDependencyError, ValidationError } from '../domain/errors';
+import type { Money } from '../domain/money';
+import { sha256Hex } from './dynamo/keys';
+import { stripeClient, stripeSecrets } from './stripe-client';
+
+/**
+ * The payments port: what the recharge use cases need from Stripe, and nothing else. The use
+ * cases take it as an argument, so unit tests pass a fake and count its calls.
+ */
+export interface CreatePaymentIntentInput {
+  userId: string;
+  /** The client's Idempotency-Key: a duplicate request gets the same PaymentIntent back. */
+  clientKey: string;
+  rechargeId: string;
+  packageId: string;
+  coins: number;
+  price: Money;
+}
+
+export interface CreatedPaymentIntent {
+  paymentIntentId: string;
+  clientSecret: string;
+}
+
+/** Where a PaymentIntent stands after a cancel attempt. */
+export type CancelOutcome = 'canceled' | 'succeeded' | 'processing' | 'missing';
+
+export interface Payments {
+  createPaymentIntent(input: CreatePaymentIntentInput): Promise<CreatedPaymentIntent>;
+  /** Cancels a PaymentIntent that was never paid; tells what it is when it cannot be cancelled. */
+  cancelPaymentIntent(paymentIntentId: string): Promise<CancelOutcome>;
+  /** The event, verified on the raw body; a bad or stale signature is a ValidationError (400). */
+  verifyWebhook(rawBody: string, signatureHeader: string | undefined): Promise<unknown>;
+}
+
+/** Stripe's own default tolerance: an event signed more than 5 minutes ago is refused (replay guard). */
+export const WEBHOOK_TOLERANCE_SECONDS = 300;
+
+/**
+ * The Stripe idempotency key for a recharge: hashed from the user and the client's key, so it is
+ * scoped to the user and always within Stripe's 255 characters, and a duplicate request (even one
+ * racing the first) gets the same PaymentIntent.
+ */
+export function paymentIdempotencyKey(userId: string, clientKey: string): string {
+  return `recharge-${sha256Hex(`${userId}:${clientKey}`)}`;
+}
+
+type StripeErrorLike = { type?: unknown; code?: unknown; statusCode?: unknown };
+function stripeErrorOf(error: unknown): StripeErrorLike {
+  return typeof error === 'object' && error !== null ? (error as StripeErrorLike) : {};
+}
+
+export class StripePayments implements Payments {
+  constructor(
+    private readonly client: () => Promise<Stripe> = stripeClient,
+    /**
+     * The endpoint secrets to accept: Stripe signs Connect events (`account.updated`) for a
+     * connected-accounts endpoint with a secret of its own, so there may be two.
+     */
+    private readonly webhookSecrets: () => Promise<string[]> = async () => {
+      const secrets = await stripeSecrets();
+      return [secrets.webhookSecret, ...(secrets.connectWebhookSecret ? [secrets.connectWebhookSecret] : [])];
+    },
+  ) {}
+
+  async createPaymentIntent(input: CreatePaymentIntentInput): Promise<CreatedPaymentIntent> {
+    const stripe = await this.client();
+    try {
+      const paymentIntent = await stripe.paymentIntents.create(
+        {
+          amount: input.price.amount,
+          currency: input.price.currency.toLowerCase(),
+          automatic_payment_methods: { enabled: true },
+          // Every value is derived from the request, so a duplicate sends identical parameters
+          // and Stripe replays the first PaymentIntent instead of refusing the key.
+          metadata: { userId: input.userId, rechargeId: input.rechargeId, packageId: input.packageId, coins: String(input.coins) },
+        },
+        { idempotencyKey: paymentIdempotencyKey(input.userId, input.clientKey) },
+      );
+      if (!paymentIntent.client_secret) throw new TransientDependencyError('Stripe returned a PaymentIntent without a client secret');
+      return { paymentIntentId: paymentIntent.id, clientSecret: paymentIntent.client_secret };
+    } catch (error) {
+      if (stripeErrorOf(error).type === 'StripeIdempotencyError') {
+        throw new IdempotencyKeyReusedError('This Idempotency-Key was used with a different request.', { cause: error });
+      }
+      if (error instanceof TransientDependencyError) throw error;
+      throw new TransientDependencyError('Stripe did not create the PaymentIntent', { cause: error });
+    }
+  }
+
+  async cancelPaymentIntent(paymentIntentId: string): Promise<CancelOutcome> {
+    const stripe = await this.client();
+    try {
+      await stripe.paymentIntents.cancel(paymentIntentId, { cancellation_reason: 'abandoned' });
+      return 'canceled';
+    } catch (error) {
+      const { code } = stripeErrorOf(error);
+      if (code === 'resource_missing') return 'missing';
+      if (code !== 'payment_intent_unexpected_state') throw new TransientDependencyError('Stripe did not cancel the PaymentIntent', { cause: error });
+    }
+    // It could not be cancelled: say why, from what it is now.
+    const current = await stripe.paymentIntents.retrieve(paymentIntentId);
+    if (current.status === 'canceled') return 'canceled';
+    if (current.status === 'succeeded') return 'succeeded';
+    return 'processing';
+  }
+
+  async verifyWebhook(rawBody: string, signatureHeader: string | undefined): Promise<unknown> {
+    if (signatureHeader === undefined || signatureHeader === '') {
+      throw new ValidationError('The Stripe-Signature header is missing.', { details: [{ path: 'headers.stripe-signature', message: 'required' }] });
+    }
+    // A header without a timestamp and a v1 signature makes the SDK throw a plain Error
+    // ("secureCompare must receive two arguments"): refuse it as the bad signature it is.
+    if (!STRIPE_SIGNATURE_SHAPE.test(signatureHeader)) throw badSignature();
+    const [stripe, secrets] = await Promise.all([this.client(), this.webhookSecrets()]);
+    for (const secret of secrets) {
+      try {
+        return stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, WEBHOOK_TOLERANCE_SECONDS);
+      } catch (error) {
+        if (stripeErrorOf(error).type !== 'StripeSignatureVerificationError') throw error;
+      }
+    }
+    throw badSignature();
+  }
+}
+
+/** `t=<unix seconds>` and at least one non-empty `v1=` signature, in any order. */
+const STRIPE_SIGNATURE_SHAPE = /^(?=.*(?:^|,)t=\d+(?:,|$))(?=.*(?:^|,)v1=[0-9a-f]+(?:,|$)).{1,4096}$/;
+
+function badSignature(): ValidationError {
+  return new ValidationError('The Stripe signature does not match the body, or is too old.', {
+    details: [{ path: 'headers.stripe-signature', message: 'signature verification failed' }],
+  });
+}
+
+let payments: StripePayments | undefined;
+/** The Stripe payments adapter, built once per cold start. */
+export function stripePayments(): StripePayments {
+  payments ??= new StripePayments();
+  return payments;
+}

@@ -1,0 +1,443 @@
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { z } from 'zod';
+import { conditions } from '../adapters/dynamo/conditions';
+import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys } from '../adapters/dynamo/keys';
+import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
+import type { GiftEventPublisher } from '../adapters/gift-events';
+import { ForbiddenError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
+import { assertAdult, type Caller } from '../domain/identity';
+import { logger } from '../logger';
+import { decodeCursor, encodeCursor } from './wallet';
+
+/**
+ * Live streams: going live, ending, reading a stream, its leaderboard, its broadcast events for
+ * catch-up, the live list, and a creator's gift notifications.
+ *
+ * The stream item is never written per gift (it would be a hot key: one item takes ~500
+ * transactional writes a second). Its `seq`, `giftCoins` and `lastFrameAt` are written by the
+ * broadcaster once per batch of gifts (shared/usecases/broadcast.ts).
+ */
+
+/** byStatus GSI partitions of stream items. A live stream is listed under LIVE, newest first. */
+export const LIVE_STATUS_PK = 'LIVE';
+/**
+ * An ended stream stays findable here for a while, so the sweeper still broadcasts gifts that
+ * committed just before the end; the sweeper removes it from the index afterwards.
+ */
+export const RECENTLY_ENDED_STATUS_PK = 'ENDED_RECENTLY';
+/** How long an ended stream is still swept for gifts not yet broadcast. */
+export const RECENTLY_ENDED_SWEEP_MS = 10 * 60 * 1000;
+
+/** The sparse index partition of one stream's gifts not yet broadcast, per creator shard. */
+export function unsentStatusPk(streamId: string, shard: number): string {
+  return `UNSENT#${streamId}#${shard}`;
+}
+
+export const MAX_TITLE_LENGTH = 140;
+export const DEFAULT_STREAM_PAGE_SIZE = 20;
+export const MAX_STREAM_PAGE_SIZE = 100;
+export const DEFAULT_LEADERBOARD_SIZE = 10;
+export const MAX_LEADERBOARD_SIZE = 100;
+export const MAX_EVENTS_PAGE_SIZE = 100;
+/** Bounds the event-batch items read for one catch-up page (each holds at least one event). */
+const MAX_EVENT_BATCH_READS = 4;
+/** Creating a stream retries the creator-shards raise if another request raised it meanwhile. */
+const CREATE_STREAM_ATTEMPTS = 3;
+
+export type StreamStatus = 'live' | 'ended';
+
+export interface StreamRecord {
+  streamId: string;
+  creatorId: string;
+  title: string;
+  status: StreamStatus;
+  startedAt: string;
+  endedAt?: string;
+  /** The last seq assigned to a broadcast event (0: none yet). */
+  seq: number;
+  /** Coins gifted, as far as broadcast (lags the gifts by a batch). */
+  giftCoins: number;
+  /** The creator's shard count when the stream started: gifts to it land on these shards. */
+  creatorShards: number;
+  /** Epoch ms of the last frame sent to viewers (the broadcaster's window). */
+  lastFrameAt?: number;
+}
+
+const nonNegativeInt = z.number().int().nonnegative();
+const streamItemSchema = z.object({
+  streamId: z.string().min(1),
+  creatorId: z.string().min(1),
+  title: z.string(),
+  status: z.enum(['live', 'ended']),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  seq: nonNegativeInt,
+  giftCoins: nonNegativeInt,
+  creatorShards: z.number().int().positive(),
+  lastFrameAt: nonNegativeInt.optional(),
+});
+
+/** A stream item as stored; a malformed one is a broken invariant, never shown to a client. */
+export function streamFromItem(item: Item): StreamRecord {
+  const parsed = streamItemSchema.safeParse(item);
+  if (!parsed.success) throw new InvariantViolation(`stream item ${String(item.pk)} is malformed: ${parsed.error.message}`);
+  const { endedAt, lastFrameAt, ...rest } = parsed.data;
+  return { ...rest, ...(endedAt !== undefined && { endedAt }), ...(lastFrameAt !== undefined && { lastFrameAt }) };
+}
+
+export async function readStream(store: LedgerStore, streamId: string, options: { consistent?: boolean } = {}): Promise<StreamRecord | undefined> {
+  const item = await store.getItem(keys.stream(streamId), options);
+  return item ? streamFromItem(item) : undefined;
+}
+
+async function requireStream(store: LedgerStore, streamId: string, consistent = false): Promise<StreamRecord> {
+  const stream = await readStream(store, streamId, { consistent });
+  if (!stream) throw new NotFoundError('No such stream.');
+  return stream;
+}
+
+export interface CreatedStreamView {
+  streamId: string;
+  creatorId: string;
+  title: string;
+  status: StreamStatus;
+  startedAt: string;
+}
+
+export interface StreamView extends CreatedStreamView {
+  endedAt?: string;
+  giftCoins: number;
+  viewers: number;
+}
+
+function createdView(stream: StreamRecord): CreatedStreamView {
+  return { streamId: stream.streamId, creatorId: stream.creatorId, title: stream.title, status: stream.status, startedAt: stream.startedAt };
+}
+
+function fullView(stream: StreamRecord, viewers: number): StreamView {
+  return { ...createdView(stream), ...(stream.endedAt !== undefined && { endedAt: stream.endedAt }), giftCoins: stream.giftCoins, viewers };
+}
+
+/** Thrown inside createStream when another request raised the creator's shards meanwhile. */
+class ShardsChanged extends Error {}
+
+/**
+ * POST /v1/streams: majority only. Also makes sure the creator's wallet spreads gift credits over
+ * at least the configured number of shards (never fewer than before: credits already sit on
+ * them), and copies that count onto the stream, so every gift to it picks its shard the same way.
+ */
+export async function createStream(
+  deps: { store: LedgerStore; now: () => Date; newId: (prefix: string, now: Date) => string; creatorShards: number },
+  caller: Caller,
+  input: { title: string },
+): Promise<CreatedStreamView> {
+  const now = deps.now();
+  assertAdult(caller, now);
+  const streamId = deps.newId('st', now);
+  const startedAt = now.toISOString();
+  for (let attempt = 1; ; attempt += 1) {
+    const walletItem = await deps.store.getItem(keys.wallet(caller.userId), { consistent: true });
+    const existing = typeof walletItem?.creatorShards === 'number' ? walletItem.creatorShards : 0;
+    const shards = Math.max(existing, deps.creatorShards);
+    const stream: StreamRecord = {
+      streamId,
+      creatorId: caller.userId,
+      title: input.title,
+      status: 'live',
+      startedAt,
+      seq: 0,
+      giftCoins: 0,
+      creatorShards: shards,
+    };
+    const ops = [];
+    if (shards !== existing) {
+      ops.push(
+        deps.store.update(
+          'raise creator shards',
+          keys.wallet(caller.userId),
+          {
+            expression: 'SET creatorShards = :shards',
+            // Shards only ever grow: a lower count would hide credits on the shards above it.
+            condition: 'attribute_not_exists(creatorShards) OR creatorShards <= :shards',
+            values: { ':shards': shards },
+          },
+          () => new ShardsChanged(),
+        ),
+      );
+    }
+    ops.push(
+      deps.store.put(
+        'stream',
+        { ...keys.stream(streamId), ...stream, statusPk: LIVE_STATUS_PK, statusSk: startedAt },
+        { expression: conditions.isNew },
+        () => new InvariantViolation(`stream id ${streamId} already exists`),
+      ),
+    );
+    try {
+      await deps.store.transactWrite(ops);
+      return createdView(stream);
+    } catch (error) {
+      if (error instanceof ShardsChanged && attempt < CREATE_STREAM_ATTEMPTS) continue;
+      throw error;
+    }
+  }
+}
+
+/**
+ * POST /v1/streams/{id}/end: its creator only. The stream leaves the live list at once; viewers
+ * get `streamEnded` from the broadcaster, after the gifts that committed before the end, so the
+ * order on every connection is the order of the ledger. Ending twice answers the ended stream.
+ */
+export async function endStream(
+  deps: {
+    store: LedgerStore;
+    connections: ConnectionsStore;
+    publisher: GiftEventPublisher;
+    /** Used only when the queue cannot be reached: viewers still learn that the stream ended. */
+    postStreamEnded: (streamId: string) => Promise<void>;
+    now: () => Date;
+  },
+  caller: Caller,
+  streamId: string,
+): Promise<StreamView> {
+  const stream = await requireStream(deps.store, streamId, true);
+  if (stream.creatorId !== caller.userId) throw new ForbiddenError('Only the creator of a stream can end it.');
+  if (stream.status === 'live') {
+    const endedAt = deps.now().toISOString();
+    let endedNow = true;
+    try {
+      await deps.store.transactWrite([
+        deps.store.update(
+          'end stream',
+          keys.stream(streamId),
+          {
+            expression: 'SET #status = :ended, endedAt = :endedAt, statusPk = :statusPk, statusSk = :endedAt',
+            condition: '#status = :live',
+            names: { '#status': 'status' },
+            values: { ':ended': 'ended', ':live': 'live', ':endedAt': endedAt, ':statusPk': RECENTLY_ENDED_STATUS_PK },
+          },
+          () => new StreamAlreadyEnded(),
+        ),
+      ]);
+    } catch (error) {
+      if (!(error instanceof StreamAlreadyEnded)) throw error;
+      endedNow = false;
+    }
+    if (endedNow) {
+      try {
+        await deps.publisher.publish([{ nudge: { streamId, ended: true }, deduplicationId: `end:${streamId}` }]);
+      } catch (error) {
+        logger.warn('could not queue streamEnded; posting it directly', { streamId, error: error instanceof Error ? error.message : String(error) });
+        await deps.postStreamEnded(streamId);
+      }
+    }
+  }
+  const [ended, viewers] = await Promise.all([requireStream(deps.store, streamId, true), deps.connections.countStreamViewers(streamId)]);
+  return fullView(ended, viewers);
+}
+
+class StreamAlreadyEnded extends Error {}
+
+/** GET /v1/streams/{id}: totals as far as broadcast, and the connections watching it now. */
+export async function getStream(deps: { store: LedgerStore; connections: ConnectionsStore }, streamId: string): Promise<StreamView> {
+  const [stream, viewers] = await Promise.all([requireStream(deps.store, streamId), deps.connections.countStreamViewers(streamId)]);
+  return fullView(stream, viewers);
+}
+
+const streamCursorSchema = z.object({ startedAt: z.string().min(1).max(64), streamId: z.string().min(1).max(128) });
+
+export function encodeStreamCursor(stream: { startedAt: string; streamId: string }): string {
+  return Buffer.from(JSON.stringify({ startedAt: stream.startedAt, streamId: stream.streamId }), 'utf8').toString('base64url');
+}
+
+export function decodeStreamCursor(cursor: string): { startedAt: string; streamId: string } | undefined {
+  try {
+    const parsed = streamCursorSchema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** GET /v1/streams: live streams, newest first, from the sparse byStatus index (no Scan). */
+export async function listLiveStreams(
+  deps: { store: LedgerStore },
+  page: { limit: number; cursor?: string },
+): Promise<{ items: Array<CreatedStreamView & { giftCoins: number }>; nextCursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : decodeStreamCursor(page.cursor);
+  if (page.cursor !== undefined && after === undefined) {
+    throw new ValidationError('The cursor is not one this API gave out.', { details: [{ path: 'query.cursor', message: 'unknown cursor' }] });
+  }
+  const result = await deps.store.query({
+    indexName: 'byStatus',
+    keyCondition: 'statusPk = :live',
+    values: { ':live': LIVE_STATUS_PK },
+    ascending: false,
+    limit: page.limit,
+    ...(after && {
+      exclusiveStartKey: marshall({ ...keys.stream(after.streamId), statusPk: LIVE_STATUS_PK, statusSk: after.startedAt }),
+    }),
+  });
+  const streams = result.items.map(streamFromItem);
+  const last = streams[streams.length - 1];
+  return {
+    items: streams.map((stream) => ({ ...createdView(stream), giftCoins: stream.giftCoins })),
+    nextCursor: result.lastEvaluatedKey && last ? encodeStreamCursor(last) : null,
+  };
+}
+
+/** A leaderboard shard's GSI partition: the leaderboard items' own partition key. */
+export function leaderboardPartition(streamId: string, shard: number): string {
+  return keys.leaderboardEntry(streamId, shard, '').pk;
+}
+
+/**
+ * GET /v1/streams/{id}/leaderboard: the top of each leaderboard shard (GSI ordered by coins),
+ * merged. A gifter's total lives on exactly one shard, so the merge is exact.
+ */
+export async function streamLeaderboard(
+  deps: { store: LedgerStore },
+  streamId: string,
+  limit: number,
+): Promise<{ items: Array<{ userId: string; coins: number }> }> {
+  const stream = await requireStream(deps.store, streamId);
+  const pages = await Promise.all(
+    Array.from({ length: stream.creatorShards }, (_, shard) =>
+      deps.store.query({
+        indexName: 'leaderboard',
+        keyCondition: 'lbPk = :lbPk',
+        values: { ':lbPk': leaderboardPartition(streamId, shard) },
+        ascending: false,
+        limit,
+      }),
+    ),
+  );
+  const entries = pages
+    .flatMap((page) => page.items)
+    .map((item) => ({ userId: String(item.userId), coins: typeof item.lbCoins === 'number' ? item.lbCoins : 0 }))
+    .sort((a, b) => b.coins - a.coins || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  return { items: entries.slice(0, limit) };
+}
+
+export const giftEventSchema = z.object({
+  type: z.literal('gift'),
+  streamId: z.string(),
+  seq: z.number().int().positive(),
+  giftTxId: z.string(),
+  fromUserId: z.string(),
+  giftId: z.string(),
+  quantity: z.number().int().positive(),
+  coins: z.number().int().nonnegative(),
+  at: z.string(),
+});
+export type GiftEvent = z.infer<typeof giftEventSchema>;
+
+const eventBatchEvents = z.array(giftEventSchema);
+
+/**
+ * GET /v1/streams/{id}/events?after=&limit=: the events broadcast after `after`, in seq order.
+ * Events are stored one item per broadcast batch, keyed by the batch's last seq, so the first
+ * batch whose last seq is past `after` is where the page starts. `nextSeq` is what to pass as
+ * `after` for the next page (the last seq returned, or `after` when there is nothing newer).
+ */
+export async function streamEvents(
+  deps: { store: LedgerStore },
+  streamId: string,
+  page: { after: number; limit: number },
+): Promise<{ items: GiftEvent[]; nextSeq: number }> {
+  const batchPartition = keys.streamEventBatch(streamId, 0).pk;
+  const stream = await requireStream(deps.store, streamId);
+  const items: GiftEvent[] = [];
+  let lowerSk = keys.streamEventBatch(streamId, page.after).sk;
+  for (let read = 0; read < MAX_EVENT_BATCH_READS && items.length < page.limit; read += 1) {
+    const result = await deps.store.query({
+      keyCondition: 'pk = :pk AND sk > :after',
+      values: { ':pk': batchPartition, ':after': lowerSk },
+      ascending: true,
+      limit: page.limit,
+    });
+    for (const batch of result.items) {
+      const events = typeof batch.events === 'string' ? eventBatchEvents.safeParse(JSON.parse(batch.events)) : undefined;
+      if (!events?.success) throw new InvariantViolation(`event batch ${String(batch.sk)} of stream ${streamId} is malformed`);
+      for (const event of events.data) if (event.seq > page.after && items.length < page.limit) items.push(event);
+      lowerSk = String(batch.sk);
+    }
+    if (!result.lastEvaluatedKey) break;
+  }
+  // Events past the stream's committed seq cannot exist; the check guards the invariant cheaply.
+  const last = items[items.length - 1];
+  if (last && last.seq > stream.seq) throw new InvariantViolation(`stream ${streamId} has event ${last.seq} past its seq ${stream.seq}`);
+  return { items, nextSeq: last ? last.seq : page.after };
+}
+
+export interface NotificationView {
+  id: string;
+  type: 'gift_received';
+  streamId: string;
+  fromUserId: string;
+  giftId: string;
+  quantity: number;
+  diamonds: number;
+  createdAt: string;
+}
+
+const giftReceivedItem = z.object({
+  entryId: z.string(),
+  entryType: z.literal('gift_received'),
+  diamonds: z.number().int(),
+  createdAt: z.string(),
+  sk: z.string(),
+  ref: z.object({ streamId: z.string(), fromUserId: z.string(), giftId: z.string(), quantity: z.number().int() }),
+});
+
+/**
+ * GET /v1/notifications: the caller's gift_received entries, newest first. They live on the
+ * creator's shard entry partitions (USER#c#E<k>), so a page merges one query per shard; the
+ * cursor is the last sort key returned, which orders them all.
+ */
+export async function listNotifications(
+  deps: { store: LedgerStore },
+  caller: Caller,
+  page: { limit: number; cursor?: string },
+): Promise<{ items: NotificationView[]; nextCursor: string | null }> {
+  const walletItem = await deps.store.getItem(keys.wallet(caller.userId));
+  const shards = typeof walletItem?.creatorShards === 'number' ? walletItem.creatorShards : 0;
+  const upper = page.cursor === undefined ? ENTRY_PREFIX_END : decodeCursor(page.cursor);
+  if (upper === undefined) {
+    throw new ValidationError('The cursor is not one this API gave out.', { details: [{ path: 'query.cursor', message: 'unknown cursor' }] });
+  }
+  const pages = await Promise.all(
+    Array.from({ length: shards }, (_, shard) =>
+      deps.store.query({
+        keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
+        values: { ':pk': keys.shardEntryPartition(caller.userId, shard), ':lower': ENTRY_PREFIX, ':upper': upper },
+        ascending: false,
+        // One extra to know whether a next page exists, one more because BETWEEN includes the cursor.
+        limit: page.limit + (page.cursor === undefined ? 1 : 2),
+      }),
+    ),
+  );
+  const merged = pages
+    .flatMap((result) => result.items)
+    .filter((item) => typeof item.sk === 'string' && item.sk < upper)
+    .sort((a, b) => (String(b.sk) < String(a.sk) ? -1 : String(b.sk) > String(a.sk) ? 1 : 0));
+  const pageItems = merged.slice(0, page.limit);
+  const items = pageItems.map((item): NotificationView => {
+    const parsed = giftReceivedItem.safeParse(item);
+    if (!parsed.success) throw new InvariantViolation(`gift_received entry ${String(item.sk)} is malformed`);
+    const entry = parsed.data;
+    return {
+      id: entry.entryId,
+      type: 'gift_received',
+      streamId: entry.ref.streamId,
+      fromUserId: entry.ref.fromUserId,
+      giftId: entry.ref.giftId,
+      quantity: entry.ref.quantity,
+      diamonds: entry.diamonds,
+      createdAt: entry.createdAt,
+    };
+  });
+  const last = pageItems[pageItems.length - 1];
+  return { items, nextCursor: merged.length > page.limit && last ? encodeCursor(String(last.sk)) : null };
+}

@@ -1,0 +1,353 @@
+import { z } from 'zod';
+import { newId } from '../adapters/clock';
+import { conditions } from '../adapters/dynamo/conditions';
+import { keys } from '../adapters/dynamo/keys';
+import { entryItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import { InvariantViolation, TransientDependencyError } from '../domain/errors';
+import type { LedgerEntry } from '../domain/ledger';
+import { logger } from '../logger';
+import { applyAccountUpdated } from './payout-account';
+import {
+  budgetRestoreOp,
+  clawbackTarget,
+  ConcurrentChange,
+  isCredited,
+  markRechargeFailed,
+  MAX_RECHARGE_WRITE_ATTEMPTS,
+  rechargeTransitionOp,
+  readRecharge,
+  type RechargeRecord,
+} from './recharge';
+
+/**
+ * Stripe webhook events, applied to the ledger exactly once. The event arrives already verified
+ * (signature and age) by the payments adapter; here it is parsed (only the fields used) and
+ * applied. Every effect is one transaction that also writes the event's marker item under
+ * "is new", so a redelivered event does nothing; and since Stripe may send events for one
+ * PaymentIntent in any order, each transition also conditions on the recharge's version.
+ *
+ * Coins are minted only here, on `payment_intent.succeeded`, once per PaymentIntent. Disputes and
+ * refunds take coins back as far as the balance allows; the rest becomes `owedCoins`, which the
+ * next credit pays first; the wallet is locked with reason 'dispute', which its owner cannot undo.
+ */
+
+/** Stripe retries an event for up to 3 days; its marker is kept well past that. */
+export const EVENT_MARKER_TTL_SECONDS = 30 * 24 * 60 * 60;
+
+export type WebhookOutcome = 'credited' | 'failed' | 'clawed_back' | 'recorded' | 'account_updated' | 'duplicate' | 'ignored';
+
+export interface WebhookDeps {
+  store: LedgerStore;
+  now: () => Date;
+  /** After a balance change commits: push the wallet to the user's open connections. Best effort. */
+  notifyWallet?: (userId: string) => Promise<void>;
+}
+
+const stripeId = z.string().min(1).max(255);
+const amountMinor = z.number().int().nonnegative();
+/** Expandable references arrive as an id or as the object itself. */
+const reference = z.union([stripeId, z.object({ id: stripeId })]).transform((value) => (typeof value === 'string' ? value : value.id));
+
+const eventEnvelope = z.object({
+  id: stripeId,
+  type: z.string().min(1),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+const paymentIntentObject = z.object({
+  id: stripeId,
+  metadata: z.record(z.string(), z.string()).nullish(),
+});
+const disputeObject = z.object({ id: stripeId, amount: amountMinor, payment_intent: reference.nullish() });
+const chargeObject = z.object({ id: stripeId, amount: amountMinor, amount_refunded: amountMinor, payment_intent: reference.nullish() });
+const accountObject = z.object({ id: stripeId, payouts_enabled: z.boolean() });
+const paymentIntentMapping = z.object({ rechargeId: z.string().min(1), userId: z.string().min(1) });
+
+function parseObject<T extends z.ZodType>(schema: T, event: { id: string; type: string; data: { object: unknown } }): z.infer<T> {
+  const parsed = schema.safeParse(event.data.object);
+  // The signature was valid, so this is Stripe's event in a shape we do not understand: a 500
+  // makes Stripe retry while the alarm on errors gets someone to look.
+  if (!parsed.success) throw new InvariantViolation(`event ${event.id} (${event.type}) has an unexpected shape: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+/** Thrown by the marker op when the event was already applied. */
+class DuplicateEvent extends Error {
+  constructor() {
+    super('event already processed');
+    this.name = 'DuplicateEvent';
+  }
+}
+
+function markerOp(deps: WebhookDeps, event: { id: string; type: string }): WriteOp {
+  const now = deps.now();
+  return deps.store.put(
+    'stripe event marker',
+    {
+      ...keys.stripeEvent(event.id),
+      eventId: event.id,
+      eventType: event.type,
+      processedAt: now.toISOString(),
+      expiresAt: Math.floor(now.getTime() / 1000) + EVENT_MARKER_TTL_SECONDS,
+    },
+    { expression: conditions.isNew },
+    () => new DuplicateEvent(),
+  );
+}
+
+/** Applies one verified event. Unknown types and events for payments that are not ours are ignored. */
+export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): Promise<WebhookOutcome> {
+  const envelope = eventEnvelope.safeParse(rawEvent);
+  if (!envelope.success) throw new InvariantViolation(`a verified Stripe event has no id, type or object: ${envelope.error.message}`);
+  const event = envelope.data;
+  let outcome: WebhookOutcome;
+  try {
+    switch (event.type) {
+      case 'payment_intent.succeeded':
+        outcome = await onPaymentSucceeded(deps, event);
+        break;
+      case 'payment_intent.payment_failed':
+      case 'payment_intent.canceled':
+        outcome = await onPaymentFailed(deps, event);
+        break;
+      case 'charge.dispute.created':
+        outcome = await onDispute(deps, event);
+        break;
+      case 'charge.refunded':
+        outcome = await onRefund(deps, event);
+        break;
+      case 'account.updated': {
+        const account = parseObject(accountObject, event);
+        await applyAccountUpdated({ store: deps.store }, { id: account.id, payoutsEnabled: account.payouts_enabled });
+        outcome = 'account_updated';
+        break;
+      }
+      default:
+        outcome = 'ignored';
+    }
+  } catch (error) {
+    if (!(error instanceof DuplicateEvent)) throw error;
+    outcome = 'duplicate';
+  }
+  logger.info('stripe event', { eventId: event.id, eventType: event.type, outcome });
+  return outcome;
+}
+
+type ParsedEvent = z.infer<typeof eventEnvelope>;
+
+/** The recharge a PaymentIntent belongs to, through the mapping written with the recharge. */
+async function rechargeFor(deps: WebhookDeps, paymentIntentId: string | null | undefined): Promise<{ rechargeId: string; userId: string } | undefined> {
+  if (!paymentIntentId) return undefined;
+  const item = await deps.store.getItem(keys.paymentIntent(paymentIntentId), { consistent: true });
+  if (!item) return undefined;
+  const parsed = paymentIntentMapping.safeParse(item);
+  if (!parsed.success) throw new InvariantViolation(`PaymentIntent mapping ${paymentIntentId} is malformed`);
+  return parsed.data;
+}
+
+async function onPaymentSucceeded(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
+  const paymentIntent = parseObject(paymentIntentObject, event);
+  const mapping = await rechargeFor(deps, paymentIntent.id);
+  if (!mapping) {
+    if (paymentIntent.metadata?.rechargeId) {
+      // Ours, but its recharge is not visible yet: answer 500 so Stripe delivers it again, since
+      // dropping a paid PaymentIntent would lose the customer's money.
+      throw new TransientDependencyError(`recharge ${paymentIntent.metadata.rechargeId} of ${paymentIntent.id} is not recorded yet`);
+    }
+    return 'ignored';
+  }
+  const outcome = await creditRecharge(deps, event, mapping.rechargeId);
+  if (outcome === 'credited') await notify(deps, mapping.userId);
+  return outcome;
+}
+
+async function onPaymentFailed(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
+  const paymentIntent = parseObject(paymentIntentObject, event);
+  const mapping = await rechargeFor(deps, paymentIntent.id);
+  if (!mapping) return 'ignored';
+  const result = await markRechargeFailed(deps.store, mapping.rechargeId, () => [markerOp(deps, event)]);
+  return result === 'failed' ? 'failed' : 'ignored';
+}
+
+async function onDispute(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
+  const dispute = parseObject(disputeObject, event);
+  const mapping = await rechargeFor(deps, dispute.payment_intent);
+  if (!mapping) return 'ignored';
+  const outcome = await applyClaim(deps, event, mapping.rechargeId, { disputeId: dispute.id }, (recharge) => {
+    if (recharge.disputes[dispute.id] !== undefined) return undefined;
+    return { disputes: { ...recharge.disputes, [dispute.id]: Math.min(dispute.amount, recharge.priceMinor) } };
+  });
+  if (outcome === 'clawed_back') await notify(deps, mapping.userId);
+  return outcome;
+}
+
+async function onRefund(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
+  const charge = parseObject(chargeObject, event);
+  const mapping = await rechargeFor(deps, charge.payment_intent);
+  if (!mapping) return 'ignored';
+  const outcome = await applyClaim(deps, event, mapping.rechargeId, { chargeId: charge.id }, (recharge) => {
+    // charge.refunded carries the charge's cumulative refunded amount: an older event that
+    // arrives after a newer one says less and changes nothing, and no refund counts twice.
+    const refundedMinor = Math.min(charge.amount_refunded, recharge.priceMinor);
+    return refundedMinor > recharge.refundedMinor ? { refundedMinor } : undefined;
+  });
+  if (outcome === 'clawed_back') await notify(deps, mapping.userId);
+  return outcome;
+}
+
+async function notify(deps: WebhookDeps, userId: string): Promise<void> {
+  if (!deps.notifyWallet) return;
+  try {
+    await deps.notifyWallet(userId);
+  } catch (error) {
+    // The ledger has committed; a missed push only delays what the client sees until it reads.
+    logger.warn('wallet push failed', { userId, error: error instanceof Error ? error.name : String(error) });
+  }
+}
+
+function whole(value: unknown, name: string): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvariantViolation(`wallet ${name} is not a whole number: ${String(value)}`);
+  return value;
+}
+
+/** "attribute equals what was read", where a missing attribute reads as 0. */
+function equalsRead(attribute: 'coins' | 'owedCoins', placeholder: string, value: number): string {
+  return value === 0 ? `(attribute_not_exists(${attribute}) OR ${attribute} = ${placeholder})` : `${attribute} = ${placeholder}`;
+}
+
+async function readBalances(store: LedgerStore, userId: string): Promise<{ coins: number; owedCoins: number }> {
+  const item = await store.getItem(keys.wallet(userId), { consistent: true });
+  return { coins: whole(item?.coins, 'coins'), owedCoins: whole(item?.owedCoins, 'owedCoins') };
+}
+
+function entry(userId: string, type: LedgerEntry['type'], at: Date, amounts: { coins: number; owedCoins: number }, ref: LedgerEntry['ref']): Item {
+  const createdAt = at.toISOString();
+  const id = newId('txn', at);
+  return entryItem(keys.entry(userId, createdAt, id), { id, userId, type, coins: amounts.coins, owedCoins: amounts.owedCoins, diamonds: 0, pendingDiamonds: 0, createdAt, ref });
+}
+
+/**
+ * Credits a recharge once: coins minted, owed coins paid first, and any dispute or refund that
+ * arrived before the credit applied in the same transaction. Condition failures on the recharge
+ * or the wallet mean a concurrent write got there first: read again and retry, a bounded number
+ * of times. A failed recharge still credits (a retried payment) and counts toward its budget again.
+ */
+async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId: string): Promise<WebhookOutcome> {
+  for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
+    const recharge = await readRecharge(deps.store, rechargeId);
+    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
+    if (isCredited(recharge)) return 'duplicate';
+    const before = await readBalances(deps.store, recharge.userId);
+
+    const debtPaid = Math.min(recharge.coins, before.owedCoins);
+    const net = recharge.coins - debtPaid;
+    const target = clawbackTarget(recharge);
+    const claim = Math.max(0, target - recharge.clawedCoins);
+    const take = Math.min(before.coins + net, claim);
+    const owedAdded = claim - take;
+    const disputed = Object.keys(recharge.disputes).length > 0 || recharge.refundedMinor > 0;
+
+    const now = deps.now();
+    const ref = { rechargeId, paymentIntentId: recharge.paymentIntentId, packageId: recharge.packageId, coinsPurchased: recharge.coins };
+    const walletCondition = [equalsRead('owedCoins', ':owedBefore', before.owedCoins)];
+    if (claim > 0) walletCondition.push(equalsRead('coins', ':coinsBefore', before.coins));
+    const ops: WriteOp[] = [
+      markerOp(deps, event),
+      rechargeTransitionOp(deps.store, recharge, { status: disputed ? 'disputed' : 'succeeded', creditedAt: now.toISOString(), clawedCoins: recharge.clawedCoins + claim }, { leavePendingIndex: true }),
+      deps.store.update(
+        'wallet credit',
+        keys.wallet(recharge.userId),
+        {
+          expression: `SET coins = if_not_exists(coins, :zero) + :coinsDelta, owedCoins = if_not_exists(owedCoins, :zero) + :owedDelta${disputed ? ', locked = :true, lockReason = :dispute' : ''}`,
+          condition: walletCondition.join(' AND '),
+          values: {
+            ':zero': 0,
+            ':coinsDelta': net - take,
+            ':owedDelta': owedAdded - debtPaid,
+            ':owedBefore': before.owedCoins,
+            ...(claim > 0 && { ':coinsBefore': before.coins }),
+            ...(disputed && { ':true': true, ':dispute': 'dispute' }),
+          },
+        },
+        () => new ConcurrentChange('wallet'),
+      ),
+      deps.store.put('recharge entry', entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid })),
+    ];
+    if (recharge.status === 'failed') ops.push(budgetRestoreOp(deps.store, recharge));
+    if (claim > 0) {
+      // A millisecond later, so the history lists the chargeback after the credit it corrects.
+      const later = new Date(now.getTime() + 1);
+      ops.push(deps.store.put('chargeback entry', entry(recharge.userId, 'chargeback', later, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim })));
+    }
+    try {
+      await deps.store.transactWrite(ops);
+      return 'credited';
+    } catch (error) {
+      if (error instanceof ConcurrentChange) continue;
+      throw error;
+    }
+  }
+  throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
+}
+
+/**
+ * Records a dispute or refund on a recharge and, once the recharge is credited, takes back what
+ * it now owes: as far as the balance allows (the write conditions on the balance it read), the
+ * rest into owedCoins; the wallet is locked for the dispute. Before the credit, only the claim is
+ * stored; creditRecharge applies it when the coins land.
+ */
+async function applyClaim(
+  deps: WebhookDeps,
+  event: ParsedEvent,
+  rechargeId: string,
+  source: Record<string, string>,
+  nextClaim: (recharge: RechargeRecord) => Partial<Pick<RechargeRecord, 'disputes' | 'refundedMinor'>> | undefined,
+): Promise<WebhookOutcome> {
+  for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
+    const recharge = await readRecharge(deps.store, rechargeId);
+    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
+    const change = nextClaim(recharge);
+    if (change === undefined) return 'duplicate';
+    const updated: RechargeRecord = { ...recharge, ...change };
+    try {
+      if (!isCredited(recharge)) {
+        await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change)]);
+        return 'recorded';
+      }
+      const claim = Math.max(0, clawbackTarget(updated) - recharge.clawedCoins);
+      const before = await readBalances(deps.store, recharge.userId);
+      const take = Math.min(before.coins, claim);
+      const owedAdded = claim - take;
+      const now = deps.now();
+      const ops: WriteOp[] = [
+        markerOp(deps, event),
+        rechargeTransitionOp(deps.store, recharge, { ...change, status: 'disputed', clawedCoins: recharge.clawedCoins + claim }),
+        deps.store.update(
+          'wallet clawback',
+          keys.wallet(recharge.userId),
+          {
+            expression: 'SET coins = if_not_exists(coins, :zero) - :take, owedCoins = if_not_exists(owedCoins, :zero) + :owedAdded, locked = :true, lockReason = :dispute',
+            // The balance read above, in the write itself: if a gift spent coins in between, read again.
+            condition: equalsRead('coins', ':coinsBefore', before.coins),
+            values: { ':zero': 0, ':take': take, ':owedAdded': owedAdded, ':coinsBefore': before.coins, ':true': true, ':dispute': 'dispute' },
+          },
+          () => new ConcurrentChange('wallet'),
+        ),
+      ];
+      if (claim > 0) {
+        ops.push(
+          deps.store.put(
+            'chargeback entry',
+            entry(recharge.userId, 'chargeback', now, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim, ...source }),
+          ),
+        );
+      }
+      await deps.store.transactWrite(ops);
+      return 'clawed_back';
+    } catch (error) {
+      if (error instanceof ConcurrentChange) continue;
+      throw error;
+    }
+  }
+  throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
+}

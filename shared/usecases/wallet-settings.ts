@@ -1,0 +1,113 @@
+import { newId } from '../adapters/clock';
+import { keys, ENTRY_PREFIX } from '../adapters/dynamo/keys';
+import type { LedgerStore } from '../adapters/dynamo/ledger-store';
+import { NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
+import type { Caller } from '../domain/identity';
+import type { Money } from '../domain/money';
+import { callerCurrency, getWallet, type WalletView } from './wallet';
+
+/**
+ * What a user sets on their own wallet: a monthly budget, a lock, and reports of transactions
+ * they do not recognise (which also lock the wallet, as a bank freezes a card).
+ */
+
+/** Pages of a user's history searched for a reported transaction (each page is up to 1 MB). */
+export const MAX_REPORT_SEARCH_PAGES = 50;
+
+export interface WalletSettingsDeps {
+  store: LedgerStore;
+  now: () => Date;
+}
+
+/** PUT /v1/wallet/budget: the limit is in the caller's price-list currency, or null to remove it. */
+export async function setBudget(deps: WalletSettingsDeps, caller: Caller, monthlyLimit: Money | null): Promise<WalletView> {
+  if (monthlyLimit !== null) {
+    const currency = callerCurrency(caller);
+    if (monthlyLimit.currency !== currency) {
+      throw new ValidationError(`The budget must be in ${currency}, the currency of your price list.`, {
+        details: [{ path: 'body.monthlyLimit.currency', message: `must be ${currency}` }],
+      });
+    }
+  }
+  await deps.store.transactWrite([
+    deps.store.update(
+      'wallet budget',
+      keys.wallet(caller.userId),
+      monthlyLimit === null
+        ? { expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency' }
+        : { expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency', values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency } },
+    ),
+  ]);
+  return getWallet(deps, caller, { consistent: true });
+}
+
+/** Locks keep the strongest reason: an owner lock never replaces a dispute lock. */
+const LOCK_EXPRESSION = 'SET locked = :true, lockReason = if_not_exists(lockReason, :owner)';
+
+/**
+ * PUT /v1/wallet/lock: the owner locks or unlocks. A wallet locked after a dispute stays locked
+ * (WALLET_LOCKED): the condition is in the write, so a dispute landing at the same moment wins.
+ */
+export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: boolean): Promise<WalletView> {
+  await deps.store.transactWrite([
+    locked
+      ? deps.store.update('wallet lock', keys.wallet(caller.userId), { expression: LOCK_EXPRESSION, values: { ':true': true, ':owner': 'owner' } })
+      : deps.store.update(
+          'wallet unlock',
+          keys.wallet(caller.userId),
+          {
+            expression: 'SET locked = :false REMOVE lockReason',
+            condition: 'attribute_not_exists(lockReason) OR lockReason <> :dispute',
+            values: { ':false': false, ':dispute': 'dispute' },
+          },
+          () => new WalletLockedError('This wallet was locked after a payment dispute; contact support to unlock it.'),
+        ),
+  ]);
+  return getWallet(deps, caller, { consistent: true });
+}
+
+/** Whether the transaction id is one of the caller's ledger entries (creator shards included). */
+async function ownsTransaction(store: LedgerStore, userId: string, transactionId: string): Promise<boolean> {
+  const wallet = await store.readWallet(userId, { consistent: true });
+  const partitions = [keys.wallet(userId).pk];
+  for (let shard = 0; shard < wallet.creatorShards; shard += 1) partitions.push(keys.shardEntryPartition(userId, shard));
+  let pagesLeft = MAX_REPORT_SEARCH_PAGES;
+  for (const pk of partitions) {
+    let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
+    do {
+      if (pagesLeft-- <= 0) return false;
+      const page = await store.query({
+        keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
+        filter: 'entryId = :id',
+        values: { ':pk': pk, ':prefix': ENTRY_PREFIX, ':id': transactionId },
+        ...(startKey && { exclusiveStartKey: startKey }),
+      });
+      if (page.items.length > 0) return true;
+      startKey = page.lastEvaluatedKey;
+    } while (startKey);
+  }
+  return false;
+}
+
+/**
+ * POST /v1/wallet/transactions/{id}/report: records the report and locks the wallet (owner lock)
+ * in one transaction. An id outside the caller's history is NOT_FOUND, whoever it belongs to.
+ */
+export async function reportTransaction(deps: WalletSettingsDeps, caller: Caller, transactionId: string, reason: string): Promise<{ reportId: string }> {
+  if (!(await ownsTransaction(deps.store, caller.userId, transactionId))) throw new NotFoundError('No such transaction.');
+  const now = deps.now();
+  const reportId = newId('rpt', now);
+  await deps.store.transactWrite([
+    deps.store.put('transaction report', {
+      ...keys.transactionReport(caller.userId, reportId),
+      reportId,
+      userId: caller.userId,
+      transactionId,
+      reason,
+      status: 'open',
+      createdAt: now.toISOString(),
+    }),
+    deps.store.update('wallet lock', keys.wallet(caller.userId), { expression: LOCK_EXPRESSION, values: { ':true': true, ':owner': 'owner' } }),
+  ]);
+  return { reportId };
+}

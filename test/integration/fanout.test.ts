@@ -1,0 +1,183 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { keys } from '../../shared/adapters/dynamo/keys';
+import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { LocalStack } from '../../infra/local/stack';
+import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
+
+/*
+ * Fan-out through real WebSocket clients, the local gateway's @connections API, the FIFO queue
+ * and the broadcaster: every viewer gets every gift once, in seq order, packed into batch frames
+ * when the stream is busy; a vanished client is forgotten at its first GoneException, alone.
+ */
+
+const ADULT = { birthdate: '1990-01-01', country: 'US' };
+const VIEWERS = 200;
+const SENDERS = 5;
+const GIFTS_PER_SENDER = 8;
+/** Sockets opened at once: the local gateway runs the authorizer and $connect for each. */
+const OPEN_CONCURRENCY = 50;
+
+let stack: LocalStack;
+let api: ApiClient;
+let store: LedgerStore;
+let dynamo: DynamoDBClient;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  api = apiClient(stack.httpUrl);
+  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+});
+afterAll(async () => {
+  dynamo?.destroy();
+  await stack?.stop();
+});
+
+async function seedCoins(userId: string, coins: number): Promise<void> {
+  const createdAt = new Date().toISOString();
+  const id = `seed-${userId}`;
+  await store.transactWrite([
+    store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
+    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' } })),
+  ]);
+}
+
+async function goLive(creatorId: string): Promise<{ token: string; streamId: string }> {
+  const token = await api.token({ sub: creatorId, ...ADULT });
+  const created = await api.request('POST', '/v1/streams', { token, body: { title: 'fan-out' } });
+  expect(created.status).toBe(201);
+  return { token, streamId: created.body.streamId as string };
+}
+
+async function openViewers(count: number, url: string): Promise<RecordingSocket[]> {
+  const sockets: RecordingSocket[] = [];
+  for (let start = 0; start < count; start += OPEN_CONCURRENCY) {
+    sockets.push(...(await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, count - start) }, () => RecordingSocket.open(url)))));
+  }
+  return sockets;
+}
+
+/** Opens one socket and returns it with the connection id the gateway gave it. */
+async function openIdentified(url: string): Promise<{ socket: RecordingSocket; connectionId: string }> {
+  const before = new Set(stack.gateway.openConnectionIds());
+  const socket = await RecordingSocket.open(url);
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const fresh = stack.gateway.openConnectionIds().filter((id) => !before.has(id));
+    if (fresh.length === 1 && fresh[0]) return { socket, connectionId: fresh[0] };
+    if (Date.now() > deadline) throw new Error(`could not identify the new connection (${fresh.length} new)`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const giftEvents = (socket: RecordingSocket) => socket.messages().filter((message) => message.type === 'gift');
+
+describe('fan-out', () => {
+  it(`${VIEWERS} WebSocket clients each receive every gift exactly once, in seq order, across batch frames`, async () => {
+    const { streamId } = await goLive('fan-creator');
+    const viewerToken = await api.token({ sub: 'fan-viewer', ...ADULT });
+    const viewers = await openViewers(VIEWERS, `${stack.wsUrl}/?token=${viewerToken}&streamId=${streamId}`);
+    try {
+      expect((await api.request('GET', `/v1/streams/${streamId}`, { token: viewerToken })).body.viewers).toBe(VIEWERS);
+      const senders = await Promise.all(
+        Array.from({ length: SENDERS }, async (_, index) => {
+          await seedCoins(`fan-sender-${index}`, 1000);
+          return api.token({ sub: `fan-sender-${index}`, ...ADULT });
+        }),
+      );
+      const postsBefore = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0);
+      const started = Date.now();
+      // A storm: every sender fires all of its gifts at once.
+      const answers = await Promise.all(
+        senders.flatMap((token, sender) =>
+          Array.from({ length: GIFTS_PER_SENDER }, (_, index) =>
+            api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'rose', quantity: 1 + index }, headers: { 'idempotency-key': `fan-${sender}-${index}` } }),
+          ),
+        ),
+      );
+      for (const answer of answers) expect(answer.status).toBe(201);
+      const committedMs = Date.now() - started;
+      const total = SENDERS * GIFTS_PER_SENDER;
+      const expectedIds = new Set(answers.map((answer) => answer.body.giftTxId as string));
+
+      await Promise.all(viewers.map((viewer) => viewer.waitFor((messages) => messages.filter((message) => message.type === 'gift').length >= total, 20_000)));
+      const elapsedMs = Date.now() - started;
+      for (const viewer of viewers) {
+        const events = giftEvents(viewer);
+        expect(events).toHaveLength(total);
+        expect(events.map((event) => event.seq)).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+        expect(new Set(events.map((event) => event.giftTxId))).toEqual(expectedIds);
+      }
+      // Every viewer saw the same frames, and a storm packs events into batch frames.
+      const frames = viewers[0]?.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch') ?? [];
+      expect(frames.some((frame) => frame.type === 'batch')).toBe(true);
+      expect(frames.length).toBeLessThan(total);
+      for (const viewer of viewers) expect(viewer.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch')).toEqual(frames);
+      const posts = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0) - postsBefore;
+      expect(posts).toBe(frames.length * VIEWERS);
+      // The measured figures, for the report.
+      process.stdout.write(`fan-out: ${total} gifts to ${VIEWERS} viewers in ${frames.length} frames (${posts} posts instead of ${total * VIEWERS}), all committed ${committedMs} ms and all delivered ${elapsedMs} ms after the storm began\n`);
+
+      const events = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, { token: viewerToken });
+      expect(events.body.items).toEqual(giftEvents(viewers[0] as RecordingSocket));
+    } finally {
+      await Promise.all(viewers.map((viewer) => viewer.close()));
+    }
+  });
+
+  it('a connection closed without $disconnect is removed at its first GoneException, and no other connection is touched', async () => {
+    const { streamId } = await goLive('gone-creator');
+    const token = await api.token({ sub: 'gone-viewer', ...ADULT });
+    const url = `${stack.wsUrl}/?token=${token}&streamId=${streamId}`;
+    const vanished = await openIdentified(url);
+    const stayA = await openIdentified(url);
+    const stayB = await openIdentified(url);
+    try {
+      expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(3);
+      stack.gateway.dropConnectionSilently(vanished.connectionId);
+      await seedCoins('gone-sender', 10);
+      const sender = await api.token({ sub: 'gone-sender', ...ADULT });
+      const first = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-1' } });
+      expect(first.status).toBe(201);
+      for (const stay of [stayA, stayB]) await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
+      expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
+      const afterFirst = await api.request('GET', `/v1/streams/${streamId}`, { token });
+      expect(afterFirst.body.viewers).toBe(2);
+
+      const second = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-2' } });
+      for (const stay of [stayA, stayB]) {
+        const events = (await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === second.body.giftTxId))).filter((message) => message.type === 'gift');
+        expect(events.map((event) => event.seq)).toEqual([1, 2]);
+        expect(stack.gateway.postCounts.get(stay.connectionId)).toBe(2);
+      }
+      // Forgotten at the first GoneException: never posted to again.
+      expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
+      expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(2);
+    } finally {
+      await Promise.all([vanished, stayA, stayB].map((entry) => entry.socket.close()));
+    }
+  });
+
+  it('join moves a connection to another stream', async () => {
+    const first = await goLive('join-creator-1');
+    const second = await goLive('join-creator-2');
+    const token = await api.token({ sub: 'join-viewer', ...ADULT });
+    await seedCoins('join-viewer', 10);
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=${first.streamId}`);
+    try {
+      socket.send({ action: 'join', streamId: second.streamId });
+      await socket.waitFor((messages) => messages.some((message) => message.type === 'joined'));
+      expect((await api.request('GET', `/v1/streams/${second.streamId}`, { token })).body.viewers).toBe(1);
+      expect((await api.request('GET', `/v1/streams/${first.streamId}`, { token })).body.viewers).toBe(0);
+      // sendGift goes to the stream the connection is on now.
+      socket.send({ action: 'sendGift', requestId: 'join-gift', giftId: 'rose', quantity: 1 });
+      const messages = await socket.waitFor((all) => all.some((message) => message.type === 'gift'));
+      expect(messages.find((message) => message.type === 'gift')?.streamId).toBe(second.streamId);
+      socket.send({ action: 'join', streamId: 'st_missing' });
+      const error = (await socket.waitFor((all) => all.some((message) => message.type === 'error'))).find((message) => message.type === 'error');
+      expect(error.error.code).toBe('NOT_FOUND');
+    } finally {
+      await socket.close();
+    }
+  });
+});

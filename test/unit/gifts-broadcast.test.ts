@@ -1,0 +1,320 @@
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import fc from 'fast-check';
+import type { ConnectionPoster } from '../../shared/adapters/connections-api';
+import { ConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
+import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
+import { LedgerStore, MAX_TRANSACTION_ITEMS } from '../../shared/adapters/dynamo/ledger-store';
+import type { OutgoingNudge } from '../../shared/adapters/gift-events';
+import {
+  broadcastStream,
+  chunkForTransactions,
+  framesFor,
+  MAX_EVENTS_PER_FRAME,
+  sequenceOps,
+  sweepUnsentGifts,
+  type BroadcastDeps,
+  type PendingGift,
+} from '../../shared/usecases/broadcast';
+import { LIVE_STATUS_PK, RECENTLY_ENDED_STATUS_PK, unsentStatusPk, type GiftEvent, type StreamRecord } from '../../shared/usecases/streams';
+
+/*
+ * The broadcaster without a network: chunking within DynamoDB's 100-item transactions, frame
+ * shapes, the exact sequencing transaction, the window, index lag, conflicts, streamEnded order,
+ * and the sweeper's choice of streams.
+ */
+
+const NOW_MS = Date.parse('2026-03-01T12:00:00.000Z');
+const SHARDS = 4;
+const STREAM: StreamRecord = {
+  streamId: 'st_1',
+  creatorId: 'carol',
+  title: 'live',
+  status: 'live',
+  startedAt: '2026-03-01T11:00:00.000Z',
+  seq: 0,
+  giftCoins: 0,
+  creatorShards: SHARDS,
+};
+
+function pending(index: number, fromUserId = `u${index}`): PendingGift {
+  const at = new Date(NOW_MS - 1000 + index).toISOString();
+  return { key: { pk: 'USER#carol#E0', sk: `TX#${at}#g${index}` }, order: `${at}#g${index}`, giftTxId: `g${index}`, fromUserId, giftId: 'rose', quantity: 1, coins: 1 + index, at };
+}
+
+describe('chunkForTransactions', () => {
+  it('never builds a transaction over 100 items (counter + event batch + gifts + one leaderboard item per sender) and keeps order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 400 }), (senders) => {
+        const gifts = senders.map((sender, index) => pending(index, `u${sender}`));
+        const chunks = chunkForTransactions(gifts);
+        for (const chunk of chunks) {
+          expect(chunk.length).toBeGreaterThan(0);
+          expect(2 + chunk.length + new Set(chunk.map((gift) => gift.fromUserId)).size).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+        }
+        expect(chunks.flat()).toEqual(gifts);
+      }),
+    );
+  });
+
+  it('packs 98 gifts of one sender into one transaction, and 49 of distinct senders', () => {
+    expect(chunkForTransactions(Array.from({ length: 97 }, (_, index) => pending(index, 'same'))).map((chunk) => chunk.length)).toEqual([97]);
+    expect(chunkForTransactions(Array.from({ length: 100 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([49, 49, 2]);
+  });
+});
+
+describe('framesFor', () => {
+  const event = (seq: number): GiftEvent => ({ type: 'gift', streamId: 'st_1', seq, giftTxId: `g${seq}`, fromUserId: 'u', giftId: 'rose', quantity: 1, coins: 1, at: 'now' });
+  it('sends a lone event as itself and several as one batch frame, at most MAX_EVENTS_PER_FRAME each', () => {
+    expect(framesFor([event(1)])).toEqual([event(1)]);
+    expect(framesFor([event(1), event(2)])).toEqual([{ type: 'batch', events: [event(1), event(2)] }]);
+    const many = Array.from({ length: MAX_EVENTS_PER_FRAME * 2 + 1 }, (_, index) => event(index + 1));
+    const frames = framesFor(many) as Array<GiftEvent | { type: 'batch'; events: GiftEvent[] }>;
+    expect(frames.map((frame) => (frame.type === 'batch' ? frame.events.length : 1))).toEqual([MAX_EVENTS_PER_FRAME, MAX_EVENTS_PER_FRAME, 1]);
+    // API Gateway refuses messages over 128 KB.
+    expect(Buffer.byteLength(JSON.stringify(frames[0]))).toBeLessThan(128 * 1024);
+  });
+});
+
+describe('sequenceOps', () => {
+  it('numbers a chunk with one conditional counter write, marks each gift once, adds the leaderboard and stores the events', () => {
+    const store = new LedgerStore({ send: jest.fn() }, 'Ledger');
+    const gifts = [pending(0, 'alice'), pending(1, 'bob'), pending(2, 'alice')];
+    const { ops, events } = sequenceOps(store, { ...STREAM, seq: 7 }, gifts, 8, new Date(NOW_MS));
+    expect(events.map((event) => event.seq)).toEqual([8, 9, 10]);
+    expect(events[0]).toEqual({ type: 'gift', streamId: 'st_1', seq: 8, giftTxId: 'g0', fromUserId: 'alice', giftId: 'rose', quantity: 1, coins: 1, at: gifts[0]?.at });
+    expect(ops.map((op) => op.label)).toEqual(['stream counter', 'number gift', 'number gift', 'number gift', 'leaderboard', 'leaderboard', 'event batch']);
+    expect(ops[0]?.item.Update).toMatchObject({
+      UpdateExpression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
+      ConditionExpression: 'seq = :oldSeq',
+      ExpressionAttributeValues: marshall({ ':newSeq': 10, ':oldSeq': 7, ':now': NOW_MS, ':coins': 6 }),
+    });
+    expect(ops[1]?.item.Update).toMatchObject({ UpdateExpression: 'SET seq = :seq REMOVE statusPk, statusSk', ConditionExpression: 'attribute_not_exists(seq)' });
+    const aliceShard = shardFor('alice', SHARDS);
+    expect(ops[4]?.item.Update).toMatchObject({
+      Key: marshall(keys.leaderboardEntry('st_1', aliceShard, 'alice')),
+      UpdateExpression: 'SET lbPk = :lbPk, userId = :userId ADD lbCoins :coins',
+      ExpressionAttributeValues: marshall({ ':lbPk': `STREAM#st_1#LB${aliceShard}`, ':userId': 'alice', ':coins': 4 }),
+    });
+    const batch = unmarshall(ops[6]?.item.Put?.Item ?? {});
+    expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
+    expect(JSON.parse(String(batch.events))).toEqual(events);
+  });
+});
+
+/** A small in-memory ledger + connections table: enough of DynamoDB for the broadcaster's reads and writes. */
+function fakeTables() {
+  const ledger = new Map<string, Record<string, unknown>>();
+  const connections: Array<{ connectionId: string; streamId?: string; userId: string }> = [];
+  const transactions: TransactWriteItem[][] = [];
+  const queries: string[] = [];
+  let cancelNext = 0;
+  const put = (item: Record<string, unknown>) => ledger.set(`${String(item.pk)}|${String(item.sk)}`, item);
+  const client = {
+    send: jest.fn(async (command: unknown) => {
+      if (command instanceof GetItemCommand) {
+        const key = unmarshall(command.input.Key ?? {});
+        const item = ledger.get(`${String(key.pk)}|${String(key.sk)}`);
+        return item ? { Item: marshall(item, { removeUndefinedValues: true }) } : {};
+      }
+      if (command instanceof BatchGetItemCommand) {
+        const request = Object.values(command.input.RequestItems ?? {})[0];
+        const found = (request?.Keys ?? []).map((key) => unmarshall(key)).flatMap((key) => ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? []);
+        return { Responses: { Ledger: found.map((item) => marshall(item, { removeUndefinedValues: true })) } };
+      }
+      if (command instanceof QueryCommand) {
+        const values = unmarshall(command.input.ExpressionAttributeValues ?? {});
+        if (command.input.TableName === 'Connections') {
+          const attribute = command.input.IndexName === 'byStream' ? 'streamId' : 'userId';
+          return { Items: connections.filter((connection) => connection[attribute] === values[':value']).map((connection) => marshall({ connectionId: connection.connectionId })) };
+        }
+        const wanted = String(values[':pk'] ?? values[':statusPk']);
+        queries.push(wanted);
+        const matches = [...ledger.values()]
+          .filter((item) => item.statusPk === wanted)
+          .sort((a, b) => (String(a.statusSk) < String(b.statusSk) ? -1 : 1))
+          .slice(0, command.input.Limit ?? 1000);
+        return { Items: matches.map((item) => marshall(item, { removeUndefinedValues: true })) };
+      }
+      if (command instanceof TransactWriteItemsCommand) {
+        if (cancelNext > 0) {
+          cancelNext -= 1;
+          throw new TransactionCanceledException({ message: 'x', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] });
+        }
+        const items = command.input.TransactItems ?? [];
+        transactions.push(items);
+        for (const item of items) {
+          if (item.Put?.Item) put(unmarshall(item.Put.Item));
+          const update = item.Update;
+          if (!update) continue;
+          const key = unmarshall(update.Key ?? {});
+          const values = unmarshall(update.ExpressionAttributeValues ?? {});
+          const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? { ...key };
+          if (update.UpdateExpression?.startsWith('SET seq = :newSeq')) Object.assign(stored, { seq: values[':newSeq'], lastFrameAt: values[':now'], giftCoins: Number(stored.giftCoins ?? 0) + Number(values[':coins']) });
+          if (update.UpdateExpression?.startsWith('SET seq = :seq REMOVE')) {
+            stored.seq = values[':seq'];
+            delete stored.statusPk;
+            delete stored.statusSk;
+          }
+          put(stored);
+        }
+        return {};
+      }
+      throw new Error(`unexpected command ${(command as object).constructor.name}`);
+    }),
+  };
+  return {
+    ledger,
+    connections,
+    transactions,
+    queries,
+    put,
+    cancel: (times: number) => (cancelNext = times),
+    store: new LedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 }),
+    connectionsStore: new ConnectionsStore(client, 'Connections'),
+  };
+}
+
+function giftRecord(index: number, streamId = 'st_1', options: { indexed?: boolean } = {}) {
+  const at = new Date(NOW_MS - 1000 + index).toISOString();
+  const giftTxId = `gift_${String(index).padStart(3, '0')}`;
+  const shard = shardFor(giftTxId, SHARDS);
+  return {
+    ...keys.shardEntry('carol', shard, at, giftTxId),
+    entryId: giftTxId,
+    userId: 'carol',
+    entryType: 'gift_received',
+    coins: 0,
+    diamonds: 5,
+    createdAt: at,
+    ref: { streamId, fromUserId: 'alice', giftId: 'heart', quantity: 1, coins: 5 },
+    ...(options.indexed !== false && { statusPk: unsentStatusPk(streamId, shard), statusSk: `${at}#${giftTxId}` }),
+  };
+}
+
+function broadcaster(options: { lastFrameAt?: number } = {}) {
+  const tables = fakeTables();
+  tables.put({ ...keys.stream('st_1'), ...STREAM, ...(options.lastFrameAt !== undefined && { lastFrameAt: options.lastFrameAt }) });
+  tables.put({ ...keys.wallet('carol'), coins: 0, creatorShards: SHARDS });
+  tables.connections.push({ connectionId: 'v1', streamId: 'st_1', userId: 'alice' }, { connectionId: 'v2', streamId: 'st_1', userId: 'bob' }, { connectionId: 'c1', userId: 'carol' });
+  const posts: Array<{ connectionId: string; message: any }> = [];
+  const poster: ConnectionPoster = { post: async (connectionId, message) => (posts.push({ connectionId, message }), 'sent') };
+  const sleeps: number[] = [];
+  const published: OutgoingNudge[] = [];
+  let clock = NOW_MS;
+  const deps: BroadcastDeps = {
+    store: tables.store,
+    connections: tables.connectionsStore,
+    poster,
+    publisher: { publish: async (nudges) => void published.push(...nudges) },
+    now: () => new Date(clock),
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      clock += ms;
+    },
+    windowMs: 300,
+    lastFrames: new Map(),
+    remainingMs: () => 30_000,
+  };
+  return { tables, deps, posts, sleeps, published };
+}
+
+describe('broadcastStream', () => {
+  it('sends a quiet stream\'s gifts at once: one frame per viewer, then the creator\'s wallet', async () => {
+    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    for (const index of [2, 0, 1]) tables.put(giftRecord(index));
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false });
+    expect(result).toEqual({ events: 3, frames: 1 });
+    expect(sleeps).toEqual([]);
+    const toViewers = posts.filter((post) => post.connectionId !== 'c1');
+    expect(toViewers.map((post) => post.connectionId).sort()).toEqual(['v1', 'v2']);
+    const frame = toViewers[0]?.message;
+    expect(frame.type).toBe('batch');
+    expect(frame.events.map((event: GiftEvent) => [event.seq, event.giftTxId])).toEqual([[1, 'gift_000'], [2, 'gift_001'], [3, 'gift_002']]);
+    expect(posts.filter((post) => post.connectionId === 'c1').map((post) => post.message)).toEqual([{ type: 'wallet', coins: 0, diamonds: 0, pendingDiamonds: 0 }]);
+    // One transaction numbered all three: one counter write for the batch, not one per gift.
+    expect(tables.transactions).toHaveLength(1);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 3, giftCoins: 15 });
+    // Every UNSENT shard partition was read, none was scanned.
+    expect(new Set(tables.queries)).toEqual(new Set(Array.from({ length: SHARDS }, (_, shard) => unsentStatusPk('st_1', shard))));
+  });
+
+  it('waits out the window since the stream\'s last frame before taking a busy stream\'s gifts', async () => {
+    const { tables, deps, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 120 });
+    tables.put(giftRecord(0));
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false });
+    expect(sleeps).toEqual([180]);
+    // This instance remembers its own frame too.
+    expect(deps.lastFrames.get('st_1')).toBe(NOW_MS + 180);
+  });
+
+  it('reads a named gift the index does not show yet (GSI lag) and sends it', async () => {
+    const { tables, deps, posts } = broadcaster();
+    const lagging = giftRecord(5, 'st_1', { indexed: false });
+    // On the table it is marked unsent; the index has not caught up.
+    tables.put({ ...lagging, statusPk: 'not-yet-in-the-index-in-this-fake', statusSk: 'x' });
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [{ pk: lagging.pk, sk: lagging.sk }], ended: false });
+    expect(result.events).toBe(1);
+    expect(posts.find((post) => post.connectionId === 'v1')?.message).toMatchObject({ type: 'gift', seq: 1, giftTxId: 'gift_005' });
+  });
+
+  it('does nothing for a nudge whose gifts another run already sent', async () => {
+    const { tables, deps, posts } = broadcaster();
+    const sent = { ...giftRecord(1), seq: 1 };
+    delete (sent as Record<string, unknown>).statusPk;
+    tables.put(sent);
+    await expect(broadcastStream(deps, 'st_1', { namedGifts: [{ pk: sent.pk, sk: sent.sk }], ended: false })).resolves.toEqual({ events: 0, frames: 0 });
+    expect(posts).toEqual([]);
+    expect(tables.transactions).toHaveLength(0);
+  });
+
+  it('reads the stream again after a sequencer conflict, and gives up after a bounded number', async () => {
+    const retried = broadcaster();
+    retried.tables.put(giftRecord(0));
+    retried.tables.cancel(1);
+    await expect(broadcastStream(retried.deps, 'st_1', { namedGifts: [], ended: false })).resolves.toEqual({ events: 1, frames: 1 });
+
+    const stuck = broadcaster();
+    stuck.tables.put(giftRecord(0));
+    stuck.tables.cancel(10);
+    await expect(broadcastStream(stuck.deps, 'st_1', { namedGifts: [], ended: false })).rejects.toThrow(/another sequencer/);
+  });
+
+  it('tells viewers the stream ended after its last gifts', async () => {
+    const { tables, deps, posts } = broadcaster();
+    tables.put(giftRecord(0));
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: true });
+    expect(posts.filter((post) => post.connectionId === 'v1').map((post) => post.message.type)).toEqual(['gift', 'streamEnded']);
+    expect(posts.find((post) => post.message.type === 'streamEnded')?.message).toEqual({ type: 'streamEnded', streamId: 'st_1' });
+  });
+});
+
+describe('sweepUnsentGifts', () => {
+  it('nudges live and recently ended streams whose oldest unsent gift is old, and retires long-ended streams', async () => {
+    const tables = fakeTables();
+    const stream = (streamId: string, statusPk: string, extra: Record<string, unknown> = {}) =>
+      tables.put({ ...keys.stream(streamId), ...STREAM, streamId, statusPk, statusSk: STREAM.startedAt, ...extra });
+    stream('st_old', LIVE_STATUS_PK);
+    stream('st_fresh', LIVE_STATUS_PK);
+    stream('st_quiet', LIVE_STATUS_PK);
+    stream('st_ended', RECENTLY_ENDED_STATUS_PK, { status: 'ended', endedAt: new Date(NOW_MS - 60_000).toISOString() });
+    stream('st_gone', RECENTLY_ENDED_STATUS_PK, { status: 'ended', endedAt: new Date(NOW_MS - 3_600_000).toISOString() });
+    tables.put(giftRecord(0, 'st_old'));
+    tables.put(giftRecord(1, 'st_ended'));
+    const fresh = giftRecord(2, 'st_fresh');
+    const freshAt = new Date(NOW_MS + 8_000).toISOString(); // 2 s old when the sweep runs
+    tables.put({ ...fresh, statusSk: `${freshAt}#${fresh.entryId}` });
+    const published: OutgoingNudge[] = [];
+    const result = await sweepUnsentGifts({ store: tables.store, publisher: { publish: async (nudges) => void published.push(...nudges) }, now: () => new Date(NOW_MS + 10_000) }, { minAgeMs: 5_000 });
+    expect(published.map((entry) => entry.nudge.streamId).sort()).toEqual(['st_ended', 'st_old']);
+    expect(result).toEqual({ streams: 5, nudged: 2, retired: 1 });
+    expect(tables.transactions.flat().map((item) => unmarshall(item.Update?.Key ?? {}).pk)).toEqual(['STREAM#st_gone']);
+  });
+});

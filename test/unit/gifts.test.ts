@@ -1,0 +1,263 @@
+import {
+  GetItemCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
+import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { SqsGiftEventPublisher, type GiftEventPublisher, type OutgoingNudge } from '../../shared/adapters/gift-events';
+import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
+import type { Caller } from '../../shared/domain/identity';
+import { giftFingerprint, giftOps, sendGift, type SendGiftDeps } from '../../shared/usecases/gifts';
+
+/*
+ * The gift use case without a network: the exact transaction it sends, what each item costs,
+ * and how every refusal maps, in the contract's order.
+ */
+
+const NOW = new Date('2026-03-01T12:00:00.000Z');
+const SENDER: Caller = { userId: 'alice', birthdate: '1990-01-01', country: 'US', parentalConsent: false };
+const STREAM = {
+  streamId: 'st_1',
+  creatorId: 'carol',
+  title: 'hello',
+  status: 'live',
+  startedAt: '2026-03-01T11:00:00.000Z',
+  seq: 0,
+  giftCoins: 0,
+  creatorShards: 32,
+};
+
+/** DynamoDB's item size rule: attribute names plus values (numbers ~1 byte per 2 digits + 1). */
+function attributeSize(value: AttributeValue): number {
+  if (value.S !== undefined) return Buffer.byteLength(value.S);
+  if (value.N !== undefined) return Math.ceil(value.N.replace(/^-/, '').length / 2) + 1;
+  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
+  if (value.M !== undefined) return 3 + Object.entries(value.M).reduce((sum, [name, inner]) => sum + Buffer.byteLength(name) + attributeSize(inner), 0);
+  if (value.L !== undefined) return 3 + value.L.reduce((sum, inner) => sum + 1 + attributeSize(inner), 0);
+  throw new Error(`unsized attribute ${JSON.stringify(value)}`);
+}
+export function itemSize(item: Record<string, AttributeValue>): number {
+  return Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + attributeSize(value), 0);
+}
+/** AWS bills a transactional write 2 units per started KB of the item. */
+const transactionalUnits = (bytes: number) => 2 * Math.ceil(bytes / 1024);
+
+/** The written image of a transaction item: a Put's item, or an Update's key plus its values (an upper bound). */
+function writtenImage(item: TransactWriteItem): Record<string, AttributeValue> {
+  if (item.Put) return item.Put.Item ?? {};
+  if (item.Update) return { ...(item.Update.Key ?? {}), ...(item.Update.ExpressionAttributeValues ?? {}) };
+  throw new Error('unexpected op');
+}
+
+interface FakeWorld {
+  items: Map<string, Record<string, unknown>>;
+  transactions: TransactWriteItem[][];
+  /** Makes the next transaction fail with these cancellation reasons. */
+  cancelNext?: Array<{ Code: string; Item?: Record<string, unknown> }>;
+}
+
+function fakeDynamo(world: FakeWorld) {
+  return {
+    send: jest.fn(async (command: unknown) => {
+      if (command instanceof GetItemCommand) {
+        const key = unmarshall(command.input.Key ?? {});
+        const item = world.items.get(`${String(key.pk)}|${String(key.sk)}`);
+        return item ? { Item: marshall(item, { removeUndefinedValues: true }) } : {};
+      }
+      if (command instanceof TransactWriteItemsCommand) {
+        const cancel = world.cancelNext;
+        if (cancel) {
+          world.cancelNext = undefined;
+          throw new TransactionCanceledException({
+            message: 'cancelled',
+            $metadata: {},
+            CancellationReasons: cancel.map((reason) => ({ Code: reason.Code, ...(reason.Item && { Item: marshall(reason.Item) }) })),
+          });
+        }
+        world.transactions.push(command.input.TransactItems ?? []);
+        // Apply the debit so a later read sees the balance move.
+        const wallet = world.items.get('USER#alice|WALLET');
+        const debit = command.input.TransactItems?.[1]?.Update?.ExpressionAttributeValues?.[':cost']?.N;
+        if (wallet && debit) wallet.coins = Number(wallet.coins) - Number(debit);
+        return {};
+      }
+      throw new Error(`unexpected command ${(command as object).constructor.name}`);
+    }),
+  };
+}
+
+function setup(options: { coins?: number; locked?: boolean; stream?: Record<string, unknown> | null } = {}) {
+  const world: FakeWorld = { items: new Map(), transactions: [] };
+  world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: options.coins ?? 100, ...(options.locked !== undefined && { locked: options.locked }) });
+  if (options.stream !== null) world.items.set('STREAM#st_1|STREAM', { ...keys.stream('st_1'), ...STREAM, ...options.stream });
+  const client = fakeDynamo(world);
+  const store = new LedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
+  const published: OutgoingNudge[] = [];
+  const publisher: GiftEventPublisher = { publish: async (nudges) => void published.push(...nudges) };
+  const deps: SendGiftDeps = { store, publisher, now: () => NOW, newId: (prefix) => `${prefix}_TX1`, economy: DEFAULT_ECONOMY };
+  return { world, deps, published, client };
+}
+
+const request = { streamId: 'st_1', giftId: 'heart', quantity: 3, idempotencyKey: 'key-1' };
+
+describe('giftOps: one transaction of five small items', () => {
+  const { deps } = setup();
+  const ops = giftOps(deps.store, {
+    idempotency: { userId: 'alice', scope: 'gift', key: 'k'.repeat(255), fingerprint: giftFingerprint(request) },
+    senderId: 'u'.repeat(128),
+    creatorId: 'c'.repeat(128),
+    streamId: 's'.repeat(128),
+    creatorShards: 256,
+    giftId: 'ice_cream',
+    quantity: 99,
+    cost: 990,
+    diamonds: 990,
+    giftTxId: 'gift_01M8BFS3SEGAP9TRQS89XR6HXH',
+    now: NOW,
+  });
+
+  it('puts the idempotency record first, then the debit, the shard credit and both entries', () => {
+    expect(ops.map((op) => op.label)).toEqual(['idempotency gift', 'debit sender', 'credit creator shard', 'gift_sent entry', 'gift_received entry']);
+    const debit = ops[1]?.item.Update;
+    expect(debit?.UpdateExpression).toBe('SET coins = coins - :cost');
+    expect(debit?.ConditionExpression).toBe('coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)');
+    expect(debit?.ReturnValuesOnConditionCheckFailure).toBe('ALL_OLD');
+    expect(ops[2]?.item.Update?.UpdateExpression).toBe('ADD diamonds :diamonds');
+    // No condition on the creator's side: credits never fail, and nothing there is a hot key.
+    expect(ops[2]?.item.Update?.ConditionExpression).toBeUndefined();
+  });
+
+  it('keeps every item under 1 KB even with the longest ids, so the gift costs 10 write units plus its index write', () => {
+    const sizes = ops.map((op) => itemSize(writtenImage(op.item)));
+    for (const size of sizes) expect(size).toBeLessThan(1024);
+    const tableUnits = sizes.reduce((sum, size) => sum + transactionalUnits(size), 0);
+    expect(tableUnits).toBe(10);
+    // The gift_received record is the only item in an index (byStatus, projection ALL): one more KB-sized write.
+    const indexed = ops.filter((op) => op.item.Put?.Item?.statusPk !== undefined);
+    expect(indexed).toHaveLength(1);
+    const indexUnits = transactionalUnits(itemSize(writtenImage(indexed[0]!.item)));
+    expect(tableUnits + indexUnits).toBeLessThanOrEqual(14);
+  });
+
+  it('marks the creator entry as the stream\'s unsent gift record on the gift\'s shard', () => {
+    const shard = shardFor('gift_01M8BFS3SEGAP9TRQS89XR6HXH', 256);
+    const record = unmarshall(ops[4]?.item.Put?.Item ?? {});
+    expect(record).toMatchObject({
+      pk: `USER#${'c'.repeat(128)}#E${shard}`,
+      entryType: 'gift_received',
+      coins: 0,
+      diamonds: 990,
+      statusPk: `UNSENT#${'s'.repeat(128)}#${shard}`,
+      statusSk: `${NOW.toISOString()}#gift_01M8BFS3SEGAP9TRQS89XR6HXH`,
+      ref: { streamId: 's'.repeat(128), fromUserId: 'u'.repeat(128), giftId: 'ice_cream', quantity: 99, coins: 990 },
+    });
+    expect(ops[2]?.item.Update?.Key).toEqual(marshall(keys.walletShard('c'.repeat(128), shard)));
+    expect(unmarshall(ops[3]?.item.Put?.Item ?? {})).toMatchObject({ pk: `USER#${'u'.repeat(128)}`, entryType: 'gift_sent', coins: -990, diamonds: 0 });
+  });
+});
+
+describe('sendGift', () => {
+  it('commits one transaction, answers 201 material with the balance read after, and nudges the stream\'s queue group', async () => {
+    const { deps, world, published } = setup({ coins: 100 });
+    const answer = await sendGift(deps, SENDER, request);
+    expect(answer).toEqual({ giftTxId: 'gift_TX1', coinsSpent: 15, wallet: { coins: 85 }, replayed: false });
+    expect(world.transactions).toHaveLength(1);
+    const shard = shardFor('gift_TX1', 32);
+    expect(published).toEqual([
+      { nudge: { streamId: 'st_1', gift: keys.shardEntry('carol', shard, NOW.toISOString(), 'gift_TX1') }, deduplicationId: 'gift_TX1' },
+    ]);
+  });
+
+  it('still answers when the nudge cannot be sent (the sweeper broadcasts it later)', async () => {
+    const { deps, world } = setup();
+    deps.publisher = { publish: async () => { throw new Error('queue down'); } };
+    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_TX1' });
+    expect(world.transactions).toHaveLength(1);
+  });
+
+  it.each([
+    ['an unknown gift', { giftId: 'nope' }, {}, 'VALIDATION_FAILED'],
+    ['a quantity of 100', { quantity: 100 }, {}, 'VALIDATION_FAILED'],
+    ['a locked wallet, before age and stream', {}, { locked: true, stream: { status: 'ended' } }, 'WALLET_LOCKED'],
+    ['an ended stream', {}, { stream: { status: 'ended' } }, 'STREAM_NOT_LIVE'],
+    ['an unknown stream', {}, { stream: null }, 'STREAM_NOT_LIVE'],
+    ['the creator\'s own stream', {}, { stream: { creatorId: 'alice' } }, 'SELF_GIFT'],
+  ])('refuses %s', async (_, change, world, code) => {
+    const { deps, world: state } = setup(world as Parameters<typeof setup>[0]);
+    await expect(sendGift(deps, SENDER, { ...request, ...change })).rejects.toMatchObject({ code });
+    expect(state.transactions).toHaveLength(0);
+  });
+
+  it('checks age after the lock and before the stream', async () => {
+    const { deps } = setup({ stream: { status: 'ended' } });
+    const child: Caller = { userId: 'alice', birthdate: '2016-01-01', country: 'US', parentalConsent: false };
+    await expect(sendGift(deps, child, request)).rejects.toMatchObject({ code: 'AGE_RESTRICTED' });
+  });
+
+  it('maps the debit\'s failed condition from the old item: locked is WALLET_LOCKED, otherwise INSUFFICIENT_COINS', async () => {
+    const poor = setup();
+    poor.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 2 } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    await expect(sendGift(poor.deps, SENDER, request)).rejects.toMatchObject({ code: 'INSUFFICIENT_COINS', message: 'This gift costs 15 coins; your balance is 2.' });
+
+    const lockedMeanwhile = setup();
+    lockedMeanwhile.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 500, locked: true } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    await expect(sendGift(lockedMeanwhile.deps, SENDER, request)).rejects.toMatchObject({ code: 'WALLET_LOCKED' });
+
+    const neverRecharged = setup();
+    neverRecharged.world.items.delete('USER#alice|WALLET');
+    neverRecharged.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed' }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    await expect(sendGift(neverRecharged.deps, SENDER, request)).rejects.toMatchObject({ code: 'INSUFFICIENT_COINS' });
+  });
+
+  it('replays a stored answer with the balance as it is now, without a second transaction', async () => {
+    const { deps, world, published } = setup({ coins: 70 });
+    const record = keys.idempotency('alice', 'gift', 'key-1');
+    world.items.set(`${record.pk}|${record.sk}`, {
+      ...record,
+      fingerprint: giftFingerprint(request),
+      status: 201,
+      answer: JSON.stringify({ giftTxId: 'gift_FIRST', coinsSpent: 15 }),
+      expiresAt: Math.floor(NOW.getTime() / 1000) + 60,
+    });
+    await expect(sendGift(deps, SENDER, request)).resolves.toEqual({ giftTxId: 'gift_FIRST', coinsSpent: 15, wallet: { coins: 70 }, replayed: true });
+    expect(world.transactions).toHaveLength(0);
+    expect(published).toEqual([{ nudge: { streamId: 'st_1' }, deduplicationId: 'gift_FIRST' }]);
+    await expect(sendGift(deps, SENDER, { ...request, quantity: 4 })).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+  });
+
+  it('replays the winner when a concurrent duplicate loses on the idempotency record', async () => {
+    const { deps, world } = setup();
+    world.cancelNext = [
+      {
+        Code: 'ConditionalCheckFailed',
+        Item: { fingerprint: giftFingerprint(request), status: 201, answer: JSON.stringify({ giftTxId: 'gift_WINNER', coinsSpent: 15 }), expiresAt: Math.floor(NOW.getTime() / 1000) + 60 },
+      },
+      // The winner also spent the coins: the idempotency record comes first, so this is a replay, not a refusal.
+      { Code: 'ConditionalCheckFailed', Item: { coins: 0 } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
+    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_WINNER', coinsSpent: 15, replayed: true });
+  });
+});
+
+describe('SqsGiftEventPublisher', () => {
+  it('sends nudges in batches of 10, grouped by stream and deduplicated by gift id', async () => {
+    const sent: SendMessageBatchCommand[] = [];
+    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never, 'https://queue/giftEvents.fifo');
+    await publisher.publish(Array.from({ length: 12 }, (_, index) => ({ nudge: { streamId: `st_${index % 2}` }, deduplicationId: `gift_${index}` })));
+    expect(sent.map((command) => command.input.Entries?.length)).toEqual([10, 2]);
+    expect(sent[0]?.input.Entries?.[1]).toEqual({ Id: '1', MessageBody: '{"streamId":"st_1"}', MessageGroupId: 'st_1', MessageDeduplicationId: 'gift_1' });
+  });
+
+  it('fails loudly when SQS refuses an entry', async () => {
+    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async () => ({ Failed: [{ Id: '0', Code: 'InvalidParameterValue', SenderFault: true }] })) } as never, 'q');
+    await expect(publisher.publish([{ nudge: { streamId: 'st' }, deduplicationId: 'x' }])).rejects.toThrow(/refused 1 nudge/);
+  });
+});
