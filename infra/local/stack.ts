@@ -91,6 +91,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       { path: '/.well-known/jwks.json', contentType: 'application/json', body: () => JSON.stringify({ keys: [publicJwk] }) },
       // The demo page (/, /app.js, /styles.css), /openapi.json and /docs; the page learns the
       // WebSocket URL per request, once the gateway has its port.
+      ...(await (await import('./web/build')).webStaticRoutes(() => gateway.wsUrl)),
     ];
     const gateway = await startGateway({ httpPort: options.httpPort, wsPort: options.wsPort, staticRoutes, isReady: () => ready });
     stoppers.push(() => gateway.stop());

@@ -1,0 +1,329 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
+import type { PublishedRouteSpec } from './route';
+import { IDEMPOTENCY_KEY_PATTERN, MAX_BODY_BYTES } from './route';
+
+/**
+ * The OpenAPI 3.1 document of the HTTP API, generated from the route table and the zod schemas
+ * each handler publishes (`handler.routeSpec`, set by httpRoute): the very schemas that parse
+ * the requests, so the document cannot drift from what the API accepts. Responses are
+ * described from API.md (handlers do not publish response schemas); every error shares one
+ * component with the contract's codes.
+ */
+
+/** Handler paths in the route table are relative to the repository root. */
+const REPO_ROOT = resolve(__dirname, '..', '..');
+
+/** API.md, "Errors": every code with its status and when it is answered. */
+export const API_ERRORS: ReadonlyArray<{ code: string; status: number; when: string }> = [
+  { code: 'VALIDATION_FAILED', status: 400, when: 'body, query, path or header is malformed' },
+  { code: 'PAYLOAD_TOO_LARGE', status: 413, when: 'the body is over 1 MiB' },
+  { code: 'IDEMPOTENCY_KEY_REQUIRED', status: 400, when: 'a money-moving POST came without Idempotency-Key' },
+  { code: 'UNAUTHORIZED', status: 401, when: 'missing, malformed, expired or wrongly signed token' },
+  { code: 'FORBIDDEN', status: 403, when: 'authenticated, but not allowed to act on a resource it can see' },
+  { code: 'AGE_RESTRICTED', status: 403, when: 'under 13, or under majority without parental consent, or under majority where majority is required' },
+  { code: 'REGION_UNAVAILABLE', status: 403, when: 'the country has no price list' },
+  { code: 'NOT_FOUND', status: 404, when: "unknown id, or a private resource of someone else (its existence never leaks)" },
+  { code: 'INSUFFICIENT_COINS', status: 409, when: 'a gift costs more than the spendable balance' },
+  { code: 'INSUFFICIENT_DIAMONDS', status: 409, when: 'a payout asks for more than the available diamonds' },
+  { code: 'BUDGET_EXCEEDED', status: 409, when: "a recharge would pass the user's monthly budget" },
+  { code: 'STREAM_NOT_LIVE', status: 409, when: 'a gift to a stream that has ended or never started' },
+  { code: 'SELF_GIFT', status: 409, when: "a creator gifting to their own stream" },
+  { code: 'PAYOUT_ACCOUNT_MISSING', status: 409, when: 'payout requested before a linked, payouts-enabled account exists' },
+  { code: 'PAYOUT_LIMIT_EXCEEDED', status: 409, when: "the payout would pass the creator's daily maximum (UTC day)" },
+  { code: 'IDEMPOTENCY_KEY_REUSED', status: 422, when: 'the same key was used with a different request' },
+  { code: 'BELOW_MINIMUM_PAYOUT', status: 422, when: 'the payout is under the minimum, or not a whole number of cents' },
+  { code: 'WALLET_LOCKED', status: 423, when: 'the wallet is locked (by its owner, or after a dispute)' },
+  { code: 'RATE_LIMITED', status: 429, when: 'too many requests; Retry-After says when to come back' },
+  { code: 'INTERNAL', status: 500, when: 'anything unexpected; logged with a correlation id that the body repeats' },
+];
+
+/**
+ * The success status of routes that do not answer 200 (API.md). The route table does not carry
+ * statuses, and a handler's status is decided in code, so the contract's figures are listed here.
+ */
+const SUCCESS_STATUS: Readonly<Record<string, number>> = {
+  'POST /v1/recharges': 201,
+  'POST /v1/streams': 201,
+  'POST /v1/streams/{}/gifts': 201,
+  'POST /v1/creator/payout-account': 201,
+  'POST /v1/payouts': 202,
+  'POST /v1/wallet/transactions/{}/report': 201,
+};
+
+/**
+ * What each route does and answers, in API.md's words, for readers of the docs. Keyed like
+ * SUCCESS_STATUS; a route missing here still gets a summary made from its name.
+ */
+const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>> = {
+  'GET /health': { summary: 'Health check', returns: '`{ "status": "ok" }` once every part of the stack is up.' },
+  'GET /v1/packages': {
+    summary: "The coin packages of a country's price list",
+    returns: '`{ country, currency, packages: [ { id, coins, price: { amount, currency } } ] }`; an unsupported country is 403 REGION_UNAVAILABLE.',
+  },
+  'GET /v1/gifts': { summary: 'The gift catalog', returns: '`{ gifts: [ { id, name, coins } ] }`.' },
+  'GET /v1/wallet': {
+    summary: "The caller's wallet",
+    returns: '`{ userId, coins, owedCoins, diamonds, pendingDiamonds, locked, budget: { monthlyLimit: {amount, currency} | null, spentThisMonth } }`; zeros for a new user.',
+  },
+  'GET /v1/wallet/transactions': {
+    summary: "The caller's ledger entries, newest first",
+    returns: '`{ items: [ { id, type, coins, diamonds, pendingDiamonds, createdAt, ref } ], nextCursor }`; amounts are signed deltas.',
+  },
+  'PUT /v1/wallet/budget': { summary: 'Set or clear the monthly spending budget', returns: 'The wallet.' },
+  'PUT /v1/wallet/lock': { summary: 'Lock or unlock the wallet', returns: 'The wallet. A wallet locked after a dispute stays locked.' },
+  'POST /v1/wallet/transactions/{}/report': { summary: 'Report a transaction (also locks the wallet)', returns: '`{ reportId }`.' },
+  'POST /v1/recharges': {
+    summary: 'Buy a coin package',
+    returns: '`{ rechargeId, status: "pending", coins, price, payment: { provider: "stripe", paymentIntentId, clientSecret } }`; coins are credited when the payment succeeds.',
+  },
+  'GET /v1/recharges/{}': { summary: 'A recharge of the caller', returns: '`{ rechargeId, status, coins, price, createdAt }`, status `pending`, `succeeded`, `failed` or `disputed`.' },
+  'POST /v1/webhooks/stripe': { summary: 'Stripe webhook (signed with Stripe-Signature)', returns: '`{ "received": true }`, also for repeated and ignored events; a bad signature is 400.' },
+  'POST /v1/streams': { summary: 'Go live', returns: '`{ streamId, creatorId, title, status: "live", startedAt }`. Needs majority.' },
+  'GET /v1/streams': { summary: 'Live streams, newest first', returns: '`{ items: [ stream ], nextCursor }`.' },
+  'GET /v1/streams/{}': { summary: 'A stream', returns: '`{ streamId, creatorId, title, status, giftCoins, viewers }`.' },
+  'POST /v1/streams/{}/end': { summary: 'End the caller’s stream', returns: 'The stream with `status: "ended"`; another creator’s stream is 403 FORBIDDEN.' },
+  'GET /v1/streams/{}/leaderboard': { summary: 'Top gifters of a stream', returns: '`{ items: [ { userId, coins } ] }`, may lag gifts by a few seconds.' },
+  'GET /v1/streams/{}/events': { summary: 'Catch up on gift events after a reconnect', returns: '`{ items, nextSeq }`: the gift events broadcast after `after`, in seq order; pass `nextSeq` as `after` for the next page.' },
+  'POST /v1/streams/{}/gifts': {
+    summary: 'Send a gift to a live stream',
+    returns: '`{ giftTxId, coinsSpent, wallet: { coins } }`; every viewer of the stream receives the gift event.',
+  },
+  'GET /v1/notifications': { summary: 'Gifts received by the caller', returns: '`{ items: [ { id, type: "gift_received", streamId, fromUserId, giftId, quantity, diamonds, createdAt } ], nextCursor }`.' },
+  'POST /v1/creator/payout-account': { summary: 'Create or resume the payout account', returns: '`{ accountId, onboardingUrl, payoutsEnabled }`; the same account on a second call.' },
+  'GET /v1/creator/payout-account': { summary: 'The payout account', returns: '`{ accountId, payoutsEnabled }`, or 404 when none is linked.' },
+  'POST /v1/payouts': { summary: 'Request a payout of diamonds', returns: '`{ payoutId, status: "requested", diamonds, amount: { amount, currency } }`; the transfer follows.' },
+  'GET /v1/payouts': { summary: "The caller's payouts, newest first", returns: '`{ items: [ payout ], nextCursor }`, status `requested`, `processing`, `paid` or `failed`.' },
+  'GET /v1/payouts/{}': { summary: 'A payout of the caller', returns: '`{ payoutId, status, diamonds, amount }`.' },
+  'POST /dev/tokens': { summary: 'A demo token from the local issuer', returns: '`{ token }`.' },
+  'POST /dev/payments/{}/{}': {
+    summary: 'Complete, fail, dispute or refund a payment through the local stand-in',
+    returns: 'The stand-in sends the matching signed Stripe event to the webhook, as Stripe would.',
+  },
+};
+
+/** "POST /v1/streams/{streamId}/gifts" -> "POST /v1/streams/{}/gifts": parameter names do not matter. */
+function routeShape(method: string, path: string): string {
+  return `${method} ${path.replace(/\{[^}]+\}/g, '{}')}`;
+}
+
+export type JsonSchema = Record<string, unknown>;
+
+export interface OpenApiParameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required: boolean;
+  description?: string;
+  schema: JsonSchema;
+}
+
+export interface OpenApiOperation {
+  operationId: string;
+  summary: string;
+  tags: string[];
+  security: Array<Record<string, string[]>>;
+  parameters: Array<OpenApiParameter | { $ref: string }>;
+  requestBody?: { required: boolean; content: { 'application/json': { schema: JsonSchema } } };
+  responses: Record<string, { description: string; $ref?: never } | { $ref: string }>;
+  'x-local-only'?: true;
+  'x-idempotent'?: true;
+}
+
+export interface OpenApiDocument {
+  openapi: '3.1.0';
+  jsonSchemaDialect: string;
+  info: { title: string; version: string; description: string };
+  servers: Array<{ url: string; description: string }>;
+  tags: Array<{ name: string }>;
+  paths: Record<string, Partial<Record<'get' | 'post' | 'put' | 'delete', OpenApiOperation>>>;
+  components: {
+    securitySchemes: Record<string, unknown>;
+    parameters: Record<string, OpenApiParameter>;
+    schemas: Record<string, JsonSchema>;
+    responses: Record<string, unknown>;
+  };
+}
+
+const zodSchema = z.custom<z.ZodType>((value) => value instanceof z.ZodType, 'a zod schema');
+
+/** What httpRoute publishes on a handler, checked rather than cast (it comes from another module). */
+const publishedSpec = z.object({
+  auth: z.boolean(),
+  idempotent: z.boolean(),
+  body: zodSchema.optional(),
+  query: zodSchema.optional(),
+  path: zodSchema.optional(),
+});
+
+/** Reads a handler module's published route spec; undefined when it was not built with httpRoute. */
+export function loadRouteSpec(route: HttpRoute): PublishedRouteSpec | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const module: unknown = require(resolve(REPO_ROOT, route.handler));
+  // The handler is a function (middy) carrying routeSpec as a property, so it is read by hand.
+  const handler = typeof module === 'object' && module !== null && 'handler' in module ? module.handler : undefined;
+  const routeSpec: unknown = typeof handler === 'function' && 'routeSpec' in handler ? handler.routeSpec : undefined;
+  if (routeSpec === undefined) return undefined;
+  const parsed = publishedSpec.safeParse(routeSpec);
+  if (!parsed.success) throw new Error(`${route.handler}: handler.routeSpec is malformed: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+function jsonSchema(schema: z.ZodType): JsonSchema {
+  const converted = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  // The document declares the dialect once (jsonSchemaDialect); embedded schemas do not repeat it.
+  const { $schema: _dialect, ...rest } = converted;
+  return rest;
+}
+
+function objectProperties(schema: JsonSchema): { properties: Record<string, JsonSchema>; required: Set<string> } {
+  const properties = z.record(z.string(), z.record(z.string(), z.unknown())).safeParse(schema.properties);
+  const required = z.array(z.string()).safeParse(schema.required);
+  return { properties: properties.success ? properties.data : {}, required: new Set(required.success ? required.data : []) };
+}
+
+function pathParameterNames(path: string): string[] {
+  return [...path.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((match) => match[1] ?? '').filter((name) => name !== '');
+}
+
+function tagOf(path: string): string {
+  const segments = path.split('/').filter((segment) => segment !== '' && !segment.startsWith('{'));
+  if (segments[0] === 'dev') return 'local only';
+  const meaningful = segments[0] === 'v1' ? segments[1] : segments[0];
+  return meaningful ?? 'other';
+}
+
+/** "WalletTransactions" -> "Wallet transactions". */
+function summaryOf(name: string): string {
+  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function operationFor(route: HttpRoute, spec: PublishedRouteSpec | undefined): OpenApiOperation {
+  const auth = spec?.auth ?? route.auth === 'jwt';
+  const parameters: OpenApiOperation['parameters'] = [];
+
+  const pathSchema = spec?.path ? objectProperties(jsonSchema(spec.path)).properties : {};
+  for (const name of pathParameterNames(route.path)) {
+    parameters.push({ name, in: 'path', required: true, schema: pathSchema[name] ?? { type: 'string' } });
+  }
+  if (spec?.query) {
+    const { properties, required } = objectProperties(jsonSchema(spec.query));
+    for (const [name, schema] of Object.entries(properties)) {
+      parameters.push({ name, in: 'query', required: required.has(name), schema });
+    }
+  }
+  if (spec?.idempotent) parameters.push({ $ref: '#/components/parameters/IdempotencyKey' });
+
+  const shape = routeShape(route.method, route.path);
+  const success = SUCCESS_STATUS[shape] ?? 200;
+  const docs = ROUTE_DOCS[shape];
+  const operation: OpenApiOperation = {
+    operationId: route.name,
+    summary: docs?.summary ?? summaryOf(route.name),
+    tags: [tagOf(route.path)],
+    security: auth ? [{ bearerAuth: [] }] : [],
+    parameters,
+    responses: {
+      [String(success)]: { description: docs?.returns ?? 'Success.' },
+      '4XX': { $ref: '#/components/responses/Error' },
+      '5XX': { $ref: '#/components/responses/Error' },
+    },
+  };
+  if (spec?.body) {
+    // A body schema that accepts nothing at all (the /dev routes, `.../end`) makes the body optional.
+    operation.requestBody = { required: !spec.body.safeParse(undefined).success, content: { 'application/json': { schema: jsonSchema(spec.body) } } };
+  }
+  if (route.localOnly) operation['x-local-only'] = true;
+  if (spec?.idempotent) operation['x-idempotent'] = true;
+  return operation;
+}
+
+const DESCRIPTION = [
+  'Coins bought with real money, gifts to creators during live streams, creator payouts.',
+  '',
+  'JSON in and out; every amount is an integer (coins, diamonds, money in minor units as `{ amount, currency }`).',
+  'Authenticated routes take `Authorization: Bearer <JWT>`; the user id, birthdate, country and parental consent come from the token.',
+  `Money-moving POSTs require an \`Idempotency-Key\` header: the same key with the same body within 24 hours replays the first answer. Bodies over ${MAX_BODY_BYTES} bytes are refused (413).`,
+  '',
+  'Live viewers connect to the WebSocket API with `?token=<JWT>&streamId=<id>` and send `{ "action": "sendGift", "requestId", "giftId", "quantity" }`, `{ "action": "join", "streamId" }` or `{ "action": "ping" }`.',
+  'They receive `giftAck`, `error`, `gift` (with a per-stream `seq`), `wallet`, `streamEnded`, `pong`, and `batch` frames that pack several of these.',
+  'After a reconnect a client catches up with `GET /v1/streams/{streamId}/events?after=<seq>`.',
+  '',
+  'Operations marked `x-local-only` exist only on the local stack (`npm start`).',
+].join('\n');
+
+/** Builds the document; `loadSpec` is injectable so tests can feed routes of their own. */
+export function buildOpenApiDocument(routes: readonly HttpRoute[] = HTTP_ROUTES, loadSpec: (route: HttpRoute) => PublishedRouteSpec | undefined = loadRouteSpec): OpenApiDocument {
+  const paths: OpenApiDocument['paths'] = {};
+  const tags = new Set<string>();
+  for (const route of routes) {
+    const operation = operationFor(route, loadSpec(route));
+    for (const tag of operation.tags) tags.add(tag);
+    const item = (paths[route.path] ??= {});
+    item[route.method.toLowerCase() as Lowercase<HttpRoute['method']>] = operation;
+  }
+  const codes = API_ERRORS.map((error) => error.code);
+  return {
+    openapi: '3.1.0',
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    info: { title: 'Live gifting API', version: '1', description: DESCRIPTION },
+    // Relative: resolved against wherever the document is served (the local stack or the cloud API).
+    servers: [{ url: '/', description: 'the server that serves this document' }],
+    tags: [...tags].sort().map((name) => ({ name })),
+    paths,
+    components: {
+      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      parameters: {
+        IdempotencyKey: {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: true,
+          description: 'The client-chosen key of this request: the same key with the same body replays the first answer; with another body it is 422 IDEMPOTENCY_KEY_REUSED.',
+          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN.source },
+        },
+      },
+      schemas: {
+        ErrorCode: {
+          type: 'string',
+          enum: codes,
+          description: API_ERRORS.map((error) => `${error.code} (${error.status}): ${error.when}`).join('\n'),
+        },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { $ref: '#/components/schemas/ErrorCode' },
+                message: { type: 'string' },
+                details: {
+                  type: 'array',
+                  description: 'Validation problems, one per field.',
+                  items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+                },
+                correlationId: { type: 'string', description: 'On INTERNAL: quote it to support.' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        Error: {
+          description: 'A refusal: `{ "error": { "code", "message", "details"? } }`. 429 carries `Retry-After`.',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+      },
+    },
+  };
+}
+
+let cached: string | undefined;
+
+/** The document as served at /openapi.json: built once, on first request, when every handler can load. */
+export function openApiJson(): string {
+  cached ??= JSON.stringify(buildOpenApiDocument(), null, 2);
+  return cached;
+}
