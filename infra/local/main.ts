@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     [
       '',
       'Live gifting, local stack: up.',
+      `  Demo page       ${stack.httpUrl}/        (API docs: ${stack.httpUrl}/docs)`,
       `  HTTP API        ${stack.httpUrl}        (health: ${stack.httpUrl}/health)`,
       `  WebSocket API   ${stack.wsUrl}/?token=<JWT>&streamId=<id>`,
       `  DynamoDB Local  ${stack.dynamoEndpoint}`,
