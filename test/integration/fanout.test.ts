@@ -1,6 +1,6 @@
+import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import type { LocalStack } from '../../infra/local/stack';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 
@@ -10,7 +10,6 @@ import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../s
  * when the stream is busy; a vanished client is forgotten at its first GoneException, alone.
  */
 
-const ADULT = { birthdate: '1990-01-01', country: 'US' };
 const VIEWERS = 200;
 const SENDERS = 5;
 const GIFTS_PER_SENDER = 8;
@@ -25,29 +24,13 @@ let dynamo: DynamoDBClient;
 beforeAll(async () => {
   stack = await startTestStack();
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  ({ dynamo, store } = ledgerFor(stack));
 });
 afterAll(async () => {
   dynamo?.destroy();
   await stack?.stop();
 });
 
-async function seedCoins(userId: string, coins: number): Promise<void> {
-  const createdAt = new Date().toISOString();
-  const id = `seed-${userId}`;
-  await store.transactWrite([
-    store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' } })),
-  ]);
-}
-
-async function goLive(creatorId: string): Promise<{ token: string; streamId: string }> {
-  const token = await api.token({ sub: creatorId, ...ADULT });
-  const created = await api.request('POST', '/v1/streams', { token, body: { title: 'fan-out' } });
-  expect(created.status).toBe(201);
-  return { token, streamId: created.body.streamId as string };
-}
 
 async function openViewers(count: number, url: string): Promise<RecordingSocket[]> {
   const sockets: RecordingSocket[] = [];
@@ -74,14 +57,14 @@ const giftEvents = (socket: RecordingSocket) => socket.messages().filter((messag
 
 describe('fan-out', () => {
   it(`${VIEWERS} WebSocket clients each receive every gift exactly once, in seq order, across batch frames`, async () => {
-    const { streamId } = await goLive('fan-creator');
+    const { streamId } = await goLive(api, 'fan-creator');
     const viewerToken = await api.token({ sub: 'fan-viewer', ...ADULT });
     const viewers = await openViewers(VIEWERS, `${stack.wsUrl}/?token=${viewerToken}&streamId=${streamId}`);
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token: viewerToken })).body.viewers).toBe(VIEWERS);
       const senders = await Promise.all(
         Array.from({ length: SENDERS }, async (_, index) => {
-          await seedCoins(`fan-sender-${index}`, 1000);
+          await seedCoins(store, `fan-sender-${index}`, 1000);
           return api.token({ sub: `fan-sender-${index}`, ...ADULT });
         }),
       );
@@ -126,7 +109,7 @@ describe('fan-out', () => {
   });
 
   it('a connection closed without $disconnect is removed at its first GoneException, and no other connection is touched', async () => {
-    const { streamId } = await goLive('gone-creator');
+    const { streamId } = await goLive(api, 'gone-creator');
     const token = await api.token({ sub: 'gone-viewer', ...ADULT });
     const url = `${stack.wsUrl}/?token=${token}&streamId=${streamId}`;
     const vanished = await openIdentified(url);
@@ -135,7 +118,7 @@ describe('fan-out', () => {
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(3);
       stack.gateway.dropConnectionSilently(vanished.connectionId);
-      await seedCoins('gone-sender', 10);
+      await seedCoins(store, 'gone-sender', 10);
       const sender = await api.token({ sub: 'gone-sender', ...ADULT });
       const first = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-1' } });
       expect(first.status).toBe(201);
@@ -159,10 +142,10 @@ describe('fan-out', () => {
   });
 
   it('join moves a connection to another stream', async () => {
-    const first = await goLive('join-creator-1');
-    const second = await goLive('join-creator-2');
+    const first = await goLive(api, 'join-creator-1');
+    const second = await goLive(api, 'join-creator-2');
     const token = await api.token({ sub: 'join-viewer', ...ADULT });
-    await seedCoins('join-viewer', 10);
+    await seedCoins(store, 'join-viewer', 10);
     const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=${first.streamId}`);
     try {
       socket.send({ action: 'join', streamId: second.streamId });

@@ -1,6 +1,7 @@
+import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { newId } from '../../shared/adapters/clock';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
@@ -13,7 +14,6 @@ import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../s
  * and the things that follow a gift (totals, leaderboard, notifications, catch-up, the sweeper).
  */
 
-const ADULT = { birthdate: '1990-01-01', country: 'US' };
 const WAIT_MS = 10_000;
 
 let stack: LocalStack;
@@ -24,30 +24,13 @@ let dynamo: DynamoDBClient;
 beforeAll(async () => {
   stack = await startTestStack();
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  ({ dynamo, store } = ledgerFor(stack));
 });
 afterAll(async () => {
   dynamo?.destroy();
   await stack?.stop();
 });
 
-/** Coins the way a recharge credits them: the balance and its entry in one transaction. */
-async function seedCoins(userId: string, coins: number): Promise<void> {
-  const createdAt = new Date().toISOString();
-  const id = `seed-${userId}-${createdAt}`;
-  await store.transactWrite([
-    store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' } })),
-  ]);
-}
-
-async function goLive(creatorId: string, title = 'live'): Promise<{ token: string; streamId: string }> {
-  const token = await api.token({ sub: creatorId, ...ADULT });
-  const created = await api.request('POST', '/v1/streams', { token, body: { title } });
-  expect(created.status).toBe(201);
-  return { token, streamId: created.body.streamId as string };
-}
 
 function gift(token: string, streamId: string, key: string, body: unknown = { giftId: 'rose', quantity: 1 }) {
   return api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body, headers: { 'idempotency-key': key } });
@@ -82,8 +65,8 @@ describe('streams', () => {
     expect(refused.body.error.code).toBe('AGE_RESTRICTED');
     expect((await api.request('POST', '/v1/streams', { token: teen, body: {} })).body.error.code).toBe('VALIDATION_FAILED');
 
-    const first = await goLive('lister-a', 'first');
-    const second = await goLive('lister-b', 'second');
+    const first = await goLive(api, 'lister-a', 'first');
+    const second = await goLive(api, 'lister-b', 'second');
     const listed = await api.request('GET', '/v1/streams?limit=1', { token: first.token });
     expect(listed.status).toBe(200);
     expect(listed.body.items[0]).toMatchObject({ streamId: second.streamId, title: 'second', status: 'live', creatorId: 'lister-b' });
@@ -110,8 +93,8 @@ describe('streams', () => {
 
 describe('sending gifts', () => {
   it('50 concurrent gifts against a balance for 20: exactly 20 succeed, and every balance and history agrees', async () => {
-    const { token: creatorToken, streamId } = await goLive('race-creator');
-    await seedCoins('race-sender', 20);
+    const { token: creatorToken, streamId } = await goLive(api, 'race-creator');
+    await seedCoins(store, 'race-sender', 20);
     const token = await api.token({ sub: 'race-sender', ...ADULT });
     const answers = await Promise.all(Array.from({ length: 50 }, (_, index) => gift(token, streamId, `race-${index}`)));
     const succeeded = answers.filter((answer) => answer.status === 201);
@@ -159,8 +142,8 @@ describe('sending gifts', () => {
   });
 
   it('the same Idempotency-Key twice (one after the other, or at once) spends once and answers the same gift', async () => {
-    const { streamId } = await goLive('idem-creator');
-    await seedCoins('idem-sender', 100);
+    const { streamId } = await goLive(api, 'idem-creator');
+    await seedCoins(store, 'idem-sender', 100);
     const token = await api.token({ sub: 'idem-sender', ...ADULT });
     const first = await gift(token, streamId, 'key-1', { giftId: 'heart', quantity: 2 });
     expect(first.status).toBe(201);
@@ -183,8 +166,8 @@ describe('sending gifts', () => {
   });
 
   it('the same WebSocket requestId twice spends once and acks the same gift', async () => {
-    const { streamId } = await goLive('ws-creator');
-    await seedCoins('ws-sender', 50);
+    const { streamId } = await goLive(api, 'ws-creator');
+    await seedCoins(store, 'ws-sender', 50);
     const token = await api.token({ sub: 'ws-sender', ...ADULT });
     const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=${streamId}`);
     try {
@@ -215,13 +198,13 @@ describe('sending gifts', () => {
   });
 
   it('refuses in the contract order: validation, wallet lock, age, stream live, self gift, coins', async () => {
-    const { token: creatorToken, streamId } = await goLive('order-creator');
-    await seedCoins('order-locked', 100);
+    const { token: creatorToken, streamId } = await goLive(api, 'order-creator');
+    await seedCoins(store, 'order-locked', 100);
     await store.transactWrite([store.update('lock', keys.wallet('order-locked'), { expression: 'SET locked = :true, lockReason = :owner', values: { ':true': true, ':owner': 'owner' } })]);
     const locked = await api.token({ sub: 'order-locked', birthdate: '2015-01-01', country: 'US' });
     const child = await api.token({ sub: 'order-child', birthdate: '2015-01-01', country: 'US' });
     const poor = await api.token({ sub: 'order-poor', ...ADULT });
-    const ended = await goLive('order-ended-creator');
+    const ended = await goLive(api, 'order-ended-creator');
     await api.request('POST', `/v1/streams/${ended.streamId}/end`, { token: ended.token });
 
     const codeOf = async (answer: Promise<{ status: number; body: any }>) => {
@@ -238,15 +221,15 @@ describe('sending gifts', () => {
     expect(await codeOf(gift(creatorToken, streamId, 'o7'))).toBe('409 SELF_GIFT');
     expect(await codeOf(gift(poor, streamId, 'o8'))).toBe('409 INSUFFICIENT_COINS');
     // A refusal for the state of the world is not stored: the same key succeeds once coins arrive.
-    await seedCoins('order-poor', 1);
+    await seedCoins(store, 'order-poor', 1);
     expect(await codeOf(gift(poor, streamId, 'o8'))).toBe('201 ');
   });
 
   it('credits the creator, notifies them, and pushes their wallet once per batch', async () => {
-    const { token: creatorToken, streamId } = await goLive('notify-creator');
+    const { token: creatorToken, streamId } = await goLive(api, 'notify-creator');
     const creatorSocket = await RecordingSocket.open(`${stack.wsUrl}/?token=${creatorToken}&streamId=${streamId}`);
     try {
-      await seedCoins('notify-sender', 1000);
+      await seedCoins(store, 'notify-sender', 1000);
       const token = await api.token({ sub: 'notify-sender', ...ADULT });
       const sent = await gift(token, streamId, 'n-1', { giftId: 'star', quantity: 3 });
       expect(sent.status).toBe(201);
@@ -264,8 +247,8 @@ describe('sending gifts', () => {
   });
 
   it('broadcasts a committed gift whose nudge was lost, late, through the sweeper; streamEnded follows the gifts', async () => {
-    const { token: creatorToken, streamId } = await goLive('sweep-creator');
-    await seedCoins('sweep-sender', 10);
+    const { token: creatorToken, streamId } = await goLive(api, 'sweep-creator');
+    await seedCoins(store, 'sweep-sender', 10);
     const token = await api.token({ sub: 'sweep-sender', ...ADULT });
     const viewer = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=${streamId}`);
     try {

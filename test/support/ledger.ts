@@ -1,0 +1,33 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { keys } from '../../shared/adapters/dynamo/keys';
+import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { LocalStack } from '../../infra/local/stack';
+import type { ApiClient } from './local-stack';
+
+/** An adult US user's claims, for tokens from /dev/tokens. */
+export const ADULT = { birthdate: '1990-01-01', country: 'US' };
+
+/** A LedgerStore on a test stack's table, for seeding and for reading what the API did. */
+export function ledgerFor(stack: LocalStack): { dynamo: DynamoDBClient; store: LedgerStore } {
+  const dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  return { dynamo, store: new LedgerStore(dynamo, stack.tableNames.ledger) };
+}
+
+/** Coins the way a recharge credits them: the balance and its entry in one transaction. */
+export async function seedCoins(store: LedgerStore, userId: string, coins: number): Promise<void> {
+  const createdAt = new Date().toISOString();
+  const id = `seed-${userId}-${randomUUID()}`;
+  await store.transactWrite([
+    store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
+    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' } })),
+  ]);
+}
+
+/** A creator of age goes live; returns their token and the stream id. */
+export async function goLive(api: ApiClient, creatorId: string, title = 'live'): Promise<{ token: string; streamId: string }> {
+  const token = await api.token({ sub: creatorId, ...ADULT });
+  const created = await api.request('POST', '/v1/streams', { token, body: { title } });
+  if (created.status !== 201) throw new Error(`going live failed: ${created.status} ${JSON.stringify(created.body)}`);
+  return { token, streamId: String(created.body.streamId) };
+}
