@@ -194,7 +194,11 @@ export class LedgerStore {
         );
         for (const item of result.Responses?.[this.tableName] ?? []) found.push(unmarshall(item));
         pending = result.UnprocessedKeys?.[this.tableName]?.Keys;
-        if (pending && pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+        // Full jitter (as retryWithBackoff), so callers throttled together do not retry in step.
+        if (pending && pending.length > 0) {
+          const ceiling = Math.min(TRANSACTION_RETRY.maxDelayMs, TRANSACTION_RETRY.baseDelayMs * 2 ** attempt);
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * ceiling)));
+        }
       }
     }
     return found;
