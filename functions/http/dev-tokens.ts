@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { signLocalToken } from '../../infra/local/issuer';
 import { NotFoundError } from '../../shared/domain/errors';
 import { httpRoute } from '../../shared/http/route';

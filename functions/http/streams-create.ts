@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { newId, systemClock } from '../../shared/adapters/clock';
 import { ledgerConfig } from '../../shared/config';

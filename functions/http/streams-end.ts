@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { postToAll } from '../../shared/adapters/connections-api';
 import { systemClock } from '../../shared/adapters/clock';

@@ -1,5 +1,5 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { verifyBearerToken } from '../../shared/auth/jwt';
 import { callerFromClaims } from '../../shared/http/caller';
 import { UnauthorizedError } from '../../shared/domain/errors';

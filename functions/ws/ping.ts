@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { wsRoute } from '../../shared/ws/route';
 
 /** `ping` keeps the connection inside API Gateway's 10 minute idle limit. */

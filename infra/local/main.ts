@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { JavaMissingError } from './dynamodb';
 import { signLocalToken } from './issuer';
 import { assertPortFree, PortInUseError } from './ports';

@@ -13,7 +13,7 @@ import { startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHa
 import { logger } from '../../shared/logger';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { resetStripeForTests } from '../../shared/adapters/stripe-client';
 import { startPaymentsStandIn, type PaymentsStandIn } from './payments';
 import { ensureIssuerKey, LOCAL_AUDIENCE } from './issuer';

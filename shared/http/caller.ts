@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { claimsConfig } from '../config';
 import type { Caller } from '../domain/identity';
 import { UnauthorizedError } from '../domain/errors';

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
 import type { PublishedRouteSpec } from './route';
 import { IDEMPOTENCY_KEY_PATTERN, MAX_BODY_BYTES } from './route';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor, type ItemKey } from '../adapters/dynamo/keys';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, sha256Hex, shardFor } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';

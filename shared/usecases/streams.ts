@@ -1,7 +1,7 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
-import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys } from '../adapters/dynamo/keys';
+import { ENTRY_PREFIX, ENTRY_PREFIX_END, EVENT_LOG_PARTITIONS, keys, streamEventPartition } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
@@ -40,8 +40,6 @@ export const MAX_STREAM_PAGE_SIZE = 100;
 export const DEFAULT_LEADERBOARD_SIZE = 10;
 export const MAX_LEADERBOARD_SIZE = 100;
 export const MAX_EVENTS_PAGE_SIZE = 100;
-/** Bounds the event-batch items read for one catch-up page (each holds at least one event). */
-const MAX_EVENT_BATCH_READS = 4;
 /** Creating a stream retries the creator-shards raise if another request raised it meanwhile. */
 const CREATE_STREAM_ATTEMPTS = 3;
 
@@ -346,25 +344,29 @@ export async function streamEvents(
   streamId: string,
   page: { after: number; limit: number },
 ): Promise<{ items: GiftEvent[]; nextSeq: number }> {
-  const batchPartition = keys.streamEventBatch(streamId, 0).pk;
   const stream = await requireStream(deps.store, streamId);
-  const items: GiftEvent[] = [];
-  let lowerSk = keys.streamEventBatch(streamId, page.after).sk;
-  for (let read = 0; read < MAX_EVENT_BATCH_READS && items.length < page.limit; read += 1) {
-    const result = await deps.store.query({
-      keyCondition: 'pk = :pk AND sk > :after',
-      values: { ':pk': batchPartition, ':after': lowerSk },
-      ascending: true,
-      limit: page.limit,
-    });
-    for (const batch of result.items) {
-      const events = typeof batch.events === 'string' ? eventBatchEvents.safeParse(JSON.parse(batch.events)) : undefined;
-      if (!events?.success) throw new InvariantViolation(`event batch ${String(batch.sk)} of stream ${streamId} is malformed`);
-      for (const event of events.data) if (event.seq > page.after && items.length < page.limit) items.push(event);
-      lowerSk = String(batch.sk);
-    }
-    if (!result.lastEvaluatedKey) break;
+  const afterSk = keys.streamEventBatch(streamId, page.after).sk;
+  // The log is spread over EVENT_LOG_PARTITIONS keys. Each partition's batches are disjoint,
+  // increasing seq ranges, so its first `limit` batches past `after` hold every one of its
+  // events among the first `limit` overall: one query per partition, then a merge by seq.
+  const partitions = await Promise.all(
+    Array.from({ length: EVENT_LOG_PARTITIONS }, (_, partition) =>
+      deps.store.query({
+        keyCondition: 'pk = :pk AND sk > :after',
+        values: { ':pk': streamEventPartition(streamId, partition), ':after': afterSk },
+        ascending: true,
+        limit: page.limit,
+      }),
+    ),
+  );
+  const events: GiftEvent[] = [];
+  for (const batch of partitions.flatMap((result) => result.items)) {
+    const parsed = typeof batch.events === 'string' ? eventBatchEvents.safeParse(JSON.parse(batch.events)) : undefined;
+    if (!parsed?.success) throw new InvariantViolation(`event batch ${String(batch.sk)} of stream ${streamId} is malformed`);
+    for (const event of parsed.data) if (event.seq > page.after) events.push(event);
   }
+  events.sort((a, b) => a.seq - b.seq);
+  const items = events.slice(0, page.limit);
   // Events past the stream's committed seq cannot exist; the check guards the invariant cheaply.
   const last = items[items.length - 1];
   if (last && last.seq > stream.seq) throw new InvariantViolation(`stream ${streamId} has event ${last.seq} past its seq ${stream.seq}`);

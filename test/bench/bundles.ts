@@ -18,7 +18,7 @@ export interface BundleFigure {
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 /** Imports per bundle, to take the median of a noisy measurement. */
-const IMPORT_REPEATS = 3;
+const IMPORT_REPEATS = 5;
 
 export function cloudFunctions(): Array<{ name: string; handler: string }> {
   return [

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod';
 import { decodeForm, FormDecodeError, paramsDigest, type FormObject } from './form';
 import {
   completeOnboarding,

@@ -1,5 +1,5 @@
 import { ownEntry } from './state';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { FormObject, FormValue } from './form';
 import { newId, randomAlphanumeric, unixSeconds, type Account, type PaymentIntent, type State, type Transfer } from './state';
 import type { WebhookDispatcher } from './webhooks';

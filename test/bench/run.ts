@@ -1,0 +1,677 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import WebSocket from 'ws';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { dynamoClient } from '../../shared/adapters/clients';
+import { newId } from '../../shared/adapters/clock';
+import { keys } from '../../shared/adapters/dynamo/keys';
+import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { CONNECTIONS_TABLE, LEDGER_TABLE, type TableDefinition } from '../../shared/adapters/dynamo/schema';
+import { DEFAULT_ECONOMY, diamondsForCoins } from '../../shared/domain/economy';
+import { reconcileLedger } from '../../shared/ops/reconcile';
+import { GIFT_IDEMPOTENCY_SCOPE, giftFingerprint, giftOps } from '../../shared/usecases/gifts';
+import { findStoredAnswer } from '../../shared/usecases/idempotency';
+import { readStream } from '../../shared/usecases/streams';
+import { measureBundles, type BundleFigure } from './bundles';
+import { CapacityModel, withKeys, writesOf, type CapturedWrite } from './capacity';
+
+/**
+ * `npm run bench -- --out FILE`: the gift path against its floor and against AWS's limits
+ * (issue 7). It starts the local stack on fresh data (in-memory DynamoDB Local), funds users
+ * through the real recharge path, runs the scenarios, checks the books, prints a table and
+ * writes the JSON. `--url` (a running stack) is not supported: the capacity figures come from
+ * middleware on the functions' own DynamoDB client, which only exists in this process.
+ */
+
+// ---- sizes of the run (kept small enough for 3-5 minutes on a shared 2-core machine) ----
+const SERIAL_ROUNDS = 4;
+const SERIAL_GIFTS_PER_ROUND = 50;
+const PARALLEL = 16;
+const PARALLEL_ROUNDS = 4;
+const PARALLEL_GIFTS_PER_ROUND = 240;
+const WARMUP_GIFTS = 40;
+const HOT_GIFTS = 2_000;
+const HOT_VIEWERS = 40;
+const HOT_CONCURRENCY = 16;
+const SCALE_GIFTS_PER_S = 10_000;
+const FANOUT_VIEWERS = 1_000;
+const FANOUT_VIEWER_USERS = 20;
+const FANOUT_REPEATS = 10;
+const FANOUT_PAUSE_MS = 600;
+const OPEN_CONCURRENCY = 50;
+const STORM_GIFTS_PER_S = 100;
+const STORM_SECONDS = 5;
+const STORM_SENDERS = 5;
+const FUND_CONCURRENCY = 8;
+/** Package bought by every sender: 10,000 coins covers every rose it sends. */
+const FUND_PACKAGE = 'coins_10000';
+const FUND_COINS = 10_000;
+const GIFT = { giftId: 'rose', quantity: 1 } as const;
+const GIFT_COINS = 1;
+const HIGH_RATE_LIMIT = '100000';
+const WAIT_MS = 60_000;
+const ADULT = { birthdate: '1990-01-01', country: 'US' };
+
+const TARGETS = {
+  p50Ratio: 1.5,
+  throughputRatio: 0.6,
+  giftWcu: 14,
+  maxKeyWcuPerS: 1_000,
+  fanoutP99Ms: 1_000,
+  postsPerViewerPerS: 4,
+  bundleBytes: 1.5 * 1024 * 1024,
+  bundleInitMs: 250,
+};
+
+// ---- arguments ----
+function argument(name: string): string | undefined {
+  const index = process.argv.indexOf(name);
+  return index >= 0 ? process.argv[index + 1] : undefined;
+}
+const outFile = argument('--out');
+if (argument('--url') !== undefined || process.argv.includes('--url')) {
+  process.stderr.write('--url is not supported: the capacity and per-key figures need the functions\' DynamoDB client in this process. Run without it.\n');
+  process.exit(2);
+}
+
+const log = (line: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+const percentile = (samples: number[], p: number): number => {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+};
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+async function pool<T>(count: number, concurrency: number, work: (index: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      for (;;) {
+        const index = next++;
+        if (index >= count) return;
+        results[index] = await work(index);
+      }
+    }),
+  );
+  return results;
+}
+
+// ---- the capture on the functions' DynamoDB client ----
+const WRITE_COMMANDS = new Set(['TransactWriteItemsCommand', 'PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand']);
+const READ_COMMANDS = new Set(['GetItemCommand', 'QueryCommand', 'BatchGetItemCommand', 'ScanCommand', 'TransactGetItemsCommand']);
+const capture = { writes: false, reads: false, writeLog: [] as Array<{ command: string; input: unknown }>, readUnits: 0, readLog: [] as string[] };
+
+function instrument(client: DynamoDBClient): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = context.commandName ?? '';
+      const input = args.input as Record<string, unknown>;
+      const readCaptured = capture.reads && READ_COMMANDS.has(command);
+      if (readCaptured) input.ReturnConsumedCapacity = 'TOTAL';
+      if (capture.writes && WRITE_COMMANDS.has(command)) capture.writeLog.push({ command, input });
+      const result = await next(args);
+      if (readCaptured) {
+        const consumed = (result.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }).ConsumedCapacity;
+        const unitsRead = Array.isArray(consumed) ? consumed.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0) : (consumed?.CapacityUnits ?? 0);
+        capture.readUnits += unitsRead;
+        capture.readLog.push(`${command} ${unitsRead}`);
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'benchCapacityCapture' },
+  );
+}
+
+function takeWrites(): CapturedWrite[] {
+  const taken = capture.writeLog.splice(0);
+  return taken.flatMap(({ command, input }) => writesOf(command, input));
+}
+
+// ---- HTTP ----
+let baseUrl = '';
+async function call(method: string, path: string, options: { token?: string; body?: unknown; key?: string } = {}): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  if (options.key) headers['idempotency-key'] = options.key;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(options.body !== undefined && { body: JSON.stringify(options.body) }) });
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+async function tokenFor(sub: string): Promise<string> {
+  const response = await call('POST', '/dev/tokens', { body: { sub, ...ADULT } });
+  if (response.status !== 200) throw new Error(`token ${sub}: ${response.status}`);
+  return String(response.body.token);
+}
+
+async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = WAIT_MS, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(value).slice(0, 300)}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Buys coins the real way: POST /v1/recharges, the stand-in's succeed, the signed webhook credits. */
+async function recharge(token: string, userId: string): Promise<{ paymentIntentId: string }> {
+  const created = await call('POST', '/v1/recharges', { token, body: { packageId: FUND_PACKAGE }, key: `fund-${userId}-${newId('k')}` });
+  if (created.status !== 201) throw new Error(`recharge ${userId}: ${created.status} ${JSON.stringify(created.body)}`);
+  return { paymentIntentId: String(created.body.payment.paymentIntentId) };
+}
+
+async function succeedAndWait(token: string, paymentIntentId: string, coinsBefore: number): Promise<void> {
+  const paid = await call('POST', `/dev/payments/${paymentIntentId}/succeed`);
+  if (paid.status !== 200) throw new Error(`succeed ${paymentIntentId}: ${paid.status}`);
+  await waitFor('the recharge credit', () => call('GET', '/v1/wallet', { token }), (wallet) => wallet.body?.coins >= coinsBefore + FUND_COINS, WAIT_MS, 10);
+}
+
+interface User {
+  id: string;
+  token: string;
+}
+
+async function fundedUsers(prefix: string, count: number): Promise<User[]> {
+  return pool(count, FUND_CONCURRENCY, async (index) => {
+    const id = `${prefix}-${index}`;
+    const token = await tokenFor(id);
+    const { paymentIntentId } = await recharge(token, id);
+    await succeedAndWait(token, paymentIntentId, 0);
+    return { id, token };
+  });
+}
+
+async function goLive(creatorId: string): Promise<{ token: string; streamId: string }> {
+  const token = await tokenFor(creatorId);
+  const created = await call('POST', '/v1/streams', { token, body: { title: `bench ${creatorId}` } });
+  if (created.status !== 201) throw new Error(`go live: ${created.status} ${JSON.stringify(created.body)}`);
+  return { token, streamId: String(created.body.streamId) };
+}
+
+async function httpGift(user: User, streamId: string): Promise<{ ms: number; giftTxId: string }> {
+  const started = performance.now();
+  const answer = await call('POST', `/v1/streams/${streamId}/gifts`, { token: user.token, body: GIFT, key: newId('bench') });
+  const ms = performance.now() - started;
+  if (answer.status !== 201) throw new Error(`gift: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return { ms, giftTxId: String(answer.body.giftTxId) };
+}
+
+/** Waits until the broadcaster has numbered every gift sent to a stream (its counter's giftCoins), so its work stays out of the next timed round. */
+async function drained(stream: { token: string; streamId: string }, coinsSent: number): Promise<void> {
+  await waitFor('the broadcaster to drain', () => call('GET', `/v1/streams/${stream.streamId}`, { token: stream.token }), (read) => read.body?.giftCoins >= coinsSent, WAIT_MS, 50);
+}
+
+/**
+ * The floor: exactly the DynamoDB commands a gift sends (the three reads at once, the
+ * five-item transaction, the consistent balance read), straight to the same DynamoDB Local.
+ * The bare gifts go to a stream of their own, so the broadcaster never works for them.
+ */
+async function bareGift(store: LedgerStore, senderId: string, streamId: string): Promise<number> {
+  const started = performance.now();
+  const now = new Date();
+  const idempotency = { userId: senderId, scope: GIFT_IDEMPOTENCY_SCOPE, key: newId('bare'), fingerprint: giftFingerprint({ streamId, ...GIFT }) };
+  const [stored, , stream] = await Promise.all([findStoredAnswer(store, idempotency, now), store.getItem(keys.wallet(senderId)), readStream(store, streamId)]);
+  if (stored || !stream) throw new Error('bare gift: unexpected stored answer or missing stream');
+  const cost = GIFT_COINS * GIFT.quantity;
+  await store.transactWrite(
+    giftOps(store, {
+      idempotency,
+      senderId,
+      creatorId: stream.creatorId,
+      streamId,
+      creatorShards: stream.creatorShards,
+      giftId: GIFT.giftId,
+      quantity: GIFT.quantity,
+      cost,
+      diamonds: diamondsForCoins(DEFAULT_ECONOMY, cost),
+      giftTxId: newId('gift', now),
+      now,
+    }),
+  );
+  await store.getItem(keys.wallet(senderId), { consistent: true });
+  return performance.now() - started;
+}
+
+/** Runs `total` gifts over `concurrency` workers (worker w sends as sender w); latencies and elapsed time. */
+async function burst(total: number, concurrency: number, send: (worker: number) => Promise<number>): Promise<{ latencies: number[]; seconds: number }> {
+  const latencies: number[] = [];
+  let left = total;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      while (left > 0) {
+        left -= 1;
+        latencies.push(await send(worker));
+      }
+    }),
+  );
+  return { latencies, seconds: (performance.now() - started) / 1000 };
+}
+
+// ---- WebSocket viewers ----
+interface Viewer {
+  socket: WebSocket;
+  giftEvents: number;
+}
+
+function openViewer(url: string, onGift: (viewer: Viewer, giftTxId: string, at: number) => void): Promise<Viewer> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = new WebSocket(url);
+    const viewer: Viewer = { socket, giftEvents: 0 };
+    socket.on('message', (data) => {
+      const at = performance.now();
+      const frame = JSON.parse(String(data)) as { type?: string; events?: Array<{ type?: string; giftTxId?: string }>; giftTxId?: string };
+      const events = frame.type === 'batch' ? (frame.events ?? []) : [frame];
+      for (const event of events) {
+        if (event.type === 'gift' && event.giftTxId) {
+          viewer.giftEvents += 1;
+          onGift(viewer, event.giftTxId, at);
+        }
+      }
+    });
+    socket.once('open', () => resolvePromise(viewer));
+    socket.once('error', reject);
+  });
+}
+
+// ---- the scenarios ----
+const definitions = (stack: LocalStack) =>
+  new Map<string, TableDefinition>([
+    [stack.tableNames.ledger, LEDGER_TABLE],
+    [stack.tableNames.connections, CONNECTIONS_TABLE],
+  ]);
+
+async function priceAll(model: CapacityModel, writes: CapturedWrite[]) {
+  for (const write of writes) model.observe(write);
+  return pool(writes.length, 16, (index) => model.price(writes[index] as CapturedWrite));
+}
+
+async function main(): Promise<void> {
+  const runStarted = Date.now();
+  const dataDir = mkdtempSync(join(tmpdir(), 'gifting-bench-'));
+  log('starting the local stack (fresh in-memory DynamoDB Local)');
+  const stack = await startLocalStack({
+    dataDir,
+    persistDynamo: false,
+    httpPort: 0,
+    wsPort: 0,
+    // Timers off: the recharge-expiry and sweeper schedules would write into the capture windows.
+    schedules: false,
+    env: { LOG_LEVEL: 'ERROR', RATE_LIMIT_PER_SECOND: HIGH_RATE_LIMIT, RATE_LIMIT_BURST: HIGH_RATE_LIMIT },
+  });
+  baseUrl = stack.httpUrl;
+  instrument(dynamoClient());
+  const bare = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const bareStore = new LedgerStore(bare, stack.tableNames.ledger);
+  const tables = definitions(stack);
+  const model = new CapacityModel(tables, bare);
+  const sockets: Viewer[] = [];
+  try {
+    // ---------- funding, through the real recharge path ----------
+    log('funding senders through POST /v1/recharges + /dev/payments/{pi}/succeed');
+    const [httpSenders, bareSenders, hotSenders, stormSenders] = [
+      await fundedUsers('http-sender', PARALLEL),
+      await fundedUsers('bare-sender', PARALLEL),
+      await fundedUsers('hot-viewer', HOT_VIEWERS),
+      await fundedUsers('storm-sender', STORM_SENDERS),
+    ];
+    const httpStream = await goLive('bench-creator');
+    const bareStream = await goLive('floor-creator');
+
+    // ---------- gift vs floor ----------
+    log('gift: warm-up');
+    let httpCoins = 0;
+    const sendHttp = async (user: User) => {
+      const { ms } = await httpGift(user, httpStream.streamId);
+      httpCoins += GIFT_COINS * GIFT.quantity;
+      return ms;
+    };
+    await burst(WARMUP_GIFTS, 4, (w) => sendHttp(httpSenders[w] as User));
+    await drained(httpStream, httpCoins);
+    await burst(WARMUP_GIFTS, 4, (w) => bareGift(bareStore, (bareSenders[w] as User).id, bareStream.streamId));
+
+    log(`gift: concurrency 1, ${SERIAL_ROUNDS} interleaved rounds of ${SERIAL_GIFTS_PER_ROUND}`);
+    const serialHttp: number[] = [];
+    const serialBare: number[] = [];
+    for (let roundIndex = 0; roundIndex < SERIAL_ROUNDS; roundIndex += 1) {
+      const runHttp = async () => {
+        serialHttp.push(...(await burst(SERIAL_GIFTS_PER_ROUND, 1, () => sendHttp(httpSenders[0] as User))).latencies);
+        await drained(httpStream, httpCoins);
+      };
+      const runBare = async () => serialBare.push(...(await burst(SERIAL_GIFTS_PER_ROUND, 1, () => bareGift(bareStore, (bareSenders[0] as User).id, bareStream.streamId))).latencies);
+      // Alternate which goes first, so drift in the machine's load falls on both alike.
+      if (roundIndex % 2 === 0) await runHttp().then(runBare);
+      else await runBare().then(runHttp);
+    }
+
+    log(`gift: concurrency ${PARALLEL}, ${PARALLEL_ROUNDS} interleaved rounds of ${PARALLEL_GIFTS_PER_ROUND}`);
+    const parallel = { http: { gifts: 0, seconds: 0, latencies: [] as number[] }, bare: { gifts: 0, seconds: 0, latencies: [] as number[] } };
+    for (let roundIndex = 0; roundIndex < PARALLEL_ROUNDS; roundIndex += 1) {
+      const runHttp = async () => {
+        const result = await burst(PARALLEL_GIFTS_PER_ROUND, PARALLEL, (w) => sendHttp(httpSenders[w] as User));
+        parallel.http.gifts += PARALLEL_GIFTS_PER_ROUND;
+        parallel.http.seconds += result.seconds;
+        parallel.http.latencies.push(...result.latencies);
+        // The broadcaster's tail after the burst is not timed, and must not slow the floor's round.
+        await drained(httpStream, httpCoins);
+      };
+      const runBare = async () => {
+        const result = await burst(PARALLEL_GIFTS_PER_ROUND, PARALLEL, (w) => bareGift(bareStore, (bareSenders[w] as User).id, bareStream.streamId));
+        parallel.bare.gifts += PARALLEL_GIFTS_PER_ROUND;
+        parallel.bare.seconds += result.seconds;
+        parallel.bare.latencies.push(...result.latencies);
+      };
+      if (roundIndex % 2 === 0) await runHttp().then(runBare);
+      else await runBare().then(runHttp);
+    }
+    const giftP50 = percentile(serialHttp, 50);
+    const bareP50 = percentile(serialBare, 50);
+    const throughput = parallel.http.gifts / parallel.http.seconds;
+    const bareThroughput = parallel.bare.gifts / parallel.bare.seconds;
+    const gift = {
+      p50Ms: round(giftP50),
+      p99Ms: round(percentile(serialHttp, 99)),
+      throughputPerS: round(throughput, 1),
+      bareP50Ms: round(bareP50),
+      bareThroughputPerS: round(bareThroughput, 1),
+      p50Ratio: round(giftP50 / bareP50),
+      throughputRatio: round(throughput / bareThroughput),
+      bareP99Ms: round(percentile(serialBare, 99)),
+      concurrency16P50Ms: round(percentile(parallel.http.latencies, 50)),
+      bareConcurrency16P50Ms: round(percentile(parallel.bare.latencies, 50)),
+      samples: { serial: serialHttp.length, parallel: parallel.http.gifts },
+    };
+    log(`gift: p50 ${gift.p50Ms} ms vs floor ${gift.bareP50Ms} ms; ${gift.throughputPerS}/s vs floor ${gift.bareThroughputPerS}/s`);
+
+    // Let the broadcaster drain before the capacity windows.
+    await drained(httpStream, httpCoins);
+    await sleep(500);
+
+    // ---------- capacity ----------
+    log('capacity: one gift, one recharge, wallet reads');
+    const giftSender = httpSenders[1] as User;
+    capture.writeLog.length = 0;
+    capture.writes = true;
+    await sendHttp(giftSender);
+    capture.writes = false;
+    // The broadcaster's writes for this gift must not fall into the recharge's window below.
+    await drained(httpStream, httpCoins);
+    const senderWallet = keys.wallet(giftSender.id);
+    // The gift's own transaction: the one that debits this sender's wallet (the broadcaster's may share the window).
+    const giftRequest = capture.writeLog.splice(0).find(({ command, input }) =>
+      command === 'TransactWriteItemsCommand' &&
+      writesOf(command, input).some((write) => write.kind === 'Update' && write.key.pk?.S === senderWallet.pk && write.key.sk?.S === senderWallet.sk),
+    );
+    const giftTransaction = giftRequest ? withKeys(writesOf(giftRequest.command, giftRequest.input), tables) : [];
+    if (giftTransaction.length !== 5) throw new Error(`expected the gift's 5-item transaction, found ${giftTransaction.length} items`);
+    model.forgetImages();
+    const giftPriced = await priceAll(model, giftTransaction);
+    const giftWcu = giftPriced.reduce((sum, priced) => sum + priced.units, 0);
+
+    const recharger = { id: 'capacity-recharger', token: await tokenFor('capacity-recharger') };
+    capture.writes = true;
+    const { paymentIntentId } = await recharge(recharger.token, recharger.id);
+    capture.writes = false;
+    const createWrites = withKeys(takeWrites(), tables);
+    capture.writes = true;
+    await succeedAndWait(recharger.token, paymentIntentId, 0);
+    capture.writes = false;
+    const creditWrites = withKeys(takeWrites(), tables);
+    model.forgetImages();
+    const createPriced = await priceAll(model, createWrites);
+    const creditPriced = await priceAll(model, creditWrites);
+    const rechargeCreateWcu = createPriced.reduce((sum, priced) => sum + priced.units, 0);
+    const rechargeWcu = creditPriced.reduce((sum, priced) => sum + priced.units, 0);
+
+    capture.readUnits = 0;
+    capture.reads = true;
+    const walletRead = await call('GET', '/v1/wallet', { token: giftSender.token });
+    capture.reads = false;
+    const walletRcu = capture.readUnits;
+    capture.readUnits = 0;
+    capture.reads = true;
+    await call('GET', '/v1/wallet', { token: httpStream.token });
+    capture.reads = false;
+    const creatorWalletRcu = capture.readUnits;
+    if (walletRead.status !== 200) throw new Error(`wallet: ${walletRead.status}`);
+    const capacity = {
+      giftWcu,
+      rechargeWcu,
+      walletRcu: round(walletRcu, 1),
+      rechargeCreateWcu,
+      creatorWalletRcu: round(creatorWalletRcu, 1),
+      method: 'writes: computed from the captured request items by AWS rule (2 WCU per KB per item in a transaction, 1 outside, index writes priced alike; update sizes from the stored item); reads: ReturnConsumedCapacity',
+      giftItems: giftPriced.flatMap((priced) => priced.detail),
+      rechargeItems: creditPriced.flatMap((priced) => priced.detail),
+    };
+    log(`capacity: gift ${giftWcu} WCU, recharge credit ${rechargeWcu} WCU (+${rechargeCreateWcu} to create), wallet read ${capacity.walletRcu} RCU`);
+
+    // ---------- hot creator ----------
+    log(`hotCreator: ${HOT_GIFTS} gifts from ${HOT_VIEWERS} viewers to one creator, every write captured`);
+    const hotStream = await goLive('hot-creator');
+    capture.writeLog.length = 0;
+    capture.writes = true;
+    const hotStarted = performance.now();
+    const hotGiftIds = await pool(HOT_GIFTS, HOT_CONCURRENCY, async (index) => (await httpGift(hotSenders[index % HOT_VIEWERS] as User, hotStream.streamId)).giftTxId);
+    const hotSeconds = (performance.now() - hotStarted) / 1000;
+    // Keep capturing until the broadcaster has numbered every gift: its writes count too.
+    await waitFor(
+      'the hot stream to be broadcast',
+      () => call('GET', `/v1/streams/${hotStream.streamId}`, { token: hotStream.token }),
+      (stream) => stream.body?.giftCoins >= HOT_GIFTS * GIFT_COINS,
+      WAIT_MS,
+      250,
+    );
+    await sleep(500);
+    capture.writes = false;
+    const hotWrites = withKeys(takeWrites(), tables);
+    model.forgetImages();
+    const hotPriced = await priceAll(model, hotWrites);
+    const perKey = new Map<string, number>();
+    for (const priced of hotPriced) for (const entry of priced.byKey) perKey.set(entry.partition, (perKey.get(entry.partition) ?? 0) + entry.units);
+    const ranked = [...perKey.entries()].sort((a, b) => b[1] - a[1]);
+    const scale = (unitsOnKey: number) => round((unitsOnKey / hotGiftIds.length) * SCALE_GIFTS_PER_S, 0);
+    const hotStreamRecord = await readStream(bareStore, hotStream.streamId);
+    const hotTotalUnits = hotPriced.reduce((sum, priced) => sum + priced.units, 0);
+    const hotCreator = {
+      giftsPerS: SCALE_GIFTS_PER_S,
+      maxKeyWcuPerS: scale(ranked[0]?.[1] ?? 0),
+      shards: hotStreamRecord?.creatorShards ?? 0,
+      gifts: hotGiftIds.length,
+      measuredGiftsPerS: round(hotGiftIds.length / hotSeconds, 1),
+      wcuPerGiftAllWrites: round(hotTotalUnits / hotGiftIds.length),
+      hottestKeys: ranked.slice(0, 8).map(([partition, unitsOnKey]) => ({ partition: partition.replace(/^[^#/]*(Ledger|Connections)/, '$1'), units: unitsOnKey, wcuPerSAt10k: scale(unitsOnKey) })),
+    };
+    log(`hotCreator: hottest key ${hotCreator.hottestKeys[0]?.partition} -> ${hotCreator.maxKeyWcuPerS} WCU/s at ${SCALE_GIFTS_PER_S} gifts/s`);
+
+    // ---------- fan-out ----------
+    log(`fanout: opening ${FANOUT_VIEWERS} WebSocket viewers`);
+    const fanStream = await goLive('fan-creator');
+    const viewerTokens = await Promise.all(Array.from({ length: FANOUT_VIEWER_USERS }, (_, index) => tokenFor(`fan-viewer-${index}`)));
+    const receipts = new Map<string, { count: number; firstAt: number; lastAt: number }>();
+    const onGift = (_viewer: Viewer, giftTxId: string, at: number) => {
+      const seen = receipts.get(giftTxId) ?? { count: 0, firstAt: at, lastAt: 0 };
+      seen.count += 1;
+      seen.lastAt = Math.max(seen.lastAt, at);
+      receipts.set(giftTxId, seen);
+    };
+    const before = new Set(stack.gateway.openConnectionIds());
+    for (let start = 0; start < FANOUT_VIEWERS; start += OPEN_CONCURRENCY) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(OPEN_CONCURRENCY, FANOUT_VIEWERS - start) }, (_, offset) =>
+          openViewer(`${stack.wsUrl}/?token=${viewerTokens[(start + offset) % FANOUT_VIEWER_USERS]}&streamId=${fanStream.streamId}`, onGift),
+        ),
+      );
+      sockets.push(...batch);
+    }
+    const viewerIds = stack.gateway.openConnectionIds().filter((id) => !before.has(id));
+    const viewersCounted = (await call('GET', `/v1/streams/${fanStream.streamId}`, { token: fanStream.token })).body?.viewers;
+    log(`fanout: ${sockets.length} sockets open (${viewerIds.length} gateway connections, stream reports ${viewersCounted} viewers)`);
+
+    const fanSender = stormSenders[0] as User;
+    const fanLatencies: number[] = [];
+    const firstViewerLatencies: number[] = [];
+    // This process runs the broadcaster, the gateway and all 1,000 clients: its CPU per post tells how much of the spread is this machine.
+    const postsBeforeRepeats = viewerIds.reduce((sum, id) => sum + (stack.gateway.postCounts.get(id) ?? 0), 0);
+    const cpuBefore = process.cpuUsage();
+    for (let repeat = 0; repeat < FANOUT_REPEATS; repeat += 1) {
+      const sentAt = performance.now();
+      const { giftTxId } = await httpGift(fanSender, fanStream.streamId);
+      const seen = await waitFor('every viewer to receive the gift', async () => receipts.get(giftTxId), (value) => (value?.count ?? 0) >= sockets.length, WAIT_MS, 5);
+      fanLatencies.push((seen?.lastAt ?? sentAt) - sentAt);
+      firstViewerLatencies.push((seen?.firstAt ?? sentAt) - sentAt);
+      await sleep(FANOUT_PAUSE_MS);
+    }
+
+    const cpuSpent = process.cpuUsage(cpuBefore);
+    const repeatPosts = viewerIds.reduce((sum, id) => sum + (stack.gateway.postCounts.get(id) ?? 0), 0) - postsBeforeRepeats;
+    const cpuMsPerPost = (cpuSpent.user + cpuSpent.system) / 1000 / Math.max(repeatPosts, 1);
+    log(`fanout: storm of ${STORM_GIFTS_PER_S} gifts/s for ${STORM_SECONDS} s`);
+    const viewerPosts = () => viewerIds.reduce((sum, id) => sum + (stack.gateway.postCounts.get(id) ?? 0), 0);
+    const eventsBefore = sockets.reduce((sum, viewer) => sum + viewer.giftEvents, 0);
+    const stormGifts = STORM_GIFTS_PER_S * STORM_SECONDS;
+    const postsAtStart = viewerPosts();
+    const samples: number[] = [postsAtStart];
+    const stormStarted = performance.now();
+    const sampler = setInterval(() => samples.push(viewerPosts()), 1_000);
+    const sends: Array<Promise<unknown>> = [];
+    for (let index = 0; index < stormGifts; index += 1) {
+      const due = stormStarted + (index * 1000) / STORM_GIFTS_PER_S;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      sends.push(httpGift(stormSenders[index % STORM_SENDERS] as User, fanStream.streamId));
+    }
+    await Promise.all(sends);
+    await waitFor('every viewer to receive the storm', async () => sockets.reduce((sum, viewer) => sum + viewer.giftEvents, 0), (total) => total >= eventsBefore + stormGifts * sockets.length, WAIT_MS, 20);
+    const stormSeconds = (performance.now() - stormStarted) / 1000;
+    clearInterval(sampler);
+    const postsTotal = viewerPosts() - postsAtStart;
+    samples.push(viewerPosts());
+    const perSecond = samples.slice(1).map((value, index) => value - (samples[index] ?? 0));
+    const peakPerViewer = Math.max(...perSecond) / viewerIds.length;
+    const fanout = {
+      viewers: sockets.length,
+      p50Ms: round(percentile(fanLatencies, 50), 0),
+      p99Ms: round(percentile(fanLatencies, 99), 0),
+      postsPerViewerPerS: round(peakPerViewer),
+      postsPerViewerPerSAverage: round(postsTotal / viewerIds.length / Math.max(stormSeconds, STORM_SECONDS)),
+      stormGifts,
+      stormDeliveredInS: round(stormSeconds, 1),
+      repeats: fanLatencies.map((ms) => round(ms, 0)),
+      /** Send to the first viewer's receipt: the pipeline (HTTP gift, queue, sequencer) before the posts spread. */
+      firstViewerP50Ms: round(percentile(firstViewerLatencies, 50), 0),
+      /** CPU of this process (broadcaster + local gateway + the 1,000 clients) per post during the repeats, pauses included. */
+      benchProcessCpuMsPerPost: round(cpuMsPerPost, 3),
+    };
+    log(`fanout: last viewer p50 ${fanout.p50Ms} ms, p99 ${fanout.p99Ms} ms; storm peak ${fanout.postsPerViewerPerS} posts/viewer/s`);
+    await Promise.all(sockets.map((viewer) => new Promise<void>((done) => { viewer.socket.once('close', () => done()); viewer.socket.close(); })));
+    sockets.length = 0;
+
+    // ---------- invariants ----------
+    await sleep(1_000);
+    const report = await reconcileLedger(bare, stack.tableNames.ledger);
+    if (!report.ok) log(`RECONCILE FAILED:\n${report.discrepancies.slice(0, 20).join('\n')}`);
+    bare.destroy();
+    await stack.stop();
+
+    // ---------- bundles (stack stopped: less noise on the imports) ----------
+    log('bundles: building every function as the CDK does and importing each in a fresh process');
+    const bundles: BundleFigure[] = await measureBundles();
+
+    const result = {
+      gift,
+      capacity,
+      hotCreator,
+      fanout,
+      bundles,
+      invariantsHold: report.ok,
+      targets: targetsMet({ gift, capacity, hotCreator, fanout, bundles, invariantsHold: report.ok }),
+      machine: { nproc: cpus().length, node: process.version, cpu: cpuModel(), at: new Date().toISOString(), runSeconds: Math.round((Date.now() - runStarted) / 1000) },
+    };
+    printTable(result);
+    if (outFile) {
+      mkdirSync(dirname(resolve(outFile)), { recursive: true });
+      writeFileSync(resolve(outFile), `${JSON.stringify(result, null, 2)}\n`);
+      log(`wrote ${outFile}`);
+    }
+  } catch (error) {
+    for (const viewer of sockets) viewer.socket.terminate();
+    bare.destroy();
+    await stack.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+function cpuModel(): string {
+  try {
+    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  } catch {
+    return cpus()[0]?.model ?? 'unknown';
+  }
+}
+
+interface Figures {
+  gift: { p50Ratio: number; throughputRatio: number };
+  capacity: { giftWcu: number };
+  hotCreator: { maxKeyWcuPerS: number };
+  fanout: { p99Ms: number; postsPerViewerPerS: number; viewers: number };
+  bundles: BundleFigure[];
+  invariantsHold: boolean;
+}
+
+function targetsMet(figures: Figures): Record<string, boolean> {
+  return {
+    p50Ratio: figures.gift.p50Ratio <= TARGETS.p50Ratio,
+    throughputRatio: figures.gift.throughputRatio >= TARGETS.throughputRatio,
+    giftWcu: figures.capacity.giftWcu <= TARGETS.giftWcu,
+    hotCreator: figures.hotCreator.maxKeyWcuPerS <= TARGETS.maxKeyWcuPerS,
+    fanoutP99: figures.fanout.p99Ms <= TARGETS.fanoutP99Ms && figures.fanout.viewers >= FANOUT_VIEWERS,
+    storm: figures.fanout.postsPerViewerPerS <= TARGETS.postsPerViewerPerS,
+    bundleBytes: figures.bundles.every((bundle) => bundle.bytes <= TARGETS.bundleBytes),
+    bundleInit: figures.bundles.every((bundle) => bundle.initMs <= TARGETS.bundleInitMs),
+    invariants: figures.invariantsHold,
+  };
+}
+
+function printTable(result: any): void {
+  const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+  const t = result.targets as Record<string, boolean>;
+  const rows: Array<[string, string, string, string]> = [
+    ['gift p50 (c=1) vs floor', `${result.gift.p50Ms} ms vs ${result.gift.bareP50Ms} ms = ${result.gift.p50Ratio}x`, `<= ${TARGETS.p50Ratio}x`, mark(t.p50Ratio ?? false)],
+    ['gift throughput (c=16) vs floor', `${result.gift.throughputPerS}/s vs ${result.gift.bareThroughputPerS}/s = ${result.gift.throughputRatio}`, `>= ${TARGETS.throughputRatio}`, mark(t.throughputRatio ?? false)],
+    ['gift p99 (c=1)', `${result.gift.p99Ms} ms (floor ${result.gift.bareP99Ms} ms)`, '-', ''],
+    ['WCU per gift', `${result.capacity.giftWcu}`, `<= ${TARGETS.giftWcu}`, mark(t.giftWcu ?? false)],
+    ['WCU per recharge credit', `${result.capacity.rechargeWcu} (+${result.capacity.rechargeCreateWcu} to create)`, '-', ''],
+    ['RCU per wallet read', `${result.capacity.walletRcu} (creator with shards: ${result.capacity.creatorWalletRcu})`, '-', ''],
+    ['hottest key at 10k gifts/s', `${result.hotCreator.maxKeyWcuPerS} WCU/s (${result.hotCreator.hottestKeys[0]?.partition ?? '-'}; ${result.hotCreator.shards} shards)`, `<= ${TARGETS.maxKeyWcuPerS}`, mark(t.hotCreator ?? false)],
+    ['fan-out to last viewer', `p50 ${result.fanout.p50Ms} ms, p99 ${result.fanout.p99Ms} ms (${result.fanout.viewers} viewers; first viewer p50 ${result.fanout.firstViewerP50Ms} ms)`, `p99 <= ${TARGETS.fanoutP99Ms} ms`, mark(t.fanoutP99 ?? false)],
+    ['storm posts/viewer/s', `peak ${result.fanout.postsPerViewerPerS}, mean ${result.fanout.postsPerViewerPerSAverage}`, `<= ${TARGETS.postsPerViewerPerS}`, mark(t.storm ?? false)],
+    [
+      'largest bundle / slowest import',
+      `${Math.max(...result.bundles.map((b: BundleFigure) => b.bytes)).toLocaleString('en-US')} B / ${Math.max(...result.bundles.map((b: BundleFigure) => b.initMs))} ms`,
+      '<= 1.5 MB / 250 ms',
+      mark((t.bundleBytes ?? false) && (t.bundleInit ?? false)),
+    ],
+    ['invariants (reconcile)', String(result.invariantsHold), 'true', mark(t.invariants ?? false)],
+  ];
+  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0), 6));
+  const line = (row: string[]) => `| ${row.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join(' | ')} |`;
+  const out = [line(['scenario', 'measured', 'target', '']), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...rows.map(line)];
+  out.push('', 'bundles:');
+  for (const bundle of result.bundles as BundleFigure[]) out.push(`  ${bundle.name.padEnd(28)} ${String(bundle.bytes).padStart(9)} B  ${String(bundle.initMs).padStart(6)} ms`);
+  out.push('', `machine: ${result.machine.nproc} cores, ${result.machine.cpu}, node ${result.machine.node}; run took ${result.machine.runSeconds} s`);
+  process.stdout.write(`\n${out.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
