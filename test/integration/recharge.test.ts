@@ -6,6 +6,7 @@ import { keys } from '../../shared/adapters/dynamo/keys';
 import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
+import { ADULT, ledgerFor } from '../support/ledger';
 
 /**
  * The recharge path over real HTTP, the real stripe SDK against the payments stand-in, signed
@@ -19,15 +20,13 @@ let dynamo: DynamoDBClient;
 beforeAll(async () => {
   stack = await startTestStack();
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  ({ dynamo, store } = ledgerFor(stack));
 });
 afterAll(async () => {
   dynamo.destroy();
   await stack.stop();
 });
 
-const ADULT = { birthdate: '1990-01-01', country: 'US' };
 
 async function tokenFor(sub: string, claims: { birthdate?: string; country?: string; parentalConsent?: boolean } = ADULT): Promise<string> {
   return api.token({ sub, ...claims });
