@@ -18,11 +18,14 @@ function signatureHeader(event: HttpEvent): string | undefined {
 export const handler = httpRoute({
   auth: false,
   handle: async ({ event }) => {
-    const verified = await stripePayments().verifyWebhook(rawBody(event), signatureHeader(event));
+    const payments = stripePayments();
+    const verified = await payments.verifyWebhook(rawBody(event), signatureHeader(event));
     const store = ledgerStore();
     await handleStripeEvent(
       {
         store,
+        payments,
+        livemode: await payments.livemode(),
         now: () => systemClock.now(),
         notifyWallet: async (userId) => pushWallet({ connections: connectionsStore(), poster: connectionPoster() }, await store.readWallet(userId, { consistent: true })),
       },

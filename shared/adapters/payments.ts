@@ -26,8 +26,20 @@ export interface CreatedPaymentIntent {
 /** Where a PaymentIntent stands after a cancel attempt. */
 export type CancelOutcome = 'canceled' | 'succeeded' | 'processing' | 'missing';
 
+/** Why the platform gives a payment back (Stripe's refund metadata says it too). */
+export type RefundReason = 'over_budget';
+
+export interface RefundInput {
+  paymentIntentId: string;
+  /** The same key always makes the same one refund (Stripe keeps keys 24 hours; after that it refuses a second full refund). */
+  idempotencyKey: string;
+  reason: RefundReason;
+}
+
 export interface Payments {
   createPaymentIntent(input: CreatePaymentIntentInput): Promise<CreatedPaymentIntent>;
+  /** Refunds a succeeded payment in full; a payment already refunded in full counts as done. */
+  refundPayment(input: RefundInput): Promise<'refunded' | 'already_refunded'>;
   /** Cancels a PaymentIntent that was never paid; tells what it is when it cannot be cancelled. */
   cancelPaymentIntent(paymentIntentId: string): Promise<CancelOutcome>;
   /** The event, verified on the raw body; a bad or stale signature is a ValidationError (400). */
@@ -44,6 +56,11 @@ export const WEBHOOK_TOLERANCE_SECONDS = 300;
  */
 export function paymentIdempotencyKey(userId: string, clientKey: string): string {
   return `recharge-${sha256Hex(`${userId}:${clientKey}`)}`;
+}
+
+/** Live secret and restricted keys start `sk_live_` / `rk_live_`; test keys `sk_test_` / `rk_test_`. */
+export function isLiveSecretKey(secretKey: string): boolean {
+  return /^(sk|rk)_live_/.test(secretKey);
 }
 
 type StripeErrorLike = { type?: unknown; code?: unknown; statusCode?: unknown };
@@ -104,6 +121,25 @@ export class StripePayments implements Payments {
     if (current.status === 'canceled') return 'canceled';
     if (current.status === 'succeeded') return 'succeeded';
     return 'processing';
+  }
+
+  /** Whether this deployment runs on a live key: events whose `livemode` differs are not ours to apply. */
+  async livemode(): Promise<boolean> {
+    return isLiveSecretKey((await stripeSecrets()).secretKey);
+  }
+
+  async refundPayment(input: RefundInput): Promise<'refunded' | 'already_refunded'> {
+    const stripe = await this.client();
+    try {
+      await stripe.refunds.create(
+        { payment_intent: input.paymentIntentId, reason: 'requested_by_customer', metadata: { reason: input.reason } },
+        { idempotencyKey: input.idempotencyKey },
+      );
+      return 'refunded';
+    } catch (error) {
+      if (stripeErrorOf(error).code === 'charge_already_refunded') return 'already_refunded';
+      throw new TransientDependencyError('Stripe did not refund the payment', { cause: error });
+    }
   }
 
   async verifyWebhook(rawBody: string, signatureHeader: string | undefined): Promise<unknown> {

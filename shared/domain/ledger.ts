@@ -9,6 +9,13 @@ export const ENTRY_TYPES = [
   'payout_paid',
   'payout_reversed',
   'chargeback',
+  /**
+   * A payment that succeeded when the month's budget could not hold it: refunded through Stripe,
+   * nothing credited. All four deltas are 0; the entry records the money that came and went back.
+   */
+  'over_budget_refund',
+  /** A dispute the platform won: what that dispute took comes back, owed coins first. */
+  'dispute_won',
 ] as const;
 export type EntryType = (typeof ENTRY_TYPES)[number];
 

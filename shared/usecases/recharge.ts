@@ -10,6 +10,7 @@ import {
   InvariantViolation,
   NotFoundError,
   RegionUnavailableError,
+  TransientDependencyError,
   ValidationError,
   WalletLockedError,
 } from '../domain/errors';
@@ -81,6 +82,18 @@ export const rechargeRecord = z.object({
   refundedMinor: wholeNumber.default(0),
   /** Dispute id -> disputed amount; a dispute counts once, however often it is delivered. */
   disputes: z.record(z.string(), wholeNumber).default({}),
+  /** Disputes closed in the platform's favour: they no longer count toward the clawback. */
+  wonDisputes: z.record(z.string(), z.literal(true)).default({}),
+  /**
+   * Whether the month's budget counts this recharge's price. Absent on items written before the
+   * flag existed, when "pending" was the only state that held it (see holdsBudget).
+   */
+  budgetHeld: z.boolean().optional(),
+  /** When `payment_intent.payment_failed` said the card was declined; the payment may still be retried. */
+  declinedAt: z.string().optional(),
+  creditedAt: z.string().optional(),
+  /** Set when the payment succeeded but the budget could not hold it: refunded, never credited. */
+  overBudgetRefund: z.object({ decidedAt: z.string(), limitMinor: wholeNumber.nullable() }).optional(),
 });
 export type RechargeRecord = z.infer<typeof rechargeRecord>;
 
@@ -96,14 +109,24 @@ export function isCredited(recharge: RechargeRecord): boolean {
 }
 
 /**
+ * Whether the month's budget counts this recharge: from its creation until its PaymentIntent is
+ * cancelled or expires (a declined payment can still be retried at Stripe, so it keeps counting),
+ * and for good once credited. Items from before `budgetHeld` existed held it while pending.
+ */
+export function holdsBudget(recharge: RechargeRecord): boolean {
+  if (isCredited(recharge)) return true;
+  return recharge.budgetHeld ?? recharge.status === 'pending';
+}
+
+/**
  * The coins to take back for what has been disputed or refunded of this payment so far: the
- * same share of the package as of the money, rounded down (API.md: "a partial refund in
- * proportion, rounded down"), never more than the package. Computed from cumulative amounts, so
+ * same share of the package as of the money, rounded down (a partial refund in proportion,
+ * rounded down), never more than the package. A dispute the platform won no longer counts. Computed from cumulative amounts, so
  * a late, duplicate or out-of-order event can only raise it to the same figure.
  */
-export function clawbackTarget(recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes'>): number {
+export function clawbackTarget(recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'>): number {
   if (recharge.priceMinor === 0) return 0;
-  const disputedMinor = Object.values(recharge.disputes).reduce((sum, amount) => sum + amount, 0);
+  const disputedMinor = Object.entries(recharge.disputes).reduce((sum, [disputeId, amount]) => (recharge.wonDisputes[disputeId] ? sum : sum + amount), 0);
   const takenMinor = Math.min(recharge.priceMinor, recharge.refundedMinor + disputedMinor);
   return Math.floor((recharge.coins * takenMinor) / recharge.priceMinor);
 }
@@ -160,112 +183,152 @@ export async function createRecharge(
   const request: IdempotentRequest = { userId: caller.userId, scope: IDEMPOTENCY_SCOPE_RECHARGE, key: idempotency.key, fingerprint: idempotency.fingerprint };
 
   return once(deps.store, request, now, async () => {
-    const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
-    if (wallet.locked) throw new WalletLockedError('Your wallet is locked.');
-    assertMaySpend(caller, now);
-    const country = caller.country;
-    if (country === undefined) throw new RegionUnavailableError('Your account has no country, so no price list applies.');
-    const currency = currencyForCountry(country);
-    const coinPackage = findPackage(country, input.packageId);
-    const priceMinor = coinPackage.price.amount;
-
-    let budgetBoundMinor: number | undefined;
-    if (wallet.monthlyLimit !== null) {
-      if (wallet.monthlyLimit.currency !== currency) {
-        throw new BudgetExceededError(`Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${currency}.`);
+    // The limit read here is conditioned on in the transaction: if the owner changes it meanwhile,
+    // the checks run again against the new one.
+    for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
+      try {
+        return await openRecharge(deps, caller, input.packageId, request, now);
+      } catch (error) {
+        if (!(error instanceof ConcurrentChange)) throw error;
       }
-      // DynamoDB conditions cannot add, so "spent + price <= limit" becomes "spent <= limit - price".
-      budgetBoundMinor = wallet.monthlyLimit.amount - priceMinor;
-      const spentMinor = await spentThisMonth(deps.store, caller.userId, now, true);
-      if (budgetBoundMinor < 0 || spentMinor > budgetBoundMinor) throw budgetExceeded();
     }
-
-    const rechargeId = rechargeIdFor(caller.userId, idempotency.key);
-    const paymentIntent = await deps.payments.createPaymentIntent({
-      userId: caller.userId,
-      clientKey: idempotency.key,
-      rechargeId,
-      packageId: coinPackage.id,
-      coins: coinPackage.coins,
-      price: coinPackage.price,
-    });
-
-    const createdAt = now.toISOString();
-    const month = utcMonth(now);
-    const answer: StoredAnswer<RechargeCreated> = {
-      status: 201,
-      body: {
-        rechargeId,
-        status: 'pending',
-        coins: coinPackage.coins,
-        price: coinPackage.price,
-        payment: { provider: 'stripe', paymentIntentId: paymentIntent.paymentIntentId, clientSecret: paymentIntent.clientSecret },
-      },
-    };
-    const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
-    const ops: WriteOp[] = [
-      // First, so a concurrent duplicate is told AlreadyDone (and replays) rather than anything else.
-      recordAnswerOp(deps.store, request, answer, now),
-      deps.store.put(
-        'recharge',
-        {
-          ...keys.recharge(rechargeId),
-          rechargeId,
-          userId: caller.userId,
-          status: 'pending',
-          coins: coinPackage.coins,
-          priceMinor,
-          currency,
-          packageId: coinPackage.id,
-          paymentIntentId: paymentIntent.paymentIntentId,
-          createdAt,
-          budgetMonth: month,
-          version: 0,
-          clawedCoins: 0,
-          refundedMinor: 0,
-          disputes: {},
-          statusPk: pendingStatusPk(rechargeId),
-          statusSk: `${createdAt}#${rechargeId}`,
-        },
-        { expression: conditions.isNew },
-        keyTaken,
-      ),
-      deps.store.put(
-        'payment intent mapping',
-        { ...keys.paymentIntent(paymentIntent.paymentIntentId), paymentIntentId: paymentIntent.paymentIntentId, rechargeId, userId: caller.userId },
-        { expression: conditions.isNew },
-        keyTaken,
-      ),
-      deps.store.conditionCheck(
-        'wallet unlocked',
-        keys.wallet(caller.userId),
-        { expression: conditions.walletUnlocked, values: { ':false': false } },
-        () => new WalletLockedError('Your wallet is locked.'),
-      ),
-      budgetBoundMinor === undefined
-        ? deps.store.update('budget month', keys.budgetMonth(caller.userId, month), {
-            expression: 'ADD spentMinor :price SET currency = :currency',
-            values: { ':price': priceMinor, ':currency': currency },
-          })
-        : deps.store.update(
-            'budget month',
-            keys.budgetMonth(caller.userId, month),
-            {
-              expression: 'ADD spentMinor :price SET currency = :currency',
-              condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound',
-              values: { ':price': priceMinor, ':currency': currency, ':bound': budgetBoundMinor },
-            },
-            budgetExceeded,
-          ),
-    ];
-    // No fixed ClientRequestToken: a racing duplicate carries another createdAt, and DynamoDB would
-    // refuse the same token with another payload; the idempotency record decides between them.
-    await deps.store.transactWrite(ops);
-    return answer;
+    throw new TransientDependencyError('the budget kept changing while the recharge was created; try again');
   });
 }
 
-function budgetExceeded(): BudgetExceededError {
+/** One attempt at the checks and the recharge's transaction, against the wallet as read now. */
+async function openRecharge(deps: RechargeDeps, caller: Caller, packageId: string, request: IdempotentRequest, now: Date): Promise<StoredAnswer<RechargeCreated>> {
+  const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
+  if (wallet.locked) throw new WalletLockedError('Your wallet is locked.');
+  assertMaySpend(caller, now);
+  const country = caller.country;
+  if (country === undefined) throw new RegionUnavailableError('Your account has no country, so no price list applies.');
+  const currency = currencyForCountry(country);
+  const coinPackage = findPackage(country, packageId);
+  const priceMinor = coinPackage.price.amount;
+
+  let budgetBoundMinor: number | undefined;
+  if (wallet.monthlyLimit !== null) {
+    if (wallet.monthlyLimit.currency !== currency) {
+      throw new BudgetExceededError(`Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${currency}.`);
+    }
+    budgetBoundMinor = spendBound(wallet.monthlyLimit.amount, priceMinor);
+    const spentMinor = await spentThisMonth(deps.store, caller.userId, now, true);
+    if (budgetBoundMinor < 0 || spentMinor > budgetBoundMinor) throw budgetExceeded();
+  }
+
+  const rechargeId = rechargeIdFor(caller.userId, request.key);
+  const paymentIntent = await deps.payments.createPaymentIntent({
+    userId: caller.userId,
+    clientKey: request.key,
+    rechargeId,
+    packageId: coinPackage.id,
+    coins: coinPackage.coins,
+    price: coinPackage.price,
+  });
+
+  const createdAt = now.toISOString();
+  const month = utcMonth(now);
+  const answer: StoredAnswer<RechargeCreated> = {
+    status: 201,
+    body: {
+      rechargeId,
+      status: 'pending',
+      coins: coinPackage.coins,
+      price: coinPackage.price,
+      payment: { provider: 'stripe', paymentIntentId: paymentIntent.paymentIntentId, clientSecret: paymentIntent.clientSecret },
+    },
+  };
+  const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
+  const limitCondition = monthlyLimitIs(wallet.monthlyLimit);
+  const ops: WriteOp[] = [
+    // First, so a concurrent duplicate is told AlreadyDone (and replays) rather than anything else.
+    recordAnswerOp(deps.store, request, answer, now),
+    deps.store.put(
+      'recharge',
+      {
+        ...keys.recharge(rechargeId),
+        rechargeId,
+        userId: caller.userId,
+        status: 'pending',
+        coins: coinPackage.coins,
+        priceMinor,
+        currency,
+        packageId: coinPackage.id,
+        paymentIntentId: paymentIntent.paymentIntentId,
+        createdAt,
+        budgetMonth: month,
+        budgetHeld: true,
+        version: 0,
+        clawedCoins: 0,
+        refundedMinor: 0,
+        disputes: {},
+        wonDisputes: {},
+        statusPk: pendingStatusPk(rechargeId),
+        statusSk: `${createdAt}#${rechargeId}`,
+      },
+      { expression: conditions.isNew },
+      keyTaken,
+    ),
+    deps.store.put(
+      'payment intent mapping',
+      { ...keys.paymentIntent(paymentIntent.paymentIntentId), paymentIntentId: paymentIntent.paymentIntentId, rechargeId, userId: caller.userId },
+      { expression: conditions.isNew },
+      keyTaken,
+    ),
+    deps.store.conditionCheck(
+      'wallet unlocked, same budget',
+      keys.wallet(caller.userId),
+      { expression: `${conditions.walletUnlocked} AND ${limitCondition.expression}`, values: { ':false': false, ...limitCondition.values } },
+      (old) => (old?.locked === true ? new WalletLockedError('Your wallet is locked.') : new ConcurrentChange('monthly limit')),
+    ),
+    budgetHoldOp(deps.store, { userId: caller.userId, budgetMonth: month, priceMinor }, currency, budgetBoundMinor),
+  ];
+  // No fixed ClientRequestToken: a racing duplicate carries another createdAt, and DynamoDB would
+  // refuse the same token with another payload; the idempotency record decides between them.
+  await deps.store.transactWrite(ops);
+  return answer;
+}
+
+/**
+ * DynamoDB conditions cannot add, so "spent + price <= limit" becomes "spent <= limit - price".
+ * A negative bound means the price alone passes the limit.
+ */
+export function spendBound(limitMinor: number, priceMinor: number): number {
+  return limitMinor - priceMinor;
+}
+
+/** The wallet's monthly limit is still the one the budget check used. */
+export function monthlyLimitIs(limit: Money | null): { expression: string; values: Item } {
+  if (limit === null) return { expression: 'attribute_not_exists(monthlyLimitAmount)', values: {} };
+  return {
+    expression: 'monthlyLimitAmount = :limitAmount AND monthlyLimitCurrency = :limitCurrency',
+    values: { ':limitAmount': limit.amount, ':limitCurrency': limit.currency },
+  };
+}
+
+/**
+ * Adds a recharge's price to its month. With a bound, the condition is in the write, so
+ * concurrent recharges and credits cannot pass the limit together.
+ */
+export function budgetHoldOp(
+  store: LedgerStore,
+  recharge: Pick<RechargeRecord, 'userId' | 'budgetMonth' | 'priceMinor'>,
+  currency: string,
+  boundMinor: number | undefined,
+): WriteOp {
+  const key = keys.budgetMonth(recharge.userId, recharge.budgetMonth);
+  const values = { ':price': recharge.priceMinor, ':currency': currency };
+  if (boundMinor === undefined) return store.update('budget month', key, { expression: 'ADD spentMinor :price SET currency = :currency', values });
+  return store.update(
+    'budget month',
+    key,
+    { expression: 'ADD spentMinor :price SET currency = :currency', condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound', values: { ...values, ':bound': boundMinor } },
+    budgetExceeded,
+  );
+}
+
+export function budgetExceeded(): BudgetExceededError {
   return new BudgetExceededError('This recharge would pass your monthly budget.');
 }
 
@@ -327,25 +390,46 @@ export async function readRecharge(store: LedgerStore, rechargeId: string): Prom
 }
 
 /**
- * Marks a pending recharge failed and takes its price off the month's budget, in one
- * transaction. `extraOps` (the webhook's event marker) ride along. Anything but pending is left
- * as it is: a failure after `succeeded` changes nothing.
+ * `payment_intent.payment_failed`: the card was declined. The recharge shows `failed`, but its
+ * PaymentIntent can still be paid (Stripe allows a retry from `requires_payment_method`), so its
+ * price keeps counting toward the month and it stays in the expiry index until it is cancelled.
+ * `extraOps` (the webhook's event marker) ride along. Anything but pending is left as it is.
  */
-export async function markRechargeFailed(
-  store: LedgerStore,
-  rechargeId: string,
-  extraOps: () => WriteOp[] = () => [],
-): Promise<'failed' | 'unchanged'> {
+export async function declineRecharge(store: LedgerStore, rechargeId: string, at: Date, extraOps: () => WriteOp[] = () => []): Promise<'declined' | 'unchanged'> {
+  return transitionRecharge(store, rechargeId, (recharge) => {
+    if (recharge.status !== 'pending') return undefined;
+    return [...extraOps(), rechargeTransitionOp(store, recharge, { status: 'failed', declinedAt: at.toISOString(), budgetHeld: true })];
+  }).then((done) => (done ? 'declined' : 'unchanged'));
+}
+
+/**
+ * `payment_intent.canceled`, or the expiry after the PaymentIntent was cancelled: a recharge that
+ * was never credited becomes failed for good and stops counting toward its month. Idempotent:
+ * the price is released once, however often (and in whatever order) this runs.
+ */
+export async function cancelRecharge(store: LedgerStore, rechargeId: string, extraOps: () => WriteOp[] = () => []): Promise<'canceled' | 'unchanged'> {
+  return transitionRecharge(store, rechargeId, (recharge) => {
+    if (isCredited(recharge) || recharge.overBudgetRefund !== undefined || !holdsBudget(recharge)) return undefined;
+    return [
+      ...extraOps(),
+      rechargeTransitionOp(store, recharge, { status: 'failed', budgetHeld: false }, { leavePendingIndex: true }),
+      budgetReleaseOp(store, recharge),
+    ];
+  }).then((done) => (done ? 'canceled' : 'unchanged'));
+}
+
+/**
+ * Reads the recharge, asks `plan` for the transaction that moves it on (undefined: nothing to do),
+ * and applies it; a concurrent write to the recharge means read again, a bounded number of times.
+ */
+async function transitionRecharge(store: LedgerStore, rechargeId: string, plan: (recharge: RechargeRecord) => WriteOp[] | undefined): Promise<boolean> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(store, rechargeId);
-    if (!recharge || recharge.status !== 'pending') return 'unchanged';
+    const ops = recharge && plan(recharge);
+    if (!ops) return false;
     try {
-      await store.transactWrite([
-        ...extraOps(),
-        rechargeTransitionOp(store, recharge, { status: 'failed' }, { leavePendingIndex: true }),
-        budgetReleaseOp(store, recharge),
-      ]);
-      return 'failed';
+      await store.transactWrite(ops);
+      return true;
     } catch (error) {
       if (error instanceof ConcurrentChange) continue;
       throw error;
@@ -354,7 +438,7 @@ export async function markRechargeFailed(
   throw new ConcurrentChange(`recharge ${rechargeId} after ${MAX_RECHARGE_WRITE_ATTEMPTS} attempts`);
 }
 
-/** A failed or expired recharge stops counting toward the month it was made in. */
+/** A cancelled or expired recharge, or one refunded over budget, stops counting toward its month. */
 export function budgetReleaseOp(store: LedgerStore, recharge: RechargeRecord): WriteOp {
   return store.update(
     'budget release',
@@ -364,28 +448,25 @@ export function budgetReleaseOp(store: LedgerStore, recharge: RechargeRecord): W
   );
 }
 
-/** A recharge that failed and then succeeded after all (a retried payment) counts again. */
-export function budgetRestoreOp(store: LedgerStore, recharge: RechargeRecord): WriteOp {
-  return store.update('budget restore', keys.budgetMonth(recharge.userId, recharge.budgetMonth), {
-    expression: 'ADD spentMinor :price',
-    values: { ':price': recharge.priceMinor },
-  });
-}
-
 const pendingIndexItem = z.object({ rechargeId: z.string().min(1), paymentIntentId: z.string().min(1), createdAt: z.string() });
 
+export interface ExpiryDeps {
+  store: LedgerStore;
+  payments: Pick<Payments, 'cancelPaymentIntent' | 'refundPayment'>;
+  now: () => Date;
+}
+
 /**
- * The expiry sweep (a schedule): recharges pending for more than 24 hours have their
- * PaymentIntent cancelled and become failed. A PaymentIntent that turns out to be paid is left
- * to its `succeeded` webhook; one still processing is looked at again on the next run.
+ * The expiry sweep (a schedule) over the recharges index, whose entries older than 24 hours are:
+ * - pending or declined recharges: the PaymentIntent is cancelled and the recharge fails, which
+ *   releases its budget. A PaymentIntent that turns out to be paid is left to its `succeeded`
+ *   webhook; one still processing is looked at again on the next run.
+ * - over-budget refunds whose `charge.refunded` never came: the refund is asked for again
+ *   (idempotent at Stripe), so a crash between the decision and the refund cannot keep the money.
  */
-export async function expirePendingRecharges(
-  deps: { store: LedgerStore; payments: Pick<Payments, 'cancelPaymentIntent'>; now: () => Date },
-  limits: { maxPerRun: number } = { maxPerRun: MAX_EXPIRED_PER_RUN },
-): Promise<{ expired: number; skipped: number }> {
+export async function expirePendingRecharges(deps: ExpiryDeps, limits: { maxPerRun: number } = { maxPerRun: MAX_EXPIRED_PER_RUN }): Promise<{ expired: number; skipped: number; refunded: number }> {
   const cutoff = new Date(deps.now().getTime() - RECHARGE_PENDING_LIFETIME_SECONDS * 1000).toISOString();
-  let expired = 0;
-  let skipped = 0;
+  const tally = { expired: 0, skipped: 0, refunded: 0 };
   let seen = 0;
   for (let bucket = 0; bucket < PENDING_RECHARGE_BUCKETS && seen < limits.maxPerRun; bucket += 1) {
     let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
@@ -403,17 +484,30 @@ export async function expirePendingRecharges(
         const parsed = pendingIndexItem.safeParse(raw);
         if (!parsed.success) {
           logger.error('malformed pending recharge in the index', { pk: String(raw.pk) });
-          skipped += 1;
+          tally.skipped += 1;
           continue;
         }
-        const outcome: CancelOutcome = await deps.payments.cancelPaymentIntent(parsed.data.paymentIntentId);
-        if (outcome === 'succeeded' || outcome === 'processing') {
-          skipped += 1;
-          continue;
-        }
-        if ((await markRechargeFailed(deps.store, parsed.data.rechargeId)) === 'failed') expired += 1;
+        tally[await expireOne(deps, parsed.data.rechargeId)] += 1;
       }
     } while (startKey && seen < limits.maxPerRun);
   }
-  return { expired, skipped };
+  return tally;
+}
+
+async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired' | 'skipped' | 'refunded'> {
+  const recharge = await readRecharge(deps.store, rechargeId);
+  if (!recharge || isCredited(recharge)) return 'skipped';
+  if (recharge.overBudgetRefund !== undefined) {
+    if (recharge.refundedMinor >= recharge.priceMinor) return 'skipped';
+    await deps.payments.refundPayment({ paymentIntentId: recharge.paymentIntentId, idempotencyKey: overBudgetRefundKey(recharge.rechargeId), reason: 'over_budget' });
+    return 'refunded';
+  }
+  const outcome: CancelOutcome = await deps.payments.cancelPaymentIntent(recharge.paymentIntentId);
+  if (outcome === 'succeeded' || outcome === 'processing') return 'skipped';
+  return (await cancelRecharge(deps.store, rechargeId)) === 'canceled' ? 'expired' : 'skipped';
+}
+
+/** Stripe's idempotency key for a recharge's over-budget refund: one refund, however often it is asked for. */
+export function overBudgetRefundKey(rechargeId: string): string {
+  return `over-budget-refund-${rechargeId}`;
 }

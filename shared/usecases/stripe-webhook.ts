@@ -7,15 +7,24 @@ import { InvariantViolation, TransientDependencyError } from '../domain/errors';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { applyAccountUpdated } from './payout-account';
+import type { Payments } from '../adapters/payments';
+import { walletFromItem } from '../adapters/dynamo/ledger-store';
 import {
-  budgetRestoreOp,
+  budgetHoldOp,
+  budgetReleaseOp,
+  cancelRecharge,
   clawbackTarget,
   ConcurrentChange,
+  declineRecharge,
+  holdsBudget,
   isCredited,
-  markRechargeFailed,
   MAX_RECHARGE_WRITE_ATTEMPTS,
+  monthlyLimitIs,
+  overBudgetRefundKey,
+  pendingStatusPk,
   rechargeTransitionOp,
   readRecharge,
+  spendBound,
   type RechargeRecord,
 } from './recharge';
 
@@ -34,10 +43,25 @@ import {
 /** Stripe retries an event for up to 3 days; its marker is kept well past that. */
 export const EVENT_MARKER_TTL_SECONDS = 30 * 24 * 60 * 60;
 
-export type WebhookOutcome = 'credited' | 'failed' | 'clawed_back' | 'recorded' | 'account_updated' | 'duplicate' | 'ignored';
+export type WebhookOutcome =
+  | 'credited'
+  | 'declined'
+  | 'canceled'
+  | 'clawed_back'
+  | 'given_back'
+  | 'refunded_over_budget'
+  | 'recorded'
+  | 'account_updated'
+  | 'duplicate'
+  | 'ignored'
+  | 'livemode_mismatch';
 
 export interface WebhookDeps {
   store: LedgerStore;
+  /** Refunds a payment the budget cannot hold. */
+  payments: Pick<Payments, 'refundPayment'>;
+  /** Whether this deployment's Stripe key is a live one: events of the other mode change nothing. */
+  livemode: boolean;
   now: () => Date;
   /** After a balance change commits: push the wallet to the user's open connections. Best effort. */
   notifyWallet?: (userId: string) => Promise<void>;
@@ -51,13 +75,14 @@ const reference = z.union([stripeId, z.object({ id: stripeId })]).transform((val
 const eventEnvelope = z.object({
   id: stripeId,
   type: z.string().min(1),
+  livemode: z.boolean(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
 const paymentIntentObject = z.object({
   id: stripeId,
   metadata: z.record(z.string(), z.string()).nullish(),
 });
-const disputeObject = z.object({ id: stripeId, amount: amountMinor, payment_intent: reference.nullish() });
+const disputeObject = z.object({ id: stripeId, amount: amountMinor, payment_intent: reference.nullish(), status: z.string().optional() });
 const chargeObject = z.object({ id: stripeId, amount: amountMinor, amount_refunded: amountMinor, payment_intent: reference.nullish() });
 const accountObject = z.object({ id: stripeId, payouts_enabled: z.boolean() });
 const paymentIntentMapping = z.object({ rechargeId: z.string().min(1), userId: z.string().min(1) });
@@ -99,6 +124,12 @@ export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): P
   const envelope = eventEnvelope.safeParse(rawEvent);
   if (!envelope.success) throw new InvariantViolation(`a verified Stripe event has no id, type or object: ${envelope.error.message}`);
   const event = envelope.data;
+  if (event.livemode !== deps.livemode) {
+    // A live event reaching a test deployment, or the reverse: acknowledged (a non-2xx would make
+    // Stripe retry for days) and counted, but it never touches this deployment's money.
+    logger.warn('stripe event from the other mode ignored', { eventId: event.id, eventType: event.type, livemode: event.livemode });
+    return 'livemode_mismatch';
+  }
   let outcome: WebhookOutcome;
   try {
     switch (event.type) {
@@ -111,6 +142,9 @@ export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): P
         break;
       case 'charge.dispute.created':
         outcome = await onDispute(deps, event);
+        break;
+      case 'charge.dispute.closed':
+        outcome = await onDisputeClosed(deps, event);
         break;
       case 'charge.refunded':
         outcome = await onRefund(deps, event);
@@ -164,8 +198,11 @@ async function onPaymentFailed(deps: WebhookDeps, event: ParsedEvent): Promise<W
   const paymentIntent = parseObject(paymentIntentObject, event);
   const mapping = await rechargeFor(deps, paymentIntent.id);
   if (!mapping) return 'ignored';
-  const result = await markRechargeFailed(deps.store, mapping.rechargeId, () => [markerOp(deps, event)]);
-  return result === 'failed' ? 'failed' : 'ignored';
+  const marker = () => [markerOp(deps, event)];
+  if (event.type === 'payment_intent.canceled') {
+    return (await cancelRecharge(deps.store, mapping.rechargeId, marker)) === 'canceled' ? 'canceled' : 'ignored';
+  }
+  return (await declineRecharge(deps.store, mapping.rechargeId, deps.now(), marker)) === 'declined' ? 'declined' : 'ignored';
 }
 
 async function onDispute(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
@@ -178,6 +215,73 @@ async function onDispute(deps: WebhookDeps, event: ParsedEvent): Promise<Webhook
   });
   if (outcome === 'clawed_back') await notify(deps, mapping.userId);
   return outcome;
+}
+
+/**
+ * `charge.dispute.closed`: a dispute the platform won gives back what that dispute took, owed
+ * coins first, once (the recharge remembers won disputes, and its version guards the write). A
+ * lost dispute changes nothing: its coins were taken when it opened. The wallet stays locked until
+ * the owner's support case lifts it.
+ */
+async function onDisputeClosed(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
+  const dispute = parseObject(disputeObject, event);
+  if (dispute.status !== 'won') return 'ignored';
+  const mapping = await rechargeFor(deps, dispute.payment_intent);
+  if (!mapping) return 'ignored';
+  for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
+    const recharge = await readRecharge(deps.store, mapping.rechargeId);
+    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${mapping.rechargeId}, which does not exist`);
+    if (recharge.wonDisputes[dispute.id]) return 'duplicate';
+    // Recorded as disputed too, so a `created` that arrives after the `closed` takes nothing.
+    const change = {
+      disputes: { ...recharge.disputes, [dispute.id]: recharge.disputes[dispute.id] ?? Math.min(dispute.amount, recharge.priceMinor) },
+      wonDisputes: { ...recharge.wonDisputes, [dispute.id]: true as const },
+    };
+    const giveBack = isCredited(recharge) ? Math.max(0, recharge.clawedCoins - clawbackTarget({ ...recharge, ...change })) : 0;
+    try {
+      if (giveBack === 0) {
+        await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change)]);
+        return 'recorded';
+      }
+      await deps.store.transactWrite(await giveBackOps(deps, event, recharge, change, giveBack, dispute.id));
+      await notify(deps, mapping.userId);
+      return 'given_back';
+    } catch (error) {
+      if (error instanceof ConcurrentChange) continue;
+      throw error;
+    }
+  }
+  throw new TransientDependencyError(`recharge ${mapping.rechargeId} kept changing; Stripe will deliver the event again`);
+}
+
+/** The give-back's transaction: owed coins forgiven first, the rest back into the balance, and its entry. */
+async function giveBackOps(
+  deps: WebhookDeps,
+  event: ParsedEvent,
+  recharge: RechargeRecord,
+  change: Pick<RechargeRecord, 'disputes' | 'wonDisputes'>,
+  giveBack: number,
+  disputeId: string,
+): Promise<WriteOp[]> {
+  const before = await readBalances(deps.store, recharge.userId);
+  const debtForgiven = Math.min(giveBack, before.owedCoins);
+  const coinsBack = giveBack - debtForgiven;
+  const ref = { rechargeId: recharge.rechargeId, paymentIntentId: recharge.paymentIntentId, disputeId, coinsGivenBack: giveBack };
+  return [
+    markerOp(deps, event),
+    rechargeTransitionOp(deps.store, recharge, { ...change, clawedCoins: recharge.clawedCoins - giveBack }),
+    deps.store.update(
+      'wallet give-back',
+      keys.wallet(recharge.userId),
+      {
+        expression: 'SET coins = if_not_exists(coins, :zero) + :coinsBack, owedCoins = if_not_exists(owedCoins, :zero) - :debtForgiven',
+        condition: equalsRead('owedCoins', ':owedBefore', before.owedCoins),
+        values: { ':zero': 0, ':coinsBack': coinsBack, ':debtForgiven': debtForgiven, ':owedBefore': before.owedCoins },
+      },
+      () => new ConcurrentChange('wallet'),
+    ),
+    deps.store.put('dispute won entry', entry(recharge.userId, 'dispute_won', deps.now(), { coins: coinsBack, owedCoins: -debtForgiven }, ref)),
+  ];
 }
 
 async function onRefund(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
@@ -215,9 +319,16 @@ function equalsRead(attribute: 'coins' | 'owedCoins', placeholder: string, value
   return value === 0 ? `(attribute_not_exists(${attribute}) OR ${attribute} = ${placeholder})` : `${attribute} = ${placeholder}`;
 }
 
-async function readBalances(store: LedgerStore, userId: string): Promise<{ coins: number; owedCoins: number }> {
+interface WalletBalances {
+  coins: number;
+  owedCoins: number;
+  monthlyLimit: ReturnType<typeof walletFromItem>['monthlyLimit'];
+}
+
+async function readBalances(store: LedgerStore, userId: string): Promise<WalletBalances> {
   const item = await store.getItem(keys.wallet(userId), { consistent: true });
-  return { coins: whole(item?.coins, 'coins'), owedCoins: whole(item?.owedCoins, 'owedCoins') };
+  const limits = item ? walletFromItem(userId, item).monthlyLimit : null;
+  return { coins: whole(item?.coins, 'coins'), owedCoins: whole(item?.owedCoins, 'owedCoins'), monthlyLimit: limits };
 }
 
 function entry(userId: string, type: LedgerEntry['type'], at: Date, amounts: { coins: number; owedCoins: number }, ref: LedgerEntry['ref']): Item {
@@ -226,68 +337,177 @@ function entry(userId: string, type: LedgerEntry['type'], at: Date, amounts: { c
   return entryItem(keys.entry(userId, createdAt, id), { id, userId, type, coins: amounts.coins, owedCoins: amounts.owedCoins, diamonds: 0, pendingDiamonds: 0, createdAt, ref });
 }
 
+/** Raised by the budget op when the month cannot hold the payment: it is refunded instead. */
+class BudgetCannotHold extends Error {
+  constructor() {
+    super('the monthly budget cannot hold this payment');
+    this.name = 'BudgetCannotHold';
+  }
+}
+
+/**
+ * The op that makes the month hold a payment about to be credited, under the limit in force:
+ * a recharge that still counts needs the month to be within the limit; one that was released
+ * (cancelled, expired) is added back only if it fits. Undefined: nothing to write. Throws
+ * BudgetCannotHold when no write could make it fit.
+ */
+function creditBudgetOp(store: LedgerStore, recharge: RechargeRecord, limit: WalletBalances['monthlyLimit']): WriteOp | undefined {
+  const held = holdsBudget(recharge);
+  if (limit === null) return held ? undefined : budgetHoldOp(store, recharge, recharge.currency, undefined);
+  if (limit.currency !== recharge.currency) throw new BudgetCannotHold();
+  if (!held) {
+    const bound = spendBound(limit.amount, recharge.priceMinor);
+    if (bound < 0) throw new BudgetCannotHold();
+    return budgetHoldOp(store, recharge, recharge.currency, bound);
+  }
+  return store.conditionCheck(
+    'budget holds the payment',
+    keys.budgetMonth(recharge.userId, recharge.budgetMonth),
+    { expression: 'attribute_not_exists(spentMinor) OR spentMinor <= :limit', values: { ':limit': limit.amount } },
+    () => new BudgetCannotHold(),
+  );
+}
+
 /**
  * Credits a recharge once: coins minted, owed coins paid first, and any dispute or refund that
- * arrived before the credit applied in the same transaction. Condition failures on the recharge
- * or the wallet mean a concurrent write got there first: read again and retry, a bounded number
- * of times. A failed recharge still credits (a retried payment) and counts toward its budget again.
+ * arrived before the credit applied in the same transaction. The month's budget, under the limit
+ * in force now, must hold the payment (a declined payment retried later, a limit lowered since):
+ * if it cannot, the payment is refunded instead and nothing is credited. Condition failures on
+ * the recharge or the wallet mean a concurrent write got there first: read again and retry, a
+ * bounded number of times.
  */
 async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId: string): Promise<WebhookOutcome> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(deps.store, rechargeId);
     if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
     if (isCredited(recharge)) return 'duplicate';
-    const before = await readBalances(deps.store, recharge.userId);
-
-    const debtPaid = Math.min(recharge.coins, before.owedCoins);
-    const net = recharge.coins - debtPaid;
-    const target = clawbackTarget(recharge);
-    const claim = Math.max(0, target - recharge.clawedCoins);
-    const take = Math.min(before.coins + net, claim);
-    const owedAdded = claim - take;
-    const disputed = Object.keys(recharge.disputes).length > 0 || recharge.refundedMinor > 0;
-
-    const now = deps.now();
-    const ref = { rechargeId, paymentIntentId: recharge.paymentIntentId, packageId: recharge.packageId, coinsPurchased: recharge.coins };
-    const walletCondition = [equalsRead('owedCoins', ':owedBefore', before.owedCoins)];
-    if (claim > 0) walletCondition.push(equalsRead('coins', ':coinsBefore', before.coins));
-    const ops: WriteOp[] = [
-      markerOp(deps, event),
-      rechargeTransitionOp(deps.store, recharge, { status: disputed ? 'disputed' : 'succeeded', creditedAt: now.toISOString(), clawedCoins: recharge.clawedCoins + claim }, { leavePendingIndex: true }),
-      deps.store.update(
-        'wallet credit',
-        keys.wallet(recharge.userId),
-        {
-          expression: `SET coins = if_not_exists(coins, :zero) + :coinsDelta, owedCoins = if_not_exists(owedCoins, :zero) + :owedDelta${disputed ? ', locked = :true, lockReason = :dispute' : ''}`,
-          condition: walletCondition.join(' AND '),
-          values: {
-            ':zero': 0,
-            ':coinsDelta': net - take,
-            ':owedDelta': owedAdded - debtPaid,
-            ':owedBefore': before.owedCoins,
-            ...(claim > 0 && { ':coinsBefore': before.coins }),
-            ...(disputed && { ':true': true, ':dispute': 'dispute' }),
-          },
-        },
-        () => new ConcurrentChange('wallet'),
-      ),
-      deps.store.put('recharge entry', entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid })),
-    ];
-    if (recharge.status === 'failed') ops.push(budgetRestoreOp(deps.store, recharge));
-    if (claim > 0) {
-      // A millisecond later, so the history lists the chargeback after the credit it corrects.
-      const later = new Date(now.getTime() + 1);
-      ops.push(deps.store.put('chargeback entry', entry(recharge.userId, 'chargeback', later, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim })));
+    if (recharge.overBudgetRefund !== undefined) {
+      await ensureOverBudgetRefund(deps, recharge);
+      return 'duplicate';
     }
+    const before = await readBalances(deps.store, recharge.userId);
     try {
-      await deps.store.transactWrite(ops);
+      await deps.store.transactWrite(creditOps(deps, event, recharge, before));
       return 'credited';
     } catch (error) {
+      if (error instanceof BudgetCannotHold) return refundOverBudget(deps, event, rechargeId, before.monthlyLimit?.amount ?? null);
       if (error instanceof ConcurrentChange) continue;
       throw error;
     }
   }
   throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
+}
+
+/** The credit's transaction, from the recharge and wallet as read. Throws BudgetCannotHold early when no write could fit. */
+function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeRecord, before: WalletBalances): WriteOp[] {
+  const budgetOp = creditBudgetOp(deps.store, recharge, before.monthlyLimit);
+  const debtPaid = Math.min(recharge.coins, before.owedCoins);
+  const net = recharge.coins - debtPaid;
+  const target = clawbackTarget(recharge);
+  const claim = Math.max(0, target - recharge.clawedCoins);
+  const take = Math.min(before.coins + net, claim);
+  const owedAdded = claim - take;
+  const disputed = Object.keys(recharge.disputes).length > 0 || recharge.refundedMinor > 0;
+
+  const now = deps.now();
+  const { rechargeId } = recharge;
+  const ref = { rechargeId, paymentIntentId: recharge.paymentIntentId, packageId: recharge.packageId, coinsPurchased: recharge.coins };
+  const limit = monthlyLimitIs(before.monthlyLimit);
+  // The budget decision used this limit: the wallet write conditions on it, so a limit changed
+  // meanwhile makes the credit read again.
+  const walletCondition = [equalsRead('owedCoins', ':owedBefore', before.owedCoins), limit.expression];
+  if (claim > 0) walletCondition.push(equalsRead('coins', ':coinsBefore', before.coins));
+  const ops: WriteOp[] = [
+    markerOp(deps, event),
+    rechargeTransitionOp(
+      deps.store,
+      recharge,
+      { status: disputed ? 'disputed' : 'succeeded', creditedAt: now.toISOString(), clawedCoins: recharge.clawedCoins + claim, budgetHeld: true },
+      { leavePendingIndex: true },
+    ),
+    deps.store.update(
+      'wallet credit',
+      keys.wallet(recharge.userId),
+      {
+        expression: `SET coins = if_not_exists(coins, :zero) + :coinsDelta, owedCoins = if_not_exists(owedCoins, :zero) + :owedDelta${disputed ? ', locked = :true, lockReason = :dispute' : ''}`,
+        condition: walletCondition.join(' AND '),
+        values: {
+          ':zero': 0,
+          ':coinsDelta': net - take,
+          ':owedDelta': owedAdded - debtPaid,
+          ':owedBefore': before.owedCoins,
+          ...limit.values,
+          ...(claim > 0 && { ':coinsBefore': before.coins }),
+          ...(disputed && { ':true': true, ':dispute': 'dispute' }),
+        },
+      },
+      () => new ConcurrentChange('wallet'),
+    ),
+    deps.store.put('recharge entry', entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid })),
+  ];
+  if (budgetOp) ops.push(budgetOp);
+  if (claim > 0) {
+    // A millisecond later, so the history lists the chargeback after the credit it corrects.
+    const later = new Date(now.getTime() + 1);
+    ops.push(deps.store.put('chargeback entry', entry(recharge.userId, 'chargeback', later, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim })));
+  }
+  return ops;
+}
+
+/**
+ * The payment succeeded but the budget cannot hold it: decide, once, to refund it. The decision
+ * (recharge failed with its refund recorded, the month released, an `over_budget_refund` entry)
+ * commits before Stripe is asked, so a crash in between is finished by Stripe's redelivery of the
+ * event or, failing that, by the expiry sweep, which finds the recharge in its index.
+ */
+async function refundOverBudget(deps: WebhookDeps, event: ParsedEvent, rechargeId: string, limitMinor: number | null): Promise<WebhookOutcome> {
+  for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
+    const recharge = await readRecharge(deps.store, rechargeId);
+    if (!recharge) throw new InvariantViolation(`recharge ${rechargeId} vanished`);
+    if (isCredited(recharge)) return 'duplicate';
+    if (recharge.overBudgetRefund !== undefined) {
+      await ensureOverBudgetRefund(deps, recharge);
+      return 'duplicate';
+    }
+    const decidedAt = deps.now().toISOString();
+    const ops: WriteOp[] = [
+      markerOp(deps, event),
+      rechargeTransitionOp(deps.store, recharge, {
+        status: 'failed',
+        budgetHeld: false,
+        overBudgetRefund: { decidedAt, limitMinor },
+        // Back in the expiry index, so the sweep retries the refund if Stripe's never comes.
+        statusPk: pendingStatusPk(rechargeId),
+        statusSk: `${decidedAt}#${rechargeId}`,
+      }),
+      deps.store.put(
+        'over-budget refund entry',
+        entry(recharge.userId, 'over_budget_refund', new Date(decidedAt), { coins: 0, owedCoins: 0 }, {
+          rechargeId,
+          paymentIntentId: recharge.paymentIntentId,
+          priceMinor: recharge.priceMinor,
+          currency: recharge.currency,
+        }),
+      ),
+    ];
+    if (holdsBudget(recharge)) ops.push(budgetReleaseOp(deps.store, recharge));
+    try {
+      await deps.store.transactWrite(ops);
+    } catch (error) {
+      if (error instanceof ConcurrentChange) continue;
+      throw error;
+    }
+    logger.warn('payment succeeded past the monthly budget; refunding it', { rechargeId, paymentIntentId: recharge.paymentIntentId });
+    await ensureOverBudgetRefund(deps, recharge);
+    return 'refunded_over_budget';
+  }
+  throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
+}
+
+/** Asks Stripe for the over-budget refund unless the charge is already refunded; one refund whatever the number of calls. */
+async function ensureOverBudgetRefund(deps: WebhookDeps, recharge: RechargeRecord): Promise<void> {
+  if (recharge.refundedMinor >= recharge.priceMinor) return;
+  await deps.payments.refundPayment({ paymentIntentId: recharge.paymentIntentId, idempotencyKey: overBudgetRefundKey(recharge.rechargeId), reason: 'over_budget' });
 }
 
 /**
@@ -311,7 +531,10 @@ async function applyClaim(
     const updated: RechargeRecord = { ...recharge, ...change };
     try {
       if (!isCredited(recharge)) {
-        await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change)]);
+        // An over-budget refund's own `charge.refunded`: nothing was credited, so nothing is taken
+        // back and nothing locked; once refunded in full, the expiry sweep has nothing left to retry.
+        const refundDone = recharge.overBudgetRefund !== undefined && updated.refundedMinor >= recharge.priceMinor;
+        await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change, { leavePendingIndex: refundDone })]);
         return 'recorded';
       }
       const claim = Math.max(0, clawbackTarget(updated) - recharge.clawedCoins);

@@ -259,7 +259,7 @@ describe("another user's ids are NOT_FOUND, exactly like ids that do not exist",
 describe('the Stripe webhook refuses what Stripe did not sign', () => {
   const webhook = whenRoute('POST', '/v1/webhooks/stripe');
   /** An event type the handler ignores: a valid signature answers 200 and changes nothing. */
-  const event = () => Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', type: 'customer.created', data: { object: { id: 'cus_1', object: 'customer' } } }));
+  const event = () => Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', livemode: false, type: 'customer.created', data: { object: { id: 'cus_1', object: 'customer' } } }));
   const post = (body: Buffer, signature?: string): Promise<RawAnswer> =>
     sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json', ...(signature !== undefined && { 'stripe-signature': signature }) }, body });
 

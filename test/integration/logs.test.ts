@@ -169,7 +169,7 @@ describe('a whole session, logged at DEBUG', () => {
     }
 
     // A webhook we sign ourselves: its Stripe-Signature value is known, and must not be logged.
-    const event = Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', type: 'customer.created', data: { object: { id: 'cus_log', object: 'customer', metadata: { card: CARD_NUMBERS[0] } } } }));
+    const event = Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', livemode: false, type: 'customer.created', data: { object: { id: 'cus_log', object: 'customer', metadata: { card: CARD_NUMBERS[0] } } } }));
     const signature = stripeSignature(stack.webhookSecret, event);
     remember('a Stripe-Signature header', signature);
     remember('a Stripe-Signature v1 value', signature.split('v1=')[1] ?? signature);

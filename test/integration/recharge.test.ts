@@ -62,6 +62,7 @@ const stripeEvent = (type: string, object: Record<string, unknown>, id = `evt_${
   object: 'event',
   api_version: Stripe.API_VERSION,
   created: Math.floor(Date.now() / 1000),
+  livemode: false,
   type,
   data: { object },
 });

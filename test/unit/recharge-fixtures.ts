@@ -4,8 +4,9 @@ import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
 import { ENTRY_PREFIX, keys } from '../../shared/adapters/dynamo/keys';
 import { LedgerStore, type Item } from '../../shared/adapters/dynamo/ledger-store';
 import { LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
-import { paymentIdempotencyKey, type CancelOutcome, type CreatedPaymentIntent, type CreatePaymentIntentInput, type Payments } from '../../shared/adapters/payments';
-import { IdempotencyKeyReusedError } from '../../shared/domain/errors';
+import { paymentIdempotencyKey, type CancelOutcome, type CreatedPaymentIntent, type CreatePaymentIntentInput, type Payments, type RefundInput } from '../../shared/adapters/payments';
+import type { WebhookDeps } from '../../shared/usecases/stripe-webhook';
+import { IdempotencyKeyReusedError, TransientDependencyError } from '../../shared/domain/errors';
 import type { Caller } from '../../shared/domain/identity';
 import { conditions } from '../../shared/adapters/dynamo/conditions';
 import { entryItem } from '../../shared/adapters/dynamo/ledger-store';
@@ -53,6 +54,23 @@ export class FakePayments implements Payments {
     return created;
   }
 
+  readonly refundCalls: RefundInput[] = [];
+  /** Idempotency keys Stripe has already refunded under: the same key makes no second refund. */
+  readonly refundedKeys = new Set<string>();
+  /** Set to make the next refund call fail the way a Stripe outage would. */
+  failNextRefund = false;
+
+  async refundPayment(input: RefundInput): Promise<'refunded' | 'already_refunded'> {
+    this.refundCalls.push(input);
+    if (this.failNextRefund) {
+      this.failNextRefund = false;
+      throw new TransientDependencyError('Stripe did not refund the payment');
+    }
+    if (this.refundedKeys.has(input.idempotencyKey)) return 'refunded';
+    this.refundedKeys.add(input.idempotencyKey);
+    return 'refunded';
+  }
+
   async cancelPaymentIntent(paymentIntentId: string): Promise<CancelOutcome> {
     this.cancelCalls.push(paymentIntentId);
     return this.cancelOutcomes.get(paymentIntentId) ?? 'canceled';
@@ -61,6 +79,11 @@ export class FakePayments implements Payments {
   async verifyWebhook(): Promise<unknown> {
     throw new Error('the fake does not verify webhooks; the use case is called with events directly');
   }
+}
+
+/** The webhook's dependencies for a test deployment (test-mode key: events say livemode false). */
+export function webhookDeps(store: LedgerStore, now: () => Date = () => new Date(), payments: FakePayments = new FakePayments(), extra: Partial<WebhookDeps> = {}): WebhookDeps {
+  return { store, now, payments, livemode: false, ...extra };
 }
 
 export function adult(userId: string, country = 'US'): Caller {
@@ -74,18 +97,27 @@ export function eventId(): string {
 }
 
 export const events = {
-  succeeded: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', type: 'payment_intent.succeeded', data: { object: { id: paymentIntentId, object: 'payment_intent', metadata: {} as Record<string, string> } } }),
-  failed: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', type: 'payment_intent.payment_failed', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
-  canceled: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', type: 'payment_intent.canceled', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
+  succeeded: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.succeeded', data: { object: { id: paymentIntentId, object: 'payment_intent', metadata: {} as Record<string, string> } } }),
+  failed: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.payment_failed', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
+  canceled: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.canceled', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
   dispute: (paymentIntentId: string, amount: number, disputeId = `dp_${paymentIntentId}`, id = eventId()) => ({
     id,
     object: 'event',
+    livemode: false,
     type: 'charge.dispute.created',
     data: { object: { id: disputeId, object: 'dispute', amount, charge: `ch_${paymentIntentId}`, payment_intent: paymentIntentId } },
+  }),
+  disputeClosed: (paymentIntentId: string, amount: number, status: 'won' | 'lost', disputeId = `dp_${paymentIntentId}`, id = eventId()) => ({
+    id,
+    object: 'event',
+    livemode: false,
+    type: 'charge.dispute.closed',
+    data: { object: { id: disputeId, object: 'dispute', amount, status, charge: `ch_${paymentIntentId}`, payment_intent: paymentIntentId } },
   }),
   refunded: (paymentIntentId: string, amount: number, amountRefunded: number, id = eventId()) => ({
     id,
     object: 'event',
+    livemode: false,
     type: 'charge.refunded',
     data: { object: { id: `ch_${paymentIntentId}`, object: 'charge', amount, amount_refunded: amountRefunded, payment_intent: paymentIntentId } },
   }),

@@ -3,9 +3,9 @@ import fc from 'fast-check';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { DomainError } from '../../shared/domain/errors';
-import { clawbackTarget, createRecharge, readRecharge } from '../../shared/usecases/recharge';
+import { clawbackTarget, createRecharge, holdsBudget, readRecharge } from '../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
-import { adult, entriesOf, events, FakePayments, freshLedger, spendCoins } from './recharge-fixtures';
+import { adult, entriesOf, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
 
 /**
  * The money rules as a property: random sequences of recharges, payment outcomes, duplicate and
@@ -77,7 +77,7 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
       let keySequence = 0;
       const deliver = async (event: unknown) => {
         delivered.push(event);
-        await handleStripeEvent({ store, now }, event);
+        await handleStripeEvent(webhookDeps(store, now, payments), event);
       };
       const pick = (target: number) => recharges[target % Math.max(1, recharges.length)];
 
@@ -198,12 +198,12 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
             expect(record.clawedCoins).toBe(0);
           }
         }
-        // Budget: every recharge that has not failed counts.
+        // Budget: every recharge counts until it is cancelled or expires (a declined one still counts).
         const budget = await store.getItem(keys.budgetMonth(userId, new Date().toISOString().slice(0, 7)), { consistent: true });
         const open = [];
         for (const model of recharges.filter((candidate) => candidate.userId === userId)) {
           const record = await readRecharge(store, model.rechargeId);
-          if (record && record.status !== 'failed') open.push(record.priceMinor);
+          if (record && holdsBudget(record)) open.push(record.priceMinor);
         }
         expect(Number(budget?.spentMinor ?? 0)).toBe(open.reduce((total, price) => total + price, 0));
       }

@@ -4,7 +4,7 @@ import { TransientDependencyError } from '../../shared/domain/errors';
 import { createRecharge, getRecharge } from '../../shared/usecases/recharge';
 import { handleStripeEvent, type WebhookDeps } from '../../shared/usecases/stripe-webhook';
 import { setLock } from '../../shared/usecases/wallet-settings';
-import { adult, entriesOf, entrySums, events, FakePayments, freshLedger, spendCoins } from './recharge-fixtures';
+import { adult, entriesOf, entrySums, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
 
 let store: LedgerStore;
 let client: DynamoDBClient;
@@ -17,7 +17,7 @@ beforeAll(async () => {
 afterAll(() => client.destroy());
 
 function webhook(): WebhookDeps {
-  return { store, now: () => new Date(), notifyWallet: async (userId) => void pushed.push(userId) };
+  return webhookDeps(store, () => new Date(), payments, { notifyWallet: async (userId) => void pushed.push(userId) });
 }
 
 let keySequence = 0;
@@ -100,7 +100,7 @@ describe('payment_intent.succeeded', () => {
   });
 
   it('ignores events of other types and of PaymentIntents that are not ours; retries ours not yet recorded', async () => {
-    expect(await handleStripeEvent(webhook(), { id: 'evt_x', type: 'customer.created', data: { object: { id: 'cus_1' } } })).toBe('ignored');
+    expect(await handleStripeEvent(webhook(), { id: 'evt_x', livemode: false, type: 'customer.created', data: { object: { id: 'cus_1' } } })).toBe('ignored');
     expect(await handleStripeEvent(webhook(), events.succeeded('pi_foreign'))).toBe('ignored');
     expect(await handleStripeEvent(webhook(), events.dispute('pi_foreign', 100))).toBe('ignored');
     const ours = events.succeeded('pi_not_yet');

@@ -21,7 +21,7 @@ import {
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
 import { reportTransaction, setBudget, setLock } from '../../shared/usecases/wallet-settings';
 import { getWallet } from '../../shared/usecases/wallet';
-import { adult, entriesOf, events, FakePayments, freshLedger } from './recharge-fixtures';
+import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
 
 let store: LedgerStore;
 let client: DynamoDBClient;
@@ -145,19 +145,22 @@ describe('POST /v1/recharges (use case)', () => {
     expect((await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth).toEqual({ amount: 998, currency: 'GBP' });
   });
 
-  it('frees the budget when a recharge fails, and counts it again when it succeeds after all', async () => {
+  it('keeps counting a declined recharge (it can still be paid), and credits its retried payment within the budget', async () => {
     const payments = new FakePayments();
     const caller = adult('retrier');
     await setBudget({ store, now: () => NOW }, caller, { amount: 1200, currency: 'USD' });
     const first = await createRecharge(deps(payments), caller, { packageId: 'coins_1000' }, idem('x1'));
+    const webhook = webhookDeps(store, () => NOW, payments);
+    expect(await handleStripeEvent(webhook, events.failed(first.body.payment.paymentIntentId))).toBe('declined');
+    expect((await getRecharge({ store }, caller, first.body.rechargeId)).status).toBe('failed');
+    // Declined is not cancelled: the price still counts, so no second recharge passes the budget.
+    expect((await getWallet(webhook, caller)).budget.spentThisMonth.amount).toBe(1149);
     expect(await codeOf(createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('x2')))).toBe('BUDGET_EXCEEDED');
-    const webhook = { store, now: () => NOW };
-    expect(await handleStripeEvent(webhook, events.failed(first.body.payment.paymentIntentId))).toBe('failed');
-    expect((await getWallet(webhook, caller)).budget.spentThisMonth.amount).toBe(0);
     expect(await handleStripeEvent(webhook, events.succeeded(first.body.payment.paymentIntentId))).toBe('credited');
     const wallet = await getWallet(webhook, caller);
     expect(wallet.coins).toBe(1000);
     expect(wallet.budget.spentThisMonth.amount).toBe(1149);
+    expect(payments.refundCalls).toHaveLength(0);
   });
 
   it('expires recharges pending for 24 hours: PaymentIntent cancelled, recharge failed, budget freed', async () => {
@@ -170,13 +173,13 @@ describe('POST /v1/recharges (use case)', () => {
     payments.cancelOutcomes.set(paidMeanwhile.body.payment.paymentIntentId, 'succeeded');
 
     const result = await expirePendingRecharges({ store, payments, now: () => NOW });
-    expect(result).toEqual({ expired: 1, skipped: 1 });
+    expect(result).toEqual({ expired: 1, skipped: 1, refunded: 0 });
     expect(payments.cancelCalls.sort()).toEqual([stale.body.payment.paymentIntentId, paidMeanwhile.body.payment.paymentIntentId].sort());
     expect((await getRecharge({ store }, caller, stale.body.rechargeId)).status).toBe('failed');
     expect((await getRecharge({ store }, caller, paidMeanwhile.body.rechargeId)).status).toBe('pending');
     expect((await getRecharge({ store }, caller, fresh.body.rechargeId)).status).toBe('pending');
     // The canceled event Stripe then sends changes nothing more.
-    expect(await handleStripeEvent({ store, now: () => NOW }, events.canceled(stale.body.payment.paymentIntentId))).toBe('ignored');
+    expect(await handleStripeEvent(webhookDeps(store, () => NOW, payments), events.canceled(stale.body.payment.paymentIntentId))).toBe('ignored');
     const spent = (await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth.amount;
     // The stale ones were made in the same month (25 h earlier), so only the 100-coin price left it.
     expect(spent).toBe(599 + 1149);
@@ -209,7 +212,7 @@ describe('wallet settings', () => {
     const payments = new FakePayments();
     const caller = adult('reporter');
     const recharge = await createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('rep'));
-    await handleStripeEvent({ store, now: () => NOW }, events.succeeded(recharge.body.payment.paymentIntentId));
+    await handleStripeEvent(webhookDeps(store, () => NOW, payments), events.succeeded(recharge.body.payment.paymentIntentId));
     const [entry] = await entriesOf(store, 'reporter');
     const entryId = String(entry?.entryId);
     await expect(reportTransaction(settings(), adult('stranger'), entryId, 'not mine')).rejects.toBeInstanceOf(NotFoundError);
@@ -224,11 +227,18 @@ describe('wallet settings', () => {
 
 describe('clawbackTarget', () => {
   it('takes the same share of coins as of money, rounded down, never more than the package', () => {
-    const base = { coins: 100, priceMinor: 129, refundedMinor: 0, disputes: {} };
+    const base = { coins: 100, priceMinor: 129, refundedMinor: 0, disputes: {}, wonDisputes: {} };
     expect(clawbackTarget(base)).toBe(0);
     expect(clawbackTarget({ ...base, refundedMinor: 64 })).toBe(49);
     expect(clawbackTarget({ ...base, refundedMinor: 129 })).toBe(100);
     expect(clawbackTarget({ ...base, refundedMinor: 100, disputes: { dp_1: 129 } })).toBe(100);
+  });
+
+  it('no longer counts a dispute the platform won', () => {
+    const base = { coins: 100, priceMinor: 200, refundedMinor: 0, disputes: { dp_1: 100, dp_2: 50 }, wonDisputes: {} };
+    expect(clawbackTarget(base)).toBe(75);
+    expect(clawbackTarget({ ...base, wonDisputes: { dp_1: true as const } })).toBe(25);
+    expect(clawbackTarget({ ...base, wonDisputes: { dp_1: true as const, dp_2: true as const } })).toBe(0);
   });
 });
 
