@@ -4,11 +4,16 @@ import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 
 /**
- * POST /dev/payments/{paymentIntentId}/{succeed|fail|dispute|refund} (local stack only): asks the
+ * POST /dev/payments/{paymentIntentId}/{succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute}
+ * (local stack only): asks the
  * payments stand-in to play the customer's side; it then sends the matching signed event to the
  * webhook route, as Stripe would. Refuses to run outside the local stack.
  */
 const environment = z.object({ LOCAL_STACK: z.literal('true'), PAYMENTS_STANDIN_URL: z.url() });
+
+/** What the customer's side can do to a payment, as `stripe trigger` would. */
+export const DEV_PAYMENT_ACTIONS = ['succeed', 'fail', 'cancel', 'dispute', 'refund', 'win-dispute', 'lose-dispute'] as const;
+const ACTIONS_WITH_AMOUNT: ReadonlySet<string> = new Set(['refund', 'dispute']);
 
 /** The stand-in answers at once, after one delivery attempt; give it room for a slow webhook. */
 const STANDIN_TIMEOUT_MS = 15_000;
@@ -18,14 +23,14 @@ const standInError = z.object({ error: z.object({ message: z.string() }) });
 
 export const handler = httpRoute({
   auth: false,
-  path: z.object({ paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]{1,64}$/, 'a PaymentIntent id (pi_...)'), action: z.enum(['succeed', 'fail', 'dispute', 'refund']) }),
-  // API.md: /dev routes accept an empty body; a refund may name a partial amount.
+  path: z.object({ paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]{1,64}$/, 'a PaymentIntent id (pi_...)'), action: z.enum(DEV_PAYMENT_ACTIONS) }),
+  // /dev routes accept an empty body; a refund or a dispute may name a partial amount.
   body: z.object({ amount: z.number().int().positive().optional() }).optional(),
   handle: async ({ path, body }) => {
     const env = environment.safeParse(process.env);
     if (!env.success) throw new NotFoundError('No such route.');
     const url = `${env.data.PAYMENTS_STANDIN_URL}/_standin/payments/${encodeURIComponent(path.paymentIntentId)}/${path.action}`;
-    const forwarded = path.action === 'refund' && body?.amount !== undefined ? JSON.stringify({ amount: body.amount }) : '';
+    const forwarded = ACTIONS_WITH_AMOUNT.has(path.action) && body?.amount !== undefined ? JSON.stringify({ amount: body.amount }) : '';
     const response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -3,10 +3,12 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoSend } from '../adapters/dynamo/ledger-store';
 
 /**
- * Reads the whole ledger and checks the money rules of DESIGN.md:
- *   coins minted      = coins held + coins gifted + coins clawed back
+ * Reads the whole ledger and checks the money rules:
+ *   coins minted      = coins held + coins gifted + coins clawed back (net of disputes won)
  *   diamonds credited = diamonds available + pending + paid out
- *   for every wallet, the sum of its entries equals its balance, and no balance is negative.
+ *   for every wallet, the sum of its entries equals its balance, and no balance is negative;
+ *   no PaymentIntent is credited more than once;
+ *   no recharge is credited past the monthly limit in force when it was credited.
  * An operator tool (and the integration tests' final check): it scans, in parallel segments.
  */
 export const RECONCILE_SCAN_SEGMENTS = 4;
@@ -79,6 +81,8 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
   const balances = new Map<string, Balances>();
   const sums = new Map<string, Balances>();
   const discrepancies: string[] = [];
+  const budgets = new BudgetHistory();
+  const creditsByPaymentIntent = new Map<string, number>();
   const totals: ReconcileReport['totals'] = {
     wallets: 0,
     entries: 0,
@@ -101,10 +105,20 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
   for (const item of items) {
     const pk = String(item.pk);
     const sk = String(item.sk);
+    if (pk.startsWith('RECHARGE#') && sk === 'RECHARGE') {
+      budgets.recordRecharge(item);
+      continue;
+    }
     const user = userOf(pk);
     if (user === undefined) continue;
+    if (sk.startsWith('BUDGETLIMIT#')) {
+      budgets.recordLimit(user, item);
+      continue;
+    }
     if (sk === 'WALLET' || sk === 'SHARD') {
       const balance = account(balances, user);
+      // Shards only grow; the main item's diamonds already count `shardDiamondsFolded` of them.
+      if (sk === 'WALLET') balance.diamonds -= integer(item.shardDiamondsFolded) ?? 0;
       for (const field of FIELDS) {
         const value = integer(item[field]);
         if (value === undefined) {
@@ -134,6 +148,13 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
         // A credit pays the user's debt first: minted = coins credited + debt repaid.
         totals.coinsMinted += delta.coins - delta.owedCoins;
         totals.coinsClawedBack += -delta.owedCoins;
+        creditsByPaymentIntent.set(String(refOf(item).paymentIntentId), (creditsByPaymentIntent.get(String(refOf(item).paymentIntentId)) ?? 0) + 1);
+        break;
+      case 'dispute_won':
+        // Coins given back leave the clawed-back total; forgiven debt was never in it.
+        totals.coinsClawedBack -= delta.coins;
+        break;
+      case 'over_budget_refund':
         break;
       case 'gift_sent':
         totals.coinsGifted += -delta.coins;
@@ -163,10 +184,16 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
     totals.coinsOwed += balance.owedCoins;
     totals.diamondsAvailable += balance.diamonds;
     totals.diamondsPending += balance.pendingDiamonds;
+    if (balance.diamonds < 0) discrepancies.push(`wallet ${user}: available diamonds are negative (${balance.diamonds}): more was folded than its shards hold`);
     for (const field of FIELDS) {
       if (balance[field] !== sum[field]) discrepancies.push(`wallet ${user}: ${field} is ${balance[field]} but its entries sum to ${sum[field]}`);
     }
   }
+
+  for (const [paymentIntentId, credits] of creditsByPaymentIntent) {
+    if (credits > 1) discrepancies.push(`PaymentIntent ${paymentIntentId} credited ${credits} times`);
+  }
+  discrepancies.push(...budgets.creditsPastTheLimit());
 
   if (totals.coinsMinted !== totals.coinsHeld + totals.coinsGifted + totals.coinsClawedBack) {
     discrepancies.push(
@@ -179,4 +206,82 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
     );
   }
   return { totals, discrepancies, ok: discrepancies.length === 0 };
+}
+
+function refOf(item: Record<string, unknown>): Record<string, unknown> {
+  return typeof item.ref === 'object' && item.ref !== null ? (item.ref as Record<string, unknown>) : {};
+}
+
+interface LimitChange {
+  at: string;
+  limitMinor: number | null;
+  currency: string | null;
+}
+
+interface CreditedRecharge {
+  rechargeId: string;
+  userId: string;
+  budgetMonth: string;
+  creditedAt: string;
+  priceMinor: number;
+  currency: string;
+}
+
+/**
+ * Every credit against the monthly limit in force when it was credited: the month's credited
+ * prices, in credit order, never pass it. A limit set before its history was kept is unknown, and
+ * checks nothing.
+ */
+class BudgetHistory {
+  private readonly limits = new Map<string, LimitChange[]>();
+  private readonly credited: CreditedRecharge[] = [];
+
+  recordLimit(userId: string, item: Record<string, unknown>): void {
+    const change: LimitChange = {
+      at: String(item.at),
+      limitMinor: typeof item.limitMinor === 'number' ? item.limitMinor : null,
+      currency: typeof item.currency === 'string' ? item.currency : null,
+    };
+    const list = this.limits.get(userId) ?? [];
+    list.push(change);
+    this.limits.set(userId, list);
+  }
+
+  recordRecharge(item: Record<string, unknown>): void {
+    if (item.status !== 'succeeded' && item.status !== 'disputed') return;
+    if (typeof item.creditedAt !== 'string' || typeof item.priceMinor !== 'number') return;
+    this.credited.push({
+      rechargeId: String(item.rechargeId),
+      userId: String(item.userId),
+      budgetMonth: String(item.budgetMonth),
+      creditedAt: item.creditedAt,
+      priceMinor: item.priceMinor,
+      currency: String(item.currency),
+    });
+  }
+
+  creditsPastTheLimit(): string[] {
+    const found: string[] = [];
+    const spent = new Map<string, number>();
+    const inOrder = [...this.credited].sort((a, b) => (a.creditedAt < b.creditedAt ? -1 : a.creditedAt > b.creditedAt ? 1 : 0));
+    for (const recharge of inOrder) {
+      const monthKey = `${recharge.userId} ${recharge.budgetMonth}`;
+      const total = (spent.get(monthKey) ?? 0) + recharge.priceMinor;
+      spent.set(monthKey, total);
+      const limit = this.limitAt(recharge.userId, recharge.creditedAt);
+      if (limit === undefined || limit.limitMinor === null) continue;
+      if (limit.currency !== recharge.currency || total > limit.limitMinor) {
+        found.push(
+          `recharge ${recharge.rechargeId} of ${recharge.userId} credited past the monthly limit in force (${total} ${recharge.currency} credited in ${recharge.budgetMonth}, limit ${limit.limitMinor} ${String(limit.currency)})`,
+        );
+      }
+    }
+    return found;
+  }
+
+  private limitAt(userId: string, at: string): LimitChange | undefined {
+    let inForce: LimitChange | undefined;
+    for (const change of this.limits.get(userId) ?? []) if (change.at <= at && (inForce === undefined || change.at >= inForce.at)) inForce = change;
+    return inForce;
+  }
 }

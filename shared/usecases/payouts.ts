@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { newId } from '../adapters/clock';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import { entryItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import { entryItem, type CreatorBalance, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
 import type { PayoutQueue } from '../adapters/payout-queue';
 import { PermanentTransferError, type ConnectPayouts, type TransferMade } from '../adapters/stripe-connect';
 import { type Economy, payoutCents } from '../domain/economy';
@@ -153,42 +153,47 @@ export interface RequestPayoutDeps {
   now: () => Date;
 }
 
-/** Moves a shard's diamonds into the main item, so the payout's condition sits on one item. */
-class ShardMoved extends Error {}
+/** A concurrent payout folded the creator's shards first: read again. */
+class FoldRaced extends Error {}
+
+/** Every write that changes a wallet's diamonds or pending diamonds on the main item bumps this (see readCreatorBalance). */
+export const BUMP_DIAMONDS_VERSION = 'diamondsVersion = if_not_exists(diamondsVersion, :zero) + :one';
 
 /**
- * Folds a creator's non-empty shards into the main wallet item: one small transaction per shard,
- * conditioned on the shard still holding what was read. The wallet total is unchanged, so no entry
- * is written. A shard that changed meanwhile (a concurrent fold) is left for the next payout.
+ * The payout's debit, with the creator's shards folded in by the same write: the main item's
+ * diamonds take what the shards gained since the last fold (`shardDiamondsFolded` moves up to
+ * the shard total that was read), minus the payout. Shards are never written, so the fold cannot
+ * conflict with gifts landing on them; its condition (the fold mark is still what was read, the
+ * main item covers what the shards do not, the wallet is unlocked) sits on one item.
  */
-export async function foldCreatorShards(store: LedgerStore, userId: string, creatorShards: number): Promise<number> {
-  if (creatorShards <= 0) return 0;
-  const shardKeys = Array.from({ length: creatorShards }, (_, shard) => keys.walletShard(userId, shard));
-  const items = await store.batchGet(shardKeys, { consistent: true });
-  let folded = 0;
-  for (const item of items) {
-    const diamonds = item.diamonds;
-    if (typeof diamonds !== 'number' || !Number.isSafeInteger(diamonds)) {
-      if (diamonds === undefined) continue;
-      throw new InvariantViolation(`shard ${String(item.pk)} holds a non-integer diamonds value`);
-    }
-    if (diamonds <= 0) continue;
-    try {
-      await store.transactWrite([
-        store.update(
-          'fold shard',
-          { pk: String(item.pk), sk: String(item.sk) },
-          { expression: 'SET diamonds = diamonds - :diamonds', condition: conditions.diamondsCoverPayout, values: { ':diamonds': diamonds } },
-          () => new ShardMoved(),
-        ),
-        store.update('fold into wallet', keys.wallet(userId), { expression: 'ADD diamonds :diamonds', values: { ':diamonds': diamonds } }),
-      ]);
-      folded += diamonds;
-    } catch (error) {
-      if (!(error instanceof ShardMoved)) throw error;
-    }
-  }
-  return folded;
+function payoutDebitOp(store: LedgerStore, userId: string, balance: CreatorBalance, diamonds: number): WriteOp {
+  const foldDelta = balance.shardCredits - balance.shardDiamondsFolded;
+  const need = diamonds - foldDelta;
+  const foldedAsRead = balance.shardDiamondsFolded === 0 ? '(attribute_not_exists(shardDiamondsFolded) OR shardDiamondsFolded = :foldedBefore)' : 'shardDiamondsFolded = :foldedBefore';
+  const condition = [conditions.walletUnlocked, foldedAsRead, ...(need > 0 ? ['diamonds >= :need'] : [])].join(' AND ');
+  return store.update(
+    'payout debit',
+    keys.wallet(userId),
+    {
+      expression: `SET diamonds = if_not_exists(diamonds, :zero) + :net, pendingDiamonds = if_not_exists(pendingDiamonds, :zero) + :diamonds, shardDiamondsFolded = :foldedAfter, ${BUMP_DIAMONDS_VERSION}`,
+      condition,
+      values: {
+        ':net': foldDelta - diamonds,
+        ':diamonds': diamonds,
+        ':zero': 0,
+        ':one': 1,
+        ':false': false,
+        ':foldedBefore': balance.shardDiamondsFolded,
+        ':foldedAfter': balance.shardCredits,
+        ...(need > 0 && { ':need': need }),
+      },
+    },
+    (old) => {
+      if (old?.locked === true) return new WalletLockedError('The wallet is locked.');
+      if ((typeof old?.shardDiamondsFolded === 'number' ? old.shardDiamondsFolded : 0) !== balance.shardDiamondsFolded) return new FoldRaced();
+      return new InsufficientDiamondsError('Not enough diamonds are available.');
+    },
+  );
 }
 
 /**
@@ -196,6 +201,79 @@ export async function foldCreatorShards(store: LedgerStore, userId: string, crea
  * lock, age, payout account, minimum and whole cents, daily maximum, available diamonds. The reads
  * give the right error; the conditions in the one transaction make it true under concurrency.
  */
+/** A payout's debit is tried again when a concurrent payout folded the shards first, at most this often. */
+export const MAX_PAYOUT_DEBIT_ATTEMPTS = 5;
+
+/** One attempt: the checks in API.md's order against one consistent read, then the one transaction. */
+async function debitPayout(deps: RequestPayoutDeps, caller: Caller, diamonds: number, request: IdempotentRequest, now: Date): Promise<StoredAnswer<PayoutRequestedBody>> {
+  const { userId } = caller;
+  const day = utcDay(now);
+  const [balance, account, dayItem] = await Promise.all([
+    deps.store.readCreatorBalance(userId, { consistent: true }),
+    readPayoutAccount(deps.store, userId, { consistent: true }),
+    deps.store.getItem(keys.payoutDay(userId, day), { consistent: true }),
+  ]);
+  const { wallet } = balance;
+  if (wallet.locked) throw new WalletLockedError('The wallet is locked.');
+  assertAdult(caller, now);
+  if (!account || !account.payoutsEnabled) {
+    throw new PayoutAccountMissingError('Link a payout account and finish its onboarding before requesting a payout.');
+  }
+  const cents = payoutCents(deps.economy, diamonds);
+  const maxPerDay = deps.economy.maxPayoutDiamondsPerDay;
+  const paidToday = typeof dayItem?.diamonds === 'number' ? dayItem.diamonds : 0;
+  if (diamonds > maxPerDay || paidToday + diamonds > maxPerDay) {
+    throw new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day; ${Math.max(0, maxPerDay - paidToday)} are left today.`);
+  }
+  if (wallet.diamonds < diamonds) throw new InsufficientDiamondsError(`Only ${wallet.diamonds} diamonds are available.`);
+
+  const payoutId = newId('po', now);
+  const createdAt = now.toISOString();
+  const amount: Money = { amount: cents, currency: PAYOUT_CURRENCY };
+  const body: PayoutRequestedBody = { payoutId, status: 'requested', diamonds, amount };
+  const dayEndSeconds = Math.floor(Date.parse(`${day}T00:00:00.000Z`) / 1000) + 24 * 60 * 60;
+  const ops: WriteOp[] = [
+    // First: a concurrent duplicate must replay the winner's answer, not report the debit's failure.
+    recordAnswerOp(deps.store, request, { status: 202, body }, now),
+    payoutDebitOp(deps.store, userId, balance, diamonds),
+    deps.store.update(
+      'payout day',
+      keys.payoutDay(userId, day),
+      {
+        expression: 'SET diamonds = if_not_exists(diamonds, :zero) + :diamonds, expiresAt = :expiresAt',
+        // The day's total after this payout stays within the maximum.
+        condition: 'attribute_not_exists(diamonds) OR diamonds <= :bound',
+        values: { ':diamonds': diamonds, ':zero': 0, ':bound': maxPerDay - diamonds, ':expiresAt': dayEndSeconds + PAYOUT_DAY_RETENTION_SECONDS },
+      },
+      () => new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day.`),
+    ),
+    deps.store.put(
+      'payout',
+      {
+        ...keys.payout(payoutId),
+        payoutId,
+        userId,
+        accountId: account.accountId,
+        diamonds,
+        amount,
+        status: 'requested',
+        createdAt,
+        updatedAt: createdAt,
+        statusPk: PAYOUT_OPEN,
+        statusSk: createdAt,
+        sweeps: 0,
+        attempts: 0,
+      },
+      { expression: conditions.isNew },
+      () => new InvariantViolation(`payout id ${payoutId} collided`),
+    ),
+    deps.store.put('user payout', { ...keys.userPayout(userId, createdAt, payoutId), payoutId }, { expression: conditions.isNew }, () => new InvariantViolation(`payout id ${payoutId} collided`)),
+    entryOp(deps.store, userId, 'payout_requested', now, { diamonds: -diamonds, pendingDiamonds: diamonds }, { payoutId }),
+  ];
+  await deps.store.transactWrite(ops);
+  return { status: 202, body };
+}
+
 export async function requestPayout(
   deps: RequestPayoutDeps,
   caller: Caller,
@@ -206,81 +284,14 @@ export async function requestPayout(
   const userId = caller.userId;
   const request: IdempotentRequest = { userId, scope: PAYOUT_IDEMPOTENCY_SCOPE, key: idempotency.key, fingerprint: idempotency.fingerprint };
   const answer = await once<PayoutRequestedBody>(deps.store, request, now, async () => {
-    const day = utcDay(now);
-    const [wallet, account, dayItem] = await Promise.all([
-      deps.store.readWallet(userId, { consistent: true }),
-      readPayoutAccount(deps.store, userId, { consistent: true }),
-      deps.store.getItem(keys.payoutDay(userId, day), { consistent: true }),
-    ]);
-    if (wallet.locked) throw new WalletLockedError('The wallet is locked.');
-    assertAdult(caller, now);
-    if (!account || !account.payoutsEnabled) {
-      throw new PayoutAccountMissingError('Link a payout account and finish its onboarding before requesting a payout.');
+    for (let attempt = 0; attempt < MAX_PAYOUT_DEBIT_ATTEMPTS; attempt += 1) {
+      try {
+        return await debitPayout(deps, caller, input.diamonds, request, now);
+      } catch (error) {
+        if (!(error instanceof FoldRaced)) throw error;
+      }
     }
-    const cents = payoutCents(deps.economy, input.diamonds);
-    const maxPerDay = deps.economy.maxPayoutDiamondsPerDay;
-    const paidToday = typeof dayItem?.diamonds === 'number' ? dayItem.diamonds : 0;
-    if (input.diamonds > maxPerDay || paidToday + input.diamonds > maxPerDay) {
-      throw new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day; ${Math.max(0, maxPerDay - paidToday)} are left today.`);
-    }
-    if (wallet.diamonds < input.diamonds) throw new InsufficientDiamondsError(`Only ${wallet.diamonds} diamonds are available.`);
-
-    await foldCreatorShards(deps.store, userId, wallet.creatorShards);
-
-    const payoutId = newId('po', now);
-    const createdAt = now.toISOString();
-    const amount: Money = { amount: cents, currency: PAYOUT_CURRENCY };
-    const body: PayoutRequestedBody = { payoutId, status: 'requested', diamonds: input.diamonds, amount };
-    const dayEndSeconds = Math.floor(Date.parse(`${day}T00:00:00.000Z`) / 1000) + 24 * 60 * 60;
-    const ops: WriteOp[] = [
-      // First: a concurrent duplicate must replay the winner's answer, not report the debit's failure.
-      recordAnswerOp(deps.store, request, { status: 202, body }, now),
-      deps.store.update(
-        'payout debit',
-        keys.wallet(userId),
-        {
-          expression: 'SET diamonds = diamonds - :diamonds, pendingDiamonds = if_not_exists(pendingDiamonds, :zero) + :diamonds',
-          condition: `${conditions.diamondsCoverPayout} AND ${conditions.walletUnlocked}`,
-          values: { ':diamonds': input.diamonds, ':zero': 0, ':false': false },
-        },
-        (old) => (old?.locked === true ? new WalletLockedError('The wallet is locked.') : new InsufficientDiamondsError('Not enough diamonds are available.')),
-      ),
-      deps.store.update(
-        'payout day',
-        keys.payoutDay(userId, day),
-        {
-          expression: 'SET diamonds = if_not_exists(diamonds, :zero) + :diamonds, expiresAt = :expiresAt',
-          // The day's total after this payout stays within the maximum.
-          condition: 'attribute_not_exists(diamonds) OR diamonds <= :bound',
-          values: { ':diamonds': input.diamonds, ':zero': 0, ':bound': maxPerDay - input.diamonds, ':expiresAt': dayEndSeconds + PAYOUT_DAY_RETENTION_SECONDS },
-        },
-        () => new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day.`),
-      ),
-      deps.store.put(
-        'payout',
-        {
-          ...keys.payout(payoutId),
-          payoutId,
-          userId,
-          accountId: account.accountId,
-          diamonds: input.diamonds,
-          amount,
-          status: 'requested',
-          createdAt,
-          updatedAt: createdAt,
-          statusPk: PAYOUT_OPEN,
-          statusSk: createdAt,
-          sweeps: 0,
-          attempts: 0,
-        },
-        { expression: conditions.isNew },
-        () => new InvariantViolation(`payout id ${payoutId} collided`),
-      ),
-      deps.store.put('user payout', { ...keys.userPayout(userId, createdAt, payoutId), payoutId }, { expression: conditions.isNew }, () => new InvariantViolation(`payout id ${payoutId} collided`)),
-      entryOp(deps.store, userId, 'payout_requested', now, { diamonds: -input.diamonds, pendingDiamonds: input.diamonds }, { payoutId }),
-    ];
-    await deps.store.transactWrite(ops);
-    return { status: 202, body };
+    throw new TransientDependencyError('concurrent payouts kept folding the balance; try again');
   });
   if (!answer.replayed) {
     try {
@@ -403,7 +414,11 @@ async function settle(
       deps.store.update(
         'pending paid out',
         keys.wallet(userId),
-        { expression: 'SET pendingDiamonds = pendingDiamonds - :diamonds', condition: conditions.pendingCoversSettlement, values: { ':diamonds': diamonds } },
+        {
+          expression: `SET pendingDiamonds = pendingDiamonds - :diamonds, ${BUMP_DIAMONDS_VERSION}`,
+          condition: conditions.pendingCoversSettlement,
+          values: { ':diamonds': diamonds, ':zero': 0, ':one': 1 },
+        },
         () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
       ),
       entryOp(deps.store, userId, 'payout_paid', now, { diamonds: 0, pendingDiamonds: -diamonds }, { payoutId, transferId: result.transferId }),
@@ -425,9 +440,9 @@ async function settle(
         'pending returned',
         keys.wallet(userId),
         {
-          expression: 'SET diamonds = diamonds + :diamonds, pendingDiamonds = pendingDiamonds - :diamonds',
+          expression: `SET diamonds = diamonds + :diamonds, pendingDiamonds = pendingDiamonds - :diamonds, ${BUMP_DIAMONDS_VERSION}`,
           condition: conditions.pendingCoversSettlement,
-          values: { ':diamonds': diamonds },
+          values: { ':diamonds': diamonds, ':zero': 0, ':one': 1 },
         },
         () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
       ),

@@ -29,7 +29,17 @@ export async function setBudget(deps: WalletSettingsDeps, caller: Caller, monthl
       });
     }
   }
+  const now = deps.now();
+  const at = now.toISOString();
   await deps.store.transactWrite([
+    // The history of limits, in the same write: `npm run reconcile` checks every credit against the limit in force then.
+    deps.store.put('budget limit change', {
+      ...keys.budgetLimitChange(caller.userId, at, newId('blc', now)),
+      userId: caller.userId,
+      at,
+      limitMinor: monthlyLimit?.amount ?? null,
+      currency: monthlyLimit?.currency ?? null,
+    }),
     deps.store.update(
       'wallet budget',
       keys.wallet(caller.userId),

@@ -213,4 +213,5 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
     // No shrinking: each replay costs real DynamoDB round trips; the seed and path reproduce a failure.
     { numRuns: RUNS, endOnFailure: true },
   );
-});
+  // 30 programs of real DynamoDB round trips: give them room on a loaded 2-core machine.
+}, 180_000);

@@ -3,6 +3,8 @@ import http from 'node:http';
 import * as z from 'zod';
 import { decodeForm, FormDecodeError, paramsDigest, type FormObject } from './form';
 import {
+  cancelPayment,
+  closeDispute,
   completeOnboarding,
   disputePayment,
   failPayment,
@@ -55,7 +57,12 @@ export interface PaymentsStandIn {
   stop(): Promise<void>;
   succeedPayment(paymentIntentId: string): Promise<DeliveryResult>;
   failPayment(paymentIntentId: string): Promise<DeliveryResult>;
-  disputePayment(paymentIntentId: string): Promise<DeliveryResult>;
+  /** Partial when an amount is given; otherwise the whole charge. */
+  disputePayment(paymentIntentId: string, amountMinor?: number): Promise<DeliveryResult>;
+  /** The card network's decision on the payment's dispute. */
+  closeDispute(paymentIntentId: string, outcome: 'won' | 'lost'): Promise<DeliveryResult>;
+  /** The customer abandons a payment that was never paid. */
+  cancelPayment(paymentIntentId: string): Promise<DeliveryResult>;
   /** Partial when an amount is given; otherwise whatever is left to refund. */
   refundPayment(paymentIntentId: string, amountMinor?: number): Promise<DeliveryResult>;
   completeOnboarding(accountId: string): Promise<DeliveryResult>;
@@ -84,9 +91,10 @@ const faultSchema = z.strictObject({
   times: z.number().int().positive(),
 });
 
-const refundBodySchema = z.strictObject({ amount: z.number().int().positive().optional() });
+/** A refund or a dispute may name a partial amount. */
+const amountBodySchema = z.strictObject({ amount: z.number().int().positive().optional() });
 
-const CONTROL_PAYMENT_PATH = /^\/_standin\/payments\/([^/]+)\/(succeed|fail|dispute|refund)$/;
+const CONTROL_PAYMENT_PATH = /^\/_standin\/payments\/([^/]+)\/(succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute)$/;
 const CONTROL_ONBOARDING_PATH = /^\/_standin\/accounts\/([^/]+)\/complete-onboarding$/;
 const ONBOARDING_PAGE_PATH = /^\/connect\/onboarding\/([^/]+)$/;
 
@@ -381,18 +389,28 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     }
     const paymentIntentId = pathSegment(paymentMatch?.[1]);
     const action = paymentMatch?.[2];
-    if (action === 'refund') {
-      let amount: number | undefined;
-      try {
-        amount = refundBodySchema.parse(body.trim() === '' ? {} : JSON.parse(body)).amount;
-      } catch {
-        sendJson(response, 400, stripeError('invalid_request_error', 'The body must be empty or JSON { "amount": <positive integer> }'));
-        return;
-      }
-      return answerControl(response, () => refundPayment(operations, paymentIntentId, amount));
+    let amount: number | undefined;
+    try {
+      amount = amountBodySchema.parse(body.trim() === '' ? {} : JSON.parse(body)).amount;
+    } catch {
+      sendJson(response, 400, stripeError('invalid_request_error', 'The body must be empty or JSON { "amount": <positive integer> }'));
+      return;
     }
-    const operation = action === 'succeed' ? succeedPayment : action === 'fail' ? failPayment : disputePayment;
-    return answerControl(response, () => operation(operations, paymentIntentId));
+    const byAction: Record<string, () => Promise<DeliveryResult>> = {
+      succeed: () => succeedPayment(operations, paymentIntentId),
+      fail: () => failPayment(operations, paymentIntentId),
+      cancel: () => cancelPayment(operations, paymentIntentId),
+      dispute: () => disputePayment(operations, paymentIntentId, amount),
+      refund: () => refundPayment(operations, paymentIntentId, amount),
+      'win-dispute': () => closeDispute(operations, paymentIntentId, 'won'),
+      'lose-dispute': () => closeDispute(operations, paymentIntentId, 'lost'),
+    };
+    const operation = action === undefined ? undefined : byAction[action];
+    if (operation === undefined) {
+      sendJson(response, 404, stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path}).`));
+      return;
+    }
+    return answerControl(response, operation);
   }
 
   async function handleOnboardingPage(response: http.ServerResponse, accountId: string): Promise<void> {
@@ -471,7 +489,9 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     },
     succeedPayment: (id) => succeedPayment(operations, id),
     failPayment: (id) => failPayment(operations, id),
-    disputePayment: (id) => disputePayment(operations, id),
+    disputePayment: (id, amountMinor) => disputePayment(operations, id, amountMinor),
+    closeDispute: (id, outcome) => closeDispute(operations, id, outcome),
+    cancelPayment: (id) => cancelPayment(operations, id),
     refundPayment: (id, amountMinor) => refundPayment(operations, id, amountMinor),
     completeOnboarding: (id) => completeOnboarding(operations, id),
     injectFault(fault) {

@@ -27,6 +27,7 @@ export interface OperationsContext {
 const succeededTrigger = (paymentIntentId: string): string => `payment_intent.succeeded:${paymentIntentId}`;
 const disputeTrigger = (paymentIntentId: string): string => `charge.dispute.created:${paymentIntentId}`;
 const onboardedTrigger = (accountId: string): string => `account.onboarded:${accountId}`;
+const closedTrigger = (paymentIntentId: string): string => `charge.dispute.closed:${paymentIntentId}`;
 
 function requirePaymentIntent(state: State, id: string): PaymentIntent {
   const paymentIntent = ownEntry(state.paymentIntents, id);
@@ -127,16 +128,20 @@ export async function failPayment(context: OperationsContext, paymentIntentId: s
   return emit(context, null, 'payment_intent.payment_failed', paymentIntent);
 }
 
-export async function disputePayment(context: OperationsContext, paymentIntentId: string): Promise<DeliveryResult> {
+export async function disputePayment(context: OperationsContext, paymentIntentId: string, amountMinor?: number): Promise<DeliveryResult> {
   const { state } = context;
   const paymentIntent = requirePaymentIntent(state, paymentIntentId);
   const charge = succeededCharge(state, paymentIntent, 'dispute');
   const again = resend(context, disputeTrigger(paymentIntentId));
   if (again !== null) return again;
+  const amount = amountMinor ?? charge.amount;
+  if (!Number.isSafeInteger(amount) || amount < 1 || amount > charge.amount) {
+    throw new StandInError(400, `Dispute amount must be an integer from 1 to ${charge.amount}, got ${amount}`);
+  }
   const dispute: Dispute = {
     id: newId('dp'),
     object: 'dispute',
-    amount: charge.amount,
+    amount,
     charge: charge.id,
     created: unixSeconds(),
     currency: charge.currency,
@@ -152,17 +157,50 @@ export async function disputePayment(context: OperationsContext, paymentIntentId
   return emit(context, disputeTrigger(paymentIntentId), 'charge.dispute.created', dispute);
 }
 
-export async function refundPayment(
-  context: OperationsContext,
-  paymentIntentId: string,
-  amountMinor?: number,
-): Promise<DeliveryResult> {
+/**
+ * Closes the payment's dispute as the card network decided: `won` (the platform keeps the money)
+ * or `lost`. Closing it again re-sends the same event, as Stripe's retries do.
+ */
+export async function closeDispute(context: OperationsContext, paymentIntentId: string, outcome: 'won' | 'lost'): Promise<DeliveryResult> {
   const { state } = context;
-  const paymentIntent = requirePaymentIntent(state, paymentIntentId);
+  const disputeEventId = state.eventIdByTrigger[disputeTrigger(paymentIntentId)];
+  const disputeEvent = disputeEventId === undefined ? undefined : ownEntry(state.events, disputeEventId);
+  const disputeId = disputeEvent === undefined ? undefined : String((disputeEvent.data.object as { id?: unknown }).id);
+  const dispute = disputeId === undefined ? undefined : ownEntry(state.disputes, disputeId);
+  if (dispute === undefined) throw new StandInError(409, `Cannot close a dispute of ${paymentIntentId}: it has none`);
+  const again = resend(context, closedTrigger(paymentIntentId));
+  if (again !== null) return again;
+  if (dispute.status === 'won' || dispute.status === 'lost') throw new StandInError(409, `The dispute of ${paymentIntentId} is already ${dispute.status}`);
+  const previousAttributes = { status: dispute.status };
+  dispute.status = outcome;
+  return emit(context, closedTrigger(paymentIntentId), 'charge.dispute.closed', dispute, { previousAttributes });
+}
+
+/** Cancels a payment that was never paid, as the customer abandoning checkout would; Stripe sends `payment_intent.canceled`. */
+export async function cancelPayment(context: OperationsContext, paymentIntentId: string): Promise<DeliveryResult> {
+  const paymentIntent = requirePaymentIntent(context.state, paymentIntentId);
+  if (paymentIntent.status !== 'requires_payment_method') {
+    throw new StandInError(409, `Cannot cancel ${paymentIntentId}: it has status ${paymentIntent.status}`);
+  }
+  paymentIntent.status = 'canceled';
+  paymentIntent.canceled_at = unixSeconds();
+  paymentIntent.cancellation_reason = 'abandoned';
+  return emit(context, null, 'payment_intent.canceled', paymentIntent);
+}
+
+/**
+ * Refunds part or the rest of a succeeded charge, synchronously (the API route and the control
+ * route both use it); the caller sends the `charge.refunded` event it returns the pieces of.
+ */
+export function applyRefund(
+  state: State,
+  paymentIntent: PaymentIntent,
+  options: { amountMinor?: number | undefined; reason?: string | null; metadata?: Record<string, string> },
+): { charge: Charge; refund: Refund; previousAttributes: Record<string, unknown> } {
   const charge = succeededCharge(state, paymentIntent, 'refund');
   const refundableMinor = charge.amount - charge.amount_refunded;
-  if (refundableMinor === 0) throw new StandInError(409, `Cannot refund ${paymentIntentId}: it is fully refunded`);
-  const amount = amountMinor ?? refundableMinor;
+  if (refundableMinor === 0) throw new StandInError(409, `Cannot refund ${paymentIntent.id}: it is fully refunded`);
+  const amount = options.amountMinor ?? refundableMinor;
   if (!Number.isSafeInteger(amount) || amount < 1 || amount > refundableMinor) {
     throw new StandInError(400, `Refund amount must be an integer from 1 to ${refundableMinor}, got ${amount}`);
   }
@@ -173,9 +211,9 @@ export async function refundPayment(
     charge: charge.id,
     created: unixSeconds(),
     currency: charge.currency,
-    metadata: {},
+    metadata: options.metadata ?? {},
     payment_intent: paymentIntent.id,
-    reason: null,
+    reason: options.reason ?? null,
     status: 'succeeded',
   };
   const previousAttributes = { amount_refunded: charge.amount_refunded, refunded: charge.refunded };
@@ -183,6 +221,16 @@ export async function refundPayment(
   charge.refunds.total_count += 1;
   charge.amount_refunded += amount;
   charge.refunded = charge.amount_refunded === charge.amount;
+  return { charge, refund, previousAttributes };
+}
+
+export async function refundPayment(
+  context: OperationsContext,
+  paymentIntentId: string,
+  amountMinor?: number,
+): Promise<DeliveryResult> {
+  const paymentIntent = requirePaymentIntent(context.state, paymentIntentId);
+  const { charge, previousAttributes } = applyRefund(context.state, paymentIntent, { amountMinor });
   return emit(context, null, 'charge.refunded', charge, { previousAttributes });
 }
 

@@ -3,6 +3,7 @@ import * as z from 'zod';
 import type { FormObject, FormValue } from './form';
 import { newId, randomAlphanumeric, unixSeconds, type Account, type PaymentIntent, type State, type Transfer } from './state';
 import type { WebhookDispatcher } from './webhooks';
+import { applyRefund } from './operations';
 
 /*
  * The Stripe endpoints the app calls, as plain synchronous functions over the in-memory state:
@@ -109,6 +110,14 @@ const createPaymentIntentParams = z.strictObject({
 
 const cancelPaymentIntentParams = z.strictObject({
   cancellation_reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned']).optional(),
+  expand: expandParam,
+});
+
+const createRefundParams = z.strictObject({
+  payment_intent: z.string().min(1),
+  amount: amountParam.optional(),
+  reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
+  metadata: metadataParam,
   expand: expandParam,
 });
 
@@ -286,6 +295,30 @@ const cancelPaymentIntent: Handler = ({ state, dispatcher }, raw, [id = '']) => 
   return ok(paymentIntent);
 };
 
+/** POST /v1/refunds by payment_intent: whatever is left of the charge, or `amount`; Stripe then sends `charge.refunded`. */
+const createRefund: Handler = ({ state, dispatcher }, raw) => {
+  const params = parseParams(createRefundParams, raw);
+  const paymentIntent = ownEntry(state.paymentIntents, params.payment_intent);
+  if (paymentIntent === undefined) throw resourceMissing(400, 'payment_intent', params.payment_intent, 'payment_intent');
+  const charge = paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
+  if (paymentIntent.status !== 'succeeded' || charge === undefined) {
+    throw new StripeApiError(400, 'invalid_request_error', `This PaymentIntent (${paymentIntent.id}) does not have a successful charge to refund.`, { code: 'charge_not_refundable' });
+  }
+  if (charge.amount_refunded >= charge.amount) {
+    throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has already been refunded.`, { code: 'charge_already_refunded' });
+  }
+  if (params.amount !== undefined && params.amount > charge.amount - charge.amount_refunded) {
+    throw new StripeApiError(400, 'invalid_request_error', `Refund amount (${params.amount}) is greater than unrefunded amount on charge.`, { code: 'amount_too_large', param: 'amount' });
+  }
+  const { refund, previousAttributes } = applyRefund(state, paymentIntent, {
+    amountMinor: params.amount,
+    reason: params.reason ?? null,
+    metadata: params.metadata ?? {},
+  });
+  dispatcher.deliverSoon(dispatcher.record('charge.refunded', charge, { previousAttributes }).id);
+  return ok(refund);
+};
+
 const createAccount: Handler = ({ state }, raw) => {
   const params = parseParams(createAccountParams, raw);
   const account: Account = {
@@ -399,6 +432,7 @@ const routes: Route[] = [
   { method: 'POST', pattern: /^\/v1\/payment_intents$/, handler: createPaymentIntent },
   { method: 'GET', pattern: new RegExp(`^/v1/payment_intents/${ID_SEGMENT}$`), handler: retrievePaymentIntent },
   { method: 'POST', pattern: new RegExp(`^/v1/payment_intents/${ID_SEGMENT}/cancel$`), handler: cancelPaymentIntent },
+  { method: 'POST', pattern: /^\/v1\/refunds$/, handler: createRefund },
   { method: 'POST', pattern: /^\/v1\/accounts$/, handler: createAccount },
   { method: 'GET', pattern: new RegExp(`^/v1/accounts/${ID_SEGMENT}$`), handler: retrieveAccount },
   { method: 'POST', pattern: /^\/v1\/account_links$/, handler: createAccountLink },

@@ -31,6 +31,8 @@ export const keys = {
   }),
   /** The month's recharge spending, for the budget (YYYY-MM, UTC). */
   budgetMonth: (userId: string, month: string): ItemKey => ({ pk: `USER#${userId}`, sk: `BUDGET#${month}` }),
+  /** One change of a user's monthly limit, kept so the books can tell the limit in force at any time. */
+  budgetLimitChange: (userId: string, at: string, changeId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `BUDGETLIMIT#${at}#${changeId}` }),
   /** Diamonds paid out on one UTC day, for the daily maximum. */
   payoutDay: (userId: string, day: string): ItemKey => ({ pk: `USER#${userId}`, sk: `PAYOUTDAY#${day}` }),
   payoutAccount: (userId: string): ItemKey => ({ pk: `USER#${userId}`, sk: 'PAYOUTACCOUNT' }),

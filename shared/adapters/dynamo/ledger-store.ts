@@ -21,6 +21,8 @@ import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from './keys';
 export const MAX_TRANSACTION_ITEMS = 100;
 /** BatchGetItem reads at most 100 keys per call. */
 export const MAX_BATCH_GET_KEYS = 100;
+/** A creator's balance read is taken again when a payout changed it meanwhile, at most this often. */
+export const MAX_SNAPSHOT_ATTEMPTS = 5;
 /** The largest page a client may ask for on a list route. */
 export const MAX_PAGE_SIZE = 100;
 
@@ -42,6 +44,18 @@ export interface WriteOp {
 }
 
 export type DynamoSend = Pick<DynamoDBClient, 'send'>;
+
+/** A wallet as one consistent state, with the parts a payout's fold conditions on. */
+export interface CreatorBalance {
+  /** `diamonds` is the total available: the main item's, plus what the shards hold beyond what was folded. */
+  wallet: Wallet;
+  mainDiamonds: number;
+  /** Every diamond ever credited to the creator's shards. */
+  shardCredits: number;
+  /** How much of `shardCredits` the main item's `diamonds` already counts. */
+  shardDiamondsFolded: number;
+  diamondsVersion: number;
+}
 
 const RETRYABLE_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
 const RETRYABLE_ERROR_NAMES = new Set([
@@ -237,13 +251,39 @@ export class LedgerStore {
 
   /** A wallet with its creator shards summed in; a user who never recharged has zeros. */
   async readWallet(userId: string, options: { consistent?: boolean } = {}): Promise<Wallet> {
-    const main = await this.getItem(keys.wallet(userId), options);
-    const wallet = main ? walletFromItem(userId, main) : emptyWallet(userId);
-    if (wallet.creatorShards > 0) {
+    return (await this.readCreatorBalance(userId, options)).wallet;
+  }
+
+  /**
+   * One consistent state of a wallet and its creator shards, without a transaction (on AWS a
+   * TransactGetItems over a hot creator's shards is nearly always cancelled by the gifts' own
+   * transactions). Shards only ever grow; a payout folds them by raising the main item's
+   * `shardDiamondsFolded` (see payouts), so available diamonds are
+   *   main.diamonds + sum(shard.diamonds) - main.shardDiamondsFolded
+   * and a fold changes no read. What a payout or its settlement changes on the main item bumps
+   * `diamondsVersion`: the main item is read before and after the shards, and the read is taken
+   * again if it moved in between. A creator's reads are strongly consistent: a stale shard could
+   * read below what was already folded.
+   */
+  async readCreatorBalance(userId: string, options: { consistent?: boolean } = {}): Promise<CreatorBalance> {
+    for (let attempt = 0; attempt < MAX_SNAPSHOT_ATTEMPTS; attempt += 1) {
+      // After a first attempt that moved (or read a stale main item), every read is strongly consistent.
+      const main = await this.getItem(keys.wallet(userId), attempt === 0 ? options : { consistent: true });
+      const wallet = main ? walletFromItem(userId, main) : emptyWallet(userId);
+      const folded = wholeNumber(main?.shardDiamondsFolded, 'shardDiamondsFolded');
+      const version = wholeNumber(main?.diamondsVersion, 'diamondsVersion');
+      if (wallet.creatorShards === 0) return { wallet, mainDiamonds: wallet.diamonds, shardCredits: 0, shardDiamondsFolded: folded, diamondsVersion: version };
       const shardKeys = Array.from({ length: wallet.creatorShards }, (_, shard) => keys.walletShard(userId, shard));
-      for (const shard of await this.batchGet(shardKeys, options)) wallet.diamonds += wholeNumber(shard.diamonds, 'shard.diamonds');
+      let shardCredits = 0;
+      for (const shard of await this.batchGet(shardKeys, { consistent: true })) shardCredits += wholeNumber(shard.diamonds, 'shard.diamonds');
+      const after = await this.getItem(keys.wallet(userId), { consistent: true });
+      if (wholeNumber(after?.diamondsVersion, 'diamondsVersion') !== version) continue;
+      const mainDiamonds = wallet.diamonds;
+      wallet.diamonds = mainDiamonds + shardCredits - folded;
+      if (wallet.diamonds < 0) throw new InvariantViolation(`wallet ${userId}: folded ${folded} diamonds, more than its shards ever held (${shardCredits})`);
+      return { wallet, mainDiamonds, shardCredits, shardDiamondsFolded: folded, diamondsVersion: version };
     }
-    return wallet;
+    throw new TransientDependencyError(`the balance of ${userId} kept changing while it was read`);
   }
 
   /**
