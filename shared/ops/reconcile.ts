@@ -279,9 +279,19 @@ class BudgetHistory {
     return found;
   }
 
+  /**
+   * The limit in force at `at`. A change stamped in the same millisecond as the credit may have
+   * landed on either side of it, so the more permissive of the two readings is the one judged.
+   */
   private limitAt(userId: string, at: string): LimitChange | undefined {
-    let inForce: LimitChange | undefined;
-    for (const change of this.limits.get(userId) ?? []) if (change.at <= at && (inForce === undefined || change.at >= inForce.at)) inForce = change;
-    return inForce;
+    let before: LimitChange | undefined;
+    let sameInstant: LimitChange | undefined;
+    for (const change of this.limits.get(userId) ?? []) {
+      if (change.at < at && (before === undefined || change.at >= before.at)) before = change;
+      if (change.at === at) sameInstant = change;
+    }
+    if (sameInstant === undefined || before === undefined) return sameInstant ?? before;
+    if (before.limitMinor === null || sameInstant.limitMinor === null) return { ...before, limitMinor: null };
+    return before.limitMinor >= sameInstant.limitMinor ? before : sameInstant;
   }
 }
