@@ -1,4 +1,4 @@
-import type { Currency, Money } from './money';
+import { money, type Currency, type Money } from './money';
 import { RegionUnavailableError, ValidationError } from './errors';
 
 /** The coin packages every price list sells (API.md, Catalog). */
@@ -49,7 +49,8 @@ export function packagesForCountry(country: string): { currency: Currency; packa
   const packages = PACKAGE_COINS.map((coins, index) => {
     const amount = prices[index];
     if (amount === undefined) throw new Error(`price list ${currency} has no price for ${coins} coins`);
-    return { id: packageId(coins), coins, price: { amount, currency } };
+    // Through money(): a configured price that is not a whole number of minor units fails loudly.
+    return { id: packageId(coins), coins, price: money(amount, currency) };
   });
   return { currency, packages };
 }
