@@ -277,7 +277,8 @@ export class LedgerStore {
       let shardCredits = 0;
       for (const shard of await this.batchGet(shardKeys, { consistent: true })) shardCredits += wholeNumber(shard.diamonds, 'shard.diamonds');
       const after = await this.getItem(keys.wallet(userId), { consistent: true });
-      if (wholeNumber(after?.diamondsVersion, 'diamondsVersion') !== version) continue;
+      // Moved meanwhile, or a stale first read saw fewer shards than a stream since raised it to.
+      if (wholeNumber(after?.diamondsVersion, 'diamondsVersion') !== version || wholeNumber(after?.creatorShards, 'creatorShards') !== wallet.creatorShards) continue;
       const mainDiamonds = wallet.diamonds;
       wallet.diamonds = mainDiamonds + shardCredits - folded;
       if (wallet.diamonds < 0) throw new InvariantViolation(`wallet ${userId}: folded ${folded} diamonds, more than its shards ever held (${shardCredits})`);
