@@ -148,7 +148,7 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
         // A credit pays the user's debt first: minted = coins credited + debt repaid.
         totals.coinsMinted += delta.coins - delta.owedCoins;
         totals.coinsClawedBack += -delta.owedCoins;
-        creditsByPaymentIntent.set(String(refOf(item).paymentIntentId), (creditsByPaymentIntent.get(String(refOf(item).paymentIntentId)) ?? 0) + 1);
+        countCredit(creditsByPaymentIntent, item, discrepancies);
         break;
       case 'dispute_won':
         // Coins given back leave the clawed-back total; forgiven debt was never in it.
@@ -208,8 +208,14 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
   return { totals, discrepancies, ok: discrepancies.length === 0 };
 }
 
-function refOf(item: Record<string, unknown>): Record<string, unknown> {
-  return typeof item.ref === 'object' && item.ref !== null ? (item.ref as Record<string, unknown>) : {};
+/** Counts a recharge entry against its PaymentIntent; an entry that names none cannot be traced to a payment. */
+function countCredit(credits: Map<string, number>, item: Record<string, unknown>, discrepancies: string[]): void {
+  const ref = typeof item.ref === 'object' && item.ref !== null ? (item.ref as Record<string, unknown>) : {};
+  if (typeof ref.paymentIntentId !== 'string') {
+    discrepancies.push(`${String(item.pk)}/${String(item.sk)}: recharge entry names no PaymentIntent`);
+    return;
+  }
+  credits.set(ref.paymentIntentId, (credits.get(ref.paymentIntentId) ?? 0) + 1);
 }
 
 interface LimitChange {

@@ -165,7 +165,7 @@ async function seedWallets(): Promise<void> {
   await store.transactWrite([
     store.update('credit', keys.wallet('rich-gifter'), { expression: 'ADD coins :coins', values: { ':coins': COINS_SEEDED } }),
     store.put('entry', entryItem(keys.entry('rich-gifter', createdAt, 'seed-recharge'), {
-      id: 'seed-recharge', userId: 'rich-gifter', type: 'recharge', coins: COINS_SEEDED, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'fuzz' },
+      id: 'seed-recharge', userId: 'rich-gifter', type: 'recharge', coins: COINS_SEEDED, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'fuzz', paymentIntentId: 'pi_seed_fuzz' },
     })),
   ]);
   await store.transactWrite([

@@ -26,7 +26,7 @@ async function seedCoins(userId: string, coins: number): Promise<void> {
   await store.transactWrite([
     store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
     store.put('entry', entryItem(keys.entry(userId, createdAt, `seed-${userId}`), {
-      id: `seed-${userId}`, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' },
+      id: `seed-${userId}`, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test', paymentIntentId: `pi_seed_${userId}_${createdAt}` },
     })),
   ]);
 }
@@ -70,7 +70,7 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
       const createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
       await store.transactWrite([
         store.update('credit', keys.wallet(userId), { expression: 'ADD coins :c', values: { ':c': 10 + i } }),
-        store.put('entry', entryItem(keys.entry(userId, createdAt, `e${i}`), { id: `e${i}`, userId, type: 'recharge', coins: 10 + i, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: {} })),
+        store.put('entry', entryItem(keys.entry(userId, createdAt, `e${i}`), { id: `e${i}`, userId, type: 'recharge', coins: 10 + i, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { paymentIntentId: `pi_seed_${userId}_${i}` } })),
       ]);
     }
     const token = await api.token({ sub: userId, birthdate: '1990-01-01', country: 'US' });

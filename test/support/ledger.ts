@@ -20,7 +20,7 @@ export async function seedCoins(store: LedgerStore, userId: string, coins: numbe
   const id = `seed-${userId}-${randomUUID()}`;
   await store.transactWrite([
     store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test' } })),
+    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` } })),
   ]);
 }
 
