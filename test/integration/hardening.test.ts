@@ -1,0 +1,89 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { signLocalToken } from '../../infra/local/issuer';
+import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
+import { shardFor } from '../../shared/adapters/dynamo/keys';
+import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
+import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '../support/local-stack';
+
+/*
+ * Issue 17: the flaws a security sweep found, each replayed through the real gateway.
+ */
+
+/** The stack's default (shared/config.ts): a creator's entries are spread over this many shards. */
+const CREATOR_SHARDS = 32;
+
+let stack: LocalStack;
+let api: ApiClient;
+let store: LedgerStore;
+let dynamo: DynamoDBClient;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  api = apiClient(stack.httpUrl);
+  ({ dynamo, store } = ledgerFor(stack));
+});
+afterAll(async () => {
+  dynamo?.destroy();
+  await stack?.stop();
+});
+
+/** A token straight from the issuer's key: /dev/tokens refuses subs an identity provider may still issue. */
+async function issuerToken(sub: string, claims: Record<string, unknown> = ADULT): Promise<string> {
+  const file = process.env.LOCAL_ISSUER_KEY_FILE;
+  if (!file) throw new Error('LOCAL_ISSUER_KEY_FILE is not set: start the stack first');
+  return signLocalToken(file, LOCAL_ISSUER, { sub, ...claims });
+}
+
+async function rechargeAndSucceed(token: string, key: string): Promise<string> {
+  const created = await api.request('POST', '/v1/recharges', { token, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': key } });
+  if (created.status !== 201) throw new Error(`recharge: ${created.status} ${JSON.stringify(created.body)}`);
+  const succeeded = await api.request('POST', `/dev/payments/${String(created.body.payment.paymentIntentId)}/succeed`);
+  if (succeeded.status !== 200) throw new Error(`succeed: ${succeeded.status}`);
+  return String(created.body.rechargeId);
+}
+
+async function waitForCoins(token: string, coins: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const wallet = await api.request('GET', '/v1/wallet', { token });
+    if (wallet.body?.coins === coins) return;
+    if (Date.now() > deadline) throw new Error(`wallet never reached ${coins}: ${JSON.stringify(wallet.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('a sub containing # names no other user’s items (issue 17, point 1)', () => {
+  it('"<creator>#E<k>" can neither read the creator’s gift history nor write into it', async () => {
+    const creator = 'key-creator';
+    const { token: creatorToken, streamId } = await goLive(api, creator);
+    await seedCoins(store, 'key-fan', 100);
+    const fanToken = await api.token({ sub: 'key-fan', ...ADULT });
+    const sent = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: fanToken, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'key-gift' } });
+    expect(sent.status).toBe(201);
+    const shard = shardFor(String(sent.body.giftTxId), CREATOR_SHARDS);
+    const creatorNotifications = await api.request('GET', '/v1/notifications', { token: creatorToken });
+    expect(creatorNotifications.body.items.map((item: { id: string }) => item.id)).toEqual([sent.body.giftTxId]);
+
+    // The attacker's sub is exactly the creator's shard partition name without its prefix.
+    const attackerToken = await issuerToken(`${creator}#E${shard}`);
+    const read = await api.request('GET', '/v1/wallet/transactions', { token: attackerToken });
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual({ items: [], nextCursor: null });
+
+    // Its own recharge lands in its own history, not in the creator's shard partition.
+    const rechargeId = await rechargeAndSucceed(attackerToken, 'key-attacker-buy');
+    await waitForCoins(attackerToken, 100);
+    const own = await api.request('GET', '/v1/wallet/transactions', { token: attackerToken });
+    expect(own.body.items).toEqual([expect.objectContaining({ type: 'recharge', coins: 100, ref: expect.objectContaining({ rechargeId }) })]);
+
+    const after = await api.request('GET', '/v1/notifications', { token: creatorToken });
+    expect(after.status).toBe(200);
+    expect(after.body.items.map((item: { id: string }) => item.id)).toEqual([sent.body.giftTxId]);
+    const creatorHistory = await api.request('GET', '/v1/wallet/transactions', { token: creatorToken });
+    expect(creatorHistory.body.items.map((item: { type: string }) => item.type)).toEqual(['gift_received']);
+    const creatorWallet = await api.request('GET', '/v1/wallet', { token: creatorToken });
+    expect(creatorWallet.body).toMatchObject({ coins: 0, diamonds: 1 });
+    await expectBooksBalance(stack);
+  });
+});
