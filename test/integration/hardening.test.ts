@@ -3,6 +3,8 @@ import { signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
 import { shardFor } from '../../shared/adapters/dynamo/keys';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { paymentIdempotencyKey } from '../../shared/adapters/payments';
+import { rechargeIdFor } from '../../shared/usecases/recharge';
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '../support/local-stack';
 
@@ -85,5 +87,22 @@ describe('a sub containing # names no other user’s items (issue 17, point 1)',
     const creatorWallet = await api.request('GET', '/v1/wallet', { token: creatorToken });
     expect(creatorWallet.body).toMatchObject({ coins: 0, diamonds: 1 });
     await expectBooksBalance(stack);
+  });
+});
+
+describe('a sub containing : makes no id collide (issue 17, point 2)', () => {
+  it('("victim:order", "1") and ("victim", "order:1") are two recharges with two PaymentIntents', async () => {
+    const attackerToken = await issuerToken('ids-victim:order');
+    const victimToken = await issuerToken('ids-victim');
+    const first = await api.request('POST', '/v1/recharges', { token: attackerToken, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': '1' } });
+    expect(first.status).toBe(201);
+    const victim = await api.request('POST', '/v1/recharges', { token: victimToken, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': 'order:1' } });
+    expect(victim.status).toBe(201);
+    expect(victim.body).toMatchObject({ status: 'pending', coins: 500 });
+    expect(victim.body.rechargeId).not.toBe(first.body.rechargeId);
+    expect(victim.body.payment.paymentIntentId).not.toBe(first.body.payment.paymentIntentId);
+    expect(stack.payments.requestCountByIdempotencyKey(paymentIdempotencyKey('ids-victim', 'order:1'))).toBe(1);
+    expect(paymentIdempotencyKey('ids-victim', 'order:1')).not.toBe(paymentIdempotencyKey('ids-victim:order', '1'));
+    expect(rechargeIdFor('ids-victim', 'order:1')).not.toBe(rechargeIdFor('ids-victim:order', '1'));
   });
 });
