@@ -106,3 +106,37 @@ describe('a sub containing : makes no id collide (issue 17, point 2)', () => {
     expect(rechargeIdFor('ids-victim', 'order:1')).not.toBe(rechargeIdFor('ids-victim:order', '1'));
   });
 });
+
+describe('claims the age and region rules rely on (issue 17, also)', () => {
+  it.each([['0000-00-00'], ['1990-13-45'], ['2023-02-29']])('a birthdate of %s is no age: AGE_RESTRICTED, not an adult', async (birthdate) => {
+    const token = await issuerToken(`bad-birthdate-${birthdate}`, { birthdate, country: 'US' });
+    const live = await api.request('POST', '/v1/streams', { token, body: { title: 'nope' } });
+    expect([live.status, live.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
+    const payoutAccount = await api.request('POST', '/v1/creator/payout-account', { token });
+    expect([payoutAccount.status, payoutAccount.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
+    const wallet = await api.request('GET', '/v1/wallet', { token });
+    expect(wallet.status).toBe(200);
+    expect((await api.request('GET', '/v1/streams', { token })).body.items).not.toContainEqual(expect.objectContaining({ creatorId: `bad-birthdate-${birthdate}` }));
+  });
+
+  it('a leap day that exists counts: 2024-02-29 is a birthdate', async () => {
+    const token = await issuerToken('leap-day', { birthdate: '2004-02-29', country: 'US' });
+    expect((await api.request('POST', '/v1/streams', { token, body: { title: 'leap' } })).status).toBe(201);
+    expect((await api.request('GET', '/v1/wallet', { token: await issuerToken('leap-2024', { birthdate: '2024-02-29', country: 'US' }) })).status).toBe(200);
+  });
+
+  it('going live needs a country with a price list; a payout account needs one Stripe Connect pays out to', async () => {
+    const swiss = await issuerToken('region-ch', { birthdate: '1990-01-01', country: 'CH' });
+    const live = await api.request('POST', '/v1/streams', { token: swiss, body: { title: 'ch' } });
+    expect([live.status, live.body.error?.code]).toEqual([403, 'REGION_UNAVAILABLE']);
+    expect((await api.request('POST', '/v1/creator/payout-account', { token: swiss })).status).toBe(201);
+
+    const indian = await issuerToken('region-in', { birthdate: '1990-01-01', country: 'IN' });
+    const account = await api.request('POST', '/v1/creator/payout-account', { token: indian });
+    expect([account.status, account.body.error?.code]).toEqual([403, 'REGION_UNAVAILABLE']);
+    expect((await api.request('GET', '/v1/creator/payout-account', { token: indian })).status).toBe(404);
+    const noCountry = await issuerToken('region-none', { birthdate: '1990-01-01' });
+    expect((await api.request('POST', '/v1/streams', { token: noCountry, body: { title: 'x' } })).body.error?.code).toBe('REGION_UNAVAILABLE');
+    expect((await api.request('POST', '/v1/creator/payout-account', { token: noCountry })).body.error?.code).toBe('REGION_UNAVAILABLE');
+  });
+});
