@@ -14,6 +14,8 @@ export interface Access {
   stripe?: boolean;
   /** Posts to WebSocket connections through the @connections API. */
   postsToConnections?: boolean;
+  /** Counts its callers' requests in the shared rate-limit counters (`RATE#` items of the ledger). */
+  rateLimit?: boolean;
 }
 
 export interface HttpRoute {
@@ -151,6 +153,11 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   },
   { name: 'WsJoin', routeKey: 'join', handler: 'functions/ws/join.ts', returnResponse: true, access: { ledger: 'read', connections: 'readWrite' } },
 ];
+
+// Every authenticated HTTP route and every WebSocket action counts its callers' requests in the
+// shared rate-limit counters (shared/http/rate-limit.ts, issue 17); $connect and $disconnect are not actions.
+for (const route of HTTP_ROUTES) if (route.auth === 'jwt') route.access = { ...route.access, rateLimit: true };
+for (const route of WEBSOCKET_ROUTES) if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect') route.access = { ...route.access, rateLimit: true };
 
 /** The $connect REQUEST authorizer (token and streamId from the query string). */
 export const WEBSOCKET_AUTHORIZER = { name: 'WsAuthorizer', handler: 'functions/ws/authorizer.ts', identitySource: ['route.request.querystring.token'] };

@@ -11,6 +11,8 @@ import { wsRoute } from '../../shared/ws/route';
  * Answers `{ type: 'joined', streamId }` so a client knows from when on it receives that stream.
  */
 export const handler = wsRoute({
+  // Costs database reads and writes: a write against the caller's limit.
+  requestClass: 'write',
   body: z.object({ action: z.literal('join'), streamId: opaqueId }),
   handle: async ({ body, connectionId }) => {
     if (!(await readStream(ledgerStore(), body.streamId))) throw new NotFoundError('No such stream.');

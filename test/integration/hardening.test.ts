@@ -1,12 +1,16 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
-import { shardFor } from '../../shared/adapters/dynamo/keys';
+import WebSocket from 'ws';
+import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
+import { DynamoSharedRateCounter } from '../../shared/adapters/dynamo/rate-counter';
+import { RateLimitedError } from '../../shared/domain/errors';
+import { UserRateLimiter } from '../../shared/http/rate-limit';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
 import { rechargeIdFor } from '../../shared/usecases/recharge';
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
-import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '../support/local-stack';
+import { apiClient, expectBooksBalance, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 
 /*
  * Issue 17: the flaws a security sweep found, each replayed through the real gateway.
@@ -14,6 +18,9 @@ import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '.
 
 /** The stack's default (shared/config.ts): a creator's entries are spread over this many shards. */
 const CREATOR_SHARDS = 32;
+/** Small limits, so a flood is quick to show: writes 10 then 1/s, reads 20 then 1/s. */
+const WRITE_BURST = 10;
+const READ_BURST = 20;
 
 let stack: LocalStack;
 let api: ApiClient;
@@ -21,7 +28,12 @@ let store: LedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({
+    RATE_LIMIT_PER_SECOND: '1',
+    RATE_LIMIT_BURST: String(WRITE_BURST),
+    RATE_LIMIT_READ_PER_SECOND: '1',
+    RATE_LIMIT_READ_BURST: String(READ_BURST),
+  });
   api = apiClient(stack.httpUrl);
   ({ dynamo, store } = ledgerFor(stack));
 });
@@ -138,5 +150,111 @@ describe('claims the age and region rules rely on (issue 17, also)', () => {
     const noCountry = await issuerToken('region-none', { birthdate: '1990-01-01' });
     expect((await api.request('POST', '/v1/streams', { token: noCountry, body: { title: 'x' } })).body.error?.code).toBe('REGION_UNAVAILABLE');
     expect((await api.request('POST', '/v1/creator/payout-account', { token: noCountry })).body.error?.code).toBe('REGION_UNAVAILABLE');
+  });
+});
+
+describe('one per-user limit on every door (issue 17, points 3-4)', () => {
+  const errorsOf = (socket: RecordingSocket, code: string) => socket.messages().filter((message) => message.type === 'error' && message.error?.code === code);
+
+  it('while a user’s HTTP gifts answer 429, their WebSocket sendGift is RATE_LIMITED too, and the connection stays open', async () => {
+    const { streamId } = await goLive(api, 'limit-creator');
+    await seedCoins(store, 'limit-fan', 100);
+    const token = await api.token({ sub: 'limit-fan', ...ADULT });
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=${streamId}`);
+    try {
+      const startedMs = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: WRITE_BURST + 5 }, (_, index) =>
+          api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': `limit-http-${index}` } }),
+        ),
+      );
+      const httpAccepted = answers.filter((answer) => answer.status === 201).length;
+      expect(answers.filter((answer) => answer.status === 429).length).toBeGreaterThan(0);
+      const frames = 8;
+      for (let index = 0; index < frames; index += 1) socket.send({ action: 'sendGift', requestId: `limit-ws-${index}`, giftId: 'rose', quantity: 1 });
+      const answered = () => socket.messages().filter((message) => String(message.requestId ?? '').startsWith('limit-ws-'));
+      await socket.waitFor(() => answered().length === frames);
+      const elapsedSeconds = (Date.now() - startedMs) / 1000;
+      const refusals = answered().filter((message) => message.type === 'error');
+      expect(refusals.length).toBeGreaterThan(0);
+      for (const refusal of refusals) {
+        expect(refusal).toEqual({
+          type: 'error',
+          requestId: expect.stringMatching(/^limit-ws-/),
+          error: { code: 'RATE_LIMITED', message: expect.any(String), retryAfterSeconds: expect.any(Number) },
+        });
+        expect(refusal.error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      }
+      const wsAccepted = frames - refusals.length;
+      // HTTP and WebSocket drew from one bucket: together no more than the burst and its refill (1/s).
+      expect(httpAccepted + wsAccepted).toBeLessThanOrEqual(WRITE_BURST + Math.ceil(elapsedSeconds) + 1);
+      // Still open: a ping is a read, which has its own limit.
+      socket.send({ action: 'ping' });
+      await socket.waitFor((messages) => messages.some((message) => message.type === 'pong'));
+      const wallet = await api.request('GET', '/v1/wallet', { token });
+      expect(wallet.body.coins).toBe(100 - httpAccepted - wsAccepted);
+      await expectBooksBalance(stack);
+    } finally {
+      await socket.close();
+    }
+  });
+
+  it('sendGift without coins and join are limited as well (each costs database reads)', async () => {
+    const { streamId } = await goLive(api, 'limit-creator-2');
+    const broke = await api.token({ sub: 'limit-broke', ...ADULT });
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${broke}&streamId=${streamId}`);
+    try {
+      const frames = WRITE_BURST + 10;
+      for (let index = 0; index < frames; index += 1) socket.send({ action: 'sendGift', requestId: `broke-${index}`, giftId: 'rose', quantity: 1 });
+      await socket.waitFor((messages) => messages.filter((message) => String(message.requestId ?? '').startsWith('broke-')).length === frames);
+      const limited = errorsOf(socket, 'RATE_LIMITED').length;
+      expect(limited).toBeGreaterThan(0);
+      expect(errorsOf(socket, 'INSUFFICIENT_COINS').length + limited).toBe(frames);
+      // The same user's join frames draw from the same, now empty, bucket.
+      for (let index = 0; index < 5; index += 1) socket.send({ action: 'join', streamId });
+      await socket.waitFor((messages) => messages.filter((message) => message.type === 'joined' || message.error?.code === 'RATE_LIMITED').length >= limited + 5);
+      expect(errorsOf(socket, 'RATE_LIMITED').length).toBeGreaterThan(limited);
+      expect(socket.socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      await socket.close();
+    }
+  });
+
+  it('reads have a per-user limit of their own, higher than writes; other users are unaffected', async () => {
+    const token = await api.token({ sub: 'limit-reader', ...ADULT });
+    const answers = await Promise.all(Array.from({ length: READ_BURST + 15 }, () => api.request('GET', '/v1/wallet', { token })));
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(answers.length - refused.length).toBeGreaterThanOrEqual(READ_BURST);
+    for (const answer of refused) {
+      expect(answer.body.error.code).toBe('RATE_LIMITED');
+      expect(answer.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+    }
+    const leaderboardFlood = await Promise.all(Array.from({ length: 5 }, () => api.request('GET', '/v1/streams/st_none/leaderboard', { token })));
+    expect(leaderboardFlood.every((answer) => answer.status === 429)).toBe(true);
+    const bystander = await api.request('GET', '/v1/wallet', { token: await api.token({ sub: 'limit-bystander', ...ADULT }) });
+    expect(bystander.status).toBe(200);
+  });
+
+  it('the ceiling holds across instances: two limiters sharing the DynamoDB counter give one window’s worth', async () => {
+    const counter = new DynamoSharedRateCounter(dynamo, stack.tableNames.ledger);
+    const clock = () => 1_800_000_000_000;
+    const limits = { write: { perSecond: 1, burst: 20 }, read: { perSecond: 1, burst: 20 } };
+    const shared = { counter, windowSeconds: 10, batch: 1 };
+    const instances = [new UserRateLimiter(limits, shared, clock), new UserRateLimiter(limits, shared, clock)];
+    let taken = 0;
+    for (let round = 0; round < 80; round += 1) {
+      try {
+        await instances[round % 2]!.take('limit-spread', 'write');
+        taken += 1;
+      } catch (error) {
+        if (!(error instanceof RateLimitedError)) throw error;
+      }
+    }
+    // Each instance's bucket alone would allow 20 each, 40; the shared window allows 20 + 1 x 10.
+    expect(taken).toBe(30);
+    const item = await store.getItem(keys.rateWindow('limit-spread', 'write', Math.floor(clock() / 1000 / 10)), { consistent: true });
+    expect(item).toMatchObject({ requests: 30, expiresAt: expect.any(Number) });
+    await expectBooksBalance(stack);
   });
 });

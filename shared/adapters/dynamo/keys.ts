@@ -10,6 +10,8 @@ export interface ItemKey {
   sk: string;
 }
 
+/** Partition-key prefix of the rate-limit counters (the IAM grant of every authenticated function names it). */
+export const RATE_PREFIX = 'RATE#';
 /** Sort-key prefix of ledger entries; `TX#<ISO time>#<id>` sorts entries by time. */
 export const ENTRY_PREFIX = 'TX#';
 /** The first string after every `TX#...` sort key: the upper bound of an entry query. */
@@ -64,6 +66,12 @@ export const keys = {
   /** A user's report of one of their transactions (POST /v1/wallet/transactions/{id}/report). */
   transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: user(userId), sk: `REPORT#${reportId}` }),
   payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
+  /**
+   * A user's cross-instance request counter for one rate-limit window (shared/http/rate-limit.ts).
+   * The `RATE#` prefix is all an authenticated function may write outside its own grants (IAM
+   * dynamodb:LeadingKeys), and TTL removes the item after its window.
+   */
+  rateWindow: (userId: string, requestClass: string, window: number): ItemKey => ({ pk: `${RATE_PREFIX}${keyUserId(userId)}#${requestClass}#${window}`, sk: 'RATE' }),
   /** A creator's payouts, newest last: the item only names the payout (its status lives on the payout). */
   userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({ pk: user(userId), sk: `PAYOUT#${createdAt}#${payoutId}` }),
   stream: (streamId: string): ItemKey => ({ pk: `STREAM#${streamId}`, sk: 'STREAM' }),
