@@ -140,7 +140,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
 ];
 
 export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
-  { name: 'WsConnect', routeKey: '$connect', handler: 'functions/ws/connect.ts', returnResponse: false, access: { connections: 'readWrite' } },
+  // Reads the stream: a connection to an unknown or ended stream is refused at the upgrade.
+  { name: 'WsConnect', routeKey: '$connect', handler: 'functions/ws/connect.ts', returnResponse: false, access: { connections: 'readWrite', ledger: 'read' } },
   { name: 'WsDisconnect', routeKey: '$disconnect', handler: 'functions/ws/disconnect.ts', returnResponse: false, access: { connections: 'readWrite' } },
   { name: 'WsDefault', routeKey: '$default', handler: 'functions/ws/default.ts', returnResponse: true, access: {} },
   { name: 'WsPing', routeKey: 'ping', handler: 'functions/ws/ping.ts', returnResponse: true, access: {} },

@@ -142,6 +142,12 @@ export const webSocketLimitsConfig = resettable(
   z.object({
     /** Open WebSocket connections one user may hold at once; the next is refused with 429 at the upgrade. */
     WS_MAX_CONNECTIONS_PER_USER: positiveInt.max(1000).default(5),
+    /**
+     * Connections of one user that watch the same stream. Past it, the user's oldest one there
+     * leaves the stream (a newer tab takes the room over), so by default a stream's viewers are
+     * its distinct users.
+     */
+    WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: positiveInt.max(1000).default(1),
   }),
 );
 
