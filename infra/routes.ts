@@ -14,6 +14,8 @@ export interface Access {
   stripe?: boolean;
   /** Posts to WebSocket connections through the @connections API. */
   postsToConnections?: boolean;
+  /** Counts its callers' requests in the shared rate-limit counters (`RATE#` items of the ledger). */
+  rateLimit?: boolean;
 }
 
 export interface HttpRoute {
@@ -138,7 +140,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
 ];
 
 export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
-  { name: 'WsConnect', routeKey: '$connect', handler: 'functions/ws/connect.ts', returnResponse: false, access: { connections: 'readWrite' } },
+  // Reads the stream: a connection to an unknown or ended stream is refused at the upgrade.
+  { name: 'WsConnect', routeKey: '$connect', handler: 'functions/ws/connect.ts', returnResponse: false, access: { connections: 'readWrite', ledger: 'read' } },
   { name: 'WsDisconnect', routeKey: '$disconnect', handler: 'functions/ws/disconnect.ts', returnResponse: false, access: { connections: 'readWrite' } },
   { name: 'WsDefault', routeKey: '$default', handler: 'functions/ws/default.ts', returnResponse: true, access: {} },
   { name: 'WsPing', routeKey: 'ping', handler: 'functions/ws/ping.ts', returnResponse: true, access: {} },
@@ -151,6 +154,11 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   },
   { name: 'WsJoin', routeKey: 'join', handler: 'functions/ws/join.ts', returnResponse: true, access: { ledger: 'read', connections: 'readWrite' } },
 ];
+
+// Every authenticated HTTP route and every WebSocket action counts its callers' requests in the
+// shared rate-limit counters (shared/http/rate-limit.ts, issue 17); $connect and $disconnect are not actions.
+for (const route of HTTP_ROUTES) if (route.auth === 'jwt') route.access = { ...route.access, rateLimit: true };
+for (const route of WEBSOCKET_ROUTES) if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect') route.access = { ...route.access, rateLimit: true };
 
 /** The $connect REQUEST authorizer (token and streamId from the query string). */
 export const WEBSOCKET_AUTHORIZER = { name: 'WsAuthorizer', handler: 'functions/ws/authorizer.ts', identitySource: ['route.request.querystring.token'] };

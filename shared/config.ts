@@ -111,6 +111,46 @@ export const rateLimitConfig = resettable(
   }),
 );
 
+export const readRateLimitConfig = resettable(
+  'readRateLimit',
+  z.object({
+    /** Per-user token bucket on authenticated reads (GET, WebSocket ping): higher than writes. */
+    RATE_LIMIT_READ_PER_SECOND: positiveInt.default(100),
+    RATE_LIMIT_READ_BURST: positiveInt.default(300),
+  }),
+);
+
+export const sharedRateLimitConfig = resettable(
+  'sharedRateLimit',
+  z.object({
+    /**
+     * The cross-instance ceiling's window: per user and class, all instances together take at most
+     * burst + perSecond x window requests in one window (a DynamoDB counter per window).
+     */
+    RATE_LIMIT_WINDOW_SECONDS: positiveInt.max(3600).default(60),
+    /**
+     * An instance adds a user's requests to the shared counter once per this many, in one write:
+     * a user's requests cost 1/batch of a write unit, and an instance can pass the ceiling by at
+     * most batch - 1 per window. 1 checks every request.
+     */
+    RATE_LIMIT_SHARED_BATCH: positiveInt.max(1000).default(10),
+  }),
+);
+
+export const webSocketLimitsConfig = resettable(
+  'webSocketLimits',
+  z.object({
+    /** Open WebSocket connections one user may hold at once; the next is refused with 429 at the upgrade. */
+    WS_MAX_CONNECTIONS_PER_USER: positiveInt.max(1000).default(5),
+    /**
+     * Connections of one user that watch the same stream. Past it, the user's oldest one there
+     * leaves the stream (a newer tab takes the room over), so by default a stream's viewers are
+     * its distinct users.
+     */
+    WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: positiveInt.max(1000).default(1),
+  }),
+);
+
 export const localConfig = resettable(
   'local',
   z.object({

@@ -15,6 +15,8 @@ import { authorizerContext, wsRoute } from '../../shared/ws/route';
  * The requestId is the idempotency key.
  */
 export const handler = wsRoute({
+  // Costs database reads and writes: a write against the caller's limit.
+  requestClass: 'write',
   body: z.object({
     action: z.literal('sendGift'),
     requestId: z.string().regex(IDEMPOTENCY_KEY_PATTERN, '1-255 printable ASCII characters'),

@@ -4,6 +4,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { RATE_PREFIX } from '../../shared/adapters/dynamo/keys';
 import type { TableDefinition } from '../../shared/adapters/dynamo/schema';
 import type { Access, QueueName } from '../routes';
 import type { AppFunction } from './app-function';
@@ -80,7 +81,18 @@ export function bindAccess(fn: AppFunction, declared: Access, resources: Bindabl
       );
     }
   }
-  if (access.ledger || access.connections) {
+  if (access.rateLimit) {
+    // Only the rate-limit counters: UpdateItem on items whose partition key starts with RATE#,
+    // so a function that only reads the ledger still cannot write a single coin.
+    grantee.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [resources.ledger.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${RATE_PREFIX}*`] } },
+      }),
+    );
+  }
+  if (access.ledger || access.connections || access.rateLimit) {
     // shared/config.ts reads both names together; a name grants nothing, the policy does.
     grantee.addEnvironment(resources.ledger.definition.envVar, resources.ledger.table.tableName);
     grantee.addEnvironment(resources.connections.definition.envVar, resources.connections.table.tableName);

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { IdempotencyKeyReusedError, TransientDependencyError, ValidationError } from '../domain/errors';
 import type { Money } from '../domain/money';
-import { sha256Hex } from './dynamo/keys';
+import { derivedIdHex } from '../domain/derived-id';
 import { stripeClient, stripeSecrets } from './stripe-client';
 
 /**
@@ -55,7 +55,7 @@ export const WEBHOOK_TOLERANCE_SECONDS = 300;
  * racing the first) gets the same PaymentIntent.
  */
 export function paymentIdempotencyKey(userId: string, clientKey: string): string {
-  return `recharge-${sha256Hex(`${userId}:${clientKey}`)}`;
+  return `recharge-${derivedIdHex(userId, clientKey)}`;
 }
 
 /** Live secret and restricted keys start `sk_live_` / `rk_live_`; test keys `sk_test_` / `rk_test_`. */

@@ -1,4 +1,5 @@
-import { AgeRestrictedError } from './errors';
+import { currencyForCountry } from './catalog';
+import { AgeRestrictedError, RegionUnavailableError } from './errors';
 
 /**
  * Who is calling, as the identity provider asserted it. The handlers build it from verified
@@ -21,6 +22,47 @@ export const MINIMUM_AGE = 13;
 
 export function ageOfMajority(country: string | undefined): number {
   return (country && AGE_OF_MAJORITY_BY_COUNTRY[country.toUpperCase()]) || DEFAULT_AGE_OF_MAJORITY;
+}
+
+/**
+ * A real calendar date in YYYY-MM-DD: `0000-00-00`, `1990-13-45` and `2023-02-29` are not, and
+ * `2024-02-29` is. The year starts at 0001 (there is no year 0 to be born in).
+ */
+export function isCalendarDate(value: string): boolean {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (!match) return false;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  return day <= daysInMonth;
+}
+
+/**
+ * Where Stripe Connect can pay out to a connected account: platforms in the US, the UK, the EEA,
+ * Canada or Switzerland may transfer and pay out to connected accounts in any of those regions
+ * (cross-border payouts, self-serve). Source: https://docs.stripe.com/connect/cross-border-payouts
+ * (section "Availability", read 2026-11-30). Other countries need Stripe's sales team or Global
+ * Payouts, which this product does not use.
+ */
+export const STRIPE_CONNECT_PAYOUT_COUNTRIES: ReadonlySet<string> = new Set([
+  'US', 'GB', 'CA', 'CH',
+  // EEA: the 27 EU members, Iceland, Liechtenstein, Norway.
+  'AT', 'BE', 'BG', 'HR', 'CY', 'CZ', 'DK', 'EE', 'FI', 'FR', 'DE', 'GR', 'HU', 'IE', 'IT', 'LV', 'LT', 'LU', 'MT', 'NL',
+  'PL', 'PT', 'RO', 'SK', 'SI', 'ES', 'SE', 'IS', 'LI', 'NO',
+]);
+
+/** Opening a payout account: the token's country must be one Stripe Connect pays out to. */
+export function assertPayoutCountry(caller: Caller): void {
+  if (caller.country === undefined || !STRIPE_CONNECT_PAYOUT_COUNTRIES.has(caller.country.toUpperCase())) {
+    throw new RegionUnavailableError('Payouts are not available in your country.');
+  }
+}
+
+/** Going live: the product must be available in the token's country (it has a price list). */
+export function assertLiveCountry(caller: Caller): void {
+  if (caller.country === undefined) throw new RegionUnavailableError('Your country is unknown, so going live is not available.');
+  currencyForCountry(caller.country);
 }
 
 /** Age in whole years on `now` (UTC), from a YYYY-MM-DD birthdate. */

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { claimsConfig } from '../config';
-import type { Caller } from '../domain/identity';
+import { isCalendarDate, type Caller } from '../domain/identity';
 import { UnauthorizedError } from '../domain/errors';
 
 /**
@@ -8,7 +8,11 @@ import { UnauthorizedError } from '../domain/errors';
  * verified, but as the authorizer passes them: booleans may be strings. They are still parsed.
  */
 const claimBoolean = z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]);
-const birthdate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+/**
+ * A birthdate that is not a real calendar date (`1990-13-45`) is treated as absent: the caller
+ * is still who the token says (no 401), but age-gated actions answer AGE_RESTRICTED.
+ */
+const birthdate = z.string().refine(isCalendarDate);
 const country = z.string().regex(/^[A-Za-z]{2}$/).transform((value) => value.toUpperCase());
 
 export function callerFromClaims(claims: Record<string, unknown> | undefined): Caller {

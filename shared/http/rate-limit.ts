@@ -1,9 +1,14 @@
+import { dynamoClient } from '../adapters/clients';
+import { DynamoSharedRateCounter, type SharedRateCounter } from '../adapters/dynamo/rate-counter';
+import { rateLimitConfig, readRateLimitConfig, sharedRateLimitConfig, tablesConfig } from '../config';
 import { RateLimitedError } from '../domain/errors';
+import { logger } from '../logger';
 
 /**
  * A per-user token bucket held in memory by each function instance. API Gateway throttles per
- * stage and route, not per user; this bounds one user's money requests per instance, and the
- * stage throttle bounds the total (DESIGN.md, rate limits).
+ * stage and route, not per user; this bounds one user's requests per instance, UserRateLimiter
+ * below adds the ceiling across instances, and the stage throttle bounds the total (DESIGN.md,
+ * rate limits).
  */
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, { tokens: number; updatedAtMs: number }>();
@@ -33,4 +38,135 @@ export class TokenBucketLimiter {
     this.buckets.delete(userId);
     this.buckets.set(userId, { tokens: refilled - 1, updatedAtMs: now });
   }
+}
+
+/** Writes: every authenticated POST/PUT and the sendGift and join actions. Reads: GETs, ping, unknown frames. */
+export type RequestClass = 'write' | 'read';
+
+export interface BucketLimits {
+  perSecond: number;
+  burst: number;
+}
+
+export interface SharedCeiling {
+  counter: SharedRateCounter;
+  windowSeconds: number;
+  /** Requests an instance gathers per user before it adds them to the shared counter in one write. */
+  batch: number;
+}
+
+interface WindowState {
+  window: number;
+  /** Requests taken here and not yet added to the shared counter. */
+  pending: number;
+  /** The shared counter reached the ceiling: refuse here until the window ends, without asking again. */
+  full: boolean;
+}
+
+/**
+ * The per-user limit of every authenticated door (HTTP routes and WebSocket actions). Two layers:
+ * - a token bucket per user and class in this instance's memory (the fine-grained limit; writes
+ *   keep API.md's 50/s with bursts of 200 by default);
+ * - a ceiling across instances: per user, class and fixed window, all instances together take at
+ *   most burst + perSecond x window, which is what one instance's bucket allows in a window. Each
+ *   instance adds a user's requests to a DynamoDB counter once per `batch`, so a user spread over
+ *   N instances gets at most ceiling + N x (batch - 1) per window, and a light user costs nothing.
+ * When the shared counter cannot be reached, the request passes on the bucket alone: a limiter
+ * outage must not become an API outage (it is logged).
+ */
+export class UserRateLimiter {
+  private readonly buckets: Record<RequestClass, TokenBucketLimiter>;
+  private readonly windows = new Map<string, WindowState>();
+  private static readonly MAX_TRACKED_WINDOWS = 50_000;
+
+  constructor(
+    private readonly limits: Record<RequestClass, BucketLimits>,
+    private readonly shared: SharedCeiling | undefined,
+    private readonly nowMs: () => number = Date.now,
+  ) {
+    this.buckets = {
+      write: new TokenBucketLimiter(limits.write.perSecond, limits.write.burst, nowMs),
+      read: new TokenBucketLimiter(limits.read.perSecond, limits.read.burst, nowMs),
+    };
+  }
+
+  /** The most one user may take of a class in one shared window, across every instance. */
+  ceiling(requestClass: RequestClass): number {
+    const limits = this.limits[requestClass];
+    return limits.burst + limits.perSecond * (this.shared?.windowSeconds ?? 0);
+  }
+
+  /** Takes one request of `requestClass` for `userId`, or throws RATE_LIMITED with a retry hint. */
+  async take(userId: string, requestClass: RequestClass): Promise<void> {
+    this.buckets[requestClass].take(userId);
+    if (!this.shared) return;
+    const nowSeconds = this.nowMs() / 1000;
+    const window = Math.floor(nowSeconds / this.shared.windowSeconds);
+    const windowEndsIn = Math.max(1, Math.ceil((window + 1) * this.shared.windowSeconds - nowSeconds));
+    const state = this.windowState(`${requestClass}\u0000${userId}`, window);
+    const refuse = () => new RateLimitedError('Too many requests. Retry later with the same idempotency key.', { retryAfterSeconds: windowEndsIn });
+    if (state.full) throw refuse();
+    state.pending += 1;
+    if (state.pending < this.shared.batch) return;
+    const count = state.pending;
+    state.pending = 0;
+    let total: number | undefined;
+    try {
+      total = await this.shared.counter.add(
+        { userId, requestClass, window, expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS) },
+        count,
+        this.ceiling(requestClass),
+      );
+    } catch (error) {
+      logger.warn('shared rate counter unavailable; the per-instance limit still holds', { error: error instanceof Error ? error : String(error) });
+      return;
+    }
+    if (total === undefined) {
+      state.full = true;
+      throw refuse();
+    }
+    if (total >= this.ceiling(requestClass)) state.full = true;
+  }
+
+  private windowState(key: string, window: number): WindowState {
+    const existing = this.windows.get(key);
+    if (existing && existing.window === window) return existing;
+    const fresh: WindowState = { window, pending: 0, full: false };
+    this.windows.delete(key);
+    if (this.windows.size >= UserRateLimiter.MAX_TRACKED_WINDOWS) {
+      const oldest = this.windows.keys().next();
+      if (!oldest.done) this.windows.delete(oldest.value);
+    }
+    this.windows.set(key, fresh);
+    return fresh;
+  }
+}
+
+/** TTL deletes a window's counter this long after the window (TTL itself may lag by hours; it only saves storage). */
+const SHARED_COUNTER_TTL_SLACK_SECONDS = 60;
+
+let limiter: UserRateLimiter | undefined;
+/**
+ * The instance's one limiter, shared by every route the instance serves (locally, one process
+ * serves every HTTP route and WebSocket action, so they share the buckets too; on AWS each
+ * function is its own instance and the shared counter joins them).
+ */
+export function userRateLimiter(): UserRateLimiter {
+  if (!limiter) {
+    const writes = rateLimitConfig();
+    const reads = readRateLimitConfig();
+    const shared = sharedRateLimitConfig();
+    limiter = new UserRateLimiter(
+      {
+        write: { perSecond: writes.RATE_LIMIT_PER_SECOND, burst: writes.RATE_LIMIT_BURST },
+        read: { perSecond: reads.RATE_LIMIT_READ_PER_SECOND, burst: reads.RATE_LIMIT_READ_BURST },
+      },
+      {
+        counter: new DynamoSharedRateCounter(dynamoClient(), tablesConfig().LEDGER_TABLE),
+        windowSeconds: shared.RATE_LIMIT_WINDOW_SECONDS,
+        batch: shared.RATE_LIMIT_SHARED_BATCH,
+      },
+    );
+  }
+  return limiter;
 }

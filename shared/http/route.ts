@@ -2,7 +2,6 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import * as z from 'zod';
 import { createHash } from 'node:crypto';
-import { rateLimitConfig } from '../config';
 import {
   IdempotencyKeyRequiredError,
   PayloadTooLargeError,
@@ -12,7 +11,7 @@ import {
 import type { Caller } from '../domain/identity';
 import { logger } from '../logger';
 import { callerFromClaims } from './caller';
-import { TokenBucketLimiter } from './rate-limit';
+import { userRateLimiter, type RequestClass } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
 
 /** API.md: a request body over 1 MiB is refused with 413. */
@@ -50,7 +49,7 @@ interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType,
   auth: boolean;
   /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
   idempotent?: boolean;
-  /** Per-user token bucket (money routes). */
+  /** Takes a write token even on a GET (every authenticated route is limited; this picks the class). */
   rateLimited?: boolean;
   body?: BodySchema;
   query?: QuerySchema;
@@ -58,13 +57,13 @@ interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType,
   handle: (request: HttpRequest<z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>) => Promise<HttpAnswer>;
 }
 
-let limiter: TokenBucketLimiter | undefined;
-function rateLimiter(): TokenBucketLimiter {
-  if (!limiter) {
-    const config = rateLimitConfig();
-    limiter = new TokenBucketLimiter(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST);
-  }
-  return limiter;
+/**
+ * Every authenticated route takes from the caller's limit (issue 17): money routes and every
+ * other POST/PUT as a write, GETs as a read, which has a higher limit of its own.
+ */
+function requestClassOf(spec: { rateLimited?: boolean; idempotent?: boolean }, event: HttpEvent): RequestClass {
+  if (spec.rateLimited || spec.idempotent) return 'write';
+  return event.requestContext?.http?.method === 'GET' ? 'read' : 'write';
 }
 
 export function zodDetails(error: z.ZodError, prefix: string): ErrorDetail[] {
@@ -151,7 +150,7 @@ export function httpRoute<
         }
         idempotency = { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
       }
-      if (spec.rateLimited || spec.idempotent) rateLimiter().take(caller.userId);
+      if (spec.auth) await userRateLimiter().take(caller.userId, requestClassOf(spec, event));
       const answer = await spec.handle({ body, query, path, caller, idempotency, correlationId, event });
       return jsonResponse(answer.status, answer.body, answer.headers);
     } catch (error) {

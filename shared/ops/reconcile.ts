@@ -1,6 +1,7 @@
 import { ScanCommand, type AttributeValue, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoSend } from '../adapters/dynamo/ledger-store';
+import { userIdFromKey } from '../adapters/dynamo/keys';
 
 /**
  * Reads the whole ledger and checks the money rules:
@@ -46,10 +47,10 @@ function integer(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
 }
 
-/** `USER#alice`, `USER#alice#S3`, `USER#alice#E3` -> alice. User ids never contain '#'. */
+/** `USER#alice`, `USER#alice#S3`, `USER#alice#E3` -> alice. Keys hold user ids encoded without '#' (keys.ts). */
 function userOf(pk: string): string | undefined {
   const match = /^USER#([^#]+)(?:#[SE]\d+)?$/.exec(pk);
-  return match?.[1];
+  return match?.[1] === undefined ? undefined : userIdFromKey(match[1]);
 }
 
 async function scanAll(client: DynamoSend, tableName: string): Promise<Record<string, unknown>[]> {

@@ -3,7 +3,7 @@ import { keys } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
 import type { ConnectPayouts } from '../adapters/stripe-connect';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
-import { assertAdult, type Caller } from '../domain/identity';
+import { assertAdult, assertPayoutCountry, type Caller } from '../domain/identity';
 import { logger } from '../logger';
 
 /**
@@ -46,6 +46,7 @@ export async function createPayoutAccount(
   const now = deps.now();
   // Only adults receive payouts (API.md, Age): linking a bank account is the first step of one.
   assertAdult(caller, now);
+  assertPayoutCountry(caller);
   let account = await readPayoutAccount(deps.store, caller.userId, { consistent: true });
   if (!account) {
     const created = await deps.connect.createAccount({ userId: caller.userId, ...(caller.country !== undefined && { country: caller.country }) });

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
-import { keys, sha256Hex, shardFor } from '../adapters/dynamo/keys';
+import { keys, shardFor } from '../adapters/dynamo/keys';
+import { derivedIdHex } from '../domain/derived-id';
 import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
 import type { CancelOutcome, Payments } from '../adapters/payments';
 import { findPackage, PACKAGE_COINS, packageId as packageIdFor, currencyForCountry } from '../domain/catalog';
@@ -57,7 +58,7 @@ export function pendingStatusPk(rechargeId: string): string {
  * parameters under the same key and returns the same PaymentIntent).
  */
 export function rechargeIdFor(userId: string, idempotencyKey: string): string {
-  return `rc_${sha256Hex(`${userId}:${idempotencyKey}`).slice(0, 32)}`;
+  return `rc_${derivedIdHex(userId, idempotencyKey).slice(0, 32)}`;
 }
 
 /** A recharge as stored; every item read back is parsed, never cast. */

@@ -6,7 +6,7 @@ import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
 import { ForbiddenError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
-import { assertAdult, type Caller } from '../domain/identity';
+import { assertAdult, assertLiveCountry, type Caller } from '../domain/identity';
 import { logger } from '../logger';
 import { decodeCursor, encodeCursor } from './wallet';
 
@@ -132,6 +132,7 @@ export async function createStream(
 ): Promise<CreatedStreamView> {
   const now = deps.now();
   assertAdult(caller, now);
+  assertLiveCountry(caller);
   const streamId = deps.newId('st', now);
   const startedAt = now.toISOString();
   for (let attempt = 1; ; attempt += 1) {

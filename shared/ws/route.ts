@@ -5,6 +5,7 @@ import { DomainError, ValidationError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { logger } from '../logger';
 import { zodDetails } from '../http/route';
+import { userRateLimiter, type RequestClass } from '../http/rate-limit';
 
 /** API Gateway refuses WebSocket frames over 128 KB; we refuse far smaller ones sooner. */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -42,7 +43,13 @@ export function errorMessage(error: unknown, requestId: string | undefined, corr
     return {
       type: 'error',
       ...(requestId !== undefined && { requestId }),
-      error: { code: error.code, message: error.message, ...(error.details && { details: error.details }) },
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(error.details && { details: error.details }),
+        // RATE_LIMITED carries its retry hint in the message, as HTTP carries it in Retry-After.
+        ...(error.retryAfterSeconds !== undefined && { retryAfterSeconds: error.retryAfterSeconds }),
+      },
     };
   }
   logger.error('unhandled error', { correlationId, error: error instanceof Error ? error : String(error) });
@@ -59,6 +66,8 @@ export function errorMessage(error: unknown, requestId: string | undefined, corr
  */
 export function wsRoute<Schema extends z.ZodType>(spec: {
   body: Schema;
+  /** The caller's limit this action takes from (shared with HTTP): 'write' for sendGift and join. */
+  requestClass: RequestClass;
   handle: (input: { body: z.infer<Schema>; caller: Caller; connectionId: string; correlationId: string; event: WsEvent }) => Promise<unknown>;
 }) {
   const core = async (event: WsEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
@@ -77,10 +86,12 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       // first costs little: API Gateway never delivers a frame over 128 KB.
       const candidate = z.object({ requestId: z.string().max(255) }).safeParse(json);
       if (candidate.success) requestId = candidate.data.requestId;
+      // Every frame counts against its sender's limit, a malformed one too: each costs an invocation.
+      const caller = callerFromAuthorizer(event);
+      await userRateLimiter().take(caller.userId, spec.requestClass);
       if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
       const parsed = spec.body.safeParse(json);
       if (!parsed.success) throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
-      const caller = callerFromAuthorizer(event);
       const message = await spec.handle({ body: parsed.data, caller, connectionId: event.requestContext.connectionId, correlationId, event });
       return reply(message);
     } catch (error) {
@@ -91,5 +102,5 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
   };
   // The schema rides along on the handler, as httpRoute's does, so tests and documents can
   // generate frames from the very schema that parses them.
-  return Object.assign(middy(core), { routeSpec: { body: spec.body } });
+  return Object.assign(middy(core), { routeSpec: { body: spec.body, requestClass: spec.requestClass } });
 }

@@ -302,7 +302,16 @@ async function main(): Promise<void> {
     wsPort: 0,
     // Timers off: the recharge-expiry and sweeper schedules would write into the capture windows.
     schedules: false,
-    env: { LOG_LEVEL: 'ERROR', RATE_LIMIT_PER_SECOND: HIGH_RATE_LIMIT, RATE_LIMIT_BURST: HIGH_RATE_LIMIT },
+    env: {
+      LOG_LEVEL: 'ERROR',
+      RATE_LIMIT_PER_SECOND: HIGH_RATE_LIMIT,
+      RATE_LIMIT_BURST: HIGH_RATE_LIMIT,
+      RATE_LIMIT_READ_PER_SECOND: HIGH_RATE_LIMIT,
+      RATE_LIMIT_READ_BURST: HIGH_RATE_LIMIT,
+      // The fan-out scenario opens 50 sockets per viewer user on one stream.
+      WS_MAX_CONNECTIONS_PER_USER: '1000',
+      WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: '1000',
+    },
   });
   baseUrl = stack.httpUrl;
   instrument(dynamoClient());

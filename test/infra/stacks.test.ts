@@ -116,6 +116,7 @@ interface Statement {
   Effect: string;
   Action: string | string[];
   Resource: unknown;
+  Condition?: unknown;
 }
 const actionsOf = (statement: Statement): string[] => (Array.isArray(statement.Action) ? statement.Action : [statement.Action]);
 const resourceText = (statement: Statement): string => JSON.stringify(statement.Resource);
@@ -381,7 +382,7 @@ describe('functions', () => {
     for (const expected of expectedFunctions()) {
       const access = effectiveAccess(expected.access);
       const environment = environmentOf(expected.name);
-      const usesTables = access.ledger !== undefined || access.connections !== undefined;
+      const usesTables = access.ledger !== undefined || access.connections !== undefined || access.rateLimit === true;
       for (const definition of TABLES) {
         expect([expected.name, definition.envVar, environment[definition.envVar] !== undefined]).toEqual([expected.name, definition.envVar, usesTables]);
         if (usesTables) expect(JSON.stringify(environment[definition.envVar])).toContain(tableLogicalId(definition.envVar));
@@ -431,10 +432,18 @@ describe('IAM', () => {
       const statements = statementsOfRole(roleId);
       const label = (what: string) => `${expected.name}: ${what}`;
 
+      // The rate-limit counters: UpdateItem on the ledger, only on partition keys starting with RATE#.
+      const rateStatements = statements.filter((statement) => JSON.stringify(statement.Condition ?? {}).includes('dynamodb:LeadingKeys'));
+      expect([label('rate counters'), rateStatements.length]).toEqual([label('rate counters'), access.rateLimit ? 1 : 0]);
+      for (const statement of rateStatements) {
+        expect(actionsOf(statement)).toEqual(['dynamodb:UpdateItem']);
+        expect(statement.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } });
+        expect(resourceText(statement)).toContain(tableLogicalId('LEDGER_TABLE'));
+      }
       for (const definition of TABLES) {
         const tableId = tableLogicalId(definition.envVar);
         const level = definition.envVar === 'LEDGER_TABLE' ? access.ledger : access.connections;
-        const onTable = statements.filter((statement) => resourceText(statement).includes(tableId));
+        const onTable = statements.filter((statement) => resourceText(statement).includes(tableId) && !rateStatements.includes(statement));
         const tableActions = onTable.filter((statement) => !resourceText(statement).includes('/index/')).flatMap(actionsOf).sort();
         const indexStatements = onTable.filter((statement) => resourceText(statement).includes('/index/'));
         if (level === undefined) {

@@ -22,7 +22,8 @@ let store: LedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  // Hundreds of sockets of one viewer user on one stream: lift the per-user caps (issue 17) here.
+  stack = await startTestStack({ WS_MAX_CONNECTIONS_PER_USER: '1000', WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: '1000' });
   api = apiClient(stack.httpUrl);
   ({ dynamo, store } = ledgerFor(stack));
 });

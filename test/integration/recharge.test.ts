@@ -70,7 +70,7 @@ const stripeEvent = (type: string, object: Record<string, unknown>, id = `evt_${
 describe('recharge through Stripe, end to end', () => {
   it('credits on /dev/payments/.../succeed within a second, once, and pushes the wallet', async () => {
     const token = await tokenFor('e2e-buyer');
-    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=s-recharge`);
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}`);
     const key = 'first-purchase';
     const created = await api.request('POST', '/v1/recharges', { token, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': key } });
     expect(created.status).toBe(201);

@@ -122,7 +122,7 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
 
   it('connects a WebSocket with a token, answers ping, refuses a bad token at the upgrade', async () => {
     const token = await api.token({ sub: 'ws-user', birthdate: '1990-01-01', country: 'US' });
-    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}&streamId=s-1`);
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}`);
     socket.send({ action: 'ping' });
     socket.send('not json');
     await socket.waitFor((messages) => messages.length >= 2);

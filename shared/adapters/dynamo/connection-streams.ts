@@ -1,8 +1,9 @@
 import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { tablesConfig } from '../../config';
+import { tablesConfig, webSocketLimitsConfig } from '../../config';
 import { dynamoClient } from '../clients';
 import type { DynamoSend } from './ledger-store';
+import { UserConnections, type ConnectionCaps } from './user-connections';
 
 /**
  * Which stream a WebSocket connection watches: read by `sendGift` (the gift goes to the stream
@@ -46,10 +47,42 @@ export class ConnectionStreams {
       throw error;
     }
   }
+  /**
+   * Takes the connection off `streamId` (the fan-out index drops it) when it is still there: the
+   * same user's newer connection took the stream over (UserConnections). It stays open for wallet
+   * pushes and may `join` again.
+   */
+  async leaveStream(connectionId: string, streamId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ connectionId }),
+          UpdateExpression: 'REMOVE streamId',
+          ConditionExpression: 'streamId = :streamId',
+          ExpressionAttributeValues: marshall({ ':streamId': streamId }),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
 }
 
 let connectionStreamsStore: ConnectionStreams | undefined;
 export function connectionStreams(): ConnectionStreams {
   connectionStreamsStore ??= new ConnectionStreams(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
   return connectionStreamsStore;
+}
+
+let userConnectionsStore: UserConnections | undefined;
+export function userConnections(): UserConnections {
+  userConnectionsStore ??= new UserConnections(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
+  return userConnectionsStore;
+}
+
+/** The caps from configuration (WS_MAX_CONNECTIONS_PER_USER, WS_MAX_CONNECTIONS_PER_USER_PER_STREAM). */
+export function connectionCaps(): ConnectionCaps {
+  const config = webSocketLimitsConfig();
+  return { perUser: config.WS_MAX_CONNECTIONS_PER_USER, perUserPerStream: config.WS_MAX_CONNECTIONS_PER_USER_PER_STREAM };
 }

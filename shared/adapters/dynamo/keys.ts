@@ -10,45 +10,72 @@ export interface ItemKey {
   sk: string;
 }
 
+/** Partition-key prefix of the rate-limit counters (the IAM grant of every authenticated function names it). */
+export const RATE_PREFIX = 'RATE#';
 /** Sort-key prefix of ledger entries; `TX#<ISO time>#<id>` sorts entries by time. */
 export const ENTRY_PREFIX = 'TX#';
 /** The first string after every `TX#...` sort key: the upper bound of an entry query. */
 export const ENTRY_PREFIX_END = 'TX$';
 
+/**
+ * A user id as it appears inside a key. `sub` is the identity provider's and may hold any
+ * character (Auth0 issues `auth0|123`; an OIDC issuer of your own may issue `alice#E18`), while
+ * keys use `#` as their separator: `USER#${'alice#E18'}` would be the partition of alice's gift
+ * entry shard 18. Percent-encoding `%` and `#` (only these two) makes the mapping injective and
+ * keeps `#` out of the user's part, so no id can name another user's items. Every id without
+ * `%` or `#` keeps exactly the key it had before, so existing data needs no migration.
+ */
+export function keyUserId(userId: string): string {
+  return userId.replace(/%/g, '%25').replace(/#/g, '%23');
+}
+
+/** The inverse of keyUserId (the reconciler reads user ids back out of partition keys). */
+export function userIdFromKey(encoded: string): string {
+  return encoded.replace(/%23/g, '#').replace(/%25/g, '%');
+}
+
+const user = (userId: string): string => `USER#${keyUserId(userId)}`;
+
 export const keys = {
-  wallet: (userId: string): ItemKey => ({ pk: `USER#${userId}`, sk: 'WALLET' }),
+  wallet: (userId: string): ItemKey => ({ pk: user(userId), sk: 'WALLET' }),
   /** One of a creator's diamond shards; folded into the wallet before a payout. */
-  walletShard: (userId: string, shard: number): ItemKey => ({ pk: `USER#${userId}#S${shard}`, sk: 'SHARD' }),
+  walletShard: (userId: string, shard: number): ItemKey => ({ pk: `${user(userId)}#S${shard}`, sk: 'SHARD' }),
   entry: (userId: string, createdAt: string, entryId: string): ItemKey => ({
-    pk: `USER#${userId}`,
+    pk: user(userId),
     sk: `${ENTRY_PREFIX}${createdAt}#${entryId}`,
   }),
   /** A creator's gift_received entries live on shard partitions of their own. */
-  shardEntryPartition: (userId: string, shard: number): string => `USER#${userId}#E${shard}`,
+  shardEntryPartition: (userId: string, shard: number): string => `${user(userId)}#E${shard}`,
   shardEntry: (userId: string, shard: number, createdAt: string, entryId: string): ItemKey => ({
-    pk: `USER#${userId}#E${shard}`,
+    pk: `${user(userId)}#E${shard}`,
     sk: `${ENTRY_PREFIX}${createdAt}#${entryId}`,
   }),
   /** The month's recharge spending, for the budget (YYYY-MM, UTC). */
-  budgetMonth: (userId: string, month: string): ItemKey => ({ pk: `USER#${userId}`, sk: `BUDGET#${month}` }),
+  budgetMonth: (userId: string, month: string): ItemKey => ({ pk: user(userId), sk: `BUDGET#${month}` }),
   /** One change of a user's monthly limit, kept so the books can tell the limit in force at any time. */
-  budgetLimitChange: (userId: string, at: string, changeId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `BUDGETLIMIT#${at}#${changeId}` }),
+  budgetLimitChange: (userId: string, at: string, changeId: string): ItemKey => ({ pk: user(userId), sk: `BUDGETLIMIT#${at}#${changeId}` }),
   /** Diamonds paid out on one UTC day, for the daily maximum. */
-  payoutDay: (userId: string, day: string): ItemKey => ({ pk: `USER#${userId}`, sk: `PAYOUTDAY#${day}` }),
-  payoutAccount: (userId: string): ItemKey => ({ pk: `USER#${userId}`, sk: 'PAYOUTACCOUNT' }),
+  payoutDay: (userId: string, day: string): ItemKey => ({ pk: user(userId), sk: `PAYOUTDAY#${day}` }),
+  payoutAccount: (userId: string): ItemKey => ({ pk: user(userId), sk: 'PAYOUTACCOUNT' }),
   connectAccount: (accountId: string): ItemKey => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' }),
   idempotency: (userId: string, scope: string, idempotencyKey: string): ItemKey => ({
-    pk: `IDEM#${userId}#${scope}#${sha256Hex(idempotencyKey)}`,
+    pk: `IDEM#${keyUserId(userId)}#${scope}#${sha256Hex(idempotencyKey)}`,
     sk: 'IDEM',
   }),
   recharge: (rechargeId: string): ItemKey => ({ pk: `RECHARGE#${rechargeId}`, sk: 'RECHARGE' }),
   paymentIntent: (paymentIntentId: string): ItemKey => ({ pk: `PI#${paymentIntentId}`, sk: 'PI' }),
   stripeEvent: (eventId: string): ItemKey => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
   /** A user's report of one of their transactions (POST /v1/wallet/transactions/{id}/report). */
-  transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `REPORT#${reportId}` }),
+  transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: user(userId), sk: `REPORT#${reportId}` }),
   payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
+  /**
+   * A user's cross-instance request counter for one rate-limit window (shared/http/rate-limit.ts).
+   * The `RATE#` prefix is all an authenticated function may write outside its own grants (IAM
+   * dynamodb:LeadingKeys), and TTL removes the item after its window.
+   */
+  rateWindow: (userId: string, requestClass: string, window: number): ItemKey => ({ pk: `${RATE_PREFIX}${keyUserId(userId)}#${requestClass}#${window}`, sk: 'RATE' }),
   /** A creator's payouts, newest last: the item only names the payout (its status lives on the payout). */
-  userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({ pk: `USER#${userId}`, sk: `PAYOUT#${createdAt}#${payoutId}` }),
+  userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({ pk: user(userId), sk: `PAYOUT#${createdAt}#${payoutId}` }),
   stream: (streamId: string): ItemKey => ({ pk: `STREAM#${streamId}`, sk: 'STREAM' }),
   /**
    * A batch of broadcast events; sk is the batch's last seq, zero-padded so it sorts. Batches
@@ -61,7 +88,7 @@ export const keys = {
   }),
   leaderboardEntry: (streamId: string, shard: number, userId: string): ItemKey => ({
     pk: `STREAM#${streamId}#LB${shard}`,
-    sk: `U#${userId}`,
+    sk: `U#${keyUserId(userId)}`,
   }),
 };
 

@@ -1,0 +1,33 @@
+import fc from 'fast-check';
+import { keys, keyUserId, userIdFromKey } from '../../../shared/adapters/dynamo/keys';
+
+describe('user ids inside keys (issue 17, point 1)', () => {
+  it('are encoded injectively and never carry the # separator', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), (a, b) => {
+        expect(keyUserId(a)).not.toContain('#');
+        expect(userIdFromKey(keyUserId(a))).toBe(a);
+        if (a !== b) expect(keyUserId(a)).not.toBe(keyUserId(b));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('leave ids without % or # exactly as they were, so existing items keep their keys', () => {
+    fc.assert(
+      fc.property(fc.string().filter((id) => !id.includes('%') && !id.includes('#')), (id) => {
+        expect(keys.wallet(id).pk).toBe(`USER#${id}`);
+      }),
+    );
+    expect(keys.wallet('auth0|123').pk).toBe('USER#auth0|123');
+  });
+
+  it('no user’s wallet or entry partition is another user’s shard partition', () => {
+    const creator = 'creator';
+    const attacker = `${creator}#E18`;
+    expect(keys.wallet(attacker).pk).not.toBe(keys.shardEntryPartition(creator, 18));
+    expect(keys.entry(attacker, 't', 'x').pk).toBe('USER#creator%23E18');
+    expect(keys.idempotency(attacker, 'gift', 'k').pk.startsWith('IDEM#creator%23E18#gift#')).toBe(true);
+    expect(keys.leaderboardEntry('s', 0, 'a#b').sk).toBe('U#a%23b');
+  });
+});
