@@ -3,9 +3,10 @@ import { connectionsStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { logger } from '../../shared/logger';
 import { authorizerContext, type WsEvent } from '../../shared/ws/route';
+import { instrumented } from '../../shared/observability/invocation';
 
 /** $connect: the authorizer already verified the token; remember the connection and its stream. */
-export async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
+export const handler = instrumented(async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
   const context = authorizerContext.parse(event.requestContext.authorizer ?? {});
   const now = systemClock.now();
   await connectionsStore().save(
@@ -19,4 +20,4 @@ export async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> 
   );
   logger.info('connected', { connectionId: event.requestContext.connectionId, streamId: context.streamId });
   return { statusCode: 200 };
-}
+}, (event) => ({ correlationId: event.requestContext.requestId, connectionId: event.requestContext.connectionId }));

@@ -3,6 +3,7 @@ import { awsConfig, webSocketConfig } from '../config';
 import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
 import type { ConnectionsStore } from './dynamo/connections-store';
+import { metrics } from '../observability/metrics';
 
 /**
  * Posts messages to WebSocket connections through API Gateway's @connections API. Every post
@@ -44,9 +45,11 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
       return 'sent';
     } catch (error) {
       if (error instanceof GoneException) {
+        metrics.count('ConnectionPostsGone');
         await this.connections.remove(connectionId);
         return 'gone';
       }
+      if (isThrottle(error)) metrics.count('ConnectionPostsThrottled');
       logger.warn('post to connection failed', { connectionId, error: error instanceof Error ? error.name : String(error) });
       return 'failed';
     }

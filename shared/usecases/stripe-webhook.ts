@@ -7,6 +7,7 @@ import { InvariantViolation, TransientDependencyError } from '../domain/errors';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { applyAccountUpdated } from './payout-account';
+import { metrics } from '../observability/metrics';
 import {
   budgetRestoreOp,
   clawbackTarget,
@@ -281,6 +282,8 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
     }
     try {
       await deps.store.transactWrite(ops);
+      metrics.count('CoinsMinted', recharge.coins);
+      metrics.count('CoinsClawedBack', claim);
       return 'credited';
     } catch (error) {
       if (error instanceof ConcurrentChange) continue;
@@ -343,6 +346,7 @@ async function applyClaim(
         );
       }
       await deps.store.transactWrite(ops);
+      metrics.count('CoinsClawedBack', claim);
       return 'clawed_back';
     } catch (error) {
       if (error instanceof ConcurrentChange) continue;
