@@ -155,7 +155,7 @@ describe('EMF metrics', () => {
     expect(metricSum('Recharges', { outcome: 'created' })).toBe(1);
 
     const paymentIntentId = String((JSON.parse(created.text) as { payment: { paymentIntentId: string } }).payment.paymentIntentId);
-    expect((await sendRaw(stack.httpUrl, { method: 'POST', path: `/dev/payments/${paymentIntentId}/succeed` })).status).toBe(200);
+    expect((await sendRaw(stack.httpUrl, { method: 'POST', path: `/dev/payments/${paymentIntentId}/succeed`, headers: {} })).status).toBe(200);
     const deadline = Date.now() + CREDIT_WITHIN_MS;
     while (metricSum('CoinsMinted') === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(metricSum('CoinsMinted')).toBe(500);
