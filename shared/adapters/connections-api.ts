@@ -4,6 +4,7 @@ import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
 import type { ConnectionsStore } from './dynamo/connections-store';
 import { metrics } from '../observability/metrics';
+import { instrumentAwsClient } from '../observability/tracing';
 
 /**
  * Posts messages to WebSocket connections through API Gateway's @connections API. Every post
@@ -21,11 +22,11 @@ export interface ConnectionPoster {
 
 let client: ApiGatewayManagementApiClient | undefined;
 function managementClient(): ApiGatewayManagementApiClient {
-  client ??= new ApiGatewayManagementApiClient({
+  client ??= instrumentAwsClient(new ApiGatewayManagementApiClient({
     region: awsConfig().AWS_REGION,
     endpoint: webSocketConfig().WS_MANAGEMENT_ENDPOINT,
     maxAttempts: 1,
-  });
+  }));
   return client;
 }
 

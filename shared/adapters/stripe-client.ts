@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import * as z from 'zod';
 import { awsConfig, stripeConfig } from '../config';
 import { logger } from '../logger';
+import { traced } from '../observability/tracing';
 
 /**
  * The Stripe SDK client and the webhook secrets: from Secrets Manager on AWS, read again once
@@ -91,9 +92,30 @@ export async function stripeClient(): Promise<Stripe> {
     ...(config.STRIPE_API_HOST && { host: config.STRIPE_API_HOST }),
     ...(config.STRIPE_API_PORT && { port: config.STRIPE_API_PORT }),
     ...(config.STRIPE_API_PROTOCOL && { protocol: config.STRIPE_API_PROTOCOL }),
+    httpClient: tracedStripeHttpClient(Stripe.createNodeHttpClient()),
   });
   client = { secretKey, stripe };
   return stripe;
+}
+
+/** Each request to Stripe becomes an X-Ray subsegment `Stripe` (method, path without query, status). */
+export function tracedStripeHttpClient(inner: Stripe.HttpClient): Stripe.HttpClient {
+  class TracedHttpClient extends Stripe.HttpClient {
+    override getClientName(): string {
+      return inner.getClientName();
+    }
+    override makeRequest(...args: Parameters<Stripe.HttpClient['makeRequest']>): ReturnType<Stripe.HttpClient['makeRequest']> {
+      const [host, port, path, method, , , protocol] = args;
+      return traced('Stripe', 'remote', () => inner.makeRequest(...args), (response) => {
+        const status = response?.getStatusCode();
+        return {
+          http: { request: { method, url: `${protocol}://${host}:${port}${path.split('?')[0] ?? ''}` }, ...(status !== undefined && { response: { status } }) },
+          ...(status !== undefined && { status }),
+        };
+      });
+    }
+  }
+  return new TracedHttpClient();
 }
 
 export function resetStripeForTests(): void {
