@@ -1,10 +1,10 @@
-import { App, Validations } from 'aws-cdk-lib';
+import { Annotations, App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { PROJECT_ROOT } from './constructs/app-function';
-import { StatefulStack } from './stacks/stateful-stack';
+import { MIN_WARM_THROUGHPUT, StatefulStack } from './stacks/stateful-stack';
 import { StatelessStack } from './stacks/stateless-stack';
 
 /**
@@ -21,11 +21,19 @@ import { StatelessStack } from './stacks/stateless-stack';
  * - `apiGatewayCloudWatchRole`: `false` when the account's API Gateway logging role is managed elsewhere.
  * - `functionEnvironment`: JSON object of extra configuration for every function, e.g. `{"CREATOR_SHARDS":"64"}`
  *   (shared/config.ts names; with `oidcIssuer`, also the claim names `CLAIM_COUNTRY` etc.).
+ * - `sesFromEmail` (+ `sesFromName`, `sesVerifiedDomain`, `sesRegion`): the SES identity the user
+ *   pool sends e-mail with; without it synth warns (Cognito's built-in e-mail is not for production).
+ * - `production`: `true` for a stage real users reach; it refuses to synthesize without
+ *   `payoutOnboardingReturnUrl` and `payoutOnboardingRefreshUrl` (Stripe onboarding needs them).
+ * - `ledgerWarmReadUnits`, `ledgerWarmWriteUnits`: the ledger's warm throughput for a launch.
  */
+export const ONBOARDING_URLS_MISSING_WARNING =
+  'No payoutOnboardingReturnUrl/payoutOnboardingRefreshUrl: creators cannot finish Stripe onboarding on this stage. ' +
+  'Fine for a test stage; a stage marked production=true refuses to synthesize without them (README, Deploying).';
 const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]);
 const list = z.union([z.array(z.string().min(1)), z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))]);
 /** Variables the stacks set themselves; extra configuration may not override them. */
-const MANAGED_VARIABLES = /^(LEDGER_TABLE|CONNECTIONS_TABLE|.*_QUEUE_URL|STRIPE_SECRET_ARN|STRIPE_SECRET_KEY|STRIPE_WEBHOOK_SECRET|JWT_.*|WS_MANAGEMENT_ENDPOINT|LOCAL_.*|STRIPE_API_.*|.*_ENDPOINT|AWS_.*)$/;
+const MANAGED_VARIABLES = /^(LEDGER_TABLE|CONNECTIONS_TABLE|.*_QUEUE_URL|STRIPE_SECRET_ARN|STRIPE_SECRET_KEY|STRIPE_WEBHOOK_SECRET|JWT_.*|WS_MANAGEMENT_ENDPOINT|LOCAL_.*|STRIPE_API_.*|.*_ENDPOINT|AWS_.*|NODE_OPTIONS|POWERTOOLS_METRICS_NAMESPACE)$/;
 const environmentMap = z.record(
   z
     .string()
@@ -43,6 +51,15 @@ export const appContext = z
     alarmEmail: z.email().optional(),
     corsAllowOrigins: list.optional(),
     apiGatewayCloudWatchRole: flag.default(true),
+    sesFromEmail: z.email().optional(),
+    sesFromName: z.string().min(1).max(64).optional(),
+    sesVerifiedDomain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i).optional(),
+    sesRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/).optional(),
+    production: flag.default(false),
+    payoutOnboardingReturnUrl: z.url({ protocol: /^https$/ }).optional(),
+    payoutOnboardingRefreshUrl: z.url({ protocol: /^https$/ }).optional(),
+    ledgerWarmReadUnits: z.coerce.number().int().min(MIN_WARM_THROUGHPUT.readUnitsPerSecond).optional(),
+    ledgerWarmWriteUnits: z.coerce.number().int().min(MIN_WARM_THROUGHPUT.writeUnitsPerSecond).optional(),
     functionEnvironment: z.union([environmentMap, z.string().transform((text, ctx) => {
       const parsed = environmentMap.safeParse(safeJson(text));
       if (!parsed.success) {
@@ -59,6 +76,20 @@ export const appContext = z
   // pool has fixed names (custom:country, ...) that the stack sets itself.
   .refine((context) => context.oidcIssuer !== undefined || !Object.keys(context.functionEnvironment).some((name) => name.startsWith('CLAIM_')), {
     message: 'functionEnvironment: CLAIM_* names apply to an oidcIssuer only; the Cognito user pool\'s claim names are set by the stack',
+  })
+  .refine((context) => !Object.keys(context.functionEnvironment).some((name) => name.startsWith('PAYOUT_ONBOARDING_')), {
+    message: 'functionEnvironment: set the onboarding URLs with payoutOnboardingReturnUrl and payoutOnboardingRefreshUrl',
+  })
+  // The stacks are environment-agnostic, so the user pool cannot infer where the SES identity lives.
+  .refine((context) => context.sesFromEmail === undefined || context.sesRegion !== undefined, {
+    message: 'sesFromEmail: also set sesRegion, the region of the verified SES identity',
+  })
+  .refine((context) => (context.payoutOnboardingReturnUrl === undefined) === (context.payoutOnboardingRefreshUrl === undefined), {
+    message: 'set both payoutOnboardingReturnUrl and payoutOnboardingRefreshUrl, or neither',
+  })
+  // Stripe's account links need both URLs: without them no creator of a production stage could be paid.
+  .refine((context) => !context.production || (context.payoutOnboardingReturnUrl !== undefined && context.payoutOnboardingRefreshUrl !== undefined), {
+    message: 'production: set payoutOnboardingReturnUrl and payoutOnboardingRefreshUrl (https pages of your app where Stripe onboarding sends creators back)',
   });
 export type AppContext = z.infer<typeof appContext>;
 
@@ -70,7 +101,25 @@ function safeJson(text: string): unknown {
   }
 }
 
-const CONTEXT_KEYS = ['oidcIssuer', 'oidcAudience', 'oidcJwksUrl', 'stackNamePrefix', 'alarmEmail', 'corsAllowOrigins', 'apiGatewayCloudWatchRole', 'functionEnvironment'] as const;
+const CONTEXT_KEYS = [
+  'oidcIssuer',
+  'oidcAudience',
+  'oidcJwksUrl',
+  'stackNamePrefix',
+  'alarmEmail',
+  'corsAllowOrigins',
+  'apiGatewayCloudWatchRole',
+  'functionEnvironment',
+  'sesFromEmail',
+  'sesFromName',
+  'sesVerifiedDomain',
+  'sesRegion',
+  'production',
+  'payoutOnboardingReturnUrl',
+  'payoutOnboardingRefreshUrl',
+  'ledgerWarmReadUnits',
+  'ledgerWarmWriteUnits',
+] as const;
 
 /** cdk.json's context (the feature flags): tests synthesize with exactly what the CLI uses. */
 export function cdkJsonContext(): Record<string, unknown> {
@@ -100,16 +149,37 @@ export function createApp(options: CreateAppOptions = {}) {
       context.oidcAudience && {
         oidc: { issuer: context.oidcIssuer, audience: context.oidcAudience, ...(context.oidcJwksUrl && { jwksUrl: context.oidcJwksUrl }) },
       }),
+    ...(context.sesFromEmail && {
+      ses: {
+        fromEmail: context.sesFromEmail,
+        ...(context.sesFromName && { fromName: context.sesFromName }),
+        ...(context.sesVerifiedDomain && { verifiedDomain: context.sesVerifiedDomain }),
+        ...(context.sesRegion && { region: context.sesRegion }),
+      },
+    }),
+    ...((context.ledgerWarmReadUnits !== undefined || context.ledgerWarmWriteUnits !== undefined) && {
+      ledgerWarmThroughput: {
+        ...(context.ledgerWarmReadUnits !== undefined && { readUnitsPerSecond: context.ledgerWarmReadUnits }),
+        ...(context.ledgerWarmWriteUnits !== undefined && { writeUnitsPerSecond: context.ledgerWarmWriteUnits }),
+      },
+    }),
+    apiGatewayCloudWatchRole: context.apiGatewayCloudWatchRole,
   });
   const stateless = new StatelessStack(app, `${context.stackNamePrefix}Stateless`, {
     description: 'Live gifting: functions, HTTP and WebSocket APIs, schedules, alarms',
     stateful,
-    manageApiGatewayCloudWatchRole: context.apiGatewayCloudWatchRole,
     functionEnvironment: context.functionEnvironment,
+    ...(context.payoutOnboardingReturnUrl &&
+      context.payoutOnboardingRefreshUrl && {
+        payoutOnboarding: { returnUrl: context.payoutOnboardingReturnUrl, refreshUrl: context.payoutOnboardingRefreshUrl },
+      }),
     ...(context.alarmEmail && { alarmEmail: context.alarmEmail }),
     ...(context.corsAllowOrigins && { corsAllowOrigins: context.corsAllowOrigins }),
   });
   stateless.addStackDependency(stateful);
+  if (!context.payoutOnboardingReturnUrl || !context.payoutOnboardingRefreshUrl) {
+    Annotations.of(stateless).addWarningV2('live-gifting:no-onboarding-urls', ONBOARDING_URLS_MISSING_WARNING);
+  }
 
   // cdk-nag 3 is a policy-validation plugin: synthesis fails on any unacknowledged error.
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -182,6 +182,8 @@ export const stripeConfig = resettable(
       STRIPE_API_PROTOCOL: z.enum(['http', 'https']).optional(),
       /** Stripe's own default is 80 s; a Lambda should give up sooner and let the queue retry. */
       STRIPE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+      /** How long a Stripe secret read from Secrets Manager is used before it is read again (rotation). */
+      STRIPE_SECRET_MAX_AGE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .refine((env) => env.STRIPE_SECRET_ARN !== undefined || (env.STRIPE_SECRET_KEY !== undefined && env.STRIPE_WEBHOOK_SECRET !== undefined), {
       message: 'set STRIPE_SECRET_ARN (AWS) or STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (local)',

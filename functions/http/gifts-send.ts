@@ -6,6 +6,7 @@ import { ledgerConfig } from '../../shared/config';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift } from '../../shared/usecases/gifts';
+import { metrics } from '../../shared/observability/metrics';
 
 /** POST /v1/streams/{streamId}/gifts { giftId, quantity } (Idempotency-Key): coins become the creator's diamonds in one step. */
 export const handler = httpRoute({
@@ -17,11 +18,12 @@ export const handler = httpRoute({
     quantity: z.number().int().min(MIN_GIFT_QUANTITY).max(MAX_GIFT_QUANTITY),
   }),
   handle: async ({ caller, path, body, idempotency }) => {
-    const { replayed: _replayed, ...answer } = await sendGift(
+    const { replayed, ...answer } = await sendGift(
       { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy },
       caller,
       { streamId: path.streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: idempotency.key },
     );
+    if (!replayed) metrics.count('GiftsSent');
     return { status: 201, body: answer };
   },
 });

@@ -4,6 +4,7 @@ import { systemClock } from '../../shared/adapters/clock';
 import { stripePayments } from '../../shared/adapters/payments';
 import { httpRoute } from '../../shared/http/route';
 import { createRecharge } from '../../shared/usecases/recharge';
+import { metrics } from '../../shared/observability/metrics';
 
 /** POST /v1/recharges (idem): opens a Stripe PaymentIntent for a coin package; coins come with the webhook. */
 const body = z.object({
@@ -17,6 +18,7 @@ export const handler = httpRoute({
   body,
   handle: async ({ caller, body: input, idempotency }) => {
     const answer = await createRecharge({ store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() }, caller, input, idempotency);
+    if (!answer.replayed) metrics.count('Recharges', 1, { outcome: 'created' });
     return { status: answer.status, body: answer.body };
   },
 });

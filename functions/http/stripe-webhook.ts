@@ -1,9 +1,12 @@
+import * as z from 'zod';
 import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { pushWallet } from '../../shared/adapters/connections-api';
 import { stripePayments } from '../../shared/adapters/payments';
 import { httpRoute, rawBody, type HttpEvent } from '../../shared/http/route';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
+import { ValidationError } from '../../shared/domain/errors';
+import { metrics, UNVERIFIED_EVENT_TYPE } from '../../shared/observability/metrics';
+import { handleStripeEvent, type WebhookOutcome } from '../../shared/usecases/stripe-webhook';
 
 /**
  * POST /v1/webhooks/stripe: no bearer token; the Stripe-Signature header over the raw body
@@ -15,13 +18,37 @@ function signatureHeader(event: HttpEvent): string | undefined {
   return undefined;
 }
 
+/** Only the type is read here, for the metric; the use case parses the whole event. */
+const eventType = z.object({ type: z.string().max(100) });
+
+async function verified(event: HttpEvent): Promise<unknown> {
+  try {
+    return await stripePayments().verifyWebhook(rawBody(event), signatureHeader(event));
+  } catch (error) {
+    // A missing, malformed, wrong or stale signature: a misconfigured secret or a forger.
+    if (error instanceof ValidationError) metrics.count('WebhookEvents', 1, { type: UNVERIFIED_EVENT_TYPE, outcome: 'signature_failed' });
+    throw error;
+  }
+}
+
+/** The webhook outcomes that settle a recharge one way or another, counted as recharges by outcome too. */
+const RECHARGE_OUTCOMES: ReadonlySet<WebhookOutcome> = new Set(['credited', 'declined', 'canceled', 'refunded_over_budget']);
+
+/** Counts each event by type and outcome; recharges that the event settled count by outcome too. */
+function countEvent(stripeEvent: unknown, outcome: WebhookOutcome): void {
+  const type = eventType.safeParse(stripeEvent);
+  metrics.count('WebhookEvents', 1, { type: type.success ? type.data.type : 'unknown', outcome });
+  if (RECHARGE_OUTCOMES.has(outcome)) metrics.count('Recharges', 1, { outcome });
+  if (outcome === 'livemode_mismatch') metrics.count('WebhookLivemodeMismatches', 1);
+}
+
 export const handler = httpRoute({
   auth: false,
   handle: async ({ event }) => {
     const payments = stripePayments();
-    const verified = await payments.verifyWebhook(rawBody(event), signatureHeader(event));
+    const stripeEvent = await verified(event);
     const store = ledgerStore();
-    await handleStripeEvent(
+    const outcome = await handleStripeEvent(
       {
         store,
         payments,
@@ -29,8 +56,9 @@ export const handler = httpRoute({
         now: () => systemClock.now(),
         notifyWallet: async (userId) => pushWallet({ connections: connectionsStore(), poster: connectionPoster() }, await store.readWallet(userId, { consistent: true })),
       },
-      verified,
+      stripeEvent,
     );
+    countEvent(stripeEvent, outcome);
     return { status: 200, body: { received: true } };
   },
 });

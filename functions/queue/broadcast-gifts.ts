@@ -5,6 +5,8 @@ import type { ItemKey } from '../../shared/adapters/dynamo/keys';
 import { giftEventPublisher, giftNudge } from '../../shared/adapters/gift-events';
 import { logger } from '../../shared/logger';
 import { broadcastStream, BROADCAST_WINDOW_MS } from '../../shared/usecases/broadcast';
+import { instrumented } from '../../shared/observability/invocation';
+import { metrics } from '../../shared/observability/metrics';
 
 /** Streams of one batch broadcast at once (a FIFO batch holds at most 10 messages). */
 const STREAMS_IN_PARALLEL = 10;
@@ -21,7 +23,7 @@ const lastFrames = new Map<string, number>();
  * reports all of its messages as failed, so the queue redelivers them, in order; the others are
  * done. A malformed nudge is dropped: it names nothing the sweeper would not find.
  */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+export const handler = instrumented(async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean }>();
   for (const record of event.Records) {
     let body: unknown;
@@ -70,9 +72,10 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       } catch (error) {
         logger.error('broadcast failed; the stream\'s nudges will be redelivered', { streamId, error: error instanceof Error ? error : String(error) });
         failed.push(...work.records.map((record) => record.messageId));
+        metrics.count('BroadcastsFailed');
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(STREAMS_IN_PARALLEL, streams.length) }, worker));
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
-}
+});

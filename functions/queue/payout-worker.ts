@@ -6,6 +6,8 @@ import { payoutMessageSchema } from '../../shared/adapters/payout-queue';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
 import { logger } from '../../shared/logger';
 import { processPayout, UnknownPayoutError, type ProcessPayoutDeps } from '../../shared/usecases/payouts';
+import { instrumented, withLogKeys } from '../../shared/observability/invocation';
+import { metrics } from '../../shared/observability/metrics';
 
 /**
  * The payouts queue consumer (reportBatchItemFailures). Records run one after another, so an
@@ -45,32 +47,30 @@ export async function handleRecord(body: string, messageId: string): Promise<voi
     // A poison message: it can never succeed, so it fails until the DLQ takes it for a human.
     throw new UnknownPayoutError(`(unparseable message ${messageId})`);
   }
-  logger.appendKeys({ payoutId });
-  try {
+  await withLogKeys({ payoutId }, async () => {
     const outcome = await processPayout(workerDeps(), payoutId);
     logger.info('payout message handled', { outcome });
-  } finally {
-    logger.removeKeys(['payoutId']);
-  }
+    if (outcome === 'paid') metrics.count('PayoutsPaid');
+    if (outcome === 'failed') metrics.count('PayoutsFailed');
+  });
 }
 
-export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+export const handler = instrumented(async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   const batchItemFailures: SQSBatchItemFailure[] = [];
   for (const record of event.Records) {
     if (context.getRemainingTimeInMillis() < RECORD_START_BUDGET_MS) {
       batchItemFailures.push({ itemIdentifier: record.messageId });
       continue;
     }
-    logger.appendKeys({ messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount });
-    try {
-      await handleRecord(record.body, record.messageId);
-    } catch (error) {
-      const level = error instanceof UnknownPayoutError ? 'error' : 'warn';
-      logger[level]('payout message failed; it goes back to the queue', { error: error instanceof Error ? error : String(error) });
-      batchItemFailures.push({ itemIdentifier: record.messageId });
-    } finally {
-      logger.removeKeys(['messageId', 'receiveCount']);
-    }
+    await withLogKeys({ messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount }, async () => {
+      try {
+        await handleRecord(record.body, record.messageId);
+      } catch (error) {
+        const level = error instanceof UnknownPayoutError ? 'error' : 'warn';
+        logger[level]('payout message failed; it goes back to the queue', { error: error instanceof Error ? error : String(error) });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    });
   }
   return { batchItemFailures };
-};
+});

@@ -3,13 +3,16 @@ import { systemClock } from '../../shared/adapters/clock';
 import { stripePayments } from '../../shared/adapters/payments';
 import { logger } from '../../shared/logger';
 import { expirePendingRecharges } from '../../shared/usecases/recharge';
+import { instrumented } from '../../shared/observability/invocation';
+import { metrics } from '../../shared/observability/metrics';
 
 /**
  * A schedule (EventBridge on AWS, a timer locally): recharges pending for 24 hours fail and their
  * PaymentIntents are cancelled. Each run is bounded; what it leaves, the next run takes.
  */
-export const handler = async (): Promise<{ expired: number; skipped: number }> => {
+export const handler = instrumented(async (): Promise<{ expired: number; skipped: number }> => {
   const result = await expirePendingRecharges({ store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() });
   logger.info('pending recharges swept', result);
+  metrics.count('Recharges', result.expired, { outcome: 'expired' });
   return result;
-};
+});

@@ -5,6 +5,7 @@ import { callerFromClaims } from '../../shared/http/caller';
 import { UnauthorizedError } from '../../shared/domain/errors';
 import { logger } from '../../shared/logger';
 import { opaqueId } from '../../shared/http/schemas';
+import { instrumented } from '../../shared/observability/invocation';
 
 const query = z.object({ token: z.string().min(1).max(8192), streamId: opaqueId.optional() });
 
@@ -13,7 +14,7 @@ const query = z.object({ token: z.string().min(1).max(8192), streamId: opaqueId.
  * the token comes in the query string. API Gateway answers 401 at the upgrade when this throws
  * 'Unauthorized'. The verified claims travel to every route as the authorizer context.
  */
-export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+export const handler = instrumented(async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   const parsed = query.safeParse(event.queryStringParameters ?? {});
   if (!parsed.success) throw new Error('Unauthorized');
   try {
@@ -39,4 +40,4 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
     }
     throw error;
   }
-}
+}, (event) => ({ correlationId: event.requestContext?.requestId }));

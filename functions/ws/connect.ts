@@ -5,6 +5,7 @@ import { connectionCaps, connectionStreams, userConnections } from '../../shared
 import { logger } from '../../shared/logger';
 import { readStream } from '../../shared/usecases/streams';
 import { authorizerContext, type WsEvent } from '../../shared/ws/route';
+import { instrumented } from '../../shared/observability/invocation';
 
 /**
  * $connect: the authorizer already verified the token. A non-2xx answer here refuses the upgrade
@@ -13,7 +14,7 @@ import { authorizerContext, type WsEvent } from '../../shared/ws/route';
  * that has ended, 429 past the user's connection cap. Then the connection and its stream are
  * remembered; the user's older connection on the same stream may leave it (UserConnections).
  */
-export async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
+export const handler = instrumented(async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
   const context = authorizerContext.parse(event.requestContext.authorizer ?? {});
   const connectionId = event.requestContext.connectionId;
   const now = systemClock.now();
@@ -31,7 +32,7 @@ export async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> 
   }
   logger.info('connected', { connectionId, streamId: context.streamId, tookOver: admission.leftStream.length });
   return { statusCode: 200 };
-}
+}, (event) => ({ correlationId: event.requestContext.requestId, connectionId: event.requestContext.connectionId }));
 
 function refuse(statusCode: number, code: string, message: string, fields: Record<string, string>): APIGatewayProxyResultV2 {
   logger.info('websocket connection refused', { code, ...fields });

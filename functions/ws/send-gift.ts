@@ -8,6 +8,7 @@ import { ValidationError } from '../../shared/domain/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/http/route';
 import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift } from '../../shared/usecases/gifts';
 import { authorizerContext, wsRoute } from '../../shared/ws/route';
+import { metrics } from '../../shared/observability/metrics';
 
 /**
  * `sendGift { requestId, giftId, quantity }`: the same use case as the HTTP route, to the stream
@@ -36,6 +37,7 @@ export const handler = wsRoute({
       caller,
       { streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: body.requestId },
     );
+    if (!answer.replayed) metrics.count('GiftsSent');
     return { type: 'giftAck', requestId: body.requestId, giftTxId: answer.giftTxId, wallet: answer.wallet };
   },
 });

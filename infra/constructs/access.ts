@@ -31,7 +31,20 @@ export interface BindableResources {
  * each of its items (Put/Update/Delete/ConditionCheckItem), not an action of its own.
  */
 export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'] as const;
-export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem'] as const;
+export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'] as const;
+/**
+ * Deleting is granted only on the tables whose code deletes: the connections store forgets a
+ * closed or gone connection (DeleteItem). Nothing deletes from the ledger (entries are immutable,
+ * expiry is TTL's job), and no code uses BatchWriteItem anywhere.
+ */
+export const DELETE_ACTIONS = ['dynamodb:DeleteItem'] as const;
+export const TABLES_WITH_DELETES: ReadonlySet<TableDefinition['envVar']> = new Set(['CONNECTIONS_TABLE']);
+
+/** The actions a function gets on a table's base item for its access level. */
+export function tableActions(envVar: TableDefinition['envVar'], level: 'read' | 'readWrite'): string[] {
+  if (level === 'read') return [...TABLE_READ_ACTIONS];
+  return [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS, ...(TABLES_WITH_DELETES.has(envVar) ? DELETE_ACTIONS : [])];
+}
 /** Only queries read an index. */
 export const INDEX_ACTIONS = ['dynamodb:Query'] as const;
 /** postToConnection is `POST @connections/{id}`; deleting a gone connection happens in the table. */
@@ -68,7 +81,7 @@ export function bindAccess(fn: AppFunction, declared: Access, resources: Bindabl
     if (level === undefined) continue;
     grantee.addToRolePolicy(
       new PolicyStatement({
-        actions: level === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS],
+        actions: tableActions(definition.envVar, level),
         resources: [table.tableArn],
       }),
     );

@@ -27,6 +27,15 @@ export const FUNCTION_RUNTIME = Runtime.NODEJS_22_X;
 export const FUNCTION_ARCHITECTURE = Architecture.ARM_64;
 /** esbuild's target must match the runtime so syntax is not down-levelled needlessly. */
 export const ESBUILD_TARGET = 'node22';
+/**
+ * Stack traces name the TypeScript file and line, not a column of the minified bundle: Node
+ * reads the bundle's source map when an error is printed. Lambda passes NODE_OPTIONS to node.
+ */
+export const SOURCE_MAPS_NODE_OPTIONS = '--enable-source-maps';
+/** The CloudWatch namespace of the product's own metrics (EMF): one per deployment (stack prefix). */
+export function metricsNamespace(stackName: string): string {
+  return `LiveGifting/${stackName}`;
+}
 
 export interface AppFunctionProps {
   /** The handler file, relative to the repository root (the route table's `handler`). */
@@ -87,6 +96,9 @@ export class AppFunction extends Construct {
         POWERTOOLS_SERVICE_NAME: 'live-gifting',
         LOG_LEVEL: 'INFO',
         ...props.environment,
+        // After the extra configuration, so neither can be switched off by it.
+        NODE_OPTIONS: SOURCE_MAPS_NODE_OPTIONS,
+        POWERTOOLS_METRICS_NAMESPACE: metricsNamespace(Stack.of(this).stackName),
       },
       bundling: {
         forceDockerBundling: false,

@@ -1,5 +1,6 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption, type ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ContributorInsightsMode, ProjectionType, Table, TableEncryption, type ITable, type WarmThroughput } from 'aws-cdk-lib/aws-dynamodb';
+import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption, type IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import {
@@ -11,6 +12,7 @@ import {
   StringAttribute,
   UserPool,
   UserPoolClient,
+  UserPoolEmail,
 } from 'aws-cdk-lib/aws-cognito';
 import type { Construct } from 'constructs';
 import { TABLES, type TableDefinition, type KeyAttribute } from '../../shared/adapters/dynamo/schema';
@@ -45,9 +47,41 @@ export interface IdentityConfig {
   userPoolClient?: UserPoolClient;
 }
 
+/**
+ * Contributor insights log only the keys that were throttled: that is what the throttle alarms
+ * need, and logging every accessed key of a busy ledger costs per event.
+ */
+export const CONTRIBUTOR_INSIGHTS_MODE = ContributorInsightsMode.THROTTLED_KEYS;
+/** A new on-demand table is already warm for 12,000 reads and 4,000 writes a second (AWS); less means nothing. */
+export const MIN_WARM_THROUGHPUT = { readUnitsPerSecond: 12_000, writeUnitsPerSecond: 4_000 } as const;
+
+/** Cognito sends its e-mails (codes, password resets) through this SES identity. */
+export interface SesEmailConfig {
+  fromEmail: string;
+  fromName?: string;
+  /** The verified domain, when fromEmail is an address of a verified domain rather than a verified address. */
+  verifiedDomain?: string;
+  /** The SES region, when it is not the stack's. */
+  region?: string;
+}
+
+export const SES_MISSING_WARNING =
+  'No SES identity (context sesFromEmail): the user pool sends sign-up and password-reset e-mails with Cognito\'s built-in e-mail, ' +
+  'which AWS documents as below production delivery volume. Verify an identity in SES and deploy with -c sesFromEmail=no-reply@your-domain (README, Deploying).';
+
 export interface StatefulStackProps extends StackProps {
   /** An existing OIDC issuer; without it the stack creates a Cognito user pool. */
   oidc?: { issuer: string; audience: string; jwksUrl?: string };
+  /** The SES identity the user pool sends with; without it synth warns (Cognito's built-in e-mail). */
+  ses?: SesEmailConfig;
+  /** The ledger's warm throughput for a launch (context ledgerWarmReadUnits / ledgerWarmWriteUnits). */
+  ledgerWarmThroughput?: WarmThroughput;
+  /**
+   * Create API Gateway's account-level CloudWatch role here, a deployment before the stateless
+   * stack sets it on the account (AWS::ApiGateway::Account), so IAM has propagated the new role by
+   * then. Default true; false when the account's role is managed elsewhere.
+   */
+  apiGatewayCloudWatchRole?: boolean;
 }
 
 /**
@@ -62,10 +96,14 @@ export class StatefulStack extends Stack {
   readonly deadLetterQueues = new Map<QueueName, Queue>();
   readonly stripeSecret: Secret;
   readonly identity: IdentityConfig;
+  /** API Gateway's account logging role, set on the account by the stateless stack. */
+  readonly apiGatewayCloudWatchRole?: Role;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
     super(scope, id, props);
-    for (const definition of TABLES) this.tables.set(definition.envVar, this.createTable(definition));
+    for (const definition of TABLES) {
+      this.tables.set(definition.envVar, this.createTable(definition, definition.envVar === 'LEDGER_TABLE' ? props.ledgerWarmThroughput : undefined));
+    }
     for (const definition of QUEUES) this.createQueue(definition);
 
     // Stripe's keys are rotated in Stripe's dashboard and then stored here (README, Deploying);
@@ -92,7 +130,28 @@ export class StatefulStack extends Stack {
 
     this.identity = props.oidc
       ? { issuer: props.oidc.issuer, audience: props.oidc.audience, jwksUrl: props.oidc.jwksUrl ?? `${props.oidc.issuer.replace(/\/$/, '')}/.well-known/jwks.json`, claimNames: {} }
-      : this.createUserPool();
+      : this.createUserPool(props.ses);
+    if (props.apiGatewayCloudWatchRole ?? true) this.apiGatewayCloudWatchRole = this.createApiGatewayCloudWatchRole();
+  }
+
+  /**
+   * API Gateway's account-level logging role (WebSocket access logs need it). Created here so it
+   * exists a whole deployment before AWS::ApiGateway::Account names it: setting the account right
+   * after creating its role in the same template is a known intermittent failure in a fresh
+   * account ("The role ARN does not have required permissions"), while IAM propagates the role.
+   */
+  private createApiGatewayCloudWatchRole(): Role {
+    const role = new Role(this, 'ApiGatewayCloudWatchRole', {
+      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
+      managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
+    });
+    // Account-wide: other APIs of the account log through it too, so it outlives this stack.
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      reason: "API Gateway's account-level logging role: AWS documents this managed policy for it, and API Gateway creates each API's log streams itself, so the log groups are not known in advance.",
+    });
+    return role;
   }
 
   ledgerTable(): ITable {
@@ -115,7 +174,7 @@ export class StatefulStack extends Stack {
     return table;
   }
 
-  private createTable(definition: TableDefinition): Table {
+  private createTable(definition: TableDefinition, warmThroughput: WarmThroughput | undefined): Table {
     const table = new Table(this, `${definition.logicalName}Table`, {
       partitionKey: attribute(definition.partitionKey),
       ...(definition.sortKey && { sortKey: attribute(definition.sortKey) }),
@@ -127,7 +186,8 @@ export class StatefulStack extends Stack {
       removalPolicy: definition.holdsMoney ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
       timeToLiveAttribute: definition.timeToLiveAttribute,
       // Hot keys (a creator's wallet shards, a busy stream) show up here first.
-      contributorInsightsSpecification: { enabled: true },
+      contributorInsightsSpecification: { enabled: true, mode: CONTRIBUTOR_INSIGHTS_MODE },
+      ...(warmThroughput && { warmThroughput }),
     });
     for (const index of definition.globalSecondaryIndexes) {
       table.addGlobalSecondaryIndex({
@@ -135,7 +195,7 @@ export class StatefulStack extends Stack {
         partitionKey: attribute(index.partitionKey),
         ...(index.sortKey && { sortKey: attribute(index.sortKey) }),
         projectionType: index.projection === 'ALL' ? ProjectionType.ALL : ProjectionType.KEYS_ONLY,
-        contributorInsightsSpecification: { enabled: true },
+        contributorInsightsSpecification: { enabled: true, mode: CONTRIBUTOR_INSIGHTS_MODE },
       });
     }
     return table;
@@ -177,9 +237,17 @@ export class StatefulStack extends Stack {
    * rules depend on them (API.md, Conventions), so only an administrator (or a verification
    * process with IAM access) sets them.
    */
-  private createUserPool(): IdentityConfig {
+  private createUserPool(ses: SesEmailConfig | undefined): IdentityConfig {
     const userPool = new UserPool(this, 'UserPool', {
       selfSignUpEnabled: true,
+      ...(ses && {
+        email: UserPoolEmail.withSES({
+          fromEmail: ses.fromEmail,
+          ...(ses.fromName && { fromName: ses.fromName }),
+          ...(ses.verifiedDomain && { sesVerifiedDomain: ses.verifiedDomain }),
+          ...(ses.region && { sesRegion: ses.region }),
+        }),
+      }),
       signInAliases: { email: true },
       autoVerify: { email: true },
       standardAttributes: {
@@ -199,6 +267,7 @@ export class StatefulStack extends Stack {
       // The pool holds every user's identity and the attributes the money rules rely on.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    if (!ses) Annotations.of(userPool).addWarningV2('live-gifting:no-ses-identity', SES_MISSING_WARNING);
     const readAttributes = new ClientAttributes()
       .withStandardAttributes({ email: true, emailVerified: true, birthdate: true })
       .withCustomAttributes(COGNITO_CUSTOM_ATTRIBUTES.country, COGNITO_CUSTOM_ATTRIBUTES.parentalConsent);

@@ -18,14 +18,15 @@ import { Alarm, ComparisonOperator, MathExpression, Metric, TreatMissingData, ty
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule, Schedule as EventSchedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { Role } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { FilterPattern, LogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import { CONNECTIONS_TABLE, LEDGER_TABLE, TABLES } from '../../shared/adapters/dynamo/schema';
-import { AppFunction, LOG_RETENTION } from '../constructs/app-function';
+import { AppFunction, LOG_RETENTION, metricsNamespace } from '../constructs/app-function';
+import { UNVERIFIED_EVENT_TYPE, type MetricName } from '../../shared/observability/metrics';
 import { bindAccess, type BindableResources } from '../constructs/access';
 import {
   cloudHttpRoutes,
@@ -80,6 +81,19 @@ export const API_THROTTLE_ALARM_COUNT = 10;
 export const LAMBDA_ERROR_ALARM_COUNT = 1;
 /** On-demand tables throttle only on hot keys; contributor insights names the key. */
 export const DYNAMODB_THROTTLE_ALARM_EVENTS = 10;
+/** Every failed payout is a creator not paid: one is enough. */
+export const PAYOUTS_FAILED_ALARM_COUNT = 1;
+/** A failed broadcast is retried; several in five minutes mean viewers are missing gifts. */
+export const BROADCASTS_FAILED_ALARM_COUNT = 3;
+/** Posts still throttled after their retries: frames lost for viewers. */
+export const CONNECTION_POSTS_THROTTLED_ALARM_COUNT = 10;
+/**
+ * Signature failures in five minutes that are a spike rather than a stray scanner: a rotated
+ * webhook secret fails every event Stripe sends, and Stripe retries each for days.
+ */
+export const WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT = 10;
+/** One event from the other mode is already a misrouted endpoint: its payments are credited nowhere. */
+export const WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT = 1;
 /**
  * Age of the oldest message per consumed queue. Payouts: API.md promises `paid` within seconds
  * locally; ten minutes on AWS means the worker or Stripe is stuck. Gift events: viewers expect a
@@ -93,13 +107,10 @@ export interface StatelessStackProps extends StackProps {
   corsAllowOrigins?: string[];
   /** E-mail address subscribed to the alarm topic. */
   alarmEmail?: string;
-  /**
-   * WebSocket access logs need API Gateway's account-level CloudWatch role. The stack sets it
-   * unless the account already has one managed elsewhere (context `apiGatewayCloudWatchRole: false`).
-   */
-  manageApiGatewayCloudWatchRole?: boolean;
   /** Extra configuration for every function (shared/config.ts names), e.g. CREATOR_SHARDS. */
   functionEnvironment?: Record<string, string>;
+  /** Where Stripe's onboarding sends creators back (the functions that create account links get them). */
+  payoutOnboarding?: { returnUrl: string; refreshUrl: string };
 }
 
 interface NamedFunction {
@@ -123,12 +134,14 @@ export class StatelessStack extends Stack {
   private readonly resources: BindableResources;
   private readonly functionEnvironment: Record<string, string>;
   private readonly claimNames: Record<string, string>;
+  private readonly payoutOnboarding: StatelessStackProps['payoutOnboarding'];
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
     const { stateful } = props;
     this.functionEnvironment = props.functionEnvironment ?? {};
     this.claimNames = stateful.identity.claimNames;
+    this.payoutOnboarding = props.payoutOnboarding;
 
     // The WebSocket API and stage come first: functions that post need the stage's callback URL.
     this.webSocketApi = new WebSocketApi(this, 'WebSocketApi', {
@@ -144,7 +157,7 @@ export class StatelessStack extends Stack {
       throttle: WEBSOCKET_STAGE_THROTTLE,
       accessLogSettings: { destination: new LogGroupLogDestination(webSocketAccessLogs), format: webSocketAccessLogFormat() },
     });
-    if (props.manageApiGatewayCloudWatchRole ?? true) this.apiGatewayAccountLogging(this.webSocketStage);
+    if (stateful.apiGatewayCloudWatchRole) this.apiGatewayAccountLogging(this.webSocketStage, stateful.apiGatewayCloudWatchRole);
 
     this.resources = {
       ledger: { table: stateful.ledgerTable(), definition: LEDGER_TABLE },
@@ -269,7 +282,16 @@ export class StatelessStack extends Stack {
       handler: spec.handler,
       description: spec.description,
       ...(spec.timeoutSeconds !== undefined && { timeoutSeconds: spec.timeoutSeconds }),
-      environment: { ...this.functionEnvironment, ...spec.environment },
+      environment: {
+        ...this.functionEnvironment,
+        // Only the functions that may call Stripe can create an account link.
+        ...(this.payoutOnboarding &&
+          spec.access.stripe && {
+            PAYOUT_ONBOARDING_RETURN_URL: this.payoutOnboarding.returnUrl,
+            PAYOUT_ONBOARDING_REFRESH_URL: this.payoutOnboarding.refreshUrl,
+          }),
+        ...spec.environment,
+      },
     });
     bindAccess(fn, spec.access, this.resources);
     this.functions.push({ name, fn });
@@ -325,18 +347,13 @@ export class StatelessStack extends Stack {
     });
   }
 
-  /** Sets API Gateway's account-level CloudWatch role, which WebSocket access logs require. */
-  private apiGatewayAccountLogging(stage: WebSocketStage): void {
-    const role = new Role(this, 'ApiGatewayCloudWatchRole', {
-      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
-      managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
-    });
-    // Account-wide: other APIs of the account log through it too, so it outlives this stack.
-    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-      reason: "API Gateway's account-level logging role: AWS documents this managed policy for it, and API Gateway creates each API's log streams itself, so the log groups are not known in advance.",
-    });
+  /**
+   * Sets API Gateway's account-level CloudWatch role, which WebSocket access logs require. The
+   * role comes from the stateful stack, deployed before this one, so it has propagated in IAM by
+   * the time the account names it. Account-wide: it is the one logging role of every API Gateway
+   * API in this account and region, and it is retained when the stack goes.
+   */
+  private apiGatewayAccountLogging(stage: WebSocketStage, role: Role): void {
     const account = new CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
     account.applyRemovalPolicy(RemovalPolicy.RETAIN);
     stage.node.addDependency(account);
@@ -411,6 +428,8 @@ export class StatelessStack extends Stack {
       alarm(`${name}ErrorsAlarm`, fn.function.metricErrors({ period: ALARM_PERIOD, statistic: 'Sum' }), LAMBDA_ERROR_ALARM_COUNT, `${name} crashed or timed out.`);
     }
 
+    this.addProductAlarms(alarm);
+
     for (const definition of TABLES) {
       const table = definition.envVar === 'LEDGER_TABLE' ? stateful.ledgerTable() : stateful.connectionsTable();
       const usingMetrics: Record<string, IMetric> = {};
@@ -436,6 +455,35 @@ export class StatelessStack extends Stack {
         `DynamoDB throttles ${definition.logicalName} (table or index): a hot key; see its contributor insights.`,
       );
     }
+  }
+
+  /**
+   * Alarms on the product's own metrics (EMF, shared/observability/metrics.ts), in this
+   * deployment's namespace. A missing datapoint means nothing happened: not breaching.
+   */
+  private addProductAlarms(alarm: (id: string, metric: IMetric, threshold: number, description: string) => Alarm): void {
+    const productMetric = (metricName: MetricName, dimensionsMap: Record<string, string> = {}) =>
+      new Metric({ namespace: metricsNamespace(this.stackName), metricName, dimensionsMap, period: ALARM_PERIOD, statistic: 'Sum' });
+    alarm('PayoutsFailedAlarm', productMetric('PayoutsFailed'), PAYOUTS_FAILED_ALARM_COUNT, 'A payout failed at Stripe: the diamonds went back to the creator; look at the payout and the Connect account.');
+    alarm('BroadcastsFailedAlarm', productMetric('BroadcastsFailed'), BROADCASTS_FAILED_ALARM_COUNT, "Gift broadcasts failed: viewers are not seeing gifts live (the nudges are retried, then dead-lettered).");
+    alarm(
+      'ConnectionPostsThrottledAlarm',
+      productMetric('ConnectionPostsThrottled'),
+      CONNECTION_POSTS_THROTTLED_ALARM_COUNT,
+      '@connections posts are throttled after retries: fan-out is over the account\'s @connections rate; viewers miss frames.',
+    );
+    alarm(
+      'WebhookSignatureFailuresAlarm',
+      productMetric('WebhookEvents', { type: UNVERIFIED_EVENT_TYPE, outcome: 'signature_failed' }),
+      WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT,
+      'A spike of Stripe webhook signature failures: a rotated signing secret not yet in the Stripe secret, or forged requests. Paid coins are not credited meanwhile.',
+    );
+    alarm(
+      'WebhookLivemodeMismatchAlarm',
+      productMetric('WebhookLivemodeMismatches'),
+      WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT,
+      "Stripe events from the other mode reach this deployment (a live endpoint pointed at a test stack, or the reverse): they are acknowledged and applied to nothing, so that mode's payments are not credited here. Fix the endpoint's URL or the stack's key.",
+    );
   }
 
   /** Neither API publishes a throttle metric of its own; their access logs record every 429. */

@@ -3,6 +3,7 @@ import { awsConfig, tablesConfig } from '../config';
 import { LedgerStore } from './dynamo/ledger-store';
 import { ConnectionsStore } from './dynamo/connections-store';
 import { ApiGatewayConnectionPoster, type ConnectionPoster } from './connections-api';
+import { instrumentAwsClient } from '../observability/tracing';
 
 /**
  * SDK clients are built once per cold start, at first use, and reused by every invocation.
@@ -12,12 +13,12 @@ let dynamo: DynamoDBClient | undefined;
 export function dynamoClient(): DynamoDBClient {
   if (!dynamo) {
     const config = awsConfig();
-    dynamo = new DynamoDBClient({
+    dynamo = instrumentAwsClient(new DynamoDBClient({
       region: config.AWS_REGION,
       ...(config.DYNAMODB_ENDPOINT && { endpoint: config.DYNAMODB_ENDPOINT }),
       // Bounded: the SDK's standard mode retries throttling with backoff and jitter.
       maxAttempts: 3,
-    });
+    }));
   }
   return dynamo;
 }

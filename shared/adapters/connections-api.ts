@@ -3,6 +3,8 @@ import { awsConfig, webSocketConfig } from '../config';
 import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
 import type { ConnectionsStore } from './dynamo/connections-store';
+import { metrics } from '../observability/metrics';
+import { instrumentAwsClient } from '../observability/tracing';
 
 /**
  * Posts messages to WebSocket connections through API Gateway's @connections API. Every post
@@ -20,11 +22,11 @@ export interface ConnectionPoster {
 
 let client: ApiGatewayManagementApiClient | undefined;
 function managementClient(): ApiGatewayManagementApiClient {
-  client ??= new ApiGatewayManagementApiClient({
+  client ??= instrumentAwsClient(new ApiGatewayManagementApiClient({
     region: awsConfig().AWS_REGION,
     endpoint: webSocketConfig().WS_MANAGEMENT_ENDPOINT,
     maxAttempts: 1,
-  });
+  }));
   return client;
 }
 
@@ -44,9 +46,11 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
       return 'sent';
     } catch (error) {
       if (error instanceof GoneException) {
+        metrics.count('ConnectionPostsGone');
         await this.connections.remove(connectionId);
         return 'gone';
       }
+      if (isThrottle(error)) metrics.count('ConnectionPostsThrottled');
       logger.warn('post to connection failed', { connectionId, error: error instanceof Error ? error.name : String(error) });
       return 'failed';
     }

@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { awsConfig, queuesConfig } from '../config';
+import { instrumentAwsClient } from '../observability/tracing';
 
 /**
  * The gift-events FIFO queue: after a gift commits, a small "nudge" tells the broadcaster that
@@ -68,12 +69,12 @@ export function giftEventPublisher(): GiftEventPublisher {
     const queueUrl = queuesConfig().GIFT_EVENTS_QUEUE_URL;
     if (queueUrl === undefined) throw new Error('Invalid configuration (queues): GIFT_EVENTS_QUEUE_URL is not set');
     const aws = awsConfig();
-    const sqs = new SQSClient({
+    const sqs = instrumentAwsClient(new SQSClient({
       region: aws.AWS_REGION,
       ...(aws.SQS_ENDPOINT && { endpoint: aws.SQS_ENDPOINT }),
       // Bounded: a nudge that cannot be sent is left to the sweeper, not retried for long.
       maxAttempts: 2,
-    });
+    }));
     publisher = new SqsGiftEventPublisher(sqs, queueUrl);
   }
   return publisher;

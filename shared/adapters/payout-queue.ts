@@ -1,6 +1,7 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { awsConfig, queuesConfig } from '../config';
+import { instrumentAwsClient } from '../observability/tracing';
 
 /**
  * The payouts queue: the worker's inbox. A message only names the payout; everything else is
@@ -37,13 +38,13 @@ export function payoutQueue(): PayoutQueue {
   const target = `${config.SQS_ENDPOINT ?? ''}|${queueUrl}`;
   if (cached?.target !== target) {
     cached?.sqs.destroy();
-    const sqs = new SQSClient({
+    const sqs = instrumentAwsClient(new SQSClient({
       region: config.AWS_REGION,
       // Locally the queue URLs name a host that does not resolve: the endpoint says where fauxqs is.
       ...(config.SQS_ENDPOINT && { endpoint: config.SQS_ENDPOINT }),
       // Bounded: a lost send is recovered by the sweeper, so the request need not wait long.
       maxAttempts: 3,
-    });
+    }));
     cached = { target, sqs, queue: new SqsPayoutQueue(sqs, queueUrl) };
   }
   return cached.queue;

@@ -2,11 +2,14 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import Stripe from 'stripe';
 import * as z from 'zod';
 import { awsConfig, stripeConfig } from '../config';
+import { logger } from '../logger';
+import { traced } from '../observability/tracing';
 
 /**
- * The Stripe SDK client and the webhook secret, resolved once per cold start: from Secrets
- * Manager on AWS, from the environment locally (where the SDK is pointed at the payments
- * stand-in). Secrets are never logged.
+ * The Stripe SDK client and the webhook secrets: from Secrets Manager on AWS, read again once
+ * they are STRIPE_SECRET_MAX_AGE_SECONDS old (so a rotated key reaches warm instances within
+ * minutes, without a redeploy); from the environment locally (where the SDK is pointed at the
+ * payments stand-in). Secrets are never logged.
  */
 export interface StripeSecrets {
   secretKey: string;
@@ -21,43 +24,101 @@ const secretJson = z.object({
   connectWebhookSecret: z.string().startsWith('whsec_').optional(),
 });
 
-let secrets: Promise<StripeSecrets> | undefined;
-export function stripeSecrets(): Promise<StripeSecrets> {
-  secrets ??= (async () => {
-    const config = stripeConfig();
-    if (config.STRIPE_SECRET_KEY && config.STRIPE_WEBHOOK_SECRET) {
-      return { secretKey: config.STRIPE_SECRET_KEY, webhookSecret: config.STRIPE_WEBHOOK_SECRET };
-    }
-    const client = new SecretsManagerClient({ region: awsConfig().AWS_REGION });
-    const result = await client.send(new GetSecretValueCommand({ SecretId: config.STRIPE_SECRET_ARN }));
-    const parsed = secretJson.safeParse(JSON.parse(result.SecretString ?? '{}'));
-    if (!parsed.success) throw new Error('The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_...","connectWebhookSecret"?:"whsec_..."}');
-    const { connectWebhookSecret, ...required } = parsed.data;
-    return { ...required, ...(connectWebhookSecret !== undefined && { connectWebhookSecret }) };
-  })().catch((error: unknown) => {
-    secrets = undefined; // let the next invocation try again rather than caching a failure
-    throw error;
-  });
-  return secrets;
+/**
+ * A value fetched at most once per `maxAgeMs`: concurrent callers share one fetch; a failed
+ * fetch is not cached (the next call tries again), and a failed refresh keeps serving the last
+ * value rather than failing every payment while Secrets Manager is unreachable.
+ */
+export function maxAgeCache<T>(fetch: () => Promise<T>, maxAgeMs: () => number, now: () => number = Date.now): { get(): Promise<T>; reset(): void } {
+  let current: { value: Promise<T>; fetchedAt: number } | undefined;
+  let lastGood: T | undefined;
+  return {
+    get() {
+      if (current && now() - current.fetchedAt < maxAgeMs()) return current.value;
+      const fetchedAt = now();
+      const value = fetch().then(
+        (fresh) => {
+          lastGood = fresh;
+          return fresh;
+        },
+        (error: unknown) => {
+          if (current?.value === value) current = undefined;
+          if (lastGood !== undefined) {
+            logger.warn('Stripe secret refresh failed; using the last value read', { error: error instanceof Error ? error.name : String(error) });
+            return lastGood;
+          }
+          throw error;
+        },
+      );
+      current = { value, fetchedAt };
+      return value;
+    },
+    reset() {
+      current = undefined;
+      lastGood = undefined;
+    },
+  };
 }
 
-let client: Promise<Stripe> | undefined;
-export function stripeClient(): Promise<Stripe> {
-  client ??= stripeSecrets().then(({ secretKey }) => {
-    const config = stripeConfig();
-    return new Stripe(secretKey, {
-      timeout: config.STRIPE_TIMEOUT_MS,
-      // Retries are ours (queue redelivery, bounded backoff); the SDK adds its own idempotency key otherwise.
-      maxNetworkRetries: 1,
-      ...(config.STRIPE_API_HOST && { host: config.STRIPE_API_HOST }),
-      ...(config.STRIPE_API_PORT && { port: config.STRIPE_API_PORT }),
-      ...(config.STRIPE_API_PROTOCOL && { protocol: config.STRIPE_API_PROTOCOL }),
-    });
+async function readSecrets(): Promise<StripeSecrets> {
+  const config = stripeConfig();
+  if (config.STRIPE_SECRET_KEY && config.STRIPE_WEBHOOK_SECRET) {
+    return { secretKey: config.STRIPE_SECRET_KEY, webhookSecret: config.STRIPE_WEBHOOK_SECRET };
+  }
+  secretsManager ??= new SecretsManagerClient({ region: awsConfig().AWS_REGION });
+  const result = await secretsManager.send(new GetSecretValueCommand({ SecretId: config.STRIPE_SECRET_ARN }));
+  const parsed = secretJson.safeParse(JSON.parse(result.SecretString ?? '{}'));
+  if (!parsed.success) throw new Error('The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_...","connectWebhookSecret"?:"whsec_..."}');
+  const { connectWebhookSecret, ...required } = parsed.data;
+  return { ...required, ...(connectWebhookSecret !== undefined && { connectWebhookSecret }) };
+}
+
+let secretsManager: SecretsManagerClient | undefined;
+const secretsCache = maxAgeCache(readSecrets, () => stripeConfig().STRIPE_SECRET_MAX_AGE_SECONDS * 1000);
+export function stripeSecrets(): Promise<StripeSecrets> {
+  return secretsCache.get();
+}
+
+/** One SDK client per secret key: a rotated key gets a new client, the same key keeps its connections. */
+let client: { secretKey: string; stripe: Stripe } | undefined;
+export async function stripeClient(): Promise<Stripe> {
+  const { secretKey } = await stripeSecrets();
+  if (client?.secretKey === secretKey) return client.stripe;
+  const config = stripeConfig();
+  const stripe = new Stripe(secretKey, {
+    timeout: config.STRIPE_TIMEOUT_MS,
+    // Retries are ours (queue redelivery, bounded backoff); the SDK adds its own idempotency key otherwise.
+    maxNetworkRetries: 1,
+    ...(config.STRIPE_API_HOST && { host: config.STRIPE_API_HOST }),
+    ...(config.STRIPE_API_PORT && { port: config.STRIPE_API_PORT }),
+    ...(config.STRIPE_API_PROTOCOL && { protocol: config.STRIPE_API_PROTOCOL }),
+    httpClient: tracedStripeHttpClient(Stripe.createNodeHttpClient()),
   });
-  return client;
+  client = { secretKey, stripe };
+  return stripe;
+}
+
+/** Each request to Stripe becomes an X-Ray subsegment `Stripe` (method, path without query, status). */
+export function tracedStripeHttpClient(inner: Stripe.HttpClient): Stripe.HttpClient {
+  class TracedHttpClient extends Stripe.HttpClient {
+    override getClientName(): string {
+      return inner.getClientName();
+    }
+    override makeRequest(...args: Parameters<Stripe.HttpClient['makeRequest']>): ReturnType<Stripe.HttpClient['makeRequest']> {
+      const [host, port, path, method, , , protocol] = args;
+      return traced('Stripe', 'remote', () => inner.makeRequest(...args), (response) => {
+        const status = response?.getStatusCode();
+        return {
+          http: { request: { method, url: `${protocol}://${host}:${port}${path.split('?')[0] ?? ''}` }, ...(status !== undefined && { response: { status } }) },
+          ...(status !== undefined && { status }),
+        };
+      });
+    }
+  }
+  return new TracedHttpClient();
 }
 
 export function resetStripeForTests(): void {
-  secrets = undefined;
+  secretsCache.reset();
   client = undefined;
 }

@@ -9,7 +9,7 @@ import {
   type ErrorDetail,
 } from '../domain/errors';
 import type { Caller } from '../domain/identity';
-import { logger } from '../logger';
+import { runInvocation } from '../observability/invocation';
 import { callerFromClaims } from './caller';
 import { userRateLimiter, type RequestClass } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
@@ -131,7 +131,8 @@ export function httpRoute<
 >(spec: RouteSpec<BodySchema, QuerySchema, PathSchema>) {
   const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
-    logger.appendKeys({ correlationId, route: event.routeKey });
+    // One invocation: its log lines carry this correlation id and route, and no other request's.
+    return runInvocation(context, { correlationId, route: event.routeKey }, async () => {
     try {
       const caller = spec.auth ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : (undefined as unknown as Caller);
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
@@ -155,9 +156,8 @@ export function httpRoute<
       return jsonResponse(answer.status, answer.body, answer.headers);
     } catch (error) {
       return errorResponse(error, correlationId);
-    } finally {
-      logger.removeKeys(['correlationId', 'route']);
     }
+    });
   };
   // The spec rides along on the handler so the OpenAPI document is generated from the very
   // schemas that parse the requests (shared/http/openapi.ts).

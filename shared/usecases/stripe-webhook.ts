@@ -9,6 +9,7 @@ import { logger } from '../logger';
 import { applyAccountUpdated } from './payout-account';
 import type { Payments } from '../adapters/payments';
 import { walletFromItem } from '../adapters/dynamo/ledger-store';
+import { metrics } from '../observability/metrics';
 import {
   budgetHoldOp,
   budgetReleaseOp,
@@ -244,6 +245,7 @@ async function onDisputeClosed(deps: WebhookDeps, event: ParsedEvent): Promise<W
         return 'recorded';
       }
       await deps.store.transactWrite(await giveBackOps(deps, event, recharge, change, giveBack, dispute.id));
+      metrics.count('CoinsGivenBack', giveBack);
       await notify(deps, mapping.userId);
       return 'given_back';
     } catch (error) {
@@ -387,7 +389,10 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
     }
     const before = await readBalances(deps.store, recharge.userId);
     try {
-      await deps.store.transactWrite(creditOps(deps, event, recharge, before));
+      const credit = creditOps(deps, event, recharge, before);
+      await deps.store.transactWrite(credit.ops);
+      metrics.count('CoinsMinted', recharge.coins);
+      metrics.count('CoinsClawedBack', credit.claim);
       return 'credited';
     } catch (error) {
       if (error instanceof BudgetCannotHold) return refundOverBudget(deps, event, rechargeId, before.monthlyLimit?.amount ?? null);
@@ -398,8 +403,8 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
   throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
 }
 
-/** The credit's transaction, from the recharge and wallet as read. Throws BudgetCannotHold early when no write could fit. */
-function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeRecord, before: WalletBalances): WriteOp[] {
+/** The credit's transaction, from the recharge and wallet as read, and the coins it claws back. Throws BudgetCannotHold early when no write could fit. */
+function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeRecord, before: WalletBalances): { ops: WriteOp[]; claim: number } {
   const budgetOp = creditBudgetOp(deps.store, recharge, before.monthlyLimit);
   const debtPaid = Math.min(recharge.coins, before.owedCoins);
   const net = recharge.coins - debtPaid;
@@ -451,7 +456,7 @@ function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeReco
     const later = new Date(now.getTime() + 1);
     ops.push(deps.store.put('chargeback entry', entry(recharge.userId, 'chargeback', later, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim })));
   }
-  return ops;
+  return { ops, claim };
 }
 
 /**
@@ -566,6 +571,7 @@ async function applyClaim(
         );
       }
       await deps.store.transactWrite(ops);
+      metrics.count('CoinsClawedBack', claim);
       return 'clawed_back';
     } catch (error) {
       if (error instanceof ConcurrentChange) continue;

@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { DomainError, ValidationError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { logger } from '../logger';
+import { runInvocation } from '../observability/invocation';
 import { zodDetails } from '../http/route';
 import { userRateLimiter, type RequestClass } from '../http/rate-limit';
 
@@ -72,7 +73,8 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
 }) {
   const core = async (event: WsEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext.requestId ?? context.awsRequestId;
-    logger.appendKeys({ correlationId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId });
+    const keys = { correlationId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId };
+    return runInvocation(context, keys, async () => {
     let requestId: string | undefined;
     try {
       const text = event.body ?? '';
@@ -96,9 +98,8 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       return reply(message);
     } catch (error) {
       return reply(errorMessage(error, requestId, correlationId));
-    } finally {
-      logger.removeKeys(['correlationId', 'route', 'connectionId']);
     }
+    });
   };
   // The schema rides along on the handler, as httpRoute's does, so tests and documents can
   // generate frames from the very schema that parses them.

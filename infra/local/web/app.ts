@@ -819,6 +819,56 @@ interface PendingGift {
   sent: boolean;
 }
 
+/** A token this close to its expiry is refreshed before it is used for a (re)connection. */
+const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
+
+function tokenClaims(token: string): Record<string, unknown> {
+  try {
+    const payload = token.split('.')[1] ?? '';
+    const claims: unknown = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * A new ID token for the same person. The demo's identity provider is /dev/tokens; an app on
+ * Cognito calls InitiateAuth with REFRESH_TOKEN_AUTH instead (docs: the client example).
+ */
+async function refreshToken(): Promise<string> {
+  if (!session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
+  const claims = tokenClaims(session.token);
+  const { token } = await api('POST', '/dev/tokens', tokenSchema, {
+    body: {
+      sub: session.userId,
+      ...(typeof claims.birthdate === 'string' && { birthdate: claims.birthdate }),
+      country: typeof claims.country === 'string' ? claims.country : session.country,
+      parentalConsent: claims.parental_consent === true,
+    },
+  });
+  session = { ...session, token };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return token;
+}
+
+async function freshToken(): Promise<string> {
+  if (!session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
+  const exp = tokenClaims(session.token).exp;
+  if (typeof exp === 'number' && exp * 1000 - Date.now() > TOKEN_REFRESH_MARGIN_MS) return session.token;
+  return refreshToken();
+}
+
+/** Whether an HTTP route refuses the token (401), or could not be reached at all (network). */
+async function tokenRefused(token: string): Promise<'refused' | 'accepted' | 'network'> {
+  try {
+    const response = await fetch('/v1/wallet', { headers: { authorization: `Bearer ${token}` } });
+    return response.status === 401 ? 'refused' : 'accepted';
+  } catch {
+    return 'network';
+  }
+}
+
 class Room {
   readonly streamId: string;
   private socket: WebSocket | undefined;
@@ -910,12 +960,24 @@ class Room {
 
   private connect(): void {
     if (!session || this.left) return;
-    const url = `${wsBaseUrl()}/?token=${encodeURIComponent(session.token)}&streamId=${encodeURIComponent(this.streamId)}`;
     this.setConnection(this.reconnectAttempts === 0 ? 'connecting' : 'reconnecting');
+    // ID tokens last an hour and API Gateway closes every connection after two: a reconnect
+    // carries a token that is still good for a while.
+    freshToken().then(
+      (token) => this.open(token),
+      () => this.scheduleReconnect(),
+    );
+  }
+
+  private open(token: string): void {
+    if (!session || this.left) return;
+    const url = `${wsBaseUrl()}/?token=${encodeURIComponent(token)}&streamId=${encodeURIComponent(this.streamId)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
+    let opened = false;
     socket.addEventListener('open', () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.reconnectAttempts = 0;
       this.setConnection('connected');
       clearInterval(this.pingTimer);
@@ -935,7 +997,16 @@ class Room {
         this.setConnection('closed');
         return;
       }
-      this.scheduleReconnect();
+      if (opened) {
+        this.scheduleReconnect();
+        return;
+      }
+      // A browser shows a refused upgrade and a dead network alike (close 1006, before open):
+      // the same token on an HTTP route tells a 401 (refresh it, then reconnect) from a drop.
+      void tokenRefused(token).then(async (refused) => {
+        if (refused === 'refused') await refreshToken().catch(() => undefined);
+        this.scheduleReconnect();
+      });
     });
   }
 
