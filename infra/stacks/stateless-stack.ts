@@ -14,6 +14,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer, WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { BROADCAST_METRICS_NAMESPACE } from '../../shared/adapters/broadcast-metrics';
 import { Alarm, ComparisonOperator, MathExpression, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule, Schedule as EventSchedule } from 'aws-cdk-lib/aws-events';
@@ -85,6 +86,11 @@ export const DYNAMODB_THROTTLE_ALARM_EVENTS = 10;
  * locally; ten minutes on AWS means the worker or Stripe is stuck. Gift events: viewers expect a
  * gift within seconds, so one minute of backlog is already visible to them.
  */
+/**
+ * @connections posts still throttled after the broadcaster's retries: those viewers missed a
+ * frame (they catch up), and the account's 10,000 requests/s are being hit by someone.
+ */
+export const BROADCAST_THROTTLED_POSTS_ALARM_COUNT = 10;
 export const OLDEST_MESSAGE_AGE_ALARM_SECONDS: Record<QueueName, number> = { payouts: 600, giftEvents: 60 };
 
 export interface StatelessStackProps extends StackProps {
@@ -405,6 +411,13 @@ export class StatelessStack extends Stack {
       this.throttledRequestsMetric('WebSocket', webSocketAccessLogs),
       API_THROTTLE_ALARM_COUNT,
       'WebSocket stage throttling (429) is refusing messages.',
+    );
+
+    alarm(
+      'BroadcastPostsThrottledAlarm',
+      new Metric({ namespace: BROADCAST_METRICS_NAMESPACE, metricName: 'PostsThrottled', period: ALARM_PERIOD, statistic: 'Sum' }),
+      BROADCAST_THROTTLED_POSTS_ALARM_COUNT,
+      'Broadcast posts to viewers stay throttled (429) after retries: the fan-out budget is too high for the account quota.',
     );
 
     for (const { name, fn } of this.functions) {
