@@ -55,11 +55,13 @@ export const INDEX_LAG_MARGIN_MS = 200;
 export const ROOM_INTERVAL_MS = 1_000;
 export const CREATOR_WALLET_INTERVAL_MS = 1_000;
 /**
- * Leaderboard totals are folded from the catch-up log this often, not per frame: each fold
- * writes one item per sender of the period, so per-key writes stay far below DynamoDB's 1,000
- * a second however fast gifts come (README, hot keys).
+ * Leaderboard totals are folded from the catch-up log, not per frame: once LEADERBOARD_FOLD_GIFTS
+ * gifts are unfolded, or LEADERBOARD_FOLD_INTERVAL_MS after the last fold. Each fold writes one
+ * item per sender of the period, so a busy room's leaderboard keys take a few writes per 500
+ * gifts, far below DynamoDB's 1,000 a second per key at any gift rate (README, hot keys).
  */
-export const LEADERBOARD_FOLD_INTERVAL_MS = 3_000;
+export const LEADERBOARD_FOLD_GIFTS = 500;
+export const LEADERBOARD_FOLD_INTERVAL_MS = 5_000;
 /** Leaderboard items written at once by a fold. */
 const LEADERBOARD_FOLD_CONCURRENCY = 16;
 /** Another sequencer for the same stream (a zombie after a visibility timeout) wins this often before we give up. */
@@ -441,7 +443,11 @@ export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, 
 class AlreadyFolded extends Error {}
 
 async function maybeFoldLeaderboard(deps: BroadcastDeps, stream: StreamRecord, seq: number, force: boolean): Promise<void> {
-  const due = force || stream.lbFoldTo !== undefined || deps.now().getTime() - (stream.lbFoldAt ?? 0) >= LEADERBOARD_FOLD_INTERVAL_MS;
+  const due =
+    force ||
+    stream.lbFoldTo !== undefined ||
+    seq - (stream.lbSeq ?? 0) >= LEADERBOARD_FOLD_GIFTS ||
+    deps.now().getTime() - (stream.lbFoldAt ?? 0) >= LEADERBOARD_FOLD_INTERVAL_MS;
   if (!due || seq <= (stream.lbSeq ?? 0)) return;
   try {
     await foldLeaderboard(deps.store, stream, seq, deps.now());
@@ -504,7 +510,8 @@ export async function broadcastStream(deps: BroadcastDeps, streamId: string, req
     if (gifts.length === 0 && !final) {
       const left = collectUntil - deps.now().getTime();
       if (left <= 0) break;
-      await deps.sleep(left);
+      // Idle until the buckets are over, but look again every window: a gift may come meanwhile.
+      await deps.sleep(Math.min(left, deps.windowMs));
       continue;
     }
     const now = deps.now();
@@ -537,7 +544,24 @@ export async function broadcastStream(deps: BroadcastDeps, streamId: string, req
     if (!more && !ending && deps.now().getTime() >= collectUntil) break;
   }
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
+  if (stream) await settleLeaderboard(deps, streamId);
   return result;
+}
+
+/**
+ * On the way out: gifts not yet in the leaderboard are folded now when a fold is due; otherwise
+ * a nudge brings the broadcaster back when it is (it keeps broadcasting until then), so the
+ * last gifts of a burst reach the leaderboard within LEADERBOARD_FOLD_INTERVAL_MS.
+ */
+async function settleLeaderboard(deps: BroadcastDeps, streamId: string): Promise<void> {
+  const stream = await readStream(deps.store, streamId, { consistent: true });
+  if (!stream || stream.seq <= (stream.lbSeq ?? 0)) return;
+  const dueAt = (stream.lbFoldAt ?? 0) + LEADERBOARD_FOLD_INTERVAL_MS;
+  if (stream.lbFoldTo !== undefined || deps.now().getTime() >= dueAt) {
+    await maybeFoldLeaderboard(deps, stream, stream.seq, true);
+    return;
+  }
+  await deps.publisher.publish([{ nudge: { streamId, until: dueAt }, deduplicationId: `fold:${streamId}:${stream.lbFoldAt ?? 0}` }]);
 }
 
 async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {

@@ -29,10 +29,12 @@ export interface StormFigures {
   worstSecondP95Ms: number;
   firstSecondsP95Ms: number;
   lastSecondsP95Ms: number;
-  /** From the storm's last send to the viewer's last arrival, ms. */
+  /** From the storm's end (its last send) to the viewer's last arrival, ms. */
   drainedMs: number;
   delivered: number;
   summarized: number;
+  /** Gifts whose HTTP send failed (counted as never delivered). */
+  failedSends: number;
   /** Frames the viewer received, and the largest second's count. */
   frames: number;
   maxFramesPerS: number;
@@ -87,20 +89,31 @@ export async function runStorm(options: StormOptions): Promise<StormFigures> {
   const sent: Array<{ giftTxId: string; at: number } | undefined> = new Array(total);
   const started = performance.now();
   const sends: Array<Promise<void>> = [];
+  let failedSends = 0;
   for (let index = 0; index < total; index += 1) {
     const due = started + (index * 1000) / options.giftsPerS;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const at = performance.now();
-    sends.push(options.sendGift(index).then((giftTxId) => void (sent[index] = { giftTxId, at })));
+    sends.push(
+      options.sendGift(index).then(
+        (giftTxId) => void (sent[index] = { giftTxId, at }),
+        () => void (failedSends += 1),
+      ),
+    );
   }
+  const lastSendAt = Math.max(performance.now(), started + options.seconds * 1000);
   await Promise.all(sends);
-  const lastSendAt = performance.now();
   const deadline = Date.now() + options.drainTimeoutMs;
-  while (arrivals.size + summarized < total && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  const expected = total - failedSends;
+  while (arrivals.size + summarized < expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   socket.close();
 
   const bySecond: number[][] = Array.from({ length: options.seconds }, () => []);
+  for (let index = 0; index < total; index += 1) {
+    // A failed send never reaches the viewer: it counts as the drain timeout in its second.
+    if (!sent[index]) bySecond[Math.min(options.seconds - 1, Math.floor(index / options.giftsPerS))]?.push(options.drainTimeoutMs);
+  }
   let lastArrival = 0;
   for (const gift of sent) {
     if (!gift) continue;
@@ -126,6 +139,7 @@ export async function runStorm(options: StormOptions): Promise<StormFigures> {
     drainedMs: arrivals.size + summarized >= total ? Math.max(0, Math.round(lastArrival - lastSendAt)) : options.drainTimeoutMs,
     delivered: arrivals.size,
     summarized,
+    failedSends,
     frames: frameTimes.length,
     maxFramesPerS: Math.max(0, ...framesPerSecond.values()),
     maxFrameBytes,
