@@ -210,3 +210,19 @@ export const payoutsConfig = resettable(
     PAYOUT_ONBOARDING_REFRESH_URL: z.url().optional(),
   }),
 );
+
+export const broadcastConfig = resettable(
+  'broadcast',
+  z.object({
+    /**
+     * @connections posts a second that one room's broadcasts may use (README, "Fan-out budget"):
+     * below API Gateway's 10,000 requests/s per account and region, which every HTTP route,
+     * WebSocket route and post shares. A room whose viewers x 2 frames/s would pass it gets
+     * coarser frames (fewer a second), never 429s on the other APIs.
+     */
+    BROADCAST_POSTS_PER_SECOND: positiveInt.default(5_000),
+    /** Posts in flight per fan-out worker, and connections per worker slice of a big room. */
+    BROADCAST_POST_CONCURRENCY: positiveInt.default(100),
+    BROADCAST_SLICE_CONNECTIONS: positiveInt.default(1_000),
+  }),
+);

@@ -4,7 +4,8 @@ import { systemClock } from '../../shared/adapters/clock';
 import type { ItemKey } from '../../shared/adapters/dynamo/keys';
 import { giftEventPublisher, giftNudge } from '../../shared/adapters/gift-events';
 import { logger } from '../../shared/logger';
-import { broadcastStream, BROADCAST_WINDOW_MS } from '../../shared/usecases/broadcast';
+import { broadcastConfig } from '../../shared/config';
+import { broadcastStream, BROADCAST_WINDOW_MS, newBroadcasterMemory } from '../../shared/usecases/broadcast';
 import { instrumented } from '../../shared/observability/invocation';
 import { metrics } from '../../shared/observability/metrics';
 
@@ -12,10 +13,11 @@ import { metrics } from '../../shared/observability/metrics';
 const STREAMS_IN_PARALLEL = 10;
 
 /**
- * Each stream's last frame from this instance: with the stream item's lastFrameAt, it spaces a
- * busy stream's frames one window apart. Module scope: it lives as long as the warm instance.
+ * Each stream's last frame, `room` message and creator wallet push from this instance: with the
+ * stream item's lastFrameAt, it spaces a busy stream's frames one window apart. Module scope: it
+ * lives as long as the warm instance.
  */
-const lastFrames = new Map<string, number>();
+const memory = newBroadcasterMemory();
 
 /**
  * The gift-events FIFO consumer. A batch may hold several nudges of one stream (they coalesce
@@ -24,7 +26,7 @@ const lastFrames = new Map<string, number>();
  * done. A malformed nudge is dropped: it names nothing the sweeper would not find.
  */
 export const handler = instrumented(async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean }>();
+  const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean; until: number }>();
   for (const record of event.Records) {
     let body: unknown;
     try {
@@ -37,7 +39,8 @@ export const handler = instrumented(async function handler(event: SQSEvent, cont
       logger.error('malformed gift-events message dropped', { messageId: record.messageId });
       continue;
     }
-    const entry = byStream.get(parsed.data.streamId) ?? { records: [], named: [], ended: false };
+    const entry = byStream.get(parsed.data.streamId) ?? { records: [], named: [], ended: false, until: 0 };
+    entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
     if (parsed.data.gift) entry.named.push(parsed.data.gift);
     if (parsed.data.ended) entry.ended = true;
@@ -45,6 +48,7 @@ export const handler = instrumented(async function handler(event: SQSEvent, cont
   }
 
   const failed: string[] = [];
+  const fanout = broadcastConfig();
   const streams = [...byStream.entries()];
   let next = 0;
   const worker = async () => {
@@ -62,11 +66,12 @@ export const handler = instrumented(async function handler(event: SQSEvent, cont
             now: () => systemClock.now(),
             sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
             windowMs: BROADCAST_WINDOW_MS,
-            lastFrames,
+            memory,
             remainingMs: () => context.getRemainingTimeInMillis(),
+            fanout: { postsPerSecond: fanout.BROADCAST_POSTS_PER_SECOND, concurrency: fanout.BROADCAST_POST_CONCURRENCY, sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS },
           },
           streamId,
-          { namedGifts: work.named, ended: work.ended },
+          { namedGifts: work.named, ended: work.ended, until: work.until },
         );
         if (result.events > 0) logger.info('gifts broadcast', { streamId, events: result.events, frames: result.frames, nudges: work.records.length });
       } catch (error) {

@@ -6,7 +6,10 @@ import { giftEventPublisher } from '../../shared/adapters/gift-events';
 import { ledgerConfig } from '../../shared/config';
 import { ValidationError } from '../../shared/domain/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/http/route';
-import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift } from '../../shared/usecases/gifts';
+import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache } from '../../shared/usecases/gifts';
+
+/** Live streams this warm instance read recently: most gifts then read no stream item. */
+const streamCache = new StreamCache();
 import { authorizerContext, wsRoute } from '../../shared/ws/route';
 import { metrics } from '../../shared/observability/metrics';
 
@@ -33,7 +36,7 @@ export const handler = wsRoute({
       });
     }
     const answer = await sendGift(
-      { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy },
+      { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy, streamCache },
       caller,
       { streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: body.requestId },
     );

@@ -16,8 +16,10 @@ export const FANOUT_CONCURRENCY = 100;
 /** Throttled posts (429) are retried a few times with jitter; a frame is not worth more. */
 export const POST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 400 };
 
+export type PostOutcome = 'sent' | 'gone' | 'throttled' | 'failed';
+
 export interface ConnectionPoster {
-  post(connectionId: string, message: unknown): Promise<'sent' | 'gone' | 'failed'>;
+  post(connectionId: string, message: unknown): Promise<PostOutcome>;
 }
 
 let client: ApiGatewayManagementApiClient | undefined;
@@ -39,7 +41,7 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
     private readonly api: Pick<ApiGatewayManagementApiClient, 'send'> = managementClient(),
   ) {}
 
-  async post(connectionId: string, message: unknown): Promise<'sent' | 'gone' | 'failed'> {
+  async post(connectionId: string, message: unknown): Promise<PostOutcome> {
     const data = Buffer.from(JSON.stringify(message));
     try {
       await retryWithBackoff(() => this.api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data })), POST_RETRY, isThrottle);
@@ -50,7 +52,12 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
         await this.connections.remove(connectionId);
         return 'gone';
       }
-      if (isThrottle(error)) metrics.count('ConnectionPostsThrottled');
+      // Still throttled after the backoff: this viewer misses one frame. The next frame's seq
+      // jump tells its client to catch up with GET .../events, so no seq is lost.
+      if (isThrottle(error)) {
+        metrics.count('ConnectionPostsThrottled');
+        return 'throttled';
+      }
       logger.warn('post to connection failed', { connectionId, error: error instanceof Error ? error.name : String(error) });
       return 'failed';
     }
@@ -58,8 +65,8 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
 }
 
 /** Sends one message to many connections with at most `concurrency` posts in flight. */
-export async function postToAll(poster: ConnectionPoster, connectionIds: string[], message: unknown, concurrency = FANOUT_CONCURRENCY): Promise<{ sent: number; gone: number; failed: number }> {
-  const counts = { sent: 0, gone: 0, failed: 0 };
+export async function postToAll(poster: ConnectionPoster, connectionIds: string[], message: unknown, concurrency = FANOUT_CONCURRENCY): Promise<Record<PostOutcome, number>> {
+  const counts: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
   let next = 0;
   const worker = async () => {
     while (next < connectionIds.length) {

@@ -26,6 +26,12 @@ export const giftNudge = z.object({
   gift: z.object({ pk: z.string().min(1), sk: z.string().min(1) }).optional(),
   /** The stream has ended: after flushing its pending gifts, tell its viewers. */
   ended: z.literal(true).optional(),
+  /**
+   * Epoch ms at which the nudge's time bucket ends. Nudges are deduplicated per stream and bucket,
+   * so later gifts of the bucket send no message of their own: the broadcaster that takes this
+   * one keeps collecting until after `until` (README, "Nudges per window").
+   */
+  until: z.number().int().nonnegative().optional(),
 });
 export type GiftNudge = z.infer<typeof giftNudge>;
 
@@ -35,19 +41,50 @@ export interface OutgoingNudge {
   deduplicationId: string;
 }
 
+/**
+ * One nudge per stream per bucket reaches the broadcaster: its deduplication id names the bucket.
+ * Equal to the broadcast window, so a busy stream's queue carries about one message per frame.
+ */
+export const NUDGE_BUCKET_MS = 500;
+
+/** The nudge a gift committed at `now` sends: deduplicated by stream and time bucket. */
+export function bucketNudge(streamId: string, now: Date, gift?: { pk: string; sk: string }): OutgoingNudge {
+  const bucket = Math.floor(now.getTime() / NUDGE_BUCKET_MS);
+  return {
+    nudge: { streamId, until: (bucket + 1) * NUDGE_BUCKET_MS, ...(gift && { gift }) },
+    deduplicationId: `b:${streamId}:${bucket}`,
+  };
+}
+
 export interface GiftEventPublisher {
   publish(nudges: OutgoingNudge[]): Promise<void>;
 }
 
+/** SQS FIFO drops a message whose deduplication id it saw in the last 5 minutes. */
+export const SQS_DEDUPLICATION_WINDOW_MS = 5 * 60 * 1000;
+/** Deduplication ids remembered per warm instance before the oldest are forgotten. */
+const MAX_REMEMBERED_IDS = 10_000;
+
 export class SqsGiftEventPublisher implements GiftEventPublisher {
+  /**
+   * Deduplication ids this instance has sent, and when. SQS would accept and drop a second send
+   * of one within 5 minutes; skipping it keeps one stream's SendMessage calls to about one per
+   * bucket per warm instance, inside FIFO's per-group rates (README, "Nudges per window").
+   */
+  private readonly sent = new Map<string, number>();
+
   constructor(
     private readonly sqs: Pick<SQSClient, 'send'>,
     private readonly queueUrl: string,
+    private readonly now: () => number = Date.now,
   ) {}
 
-  async publish(nudges: OutgoingNudge[]): Promise<void> {
+  async publish(all: OutgoingNudge[]): Promise<void> {
+    const now = this.now();
+    const nudges = all.filter((entry) => now - (this.sent.get(entry.deduplicationId) ?? -Infinity) >= SQS_DEDUPLICATION_WINDOW_MS);
     for (let start = 0; start < nudges.length; start += SQS_MAX_BATCH_ENTRIES) {
-      const entries: SendMessageBatchRequestEntry[] = nudges.slice(start, start + SQS_MAX_BATCH_ENTRIES).map(({ nudge, deduplicationId }, index) => ({
+      const chunk = nudges.slice(start, start + SQS_MAX_BATCH_ENTRIES);
+      const entries: SendMessageBatchRequestEntry[] = chunk.map(({ nudge, deduplicationId }, index) => ({
         Id: String(index),
         MessageBody: JSON.stringify(nudge),
         MessageGroupId: nudge.streamId,
@@ -58,11 +95,27 @@ export class SqsGiftEventPublisher implements GiftEventPublisher {
       if (failed.length > 0) {
         throw new Error(`gift-events queue refused ${failed.length} nudge(s): ${failed.map((entry) => entry.Code ?? 'unknown').join(', ')}`);
       }
+      for (const entry of chunk) this.remember(entry.deduplicationId, now);
     }
+  }
+
+  private remember(deduplicationId: string, now: number): void {
+    if (this.sent.size >= MAX_REMEMBERED_IDS) {
+      for (const [id, at] of this.sent) if (now - at >= SQS_DEDUPLICATION_WINDOW_MS) this.sent.delete(id);
+      if (this.sent.size >= MAX_REMEMBERED_IDS) this.sent.clear();
+    }
+    this.sent.set(deduplicationId, now);
   }
 }
 
 let publisher: GiftEventPublisher | undefined;
+let publisherClient: SQSClient | undefined;
+
+/** The publisher's SQS client once built (the benchmark counts its sends with middleware). */
+export function giftEventsSqsClient(): SQSClient | undefined {
+  return publisherClient;
+}
+
 /** Built once per cold start, at first use. Fails fast, naming the variable, when the queue is not configured. */
 export function giftEventPublisher(): GiftEventPublisher {
   if (!publisher) {
@@ -75,6 +128,7 @@ export function giftEventPublisher(): GiftEventPublisher {
       // Bounded: a nudge that cannot be sent is left to the sweeper, not retried for long.
       maxAttempts: 2,
     }));
+    publisherClient = sqs;
     publisher = new SqsGiftEventPublisher(sqs, queueUrl);
   }
   return publisher;

@@ -30,6 +30,10 @@ export const PRODUCT_METRICS = {
   BroadcastsFailed: [],
   /** @connections posts still throttled after their retries (the frame is lost for that viewer). */
   ConnectionPostsThrottled: [],
+  /** @connections posts that failed for another reason than throttling or a gone connection. */
+  ConnectionPostsFailed: [],
+  /** Broadcast frames whose gifts did not all fit 32 KB and went partly as a giftSummary. */
+  FramesSummarized: [],
   /** @connections posts to a connection that was gone (it is forgotten). */
   ConnectionPostsGone: [],
 } as const satisfies Record<string, readonly string[]>;

@@ -3,13 +3,15 @@ import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor, type ItemKey } from '../adapters/dynamo/keys';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
-import { postToAll, type ConnectionPoster } from '../adapters/connections-api';
+import { metrics } from '../observability/metrics';
+import { postToAll, type ConnectionPoster, type PostOutcome } from '../adapters/connections-api';
 import type { GiftEventPublisher, OutgoingNudge } from '../adapters/gift-events';
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
   leaderboardPartition,
   LIVE_STATUS_PK,
+  readEventRange,
   readStream,
   RECENTLY_ENDED_STATUS_PK,
   RECENTLY_ENDED_SWEEP_MS,
@@ -18,31 +20,53 @@ import {
   type GiftEvent,
   type StreamRecord,
 } from './streams';
+import { buildFrame, type RoomMessage } from './frames';
 
 /**
  * The broadcaster: one sequencer per stream (DESIGN.md, Live fan-out).
  *
  * The gift-events FIFO queue groups nudges by stream, so for a given stream exactly one
- * invocation runs at a time, in order. Each run waits until the stream's window has passed since
- * its last frame, takes every gift record still marked UNSENT, numbers them with one conditional
- * counter write per chunk (not per gift), stores them for catch-up, and posts ONE frame per
- * viewer connection. A quiet stream's first gift goes out at once; a busy stream sends at most
- * one frame per window, so @connections calls grow with viewers x frames, not viewers x gifts.
+ * invocation runs at a time, in order. Gifts nudge once per stream and time bucket (the rest of
+ * the bucket's nudges are deduplicated away), so an invocation keeps collecting until its
+ * buckets are over: every gift whose nudge was dropped committed before that. Each run waits
+ * until the room's window has passed since its last frame, takes every gift record still marked
+ * UNSENT, numbers them with one conditional counter write per chunk (not per gift), stores them
+ * for catch-up, and posts ONE frame per viewer connection: the window's gifts (and a
+ * giftSummary for what does not fit 32 KB), the room's counters at most once a second, and
+ * `streamEnded` after the last gifts. A quiet room's first gift goes out at once; a busy room
+ * gets at most one frame per window, so @connections calls grow with viewers x frames, not
+ * viewers x gifts. The leaderboard is folded every few seconds, not per frame.
  */
 
-/** DESIGN.md: coalesce a busy stream's events within a 250-500 ms window. */
-export const BROADCAST_WINDOW_MS = 300;
+/** API.md: frames at least 500 ms apart, so a viewer gets at most two broadcast frames a second per room. */
+export const BROADCAST_WINDOW_MS = 500;
 /** Pending gifts read per UNSENT shard partition per run; a longer backlog takes another run. */
-export const UNSENT_PAGE_PER_SHARD = 25;
-/** Events per frame: ~250 bytes each keeps a frame far under API Gateway's 128 KB message limit. */
-export const MAX_EVENTS_PER_FRAME = 200;
+export const UNSENT_PAGE_PER_SHARD = 50;
 /** Runs per stream per invocation; a backlog longer than that is handed to a fresh nudge. */
-export const MAX_RUNS_PER_INVOCATION = 20;
+export const MAX_RUNS_PER_INVOCATION = 40;
 /** Stop starting runs when less than this is left of the invocation's time. */
 export const MIN_REMAINING_MS_FOR_RUN = 5_000;
+/**
+ * After a nudge's bucket ends, the broadcaster collects once more this much later: the byStatus
+ * index lags its table by a little. A gift the index shows later still is found by the sweeper.
+ */
+export const INDEX_LAG_MARGIN_MS = 200;
+/** API.md: `room` at most once a second; the creator's wallet push likewise. */
+export const ROOM_INTERVAL_MS = 1_000;
+export const CREATOR_WALLET_INTERVAL_MS = 1_000;
+/**
+ * Leaderboard totals are folded from the catch-up log, not per frame: once LEADERBOARD_FOLD_GIFTS
+ * gifts are unfolded, or LEADERBOARD_FOLD_INTERVAL_MS after the last fold. Each fold writes one
+ * item per sender of the period, so a busy room's leaderboard keys take a few writes per 500
+ * gifts, far below DynamoDB's 1,000 a second per key at any gift rate (README, hot keys).
+ */
+export const LEADERBOARD_FOLD_GIFTS = 500;
+export const LEADERBOARD_FOLD_INTERVAL_MS = 5_000;
+/** Leaderboard items written at once by a fold. */
+const LEADERBOARD_FOLD_CONCURRENCY = 16;
 /** Another sequencer for the same stream (a zombie after a visibility timeout) wins this often before we give up. */
 const SEQUENCER_CONFLICT_LIMIT = 3;
-/** A transaction carries the stream counter and the event-batch item besides gifts and leaderboard items. */
+/** A transaction carries the stream counter and the event-batch item besides the gifts. */
 const FIXED_ITEMS_PER_CHUNK = 2;
 
 /** The sweeper nudges streams whose oldest unsent gift is older than this (its own nudge was lost). */
@@ -145,22 +169,11 @@ export async function collectPending(store: LedgerStore, stream: StreamRecord, n
   return { gifts, more: pages.some((page) => page.lastEvaluatedKey !== undefined) };
 }
 
-/** Splits gifts into transactions of at most 100 items: counter + event batch + gifts + one leaderboard item per sender. */
+/** Splits gifts into transactions of at most 100 items: counter + event batch + gifts. */
 export function chunkForTransactions(gifts: PendingGift[]): PendingGift[][] {
+  const perChunk = MAX_TRANSACTION_ITEMS - FIXED_ITEMS_PER_CHUNK;
   const chunks: PendingGift[][] = [];
-  let current: PendingGift[] = [];
-  let senders = new Set<string>();
-  for (const gift of gifts) {
-    const newSender = senders.has(gift.fromUserId) ? 0 : 1;
-    if (FIXED_ITEMS_PER_CHUNK + current.length + 1 + senders.size + newSender > MAX_TRANSACTION_ITEMS) {
-      chunks.push(current);
-      current = [];
-      senders = new Set();
-    }
-    current.push(gift);
-    senders.add(gift.fromUserId);
-  }
-  if (current.length > 0) chunks.push(current);
+  for (let start = 0; start < gifts.length; start += perChunk) chunks.push(gifts.slice(start, start + perChunk));
   return chunks;
 }
 
@@ -179,8 +192,6 @@ export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: Pen
   }));
   const lastSeq = firstSeq + chunk.length - 1;
   const coins = chunk.reduce((sum, gift) => sum + gift.coins, 0);
-  const bySender = new Map<string, number>();
-  for (const gift of chunk) bySender.set(gift.fromUserId, (bySender.get(gift.fromUserId) ?? 0) + gift.coins);
   const conflict = (what: string) => () => new SequencerConflict(`${what} of stream ${stream.streamId} changed under the sequencer`);
   const ops: WriteOp[] = [
     store.update(
@@ -201,13 +212,6 @@ export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: Pen
         conflict(`gift ${gift.giftTxId}`),
       ),
     ),
-    ...[...bySender.entries()].map(([userId, userCoins]) => {
-      const shard = shardFor(userId, stream.creatorShards);
-      return store.update('leaderboard', keys.leaderboardEntry(stream.streamId, shard, userId), {
-        expression: 'SET lbPk = :lbPk, userId = :userId ADD lbCoins :coins',
-        values: { ':lbPk': leaderboardPartition(stream.streamId, shard), ':userId': userId, ':coins': userCoins },
-      });
-    }),
     store.put(
       'event batch',
       {
@@ -247,6 +251,47 @@ async function sequence(store: LedgerStore, stream: StreamRecord, gifts: Pending
   return { events: committed, conflict: false };
 }
 
+/** What a warm broadcaster instance remembers per stream (the stream item carries lastFrameAt across instances). */
+export interface BroadcasterMemory {
+  /** Epoch ms of each stream's last frame from this instance. */
+  lastFrames: Map<string, number>;
+  /** The last `room` message sent, and when. */
+  rooms: Map<string, { at: number; viewers: number; giftCoins: number }>;
+  /** When the creator's wallet was last pushed. */
+  walletPushes: Map<string, number>;
+  /** Each room's viewer count and connection ids, read at most once per AUDIENCE_REFRESH_MS. */
+  audiences: Map<string, { at: number; viewers: number; ids?: string[] }>;
+}
+
+export function newBroadcasterMemory(): BroadcasterMemory {
+  return { lastFrames: new Map(), rooms: new Map(), walletPushes: new Map(), audiences: new Map() };
+}
+
+/**
+ * A busy room's audience is read again at most this often, not per frame: two frames a second
+ * would otherwise page the connections index twice a second. A viewer who joins meanwhile gets
+ * frames from the next refresh on and the gifts before from catch-up (API.md).
+ */
+export const AUDIENCE_REFRESH_MS = 1_000;
+
+async function roomViewers(deps: BroadcastDeps, streamId: string): Promise<number> {
+  const now = deps.now().getTime();
+  const known = deps.memory.audiences.get(streamId);
+  if (known && now - known.at < AUDIENCE_REFRESH_MS) return known.viewers;
+  const viewers = await deps.connections.countStreamViewers(streamId);
+  deps.memory.audiences.set(streamId, { at: now, viewers });
+  return viewers;
+}
+
+async function roomConnectionIds(deps: BroadcastDeps, streamId: string): Promise<string[]> {
+  const now = deps.now().getTime();
+  const known = deps.memory.audiences.get(streamId);
+  if (known?.ids && now - known.at < AUDIENCE_REFRESH_MS) return known.ids;
+  const ids = await streamConnectionIds(deps.connections, streamId);
+  deps.memory.audiences.set(streamId, { at: known && now - known.at < AUDIENCE_REFRESH_MS ? known.at : now, viewers: known?.viewers ?? ids.length, ids });
+  return ids;
+}
+
 export interface BroadcastDeps {
   store: LedgerStore;
   connections: ConnectionsStore;
@@ -255,10 +300,18 @@ export interface BroadcastDeps {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
   windowMs: number;
-  /** Epoch ms of each stream's last frame from this instance (the stream item carries it across instances). */
-  lastFrames: Map<string, number>;
+  memory: BroadcasterMemory;
   /** The invocation's remaining time. */
   remainingMs: () => number;
+  /** @connections posts a second one room may use, and the fan-out's parallelism. */
+  fanout: { postsPerSecond: number; concurrency: number; sliceConnections: number };
+}
+
+export interface BroadcastRequest {
+  namedGifts: ItemKey[];
+  ended: boolean;
+  /** The latest bucket end of the nudges taken (epoch ms); 0 for sweeper and hand-over nudges. */
+  until: number;
 }
 
 export interface BroadcastResult {
@@ -272,78 +325,247 @@ async function streamConnectionIds(connections: ConnectionsStore, streamId: stri
   return ids;
 }
 
-/** One frame per viewer connection per MAX_EVENTS_PER_FRAME events: a lone event as itself, several as a batch. */
-export function framesFor(events: GiftEvent[]): unknown[] {
-  const frames: unknown[] = [];
-  for (let start = 0; start < events.length; start += MAX_EVENTS_PER_FRAME) {
-    const slice = events.slice(start, start + MAX_EVENTS_PER_FRAME);
-    frames.push(slice.length === 1 ? slice[0] : { type: 'batch', events: slice });
-  }
-  return frames;
-}
-
-async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string): Promise<void> {
-  const ids = await deps.connections.userConnectionIds(creatorId);
-  if (ids.length === 0) return;
-  const wallet = await deps.store.readWallet(creatorId, { consistent: true });
-  // API.md: the wallet message, once per batch rather than once per gift.
-  await postToAll(deps.poster, ids, { type: 'wallet', coins: wallet.coins, diamonds: wallet.diamonds, pendingDiamonds: wallet.pendingDiamonds });
+/**
+ * The room's frame spacing: the window, or longer when viewers x frames a second would pass the
+ * room's share of the account's @connections budget (a big room gets coarser frames, not 429s).
+ */
+export function frameSpacingMs(windowMs: number, viewers: number, postsPerSecond: number): number {
+  return Math.max(windowMs, Math.ceil((viewers * 1000) / postsPerSecond));
 }
 
 /**
- * Broadcasts everything the stream has pending, in runs one window apart, then (when the stream
- * ended) `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
+ * Posts one frame to every viewer: the connections are cut into slices that go out side by
+ * side, each with bounded concurrency. Throttled posts are counted: those viewers catch up.
+ */
+async function fanOut(deps: BroadcastDeps, streamId: string, ids: string[], body: unknown): Promise<Record<PostOutcome, number>> {
+  const slices: string[][] = [];
+  for (let start = 0; start < ids.length; start += deps.fanout.sliceConnections) slices.push(ids.slice(start, start + deps.fanout.sliceConnections));
+  const totals: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
+  const gone = new Set<string>();
+  const poster: ConnectionPoster = {
+    post: async (connectionId, message) => {
+      const outcome = await deps.poster.post(connectionId, message);
+      if (outcome === 'gone') gone.add(connectionId);
+      return outcome;
+    },
+  };
+  for (const counts of await Promise.all(slices.map((slice) => postToAll(poster, slice, body, deps.fanout.concurrency)))) {
+    for (const outcome of Object.keys(totals) as PostOutcome[]) totals[outcome] += counts[outcome];
+  }
+  // Throttled and gone posts are counted by the poster itself (ConnectionPostsThrottled, ...Gone).
+  if (totals.failed > 0) metrics.count('ConnectionPostsFailed', totals.failed);
+  // A connection found gone is never posted to again, not even from the cached audience.
+  const audience = deps.memory.audiences.get(streamId);
+  if (gone.size > 0 && audience?.ids) audience.ids = audience.ids.filter((id) => !gone.has(id));
+  return totals;
+}
+
+async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string, force: boolean): Promise<void> {
+  const now = deps.now().getTime();
+  const last = deps.memory.walletPushes.get(creatorId) ?? 0;
+  if (!force && now - last < CREATOR_WALLET_INTERVAL_MS) return;
+  deps.memory.walletPushes.set(creatorId, now);
+  const ids = await deps.connections.userConnectionIds(creatorId);
+  if (ids.length === 0) return;
+  const wallet = await deps.store.readWallet(creatorId, { consistent: true });
+  // API.md: the wallet message, at most once a second per creator rather than once per gift.
+  await postToAll(deps.poster, ids, { type: 'wallet', coins: wallet.coins, diamonds: wallet.diamonds, pendingDiamonds: wallet.pendingDiamonds });
+}
+
+/** The `room` message, when its counters changed and a second has passed since the last one. */
+function roomMessage(deps: BroadcastDeps, stream: StreamRecord, viewers: number, giftCoins: number): RoomMessage | undefined {
+  const now = deps.now().getTime();
+  const last = deps.memory.rooms.get(stream.streamId);
+  if (last && (now - last.at < ROOM_INTERVAL_MS || (last.viewers === viewers && last.giftCoins === giftCoins))) return undefined;
+  deps.memory.rooms.set(stream.streamId, { at: now, viewers, giftCoins });
+  return { type: 'room', streamId: stream.streamId, viewers, giftCoins };
+}
+
+/**
+ * Folds the gifts numbered since the last fold into the leaderboard: one conditional write per
+ * sender, each carrying the seq it folded up to, so a fold that crashed half-way is resumed over
+ * the same range (its range is claimed on the stream item first) and counts no gift twice.
+ */
+export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, upToSeq: number, now: Date): Promise<void> {
+  const from = stream.lbSeq ?? 0;
+  let to = stream.lbFoldTo;
+  if (to === undefined) {
+    if (upToSeq <= from) return;
+    to = upToSeq;
+    await store.transactWrite([
+      store.update(
+        'claim leaderboard fold',
+        keys.stream(stream.streamId),
+        {
+          expression: 'SET lbFoldTo = :to, lbFoldAt = :now',
+          condition: 'attribute_not_exists(lbFoldTo) AND (attribute_not_exists(lbSeq) OR lbSeq = :from)',
+          values: { ':to': to, ':now': now.getTime(), ':from': from },
+        },
+        () => new SequencerConflict(`leaderboard fold of stream ${stream.streamId} changed under the sequencer`),
+      ),
+    ]);
+  }
+  const events = await readEventRange(store, stream.streamId, from, to);
+  if (!events) throw new TransientDependencyError(`stream ${stream.streamId}: catch-up log (${from}, ${to}] not readable yet`);
+  const bySender = new Map<string, number>();
+  for (const event of events) bySender.set(event.fromUserId, (bySender.get(event.fromUserId) ?? 0) + event.coins);
+  const foldTo = to;
+  await forEachBounded([...bySender.entries()], LEADERBOARD_FOLD_CONCURRENCY, async ([userId, coins]) => {
+    const shard = shardFor(userId, stream.creatorShards);
+    await store
+      .transactWrite([
+        store.update(
+          'leaderboard',
+          keys.leaderboardEntry(stream.streamId, shard, userId),
+          {
+            expression: 'SET lbPk = :lbPk, userId = :userId, lbSeq = :to ADD lbCoins :coins',
+            condition: 'attribute_not_exists(lbSeq) OR lbSeq < :to',
+            values: { ':lbPk': leaderboardPartition(stream.streamId, shard), ':userId': userId, ':coins': coins, ':to': foldTo },
+          },
+          () => new AlreadyFolded(),
+        ),
+      ])
+      .catch((error: unknown) => {
+        if (!(error instanceof AlreadyFolded)) throw error;
+      });
+  });
+  await store.transactWrite([
+    store.update(
+      'finish leaderboard fold',
+      keys.stream(stream.streamId),
+      { expression: 'SET lbSeq = :to REMOVE lbFoldTo', condition: 'lbFoldTo = :to', values: { ':to': foldTo } },
+      () => new SequencerConflict(`leaderboard fold of stream ${stream.streamId} finished elsewhere`),
+    ),
+  ]);
+}
+
+/** This sender's total already holds the range being folded (a resumed fold). */
+class AlreadyFolded extends Error {}
+
+async function maybeFoldLeaderboard(deps: BroadcastDeps, stream: StreamRecord, seq: number, force: boolean): Promise<void> {
+  const due =
+    force ||
+    stream.lbFoldTo !== undefined ||
+    seq - (stream.lbSeq ?? 0) >= LEADERBOARD_FOLD_GIFTS ||
+    deps.now().getTime() - (stream.lbFoldAt ?? 0) >= LEADERBOARD_FOLD_INTERVAL_MS;
+  if (!due || seq <= (stream.lbSeq ?? 0)) return;
+  try {
+    await foldLeaderboard(deps.store, stream, seq, deps.now());
+  } catch (error) {
+    // Never at the viewers' expense: the next run folds the range again.
+    logger.warn('leaderboard fold postponed', { streamId: stream.streamId, error: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+/** One run's frame to every viewer of the room; returns false when nothing was sent. */
+async function sendFrame(deps: BroadcastDeps, stream: StreamRecord, events: GiftEvent[], viewerIds: string[], viewers: number, final: boolean): Promise<boolean> {
+  const giftCoins = stream.giftCoins + events.reduce((sum, event) => sum + event.coins, 0);
+  // After streamEnded no gift event goes out: later gifts are numbered for catch-up only.
+  const silent = stream.endAnnounced === true;
+  const room = silent ? undefined : roomMessage(deps, stream, viewers, giftCoins);
+  const frame = silent ? undefined : buildFrame(stream.streamId, events, { ...(room && { room }), ended: final });
+  if (!frame) return false;
+  if (frame.summarized > 0) metrics.count('FramesSummarized');
+  await fanOut(deps, stream.streamId, viewerIds, frame.body);
+  return true;
+}
+
+/**
+ * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
+ * buckets are over and nothing is left; when the stream ended, the last frame carries
+ * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
  * sequencer; the conditions on the counter and the gifts still make a zombie harmless.
  */
-export async function broadcastStream(deps: BroadcastDeps, streamId: string, request: { namedGifts: ItemKey[]; ended: boolean }): Promise<BroadcastResult> {
+export async function broadcastStream(deps: BroadcastDeps, streamId: string, request: BroadcastRequest): Promise<BroadcastResult> {
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
   let conflicts = 0;
-  let creatorId: string | undefined;
+  let walletDue = false;
+  let stream: StreamRecord | undefined;
+  const collectUntil = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
   for (let run = 0; ; run += 1) {
     if (run > 0 && (run >= MAX_RUNS_PER_INVOCATION || deps.remainingMs() < MIN_REMAINING_MS_FOR_RUN)) {
-      // Out of runs or time with gifts left: a fresh nudge continues in the next invocation. Never
-      // on the first run, so a short timeout cannot turn into nudges that do nothing but re-nudge.
-      await deps.publisher.publish([{ nudge: { streamId }, deduplicationId: `more:${streamId}:${deps.now().getTime()}` }]);
+      // Out of runs or time with gifts left: a fresh nudge continues in the next invocation.
+      await deps.publisher.publish([{ nudge: { streamId, ...(request.ended && { ended: true }) }, deduplicationId: `more:${streamId}:${deps.now().getTime()}` }]);
       break;
     }
-    const stream = await readStream(deps.store, streamId, { consistent: true });
+    stream = await readStream(deps.store, streamId, { consistent: true });
     if (!stream) {
       logger.warn('nudge for an unknown stream dropped', { streamId });
       return result;
     }
-    creatorId = stream.creatorId;
-    const lastFrameAt = Math.max(stream.lastFrameAt ?? 0, deps.lastFrames.get(streamId) ?? 0);
-    const waitMs = lastFrameAt + deps.windowMs - deps.now().getTime();
+    const viewers = await roomViewers(deps, streamId);
+    const spacing = frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond);
+    const ending = request.ended && stream.status === 'ended' && stream.endAnnounced !== true;
+    // Gifts that committed just before the end may still be on their way into the index.
+    const notBefore = Math.max(
+      Math.max(stream.lastFrameAt ?? 0, deps.memory.lastFrames.get(streamId) ?? 0) + spacing,
+      ending && stream.endedAt ? Date.parse(stream.endedAt) + INDEX_LAG_MARGIN_MS : 0,
+    );
+    const waitMs = notBefore - deps.now().getTime();
     if (waitMs > 0) await deps.sleep(waitMs);
     const { gifts, more } = await collectPending(deps.store, stream, named);
     named = [];
-    if (gifts.length === 0) break;
+    const final = ending && !more;
+    if (gifts.length === 0 && !final) {
+      const left = collectUntil - deps.now().getTime();
+      if (left <= 0) break;
+      // Idle until the buckets are over, but look again every window: a gift may come meanwhile.
+      await deps.sleep(Math.min(left, deps.windowMs));
+      continue;
+    }
     const now = deps.now();
     const { events, conflict } = await sequence(deps.store, stream, gifts, now);
-    if (events.length > 0) {
-      deps.lastFrames.set(streamId, now.getTime());
-      const ids = await streamConnectionIds(deps.connections, streamId);
-      for (const frame of framesFor(events)) {
-        await postToAll(deps.poster, ids, frame);
+    if (events.length > 0 || final) {
+      const viewerIds = final ? await streamConnectionIds(deps.connections, streamId) : await roomConnectionIds(deps, streamId);
+      if (await sendFrame(deps, stream, events, viewerIds, viewers, final && !conflict)) {
+        deps.memory.lastFrames.set(streamId, now.getTime());
         result.frames += 1;
       }
       result.events += events.length;
-      await pushCreatorWallet(deps, stream.creatorId);
+      walletDue = walletDue || events.length > 0;
+      if (events.length > 0) {
+        await pushCreatorWallet(deps, stream.creatorId, false);
+        walletDue = false;
+      }
+      await maybeFoldLeaderboard(deps, stream, stream.seq + events.length, final);
     }
     if (conflict) {
       conflicts += 1;
       if (conflicts >= SEQUENCER_CONFLICT_LIMIT) throw new TransientDependencyError(`stream ${streamId}: another sequencer keeps winning`);
       continue;
     }
-    if (!more) break;
+    if (final) {
+      await markEndAnnounced(deps.store, streamId);
+      logger.info('stream ended broadcast', { streamId, viewers, creatorId: stream.creatorId });
+      break;
+    }
+    // Done when nothing is left and the nudges' buckets are over; otherwise the next window.
+    if (!more && !ending && deps.now().getTime() >= collectUntil) break;
   }
-  if (request.ended) {
-    const ids = await streamConnectionIds(deps.connections, streamId);
-    await postToAll(deps.poster, ids, { type: 'streamEnded', streamId });
-    logger.info('stream ended broadcast', { streamId, viewers: ids.length, creatorId });
-  }
+  if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
+  if (stream) await settleLeaderboard(deps, streamId);
   return result;
+}
+
+/**
+ * On the way out: gifts not yet in the leaderboard are folded now when a fold is due; otherwise
+ * a nudge brings the broadcaster back when it is (it keeps broadcasting until then), so the
+ * last gifts of a burst reach the leaderboard within LEADERBOARD_FOLD_INTERVAL_MS.
+ */
+async function settleLeaderboard(deps: BroadcastDeps, streamId: string): Promise<void> {
+  const stream = await readStream(deps.store, streamId, { consistent: true });
+  if (!stream || stream.seq <= (stream.lbSeq ?? 0)) return;
+  const dueAt = (stream.lbFoldAt ?? 0) + LEADERBOARD_FOLD_INTERVAL_MS;
+  if (stream.lbFoldTo !== undefined || deps.now().getTime() >= dueAt) {
+    await maybeFoldLeaderboard(deps, stream, stream.seq, true);
+    return;
+  }
+  await deps.publisher.publish([{ nudge: { streamId, until: dueAt }, deduplicationId: `fold:${streamId}:${stream.lbFoldAt ?? 0}` }]);
+}
+
+async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {
+  await store.transactWrite([store.update('stream end announced', keys.stream(streamId), { expression: 'SET endAnnounced = :true', values: { ':true': true } })]);
 }
 
 async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<StreamRecord[]> {

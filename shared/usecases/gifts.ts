@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor } from '../adapters/dynamo/keys';
 import { entryItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
-import type { GiftEventPublisher } from '../adapters/gift-events';
+import { bucketNudge, type GiftEventPublisher } from '../adapters/gift-events';
 import { findGift } from '../domain/catalog';
 import { diamondsForCoins, type Economy } from '../domain/economy';
 import {
@@ -18,7 +18,7 @@ import { assertMaySpend, type Caller } from '../domain/identity';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { AlreadyDone, findStoredAnswer, recordAnswerOp, type IdempotentRequest } from './idempotency';
-import { readStream, unsentStatusPk } from './streams';
+import { liveFenceAttribute, readStream, unsentStatusPk, type StreamRecord } from './streams';
 
 /**
  * Sending a gift: one use case behind `POST /v1/streams/{id}/gifts` and the WebSocket `sendGift`.
@@ -61,6 +61,8 @@ export interface SendGiftDeps {
   now: () => Date;
   newId: (prefix: string, now: Date) => string;
   economy: Economy;
+  /** Live streams read recently by this instance (the handlers keep one per warm instance). */
+  streamCache?: StreamCache;
 }
 
 /** What is stored with the idempotency key: the balance is read again on every answer. */
@@ -102,6 +104,14 @@ export function giftOps(
     diamonds: number;
     giftTxId: string;
     now: Date;
+    /**
+     * The sender's balance as read (consistently) before: the debit then sets the new balance and
+     * is conditioned on the balance still being this one, so the answer needs no read after the
+     * commit. Without it the debit subtracts and the balance is read after (the fallback).
+     */
+    seenCoins?: number;
+    /** The stream's gift fence is open on the creator's shards (streams.ts): the credit is conditioned on it. */
+    fenced?: boolean;
   },
 ): WriteOp[] {
   const createdAt = input.now.toISOString();
@@ -132,20 +142,18 @@ export function giftOps(
   };
   return [
     recordAnswerOp(store, input.idempotency, { status: GIFT_ANSWER_STATUS, body: answer }, input.now),
+    debitOp(store, input.senderId, input.cost, input.seenCoins),
     store.update(
-      'debit sender',
-      keys.wallet(input.senderId),
+      'credit creator shard',
+      keys.walletShard(input.creatorId, shard),
       {
-        expression: 'SET coins = coins - :cost',
-        condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
-        values: { ':cost': input.cost, ':false': false },
+        expression: 'ADD diamonds :diamonds',
+        values: { ':diamonds': input.diamonds },
+        // After the end's transaction closed the fence, no gift to the stream can commit.
+        ...(input.fenced && { condition: 'attribute_exists(#live)', names: { '#live': liveFenceAttribute(input.streamId) } }),
       },
-      insufficientOrLocked(input.cost),
+      () => new StreamNotLiveError('This stream is not live.'),
     ),
-    store.update('credit creator shard', keys.walletShard(input.creatorId, shard), {
-      expression: 'ADD diamonds :diamonds',
-      values: { ':diamonds': input.diamonds },
-    }),
     store.put('gift_sent entry', entryItem(keys.entry(input.senderId, createdAt, input.giftTxId), sent)),
     store.put(
       'gift_received entry',
@@ -157,15 +165,53 @@ export function giftOps(
   ];
 }
 
+/** The debit's condition failed only because another debit or credit moved the balance since it was read. */
+class BalanceMoved extends Error {}
+
+/**
+ * The sender's debit. With the balance seen, it writes the new balance under the condition that
+ * the balance is still the one read (and covers the cost, and the wallet is unlocked); a balance
+ * that moved meanwhile is BalanceMoved, and the gift is tried again on a fresh read.
+ */
+function debitOp(store: LedgerStore, senderId: string, cost: number, seenCoins: number | undefined): WriteOp {
+  if (seenCoins === undefined) {
+    return store.update(
+      'debit sender',
+      keys.wallet(senderId),
+      { expression: 'SET coins = coins - :cost', condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`, values: { ':cost': cost, ':false': false } },
+      insufficientOrLocked(cost),
+    );
+  }
+  return store.update(
+    'debit sender',
+    keys.wallet(senderId),
+    {
+      expression: 'SET coins = :newCoins',
+      condition: `coins = :seen AND ${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
+      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false },
+    },
+    (old) => {
+      const coins = typeof old?.coins === 'number' ? old.coins : 0;
+      if (old?.locked !== true && coins >= cost && coins !== seenCoins) return new BalanceMoved();
+      return insufficientOrLocked(cost)(old);
+    },
+  );
+}
+
 async function coinsNow(store: LedgerStore, userId: string): Promise<number> {
   const item = await store.getItem(keys.wallet(userId), { consistent: true });
   return typeof item?.coins === 'number' ? item.coins : 0;
 }
 
-/** After the commit: tell the broadcaster. A lost nudge only delays the event (the sweeper finds the record). */
-async function nudge(publisher: GiftEventPublisher, streamId: string, giftTxId: string, gift?: { pk: string; sk: string }): Promise<void> {
+/**
+ * After the commit: tell the broadcaster, once per stream and time bucket (bucketNudge). The
+ * bucket is taken now, after the commit, so a gift whose nudge is deduplicated away committed
+ * before its bucket ended, and the broadcaster collects until after that. A lost nudge only
+ * delays the event (the sweeper finds the record).
+ */
+async function nudge(publisher: GiftEventPublisher, now: Date, streamId: string, giftTxId: string, gift?: { pk: string; sk: string }): Promise<void> {
   try {
-    await publisher.publish([{ nudge: { streamId, ...(gift && { gift }) }, deduplicationId: giftTxId }]);
+    await publisher.publish([bucketNudge(streamId, now, gift)]);
   } catch (error) {
     logger.warn('gift committed but its broadcast nudge was not sent; the sweeper will broadcast it', {
       streamId,
@@ -198,49 +244,104 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
     const answer = storedGiftAnswer.safeParse(stored);
     if (!answer.success) throw new InvariantViolation('stored gift answer is malformed');
     // The first attempt may have died between its commit and its nudge; a duplicate nudge is deduplicated or finds nothing.
-    const [coins] = await Promise.all([coinsNow(deps.store, caller.userId), nudge(deps.publisher, request.streamId, answer.data.giftTxId)]);
+    const [coins] = await Promise.all([coinsNow(deps.store, caller.userId), nudge(deps.publisher, deps.now(), request.streamId, answer.data.giftTxId)]);
     return { ...answer.data, wallet: { coins }, replayed: true };
   };
 
-  // The reads the checks need, at once; the checks below still run in the contract's order.
-  // Every gift to a stream reads its item: an eventually consistent read (half the units of a
-  // consistent one) lets one stream item serve ~6,000 gifts a second instead of ~3,000.
-  const [stored, walletItem, streamSeen] = await Promise.all([
-    findStoredAnswer<unknown>(deps.store, idempotency, now),
-    deps.store.getItem(keys.wallet(caller.userId)),
-    readStream(deps.store, request.streamId),
-  ]);
-  if (stored) return replay(stored.body);
-  if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
-  assertMaySpend(caller, now);
-  // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
-  // A stale "live" can only let a gift in just after the end, which a gift racing the end does anyway.
-  const stream = streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
-  if (!stream || stream.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
-  if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
-
-  const giftTxId = deps.newId('gift', now);
-  const ops = giftOps(deps.store, {
-    idempotency,
-    senderId: caller.userId,
-    creatorId: stream.creatorId,
-    streamId: stream.streamId,
-    creatorShards: stream.creatorShards,
-    giftId: gift.id,
-    quantity: request.quantity,
-    cost,
-    diamonds: diamondsForCoins(deps.economy, cost),
-    giftTxId,
-    now,
-  });
-  try {
-    await deps.store.transactWrite(ops);
-  } catch (error) {
-    if (error instanceof AlreadyDone) return replay(error.answer.body);
-    throw error;
+  // Round trip 1: the reads the checks need, at once (the stream usually from the cache); the
+  // checks below still run in the contract's order. Round trip 2: the transaction. The balance
+  // read is consistent, so the debit can be conditioned on it and the answer needs no third.
+  for (let attempt = 1; ; attempt += 1) {
+    const [stored, walletItem, streamSeen] = await Promise.all([
+      findStoredAnswer<unknown>(deps.store, idempotency, now),
+      deps.store.getItem(keys.wallet(caller.userId), { consistent: true }),
+      liveStream(deps, request.streamId),
+    ]);
+    if (stored) return replay(stored.body);
+    if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
+    assertMaySpend(caller, now);
+    // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
+    const stream = streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
+    if (!stream || stream.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
+    if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
+    // Past a few balance races (one sender's concurrent gifts), subtract and read the balance after.
+    const seenCoins = attempt <= BALANCE_RACE_ATTEMPTS ? (typeof walletItem?.coins === 'number' ? walletItem.coins : 0) : undefined;
+    const giftTxId = deps.newId('gift', now);
+    try {
+      await deps.store.transactWrite(
+        giftOps(deps.store, {
+          idempotency,
+          senderId: caller.userId,
+          creatorId: stream.creatorId,
+          streamId: stream.streamId,
+          creatorShards: stream.creatorShards,
+          giftId: gift.id,
+          quantity: request.quantity,
+          cost,
+          diamonds: diamondsForCoins(deps.economy, cost),
+          giftTxId,
+          now,
+          ...(seenCoins !== undefined && { seenCoins }),
+          fenced: stream.fenced === true,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof AlreadyDone) return replay(error.answer.body);
+      if (error instanceof BalanceMoved) continue;
+      if (error instanceof StreamNotLiveError) deps.streamCache?.forget(stream.streamId);
+      throw error;
+    }
+    return committed(deps, stream, giftTxId, cost, now, caller.userId, seenCoins);
   }
+}
+
+/** One sender's concurrent gifts race on the balance; after this many, the gift subtracts instead. */
+export const BALANCE_RACE_ATTEMPTS = 3;
+
+async function committed(deps: SendGiftDeps, stream: StreamRecord, giftTxId: string, cost: number, now: Date, senderId: string, seenCoins: number | undefined): Promise<GiftAnswer & { replayed: boolean }> {
   const shard = shardFor(giftTxId, stream.creatorShards);
   const recordKey = keys.shardEntry(stream.creatorId, shard, now.toISOString(), giftTxId);
-  const [coins] = await Promise.all([coinsNow(deps.store, caller.userId), nudge(deps.publisher, stream.streamId, giftTxId, recordKey)]);
+  const [coins] = await Promise.all([
+    seenCoins === undefined ? coinsNow(deps.store, senderId) : seenCoins - cost,
+    nudge(deps.publisher, deps.now(), stream.streamId, giftTxId, recordKey),
+  ]);
   return { giftTxId, coinsSpent: cost, wallet: { coins }, replayed: false };
+}
+
+/**
+ * Live streams as read in the last STREAM_CACHE_TTL_MS, per warm instance: most gifts then make
+ * no read of the stream item at all (one item read per gift would be a hot key). Only streams
+ * with a gift fence are cached: a stale "live" cannot let a gift in after the end, because the
+ * end's transaction closed the fence the gift's credit is conditioned on.
+ */
+export const STREAM_CACHE_TTL_MS = 2_000;
+
+export class StreamCache {
+  private readonly streams = new Map<string, { stream: StreamRecord; until: number }>();
+  constructor(private readonly maxEntries = 1_000) {}
+
+  get(streamId: string, now: number): StreamRecord | undefined {
+    const hit = this.streams.get(streamId);
+    return hit && hit.until > now ? hit.stream : undefined;
+  }
+
+  remember(stream: StreamRecord, now: number): void {
+    if (stream.status !== 'live' || stream.fenced !== true) return;
+    if (this.streams.size >= this.maxEntries) this.streams.clear();
+    this.streams.set(stream.streamId, { stream, until: now + STREAM_CACHE_TTL_MS });
+  }
+
+  forget(streamId: string): void {
+    this.streams.delete(streamId);
+  }
+}
+
+async function liveStream(deps: SendGiftDeps, streamId: string): Promise<StreamRecord | undefined> {
+  const now = deps.now().getTime();
+  const cached = deps.streamCache?.get(streamId, now);
+  if (cached) return cached;
+  // Eventually consistent: half the units of a consistent read; a refusal is confirmed consistently.
+  const stream = await readStream(deps.store, streamId);
+  if (stream) deps.streamCache?.remember(stream, now);
+  return stream;
 }

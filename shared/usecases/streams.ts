@@ -2,7 +2,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { ENTRY_PREFIX, ENTRY_PREFIX_END, EVENT_LOG_PARTITIONS, keys, streamEventPartition } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
+import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore } from '../adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
 import { ForbiddenError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
@@ -60,6 +60,16 @@ export interface StreamRecord {
   creatorShards: number;
   /** Epoch ms of the last frame sent to viewers (the broadcaster's window). */
   lastFrameAt?: number;
+  /** The last seq whose gift is folded into the leaderboard (broadcast.ts, foldLeaderboard). */
+  lbSeq?: number;
+  /** A leaderboard fold in progress up to this seq: a crash mid-fold resumes the same range. */
+  lbFoldTo?: number;
+  /** Epoch ms of the last leaderboard fold. */
+  lbFoldAt?: number;
+  /** `streamEnded` was posted: no gift event may follow it (gifts still get numbered for catch-up). */
+  endAnnounced?: boolean;
+  /** The stream's gift fence is open on every creator shard while it is live (liveFenceAttribute). */
+  fenced?: boolean;
 }
 
 const nonNegativeInt = z.number().int().nonnegative();
@@ -74,14 +84,57 @@ const streamItemSchema = z.object({
   giftCoins: nonNegativeInt,
   creatorShards: z.number().int().positive(),
   lastFrameAt: nonNegativeInt.optional(),
+  lbSeq: nonNegativeInt.optional(),
+  lbFoldTo: nonNegativeInt.optional(),
+  lbFoldAt: nonNegativeInt.optional(),
+  endAnnounced: z.boolean().optional(),
+  fenced: z.boolean().optional(),
 });
+
+/**
+ * The gift fence: while a stream is live, each of its creator's shard items carries this
+ * attribute, and a gift's credit to a shard is conditioned on it. Ending the stream removes it
+ * from every shard in the same transaction that marks the stream ended, so a gift sent after the
+ * end's 200 cannot commit, although gifts read the stream's state from a short-lived cache. The
+ * condition sits on the shard the gift writes anyway: no extra write unit, no single hot key.
+ */
+export function liveFenceAttribute(streamId: string): string {
+  return `live_${streamId}`;
+}
+
+/**
+ * Going live writes the stream plus one fence per shard (and maybe the shard raise) in one
+ * transaction of at most 100 items; a creator with more shards than fit gets no fence, and their
+ * gifts read the stream item each time instead of caching it.
+ */
+export const MAX_FENCED_SHARDS = MAX_TRANSACTION_ITEMS - 2;
+
+function fenceOps(store: LedgerStore, creatorId: string, streamId: string, shards: number, open: boolean) {
+  return Array.from({ length: shards }, (_, shard) =>
+    store.update(open ? 'open gift fence' : 'close gift fence', keys.walletShard(creatorId, shard), {
+      expression: open ? 'SET #live = :true' : 'REMOVE #live',
+      names: { '#live': liveFenceAttribute(streamId) },
+      ...(open && { values: { ':true': true } }),
+    }),
+  );
+}
 
 /** A stream item as stored; a malformed one is a broken invariant, never shown to a client. */
 export function streamFromItem(item: Item): StreamRecord {
   const parsed = streamItemSchema.safeParse(item);
   if (!parsed.success) throw new InvariantViolation(`stream item ${String(item.pk)} is malformed: ${parsed.error.message}`);
-  const { endedAt, lastFrameAt, ...rest } = parsed.data;
-  return { ...rest, ...(endedAt !== undefined && { endedAt }), ...(lastFrameAt !== undefined && { lastFrameAt }) };
+  const { endedAt, lastFrameAt, lbSeq, lbFoldTo, lbFoldAt, endAnnounced, fenced, ...rest } = parsed.data;
+  // exactOptionalPropertyTypes: an absent attribute stays absent rather than `undefined`.
+  return {
+    ...rest,
+    ...(endedAt !== undefined && { endedAt }),
+    ...(lastFrameAt !== undefined && { lastFrameAt }),
+    ...(lbSeq !== undefined && { lbSeq }),
+    ...(lbFoldTo !== undefined && { lbFoldTo }),
+    ...(lbFoldAt !== undefined && { lbFoldAt }),
+    ...(endAnnounced !== undefined && { endAnnounced }),
+    ...(fenced !== undefined && { fenced }),
+  };
 }
 
 export async function readStream(store: LedgerStore, streamId: string, options: { consistent?: boolean } = {}): Promise<StreamRecord | undefined> {
@@ -139,6 +192,7 @@ export async function createStream(
     const walletItem = await deps.store.getItem(keys.wallet(caller.userId), { consistent: true });
     const existing = typeof walletItem?.creatorShards === 'number' ? walletItem.creatorShards : 0;
     const shards = Math.max(existing, deps.creatorShards);
+    const fenced = shards <= MAX_FENCED_SHARDS;
     const stream: StreamRecord = {
       streamId,
       creatorId: caller.userId,
@@ -148,6 +202,7 @@ export async function createStream(
       seq: 0,
       giftCoins: 0,
       creatorShards: shards,
+      ...(fenced && { fenced: true }),
     };
     const ops = [];
     if (shards !== existing) {
@@ -172,6 +227,7 @@ export async function createStream(
         { expression: conditions.isNew },
         () => new InvariantViolation(`stream id ${streamId} already exists`),
       ),
+      ...(fenced ? fenceOps(deps.store, caller.userId, streamId, shards, true) : []),
     );
     try {
       await deps.store.transactWrite(ops);
@@ -218,6 +274,7 @@ export async function endStream(
           },
           () => new StreamAlreadyEnded(),
         ),
+        ...(stream.fenced ? fenceOps(deps.store, stream.creatorId, streamId, stream.creatorShards, false) : []),
       ]);
     } catch (error) {
       if (!(error instanceof StreamAlreadyEnded)) throw error;
@@ -339,27 +396,37 @@ const eventBatchEvents = z.array(giftEventSchema);
  * Events are stored one item per broadcast batch, keyed by the batch's last seq, so the first
  * batch whose last seq is past `after` is where the page starts. `nextSeq` is what to pass as
  * `after` for the next page (the last seq returned, or `after` when there is nothing newer).
+ *
+ * The broadcaster commits batches while this reads. The answer is what is committed, in seq
+ * order, without a gap: it stops before the first seq it did not see (a batch committed, or
+ * become visible, on one log partition but not yet on another), and the client's next page
+ * starts there. It never compares against the stream item's counter, which is read at another
+ * moment and may be behind or ahead of the batches.
  */
 export async function streamEvents(
   deps: { store: LedgerStore },
   streamId: string,
   page: { after: number; limit: number },
+  options: { consistent?: boolean } = {},
 ): Promise<{ items: GiftEvent[]; nextSeq: number }> {
-  const stream = await requireStream(deps.store, streamId);
   const afterSk = keys.streamEventBatch(streamId, page.after).sk;
   // The log is spread over EVENT_LOG_PARTITIONS keys. Each partition's batches are disjoint,
   // increasing seq ranges, so its first `limit` batches past `after` hold every one of its
   // events among the first `limit` overall: one query per partition, then a merge by seq.
-  const partitions = await Promise.all(
-    Array.from({ length: EVENT_LOG_PARTITIONS }, (_, partition) =>
-      deps.store.query({
-        keyCondition: 'pk = :pk AND sk > :after',
-        values: { ':pk': streamEventPartition(streamId, partition), ':after': afterSk },
-        ascending: true,
-        limit: page.limit,
-      }),
+  const [, partitions] = await Promise.all([
+    requireStream(deps.store, streamId),
+    Promise.all(
+      Array.from({ length: EVENT_LOG_PARTITIONS }, (_, partition) =>
+        deps.store.query({
+          keyCondition: 'pk = :pk AND sk > :after',
+          values: { ':pk': streamEventPartition(streamId, partition), ':after': afterSk },
+          ascending: true,
+          limit: page.limit,
+          ...(options.consistent && { consistent: true }),
+        }),
+      ),
     ),
-  );
+  ]);
   const events: GiftEvent[] = [];
   for (const batch of partitions.flatMap((result) => result.items)) {
     const parsed = typeof batch.events === 'string' ? eventBatchEvents.safeParse(JSON.parse(batch.events)) : undefined;
@@ -367,11 +434,26 @@ export async function streamEvents(
     for (const event of parsed.data) if (event.seq > page.after) events.push(event);
   }
   events.sort((a, b) => a.seq - b.seq);
-  const items = events.slice(0, page.limit);
-  // Events past the stream's committed seq cannot exist; the check guards the invariant cheaply.
+  const items: GiftEvent[] = [];
+  for (const event of events) {
+    if (items.length >= page.limit || event.seq !== page.after + items.length + 1) break;
+    items.push(event);
+  }
   const last = items[items.length - 1];
-  if (last && last.seq > stream.seq) throw new InvariantViolation(`stream ${streamId} has event ${last.seq} past its seq ${stream.seq}`);
   return { items, nextSeq: last ? last.seq : page.after };
+}
+
+/** Every event with `after` < seq <= `upTo`, read consistently from the catch-up log; undefined when part of it is not there yet. */
+export async function readEventRange(store: LedgerStore, streamId: string, after: number, upTo: number): Promise<GiftEvent[] | undefined> {
+  const events: GiftEvent[] = [];
+  let cursor = after;
+  while (cursor < upTo) {
+    const page = await streamEvents({ store }, streamId, { after: cursor, limit: MAX_EVENTS_PAGE_SIZE }, { consistent: true });
+    if (page.items.length === 0) return undefined;
+    events.push(...page.items.filter((event) => event.seq <= upTo));
+    cursor = page.nextSeq;
+  }
+  return events;
 }
 
 export interface NotificationView {

@@ -125,7 +125,14 @@ describe('fan-out', () => {
       expect(first.status).toBe(201);
       for (const stay of [stayA, stayB]) await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
       expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
-      const afterFirst = await api.request('GET', `/v1/streams/${streamId}`, { token });
+      // The gone connection leaves the room's viewer counter when its removal lands, which can be
+      // just after the other viewers' posts.
+      const deadline = Date.now() + 10_000;
+      let afterFirst = await api.request('GET', `/v1/streams/${streamId}`, { token });
+      while (afterFirst.body.viewers !== 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        afterFirst = await api.request('GET', `/v1/streams/${streamId}`, { token });
+      }
       expect(afterFirst.body.viewers).toBe(2);
 
       const second = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-2' } });

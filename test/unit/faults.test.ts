@@ -90,7 +90,7 @@ describe('ApiGatewayConnectionPoster', () => {
   };
   const throttled = () => new LimitExceededException({ message: 'Rate exceeded', $metadata: {} });
 
-  it('retries a 429 and delivers; past the bound reports failed without forgetting the connection', async () => {
+  it('retries a 429 and delivers; past the bound reports throttled (counted, the viewer catches up) without forgetting the connection', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0);
     const { removed, store } = connections();
     const once = jest.fn().mockRejectedValueOnce(throttled()).mockResolvedValue({});
@@ -98,7 +98,7 @@ describe('ApiGatewayConnectionPoster', () => {
     expect(once).toHaveBeenCalledTimes(2);
 
     const always = jest.fn().mockRejectedValue(throttled());
-    expect(await new ApiGatewayConnectionPoster(store, { send: always }).post('c2', { type: 'pong' })).toBe('failed');
+    expect(await new ApiGatewayConnectionPoster(store, { send: always }).post('c2', { type: 'pong' })).toBe('throttled');
     expect(always).toHaveBeenCalledTimes(POST_RETRY.maxAttempts);
     expect(removed).toEqual([]);
   });

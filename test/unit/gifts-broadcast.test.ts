@@ -16,8 +16,9 @@ import type { OutgoingNudge } from '../../shared/adapters/gift-events';
 import {
   broadcastStream,
   chunkForTransactions,
-  framesFor,
-  MAX_EVENTS_PER_FRAME,
+  foldLeaderboard,
+  frameSpacingMs,
+  newBroadcasterMemory,
   sequenceOps,
   sweepUnsentGifts,
   type BroadcastDeps,
@@ -50,60 +51,50 @@ function pending(index: number, fromUserId = `u${index}`): PendingGift {
 }
 
 describe('chunkForTransactions', () => {
-  it('never builds a transaction over 100 items (counter + event batch + gifts + one leaderboard item per sender) and keeps order', () => {
+  it('never builds a transaction over 100 items (counter + event batch + gifts) and keeps order', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 400 }), (senders) => {
         const gifts = senders.map((sender, index) => pending(index, `u${sender}`));
         const chunks = chunkForTransactions(gifts);
         for (const chunk of chunks) {
           expect(chunk.length).toBeGreaterThan(0);
-          expect(2 + chunk.length + new Set(chunk.map((gift) => gift.fromUserId)).size).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+          expect(2 + chunk.length).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
         }
         expect(chunks.flat()).toEqual(gifts);
       }),
     );
   });
 
-  it('packs 98 gifts of one sender into one transaction, and 49 of distinct senders', () => {
-    expect(chunkForTransactions(Array.from({ length: 97 }, (_, index) => pending(index, 'same'))).map((chunk) => chunk.length)).toEqual([97]);
-    expect(chunkForTransactions(Array.from({ length: 100 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([49, 49, 2]);
+  it('packs 98 gifts into one transaction whoever sent them', () => {
+    expect(chunkForTransactions(Array.from({ length: 98 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([98]);
+    expect(chunkForTransactions(Array.from({ length: 99 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([98, 1]);
   });
 });
 
-describe('framesFor', () => {
-  const event = (seq: number): GiftEvent => ({ type: 'gift', streamId: 'st_1', seq, giftTxId: `g${seq}`, fromUserId: 'u', giftId: 'rose', quantity: 1, coins: 1, at: 'now' });
-  it('sends a lone event as itself and several as one batch frame, at most MAX_EVENTS_PER_FRAME each', () => {
-    expect(framesFor([event(1)])).toEqual([event(1)]);
-    expect(framesFor([event(1), event(2)])).toEqual([{ type: 'batch', events: [event(1), event(2)] }]);
-    const many = Array.from({ length: MAX_EVENTS_PER_FRAME * 2 + 1 }, (_, index) => event(index + 1));
-    const frames = framesFor(many) as Array<GiftEvent | { type: 'batch'; events: GiftEvent[] }>;
-    expect(frames.map((frame) => (frame.type === 'batch' ? frame.events.length : 1))).toEqual([MAX_EVENTS_PER_FRAME, MAX_EVENTS_PER_FRAME, 1]);
-    // API Gateway refuses messages over 128 KB.
-    expect(Buffer.byteLength(JSON.stringify(frames[0]))).toBeLessThan(128 * 1024);
+describe('frameSpacingMs', () => {
+  it('keeps the window for small rooms and stretches it when viewers x frames would pass the posts budget', () => {
+    expect(frameSpacingMs(500, 1_000, 5_000)).toBe(500);
+    expect(frameSpacingMs(500, 2_500, 5_000)).toBe(500);
+    // 10,000 viewers at a 5,000 posts/s budget: one frame every 2 s, 5,000 posts a second.
+    expect(frameSpacingMs(500, 10_000, 5_000)).toBe(2_000);
   });
 });
 
 describe('sequenceOps', () => {
-  it('numbers a chunk with one conditional counter write, marks each gift once, adds the leaderboard and stores the events', () => {
+  it('numbers a chunk with one conditional counter write, marks each gift once and stores the events (no leaderboard write per frame)', () => {
     const store = new LedgerStore({ send: jest.fn() }, 'Ledger');
     const gifts = [pending(0, 'alice'), pending(1, 'bob'), pending(2, 'alice')];
     const { ops, events } = sequenceOps(store, { ...STREAM, seq: 7 }, gifts, 8, new Date(NOW_MS));
     expect(events.map((event) => event.seq)).toEqual([8, 9, 10]);
     expect(events[0]).toEqual({ type: 'gift', streamId: 'st_1', seq: 8, giftTxId: 'g0', fromUserId: 'alice', giftId: 'rose', quantity: 1, coins: 1, at: gifts[0]?.at });
-    expect(ops.map((op) => op.label)).toEqual(['stream counter', 'number gift', 'number gift', 'number gift', 'leaderboard', 'leaderboard', 'event batch']);
+    expect(ops.map((op) => op.label)).toEqual(['stream counter', 'number gift', 'number gift', 'number gift', 'event batch']);
     expect(ops[0]?.item.Update).toMatchObject({
       UpdateExpression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
       ConditionExpression: 'seq = :oldSeq',
       ExpressionAttributeValues: marshall({ ':newSeq': 10, ':oldSeq': 7, ':now': NOW_MS, ':coins': 6 }),
     });
     expect(ops[1]?.item.Update).toMatchObject({ UpdateExpression: 'SET seq = :seq REMOVE statusPk, statusSk', ConditionExpression: 'attribute_not_exists(seq)' });
-    const aliceShard = shardFor('alice', SHARDS);
-    expect(ops[4]?.item.Update).toMatchObject({
-      Key: marshall(keys.leaderboardEntry('st_1', aliceShard, 'alice')),
-      UpdateExpression: 'SET lbPk = :lbPk, userId = :userId ADD lbCoins :coins',
-      ExpressionAttributeValues: marshall({ ':lbPk': `STREAM#st_1#LB${aliceShard}`, ':userId': 'alice', ':coins': 4 }),
-    });
-    const batch = unmarshall(ops[6]?.item.Put?.Item ?? {});
+    const batch = unmarshall(ops[4]?.item.Put?.Item ?? {});
     expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
     expect(JSON.parse(String(batch.events))).toEqual(events);
   });
@@ -135,6 +126,11 @@ function fakeTables() {
           const attribute = command.input.IndexName === 'byStream' ? 'streamId' : 'userId';
           return { Items: connections.filter((connection) => connection[attribute] === values[':value']).map((connection) => marshall({ connectionId: connection.connectionId })) };
         }
+        if (command.input.KeyConditionExpression === 'pk = :pk AND sk > :after') {
+          // The catch-up log, read by the leaderboard fold.
+          const rows = [...ledger.values()].filter((item) => item.pk === values[':pk'] && String(item.sk) > String(values[':after'])).sort((a, b) => (String(a.sk) < String(b.sk) ? -1 : 1));
+          return { Items: rows.map((item) => marshall(item, { removeUndefinedValues: true })) };
+        }
         const wanted = String(values[':pk'] ?? values[':statusPk']);
         queries.push(wanted);
         const matches = [...ledger.values()]
@@ -149,6 +145,16 @@ function fakeTables() {
           throw new TransactionCanceledException({ message: 'x', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] });
         }
         const items = command.input.TransactItems ?? [];
+        for (const item of items) {
+          // The one condition the leaderboard fold's resumption relies on.
+          const update = item.Update;
+          if (update?.ConditionExpression !== 'attribute_not_exists(lbSeq) OR lbSeq < :to') continue;
+          const key = unmarshall(update.Key ?? {});
+          const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`);
+          if (stored && Number(stored.lbSeq) >= Number(unmarshall(update.ExpressionAttributeValues ?? {})[':to'])) {
+            throw new TransactionCanceledException({ message: 'x', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed', Item: marshall(stored) }] });
+          }
+        }
         transactions.push(items);
         for (const item of items) {
           if (item.Put?.Item) put(unmarshall(item.Put.Item));
@@ -162,6 +168,18 @@ function fakeTables() {
             stored.seq = values[':seq'];
             delete stored.statusPk;
             delete stored.statusSk;
+          } else if (!update.UpdateExpression?.startsWith('SET seq = :newSeq')) {
+            // Plain `SET a = :x, ... [ADD n :y] [REMOVE b]` updates (leaderboard folds, end announced).
+            const [, sets = '', adds = '', removes = ''] = /^SET (.*?)(?: ADD (.*?))?(?: REMOVE (.*))?$/.exec(update.UpdateExpression ?? '') ?? [];
+            for (const assignment of sets.split(',').filter(Boolean)) {
+              const [name = '', value = ''] = assignment.split('=').map((part) => part.trim());
+              stored[name] = values[value];
+            }
+            for (const addition of adds.split(',').filter(Boolean)) {
+              const [name = '', value = ''] = addition.trim().split(' ');
+              stored[name] = Number(stored[name] ?? 0) + Number(values[value]);
+            }
+            for (const name of removes.split(',').filter(Boolean)) delete stored[name.trim()];
           }
           put(stored);
         }
@@ -220,8 +238,9 @@ function broadcaster(options: { lastFrameAt?: number } = {}) {
       clock += ms;
     },
     windowMs: 300,
-    lastFrames: new Map(),
+    memory: newBroadcasterMemory(),
     remainingMs: () => 30_000,
+    fanout: { postsPerSecond: 5_000, concurrency: 10, sliceConnections: 1 },
   };
   return { tables, deps, posts, sleeps, published };
 }
@@ -230,17 +249,25 @@ describe('broadcastStream', () => {
   it('sends a quiet stream\'s gifts at once: one frame per viewer, then the creator\'s wallet', async () => {
     const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     for (const index of [2, 0, 1]) tables.put(giftRecord(index));
-    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false });
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
     expect(result).toEqual({ events: 3, frames: 1 });
     expect(sleeps).toEqual([]);
     const toViewers = posts.filter((post) => post.connectionId !== 'c1');
     expect(toViewers.map((post) => post.connectionId).sort()).toEqual(['v1', 'v2']);
     const frame = toViewers[0]?.message;
     expect(frame.type).toBe('batch');
-    expect(frame.events.map((event: GiftEvent) => [event.seq, event.giftTxId])).toEqual([[1, 'gift_000'], [2, 'gift_001'], [3, 'gift_002']]);
+    // The gifts in seq order, then the room's counters riding in the same frame.
+    expect(frame.events.map((event: GiftEvent) => [event.type, event.seq, event.giftTxId])).toEqual([
+      ['gift', 1, 'gift_000'],
+      ['gift', 2, 'gift_001'],
+      ['gift', 3, 'gift_002'],
+      ['room', undefined, undefined],
+    ]);
+    expect(frame.events[3]).toEqual({ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 15 });
     expect(posts.filter((post) => post.connectionId === 'c1').map((post) => post.message)).toEqual([{ type: 'wallet', coins: 0, diamonds: 0, pendingDiamonds: 0 }]);
     // One transaction numbered all three: one counter write for the batch, not one per gift.
-    expect(tables.transactions).toHaveLength(1);
+    const numbering = tables.transactions.filter((items) => items.some((item) => item.Update?.UpdateExpression?.startsWith('SET seq = :newSeq')));
+    expect(numbering).toHaveLength(1);
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 3, giftCoins: 15 });
     // Every UNSENT shard partition was read, none was scanned.
     expect(new Set(tables.queries)).toEqual(new Set(Array.from({ length: SHARDS }, (_, shard) => unsentStatusPk('st_1', shard))));
@@ -249,10 +276,10 @@ describe('broadcastStream', () => {
   it('waits out the window since the stream\'s last frame before taking a busy stream\'s gifts', async () => {
     const { tables, deps, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 120 });
     tables.put(giftRecord(0));
-    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false });
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
     expect(sleeps).toEqual([180]);
     // This instance remembers its own frame too.
-    expect(deps.lastFrames.get('st_1')).toBe(NOW_MS + 180);
+    expect(deps.memory.lastFrames.get('st_1')).toBe(NOW_MS + 180);
   });
 
   it('reads a named gift the index does not show yet (GSI lag) and sends it', async () => {
@@ -260,9 +287,9 @@ describe('broadcastStream', () => {
     const lagging = giftRecord(5, 'st_1', { indexed: false });
     // On the table it is marked unsent; the index has not caught up.
     tables.put({ ...lagging, statusPk: 'not-yet-in-the-index-in-this-fake', statusSk: 'x' });
-    const result = await broadcastStream(deps, 'st_1', { namedGifts: [{ pk: lagging.pk, sk: lagging.sk }], ended: false });
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [{ pk: lagging.pk, sk: lagging.sk }], ended: false, until: 0 });
     expect(result.events).toBe(1);
-    expect(posts.find((post) => post.connectionId === 'v1')?.message).toMatchObject({ type: 'gift', seq: 1, giftTxId: 'gift_005' });
+    expect(posts.find((post) => post.connectionId === 'v1')?.message.events[0]).toMatchObject({ type: 'gift', seq: 1, giftTxId: 'gift_005' });
   });
 
   it('does nothing for a nudge whose gifts another run already sent', async () => {
@@ -270,7 +297,7 @@ describe('broadcastStream', () => {
     const sent = { ...giftRecord(1), seq: 1 };
     delete (sent as Record<string, unknown>).statusPk;
     tables.put(sent);
-    await expect(broadcastStream(deps, 'st_1', { namedGifts: [{ pk: sent.pk, sk: sent.sk }], ended: false })).resolves.toEqual({ events: 0, frames: 0 });
+    await expect(broadcastStream(deps, 'st_1', { namedGifts: [{ pk: sent.pk, sk: sent.sk }], ended: false, until: 0 })).resolves.toEqual({ events: 0, frames: 0 });
     expect(posts).toEqual([]);
     expect(tables.transactions).toHaveLength(0);
   });
@@ -279,20 +306,71 @@ describe('broadcastStream', () => {
     const retried = broadcaster();
     retried.tables.put(giftRecord(0));
     retried.tables.cancel(1);
-    await expect(broadcastStream(retried.deps, 'st_1', { namedGifts: [], ended: false })).resolves.toEqual({ events: 1, frames: 1 });
+    await expect(broadcastStream(retried.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).resolves.toEqual({ events: 1, frames: 1 });
 
     const stuck = broadcaster();
     stuck.tables.put(giftRecord(0));
     stuck.tables.cancel(10);
-    await expect(broadcastStream(stuck.deps, 'st_1', { namedGifts: [], ended: false })).rejects.toThrow(/another sequencer/);
+    await expect(broadcastStream(stuck.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).rejects.toThrow(/another sequencer/);
   });
 
-  it('tells viewers the stream ended after its last gifts', async () => {
+  it('tells viewers the stream ended in the same frame as its last gifts, and sends no gift after it', async () => {
     const { tables, deps, posts } = broadcaster();
+    const endedAt = new Date(NOW_MS - 1_000).toISOString();
+    tables.put({ ...keys.stream('st_1'), ...STREAM, status: 'ended', endedAt });
     tables.put(giftRecord(0));
-    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: true });
-    expect(posts.filter((post) => post.connectionId === 'v1').map((post) => post.message.type)).toEqual(['gift', 'streamEnded']);
-    expect(posts.find((post) => post.message.type === 'streamEnded')?.message).toEqual({ type: 'streamEnded', streamId: 'st_1' });
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: true, until: 0 });
+    const toViewer = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
+    expect(toViewer).toHaveLength(1);
+    expect(toViewer[0].events.map((event: { type: string }) => event.type)).toEqual(['gift', 'room', 'streamEnded']);
+    expect(toViewer[0].events[2]).toEqual({ type: 'streamEnded', streamId: 'st_1' });
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ endAnnounced: true });
+
+    // A gift that reaches the index later (the sweeper nudges it) is numbered for catch-up, never posted.
+    posts.length = 0;
+    tables.put(giftRecord(1));
+    const late = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    expect(late).toEqual({ events: 1, frames: 0 });
+    expect(posts.filter((post) => post.connectionId !== 'c1')).toEqual([]);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 2 });
+  });
+
+  it('keeps collecting until its nudge bucket is over, so gifts whose nudges were deduplicated away still go out', async () => {
+    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put(giftRecord(0));
+    // A second gift commits in the same bucket after the first frame: its nudge was dropped as a duplicate.
+    const originalSleep = deps.sleep;
+    deps.sleep = async (ms) => {
+      if (sleeps.length === 0) tables.put(giftRecord(1));
+      await originalSleep(ms);
+    };
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
+    expect(result).toEqual({ events: 2, frames: 2 });
+    const frames = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
+    expect(frames.flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame])).filter((event: { type: string }) => event.type === 'gift').map((event: GiftEvent) => event.seq)).toEqual([1, 2]);
+    // The frames are one window apart.
+    expect(sleeps[0]).toBe(300);
+  });
+});
+
+describe('foldLeaderboard', () => {
+  it('folds each sender\'s gifts since the last fold into one write, and a resumed fold counts nothing twice', async () => {
+    const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    for (const index of [0, 1, 2]) tables.put(giftRecord(index));
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    const aliceShard = shardFor('alice', SHARDS);
+    const alice = () => tables.ledger.get(`${keys.leaderboardEntry('st_1', aliceShard, 'alice').pk}|${keys.leaderboardEntry('st_1', aliceShard, 'alice').sk}`);
+    expect(alice()).toMatchObject({ lbCoins: 15, lbSeq: 3, lbPk: `STREAM#st_1#LB${aliceShard}`, userId: 'alice' });
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ lbSeq: 3 });
+    expect(tables.ledger.get('STREAM#st_1|STREAM')?.lbFoldTo).toBeUndefined();
+
+    // A fold that crashed after alice's write but before finishing: the range stays claimed.
+    const stream = tables.ledger.get('STREAM#st_1|STREAM') ?? {};
+    tables.put({ ...stream, lbSeq: 0, lbFoldTo: 3 });
+    const { streamFromItem } = await import('../../shared/usecases/streams');
+    await foldLeaderboard(tables.store, streamFromItem(tables.ledger.get('STREAM#st_1|STREAM') ?? {}), 3, new Date(NOW_MS));
+    expect(alice()).toMatchObject({ lbCoins: 15, lbSeq: 3 });
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ lbSeq: 3 });
   });
 });
 

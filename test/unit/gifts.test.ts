@@ -9,10 +9,11 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
 import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { SqsGiftEventPublisher, type GiftEventPublisher, type OutgoingNudge } from '../../shared/adapters/gift-events';
+import { bucketNudge, NUDGE_BUCKET_MS, SQS_DEDUPLICATION_WINDOW_MS, SqsGiftEventPublisher, type GiftEventPublisher, type OutgoingNudge } from '../../shared/adapters/gift-events';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import type { Caller } from '../../shared/domain/identity';
-import { giftFingerprint, giftOps, sendGift, type SendGiftDeps } from '../../shared/usecases/gifts';
+import { giftFingerprint, giftOps, sendGift, StreamCache, type SendGiftDeps } from '../../shared/usecases/gifts';
+import { liveFenceAttribute } from '../../shared/usecases/streams';
 
 /*
  * The gift use case without a network: the exact transaction it sends, what each item costs,
@@ -162,15 +163,53 @@ describe('giftOps: one transaction of five small items', () => {
 });
 
 describe('sendGift', () => {
-  it('commits one transaction, answers 201 material with the balance read after, and nudges the stream\'s queue group', async () => {
-    const { deps, world, published } = setup({ coins: 100 });
+  it('commits one transaction conditioned on the balance it read, answers the new balance without another read, and nudges the stream once per bucket', async () => {
+    const { deps, world, published, client } = setup({ coins: 100 });
     const answer = await sendGift(deps, SENDER, request);
     expect(answer).toEqual({ giftTxId: 'gift_TX1', coinsSpent: 15, wallet: { coins: 85 }, replayed: false });
     expect(world.transactions).toHaveLength(1);
+    expect(world.transactions[0]?.[1]?.Update).toMatchObject({
+      UpdateExpression: 'SET coins = :newCoins',
+      ConditionExpression: 'coins = :seen AND coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
+      ExpressionAttributeValues: marshall({ ':newCoins': 85, ':seen': 100, ':cost': 15, ':false': false }),
+    });
+    // Two round trips: the reads at once (idempotency record, consistent balance, stream), then the transaction.
+    const commands = client.send.mock.calls.map(([command]) => (command as object).constructor.name);
+    expect(commands).toEqual(['GetItemCommand', 'GetItemCommand', 'GetItemCommand', 'TransactWriteItemsCommand']);
     const shard = shardFor('gift_TX1', 32);
+    const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
     expect(published).toEqual([
-      { nudge: { streamId: 'st_1', gift: keys.shardEntry('carol', shard, NOW.toISOString(), 'gift_TX1') }, deduplicationId: 'gift_TX1' },
+      {
+        nudge: { streamId: 'st_1', until: (bucket + 1) * NUDGE_BUCKET_MS, gift: keys.shardEntry('carol', shard, NOW.toISOString(), 'gift_TX1') },
+        deduplicationId: `b:st_1:${bucket}`,
+      },
     ]);
+  });
+
+  it('tries again on a fresh read when another debit moved the balance between its read and its commit', async () => {
+    const { deps, world } = setup({ coins: 100 });
+    world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 90 } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: 100 });
+    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_TX1', wallet: { coins: 85 } });
+    expect(world.transactions).toHaveLength(1);
+  });
+
+  it('conditions a fenced stream\'s credit on its fence, so a gift after the end\'s commit is STREAM_NOT_LIVE even from a cached "live"', async () => {
+    const { deps, world, client } = setup({ stream: { fenced: true } });
+    deps.streamCache = new StreamCache();
+    await sendGift(deps, SENDER, request);
+    expect(world.transactions[0]?.[2]?.Update).toMatchObject({
+      ConditionExpression: 'attribute_exists(#live)',
+      ExpressionAttributeNames: { '#live': liveFenceAttribute('st_1') },
+    });
+    // The second gift reads no stream item: the cache answers.
+    const streamReads = () => client.send.mock.calls.filter(([command]) => command instanceof GetItemCommand && unmarshall(command.input.Key ?? {}).pk === 'STREAM#st_1').length;
+    expect(streamReads()).toBe(1);
+    // The end closed the fence meanwhile: the cached "live" does not let the gift in.
+    world.cancelNext = [{ Code: 'None' }, { Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.walletShard('carol', 0), diamonds: 5 } }, { Code: 'None' }, { Code: 'None' }];
+    await expect(sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' })).rejects.toMatchObject({ code: 'STREAM_NOT_LIVE' });
+    expect(streamReads()).toBe(1);
+    expect(world.transactions).toHaveLength(1);
   });
 
   it('still answers when the nudge cannot be sent (the sweeper broadcasts it later)', async () => {
@@ -226,7 +265,8 @@ describe('sendGift', () => {
     });
     await expect(sendGift(deps, SENDER, request)).resolves.toEqual({ giftTxId: 'gift_FIRST', coinsSpent: 15, wallet: { coins: 70 }, replayed: true });
     expect(world.transactions).toHaveLength(0);
-    expect(published).toEqual([{ nudge: { streamId: 'st_1' }, deduplicationId: 'gift_FIRST' }]);
+    const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
+    expect(published).toEqual([{ nudge: { streamId: 'st_1', until: (bucket + 1) * NUDGE_BUCKET_MS }, deduplicationId: `b:st_1:${bucket}` }]);
     await expect(sendGift(deps, SENDER, { ...request, quantity: 4 })).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
   });
 
@@ -254,6 +294,19 @@ describe('SqsGiftEventPublisher', () => {
     await publisher.publish(Array.from({ length: 12 }, (_, index) => ({ nudge: { streamId: `st_${index % 2}` }, deduplicationId: `gift_${index}` })));
     expect(sent.map((command) => command.input.Entries?.length)).toEqual([10, 2]);
     expect(sent[0]?.input.Entries?.[1]).toEqual({ Id: '1', MessageBody: '{"streamId":"st_1"}', MessageGroupId: 'st_1', MessageDeduplicationId: 'gift_1' });
+  });
+
+  it('sends a deduplication id once per warm instance: SQS would drop the second within its 5-minute window anyway', async () => {
+    const sent: SendMessageBatchCommand[] = [];
+    let clock = 1_000_000;
+    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never, 'q', () => clock);
+    const nudge = bucketNudge('st_1', new Date(clock));
+    await publisher.publish([nudge]);
+    await publisher.publish([nudge]);
+    expect(sent).toHaveLength(1);
+    clock += SQS_DEDUPLICATION_WINDOW_MS;
+    await publisher.publish([nudge]);
+    expect(sent).toHaveLength(2);
   });
 
   it('fails loudly when SQS refuses an entry', async () => {

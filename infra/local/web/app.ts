@@ -40,9 +40,13 @@ const STREAMS_REFRESH_INTERVAL_MS = 5_000;
 /** API.md: RATE_LIMITED says when to come back; the page retries that many times at most. */
 const MAX_RATE_LIMIT_RETRIES = 3;
 const MAX_RETRY_AFTER_MS = 10_000;
-/** Stream totals and leaderboards lag gifts by a few seconds (API.md): refresh soon, then again. */
-const STATS_REFRESH_SOON_MS = 800;
-const STATS_REFRESH_TRAILING_MS = 3_500;
+/**
+ * The room's counters come as `room` messages (API.md), so the page never polls the stream per
+ * gift. The leaderboard has no message: while gifts arrive it is read at most this often.
+ */
+const LEADERBOARD_REFRESH_MS = 5_000;
+/** And once more this long after the last gift: the server folds the last gifts within 5 s. */
+const LEADERBOARD_TRAILING_MS = 8_000;
 const WALLET_REFRESH_DEBOUNCE_MS = 600;
 /** Catch-up events older than this are history: listed in the feed, not animated. */
 const ANIMATE_IF_YOUNGER_THAN_MS = 15_000;
@@ -169,6 +173,15 @@ const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('wallet'), coins: z.int(), diamonds: z.int(), pendingDiamonds: z.int() }),
   z.object({ type: z.literal('streamEnded'), streamId: z.string() }),
   z.object({ type: z.literal('pong') }),
+  z.object({ type: z.literal('room'), streamId: z.string(), viewers: z.int(), giftCoins: z.int() }),
+  z.object({
+    type: z.literal('giftSummary'),
+    streamId: z.string(),
+    fromSeq: z.int(),
+    toSeq: z.int(),
+    gifts: z.array(z.object({ giftId: z.string(), quantity: z.int(), coins: z.int() })),
+    senders: z.int(),
+  }),
 ]);
 type ServerMessage = z.infer<typeof serverMessageSchema>;
 const batchSchema = z.object({ type: z.literal('batch'), events: z.array(z.unknown()) });
@@ -1089,7 +1102,44 @@ class Room {
         return;
       case 'pong':
         return;
+      case 'room':
+        if (message.streamId === this.streamId) this.showRoom(message.viewers, message.giftCoins);
+        return;
+      case 'giftSummary':
+        this.summarize(message);
+        return;
     }
+  }
+
+  private showRoom(viewers: number, giftCoins: number): void {
+    byId('room-stats').textContent = `${count(viewers)} watching · 🪙 ${count(giftCoins)} in gifts`;
+  }
+
+  /**
+   * A window too busy for one frame: its tail comes as one summary. In order, it advances the
+   * room past its seqs; after a gap, catch-up reads the missing gifts singly instead.
+   */
+  private summarize(summary: Extract<ServerMessage, { type: 'giftSummary' }>): void {
+    if (summary.streamId !== this.streamId || summary.toSeq <= this.lastSeq) return;
+    if (summary.fromSeq > this.lastSeq + 1) {
+      this.catchUp();
+      return;
+    }
+    this.lastSeq = summary.toSeq;
+    const total = summary.gifts.reduce((sum, gift) => sum + gift.coins, 0);
+    const feed = byId('gift-feed');
+    feed.prepend(
+      element(
+        'li',
+        { 'data-testid': 'gift-feed-summary', 'data-seq': String(summary.toSeq) },
+        element('span', { class: 'emoji', 'aria-hidden': 'true' }, summary.gifts.map((gift) => emojiOf(gift.giftId)).join('')),
+        element('span', {}, `${count(summary.toSeq - summary.fromSeq + 1)} more gifts from ${count(summary.senders)} viewers`),
+        element('span', { class: 'amount' }, `🪙 ${count(total)}`),
+      ),
+    );
+    while (feed.children.length > FEED_MAX_ITEMS) feed.lastElementChild?.remove();
+    this.scheduleLeaderboard();
+    this.drainAhead();
   }
 
   /** Applies events once each and in seq order; a jump buffers the event and fetches the missing ones. */
@@ -1180,7 +1230,7 @@ class Room {
     while (feed.children.length > FEED_MAX_ITEMS) feed.lastElementChild?.remove();
     const age = Date.now() - Date.parse(event.at);
     if (source === 'live' || age < ANIMATE_IF_YOUNGER_THAN_MS) this.animate(event);
-    this.scheduleStats();
+    this.scheduleLeaderboard();
     // The creator's diamonds come with the gift's transaction: a wallet push says so; the re-fetch covers a missed push.
     if (this.asCreator) scheduleWalletRefresh();
   }
@@ -1198,16 +1248,31 @@ class Room {
     }, ANIMATION_DURATION_MS);
   }
 
-  private scheduleStats(): void {
+  /** At most one leaderboard read per LEADERBOARD_REFRESH_MS while gifts arrive, and one after the last. */
+  private scheduleLeaderboard(): void {
     this.statsTimers.soon ??= setTimeout(() => {
       this.statsTimers.soon = undefined;
-      this.refreshStats();
-    }, STATS_REFRESH_SOON_MS);
+      this.refreshLeaderboard();
+    }, LEADERBOARD_REFRESH_MS);
     clearTimeout(this.statsTimers.trailing);
-    this.statsTimers.trailing = setTimeout(() => this.refreshStats(), STATS_REFRESH_TRAILING_MS);
+    this.statsTimers.trailing = setTimeout(() => this.refreshLeaderboard(), LEADERBOARD_TRAILING_MS);
   }
 
+  /** On entering the room: the counters and the leaderboard once; then `room` messages keep the counters. */
   private refreshStats(): void {
+    if (this.left) return;
+    this.refreshLeaderboard();
+    api('GET', `/v1/streams/${encodeURIComponent(this.streamId)}`, streamSchema)
+      .then((stream) => {
+        if (this.left) return;
+        const parts = [stream.viewers !== undefined ? `${count(stream.viewers)} watching` : '', stream.giftCoins !== undefined ? `🪙 ${count(stream.giftCoins)} in gifts` : ''];
+        byId('room-stats').textContent = parts.filter(Boolean).join(' · ');
+        if (stream.status !== 'live' && !this.ended) this.markEnded();
+      })
+      .catch(() => undefined);
+  }
+
+  private refreshLeaderboard(): void {
     if (this.left) return;
     const id = encodeURIComponent(this.streamId);
     api('GET', `/v1/streams/${id}/leaderboard?limit=${LEADERBOARD_SIZE}`, leaderboardSchema)
@@ -1225,14 +1290,6 @@ class Room {
           ),
         );
         if (items.length === 0) list.append(element('li', { class: 'fine' }, 'No gifts yet.'));
-      })
-      .catch(() => undefined);
-    api('GET', `/v1/streams/${id}`, streamSchema)
-      .then((stream) => {
-        if (this.left) return;
-        const parts = [stream.viewers !== undefined ? `${count(stream.viewers)} watching` : '', stream.giftCoins !== undefined ? `🪙 ${count(stream.giftCoins)} in gifts` : ''];
-        byId('room-stats').textContent = parts.filter(Boolean).join(' · ');
-        if (stream.status !== 'live' && !this.ended) this.markEnded();
       })
       .catch(() => undefined);
   }

@@ -3,6 +3,7 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { tablesConfig, webSocketLimitsConfig } from '../../config';
 import { dynamoClient } from '../clients';
 import type { DynamoSend } from './ledger-store';
+import { RoomCounters } from './room-counters';
 import { UserConnections, type ConnectionCaps } from './user-connections';
 
 /**
@@ -11,10 +12,14 @@ import { UserConnections, type ConnectionCaps } from './user-connections';
  * $connect/$disconnect and the fan-out indexes.
  */
 export class ConnectionStreams {
+  private readonly rooms: RoomCounters;
+
   constructor(
     private readonly client: DynamoSend,
     readonly tableName: string,
-  ) {}
+  ) {
+    this.rooms = new RoomCounters(client, tableName);
+  }
 
   /** The connection's stream, or undefined when it has none or is not known (any more). */
   async streamOf(connectionId: string): Promise<string | undefined> {
@@ -32,15 +37,22 @@ export class ConnectionStreams {
    */
   async moveToStream(connectionId: string, streamId: string): Promise<boolean> {
     try {
-      await this.client.send(
+      const answer = await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: marshall({ connectionId }),
           UpdateExpression: 'SET streamId = :streamId',
           ConditionExpression: 'attribute_exists(connectionId)',
           ExpressionAttributeValues: marshall({ ':streamId': streamId }),
+          ReturnValues: 'UPDATED_OLD',
         }),
       );
+      // The viewer leaves one room's count and joins the other's.
+      const previous = answer.Attributes ? unmarshall(answer.Attributes).streamId : undefined;
+      if (previous !== streamId) {
+        if (typeof previous === 'string' && previous !== '') await this.rooms.adjust(previous, connectionId, -1);
+        await this.rooms.adjust(streamId, connectionId, 1);
+      }
       return true;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;

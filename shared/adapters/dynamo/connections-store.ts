@@ -1,6 +1,7 @@
 import { DeleteItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoSend } from './ledger-store';
+import { RoomCounters } from './room-counters';
 
 /** API Gateway closes every WebSocket connection after 2 hours; records live a little longer. */
 export const CONNECTION_MAX_AGE_SECONDS = 2 * 60 * 60;
@@ -17,10 +18,15 @@ export interface ConnectionRecord {
 
 /** Open WebSocket connections, found by stream or by user through their indexes (never a Scan). */
 export class ConnectionsStore {
+  /** Viewers per room, kept as counters next to the connections (room-counters.ts). */
+  readonly rooms: RoomCounters;
+
   constructor(
     private readonly client: DynamoSend,
     readonly tableName: string,
-  ) {}
+  ) {
+    this.rooms = new RoomCounters(client, tableName);
+  }
 
   async save(connection: ConnectionRecord, now: Date): Promise<void> {
     await this.client.send(
@@ -32,10 +38,14 @@ export class ConnectionsStore {
         ),
       }),
     );
+    if (connection.streamId) await this.rooms.adjust(connection.streamId, connection.connectionId, 1);
   }
 
+  /** Forgets a connection and takes it off its room's viewer count (once: a second remove finds nothing). */
   async remove(connectionId: string): Promise<void> {
-    await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }) }));
+    const answer = await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ReturnValues: 'ALL_OLD' }));
+    const streamId = answer.Attributes ? unmarshall(answer.Attributes).streamId : undefined;
+    if (typeof streamId === 'string' && streamId !== '') await this.rooms.adjust(streamId, connectionId, -1);
   }
 
   /** Every connection id watching a stream, page by page. */
@@ -49,10 +59,9 @@ export class ConnectionsStore {
     return all;
   }
 
+  /** The room's viewer counter: a couple of item reads, whatever the number of viewers. */
   async countStreamViewers(streamId: string): Promise<number> {
-    let count = 0;
-    for await (const page of this.pages('byStream', 'streamId', streamId)) count += page.length;
-    return count;
+    return this.rooms.viewers(streamId);
   }
 
   private async *pages(indexName: string, attribute: string, value: string): AsyncGenerator<string[]> {
