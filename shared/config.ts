@@ -105,7 +105,7 @@ export const claimsConfig = resettable(
 export const rateLimitConfig = resettable(
   'rateLimit',
   z.object({
-    /** Per-user token bucket on money routes; the local defaults allow 50/s with bursts of 200 (API.md). */
+    /** Per-user token bucket on writes (every POST/PUT, sendGift, join); the defaults allow 50/s with bursts of 200 (API.md). */
     RATE_LIMIT_PER_SECOND: positiveInt.default(50),
     RATE_LIMIT_BURST: positiveInt.default(200),
   }),

@@ -2,10 +2,13 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { httpRoute } from '../../shared/http/route';
 import { pageQuery } from '../../shared/http/schemas';
 import { listTransactions } from '../../shared/usecases/wallet';
+import { SHARD_FANOUT_READ_COST } from '../../shared/http/rate-limit';
 
 /** GET /v1/wallet/transactions?limit&cursor: the caller's entries, newest first. */
 export const handler = httpRoute({
   auth: true,
+  // One query per creator shard: weighs more against the caller's read limit.
+  rateLimitCost: SHARD_FANOUT_READ_COST,
   query: pageQuery,
   handle: async ({ caller, query }) => ({
     status: 200,

@@ -21,13 +21,13 @@ export class TokenBucketLimiter {
     private readonly nowMs: () => number = Date.now,
   ) {}
 
-  /** Takes one token for `userId`, or throws RATE_LIMITED with the seconds until one is free. */
-  take(userId: string): void {
+  /** Takes `cost` tokens for `userId`, or throws RATE_LIMITED with the seconds until they are free. */
+  take(userId: string, cost = 1): void {
     const now = this.nowMs();
     const bucket = this.buckets.get(userId) ?? { tokens: this.burst, updatedAtMs: now };
     const refilled = Math.min(this.burst, bucket.tokens + ((now - bucket.updatedAtMs) / 1000) * this.ratePerSecond);
-    if (refilled < 1) {
-      const waitSeconds = Math.max(1, Math.ceil((1 - refilled) / this.ratePerSecond));
+    if (refilled < cost) {
+      const waitSeconds = Math.max(1, Math.ceil((cost - refilled) / this.ratePerSecond));
       this.buckets.set(userId, { tokens: refilled, updatedAtMs: now });
       throw new RateLimitedError('Too many requests. Retry later with the same idempotency key.', { retryAfterSeconds: waitSeconds });
     }
@@ -36,7 +36,7 @@ export class TokenBucketLimiter {
       if (!oldest.done) this.buckets.delete(oldest.value);
     }
     this.buckets.delete(userId);
-    this.buckets.set(userId, { tokens: refilled - 1, updatedAtMs: now });
+    this.buckets.set(userId, { tokens: refilled - cost, updatedAtMs: now });
   }
 }
 
@@ -96,9 +96,12 @@ export class UserRateLimiter {
     return limits.burst + limits.perSecond * (this.shared?.windowSeconds ?? 0);
   }
 
-  /** Takes one request of `requestClass` for `userId`, or throws RATE_LIMITED with a retry hint. */
-  async take(userId: string, requestClass: RequestClass): Promise<void> {
-    this.buckets[requestClass].take(userId);
+  /**
+   * Takes one request of `requestClass` for `userId`, or throws RATE_LIMITED with a retry hint.
+   * `cost` weighs a request that fans out (a query per creator shard) against the bucket.
+   */
+  async take(userId: string, requestClass: RequestClass, cost = 1): Promise<void> {
+    this.buckets[requestClass].take(userId, cost);
     if (!this.shared) return;
     const nowSeconds = this.nowMs() / 1000;
     const window = Math.floor(nowSeconds / this.shared.windowSeconds);
@@ -106,7 +109,7 @@ export class UserRateLimiter {
     const state = this.windowState(`${requestClass}\u0000${userId}`, window);
     const refuse = () => new RateLimitedError('Too many requests. Retry later with the same idempotency key.', { retryAfterSeconds: windowEndsIn });
     if (state.full) throw refuse();
-    state.pending += 1;
+    state.pending += cost;
     if (state.pending < this.shared.batch) return;
     const count = state.pending;
     state.pending = 0;
@@ -141,6 +144,12 @@ export class UserRateLimiter {
     return fresh;
   }
 }
+
+/**
+ * What a read that queries every creator shard (leaderboard, notifications, transactions: 32-33
+ * queries) takes from the read bucket: one user flooding them slowed other users' reads 75-fold.
+ */
+export const SHARD_FANOUT_READ_COST = 5;
 
 /** TTL deletes a window's counter this long after the window (TTL itself may lag by hours; it only saves storage). */
 const SHARED_COUNTER_TTL_SLACK_SECONDS = 60;

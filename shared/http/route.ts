@@ -51,6 +51,8 @@ interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType,
   idempotent?: boolean;
   /** Takes a write token even on a GET (every authenticated route is limited; this picks the class). */
   rateLimited?: boolean;
+  /** Tokens a request takes (default 1): more for reads that query every creator shard. */
+  rateLimitCost?: number;
   body?: BodySchema;
   query?: QuerySchema;
   path?: PathSchema;
@@ -151,7 +153,7 @@ export function httpRoute<
         }
         idempotency = { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
       }
-      if (spec.auth) await userRateLimiter().take(caller.userId, requestClassOf(spec, event));
+      if (spec.auth) await userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost);
       const answer = await spec.handle({ body, query, path, caller, idempotency, correlationId, event });
       return jsonResponse(answer.status, answer.body, answer.headers);
     } catch (error) {

@@ -229,7 +229,8 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
             else outcome.socket.close();
           }
           if (!validToken && outcome.status !== 401) throw new Error(`a bad token was answered ${outcome.status} at the upgrade (${outcome.error ?? ''})`);
-          if (![101, 401].includes(outcome.status)) throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
+          // 404: no such stream; 409: the stream has ended; 429: the user's connection cap (issue 17).
+          if (![101, 401, 404, 409, 429].includes(outcome.status)) throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
         }),
         fuzzParameters(),
       );
@@ -274,7 +275,14 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
 
 beforeAll(async () => {
   // The fuzzer is one very busy client: lift the per-user rate limit (auth.test.ts covers it).
-  stack = await startTestStack({ RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000' });
+  // The same for reads and for the per-user connection cap (hardening.test.ts covers them).
+  stack = await startTestStack({
+    RATE_LIMIT_PER_SECOND: '1000000',
+    RATE_LIMIT_BURST: '1000000',
+    RATE_LIMIT_READ_PER_SECOND: '1000000',
+    RATE_LIMIT_READ_BURST: '1000000',
+    WS_MAX_CONNECTIONS_PER_USER: '1000',
+  });
   // INFO lines for thousands of refusals are noise; errors are what this test looks for.
   logger.setLogLevel('ERROR');
   restoreWrites = captureErrorLogs();

@@ -1,7 +1,7 @@
 import { logger } from '../../../shared/logger';
 import { RateLimitedError } from '../../../shared/domain/errors';
 import type { RateWindow, SharedRateCounter } from '../../../shared/adapters/dynamo/rate-counter';
-import { TokenBucketLimiter, UserRateLimiter, type RequestClass } from '../../../shared/http/rate-limit';
+import { SHARD_FANOUT_READ_COST, TokenBucketLimiter, UserRateLimiter, type RequestClass } from '../../../shared/http/rate-limit';
 
 describe('per-user token bucket', () => {
   it('allows the burst, then refuses with Retry-After, then refills', () => {
@@ -54,6 +54,13 @@ describe('the per-user limit with its cross-instance ceiling (issue 17, points 3
     for (let i = 0; i < 20; i += 1) expect(await outcome(limiter, 'u', 'write')).toBe('ok');
     expect(await outcome(limiter, 'u', 'write')).toEqual(expect.any(Number));
     for (let i = 0; i < 40; i += 1) expect(await outcome(limiter, 'u', 'read')).toBe('ok');
+    expect(await outcome(limiter, 'u', 'read')).toEqual(expect.any(Number));
+  });
+
+  it('a read that queries every creator shard weighs SHARD_FANOUT_READ_COST against the read bucket', async () => {
+    const limiter = new UserRateLimiter(limits, undefined, () => 0);
+    const fanouts = limits.read.burst / SHARD_FANOUT_READ_COST;
+    for (let i = 0; i < fanouts; i += 1) await limiter.take('u', 'read', SHARD_FANOUT_READ_COST);
     expect(await outcome(limiter, 'u', 'read')).toEqual(expect.any(Number));
   });
 
