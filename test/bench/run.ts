@@ -630,7 +630,8 @@ async function main(): Promise<void> {
       drainTimeoutMs: STORM_DRAIN_TIMEOUT_MS,
       sendGift: async (index) => (await httpGift(stormSenders[index % STORM_SENDERS] as User, stormStream.streamId)).giftTxId,
     });
-    await drained(stormStream, stormFigures.gifts * GIFT_COINS);
+    // Gifts whose HTTP send failed (a loaded machine) may or may not have committed.
+    await drained(stormStream, (stormFigures.gifts - stormFigures.failedSends) * GIFT_COINS);
     await sleep(1_000);
     const storm = {
       ...stormFigures,
@@ -649,11 +650,15 @@ async function main(): Promise<void> {
     const viewerIds = stack.gateway.openConnectionIds().filter((id) => !before.has(id));
 
     // The viewer count costs the same whatever the number of viewers: a couple of counter items.
-    capture.readUnits = 0;
+    capture.readLog.length = 0;
     capture.reads = true;
     const viewersCounted = (await call('GET', `/v1/streams/${fanStream.streamId}`, { token: fanStream.token })).body?.viewers;
     capture.reads = false;
-    const viewerCount = { viewers: Number(viewersCounted), rcuPerRead: round(capture.readUnits, 2), method: 'ReturnConsumedCapacity of every read GET /v1/streams/{id} makes' };
+    // Only the reads of this stream's item and counters: a broadcaster still busy elsewhere reads too.
+    const streamReadUnits = capture.readLog
+      .filter((line) => line.includes(`STREAM#${fanStream.streamId}"`) || line.includes(`ROOM#${fanStream.streamId}#`))
+      .reduce((sum, line) => sum + Number(line.split(' ')[1] ?? 0), 0);
+    const viewerCount = { viewers: Number(viewersCounted), rcuPerRead: round(streamReadUnits, 2), method: 'ReturnConsumedCapacity of the stream item and viewer-counter reads GET /v1/streams/{id} makes' };
     log(`fanout: ${openedViewers} sockets open (${viewerIds.length} gateway connections); GET stream reports ${viewersCounted} viewers for ${viewerCount.rcuPerRead} RCU`);
 
     const fanSender = stormSenders[0] as User;
@@ -685,7 +690,11 @@ async function main(): Promise<void> {
     }
     await Promise.all(sends);
     const activePool = viewers;
-    await waitFor('every viewer to receive the storm', async () => (await activePool.stats()).covered, (total) => total >= coveredBefore + stormGifts * openedViewers, WAIT_MS, 100);
+    // A machine too busy to deliver everything in time still yields the posts-per-second figure.
+    const stormDelivered = await waitFor('every viewer to receive the storm', async () => (await activePool.stats()).covered, (total) => total >= coveredBefore + stormGifts * openedViewers, WAIT_MS, 100).then(
+      () => 1,
+      async () => ((await activePool.stats()).covered - coveredBefore) / (stormGifts * openedViewers),
+    );
     const stormSeconds = (performance.now() - stormStarted) / 1000;
     clearInterval(sampler);
     const postsTotal = viewerPosts() - postsAtStart;
@@ -701,6 +710,8 @@ async function main(): Promise<void> {
       maxFrameBytes: Math.max(finalStats.maxFrameBytes, storm.maxFrameBytes),
       stormGifts,
       stormDeliveredInS: round(stormSeconds, 1),
+      /** Share of the storm's gift events every viewer had within the wait (1: all). */
+      stormDelivered: round(stormDelivered, 3),
       repeats: fanLatencies.map((ms) => round(ms, 0)),
       /** Send to the first viewer's receipt: the pipeline (HTTP gift, queue, sequencer) before the posts spread. */
       firstViewerP50Ms: round(percentile(firstViewerLatencies, 50), 0),
