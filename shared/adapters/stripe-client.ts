@@ -74,8 +74,11 @@ async function readSecrets(): Promise<StripeSecrets> {
 }
 
 let secretsManager: SecretsManagerClient | undefined;
-const secretsCache = maxAgeCache(readSecrets, () => stripeConfig().STRIPE_SECRET_MAX_AGE_SECONDS * 1000);
+// Built at first use, not at import: a module-level call would keep the Secrets Manager client in
+// every bundle that imports this file, also those that never read the secret (esbuild tree-shaking).
+let secretsCache: ReturnType<typeof maxAgeCache<StripeSecrets>> | undefined;
 export function stripeSecrets(): Promise<StripeSecrets> {
+  secretsCache ??= maxAgeCache(readSecrets, () => stripeConfig().STRIPE_SECRET_MAX_AGE_SECONDS * 1000);
   return secretsCache.get();
 }
 
@@ -119,6 +122,6 @@ export function tracedStripeHttpClient(inner: Stripe.HttpClient): Stripe.HttpCli
 }
 
 export function resetStripeForTests(): void {
-  secretsCache.reset();
+  secretsCache = undefined;
   client = undefined;
 }

@@ -133,8 +133,6 @@ export function httpRoute<
 >(spec: RouteSpec<BodySchema, QuerySchema, PathSchema>) {
   const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
-    // One invocation: its log lines carry this correlation id and route, and no other request's.
-    return runInvocation(context, { correlationId, route: event.routeKey }, async () => {
     try {
       const caller = spec.auth ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : (undefined as unknown as Caller);
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
@@ -159,11 +157,13 @@ export function httpRoute<
     } catch (error) {
       return errorResponse(error, correlationId);
     }
-    });
   };
+  // One invocation per request: its log lines carry this correlation id and route, and no other request's.
+  const invocation = (event: HttpEvent, context: Context) =>
+    runInvocation(context, { correlationId: event.requestContext?.requestId ?? context.awsRequestId, route: event.routeKey }, () => core(event, context));
   // The spec rides along on the handler so the OpenAPI document is generated from the very
   // schemas that parse the requests (shared/http/openapi.ts).
-  return Object.assign(middy(core), {
+  return Object.assign(middy(invocation), {
     routeSpec: {
       auth: spec.auth,
       idempotent: spec.idempotent ?? false,

@@ -73,8 +73,6 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
 }) {
   const core = async (event: WsEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext.requestId ?? context.awsRequestId;
-    const keys = { correlationId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId };
-    return runInvocation(context, keys, async () => {
     let requestId: string | undefined;
     try {
       const text = event.body ?? '';
@@ -99,9 +97,15 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
     } catch (error) {
       return reply(errorMessage(error, requestId, correlationId));
     }
-    });
   };
+  // One invocation per frame: its log lines carry this correlation id, route and connection only.
+  const invocation = (event: WsEvent, context: Context) =>
+    runInvocation(
+      context,
+      { correlationId: event.requestContext.requestId ?? context.awsRequestId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId },
+      () => core(event, context),
+    );
   // The schema rides along on the handler, as httpRoute's does, so tests and documents can
   // generate frames from the very schema that parses them.
-  return Object.assign(middy(core), { routeSpec: { body: spec.body, requestClass: spec.requestClass } });
+  return Object.assign(middy(invocation), { routeSpec: { body: spec.body, requestClass: spec.requestClass } });
 }
