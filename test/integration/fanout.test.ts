@@ -111,11 +111,12 @@ describe('fan-out', () => {
 
   it('a connection closed without $disconnect is removed at its first GoneException, and no other connection is touched', async () => {
     const { streamId } = await goLive(api, 'gone-creator');
-    const token = await api.token({ sub: 'gone-viewer', ...ADULT });
-    const url = `${stack.wsUrl}/?token=${token}&streamId=${streamId}`;
-    const vanished = await openIdentified(url);
-    const stayA = await openIdentified(url);
-    const stayB = await openIdentified(url);
+    // Three viewers, not three tabs of one: a user's newer connection takes the room over from the older.
+    const [token, tokenA, tokenB] = await Promise.all(['gone-viewer', 'stay-viewer-a', 'stay-viewer-b'].map((sub) => api.token({ sub, ...ADULT })));
+    const urlOf = (viewerToken: string | undefined) => `${stack.wsUrl}/?token=${String(viewerToken)}&streamId=${streamId}`;
+    const vanished = await openIdentified(urlOf(token));
+    const stayA = await openIdentified(urlOf(tokenA));
+    const stayB = await openIdentified(urlOf(tokenB));
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(3);
       stack.gateway.dropConnectionSilently(vanished.connectionId);
@@ -124,6 +125,9 @@ describe('fan-out', () => {
       const first = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-1' } });
       expect(first.status).toBe(201);
       for (const stay of [stayA, stayB]) await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
+      // The posts go out side by side: the one to the vanished connection may land after the others.
+      const postedBy = Date.now() + 10_000;
+      while (stack.gateway.postCounts.get(vanished.connectionId) === undefined && Date.now() < postedBy) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
       // The gone connection leaves the room's viewer counter when its removal lands, which can be
       // just after the other viewers' posts.

@@ -77,7 +77,10 @@ export class ConnectionStreams {
       );
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      return;
     }
+    // Its $disconnect will find no stream to leave: the room's count drops now.
+    await this.rooms.adjust(streamId, connectionId, -1);
   }
 }
 
