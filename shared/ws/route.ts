@@ -48,7 +48,7 @@ export function errorMessage(error: unknown, requestId: string | undefined, corr
         code: error.code,
         message: error.message,
         ...(error.details && { details: error.details }),
-        // RATE_LIMITED carries its retry hint in the message, as HTTP carries it in Retry-After.
+        // RATE_LIMITED carries its retry hint here, as an HTTP answer carries it in Retry-After.
         ...(error.retryAfterSeconds !== undefined && { retryAfterSeconds: error.retryAfterSeconds }),
       },
     };
@@ -77,10 +77,11 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
     try {
       const text = event.body ?? '';
       let json: unknown;
+      let isJson = true;
       try {
         json = JSON.parse(text);
       } catch {
-        throw new ValidationError('The message is not valid JSON.');
+        isJson = false;
       }
       // The requestId is read before any refusal, so every error can repeat it (API.md). Parsing
       // first costs little: API Gateway never delivers a frame over 128 KB.
@@ -89,6 +90,7 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       // Every frame counts against its sender's limit, a malformed one too: each costs an invocation.
       const caller = callerFromAuthorizer(event);
       await userRateLimiter().take(caller.userId, spec.requestClass);
+      if (!isJson) throw new ValidationError('The message is not valid JSON.');
       if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
       const parsed = spec.body.safeParse(json);
       if (!parsed.success) throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });

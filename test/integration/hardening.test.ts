@@ -333,3 +333,21 @@ describe('a cap on WebSocket connections (issue 17, point 5)', () => {
     }
   });
 });
+
+describe('frames that are not even JSON count too (issue 17, point 3)', () => {
+  it('a flood of garbage frames is answered RATE_LIMITED past the read burst, on an open connection', async () => {
+    const token = await api.token({ sub: 'limit-garbage', ...ADULT });
+    const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}`);
+    try {
+      const frames = READ_BURST + 15;
+      for (let index = 0; index < frames; index += 1) socket.send('not json');
+      await socket.waitFor((messages) => messages.filter((message) => message.type === 'error').length === frames);
+      const codes = socket.messages().map((message) => message.error?.code);
+      expect(codes.filter((code) => code === 'RATE_LIMITED').length).toBeGreaterThan(0);
+      expect(codes.filter((code) => code === 'VALIDATION_FAILED').length).toBeGreaterThanOrEqual(READ_BURST);
+      expect(socket.socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      await socket.close();
+    }
+  });
+});
