@@ -264,7 +264,8 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
     const stream = streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
     if (!stream || stream.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
     if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
-    // Past a few balance races (one sender's concurrent gifts), subtract and read the balance after.
+    // After a balance race (one sender's concurrent gifts), subtract and read the balance after:
+    // optimistic retries would make N concurrent gifts cost N^2/2 transactions.
     const seenCoins = attempt <= BALANCE_RACE_ATTEMPTS ? (typeof walletItem?.coins === 'number' ? walletItem.coins : 0) : undefined;
     const giftTxId = deps.newId('gift', now);
     try {
@@ -295,8 +296,8 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
   }
 }
 
-/** One sender's concurrent gifts race on the balance; after this many, the gift subtracts instead. */
-export const BALANCE_RACE_ATTEMPTS = 3;
+/** Attempts conditioned on the balance read; a gift that loses a balance race then subtracts instead. */
+export const BALANCE_RACE_ATTEMPTS = 1;
 
 async function committed(deps: SendGiftDeps, stream: StreamRecord, giftTxId: string, cost: number, now: Date, senderId: string, seenCoins: number | undefined): Promise<GiftAnswer & { replayed: boolean }> {
   const shard = shardFor(giftTxId, stream.creatorShards);

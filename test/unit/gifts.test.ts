@@ -186,12 +186,13 @@ describe('sendGift', () => {
     ]);
   });
 
-  it('tries again on a fresh read when another debit moved the balance between its read and its commit', async () => {
+  it('when another debit moved the balance between its read and its commit, subtracts instead and reads the balance after', async () => {
     const { deps, world } = setup({ coins: 100 });
     world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 90 } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
     world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: 100 });
     await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_TX1', wallet: { coins: 85 } });
     expect(world.transactions).toHaveLength(1);
+    expect(world.transactions[0]?.[1]?.Update).toMatchObject({ UpdateExpression: 'SET coins = coins - :cost', ConditionExpression: 'coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)' });
   });
 
   it('conditions a fenced stream\'s credit on its fence, so a gift after the end\'s commit is STREAM_NOT_LIVE even from a cached "live"', async () => {
