@@ -317,6 +317,8 @@ export function budgetHoldOp(
   recharge: Pick<RechargeRecord, 'userId' | 'budgetMonth' | 'priceMinor'>,
   currency: string,
   boundMinor: number | undefined,
+  /** What a month that cannot hold it means here: a refused request, or (for a payment already made) a refund. */
+  onFull: () => Error = budgetExceeded,
 ): WriteOp {
   const key = keys.budgetMonth(recharge.userId, recharge.budgetMonth);
   const values = { ':price': recharge.priceMinor, ':currency': currency };
@@ -325,7 +327,7 @@ export function budgetHoldOp(
     'budget month',
     key,
     { expression: 'ADD spentMinor :price SET currency = :currency', condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound', values: { ...values, ':bound': boundMinor } },
-    budgetExceeded,
+    onFull,
   );
 }
 

@@ -360,7 +360,7 @@ function creditBudgetOp(store: LedgerStore, recharge: RechargeRecord, limit: Wal
   if (!held) {
     const bound = spendBound(limit.amount, recharge.priceMinor);
     if (bound < 0) throw new BudgetCannotHold();
-    return budgetHoldOp(store, recharge, recharge.currency, bound);
+    return budgetHoldOp(store, recharge, recharge.currency, bound, () => new BudgetCannotHold());
   }
   return store.conditionCheck(
     'budget holds the payment',

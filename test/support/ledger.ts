@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import type { LocalStack } from '../../infra/local/stack';
+import { reconcileLedger } from '../../shared/ops/reconcile';
 import type { ApiClient } from './local-stack';
 
 /** An adult US user's claims, for tokens from /dev/tokens. */
@@ -30,4 +31,17 @@ export async function goLive(api: ApiClient, creatorId: string, title = 'live'):
   const created = await api.request('POST', '/v1/streams', { token, body: { title } });
   if (created.status !== 201) throw new Error(`going live failed: ${created.status} ${JSON.stringify(created.body)}`);
   return { token, streamId: String(created.body.streamId) };
+}
+
+/**
+ * The end of a file that wrote money: the books of its table must balance (npm run reconcile's
+ * check), and its client is closed either way.
+ */
+export async function closeBalancedBooks(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    const report = await reconcileLedger(client, tableName);
+    if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
+  } finally {
+    client.destroy();
+  }
 }

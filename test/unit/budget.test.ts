@@ -1,7 +1,8 @@
+import { reconcileLedger } from '../../shared/ops/reconcile';
+import { closeBalancedBooks } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { DomainError } from '../../shared/domain/errors';
-import { reconcileLedger } from '../../shared/ops/reconcile';
 import { createRecharge, expirePendingRecharges, getRecharge, holdsBudget, overBudgetRefundKey, readRecharge, RECHARGE_PENDING_LIFETIME_SECONDS } from '../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
 import { getWallet } from '../../shared/usecases/wallet';
@@ -24,11 +25,7 @@ beforeAll(async () => {
   ({ store, client } = await freshLedger());
   tableName = store.tableName;
 });
-afterAll(async () => {
-  const report = await reconcileLedger(client, tableName);
-  client.destroy();
-  if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
-});
+afterAll(() => closeBalancedBooks(client, tableName));
 
 let sequence = 0;
 const nextKey = () => ({ key: `b-${(sequence += 1)}`, fingerprint: `fp-${sequence}` });
@@ -114,6 +111,23 @@ describe('the monthly budget, whatever the order of payment events', () => {
     expect(await handleStripeEvent(hook, events.canceled(second.paymentIntentId))).toBe('canceled');
     expect(await spent(userId)).toBe(599);
     expect(payments.refundCalls).toHaveLength(0);
+  });
+
+  it('refunds a cancelled recharge paid after all when the month is full by then', async () => {
+    const payments = new FakePayments();
+    const userId = userNamed('full-month');
+    const hook = webhookDeps(store, () => new Date(), payments);
+    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 700, currency: 'USD' });
+    const cancelled = await open(payments, userId, 'coins_500');
+    expect(await handleStripeEvent(hook, events.canceled(cancelled.paymentIntentId))).toBe('canceled');
+    const paid = await open(payments, userId, 'coins_500');
+    expect(await handleStripeEvent(hook, events.succeeded(paid.paymentIntentId))).toBe('credited');
+    // 599 + 599 > 700: the cancelled one cannot come back into the month, so it is refunded.
+    expect(await handleStripeEvent(hook, events.succeeded(cancelled.paymentIntentId))).toBe('refunded_over_budget');
+    expect(payments.refundCalls.map((call) => call.idempotencyKey)).toEqual([overBudgetRefundKey(cancelled.rechargeId)]);
+    const wallet = await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true });
+    expect(wallet.coins).toBe(500);
+    expect(wallet.budget.spentThisMonth.amount).toBe(599);
   });
 
   it('finishes an over-budget refund that Stripe did not take, on redelivery or from the expiry sweep', async () => {

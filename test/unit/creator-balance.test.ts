@@ -1,3 +1,4 @@
+import { closeBalancedBooks } from '../support/ledger';
 import { TransactionCanceledException, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { keys } from '../../shared/adapters/dynamo/keys';
@@ -5,7 +6,6 @@ import { LedgerStore, type DynamoSend } from '../../shared/adapters/dynamo/ledge
 import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { logger } from '../../shared/logger';
-import { reconcileLedger } from '../../shared/ops/reconcile';
 import { processPayout, requestPayout } from '../../shared/usecases/payouts';
 import { getWallet } from '../../shared/usecases/wallet';
 import { adultCaller, FakeConnect, freshPayoutLedger, linkEnabledAccount, RecordingQueue, seedDiamonds } from './payout-fixtures';
@@ -24,11 +24,7 @@ beforeAll(async () => {
   logger.setLogLevel('SILENT');
   ({ store, client, tableName } = await freshPayoutLedger());
 });
-afterAll(async () => {
-  const report = await reconcileLedger(client, tableName);
-  client.destroy();
-  if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
-});
+afterAll(() => closeBalancedBooks(client, tableName));
 
 /** A creator whose 10,000 diamonds are spread over every shard, with a payout account. */
 async function creatorWith(diamondsPerSeed: number, seeds: number): Promise<string> {

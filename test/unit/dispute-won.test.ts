@@ -1,6 +1,6 @@
+import { closeBalancedBooks } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { reconcileLedger } from '../../shared/ops/reconcile';
 import { createRecharge, readRecharge } from '../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
 import { adult, entriesOf, entrySums, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
@@ -15,11 +15,7 @@ let sequence = 0;
 beforeAll(async () => {
   ({ store, client } = await freshLedger());
 });
-afterAll(async () => {
-  const report = await reconcileLedger(client, store.tableName);
-  client.destroy();
-  if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
-});
+afterAll(() => closeBalancedBooks(client, store.tableName));
 
 const hook = () => webhookDeps(store, () => new Date(), payments);
 

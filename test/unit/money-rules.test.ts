@@ -1,3 +1,4 @@
+import { closeBalancedBooks } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ItemKey } from '../../shared/adapters/dynamo/keys';
 import { keys } from '../../shared/adapters/dynamo/keys';
@@ -8,7 +9,6 @@ import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../shared/domain/
 import { AgeRestrictedError, BelowMinimumPayoutError, DomainError, InvariantViolation, PayoutLimitExceededError, WalletLockedError } from '../../shared/domain/errors';
 import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../shared/domain/identity';
 import { logger } from '../../shared/logger';
-import { reconcileLedger } from '../../shared/ops/reconcile';
 import { sendGift, type SendGiftDeps } from '../../shared/usecases/gifts';
 import { processPayout, requestPayout, utcDay } from '../../shared/usecases/payouts';
 import { createRecharge, expirePendingRecharges, readRecharge } from '../../shared/usecases/recharge';
@@ -34,11 +34,7 @@ beforeAll(async () => {
   logger.setLogLevel('SILENT');
   ({ store, client, tableName } = await freshPayoutLedger());
 });
-afterAll(async () => {
-  const report = await reconcileLedger(client, tableName);
-  client.destroy();
-  if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
-});
+afterAll(() => closeBalancedBooks(client, tableName));
 
 function uniqueUser(prefix: string): string {
   sequence += 1;

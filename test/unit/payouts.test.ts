@@ -1,3 +1,4 @@
+import { closeBalancedBooks } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
@@ -15,7 +16,6 @@ import {
   NotFoundError,
 } from '../../shared/domain/errors';
 import { logger } from '../../shared/logger';
-import { reconcileLedger } from '../../shared/ops/reconcile';
 import {
   getPayout,
   listPayouts,
@@ -40,11 +40,7 @@ beforeAll(async () => {
   logger.setLogLevel('SILENT');
   ({ store, client, tableName } = await freshPayoutLedger());
 });
-afterAll(async () => {
-  const report = await reconcileLedger(client, tableName);
-  client.destroy();
-  if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);
-});
+afterAll(() => closeBalancedBooks(client, tableName));
 
 function newCreator(): string {
   userSequence += 1;
