@@ -77,8 +77,6 @@ interface WindowState {
 export class UserRateLimiter {
   private readonly buckets: Record<RequestClass, TokenBucketLimiter>;
   private readonly windows = new Map<string, WindowState>();
-  /** Counter writes started and not yet landed. */
-  private readonly inFlight = new Set<Promise<void>>();
   private static readonly MAX_TRACKED_WINDOWS = 50_000;
 
   constructor(
@@ -115,27 +113,22 @@ export class UserRateLimiter {
     if (state.pending < this.shared.batch) return;
     const count = state.pending;
     state.pending = 0;
-    // Off the request's path: awaiting this write on every tenth request of a busy user made a
-    // gift a third sequential DynamoDB call and, under a storm, stalled delivery by seconds. Its
-    // answer applies from the next request on, so a user passes the ceiling by at most what one
-    // write's round trip lets through. (On Lambda a write still in flight when the answer goes
-    // out finishes when the instance next runs.)
-    const ceiling = this.ceiling(requestClass);
-    const write = this.shared.counter
-      .add({ userId, requestClass, window, expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS) }, count, ceiling)
-      .then((total) => {
-        if (total === undefined || total >= ceiling) state.full = true;
-      })
-      .catch((error: unknown) => {
-        logger.warn('shared rate counter unavailable; the per-instance limit still holds', { error: error instanceof Error ? error : String(error) });
-      })
-      .finally(() => this.inFlight.delete(write));
-    this.inFlight.add(write);
-  }
-
-  /** Resolves once every counter write this instance has started has landed (tests model spaced requests with it). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.inFlight]);
+    let total: number | undefined;
+    try {
+      total = await this.shared.counter.add(
+        { userId, requestClass, window, expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS) },
+        count,
+        this.ceiling(requestClass),
+      );
+    } catch (error) {
+      logger.warn('shared rate counter unavailable; the per-instance limit still holds', { error: error instanceof Error ? error : String(error) });
+      return;
+    }
+    if (total === undefined) {
+      state.full = true;
+      throw refuse();
+    }
+    if (total >= this.ceiling(requestClass)) state.full = true;
   }
 
   private windowState(key: string, window: number): WindowState {

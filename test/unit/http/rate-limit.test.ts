@@ -64,7 +64,7 @@ describe('the per-user limit with its cross-instance ceiling (issue 17, points 3
     expect(await outcome(limiter, 'u', 'read')).toEqual(expect.any(Number));
   });
 
-  it('two instances together take no more than one instance’s window (batch 1: once each write has landed)', async () => {
+  it('two instances together take no more than one instance’s window (batch 1: exact)', async () => {
     let now = 1_000_000;
     const counter = new MemoryCounter();
     const shared = { counter, windowSeconds: 10, batch: 1 };
