@@ -273,6 +273,12 @@ export function newBroadcasterMemory(): BroadcasterMemory {
  * frames from the next refresh on and the gifts before from catch-up (API.md).
  */
 export const AUDIENCE_REFRESH_MS = 1_000;
+/**
+ * A room this small is read afresh for every frame (one index page, at most two frames a second):
+ * a viewer who (re)connects and catches up just before a frame would otherwise miss that frame
+ * and, with no later frame to show a seq jump, never learn of it.
+ */
+export const AUDIENCE_ALWAYS_FRESH_MAX = 1_000;
 
 async function roomViewers(deps: BroadcastDeps, streamId: string): Promise<number> {
   const now = deps.now().getTime();
@@ -286,7 +292,7 @@ async function roomViewers(deps: BroadcastDeps, streamId: string): Promise<numbe
 async function roomConnectionIds(deps: BroadcastDeps, streamId: string): Promise<string[]> {
   const now = deps.now().getTime();
   const known = deps.memory.audiences.get(streamId);
-  if (known?.ids && now - known.at < AUDIENCE_REFRESH_MS) return known.ids;
+  if (known?.ids && known.ids.length > AUDIENCE_ALWAYS_FRESH_MAX && now - known.at < AUDIENCE_REFRESH_MS) return known.ids;
   const ids = await streamConnectionIds(deps.connections, streamId);
   deps.memory.audiences.set(streamId, { at: known && now - known.at < AUDIENCE_REFRESH_MS ? known.at : now, viewers: known?.viewers ?? ids.length, ids });
   return ids;
