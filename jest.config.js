@@ -4,7 +4,10 @@ module.exports = {
   transform: {
     '^.+\\.tsx?$': ['@swc/jest', { jsc: { target: 'es2022' } }],
     // jose and middy ship ESM only; jest on Node 20 loads CommonJS, so they are compiled like our code.
-    '^.+/node_modules/(jose|@middy)/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+    '^.+/node_modules/(jose|@middy)/.+\\.js$': [
+      '@swc/jest',
+      { jsc: { target: 'es2022' }, module: { type: 'commonjs' } },
+    ],
   },
   transformIgnorePatterns: ['/node_modules/(?!(jose|@middy)/)'],
   roots: ['<rootDir>/test'],

@@ -12,7 +12,13 @@ if (typeof process.getuid === 'function' && process.getuid() !== 0) {
 console.log('Installing Debian chromium for the browser test...');
 try {
   execFileSync('apt-get', ['update'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 } catch (error) {
-  console.error('Installing chromium failed; the browser test will report it.', error instanceof Error ? error.message : error);
+  console.error(
+    'Installing chromium failed; the browser test will report it.',
+    error instanceof Error ? error.message : error,
+  );
 }

@@ -72,9 +72,30 @@ const read: Access = { ledger: 'read' };
 
 export const HTTP_ROUTES: HttpRoute[] = [
   { name: 'Health', method: 'GET', path: '/health', handler: 'functions/http/health.ts', auth: 'none', access: {} },
-  { name: 'CatalogPackages', method: 'GET', path: '/v1/packages', handler: 'functions/http/catalog-packages.ts', auth: 'none', access: {} },
-  { name: 'CatalogGifts', method: 'GET', path: '/v1/gifts', handler: 'functions/http/catalog-gifts.ts', auth: 'none', access: {} },
-  { name: 'WalletGet', method: 'GET', path: '/v1/wallet', handler: 'functions/http/wallet-get.ts', auth: 'jwt', access: read },
+  {
+    name: 'CatalogPackages',
+    method: 'GET',
+    path: '/v1/packages',
+    handler: 'functions/http/catalog-packages.ts',
+    auth: 'none',
+    access: {},
+  },
+  {
+    name: 'CatalogGifts',
+    method: 'GET',
+    path: '/v1/gifts',
+    handler: 'functions/http/catalog-gifts.ts',
+    auth: 'none',
+    access: {},
+  },
+  {
+    name: 'WalletGet',
+    method: 'GET',
+    path: '/v1/wallet',
+    handler: 'functions/http/wallet-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
   {
     name: 'WalletTransactions',
     method: 'GET',
@@ -83,11 +104,40 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: read,
   },
-  { name: 'DevTokens', method: 'POST', path: '/dev/tokens', handler: 'functions/http/dev-tokens.ts', auth: 'none', localOnly: true, access: {} },
+  {
+    name: 'DevTokens',
+    method: 'POST',
+    path: '/dev/tokens',
+    handler: 'functions/http/dev-tokens.ts',
+    auth: 'none',
+    localOnly: true,
+    access: {},
+  },
   // Live streams and gifts (issue 4)
-  { name: 'StreamsCreate', method: 'POST', path: '/v1/streams', handler: 'functions/http/streams-create.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
-  { name: 'StreamsList', method: 'GET', path: '/v1/streams', handler: 'functions/http/streams-list.ts', auth: 'jwt', access: read },
-  { name: 'StreamsGet', method: 'GET', path: '/v1/streams/{streamId}', handler: 'functions/http/streams-get.ts', auth: 'jwt', access: { ledger: 'read', connections: 'read' } },
+  {
+    name: 'StreamsCreate',
+    method: 'POST',
+    path: '/v1/streams',
+    handler: 'functions/http/streams-create.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
+  {
+    name: 'StreamsList',
+    method: 'GET',
+    path: '/v1/streams',
+    handler: 'functions/http/streams-list.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'StreamsGet',
+    method: 'GET',
+    path: '/v1/streams/{streamId}',
+    handler: 'functions/http/streams-get.ts',
+    auth: 'jwt',
+    access: { ledger: 'read', connections: 'read' },
+  },
   {
     name: 'StreamsEnd',
     method: 'POST',
@@ -97,19 +147,96 @@ export const HTTP_ROUTES: HttpRoute[] = [
     // Posts streamEnded itself only when the gift-events queue cannot be reached.
     access: { ledger: 'readWrite', connections: 'readWrite', sendsTo: ['giftEvents'], postsToConnections: true },
   },
-  { name: 'StreamsLeaderboard', method: 'GET', path: '/v1/streams/{streamId}/leaderboard', handler: 'functions/http/streams-leaderboard.ts', auth: 'jwt', access: read },
-  { name: 'StreamsEvents', method: 'GET', path: '/v1/streams/{streamId}/events', handler: 'functions/http/streams-events.ts', auth: 'jwt', access: read },
-  { name: 'GiftsSend', method: 'POST', path: '/v1/streams/{streamId}/gifts', handler: 'functions/http/gifts-send.ts', auth: 'jwt', access: { ledger: 'readWrite', sendsTo: ['giftEvents'] } },
-  { name: 'Notifications', method: 'GET', path: '/v1/notifications', handler: 'functions/http/notifications.ts', auth: 'jwt', access: read },
+  {
+    name: 'StreamsLeaderboard',
+    method: 'GET',
+    path: '/v1/streams/{streamId}/leaderboard',
+    handler: 'functions/http/streams-leaderboard.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'StreamsEvents',
+    method: 'GET',
+    path: '/v1/streams/{streamId}/events',
+    handler: 'functions/http/streams-events.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'GiftsSend',
+    method: 'POST',
+    path: '/v1/streams/{streamId}/gifts',
+    handler: 'functions/http/gifts-send.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite', sendsTo: ['giftEvents'] },
+  },
+  {
+    name: 'Notifications',
+    method: 'GET',
+    path: '/v1/notifications',
+    handler: 'functions/http/notifications.ts',
+    auth: 'jwt',
+    access: read,
+  },
   // Creator payouts (issue 5)
-  { name: 'PayoutAccountCreate', method: 'POST', path: '/v1/creator/payout-account', handler: 'functions/http/payout-account-create.ts', auth: 'jwt', access: { ledger: 'readWrite', stripe: true } },
-  { name: 'PayoutAccountGet', method: 'GET', path: '/v1/creator/payout-account', handler: 'functions/http/payout-account-get.ts', auth: 'jwt', access: read },
-  { name: 'PayoutsCreate', method: 'POST', path: '/v1/payouts', handler: 'functions/http/payouts-create.ts', auth: 'jwt', access: { ledger: 'readWrite', sendsTo: ['payouts'] } },
-  { name: 'PayoutsGet', method: 'GET', path: '/v1/payouts/{payoutId}', handler: 'functions/http/payouts-get.ts', auth: 'jwt', access: read },
-  { name: 'PayoutsList', method: 'GET', path: '/v1/payouts', handler: 'functions/http/payouts-list.ts', auth: 'jwt', access: read },
+  {
+    name: 'PayoutAccountCreate',
+    method: 'POST',
+    path: '/v1/creator/payout-account',
+    handler: 'functions/http/payout-account-create.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite', stripe: true },
+  },
+  {
+    name: 'PayoutAccountGet',
+    method: 'GET',
+    path: '/v1/creator/payout-account',
+    handler: 'functions/http/payout-account-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'PayoutsCreate',
+    method: 'POST',
+    path: '/v1/payouts',
+    handler: 'functions/http/payouts-create.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite', sendsTo: ['payouts'] },
+  },
+  {
+    name: 'PayoutsGet',
+    method: 'GET',
+    path: '/v1/payouts/{payoutId}',
+    handler: 'functions/http/payouts-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'PayoutsList',
+    method: 'GET',
+    path: '/v1/payouts',
+    handler: 'functions/http/payouts-list.ts',
+    auth: 'jwt',
+    access: read,
+  },
   // Recharge (issue 3)
-  { name: 'RechargesCreate', method: 'POST', path: '/v1/recharges', handler: 'functions/http/recharges-create.ts', auth: 'jwt', access: { ledger: 'readWrite', stripe: true } },
-  { name: 'RechargesGet', method: 'GET', path: '/v1/recharges/{rechargeId}', handler: 'functions/http/recharges-get.ts', auth: 'jwt', access: read },
+  {
+    name: 'RechargesCreate',
+    method: 'POST',
+    path: '/v1/recharges',
+    handler: 'functions/http/recharges-create.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite', stripe: true },
+  },
+  {
+    name: 'RechargesGet',
+    method: 'GET',
+    path: '/v1/recharges/{rechargeId}',
+    handler: 'functions/http/recharges-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
   {
     name: 'StripeWebhook',
     method: 'POST',
@@ -118,8 +245,22 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'none',
     access: { ledger: 'readWrite', stripe: true, connections: 'readWrite', postsToConnections: true },
   },
-  { name: 'WalletBudget', method: 'PUT', path: '/v1/wallet/budget', handler: 'functions/http/wallet-budget.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
-  { name: 'WalletLock', method: 'PUT', path: '/v1/wallet/lock', handler: 'functions/http/wallet-lock.ts', auth: 'jwt', access: { ledger: 'readWrite' } },
+  {
+    name: 'WalletBudget',
+    method: 'PUT',
+    path: '/v1/wallet/budget',
+    handler: 'functions/http/wallet-budget.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
+  {
+    name: 'WalletLock',
+    method: 'PUT',
+    path: '/v1/wallet/lock',
+    handler: 'functions/http/wallet-lock.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
   {
     name: 'WalletReport',
     method: 'POST',
@@ -141,8 +282,20 @@ export const HTTP_ROUTES: HttpRoute[] = [
 
 export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   // Reads the stream: a connection to an unknown or ended stream is refused at the upgrade.
-  { name: 'WsConnect', routeKey: '$connect', handler: 'functions/ws/connect.ts', returnResponse: false, access: { connections: 'readWrite', ledger: 'read' } },
-  { name: 'WsDisconnect', routeKey: '$disconnect', handler: 'functions/ws/disconnect.ts', returnResponse: false, access: { connections: 'readWrite' } },
+  {
+    name: 'WsConnect',
+    routeKey: '$connect',
+    handler: 'functions/ws/connect.ts',
+    returnResponse: false,
+    access: { connections: 'readWrite', ledger: 'read' },
+  },
+  {
+    name: 'WsDisconnect',
+    routeKey: '$disconnect',
+    handler: 'functions/ws/disconnect.ts',
+    returnResponse: false,
+    access: { connections: 'readWrite' },
+  },
   { name: 'WsDefault', routeKey: '$default', handler: 'functions/ws/default.ts', returnResponse: true, access: {} },
   { name: 'WsPing', routeKey: 'ping', handler: 'functions/ws/ping.ts', returnResponse: true, access: {} },
   {
@@ -152,16 +305,28 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
     returnResponse: true,
     access: { ledger: 'readWrite', connections: 'read', sendsTo: ['giftEvents'] },
   },
-  { name: 'WsJoin', routeKey: 'join', handler: 'functions/ws/join.ts', returnResponse: true, access: { ledger: 'read', connections: 'readWrite' } },
+  {
+    name: 'WsJoin',
+    routeKey: 'join',
+    handler: 'functions/ws/join.ts',
+    returnResponse: true,
+    access: { ledger: 'read', connections: 'readWrite' },
+  },
 ];
 
 // Every authenticated HTTP route and every WebSocket action counts its callers' requests in the
 // shared rate-limit counters (shared/http/rate-limit.ts, issue 17); $connect and $disconnect are not actions.
 for (const route of HTTP_ROUTES) if (route.auth === 'jwt') route.access = { ...route.access, rateLimit: true };
-for (const route of WEBSOCKET_ROUTES) if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect') route.access = { ...route.access, rateLimit: true };
+for (const route of WEBSOCKET_ROUTES)
+  if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect')
+    route.access = { ...route.access, rateLimit: true };
 
 /** The $connect REQUEST authorizer (token and streamId from the query string). */
-export const WEBSOCKET_AUTHORIZER = { name: 'WsAuthorizer', handler: 'functions/ws/authorizer.ts', identitySource: ['route.request.querystring.token'] };
+export const WEBSOCKET_AUTHORIZER = {
+  name: 'WsAuthorizer',
+  handler: 'functions/ws/authorizer.ts',
+  identitySource: ['route.request.querystring.token'],
+};
 
 /** The payout worker's timeout: a few transfers of at most a Stripe timeout each (stripe-client.ts). */
 const PAYOUT_WORKER_TIMEOUT_SECONDS = 60;
@@ -170,9 +335,19 @@ const GIFT_BROADCASTER_TIMEOUT_SECONDS = 30;
 
 export const QUEUES: QueueDefinition[] = [
   // Visibility 6x the worker's timeout (AWS guidance); five receives, then the DLQ for a human.
-  { logicalName: 'payouts', fifo: false, visibilityTimeoutSeconds: 6 * PAYOUT_WORKER_TIMEOUT_SECONDS, deadLetter: { maxReceiveCount: 5 } },
+  {
+    logicalName: 'payouts',
+    fifo: false,
+    visibilityTimeoutSeconds: 6 * PAYOUT_WORKER_TIMEOUT_SECONDS,
+    deadLetter: { maxReceiveCount: 5 },
+  },
   // FIFO, grouped by stream: one sequencer per stream (DESIGN.md, Live fan-out). Nudges only; the ledger is the outbox.
-  { logicalName: 'giftEvents', fifo: true, visibilityTimeoutSeconds: 6 * GIFT_BROADCASTER_TIMEOUT_SECONDS, deadLetter: { maxReceiveCount: 5 } },
+  {
+    logicalName: 'giftEvents',
+    fifo: true,
+    visibilityTimeoutSeconds: 6 * GIFT_BROADCASTER_TIMEOUT_SECONDS,
+    deadLetter: { maxReceiveCount: 5 },
+  },
 ];
 
 export const QUEUE_CONSUMERS: QueueConsumer[] = [
@@ -205,10 +380,28 @@ export const QUEUE_CONSUMERS: QueueConsumer[] = [
 export const SCHEDULES: Schedule[] = [
   // Recharges pending 24 h expire; a 15-minute sweep keeps the lag small at 96 runs a day.
   // Payouts outbox: re-sends payouts left `requested` or stuck `processing` (API.md: paid within 60 s of a restart).
-  { name: 'SweepPayouts', handler: 'functions/scheduled/sweep-payouts.ts', everySeconds: 15, timeoutSeconds: 60, access: { ledger: 'readWrite', sendsTo: ['payouts'] } },
+  {
+    name: 'SweepPayouts',
+    handler: 'functions/scheduled/sweep-payouts.ts',
+    everySeconds: 15,
+    timeoutSeconds: 60,
+    access: { ledger: 'readWrite', sendsTo: ['payouts'] },
+  },
   // Gift broadcast outbox: nudges streams whose gifts lost their nudge (a crash after the commit).
-  { name: 'SweepGiftBroadcasts', handler: 'functions/scheduled/sweep-gift-broadcasts.ts', everySeconds: 30, timeoutSeconds: 60, access: { ledger: 'readWrite', sendsTo: ['giftEvents'] } },
-  { name: 'ExpireRecharges', handler: 'functions/scheduled/expire-recharges.ts', everySeconds: 900, timeoutSeconds: 60, access: { ledger: 'readWrite', stripe: true } },
+  {
+    name: 'SweepGiftBroadcasts',
+    handler: 'functions/scheduled/sweep-gift-broadcasts.ts',
+    everySeconds: 30,
+    timeoutSeconds: 60,
+    access: { ledger: 'readWrite', sendsTo: ['giftEvents'] },
+  },
+  {
+    name: 'ExpireRecharges',
+    handler: 'functions/scheduled/expire-recharges.ts',
+    everySeconds: 900,
+    timeoutSeconds: 60,
+    access: { ledger: 'readWrite', stripe: true },
+  },
 ];
 
 export function cloudHttpRoutes(): HttpRoute[] {

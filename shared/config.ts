@@ -8,7 +8,9 @@ import { DEFAULT_ECONOMY, type Economy } from './domain/economy';
  */
 export class ConfigError extends Error {
   constructor(section: string, issues: z.core.$ZodIssue[]) {
-    super(`Invalid configuration (${section}): ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    super(
+      `Invalid configuration (${section}): ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -185,9 +187,14 @@ export const stripeConfig = resettable(
       /** How long a Stripe secret read from Secrets Manager is used before it is read again (rotation). */
       STRIPE_SECRET_MAX_AGE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
     })
-    .refine((env) => env.STRIPE_SECRET_ARN !== undefined || (env.STRIPE_SECRET_KEY !== undefined && env.STRIPE_WEBHOOK_SECRET !== undefined), {
-      message: 'set STRIPE_SECRET_ARN (AWS) or STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (local)',
-    }),
+    .refine(
+      (env) =>
+        env.STRIPE_SECRET_ARN !== undefined ||
+        (env.STRIPE_SECRET_KEY !== undefined && env.STRIPE_WEBHOOK_SECRET !== undefined),
+      {
+        message: 'set STRIPE_SECRET_ARN (AWS) or STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (local)',
+      },
+    ),
 );
 
 export const queuesConfig = resettable(

@@ -12,25 +12,41 @@ import { opaqueId } from '../../shared/http/schemas';
 const environment = z.object({ LOCAL_STACK: z.literal('true'), PAYMENTS_STANDIN_URL: z.url() });
 
 /** What the customer's side can do to a payment, as `stripe trigger` would. */
-export const DEV_PAYMENT_ACTIONS = ['succeed', 'fail', 'cancel', 'dispute', 'refund', 'win-dispute', 'lose-dispute'] as const;
+export const DEV_PAYMENT_ACTIONS = [
+  'succeed',
+  'fail',
+  'cancel',
+  'dispute',
+  'refund',
+  'win-dispute',
+  'lose-dispute',
+] as const;
 const ACTIONS_WITH_AMOUNT: ReadonlySet<string> = new Set(['refund', 'dispute']);
 
 /** The stand-in answers at once, after one delivery attempt; give it room for a slow webhook. */
 const STANDIN_TIMEOUT_MS = 15_000;
 
-const standInAnswer = z.object({ eventId: z.string(), delivered: z.boolean(), status: z.number().int().nullable().optional() });
+const standInAnswer = z.object({
+  eventId: z.string(),
+  delivered: z.boolean(),
+  status: z.number().int().nullable().optional(),
+});
 const standInError = z.object({ error: z.object({ message: z.string() }) });
 
 export const handler = httpRoute({
   auth: false,
-  path: z.object({ paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]{1,64}$/, 'a PaymentIntent id (pi_...)'), action: z.enum(DEV_PAYMENT_ACTIONS) }),
+  path: z.object({
+    paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]{1,64}$/, 'a PaymentIntent id (pi_...)'),
+    action: z.enum(DEV_PAYMENT_ACTIONS),
+  }),
   // /dev routes accept an empty body; a refund or a dispute may name a partial amount.
   body: z.object({ amount: z.number().int().positive().optional() }).optional(),
   handle: async ({ path, body }) => {
     const env = environment.safeParse(process.env);
     if (!env.success) throw new NotFoundError('No such route.');
     const url = `${env.data.PAYMENTS_STANDIN_URL}/_standin/payments/${encodeURIComponent(path.paymentIntentId)}/${path.action}`;
-    const forwarded = ACTIONS_WITH_AMOUNT.has(path.action) && body?.amount !== undefined ? JSON.stringify({ amount: body.amount }) : '';
+    const forwarded =
+      ACTIONS_WITH_AMOUNT.has(path.action) && body?.amount !== undefined ? JSON.stringify({ amount: body.amount }) : '';
     const response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -43,7 +59,8 @@ export const handler = httpRoute({
       if (!parsed.success) throw new TransientDependencyError('the payments stand-in answered in an unexpected shape');
       return { status: 200, body: { eventId: parsed.data.eventId, delivered: parsed.data.delivered } };
     }
-    const message = standInError.safeParse(answer).data?.error.message ?? `the payments stand-in answered ${response.status}`;
+    const message =
+      standInError.safeParse(answer).data?.error.message ?? `the payments stand-in answered ${response.status}`;
     if (response.status === 404) throw new NotFoundError(message);
     if (response.status === 400 || response.status === 409) throw new ValidationError(message);
     throw new TransientDependencyError(message);

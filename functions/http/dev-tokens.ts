@@ -15,9 +15,16 @@ const environment = z.object({
 });
 
 const body = z.object({
-  sub: z.string().min(1).max(128).regex(/^[A-Za-z0-9_\-.@]+$/, 'letters, digits and _-.@ only'),
+  sub: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9_\-.@]+$/, 'letters, digits and _-.@ only'),
   birthdate: z.iso.date().optional(),
-  country: z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166-1 alpha-2 code').optional(),
+  country: z
+    .string()
+    .regex(/^[A-Za-z]{2}$/, 'an ISO 3166-1 alpha-2 code')
+    .optional(),
   parentalConsent: z.boolean().optional(),
 });
 

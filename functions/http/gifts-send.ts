@@ -22,7 +22,14 @@ export const handler = httpRoute({
   }),
   handle: async ({ caller, path, body, idempotency }) => {
     const { replayed, ...answer } = await sendGift(
-      { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy, streamCache },
+      {
+        store: ledgerStore(),
+        publisher: giftEventPublisher(),
+        now: () => systemClock.now(),
+        newId,
+        economy: ledgerConfig().economy,
+        streamCache,
+      },
       caller,
       { streamId: path.streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: idempotency.key },
     );

@@ -23,6 +23,9 @@ export const handler = httpRoute({
   rateLimited: true,
   handle: async ({ caller }) => ({
     status: 201,
-    body: await createPayoutAccount({ store: ledgerStore(), connect: connectPayouts(), now: () => systemClock.now() }, caller),
+    body: await createPayoutAccount(
+      { store: ledgerStore(), connect: connectPayouts(), now: () => systemClock.now() },
+      caller,
+    ),
   }),
 });

@@ -8,5 +8,8 @@ import { getPayout } from '../../shared/usecases/payouts';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ payoutId: opaqueId }),
-  handle: async ({ caller, path }) => ({ status: 200, body: await getPayout({ store: ledgerStore() }, caller, path.payoutId) }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await getPayout({ store: ledgerStore() }, caller, path.payoutId),
+  }),
 });

@@ -21,6 +21,9 @@ export const handler = httpRoute({
   query,
   handle: async ({ caller, query: page }) => ({
     status: 200,
-    body: await listPayouts({ store: ledgerStore() }, caller, { limit: page.limit, ...(page.cursor !== undefined && { cursor: page.cursor }) }),
+    body: await listPayouts({ store: ledgerStore() }, caller, {
+      limit: page.limit,
+      ...(page.cursor !== undefined && { cursor: page.cursor }),
+    }),
   }),
 });

@@ -8,5 +8,8 @@ import { getRecharge } from '../../shared/usecases/recharge';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ rechargeId: opaqueId }),
-  handle: async ({ caller, path }) => ({ status: 200, body: await getRecharge({ store: ledgerStore() }, caller, path.rechargeId) }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await getRecharge({ store: ledgerStore() }, caller, path.rechargeId),
+  }),
 });

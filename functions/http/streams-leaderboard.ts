@@ -11,7 +11,9 @@ export const handler = httpRoute({
   // One query per creator shard: weighs more against the caller's read limit.
   rateLimitCost: SHARD_FANOUT_READ_COST,
   path: z.object({ streamId: opaqueId }),
-  query: z.object({ limit: z.coerce.number().int().min(1).max(MAX_LEADERBOARD_SIZE).default(DEFAULT_LEADERBOARD_SIZE) }),
+  query: z.object({
+    limit: z.coerce.number().int().min(1).max(MAX_LEADERBOARD_SIZE).default(DEFAULT_LEADERBOARD_SIZE),
+  }),
   handle: async ({ path, query }) => ({
     status: 200,
     body: await streamLeaderboard({ store: ledgerStore() }, path.streamId, query.limit),

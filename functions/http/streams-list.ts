@@ -12,6 +12,9 @@ export const handler = httpRoute({
   }),
   handle: async ({ query }) => ({
     status: 200,
-    body: await listLiveStreams({ store: ledgerStore() }, { limit: query.limit, ...(query.cursor !== undefined && { cursor: query.cursor }) }),
+    body: await listLiveStreams(
+      { store: ledgerStore() },
+      { limit: query.limit, ...(query.cursor !== undefined && { cursor: query.cursor }) },
+    ),
   }),
 });

@@ -14,7 +14,8 @@ import { handleStripeEvent, type WebhookOutcome } from '../../shared/usecases/st
  * Already-processed and ignored events answer 200 too, so Stripe stops retrying them.
  */
 function signatureHeader(event: HttpEvent): string | undefined {
-  for (const [name, value] of Object.entries(event.headers ?? {})) if (name.toLowerCase() === 'stripe-signature') return value;
+  for (const [name, value] of Object.entries(event.headers ?? {}))
+    if (name.toLowerCase() === 'stripe-signature') return value;
   return undefined;
 }
 
@@ -26,13 +27,19 @@ async function verified(event: HttpEvent): Promise<unknown> {
     return await stripePayments().verifyWebhook(rawBody(event), signatureHeader(event));
   } catch (error) {
     // A missing, malformed, wrong or stale signature: a misconfigured secret or a forger.
-    if (error instanceof ValidationError) metrics.count('WebhookEvents', 1, { type: UNVERIFIED_EVENT_TYPE, outcome: 'signature_failed' });
+    if (error instanceof ValidationError)
+      metrics.count('WebhookEvents', 1, { type: UNVERIFIED_EVENT_TYPE, outcome: 'signature_failed' });
     throw error;
   }
 }
 
 /** The webhook outcomes that settle a recharge one way or another, counted as recharges by outcome too. */
-const RECHARGE_OUTCOMES: ReadonlySet<WebhookOutcome> = new Set(['credited', 'declined', 'canceled', 'refunded_over_budget']);
+const RECHARGE_OUTCOMES: ReadonlySet<WebhookOutcome> = new Set([
+  'credited',
+  'declined',
+  'canceled',
+  'refunded_over_budget',
+]);
 
 /** Counts each event by type and outcome; recharges that the event settled count by outcome too. */
 function countEvent(stripeEvent: unknown, outcome: WebhookOutcome): void {
@@ -54,7 +61,11 @@ export const handler = httpRoute({
         payments,
         livemode: await payments.livemode(),
         now: () => systemClock.now(),
-        notifyWallet: async (userId) => pushWallet({ connections: connectionsStore(), poster: connectionPoster() }, await store.readWallet(userId, { consistent: true })),
+        notifyWallet: async (userId) =>
+          pushWallet(
+            { connections: connectionsStore(), poster: connectionPoster() },
+            await store.readWallet(userId, { consistent: true }),
+          ),
       },
       stripeEvent,
     );

@@ -16,6 +16,11 @@ export const handler = httpRoute({
   body: z.object({ reason: z.string().trim().min(1).max(MAX_REPORT_REASON_LENGTH) }),
   handle: async ({ caller, path, body: input }) => ({
     status: 201,
-    body: await reportTransaction({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.transactionId, input.reason),
+    body: await reportTransaction(
+      { store: ledgerStore(), now: () => systemClock.now() },
+      caller,
+      path.transactionId,
+      input.reason,
+    ),
   }),
 });

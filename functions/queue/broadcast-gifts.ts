@@ -25,7 +25,10 @@ const memory = newBroadcasterMemory();
  * reports all of its messages as failed, so the queue redelivers them, in order; the others are
  * done. A malformed nudge is dropped: it names nothing the sweeper would not find.
  */
-export const handler = instrumented(async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+export const handler = instrumented(async function handler(
+  event: SQSEvent,
+  context: Context,
+): Promise<SQSBatchResponse> {
   const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean; until: number }>();
   for (const record of event.Records) {
     let body: unknown;
@@ -68,14 +71,27 @@ export const handler = instrumented(async function handler(event: SQSEvent, cont
             windowMs: BROADCAST_WINDOW_MS,
             memory,
             remainingMs: () => context.getRemainingTimeInMillis(),
-            fanout: { postsPerSecond: fanout.BROADCAST_POSTS_PER_SECOND, concurrency: fanout.BROADCAST_POST_CONCURRENCY, sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS },
+            fanout: {
+              postsPerSecond: fanout.BROADCAST_POSTS_PER_SECOND,
+              concurrency: fanout.BROADCAST_POST_CONCURRENCY,
+              sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS,
+            },
           },
           streamId,
           { namedGifts: work.named, ended: work.ended, until: work.until },
         );
-        if (result.events > 0) logger.info('gifts broadcast', { streamId, events: result.events, frames: result.frames, nudges: work.records.length });
+        if (result.events > 0)
+          logger.info('gifts broadcast', {
+            streamId,
+            events: result.events,
+            frames: result.frames,
+            nudges: work.records.length,
+          });
       } catch (error) {
-        logger.error('broadcast failed; the stream\'s nudges will be redelivered', { streamId, error: error instanceof Error ? error : String(error) });
+        logger.error("broadcast failed; the stream's nudges will be redelivered", {
+          streamId,
+          error: error instanceof Error ? error : String(error),
+        });
         failed.push(...work.records.map((record) => record.messageId));
         metrics.count('BroadcastsFailed');
       }

@@ -62,15 +62,20 @@ export const handler = instrumented(async (event: SQSEvent, context: Context): P
       batchItemFailures.push({ itemIdentifier: record.messageId });
       continue;
     }
-    await withLogKeys({ messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount }, async () => {
-      try {
-        await handleRecord(record.body, record.messageId);
-      } catch (error) {
-        const level = error instanceof UnknownPayoutError ? 'error' : 'warn';
-        logger[level]('payout message failed; it goes back to the queue', { error: error instanceof Error ? error : String(error) });
-        batchItemFailures.push({ itemIdentifier: record.messageId });
-      }
-    });
+    await withLogKeys(
+      { messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount },
+      async () => {
+        try {
+          await handleRecord(record.body, record.messageId);
+        } catch (error) {
+          const level = error instanceof UnknownPayoutError ? 'error' : 'warn';
+          logger[level]('payout message failed; it goes back to the queue', {
+            error: error instanceof Error ? error : String(error),
+          });
+          batchItemFailures.push({ itemIdentifier: record.messageId });
+        }
+      },
+    );
   }
   return { batchItemFailures };
 });

@@ -11,7 +11,11 @@ import { metrics } from '../../shared/observability/metrics';
  * PaymentIntents are cancelled. Each run is bounded; what it leaves, the next run takes.
  */
 export const handler = instrumented(async (): Promise<{ expired: number; skipped: number }> => {
-  const result = await expirePendingRecharges({ store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() });
+  const result = await expirePendingRecharges({
+    store: ledgerStore(),
+    payments: stripePayments(),
+    now: () => systemClock.now(),
+  });
   logger.info('pending recharges swept', result);
   metrics.count('Recharges', result.expired, { outcome: 'expired' });
   return result;

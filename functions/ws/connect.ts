@@ -14,27 +14,55 @@ import { instrumented } from '../../shared/observability/invocation';
  * that has ended, 429 past the user's connection cap. Then the connection and its stream are
  * remembered; the user's older connection on the same stream may leave it (UserConnections).
  */
-export const handler = instrumented(async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
-  const context = authorizerContext.parse(event.requestContext.authorizer ?? {});
-  const connectionId = event.requestContext.connectionId;
-  const now = systemClock.now();
-  if (context.streamId !== undefined) {
-    const stream = await readStream(ledgerStore(), context.streamId);
-    if (!stream) return refuse(404, 'NOT_FOUND', 'No such stream.', { streamId: context.streamId });
-    if (stream.status !== 'live') return refuse(409, 'STREAM_NOT_LIVE', 'The stream has ended.', { streamId: context.streamId });
-  }
-  const admission = await userConnections().admit(context.userId, connectionId, context.streamId, connectionCaps(), now);
-  if (!admission.admitted) return refuse(429, 'RATE_LIMITED', 'Too many open connections; close one first.', { userId: context.userId });
-  await connectionsStore().save({ connectionId, userId: context.userId, ...(context.streamId && { streamId: context.streamId }), connectedAt: now.toISOString() }, now);
-  if (context.streamId !== undefined) {
-    const streamId = context.streamId;
-    await Promise.all(admission.leftStream.map((older) => connectionStreams().leaveStream(older, streamId)));
-  }
-  logger.info('connected', { connectionId, streamId: context.streamId, tookOver: admission.leftStream.length });
-  return { statusCode: 200 };
-}, (event) => ({ correlationId: event.requestContext.requestId, connectionId: event.requestContext.connectionId }));
+export const handler = instrumented(
+  async function handler(event: WsEvent): Promise<APIGatewayProxyResultV2> {
+    const context = authorizerContext.parse(event.requestContext.authorizer ?? {});
+    const connectionId = event.requestContext.connectionId;
+    const now = systemClock.now();
+    if (context.streamId !== undefined) {
+      const stream = await readStream(ledgerStore(), context.streamId);
+      if (!stream) return refuse(404, 'NOT_FOUND', 'No such stream.', { streamId: context.streamId });
+      if (stream.status !== 'live')
+        return refuse(409, 'STREAM_NOT_LIVE', 'The stream has ended.', { streamId: context.streamId });
+    }
+    const admission = await userConnections().admit(
+      context.userId,
+      connectionId,
+      context.streamId,
+      connectionCaps(),
+      now,
+    );
+    if (!admission.admitted)
+      return refuse(429, 'RATE_LIMITED', 'Too many open connections; close one first.', { userId: context.userId });
+    await connectionsStore().save(
+      {
+        connectionId,
+        userId: context.userId,
+        ...(context.streamId && { streamId: context.streamId }),
+        connectedAt: now.toISOString(),
+      },
+      now,
+    );
+    if (context.streamId !== undefined) {
+      const streamId = context.streamId;
+      await Promise.all(admission.leftStream.map((older) => connectionStreams().leaveStream(older, streamId)));
+    }
+    logger.info('connected', { connectionId, streamId: context.streamId, tookOver: admission.leftStream.length });
+    return { statusCode: 200 };
+  },
+  (event) => ({ correlationId: event.requestContext.requestId, connectionId: event.requestContext.connectionId }),
+);
 
-function refuse(statusCode: number, code: string, message: string, fields: Record<string, string>): APIGatewayProxyResultV2 {
+function refuse(
+  statusCode: number,
+  code: string,
+  message: string,
+  fields: Record<string, string>,
+): APIGatewayProxyResultV2 {
   logger.info('websocket connection refused', { code, ...fields });
-  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code, message } }) };
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: { code, message } }),
+  };
 }

@@ -17,9 +17,16 @@ export const handler = wsRoute({
   body: z.object({ action: z.literal('join'), streamId: opaqueId }),
   handle: async ({ body, caller, connectionId }) => {
     if (!(await readStream(ledgerStore(), body.streamId))) throw new NotFoundError('No such stream.');
-    if (!(await connectionStreams().moveToStream(connectionId, body.streamId))) throw new NotFoundError('This connection is not known any more; reconnect.');
+    if (!(await connectionStreams().moveToStream(connectionId, body.streamId)))
+      throw new NotFoundError('This connection is not known any more; reconnect.');
     // As at $connect: the user's older connection on that stream leaves it (one viewer per user by default).
-    const leftStream = await userConnections().moveTo(caller.userId, connectionId, body.streamId, connectionCaps(), systemClock.now());
+    const leftStream = await userConnections().moveTo(
+      caller.userId,
+      connectionId,
+      body.streamId,
+      connectionCaps(),
+      systemClock.now(),
+    );
     await Promise.all(leftStream.map((older) => connectionStreams().leaveStream(older, body.streamId)));
     return { type: 'joined', streamId: body.streamId };
   },

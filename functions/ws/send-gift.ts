@@ -29,14 +29,22 @@ export const handler = wsRoute({
   }),
   handle: async ({ body, caller, connectionId, event }) => {
     const streamId =
-      (await connectionStreams().streamOf(connectionId)) ?? authorizerContext.parse(event.requestContext.authorizer ?? {}).streamId;
+      (await connectionStreams().streamOf(connectionId)) ??
+      authorizerContext.parse(event.requestContext.authorizer ?? {}).streamId;
     if (streamId === undefined) {
       throw new ValidationError('This connection watches no stream: connect with ?streamId= or send join first.', {
         details: [{ path: 'streamId', message: 'no stream joined' }],
       });
     }
     const answer = await sendGift(
-      { store: ledgerStore(), publisher: giftEventPublisher(), now: () => systemClock.now(), newId, economy: ledgerConfig().economy, streamCache },
+      {
+        store: ledgerStore(),
+        publisher: giftEventPublisher(),
+        now: () => systemClock.now(),
+        newId,
+        economy: ledgerConfig().economy,
+        streamCache,
+      },
       caller,
       { streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: body.requestId },
     );

@@ -130,14 +130,17 @@ export function bindAccess(fn: AppFunction, declared: Access, resources: Bindabl
     grantee.addToRolePolicy(
       new PolicyStatement({
         actions: [MANAGE_CONNECTIONS_ACTION],
-        resources: [stack.formatArn({ service: 'execute-api', resource: stage.api.apiId, resourceName: connectionsPath })],
+        resources: [
+          stack.formatArn({ service: 'execute-api', resource: stage.api.apiId, resourceName: connectionsPath }),
+        ],
       }),
     );
     grantee.addEnvironment('WS_MANAGEMENT_ENDPOINT', stage.callbackUrl);
     const apiLogicalId = stack.getLogicalId(stage.api.node.defaultChild as CfnElement);
     Validations.of(fn.role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${connectionsPath}]`,
-      reason: 'Connection ids exist only at run time; the grant is POST (postToConnection) on the @connections API of this one WebSocket stage.',
+      reason:
+        'Connection ids exist only at run time; the grant is POST (postToConnection) on the @connections API of this one WebSocket stage.',
     });
   }
 }

@@ -119,11 +119,13 @@ export class AppFunction extends Construct {
     // X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Active tracing: X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level permissions (AWS X-Ray IAM reference), so CDK grants them on "*".',
+      reason:
+        'Active tracing: X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level permissions (AWS X-Ray IAM reference), so CDK grants them on "*".',
     });
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
-      reason: 'Node.js 22 is the runtime these bundles are built for (esbuild target node22) and tested on; moving to a newer runtime is a deliberate, tested upgrade, not drift.',
+      reason:
+        'Node.js 22 is the runtime these bundles are built for (esbuild target node22) and tested on; moving to a newer runtime is a deliberate, tested upgrade, not drift.',
     });
   }
 }
@@ -139,6 +141,8 @@ function assertLocalEsbuild(): void {
     require.resolve('esbuild', { paths: [PROJECT_ROOT] });
     esbuildChecked = true;
   } catch {
-    throw new Error('esbuild is not installed locally: run `npm ci`. Lambda bundling uses the local esbuild and never Docker.');
+    throw new Error(
+      'esbuild is not installed locally: run `npm ci`. Lambda bundling uses the local esbuild and never Docker.',
+    );
   }
 }

@@ -9,7 +9,9 @@ const STARTUP_POLL_MS = 150;
 
 export class JavaMissingError extends Error {
   constructor() {
-    super('Java 17+ is needed for DynamoDB Local and was not found. Install it: apt-get install -y openjdk-17-jre-headless');
+    super(
+      'Java 17+ is needed for DynamoDB Local and was not found. Install it: apt-get install -y openjdk-17-jre-headless',
+    );
     this.name = 'JavaMissingError';
   }
 }
@@ -47,7 +49,11 @@ export async function startDynamoDbLocal(options: { port: number; dataDir?: stri
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
   child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
   const endpoint = `http://127.0.0.1:${options.port}`;
-  const client = new DynamoDBClient({ endpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   let exited = false;
   child.once('exit', () => (exited = true));

@@ -70,7 +70,8 @@ function send(response: ServerResponse, result: APIGatewayProxyStructuredResultV
   const status = result?.statusCode ?? 200;
   const headers: Record<string, string> = {};
   for (const [key, value] of Object.entries(result?.headers ?? {})) headers[key] = String(value);
-  const body = result?.body === undefined ? '' : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
+  const body =
+    result?.body === undefined ? '' : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
   response.writeHead(status, headers);
   response.end(body);
 }
@@ -137,7 +138,10 @@ function newConnectionId(): string {
 export async function startGateway(options: GatewayOptions): Promise<LocalGateway> {
   const routes = HTTP_ROUTES.map(compile);
   const staticRoutes = new Map((options.staticRoutes ?? []).map((route) => [route.path, route]));
-  const sockets = new Map<string, { socket: WebSocket; connectedAt: number; authorizer: Record<string, unknown>; sourceIp: string }>();
+  const sockets = new Map<
+    string,
+    { socket: WebSocket; connectedAt: number; authorizer: Record<string, unknown>; sourceIp: string }
+  >();
   const postCounts = new Map<string, number>();
   const faults: ConnectionsFault[] = [];
   const openSockets = new Set<Socket>();
@@ -167,25 +171,43 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       const match = compiled.pattern.exec(url.pathname);
       if (!match) continue;
       const parameters: Record<string, string> = {};
-      compiled.parameterNames.forEach((name, index) => (parameters[name] = decodePathParameter(match[index + 1] ?? '')));
+      compiled.parameterNames.forEach(
+        (name, index) => (parameters[name] = decodePathParameter(match[index + 1] ?? '')),
+      );
       matched = { compiled, parameters };
       break;
     }
     if (!matched) {
-      send(response, { statusCode: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route.' } }) });
+      send(response, {
+        statusCode: 404,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route.' } }),
+      });
       return;
     }
     if (options.isReady && !options.isReady() && matched.compiled.route.path !== '/health') {
-      send(response, { statusCode: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' }, body: JSON.stringify({ error: { code: 'INTERNAL', message: 'The local stack is starting.' } }) });
+      send(response, {
+        statusCode: 503,
+        headers: { 'content-type': 'application/json', 'retry-after': '1' },
+        body: JSON.stringify({ error: { code: 'INTERNAL', message: 'The local stack is starting.' } }),
+      });
       return;
     }
     if (options.isReady && !options.isReady()) {
-      send(response, { statusCode: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'starting' }) });
+      send(response, {
+        statusCode: 503,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ status: 'starting' }),
+      });
       return;
     }
     const body = await readBody(request, Math.max(MAX_GATEWAY_PAYLOAD_BYTES, MAX_BODY_BYTES + 1));
     if (body === 'too-large') {
-      send(response, { statusCode: 413, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' } }) });
+      send(response, {
+        statusCode: 413,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' } }),
+      });
       return;
     }
     const headers = singleValueHeaders(request);
@@ -218,7 +240,13 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
         apiId: 'local',
         domainName: headers.host ?? '127.0.0.1',
         domainPrefix: 'local',
-        http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: request.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+        http: {
+          method,
+          path: url.pathname,
+          protocol: 'HTTP/1.1',
+          sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+          userAgent: headers['user-agent'] ?? '',
+        },
         requestId,
         routeKey,
         stage: STAGE,
@@ -272,7 +300,8 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       const body = await readBody(request, MAX_WEBSOCKET_MESSAGE_BYTES);
       if (body === 'too-large') return managementError(response, 413, 'PayloadTooLargeException', 'Message too long');
       postCounts.set(connectionId, (postCounts.get(connectionId) ?? 0) + 1);
-      if (!entry || entry.socket.readyState !== WebSocket.OPEN) return managementError(response, 410, 'GoneException', 'Gone');
+      if (!entry || entry.socket.readyState !== WebSocket.OPEN)
+        return managementError(response, 410, 'GoneException', 'Gone');
       entry.socket.send(body.toString('utf8'));
       response.writeHead(200);
       response.end();
@@ -286,10 +315,23 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       return;
     }
     response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify({ ConnectedAt: new Date(entry.connectedAt).toISOString(), Identity: { SourceIp: entry.sourceIp }, LastActiveAt: new Date().toISOString() }));
+    response.end(
+      JSON.stringify({
+        ConnectedAt: new Date(entry.connectedAt).toISOString(),
+        Identity: { SourceIp: entry.sourceIp },
+        LastActiveAt: new Date().toISOString(),
+      }),
+    );
   }
 
-  function wsRequestContext(connectionId: string, routeKey: string, eventType: 'CONNECT' | 'MESSAGE' | 'DISCONNECT', connectedAt: number, authorizer: Record<string, unknown>, sourceIp: string) {
+  function wsRequestContext(
+    connectionId: string,
+    routeKey: string,
+    eventType: 'CONNECT' | 'MESSAGE' | 'DISCONNECT',
+    connectedAt: number,
+    authorizer: Record<string, unknown>,
+    sourceIp: string,
+  ) {
     const now = Date.now();
     return {
       routeKey,
@@ -329,17 +371,29 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
             requestContext: wsRequestContext(connectionId, '$connect', 'CONNECT', connectedAt, {}, sourceIp),
           },
           lambdaContext(WEBSOCKET_AUTHORIZER.name),
-        )) as { principalId: string; policyDocument: { Statement: Array<{ Effect: string }> }; context?: Record<string, unknown> };
-        if (!result.policyDocument.Statement.every((statement) => statement.Effect === 'Allow')) throw new Error('Unauthorized');
+        )) as {
+          principalId: string;
+          policyDocument: { Statement: Array<{ Effect: string }> };
+          context?: Record<string, unknown>;
+        };
+        if (!result.policyDocument.Statement.every((statement) => statement.Effect === 'Allow'))
+          throw new Error('Unauthorized');
         authorizer = { principalId: result.principalId, ...(result.context ?? {}) };
       } catch {
-        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"message":"Unauthorized"}');
+        socket.end(
+          'HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"message":"Unauthorized"}',
+        );
         return;
       }
       const connectRoute = WEBSOCKET_ROUTES.find((route) => route.routeKey === '$connect');
       if (connectRoute) {
         const result = (await loadHandler(connectRoute.handler)(
-          { requestContext: wsRequestContext(connectionId, '$connect', 'CONNECT', connectedAt, authorizer, sourceIp), headers, queryStringParameters, isBase64Encoded: false },
+          {
+            requestContext: wsRequestContext(connectionId, '$connect', 'CONNECT', connectedAt, authorizer, sourceIp),
+            headers,
+            queryStringParameters,
+            isBase64Encoded: false,
+          },
           lambdaContext(connectRoute.name),
         )) as { statusCode?: number } | undefined;
         if (result?.statusCode !== undefined && (result.statusCode < 200 || result.statusCode > 299)) {
@@ -351,7 +405,9 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
         sockets.set(connectionId, { socket: webSocket, connectedAt, authorizer, sourceIp });
         // A frame over 128 KB or a broken frame: ws closes the connection (1009/1002), as API
         // Gateway does; without a listener the error would crash the whole local stack.
-        webSocket.on('error', (error) => logger.info('websocket connection closed on a bad frame', { connectionId, reason: error.message }));
+        webSocket.on('error', (error) =>
+          logger.info('websocket connection closed on a bad frame', { connectionId, reason: error.message }),
+        );
         webSocket.on('message', (data, isBinary) => {
           const body = isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString();
           void dispatchMessage(connectionId, webSocket, body, connectedAt, authorizer, sourceIp);
@@ -366,9 +422,21 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
           const disconnect = WEBSOCKET_ROUTES.find((route) => route.routeKey === '$disconnect');
           if (disconnect) {
             void loadHandler(disconnect.handler)(
-              { requestContext: wsRequestContext(connectionId, '$disconnect', 'DISCONNECT', connectedAt, authorizer, sourceIp), isBase64Encoded: false },
+              {
+                requestContext: wsRequestContext(
+                  connectionId,
+                  '$disconnect',
+                  'DISCONNECT',
+                  connectedAt,
+                  authorizer,
+                  sourceIp,
+                ),
+                isBase64Encoded: false,
+              },
               lambdaContext(disconnect.name),
-            ).catch((error: unknown) => logger.error('$disconnect failed', { error: error instanceof Error ? error : String(error) }));
+            ).catch((error: unknown) =>
+              logger.error('$disconnect failed', { error: error instanceof Error ? error : String(error) }),
+            );
           }
         });
       });
@@ -380,7 +448,14 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
 
   const silentlyDropped = new Set<string>();
 
-  async function dispatchMessage(connectionId: string, webSocket: WebSocket, body: string, connectedAt: number, authorizer: Record<string, unknown>, sourceIp: string): Promise<void> {
+  async function dispatchMessage(
+    connectionId: string,
+    webSocket: WebSocket,
+    body: string,
+    connectedAt: number,
+    authorizer: Record<string, unknown>,
+    sourceIp: string,
+  ): Promise<void> {
     // Route selection: `$request.body.action`, $default when the frame is not JSON or names no route.
     let action: unknown;
     try {
@@ -389,25 +464,37 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       action = undefined;
     }
     const route =
-      WEBSOCKET_ROUTES.find((candidate) => typeof action === 'string' && !candidate.routeKey.startsWith('$') && candidate.routeKey === action) ??
-      WEBSOCKET_ROUTES.find((candidate) => candidate.routeKey === '$default');
+      WEBSOCKET_ROUTES.find(
+        (candidate) =>
+          typeof action === 'string' && !candidate.routeKey.startsWith('$') && candidate.routeKey === action,
+      ) ?? WEBSOCKET_ROUTES.find((candidate) => candidate.routeKey === '$default');
     if (!route) return;
     try {
       const result = (await loadHandler(route.handler)(
-        { requestContext: wsRequestContext(connectionId, route.routeKey, 'MESSAGE', connectedAt, authorizer, sourceIp), body, isBase64Encoded: false },
+        {
+          requestContext: wsRequestContext(connectionId, route.routeKey, 'MESSAGE', connectedAt, authorizer, sourceIp),
+          body,
+          isBase64Encoded: false,
+        },
         lambdaContext(route.name),
       )) as { body?: string } | undefined;
-      if (route.returnResponse && typeof result?.body === 'string' && webSocket.readyState === WebSocket.OPEN) webSocket.send(result.body);
+      if (route.returnResponse && typeof result?.body === 'string' && webSocket.readyState === WebSocket.OPEN)
+        webSocket.send(result.body);
     } catch (error) {
-      logger.error('websocket route failed', { route: route.routeKey, error: error instanceof Error ? error : String(error) });
-      if (webSocket.readyState === WebSocket.OPEN) webSocket.send(JSON.stringify({ message: 'Internal server error', connectionId }));
+      logger.error('websocket route failed', {
+        route: route.routeKey,
+        error: error instanceof Error ? error : String(error),
+      });
+      if (webSocket.readyState === WebSocket.OPEN)
+        webSocket.send(JSON.stringify({ message: 'Internal server error', connectionId }));
     }
   }
 
-  for (const server of [httpServer, wsHttpServer]) server.on('connection', (socket: Socket) => {
-    openSockets.add(socket);
-    socket.once('close', () => openSockets.delete(socket));
-  });
+  for (const server of [httpServer, wsHttpServer])
+    server.on('connection', (socket: Socket) => {
+      openSockets.add(socket);
+      socket.once('close', () => openSockets.delete(socket));
+    });
 
   const listen = (server: Server, port: number) =>
     new Promise<number>((resolve, reject) => {
@@ -442,7 +529,9 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       }
       webSocketServer.close();
       for (const socket of openSockets) socket.destroy();
-      await Promise.all([httpServer, wsHttpServer].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      await Promise.all(
+        [httpServer, wsHttpServer].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      );
     },
   };
 }

@@ -13,7 +13,10 @@ export const LOCAL_KEY_ID = 'local-issuer-1';
 /** Demo tokens last a working day. */
 export const LOCAL_TOKEN_LIFETIME_SECONDS = 12 * 60 * 60;
 
-const storedKey = z.object({ privateJwk: z.record(z.string(), z.unknown()), publicJwk: z.record(z.string(), z.unknown()) });
+const storedKey = z.object({
+  privateJwk: z.record(z.string(), z.unknown()),
+  publicJwk: z.record(z.string(), z.unknown()),
+});
 
 export async function ensureIssuerKey(keyFile: string): Promise<{ publicJwk: JWK }> {
   if (existsSync(keyFile)) {

@@ -22,10 +22,23 @@ async function main(): Promise<void> {
   await assertPortFree(env.LOCAL_HTTP_PORT, 'LOCAL_HTTP_PORT');
   await assertPortFree(env.LOCAL_WS_PORT, 'LOCAL_WS_PORT');
   const dataDir = resolve(env.LOCAL_DATA_DIR);
-  const stack: LocalStack = await startLocalStack({ dataDir, persistDynamo: true, httpPort: env.LOCAL_HTTP_PORT, wsPort: env.LOCAL_WS_PORT });
+  const stack: LocalStack = await startLocalStack({
+    dataDir,
+    persistDynamo: true,
+    httpPort: env.LOCAL_HTTP_PORT,
+    wsPort: env.LOCAL_WS_PORT,
+  });
 
   // Tools such as `npm run reconcile` find the running stack here.
-  writeFileSync(resolve(dataDir, 'stack.json'), JSON.stringify({ dynamoEndpoint: stack.dynamoEndpoint, ledgerTable: stack.tableNames.ledger, httpUrl: stack.httpUrl, wsUrl: stack.wsUrl }));
+  writeFileSync(
+    resolve(dataDir, 'stack.json'),
+    JSON.stringify({
+      dynamoEndpoint: stack.dynamoEndpoint,
+      ledgerTable: stack.tableNames.ledger,
+      httpUrl: stack.httpUrl,
+      wsUrl: stack.wsUrl,
+    }),
+  );
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -71,7 +84,9 @@ main().catch((error: unknown) => {
   if (error instanceof PortInUseError || error instanceof JavaMissingError) {
     process.stderr.write(`${error.message}\n`);
   } else {
-    process.stderr.write(`The local stack failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `The local stack failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
   }
   process.exit(1);
 });

@@ -133,16 +133,30 @@ function validateDefinitions(definitions: QueueDefinition[]): void {
     const { logicalName, visibilityTimeoutSeconds, deadLetter } = definition;
     const longest = deadLetterQueueNameFor(definition);
     if (!QUEUE_NAME_PATTERN.test(logicalName) || longest.length > MAX_QUEUE_NAME_LENGTH) {
-      throw new Error(`Queue "${logicalName}": names are letters, digits, - and _, at most ${MAX_QUEUE_NAME_LENGTH} characters with suffixes ("${longest}")`);
+      throw new Error(
+        `Queue "${logicalName}": names are letters, digits, - and _, at most ${MAX_QUEUE_NAME_LENGTH} characters with suffixes ("${longest}")`,
+      );
     }
     if (seen.has(logicalName)) throw new Error(`Queue "${logicalName}" is defined twice`);
     seen.add(logicalName);
-    if (!Number.isInteger(visibilityTimeoutSeconds) || visibilityTimeoutSeconds < 0 || visibilityTimeoutSeconds > MAX_VISIBILITY_TIMEOUT_SECONDS) {
-      throw new Error(`Queue "${logicalName}": visibilityTimeoutSeconds must be an integer 0-${MAX_VISIBILITY_TIMEOUT_SECONDS}`);
+    if (
+      !Number.isInteger(visibilityTimeoutSeconds) ||
+      visibilityTimeoutSeconds < 0 ||
+      visibilityTimeoutSeconds > MAX_VISIBILITY_TIMEOUT_SECONDS
+    ) {
+      throw new Error(
+        `Queue "${logicalName}": visibilityTimeoutSeconds must be an integer 0-${MAX_VISIBILITY_TIMEOUT_SECONDS}`,
+      );
     }
     const { maxReceiveCount } = deadLetter;
-    if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < MIN_MAX_RECEIVE_COUNT || maxReceiveCount > MAX_MAX_RECEIVE_COUNT) {
-      throw new Error(`Queue "${logicalName}": deadLetter.maxReceiveCount must be an integer ${MIN_MAX_RECEIVE_COUNT}-${MAX_MAX_RECEIVE_COUNT}`);
+    if (
+      !Number.isInteger(maxReceiveCount) ||
+      maxReceiveCount < MIN_MAX_RECEIVE_COUNT ||
+      maxReceiveCount > MAX_MAX_RECEIVE_COUNT
+    ) {
+      throw new Error(
+        `Queue "${logicalName}": deadLetter.maxReceiveCount must be an integer ${MIN_MAX_RECEIVE_COUNT}-${MAX_MAX_RECEIVE_COUNT}`,
+      );
     }
   }
 }
@@ -218,7 +232,8 @@ function spawnFauxqs(port: number, portVariable: string): Promise<FauxqsProcess>
       // The child must not keep the parent alive: a forgotten stop() would hang jest or `npm start`.
       // It still dies with the parent, through its stdin.
       child.unref();
-      for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+      for (const stream of [child.stdin, child.stdout, child.stderr])
+        (stream as unknown as { unref?: () => void }).unref?.();
       resolve({ port: listening, stop });
     };
     child.stdout.on('data', onData);
@@ -230,7 +245,10 @@ function spawnFauxqs(port: number, portVariable: string): Promise<FauxqsProcess>
  * stack does. Queue URLs are `http://sqs.<region>.localhost:<port>/000000000000/<name>`: give
  * every SQSClient `endpoint` (the `*.localhost` host does not resolve here).
  */
-export async function startLocalQueues(definitions: QueueDefinition[], options: LocalQueuesOptions = {}): Promise<LocalQueues> {
+export async function startLocalQueues(
+  definitions: QueueDefinition[],
+  options: LocalQueuesOptions = {},
+): Promise<LocalQueues> {
   validateDefinitions(definitions);
   const region = options.region ?? process.env.AWS_REGION ?? DEFAULT_REGION;
   const fauxqs = await spawnFauxqs(options.port ?? 0, options.portVariable ?? 'the SQS port');
@@ -262,7 +280,12 @@ export async function startLocalQueues(definitions: QueueDefinition[], options: 
         }),
       );
       const queueUrl = required(queue.QueueUrl, 'CreateQueue answered without a QueueUrl');
-      urls[definition.logicalName] = { queueUrl, deadLetterQueueUrl, queueArn: await queueArnOf(sqs, queueUrl), deadLetterQueueArn };
+      urls[definition.logicalName] = {
+        queueUrl,
+        deadLetterQueueUrl,
+        queueArn: await queueArnOf(sqs, queueUrl),
+        deadLetterQueueArn,
+      };
     }
   } catch (error) {
     await fauxqs.stop();
@@ -390,22 +413,32 @@ class SqsPoller {
     this.functionName = options.functionName ?? `local-${this.queueName.replace(/\.fifo$/, '')}-consumer`;
     this.queueArn = options.queueArn;
     this.validate();
-    this.loop = this.run().catch((error: unknown) => this.log({ level: 'error', msg: 'poller stopped on an unexpected error', error: describe(error) }));
+    this.loop = this.run().catch((error: unknown) =>
+      this.log({ level: 'error', msg: 'poller stopped on an unexpected error', error: describe(error) }),
+    );
   }
 
   private validate(): void {
     const { batchSize, maximumBatchingWindowMs, maxConcurrency } = this.options;
     const maxBatch = this.fifo ? MAX_BATCH_SIZE_FIFO : MAX_BATCH_SIZE_STANDARD;
     const problems: string[] = [];
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > maxBatch) problems.push(`batchSize must be an integer 1-${maxBatch}`);
-    if (!Number.isInteger(maximumBatchingWindowMs) || maximumBatchingWindowMs < 0 || maximumBatchingWindowMs > MAX_BATCHING_WINDOW_MS) {
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > maxBatch)
+      problems.push(`batchSize must be an integer 1-${maxBatch}`);
+    if (
+      !Number.isInteger(maximumBatchingWindowMs) ||
+      maximumBatchingWindowMs < 0 ||
+      maximumBatchingWindowMs > MAX_BATCHING_WINDOW_MS
+    ) {
       problems.push(`maximumBatchingWindowMs must be an integer 0-${MAX_BATCHING_WINDOW_MS}`);
     }
     if (this.fifo && maximumBatchingWindowMs > 0) problems.push('Lambda supports no batching window on FIFO queues');
     // Lambda: a batch size over 10 needs a batching window, else each receive is its own batch.
-    if (batchSize > SQS_MAX_BATCH_ENTRIES && maximumBatchingWindowMs === 0) problems.push(`batchSize over ${SQS_MAX_BATCH_ENTRIES} needs maximumBatchingWindowMs > 0`);
-    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY_LIMIT) problems.push(`maxConcurrency must be an integer 1-${MAX_CONCURRENCY_LIMIT}`);
-    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > MAX_FUNCTION_TIMEOUT_MS) problems.push(`timeoutMs must be an integer 1-${MAX_FUNCTION_TIMEOUT_MS}`);
+    if (batchSize > SQS_MAX_BATCH_ENTRIES && maximumBatchingWindowMs === 0)
+      problems.push(`batchSize over ${SQS_MAX_BATCH_ENTRIES} needs maximumBatchingWindowMs > 0`);
+    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY_LIMIT)
+      problems.push(`maxConcurrency must be an integer 1-${MAX_CONCURRENCY_LIMIT}`);
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > MAX_FUNCTION_TIMEOUT_MS)
+      problems.push(`timeoutMs must be an integer 1-${MAX_FUNCTION_TIMEOUT_MS}`);
     if (problems.length > 0) throw new Error(`Event source mapping for ${this.queueName}: ${problems.join('; ')}`);
   }
 
@@ -461,12 +494,20 @@ class SqsPoller {
 
   private async describeQueue(): Promise<void> {
     const answer = await this.options.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: this.options.queueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }),
+      new GetQueueAttributesCommand({
+        QueueUrl: this.options.queueUrl,
+        AttributeNames: ['QueueArn', 'VisibilityTimeout'],
+      }),
     );
     const visibilitySeconds = Number(answer.Attributes?.VisibilityTimeout);
     // CloudFormation refuses a mapping whose queue hides messages for less than the function may run.
     if (visibilitySeconds * 1000 < this.timeoutMs) {
-      this.log({ level: 'warn', msg: 'queue visibility timeout is shorter than the function timeout; AWS would refuse this mapping', visibilitySeconds, timeoutMs: this.timeoutMs });
+      this.log({
+        level: 'warn',
+        msg: 'queue visibility timeout is shorter than the function timeout; AWS would refuse this mapping',
+        visibilitySeconds,
+        timeoutMs: this.timeoutMs,
+      });
     }
     this.queueArn = required(answer.Attributes?.QueueArn, `no QueueArn for ${this.options.queueUrl}`);
   }
@@ -482,12 +523,21 @@ class SqsPoller {
     if (batch.length === 0 || maximumBatchingWindowMs === 0) return batch;
     let bytes = batch.reduce((sum, message) => sum + messageBytes(message), 0);
     const deadline = Date.now() + maximumBatchingWindowMs;
-    while (batch.length < batchSize && Date.now() < deadline && !this.stopping && bytes + MAX_SQS_MESSAGE_BYTES <= MAX_INVOKE_PAYLOAD_BYTES) {
+    while (
+      batch.length < batchSize &&
+      Date.now() < deadline &&
+      !this.stopping &&
+      bytes + MAX_SQS_MESSAGE_BYTES <= MAX_INVOKE_PAYLOAD_BYTES
+    ) {
       let more: Message[];
       try {
         more = await this.receive(Math.min(batchSize - batch.length, SQS_MAX_BATCH_ENTRIES), 0);
       } catch (error) {
-        this.log({ level: 'warn', msg: 'ReceiveMessage failed inside the batching window; invoking with what arrived', error: describe(error) });
+        this.log({
+          level: 'warn',
+          msg: 'ReceiveMessage failed inside the batching window; invoking with what arrived',
+          error: describe(error),
+        });
         break;
       }
       batch.push(...more);
@@ -557,7 +607,9 @@ class SqsPoller {
     const groups = this.fifo ? new Set(batch.map(groupOf)) : new Set<string>();
     for (const group of groups) this.busyGroups.add(group);
     const invocation: Promise<void> = this.invoke(batch)
-      .catch((error: unknown) => this.log({ level: 'error', msg: 'invocation bookkeeping failed', error: describe(error) }))
+      .catch((error: unknown) =>
+        this.log({ level: 'error', msg: 'invocation bookkeeping failed', error: describe(error) }),
+      )
       .finally(() => {
         for (const group of groups) this.busyGroups.delete(group);
         this.inFlight.delete(invocation);
@@ -575,13 +627,18 @@ class SqsPoller {
     let outcome: Outcome;
     try {
       // `then` also turns a synchronous throw into a rejection.
-      const result = await withTimeout(Promise.resolve().then(() => this.options.handler({ Records: records }, context)), this.timeoutMs);
+      const result = await withTimeout(
+        Promise.resolve().then(() => this.options.handler({ Records: records }, context)),
+        this.timeoutMs,
+      );
       outcome = this.interpret(result, records);
     } catch (error) {
       const timedOut = error instanceof InvocationTimeoutError;
       this.log({
         level: 'error',
-        msg: timedOut ? 'handler timed out; the whole batch will be retried (locally its work keeps running)' : 'handler threw; the whole batch will be retried',
+        msg: timedOut
+          ? 'handler timed out; the whole batch will be retried (locally its work keeps running)'
+          : 'handler threw; the whole batch will be retried',
         requestId,
         records: records.length,
         error: describe(error),
@@ -594,10 +651,18 @@ class SqsPoller {
     } else {
       failed = this.fifo ? withLaterGroupItemsFailed(records, outcome.failed) : outcome.failed;
       if (failed.size > 0) {
-        this.log({ level: 'warn', msg: 'batch item failures; left for redelivery', requestId, records: records.length, failed: [...failed] });
+        this.log({
+          level: 'warn',
+          msg: 'batch item failures; left for redelivery',
+          requestId,
+          records: records.length,
+          failed: [...failed],
+        });
       }
     }
-    await this.deleteMessages(batch.filter((message) => message.MessageId !== undefined && !failed.has(message.MessageId)));
+    await this.deleteMessages(
+      batch.filter((message) => message.MessageId !== undefined && !failed.has(message.MessageId)),
+    );
   }
 
   /** Lambda's rules for a handler's answer (docs: "Implementing partial batch responses"). */
@@ -606,7 +671,11 @@ class SqsPoller {
     const none: Outcome = { kind: 'items', failed: new Set() };
     const hasFailures = typeof answer === 'object' && answer !== null && 'batchItemFailures' in answer;
     if (!this.options.reportBatchItemFailures) {
-      if (hasFailures) this.log({ level: 'warn', msg: 'handler returned batchItemFailures but reportBatchItemFailures is off: the whole batch counts as processed' });
+      if (hasFailures)
+        this.log({
+          level: 'warn',
+          msg: 'handler returned batchItemFailures but reportBatchItemFailures is off: the whole batch counts as processed',
+        });
       return none;
     }
     // No answer, an empty answer, or a null/empty list: the whole batch succeeded.
@@ -622,8 +691,12 @@ class SqsPoller {
     const ids = new Set(records.map((record) => record.messageId));
     const failed = new Set<string>();
     for (const failure of failures as unknown[]) {
-      const id = typeof failure === 'object' && failure !== null && 'itemIdentifier' in failure ? failure.itemIdentifier : undefined;
-      if (typeof id !== 'string' || id === '' || !ids.has(id)) return invalid(`itemIdentifier ${String(id)} is not a message of this batch`);
+      const id =
+        typeof failure === 'object' && failure !== null && 'itemIdentifier' in failure
+          ? failure.itemIdentifier
+          : undefined;
+      if (typeof id !== 'string' || id === '' || !ids.has(id))
+        return invalid(`itemIdentifier ${String(id)} is not a message of this batch`);
       failed.add(id);
     }
     return { kind: 'items', failed };
@@ -657,7 +730,12 @@ class SqsPoller {
         backoffMs = nextBackoff(backoffMs);
       }
       if (entries.length > 0) {
-        this.log({ level: 'error', msg: 'could not delete processed messages; they will be delivered again', messageIds: entries.map((entry) => entry.messageId), error: describe(lastError) });
+        this.log({
+          level: 'error',
+          msg: 'could not delete processed messages; they will be delivered again',
+          messageIds: entries.map((entry) => entry.messageId),
+          error: describe(lastError),
+        });
       }
     }
   }
@@ -670,11 +748,19 @@ class SqsPoller {
         await this.options.sqs.send(
           new ChangeMessageVisibilityBatchCommand({
             QueueUrl: this.options.queueUrl,
-            Entries: chunk.map((message, index) => ({ Id: `m${index}`, ReceiptHandle: message.ReceiptHandle ?? '', VisibilityTimeout: 0 })),
+            Entries: chunk.map((message, index) => ({
+              Id: `m${index}`,
+              ReceiptHandle: message.ReceiptHandle ?? '',
+              VisibilityTimeout: 0,
+            })),
           }),
         );
       } catch (error) {
-        this.log({ level: 'warn', msg: 'could not release held messages; they return after their visibility timeout', error: describe(error) });
+        this.log({
+          level: 'warn',
+          msg: 'could not release held messages; they return after their visibility timeout',
+          error: describe(error),
+        });
       }
     }
   }

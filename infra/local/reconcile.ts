@@ -36,7 +36,9 @@ async function main(): Promise<void> {
     process.stdout.write('Books balance: every equation holds and every wallet matches its entries.\n');
     return;
   }
-  process.stdout.write(`${report.discrepancies.length} discrepancies:\n${report.discrepancies.map((line) => `  - ${line}`).join('\n')}\n`);
+  process.stdout.write(
+    `${report.discrepancies.length} discrepancies:\n${report.discrepancies.map((line) => `  - ${line}`).join('\n')}\n`,
+  );
   process.exit(1);
 }
 

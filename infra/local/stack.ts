@@ -88,12 +88,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const keyFile = join(options.dataDir, 'issuer', 'key.json');
     const { publicJwk } = await ensureIssuerKey(keyFile);
     const staticRoutes: StaticRoute[] = [
-      { path: '/.well-known/jwks.json', contentType: 'application/json', body: () => JSON.stringify({ keys: [publicJwk] }) },
+      {
+        path: '/.well-known/jwks.json',
+        contentType: 'application/json',
+        body: () => JSON.stringify({ keys: [publicJwk] }),
+      },
       // The demo page (/, /app.js, /styles.css), /openapi.json and /docs; the page learns the
       // WebSocket URL per request, once the gateway has its port.
       ...(await (await import('./web/build')).webStaticRoutes(() => gateway.wsUrl)),
     ];
-    const gateway = await startGateway({ httpPort: options.httpPort, wsPort: options.wsPort, staticRoutes, isReady: () => ready });
+    const gateway = await startGateway({
+      httpPort: options.httpPort,
+      wsPort: options.wsPort,
+      staticRoutes,
+      isReady: () => ready,
+    });
     stoppers.push(() => gateway.stop());
 
     const prefix = options.tablePrefix ?? 'local-';
@@ -117,9 +126,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     resetJwksForTests();
     // The logger was built at import, before this environment existed: apply its level now.
     const level = process.env.LOG_LEVEL;
-    if (level === 'DEBUG' || level === 'INFO' || level === 'WARN' || level === 'ERROR' || level === 'SILENT') logger.setLogLevel(level);
+    if (level === 'DEBUG' || level === 'INFO' || level === 'WARN' || level === 'ERROR' || level === 'SILENT')
+      logger.setLogLevel(level);
 
-    const client = new DynamoDBClient({ endpoint: dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const client = new DynamoDBClient({
+      endpoint: dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     for (const table of TABLES) {
       await ensureTable(client, table, table.envVar === 'LEDGER_TABLE' ? tableNames.ledger : tableNames.connections);
     }
@@ -158,12 +172,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (urls) process.env[queueUrlVariable(queue.logicalName)] = urls.queueUrl;
     }
     resetConfigForTests();
-    const sqs = new SQSClient({ endpoint: queues.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sqs = new SQSClient({
+      endpoint: queues.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     stoppers.push(async () => sqs.destroy());
     if (options.consumers !== false) {
       for (const consumer of QUEUE_CONSUMERS) {
         const urls = queues.urls[consumer.queue];
-        if (!urls) throw new Error(`consumer ${consumer.name} reads queue ${consumer.queue}, which QUEUES does not define`);
+        if (!urls)
+          throw new Error(`consumer ${consumer.name} reads queue ${consumer.queue}, which QUEUES does not define`);
         const fifo = QUEUES.find((queue) => queue.logicalName === consumer.queue)?.fifo ?? false;
         const mapping = startEventSourceMapping({
           sqs,
@@ -191,9 +210,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (inFlight) return inFlight;
       const run = (async () => {
         try {
-          await loadHandler(schedule.handler)({ source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString(), detail: {} }, lambdaContext(schedule.name, schedule.timeoutSeconds * 1000));
+          await loadHandler(schedule.handler)(
+            { source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString(), detail: {} },
+            lambdaContext(schedule.name, schedule.timeoutSeconds * 1000),
+          );
         } catch (error) {
-          logger.error('scheduled function failed', { schedule: name, error: error instanceof Error ? error : String(error) });
+          logger.error('scheduled function failed', {
+            schedule: name,
+            error: error instanceof Error ? error : String(error),
+          });
         } finally {
           running.delete(name);
         }
@@ -234,7 +259,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   }
 }
 
-const stripeKeysFile = z.object({ secretKey: z.string().startsWith('sk_test_'), webhookSecret: z.string().startsWith('whsec_') });
+const stripeKeysFile = z.object({
+  secretKey: z.string().startsWith('sk_test_'),
+  webhookSecret: z.string().startsWith('whsec_'),
+});
 
 /**
  * The local Stripe API key and webhook secret: generated once and kept under the data folder,
@@ -247,7 +275,10 @@ function localStripeKeys(dataDir: string): { secretKey: string; webhookSecret: s
   if (existsSync(file)) {
     keys = stripeKeysFile.parse(JSON.parse(readFileSync(file, 'utf8')));
   } else {
-    keys = { secretKey: `sk_test_local_${randomBytes(16).toString('hex')}`, webhookSecret: `whsec_${randomBytes(24).toString('base64url')}` };
+    keys = {
+      secretKey: `sk_test_local_${randomBytes(16).toString('hex')}`,
+      webhookSecret: `whsec_${randomBytes(24).toString('base64url')}`,
+    };
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
   }

@@ -1,4 +1,8 @@
-import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient, type AttributeType } from '@aws-sdk/client-cognito-identity-provider';
+import {
+  AdminUpdateUserAttributesCommand,
+  CognitoIdentityProviderClient,
+  type AttributeType,
+} from '@aws-sdk/client-cognito-identity-provider';
 import { parseArgs } from 'node:util';
 import * as z from 'zod';
 import { COGNITO_CLAIM_NAMES } from '../stacks/stateful-stack';
@@ -22,7 +26,10 @@ const isoDate = z
     const date = new Date(`${value}T00:00:00Z`);
     return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === value;
   }, 'not a calendar date')
-  .refine((value) => Number(value.slice(0, 4)) >= MIN_BIRTH_YEAR && new Date(`${value}T00:00:00Z`).getTime() <= Date.now(), `between ${MIN_BIRTH_YEAR} and today`);
+  .refine(
+    (value) => Number(value.slice(0, 4)) >= MIN_BIRTH_YEAR && new Date(`${value}T00:00:00Z`).getTime() <= Date.now(),
+    `between ${MIN_BIRTH_YEAR} and today`,
+  );
 
 export const identityArguments = z
   .object({
@@ -47,7 +54,9 @@ export function identityAttributes(args: IdentityArguments): AttributeType[] {
   return [
     ...(args.birthdate !== undefined ? [{ Name: COGNITO_CLAIM_NAMES.CLAIM_BIRTHDATE, Value: args.birthdate }] : []),
     ...(args.country !== undefined ? [{ Name: COGNITO_CLAIM_NAMES.CLAIM_COUNTRY, Value: args.country }] : []),
-    ...(args.parentalConsent !== undefined ? [{ Name: COGNITO_CLAIM_NAMES.CLAIM_PARENTAL_CONSENT, Value: args.parentalConsent }] : []),
+    ...(args.parentalConsent !== undefined
+      ? [{ Name: COGNITO_CLAIM_NAMES.CLAIM_PARENTAL_CONSENT, Value: args.parentalConsent }]
+      : []),
   ];
 }
 
@@ -72,7 +81,10 @@ export function parseIdentityArguments(argv: string[]): IdentityArguments {
     parentalConsent: values['parental-consent'],
     region: values.region,
   });
-  if (!parsed.success) throw new Error(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'arguments'}: ${issue.message}`).join('; '));
+  if (!parsed.success)
+    throw new Error(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'arguments'}: ${issue.message}`).join('; '),
+    );
   return parsed.data;
 }
 
@@ -81,8 +93,16 @@ async function main(): Promise<void> {
   const region = args.region ?? args.userPoolId.split('_')[0];
   const client = new CognitoIdentityProviderClient({ ...(region && { region }) });
   const attributes = identityAttributes(args);
-  await client.send(new AdminUpdateUserAttributesCommand({ UserPoolId: args.userPoolId, Username: args.user, UserAttributes: attributes }));
-  process.stdout.write(`Set ${attributes.map((attribute) => `${attribute.Name}=${attribute.Value}`).join(', ')} on ${args.user}. It takes effect with the user's next ID token.\n`);
+  await client.send(
+    new AdminUpdateUserAttributesCommand({
+      UserPoolId: args.userPoolId,
+      Username: args.user,
+      UserAttributes: attributes,
+    }),
+  );
+  process.stdout.write(
+    `Set ${attributes.map((attribute) => `${attribute.Name}=${attribute.Value}`).join(', ')} on ${args.user}. It takes effect with the user's next ID token.\n`,
+  );
 }
 
 if (require.main === module) {

@@ -1,5 +1,14 @@
 import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, ContributorInsightsMode, ProjectionType, Table, TableEncryption, type ITable, type WarmThroughput } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  AttributeType,
+  BillingMode,
+  ContributorInsightsMode,
+  ProjectionType,
+  Table,
+  TableEncryption,
+  type ITable,
+  type WarmThroughput,
+} from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption, type IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -66,7 +75,7 @@ export interface SesEmailConfig {
 }
 
 export const SES_MISSING_WARNING =
-  'No SES identity (context sesFromEmail): the user pool sends sign-up and password-reset e-mails with Cognito\'s built-in e-mail, ' +
+  "No SES identity (context sesFromEmail): the user pool sends sign-up and password-reset e-mails with Cognito's built-in e-mail, " +
   'which AWS documents as below production delivery volume. Verify an identity in SES and deploy with -c sesFromEmail=no-reply@your-domain (README, Deploying).';
 
 export interface StatefulStackProps extends StackProps {
@@ -102,7 +111,10 @@ export class StatefulStack extends Stack {
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
     super(scope, id, props);
     for (const definition of TABLES) {
-      this.tables.set(definition.envVar, this.createTable(definition, definition.envVar === 'LEDGER_TABLE' ? props.ledgerWarmThroughput : undefined));
+      this.tables.set(
+        definition.envVar,
+        this.createTable(definition, definition.envVar === 'LEDGER_TABLE' ? props.ledgerWarmThroughput : undefined),
+      );
     }
     for (const definition of QUEUES) this.createQueue(definition);
 
@@ -110,7 +122,8 @@ export class StatefulStack extends Stack {
     // the generated value is a placeholder that the functions refuse (no `whsec_` prefix), so an
     // unset secret fails loudly instead of calling Stripe with a fake key.
     this.stripeSecret = new Secret(this, 'StripeSecret', {
-      description: 'Stripe API secret key and webhook signing secret: JSON {"secretKey":"sk_...","webhookSecret":"whsec_..."}',
+      description:
+        'Stripe API secret key and webhook signing secret: JSON {"secretKey":"sk_...","webhookSecret":"whsec_..."}',
       generateSecretString: {
         secretStringTemplate: JSON.stringify({ secretKey: 'unset: see README, Deploying' }),
         generateStringKey: 'webhookSecret',
@@ -120,7 +133,8 @@ export class StatefulStack extends Stack {
     });
     Validations.of(this.stripeSecret).acknowledge({
       id: 'AwsSolutions-SMG4',
-      reason: 'Stripe keys cannot be rotated by a Secrets Manager rotation function: they are rolled in the Stripe dashboard and the new values put here (README, Deploying).',
+      reason:
+        'Stripe keys cannot be rotated by a Secrets Manager rotation function: they are rolled in the Stripe dashboard and the new values put here (README, Deploying).',
     });
 
     new CfnOutput(this, 'StripeSecretArn', {
@@ -129,7 +143,12 @@ export class StatefulStack extends Stack {
     });
 
     this.identity = props.oidc
-      ? { issuer: props.oidc.issuer, audience: props.oidc.audience, jwksUrl: props.oidc.jwksUrl ?? `${props.oidc.issuer.replace(/\/$/, '')}/.well-known/jwks.json`, claimNames: {} }
+      ? {
+          issuer: props.oidc.issuer,
+          audience: props.oidc.audience,
+          jwksUrl: props.oidc.jwksUrl ?? `${props.oidc.issuer.replace(/\/$/, '')}/.well-known/jwks.json`,
+          claimNames: {},
+        }
       : this.createUserPool(props.ses);
     if (props.apiGatewayCloudWatchRole ?? true) this.apiGatewayCloudWatchRole = this.createApiGatewayCloudWatchRole();
   }
@@ -149,7 +168,8 @@ export class StatefulStack extends Stack {
     role.applyRemovalPolicy(RemovalPolicy.RETAIN);
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-      reason: "API Gateway's account-level logging role: AWS documents this managed policy for it, and API Gateway creates each API's log streams itself, so the log groups are not known in advance.",
+      reason:
+        "API Gateway's account-level logging role: AWS documents this managed policy for it, and API Gateway creates each API's log streams itself, so the log groups are not known in advance.",
     });
     return role;
   }
@@ -203,7 +223,9 @@ export class StatefulStack extends Stack {
 
   private createQueue(definition: QueueDefinition): void {
     if (definition.deadLetter.maxReceiveCount < MIN_MAX_RECEIVE_COUNT) {
-      throw new Error(`Queue ${definition.logicalName}: maxReceiveCount ${definition.deadLetter.maxReceiveCount} is below ${MIN_MAX_RECEIVE_COUNT} (AWS guidance for SQS event sources)`);
+      throw new Error(
+        `Queue ${definition.logicalName}: maxReceiveCount ${definition.deadLetter.maxReceiveCount} is below ${MIN_MAX_RECEIVE_COUNT} (AWS guidance for SQS event sources)`,
+      );
     }
     const name = pascal(definition.logicalName);
     const common = {
@@ -222,7 +244,10 @@ export class StatefulStack extends Stack {
       ...common,
       // High-throughput FIFO: ordering and deduplication per message group (one group per
       // stream), so the queue-wide 300 messages/s of plain FIFO does not cap all streams together.
-      ...(definition.fifo && { deduplicationScope: DeduplicationScope.MESSAGE_GROUP, fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID }),
+      ...(definition.fifo && {
+        deduplicationScope: DeduplicationScope.MESSAGE_GROUP,
+        fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+      }),
       visibilityTimeout: Duration.seconds(definition.visibilityTimeoutSeconds),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: definition.deadLetter.maxReceiveCount },
       removalPolicy: RemovalPolicy.RETAIN,
@@ -258,7 +283,13 @@ export class StatefulStack extends Stack {
         [COGNITO_CUSTOM_ATTRIBUTES.country]: new StringAttribute({ minLen: 2, maxLen: 2, mutable: true }),
         [COGNITO_CUSTOM_ATTRIBUTES.parentalConsent]: new BooleanAttribute({ mutable: true }),
       },
-      passwordPolicy: { minLength: 12, requireDigits: true, requireLowercase: true, requireUppercase: true, requireSymbols: true },
+      passwordPolicy: {
+        minLength: 12,
+        requireDigits: true,
+        requireLowercase: true,
+        requireUppercase: true,
+        requireSymbols: true,
+      },
       mfa: Mfa.OPTIONAL,
       mfaSecondFactor: { otp: true, sms: false },
       accountRecovery: AccountRecovery.EMAIL_ONLY,
@@ -285,11 +316,13 @@ export class StatefulStack extends Stack {
     });
     Validations.of(userPool).acknowledge({
       id: 'AwsSolutions-COG2',
-      reason: 'Viewers of a consumer live-streaming product sign up on phones; TOTP MFA is offered (optional), not forced. Money-moving routes are additionally bounded by age rules, budgets and per-user rate limits.',
+      reason:
+        'Viewers of a consumer live-streaming product sign up on phones; TOTP MFA is offered (optional), not forced. Money-moving routes are additionally bounded by age rules, budgets and per-user rate limits.',
     });
     Validations.of(userPool).acknowledge({
       id: 'AwsSolutions-COG8',
-      reason: 'The Plus feature plan (threat protection) is priced per monthly active user; it is an operator decision per deployment. Essentials is the default here.',
+      reason:
+        'The Plus feature plan (threat protection) is priced per monthly active user; it is an operator decision per deployment. Essentials is the default here.',
     });
     return {
       issuer: userPool.userPoolProviderUrl,

@@ -14,7 +14,14 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer, WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import { Alarm, ComparisonOperator, MathExpression, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  ComparisonOperator,
+  MathExpression,
+  Metric,
+  TreatMissingData,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule, Schedule as EventSchedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -149,15 +156,22 @@ export class StatelessStack extends Stack {
       description: 'Live viewers: gift events, wallet pushes, sendGift/join/ping actions',
       routeSelectionExpression: '$request.body.action',
     });
-    const webSocketAccessLogs = new LogGroup(this, 'WebSocketAccessLogs', { retention: LOG_RETENTION, removalPolicy: RemovalPolicy.DESTROY });
+    const webSocketAccessLogs = new LogGroup(this, 'WebSocketAccessLogs', {
+      retention: LOG_RETENTION,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.webSocketStage = new WebSocketStage(this, 'WebSocketStage', {
       webSocketApi: this.webSocketApi,
       stageName: WEBSOCKET_STAGE_NAME,
       autoDeploy: true,
       throttle: WEBSOCKET_STAGE_THROTTLE,
-      accessLogSettings: { destination: new LogGroupLogDestination(webSocketAccessLogs), format: webSocketAccessLogFormat() },
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(webSocketAccessLogs),
+        format: webSocketAccessLogFormat(),
+      },
     });
-    if (stateful.apiGatewayCloudWatchRole) this.apiGatewayAccountLogging(this.webSocketStage, stateful.apiGatewayCloudWatchRole);
+    if (stateful.apiGatewayCloudWatchRole)
+      this.apiGatewayAccountLogging(this.webSocketStage, stateful.apiGatewayCloudWatchRole);
 
     this.resources = {
       ledger: { table: stateful.ledgerTable(), definition: LEDGER_TABLE },
@@ -168,7 +182,10 @@ export class StatelessStack extends Stack {
     };
 
     // HTTP API: the cloud routes of the route table and nothing else.
-    const httpAccessLogs = new LogGroup(this, 'HttpApiAccessLogs', { retention: LOG_RETENTION, removalPolicy: RemovalPolicy.DESTROY });
+    const httpAccessLogs = new LogGroup(this, 'HttpApiAccessLogs', {
+      retention: LOG_RETENTION,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.httpApi = new HttpApi(this, 'HttpApi', {
       apiName: `${this.stackName}-http`,
       description: 'Coins, gifts, streams, payouts (API.md)',
@@ -236,7 +253,11 @@ export class StatelessStack extends Stack {
       identitySource: [...WEBSOCKET_AUTHORIZER.identitySource],
     });
     for (const route of WEBSOCKET_ROUTES) {
-      const fn = this.addFunction(route.name, { handler: route.handler, description: `WebSocket ${route.routeKey}`, access: route.access });
+      const fn = this.addFunction(route.name, {
+        handler: route.handler,
+        description: `WebSocket ${route.routeKey}`,
+        access: route.access,
+      });
       const cdkRoute = this.webSocketApi.addRoute(route.routeKey, {
         integration: new WebSocketLambdaIntegration(`${route.name}Integration`, fn.function),
         returnResponse: route.returnResponse,
@@ -245,7 +266,8 @@ export class StatelessStack extends Stack {
       if (route.routeKey !== '$connect') {
         Validations.of(cdkRoute).acknowledge({
           id: 'AwsSolutions-APIG4',
-          reason: 'API Gateway authorizes a WebSocket connection once, on $connect (Lambda REQUEST authorizer); later routes of that connection carry its authorizer context and cannot have an authorizer of their own.',
+          reason:
+            'API Gateway authorizes a WebSocket connection once, on $connect (Lambda REQUEST authorizer); later routes of that connection carry its authorizer context and cannot have an authorizer of their own.',
         });
       }
     }
@@ -258,15 +280,24 @@ export class StatelessStack extends Stack {
     this.addAlarms(stateful, httpAccessLogs, webSocketAccessLogs);
 
     const httpUrl = this.httpStage.url;
-    new CfnOutput(this, 'HttpApiUrl', { value: httpUrl, description: 'Base URL of the HTTP API (API.md paths go after it)' });
-    new CfnOutput(this, 'WebSocketUrl', { value: this.webSocketStage.url, description: 'WebSocket URL: connect with ?token=<JWT>&streamId=<id>' });
+    new CfnOutput(this, 'HttpApiUrl', {
+      value: httpUrl,
+      description: 'Base URL of the HTTP API (API.md paths go after it)',
+    });
+    new CfnOutput(this, 'WebSocketUrl', {
+      value: this.webSocketStage.url,
+      description: 'WebSocket URL: connect with ?token=<JWT>&streamId=<id>',
+    });
     if (cloudHttpRoutes().some((route) => route.path === STRIPE_WEBHOOK_PATH)) {
       new CfnOutput(this, 'StripeWebhookUrl', {
         value: `${httpUrl}${STRIPE_WEBHOOK_PATH.slice(1)}`,
         description: 'Register this endpoint at Stripe (README, Deploying)',
       });
     }
-    new CfnOutput(this, 'JwtIssuer', { value: stateful.identity.issuer, description: 'The OIDC issuer both APIs trust' });
+    new CfnOutput(this, 'JwtIssuer', {
+      value: stateful.identity.issuer,
+      description: 'The OIDC issuer both APIs trust',
+    });
     if (stateful.identity.userPool && stateful.identity.userPoolClient) {
       new CfnOutput(this, 'UserPoolId', { value: stateful.identity.userPool.userPoolId });
       new CfnOutput(this, 'UserPoolClientId', { value: stateful.identity.userPoolClient.userPoolClientId });
@@ -275,9 +306,16 @@ export class StatelessStack extends Stack {
 
   private addFunction(
     name: string,
-    spec: { handler: string; description: string; access: Access; timeoutSeconds?: number; environment?: Record<string, string> },
+    spec: {
+      handler: string;
+      description: string;
+      access: Access;
+      timeoutSeconds?: number;
+      environment?: Record<string, string>;
+    },
   ): AppFunction {
-    if (this.functions.some((existing) => existing.name === name)) throw new Error(`Two functions are named ${name} in the route table`);
+    if (this.functions.some((existing) => existing.name === name))
+      throw new Error(`Two functions are named ${name} in the route table`);
     const fn = new AppFunction(this, name, {
       handler: spec.handler,
       description: spec.description,
@@ -308,7 +346,9 @@ export class StatelessStack extends Stack {
       );
     }
     if (consumer.maxConcurrency < MAX_CONCURRENCY_RANGE.min || consumer.maxConcurrency > MAX_CONCURRENCY_RANGE.max) {
-      throw new Error(`Consumer ${consumer.name}: maxConcurrency must be ${MAX_CONCURRENCY_RANGE.min}-${MAX_CONCURRENCY_RANGE.max} (Lambda's limits)`);
+      throw new Error(
+        `Consumer ${consumer.name}: maxConcurrency must be ${MAX_CONCURRENCY_RANGE.min}-${MAX_CONCURRENCY_RANGE.max} (Lambda's limits)`,
+      );
     }
     const fn = this.addFunction(consumer.name, {
       handler: consumer.handler,
@@ -385,13 +425,20 @@ export class StatelessStack extends Stack {
     for (const consumer of QUEUE_CONSUMERS) {
       alarm(
         `${consumer.name}QueueAgeAlarm`,
-        stateful.queue(consumer.queue).metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        stateful
+          .queue(consumer.queue)
+          .metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
         OLDEST_MESSAGE_AGE_ALARM_SECONDS[consumer.queue],
         `${consumer.name}: the oldest message on ${consumer.queue} is older than ${OLDEST_MESSAGE_AGE_ALARM_SECONDS[consumer.queue]} s.`,
       );
     }
 
-    alarm('HttpApi5xxAlarm', this.httpApi.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }), API_5XX_ALARM_COUNT, 'HTTP API answers 5xx.');
+    alarm(
+      'HttpApi5xxAlarm',
+      this.httpApi.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
+      API_5XX_ALARM_COUNT,
+      'HTTP API answers 5xx.',
+    );
     alarm(
       'HttpApiThrottleAlarm',
       this.throttledRequestsMetric('HttpApi', httpAccessLogs),
@@ -410,7 +457,10 @@ export class StatelessStack extends Stack {
       'WebSocket5xxAlarm',
       new MathExpression({
         expression: 'executionErrors + integrationErrors',
-        usingMetrics: { executionErrors: webSocketMetric('ExecutionError'), integrationErrors: webSocketMetric('IntegrationError') },
+        usingMetrics: {
+          executionErrors: webSocketMetric('ExecutionError'),
+          integrationErrors: webSocketMetric('IntegrationError'),
+        },
         period: ALARM_PERIOD,
         label: 'WebSocket server-side errors',
       }),
@@ -425,7 +475,12 @@ export class StatelessStack extends Stack {
     );
 
     for (const { name, fn } of this.functions) {
-      alarm(`${name}ErrorsAlarm`, fn.function.metricErrors({ period: ALARM_PERIOD, statistic: 'Sum' }), LAMBDA_ERROR_ALARM_COUNT, `${name} crashed or timed out.`);
+      alarm(
+        `${name}ErrorsAlarm`,
+        fn.function.metricErrors({ period: ALARM_PERIOD, statistic: 'Sum' }),
+        LAMBDA_ERROR_ALARM_COUNT,
+        `${name} crashed or timed out.`,
+      );
     }
 
     this.addProductAlarms(alarm);
@@ -435,7 +490,10 @@ export class StatelessStack extends Stack {
       const usingMetrics: Record<string, IMetric> = {};
       const scopes: Array<Record<string, string>> = [
         { TableName: table.tableName },
-        ...definition.globalSecondaryIndexes.map((index) => ({ TableName: table.tableName, GlobalSecondaryIndexName: index.indexName })),
+        ...definition.globalSecondaryIndexes.map((index) => ({
+          TableName: table.tableName,
+          GlobalSecondaryIndexName: index.indexName,
+        })),
       ];
       scopes.forEach((dimensionsMap, scopeIndex) => {
         for (const metricName of ['ReadThrottleEvents', 'WriteThrottleEvents']) {
@@ -450,7 +508,12 @@ export class StatelessStack extends Stack {
       });
       alarm(
         `${definition.logicalName}TableThrottleAlarm`,
-        new MathExpression({ expression: Object.keys(usingMetrics).join(' + '), usingMetrics, period: ALARM_PERIOD, label: `${definition.logicalName} throttle events` }),
+        new MathExpression({
+          expression: Object.keys(usingMetrics).join(' + '),
+          usingMetrics,
+          period: ALARM_PERIOD,
+          label: `${definition.logicalName} throttle events`,
+        }),
         DYNAMODB_THROTTLE_ALARM_EVENTS,
         `DynamoDB throttles ${definition.logicalName} (table or index): a hot key; see its contributor insights.`,
       );
@@ -461,16 +524,34 @@ export class StatelessStack extends Stack {
    * Alarms on the product's own metrics (EMF, shared/observability/metrics.ts), in this
    * deployment's namespace. A missing datapoint means nothing happened: not breaching.
    */
-  private addProductAlarms(alarm: (id: string, metric: IMetric, threshold: number, description: string) => Alarm): void {
+  private addProductAlarms(
+    alarm: (id: string, metric: IMetric, threshold: number, description: string) => Alarm,
+  ): void {
     const productMetric = (metricName: MetricName, dimensionsMap: Record<string, string> = {}) =>
-      new Metric({ namespace: metricsNamespace(this.stackName), metricName, dimensionsMap, period: ALARM_PERIOD, statistic: 'Sum' });
-    alarm('PayoutsFailedAlarm', productMetric('PayoutsFailed'), PAYOUTS_FAILED_ALARM_COUNT, 'A payout failed at Stripe: the diamonds went back to the creator; look at the payout and the Connect account.');
-    alarm('BroadcastsFailedAlarm', productMetric('BroadcastsFailed'), BROADCASTS_FAILED_ALARM_COUNT, "Gift broadcasts failed: viewers are not seeing gifts live (the nudges are retried, then dead-lettered).");
+      new Metric({
+        namespace: metricsNamespace(this.stackName),
+        metricName,
+        dimensionsMap,
+        period: ALARM_PERIOD,
+        statistic: 'Sum',
+      });
+    alarm(
+      'PayoutsFailedAlarm',
+      productMetric('PayoutsFailed'),
+      PAYOUTS_FAILED_ALARM_COUNT,
+      'A payout failed at Stripe: the diamonds went back to the creator; look at the payout and the Connect account.',
+    );
+    alarm(
+      'BroadcastsFailedAlarm',
+      productMetric('BroadcastsFailed'),
+      BROADCASTS_FAILED_ALARM_COUNT,
+      'Gift broadcasts failed: viewers are not seeing gifts live (the nudges are retried, then dead-lettered).',
+    );
     alarm(
       'ConnectionPostsThrottledAlarm',
       productMetric('ConnectionPostsThrottled'),
       CONNECTION_POSTS_THROTTLED_ALARM_COUNT,
-      '@connections posts are throttled after retries: fan-out is over the account\'s @connections rate; viewers miss frames.',
+      "@connections posts are throttled after retries: fan-out is over the account's @connections rate; viewers miss frames.",
     );
     alarm(
       'WebhookSignatureFailuresAlarm',

@@ -13,12 +13,14 @@ let dynamo: DynamoDBClient | undefined;
 export function dynamoClient(): DynamoDBClient {
   if (!dynamo) {
     const config = awsConfig();
-    dynamo = instrumentAwsClient(new DynamoDBClient({
-      region: config.AWS_REGION,
-      ...(config.DYNAMODB_ENDPOINT && { endpoint: config.DYNAMODB_ENDPOINT }),
-      // Bounded: the SDK's standard mode retries throttling with backoff and jitter.
-      maxAttempts: 3,
-    }));
+    dynamo = instrumentAwsClient(
+      new DynamoDBClient({
+        region: config.AWS_REGION,
+        ...(config.DYNAMODB_ENDPOINT && { endpoint: config.DYNAMODB_ENDPOINT }),
+        // Bounded: the SDK's standard mode retries throttling with backoff and jitter.
+        maxAttempts: 3,
+      }),
+    );
   }
   return dynamo;
 }

@@ -1,4 +1,8 @@
-import { ApiGatewayManagementApiClient, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import {
+  ApiGatewayManagementApiClient,
+  GoneException,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
 import { awsConfig, webSocketConfig } from '../config';
 import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
@@ -24,16 +28,21 @@ export interface ConnectionPoster {
 
 let client: ApiGatewayManagementApiClient | undefined;
 function managementClient(): ApiGatewayManagementApiClient {
-  client ??= instrumentAwsClient(new ApiGatewayManagementApiClient({
-    region: awsConfig().AWS_REGION,
-    endpoint: webSocketConfig().WS_MANAGEMENT_ENDPOINT,
-    maxAttempts: 1,
-  }));
+  client ??= instrumentAwsClient(
+    new ApiGatewayManagementApiClient({
+      region: awsConfig().AWS_REGION,
+      endpoint: webSocketConfig().WS_MANAGEMENT_ENDPOINT,
+      maxAttempts: 1,
+    }),
+  );
   return client;
 }
 
 const isThrottle = (error: unknown) =>
-  error instanceof Error && (error.name === 'LimitExceededException' || error.name === 'ThrottlingException' || error.name === 'TooManyRequestsException');
+  error instanceof Error &&
+  (error.name === 'LimitExceededException' ||
+    error.name === 'ThrottlingException' ||
+    error.name === 'TooManyRequestsException');
 
 export class ApiGatewayConnectionPoster implements ConnectionPoster {
   constructor(
@@ -44,7 +53,11 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
   async post(connectionId: string, message: unknown): Promise<PostOutcome> {
     const data = Buffer.from(JSON.stringify(message));
     try {
-      await retryWithBackoff(() => this.api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data })), POST_RETRY, isThrottle);
+      await retryWithBackoff(
+        () => this.api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data })),
+        POST_RETRY,
+        isThrottle,
+      );
       return 'sent';
     } catch (error) {
       if (error instanceof GoneException) {
@@ -58,14 +71,22 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
         metrics.count('ConnectionPostsThrottled');
         return 'throttled';
       }
-      logger.warn('post to connection failed', { connectionId, error: error instanceof Error ? error.name : String(error) });
+      logger.warn('post to connection failed', {
+        connectionId,
+        error: error instanceof Error ? error.name : String(error),
+      });
       return 'failed';
     }
   }
 }
 
 /** Sends one message to many connections with at most `concurrency` posts in flight. */
-export async function postToAll(poster: ConnectionPoster, connectionIds: string[], message: unknown, concurrency = FANOUT_CONCURRENCY): Promise<Record<PostOutcome, number>> {
+export async function postToAll(
+  poster: ConnectionPoster,
+  connectionIds: string[],
+  message: unknown,
+  concurrency = FANOUT_CONCURRENCY,
+): Promise<Record<PostOutcome, number>> {
   const counts: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
   let next = 0;
   const worker = async () => {
@@ -86,5 +107,10 @@ export async function pushWallet(
 ): Promise<void> {
   const ids = await deps.connections.userConnectionIds(wallet.userId);
   if (ids.length === 0) return;
-  await postToAll(deps.poster, ids, { type: 'wallet', coins: wallet.coins, diamonds: wallet.diamonds, pendingDiamonds: wallet.pendingDiamonds });
+  await postToAll(deps.poster, ids, {
+    type: 'wallet',
+    coins: wallet.coins,
+    diamonds: wallet.diamonds,
+    pendingDiamonds: wallet.pendingDiamonds,
+  });
 }

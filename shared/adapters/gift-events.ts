@@ -81,7 +81,9 @@ export class SqsGiftEventPublisher implements GiftEventPublisher {
 
   async publish(all: OutgoingNudge[]): Promise<void> {
     const now = this.now();
-    const nudges = all.filter((entry) => now - (this.sent.get(entry.deduplicationId) ?? -Infinity) >= SQS_DEDUPLICATION_WINDOW_MS);
+    const nudges = all.filter(
+      (entry) => now - (this.sent.get(entry.deduplicationId) ?? -Infinity) >= SQS_DEDUPLICATION_WINDOW_MS,
+    );
     for (let start = 0; start < nudges.length; start += SQS_MAX_BATCH_ENTRIES) {
       const chunk = nudges.slice(start, start + SQS_MAX_BATCH_ENTRIES);
       const entries: SendMessageBatchRequestEntry[] = chunk.map(({ nudge, deduplicationId }, index) => ({
@@ -93,7 +95,9 @@ export class SqsGiftEventPublisher implements GiftEventPublisher {
       const answer = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
       const failed = answer.Failed ?? [];
       if (failed.length > 0) {
-        throw new Error(`gift-events queue refused ${failed.length} nudge(s): ${failed.map((entry) => entry.Code ?? 'unknown').join(', ')}`);
+        throw new Error(
+          `gift-events queue refused ${failed.length} nudge(s): ${failed.map((entry) => entry.Code ?? 'unknown').join(', ')}`,
+        );
       }
       for (const entry of chunk) this.remember(entry.deduplicationId, now);
     }
@@ -122,12 +126,14 @@ export function giftEventPublisher(): GiftEventPublisher {
     const queueUrl = queuesConfig().GIFT_EVENTS_QUEUE_URL;
     if (queueUrl === undefined) throw new Error('Invalid configuration (queues): GIFT_EVENTS_QUEUE_URL is not set');
     const aws = awsConfig();
-    const sqs = instrumentAwsClient(new SQSClient({
-      region: aws.AWS_REGION,
-      ...(aws.SQS_ENDPOINT && { endpoint: aws.SQS_ENDPOINT }),
-      // Bounded: a nudge that cannot be sent is left to the sweeper, not retried for long.
-      maxAttempts: 2,
-    }));
+    const sqs = instrumentAwsClient(
+      new SQSClient({
+        region: aws.AWS_REGION,
+        ...(aws.SQS_ENDPOINT && { endpoint: aws.SQS_ENDPOINT }),
+        // Bounded: a nudge that cannot be sent is left to the sweeper, not retried for long.
+        maxAttempts: 2,
+      }),
+    );
     publisherClient = sqs;
     publisher = new SqsGiftEventPublisher(sqs, queueUrl);
   }

@@ -91,15 +91,23 @@ export class StripePayments implements Payments {
           automatic_payment_methods: { enabled: true },
           // Every value is derived from the request, so a duplicate sends identical parameters
           // and Stripe replays the first PaymentIntent instead of refusing the key.
-          metadata: { userId: input.userId, rechargeId: input.rechargeId, packageId: input.packageId, coins: String(input.coins) },
+          metadata: {
+            userId: input.userId,
+            rechargeId: input.rechargeId,
+            packageId: input.packageId,
+            coins: String(input.coins),
+          },
         },
         { idempotencyKey: paymentIdempotencyKey(input.userId, input.clientKey) },
       );
-      if (!paymentIntent.client_secret) throw new TransientDependencyError('Stripe returned a PaymentIntent without a client secret');
+      if (!paymentIntent.client_secret)
+        throw new TransientDependencyError('Stripe returned a PaymentIntent without a client secret');
       return { paymentIntentId: paymentIntent.id, clientSecret: paymentIntent.client_secret };
     } catch (error) {
       if (stripeErrorOf(error).type === 'StripeIdempotencyError') {
-        throw new IdempotencyKeyReusedError('This Idempotency-Key was used with a different request.', { cause: error });
+        throw new IdempotencyKeyReusedError('This Idempotency-Key was used with a different request.', {
+          cause: error,
+        });
       }
       if (error instanceof TransientDependencyError) throw error;
       throw new TransientDependencyError('Stripe did not create the PaymentIntent', { cause: error });
@@ -114,7 +122,8 @@ export class StripePayments implements Payments {
     } catch (error) {
       const { code } = stripeErrorOf(error);
       if (code === 'resource_missing') return 'missing';
-      if (code !== 'payment_intent_unexpected_state') throw new TransientDependencyError('Stripe did not cancel the PaymentIntent', { cause: error });
+      if (code !== 'payment_intent_unexpected_state')
+        throw new TransientDependencyError('Stripe did not cancel the PaymentIntent', { cause: error });
     }
     // It could not be cancelled: say why, from what it is now.
     const current = await stripe.paymentIntents.retrieve(paymentIntentId);
@@ -144,7 +153,9 @@ export class StripePayments implements Payments {
 
   async verifyWebhook(rawBody: string, signatureHeader: string | undefined): Promise<unknown> {
     if (signatureHeader === undefined || signatureHeader === '') {
-      throw new ValidationError('The Stripe-Signature header is missing.', { details: [{ path: 'headers.stripe-signature', message: 'required' }] });
+      throw new ValidationError('The Stripe-Signature header is missing.', {
+        details: [{ path: 'headers.stripe-signature', message: 'required' }],
+      });
     }
     // A header without a timestamp and a v1 signature makes the SDK throw a plain Error
     // ("secureCompare must receive two arguments"): refuse it as the bad signature it is.

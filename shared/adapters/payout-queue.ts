@@ -38,13 +38,15 @@ export function payoutQueue(): PayoutQueue {
   const target = `${config.SQS_ENDPOINT ?? ''}|${queueUrl}`;
   if (cached?.target !== target) {
     cached?.sqs.destroy();
-    const sqs = instrumentAwsClient(new SQSClient({
-      region: config.AWS_REGION,
-      // Locally the queue URLs name a host that does not resolve: the endpoint says where fauxqs is.
-      ...(config.SQS_ENDPOINT && { endpoint: config.SQS_ENDPOINT }),
-      // Bounded: a lost send is recovered by the sweeper, so the request need not wait long.
-      maxAttempts: 3,
-    }));
+    const sqs = instrumentAwsClient(
+      new SQSClient({
+        region: config.AWS_REGION,
+        // Locally the queue URLs name a host that does not resolve: the endpoint says where fauxqs is.
+        ...(config.SQS_ENDPOINT && { endpoint: config.SQS_ENDPOINT }),
+        // Bounded: a lost send is recovered by the sweeper, so the request need not wait long.
+        maxAttempts: 3,
+      }),
+    );
     cached = { target, sqs, queue: new SqsPayoutQueue(sqs, queueUrl) };
   }
   return cached.queue;

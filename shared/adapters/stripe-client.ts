@@ -29,7 +29,11 @@ const secretJson = z.object({
  * fetch is not cached (the next call tries again), and a failed refresh keeps serving the last
  * value rather than failing every payment while Secrets Manager is unreachable.
  */
-export function maxAgeCache<T>(fetch: () => Promise<T>, maxAgeMs: () => number, now: () => number = Date.now): { get(): Promise<T>; reset(): void } {
+export function maxAgeCache<T>(
+  fetch: () => Promise<T>,
+  maxAgeMs: () => number,
+  now: () => number = Date.now,
+): { get(): Promise<T>; reset(): void } {
   let current: { value: Promise<T>; fetchedAt: number } | undefined;
   let lastGood: T | undefined;
   return {
@@ -44,7 +48,9 @@ export function maxAgeCache<T>(fetch: () => Promise<T>, maxAgeMs: () => number, 
         (error: unknown) => {
           if (current?.value === value) current = undefined;
           if (lastGood !== undefined) {
-            logger.warn('Stripe secret refresh failed; using the last value read', { error: error instanceof Error ? error.name : String(error) });
+            logger.warn('Stripe secret refresh failed; using the last value read', {
+              error: error instanceof Error ? error.name : String(error),
+            });
             return lastGood;
           }
           throw error;
@@ -68,7 +74,10 @@ async function readSecrets(): Promise<StripeSecrets> {
   secretsManager ??= new SecretsManagerClient({ region: awsConfig().AWS_REGION });
   const result = await secretsManager.send(new GetSecretValueCommand({ SecretId: config.STRIPE_SECRET_ARN }));
   const parsed = secretJson.safeParse(JSON.parse(result.SecretString ?? '{}'));
-  if (!parsed.success) throw new Error('The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_...","connectWebhookSecret"?:"whsec_..."}');
+  if (!parsed.success)
+    throw new Error(
+      'The Stripe secret must be JSON {"secretKey":"sk_...","webhookSecret":"whsec_...","connectWebhookSecret"?:"whsec_..."}',
+    );
   const { connectWebhookSecret, ...required } = parsed.data;
   return { ...required, ...(connectWebhookSecret !== undefined && { connectWebhookSecret }) };
 }
@@ -107,15 +116,25 @@ export function tracedStripeHttpClient(inner: Stripe.HttpClient): Stripe.HttpCli
     override getClientName(): string {
       return inner.getClientName();
     }
-    override makeRequest(...args: Parameters<Stripe.HttpClient['makeRequest']>): ReturnType<Stripe.HttpClient['makeRequest']> {
+    override makeRequest(
+      ...args: Parameters<Stripe.HttpClient['makeRequest']>
+    ): ReturnType<Stripe.HttpClient['makeRequest']> {
       const [host, port, path, method, , , protocol] = args;
-      return traced('Stripe', 'remote', () => inner.makeRequest(...args), (response) => {
-        const status = response?.getStatusCode();
-        return {
-          http: { request: { method, url: `${protocol}://${host}:${port}${path.split('?')[0] ?? ''}` }, ...(status !== undefined && { response: { status } }) },
-          ...(status !== undefined && { status }),
-        };
-      });
+      return traced(
+        'Stripe',
+        'remote',
+        () => inner.makeRequest(...args),
+        (response) => {
+          const status = response?.getStatusCode();
+          return {
+            http: {
+              request: { method, url: `${protocol}://${host}:${port}${path.split('?')[0] ?? ''}` },
+              ...(status !== undefined && { response: { status } }),
+            },
+            ...(status !== undefined && { status }),
+          };
+        },
+      );
     }
   }
   return new TracedHttpClient();

@@ -85,7 +85,9 @@ export function classifyStripeError(error: unknown): StripeErrorClass {
       return 'transient';
     case 'StripeInvalidRequestError':
     case 'StripeCardError':
-      return typeof shape.code === 'string' && RETRYABLE_INVALID_REQUEST_CODES.has(shape.code) ? 'transient' : 'permanent';
+      return typeof shape.code === 'string' && RETRYABLE_INVALID_REQUEST_CODES.has(shape.code)
+        ? 'transient'
+        : 'permanent';
     case 'StripeIdempotencyError':
     case 'StripeAuthenticationError':
     case 'StripePermissionError':
@@ -102,9 +104,15 @@ function rethrowClassified(error: unknown, what: string): never {
     case 'transient':
       throw new TransientDependencyError(`Stripe: ${what} failed for now`, { cause: error });
     case 'permanent':
-      throw new PermanentTransferError(typeof shape.code === 'string' ? shape.code : 'invalid_request', `Stripe refused ${what}`, { cause: error });
+      throw new PermanentTransferError(
+        typeof shape.code === 'string' ? shape.code : 'invalid_request',
+        `Stripe refused ${what}`,
+        { cause: error },
+      );
     case 'invariant':
-      throw new InvariantViolation(`Stripe: ${what} refused (${String(shape.type)}); an operator must look`, { cause: error });
+      throw new InvariantViolation(`Stripe: ${what} refused (${String(shape.type)}); an operator must look`, {
+        cause: error,
+      });
   }
 }
 
@@ -149,7 +157,8 @@ export class StripeConnectPayouts implements ConnectPayouts {
   }
 
   async createTransfer(request: TransferRequest): Promise<TransferMade> {
-    if (request.amount.currency !== 'USD') throw new InvariantViolation(`payouts are in USD, got ${request.amount.currency}`);
+    if (request.amount.currency !== 'USD')
+      throw new InvariantViolation(`payouts are in USD, got ${request.amount.currency}`);
     const stripe = await this.client();
     try {
       const transfer = await stripe.transfers.create(
@@ -179,7 +188,8 @@ export class StripeConnectPayouts implements ConnectPayouts {
       throw new TransientDependencyError(`Stripe: looking up the transfer of ${payoutId} failed`, { cause: error });
     }
     // Any transfer of the group is this payout's, reversed or not: a second one is never made.
-    if (page.data.length > 1) throw new InvariantViolation(`payout ${payoutId} has ${page.data.length} transfers at Stripe`);
+    if (page.data.length > 1)
+      throw new InvariantViolation(`payout ${payoutId} has ${page.data.length} transfers at Stripe`);
     const [transfer] = page.data;
     return transfer ? { transferId: transfer.id } : undefined;
   }

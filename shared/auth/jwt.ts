@@ -16,7 +16,9 @@ let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
 export async function verifyBearerToken(token: string): Promise<JWTPayload> {
   const config = authConfig();
-  jwks ??= createRemoteJWKSet(new URL(config.JWT_JWKS_URL ?? `${config.JWT_ISSUER.replace(/\/$/, '')}/.well-known/jwks.json`));
+  jwks ??= createRemoteJWKSet(
+    new URL(config.JWT_JWKS_URL ?? `${config.JWT_ISSUER.replace(/\/$/, '')}/.well-known/jwks.json`),
+  );
   try {
     const { payload } = await jwtVerify(token, jwks, {
       issuer: config.JWT_ISSUER,
@@ -27,7 +29,8 @@ export async function verifyBearerToken(token: string): Promise<JWTPayload> {
     });
     return payload;
   } catch (error) {
-    if (error instanceof joseErrors.JOSEError) throw new UnauthorizedError('The token is missing, malformed, expired or not signed by the issuer.');
+    if (error instanceof joseErrors.JOSEError)
+      throw new UnauthorizedError('The token is missing, malformed, expired or not signed by the issuer.');
     throw error;
   }
 }

@@ -46,10 +46,41 @@ export function isCalendarDate(value: string): boolean {
  * Payouts, which this product does not use.
  */
 export const STRIPE_CONNECT_PAYOUT_COUNTRIES: ReadonlySet<string> = new Set([
-  'US', 'GB', 'CA', 'CH',
+  'US',
+  'GB',
+  'CA',
+  'CH',
   // EEA: the 27 EU members, Iceland, Liechtenstein, Norway.
-  'AT', 'BE', 'BG', 'HR', 'CY', 'CZ', 'DK', 'EE', 'FI', 'FR', 'DE', 'GR', 'HU', 'IE', 'IT', 'LV', 'LT', 'LU', 'MT', 'NL',
-  'PL', 'PT', 'RO', 'SK', 'SI', 'ES', 'SE', 'IS', 'LI', 'NO',
+  'AT',
+  'BE',
+  'BG',
+  'HR',
+  'CY',
+  'CZ',
+  'DK',
+  'EE',
+  'FI',
+  'FR',
+  'DE',
+  'GR',
+  'HU',
+  'IE',
+  'IT',
+  'LV',
+  'LT',
+  'LU',
+  'MT',
+  'NL',
+  'PL',
+  'PT',
+  'RO',
+  'SK',
+  'SI',
+  'ES',
+  'SE',
+  'IS',
+  'LI',
+  'NO',
 ]);
 
 /** Opening a payout account: the token's country must be one Stripe Connect pays out to. */
@@ -61,7 +92,8 @@ export function assertPayoutCountry(caller: Caller): void {
 
 /** Going live: the product must be available in the token's country (it has a price list). */
 export function assertLiveCountry(caller: Caller): void {
-  if (caller.country === undefined) throw new RegionUnavailableError('Your country is unknown, so going live is not available.');
+  if (caller.country === undefined)
+    throw new RegionUnavailableError('Your country is unknown, so going live is not available.');
   currencyForCountry(caller.country);
 }
 

@@ -13,7 +13,10 @@ const claimBoolean = z.union([z.boolean(), z.enum(['true', 'false']).transform((
  * is still who the token says (no 401), but age-gated actions answer AGE_RESTRICTED.
  */
 const birthdate = z.string().refine(isCalendarDate);
-const country = z.string().regex(/^[A-Za-z]{2}$/).transform((value) => value.toUpperCase());
+const country = z
+  .string()
+  .regex(/^[A-Za-z]{2}$/)
+  .transform((value) => value.toUpperCase());
 
 export function callerFromClaims(claims: Record<string, unknown> | undefined): Caller {
   const names = claimsConfig();

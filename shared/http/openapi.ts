@@ -22,18 +22,34 @@ export const API_ERRORS: ReadonlyArray<{ code: string; status: number; when: str
   { code: 'IDEMPOTENCY_KEY_REQUIRED', status: 400, when: 'a money-moving POST came without Idempotency-Key' },
   { code: 'UNAUTHORIZED', status: 401, when: 'missing, malformed, expired or wrongly signed token' },
   { code: 'FORBIDDEN', status: 403, when: 'authenticated, but not allowed to act on a resource it can see' },
-  { code: 'AGE_RESTRICTED', status: 403, when: 'under 13, or under majority without parental consent, or under majority where majority is required' },
+  {
+    code: 'AGE_RESTRICTED',
+    status: 403,
+    when: 'under 13, or under majority without parental consent, or under majority where majority is required',
+  },
   { code: 'REGION_UNAVAILABLE', status: 403, when: 'the country has no price list' },
-  { code: 'NOT_FOUND', status: 404, when: "unknown id, or a private resource of someone else (its existence never leaks)" },
+  {
+    code: 'NOT_FOUND',
+    status: 404,
+    when: 'unknown id, or a private resource of someone else (its existence never leaks)',
+  },
   { code: 'INSUFFICIENT_COINS', status: 409, when: 'a gift costs more than the spendable balance' },
   { code: 'INSUFFICIENT_DIAMONDS', status: 409, when: 'a payout asks for more than the available diamonds' },
   { code: 'BUDGET_EXCEEDED', status: 409, when: "a recharge would pass the user's monthly budget" },
   { code: 'STREAM_NOT_LIVE', status: 409, when: 'a gift to a stream that has ended or never started' },
-  { code: 'SELF_GIFT', status: 409, when: "a creator gifting to their own stream" },
-  { code: 'PAYOUT_ACCOUNT_MISSING', status: 409, when: 'payout requested before a linked, payouts-enabled account exists' },
+  { code: 'SELF_GIFT', status: 409, when: 'a creator gifting to their own stream' },
+  {
+    code: 'PAYOUT_ACCOUNT_MISSING',
+    status: 409,
+    when: 'payout requested before a linked, payouts-enabled account exists',
+  },
   { code: 'PAYOUT_LIMIT_EXCEEDED', status: 409, when: "the payout would pass the creator's daily maximum (UTC day)" },
   { code: 'IDEMPOTENCY_KEY_REUSED', status: 422, when: 'the same key was used with a different request' },
-  { code: 'BELOW_MINIMUM_PAYOUT', status: 422, when: 'the payout is under the minimum, or not a whole number of cents' },
+  {
+    code: 'BELOW_MINIMUM_PAYOUT',
+    status: 422,
+    when: 'the payout is under the minimum, or not a whole number of cents',
+  },
   { code: 'WALLET_LOCKED', status: 423, when: 'the wallet is locked (by its owner, or after a dispute)' },
   { code: 'RATE_LIMITED', status: 429, when: 'too many requests; Retry-After says when to come back' },
   { code: 'INTERNAL', status: 500, when: 'anything unexpected; logged with a correlation id that the body repeats' },
@@ -60,41 +76,90 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
   'GET /health': { summary: 'Health check', returns: '`{ "status": "ok" }` once every part of the stack is up.' },
   'GET /v1/packages': {
     summary: "The coin packages of a country's price list",
-    returns: '`{ country, currency, packages: [ { id, coins, price: { amount, currency } } ] }`; an unsupported country is 403 REGION_UNAVAILABLE.',
+    returns:
+      '`{ country, currency, packages: [ { id, coins, price: { amount, currency } } ] }`; an unsupported country is 403 REGION_UNAVAILABLE.',
   },
   'GET /v1/gifts': { summary: 'The gift catalog', returns: '`{ gifts: [ { id, name, coins } ] }`.' },
   'GET /v1/wallet': {
     summary: "The caller's wallet",
-    returns: '`{ userId, coins, owedCoins, diamonds, pendingDiamonds, locked, budget: { monthlyLimit: {amount, currency} | null, spentThisMonth } }`; zeros for a new user.',
+    returns:
+      '`{ userId, coins, owedCoins, diamonds, pendingDiamonds, locked, budget: { monthlyLimit: {amount, currency} | null, spentThisMonth } }`; zeros for a new user.',
   },
   'GET /v1/wallet/transactions': {
     summary: "The caller's ledger entries, newest first",
-    returns: '`{ items: [ { id, type, coins, diamonds, pendingDiamonds, createdAt, ref } ], nextCursor }`; amounts are signed deltas.',
+    returns:
+      '`{ items: [ { id, type, coins, diamonds, pendingDiamonds, createdAt, ref } ], nextCursor }`; amounts are signed deltas.',
   },
   'PUT /v1/wallet/budget': { summary: 'Set or clear the monthly spending budget', returns: 'The wallet.' },
-  'PUT /v1/wallet/lock': { summary: 'Lock or unlock the wallet', returns: 'The wallet. A wallet locked after a dispute stays locked.' },
-  'POST /v1/wallet/transactions/{}/report': { summary: 'Report a transaction (also locks the wallet)', returns: '`{ reportId }`.' },
+  'PUT /v1/wallet/lock': {
+    summary: 'Lock or unlock the wallet',
+    returns: 'The wallet. A wallet locked after a dispute stays locked.',
+  },
+  'POST /v1/wallet/transactions/{}/report': {
+    summary: 'Report a transaction (also locks the wallet)',
+    returns: '`{ reportId }`.',
+  },
   'POST /v1/recharges': {
     summary: 'Buy a coin package',
-    returns: '`{ rechargeId, status: "pending", coins, price, payment: { provider: "stripe", paymentIntentId, clientSecret } }`; coins are credited when the payment succeeds.',
+    returns:
+      '`{ rechargeId, status: "pending", coins, price, payment: { provider: "stripe", paymentIntentId, clientSecret } }`; coins are credited when the payment succeeds.',
   },
-  'GET /v1/recharges/{}': { summary: 'A recharge of the caller', returns: '`{ rechargeId, status, coins, price, createdAt }`, status `pending`, `succeeded`, `failed` or `disputed`.' },
-  'POST /v1/webhooks/stripe': { summary: 'Stripe webhook (signed with Stripe-Signature)', returns: '`{ "received": true }`, also for repeated and ignored events; a bad signature is 400.' },
-  'POST /v1/streams': { summary: 'Go live', returns: '`{ streamId, creatorId, title, status: "live", startedAt }`. Needs majority.' },
+  'GET /v1/recharges/{}': {
+    summary: 'A recharge of the caller',
+    returns:
+      '`{ rechargeId, status, coins, price, createdAt }`, status `pending`, `succeeded`, `failed` or `disputed`.',
+  },
+  'POST /v1/webhooks/stripe': {
+    summary: 'Stripe webhook (signed with Stripe-Signature)',
+    returns: '`{ "received": true }`, also for repeated and ignored events; a bad signature is 400.',
+  },
+  'POST /v1/streams': {
+    summary: 'Go live',
+    returns: '`{ streamId, creatorId, title, status: "live", startedAt }`. Needs majority.',
+  },
   'GET /v1/streams': { summary: 'Live streams, newest first', returns: '`{ items: [ stream ], nextCursor }`.' },
-  'GET /v1/streams/{}': { summary: 'A stream', returns: '`{ streamId, creatorId, title, status, giftCoins, viewers }`.' },
-  'POST /v1/streams/{}/end': { summary: 'End the caller’s stream', returns: 'The stream with `status: "ended"`; another creator’s stream is 403 FORBIDDEN.' },
-  'GET /v1/streams/{}/leaderboard': { summary: 'Top gifters of a stream', returns: '`{ items: [ { userId, coins } ] }`, may lag gifts by a few seconds.' },
-  'GET /v1/streams/{}/events': { summary: 'Catch up on gift events after a reconnect', returns: '`{ items, nextSeq }`: the gift events broadcast after `after`, in seq order; pass `nextSeq` as `after` for the next page.' },
+  'GET /v1/streams/{}': {
+    summary: 'A stream',
+    returns: '`{ streamId, creatorId, title, status, giftCoins, viewers }`.',
+  },
+  'POST /v1/streams/{}/end': {
+    summary: 'End the caller’s stream',
+    returns: 'The stream with `status: "ended"`; another creator’s stream is 403 FORBIDDEN.',
+  },
+  'GET /v1/streams/{}/leaderboard': {
+    summary: 'Top gifters of a stream',
+    returns: '`{ items: [ { userId, coins } ] }`, may lag gifts by a few seconds.',
+  },
+  'GET /v1/streams/{}/events': {
+    summary: 'Catch up on gift events after a reconnect',
+    returns:
+      '`{ items, nextSeq }`: the gift events broadcast after `after`, in seq order; pass `nextSeq` as `after` for the next page.',
+  },
   'POST /v1/streams/{}/gifts': {
     summary: 'Send a gift to a live stream',
     returns: '`{ giftTxId, coinsSpent, wallet: { coins } }`; every viewer of the stream receives the gift event.',
   },
-  'GET /v1/notifications': { summary: 'Gifts received by the caller', returns: '`{ items: [ { id, type: "gift_received", streamId, fromUserId, giftId, quantity, diamonds, createdAt } ], nextCursor }`.' },
-  'POST /v1/creator/payout-account': { summary: 'Create or resume the payout account', returns: '`{ accountId, onboardingUrl, payoutsEnabled }`; the same account on a second call.' },
-  'GET /v1/creator/payout-account': { summary: 'The payout account', returns: '`{ accountId, payoutsEnabled }`, or 404 when none is linked.' },
-  'POST /v1/payouts': { summary: 'Request a payout of diamonds', returns: '`{ payoutId, status: "requested", diamonds, amount: { amount, currency } }`; the transfer follows.' },
-  'GET /v1/payouts': { summary: "The caller's payouts, newest first", returns: '`{ items: [ payout ], nextCursor }`, status `requested`, `processing`, `paid` or `failed`.' },
+  'GET /v1/notifications': {
+    summary: 'Gifts received by the caller',
+    returns:
+      '`{ items: [ { id, type: "gift_received", streamId, fromUserId, giftId, quantity, diamonds, createdAt } ], nextCursor }`.',
+  },
+  'POST /v1/creator/payout-account': {
+    summary: 'Create or resume the payout account',
+    returns: '`{ accountId, onboardingUrl, payoutsEnabled }`; the same account on a second call.',
+  },
+  'GET /v1/creator/payout-account': {
+    summary: 'The payout account',
+    returns: '`{ accountId, payoutsEnabled }`, or 404 when none is linked.',
+  },
+  'POST /v1/payouts': {
+    summary: 'Request a payout of diamonds',
+    returns: '`{ payoutId, status: "requested", diamonds, amount: { amount, currency } }`; the transfer follows.',
+  },
+  'GET /v1/payouts': {
+    summary: "The caller's payouts, newest first",
+    returns: '`{ items: [ payout ], nextCursor }`, status `requested`, `processing`, `paid` or `failed`.',
+  },
   'GET /v1/payouts/{}': { summary: 'A payout of the caller', returns: '`{ payoutId, status, diamonds, amount }`.' },
   'POST /dev/tokens': { summary: 'A demo token from the local issuer', returns: '`{ token }`.' },
   'POST /dev/payments/{}/{}': {
@@ -179,7 +244,10 @@ function jsonSchema(schema: z.ZodType): JsonSchema {
 function objectProperties(schema: JsonSchema): { properties: Record<string, JsonSchema>; required: Set<string> } {
   const properties = z.record(z.string(), z.record(z.string(), z.unknown())).safeParse(schema.properties);
   const required = z.array(z.string()).safeParse(schema.required);
-  return { properties: properties.success ? properties.data : {}, required: new Set(required.success ? required.data : []) };
+  return {
+    properties: properties.success ? properties.data : {},
+    required: new Set(required.success ? required.data : []),
+  };
 }
 
 function pathParameterNames(path: string): string[] {
@@ -232,7 +300,10 @@ function operationFor(route: HttpRoute, spec: PublishedRouteSpec | undefined): O
   };
   if (spec?.body) {
     // A body schema that accepts nothing at all (the /dev routes, `.../end`) makes the body optional.
-    operation.requestBody = { required: !spec.body.safeParse(undefined).success, content: { 'application/json': { schema: jsonSchema(spec.body) } } };
+    operation.requestBody = {
+      required: !spec.body.safeParse(undefined).success,
+      content: { 'application/json': { schema: jsonSchema(spec.body) } },
+    };
   }
   if (route.localOnly) operation['x-local-only'] = true;
   if (spec?.idempotent) operation['x-idempotent'] = true;
@@ -254,7 +325,10 @@ const DESCRIPTION = [
 ].join('\n');
 
 /** Builds the document; `loadSpec` is injectable so tests can feed routes of their own. */
-export function buildOpenApiDocument(routes: readonly HttpRoute[] = HTTP_ROUTES, loadSpec: (route: HttpRoute) => PublishedRouteSpec | undefined = loadRouteSpec): OpenApiDocument {
+export function buildOpenApiDocument(
+  routes: readonly HttpRoute[] = HTTP_ROUTES,
+  loadSpec: (route: HttpRoute) => PublishedRouteSpec | undefined = loadRouteSpec,
+): OpenApiDocument {
   const paths: OpenApiDocument['paths'] = {};
   const tags = new Set<string>();
   for (const route of routes) {
@@ -279,7 +353,8 @@ export function buildOpenApiDocument(routes: readonly HttpRoute[] = HTTP_ROUTES,
           name: 'Idempotency-Key',
           in: 'header',
           required: true,
-          description: 'The client-chosen key of this request: the same key with the same body replays the first answer; with another body it is 422 IDEMPOTENCY_KEY_REUSED.',
+          description:
+            'The client-chosen key of this request: the same key with the same body replays the first answer; with another body it is 422 IDEMPOTENCY_KEY_REUSED.',
           schema: { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN.source },
         },
       },
@@ -302,7 +377,11 @@ export function buildOpenApiDocument(routes: readonly HttpRoute[] = HTTP_ROUTES,
                 details: {
                   type: 'array',
                   description: 'Validation problems, one per field.',
-                  items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+                  items: {
+                    type: 'object',
+                    required: ['path', 'message'],
+                    properties: { path: { type: 'string' }, message: { type: 'string' } },
+                  },
                 },
                 correlationId: { type: 'string', description: 'On INTERNAL: quote it to support.' },
               },

@@ -29,7 +29,9 @@ export class TokenBucketLimiter {
     if (refilled < cost) {
       const waitSeconds = Math.max(1, Math.ceil((cost - refilled) / this.ratePerSecond));
       this.buckets.set(userId, { tokens: refilled, updatedAtMs: now });
-      throw new RateLimitedError('Too many requests. Retry later with the same idempotency key.', { retryAfterSeconds: waitSeconds });
+      throw new RateLimitedError('Too many requests. Retry later with the same idempotency key.', {
+        retryAfterSeconds: waitSeconds,
+      });
     }
     if (!this.buckets.has(userId) && this.buckets.size >= TokenBucketLimiter.MAX_TRACKED_USERS) {
       const oldest = this.buckets.keys().next();
@@ -107,7 +109,10 @@ export class UserRateLimiter {
     const window = Math.floor(nowSeconds / this.shared.windowSeconds);
     const windowEndsIn = Math.max(1, Math.ceil((window + 1) * this.shared.windowSeconds - nowSeconds));
     const state = this.windowState(`${requestClass}\u0000${userId}`, window);
-    const refuse = () => new RateLimitedError('Too many requests. Retry later with the same idempotency key.', { retryAfterSeconds: windowEndsIn });
+    const refuse = () =>
+      new RateLimitedError('Too many requests. Retry later with the same idempotency key.', {
+        retryAfterSeconds: windowEndsIn,
+      });
     if (state.full) throw refuse();
     state.pending += cost;
     if (state.pending < this.shared.batch) return;
@@ -116,12 +121,19 @@ export class UserRateLimiter {
     let total: number | undefined;
     try {
       total = await this.shared.counter.add(
-        { userId, requestClass, window, expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS) },
+        {
+          userId,
+          requestClass,
+          window,
+          expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS),
+        },
         count,
         this.ceiling(requestClass),
       );
     } catch (error) {
-      logger.warn('shared rate counter unavailable; the per-instance limit still holds', { error: error instanceof Error ? error : String(error) });
+      logger.warn('shared rate counter unavailable; the per-instance limit still holds', {
+        error: error instanceof Error ? error : String(error),
+      });
       return;
     }
     if (total === undefined) {

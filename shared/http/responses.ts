@@ -8,7 +8,11 @@ export interface ErrorBody {
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
-export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyStructuredResultV2 {
   return { statusCode: status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
@@ -19,12 +23,19 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
  */
 export function errorResponse(error: unknown, correlationId: string): APIGatewayProxyResultV2 {
   if (error instanceof DomainError) {
-    const body: ErrorBody = { error: { code: error.code, message: error.message, ...(error.details && { details: error.details }) } };
-    const headers: Record<string, string> = error.retryAfterSeconds !== undefined ? { 'retry-after': String(error.retryAfterSeconds) } : {};
+    const body: ErrorBody = {
+      error: { code: error.code, message: error.message, ...(error.details && { details: error.details }) },
+    };
+    const headers: Record<string, string> =
+      error.retryAfterSeconds !== undefined ? { 'retry-after': String(error.retryAfterSeconds) } : {};
     return jsonResponse(error.status, body, headers);
   }
   logger.error('unhandled error', { correlationId, error: error instanceof Error ? error : String(error) });
   return jsonResponse(500, {
-    error: { code: 'INTERNAL', message: 'Something went wrong on our side. Quote the correlation id if you contact support.', correlationId },
+    error: {
+      code: 'INTERNAL',
+      message: 'Something went wrong on our side. Quote the correlation id if you contact support.',
+      correlationId,
+    },
   } satisfies ErrorBody);
 }

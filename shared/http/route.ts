@@ -2,12 +2,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import * as z from 'zod';
 import { createHash } from 'node:crypto';
-import {
-  IdempotencyKeyRequiredError,
-  PayloadTooLargeError,
-  ValidationError,
-  type ErrorDetail,
-} from '../domain/errors';
+import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
 import { callerFromClaims } from './caller';
@@ -78,7 +73,8 @@ export function zodDetails(error: z.ZodError, prefix: string): ErrorDetail[] {
 function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, prefix: string): z.infer<T> {
   if (!schema) return undefined as z.infer<T>;
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ValidationError(`The request ${prefix} is not valid.`, { details: zodDetails(parsed.error, prefix) });
+  if (!parsed.success)
+    throw new ValidationError(`The request ${prefix} is not valid.`, { details: zodDetails(parsed.error, prefix) });
   return parsed.data;
 }
 
@@ -86,7 +82,8 @@ function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, p
 export function rawBody(event: APIGatewayProxyEventV2): string {
   if (event.body === undefined || event.body === null) return '';
   const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError('The request body is over 1 MiB.');
+  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES)
+    throw new PayloadTooLargeError('The request body is over 1 MiB.');
   return text;
 }
 
@@ -97,7 +94,9 @@ function parseJsonBody(event: APIGatewayProxyEventV2): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new ValidationError('The request body is not valid JSON.', { details: [{ path: 'body', message: 'invalid JSON' }] });
+    throw new ValidationError('The request body is not valid JSON.', {
+      details: [{ path: 'body', message: 'invalid JSON' }],
+    });
   }
 }
 
@@ -109,13 +108,19 @@ function header(event: APIGatewayProxyEventV2, name: string): string | undefined
 
 /** A canonical fingerprint of what the request asks for: same key + other body = 422. */
 export function requestFingerprint(routeKey: string, pathParameters: unknown, body: unknown): string {
-  return createHash('sha256').update(JSON.stringify([routeKey, pathParameters ?? null, canonical(body)])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([routeKey, pathParameters ?? null, canonical(body)]))
+    .digest('hex');
 }
 
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, canonical(v)]));
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
   }
   return value;
 }
@@ -134,7 +139,9 @@ export function httpRoute<
   const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
     try {
-      const caller = spec.auth ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : (undefined as unknown as Caller);
+      const caller = spec.auth
+        ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
+        : (undefined as unknown as Caller);
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
       if (!spec.body) rawBody(event);
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
@@ -143,7 +150,8 @@ export function httpRoute<
       let idempotency = undefined as unknown as { key: string; fingerprint: string };
       if (spec.idempotent) {
         const key = header(event, 'idempotency-key');
-        if (key === undefined || key === '') throw new IdempotencyKeyRequiredError('This request needs an Idempotency-Key header.');
+        if (key === undefined || key === '')
+          throw new IdempotencyKeyRequiredError('This request needs an Idempotency-Key header.');
         if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
           throw new ValidationError('The Idempotency-Key header is not valid.', {
             details: [{ path: 'headers.idempotency-key', message: 'must be 1-255 printable ASCII characters' }],
@@ -160,7 +168,11 @@ export function httpRoute<
   };
   // One invocation per request: its log lines carry this correlation id and route, and no other request's.
   const invocation = (event: HttpEvent, context: Context) =>
-    runInvocation(context, { correlationId: event.requestContext?.requestId ?? context.awsRequestId, route: event.routeKey }, () => core(event, context));
+    runInvocation(
+      context,
+      { correlationId: event.requestContext?.requestId ?? context.awsRequestId, route: event.routeKey },
+      () => core(event, context),
+    );
   // The spec rides along on the handler so the OpenAPI document is generated from the very
   // schemas that parse the requests (shared/http/openapi.ts).
   return Object.assign(middy(invocation), {

@@ -15,7 +15,11 @@ export const pageQuery = z.object({
 export const countryQuery = z.object({ country: z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166-1 alpha-2 code') });
 
 /** Ids are opaque strings; bounded so no key ever exceeds DynamoDB's limits. */
-export const opaqueId = z.string().min(1).max(128).regex(/^[A-Za-z0-9_\-:.]+$/, 'not a valid id');
+export const opaqueId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_\-:.]+$/, 'not a valid id');
 
 export function assertNever(value: never): never {
   throw new ValidationError(`unexpected value ${String(value)}`);

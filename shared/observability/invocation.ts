@@ -35,7 +35,8 @@ export function currentInvocation(): InvocationState | undefined {
 
 /** The trace header of this invocation: the runtime's per-invocation store first, then the environment. */
 function traceHeaderNow(): string | undefined {
-  const store = (globalThis as { awslambda?: { InvokeStore?: { getXRayTraceId?: () => string | undefined } } }).awslambda?.InvokeStore;
+  const store = (globalThis as { awslambda?: { InvokeStore?: { getXRayTraceId?: () => string | undefined } } })
+    .awslambda?.InvokeStore;
   return store?.getXRayTraceId?.() ?? process.env._X_AMZN_TRACE_ID;
 }
 
@@ -43,7 +44,11 @@ function traceHeaderNow(): string | undefined {
  * Runs one invocation with its own state. Called inside another invocation (a handler calling a
  * handler), it only adds the keys: the outer invocation stays the one that logs and flushes.
  */
-export async function runInvocation<T>(context: Context | undefined, keys: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+export async function runInvocation<T>(
+  context: Context | undefined,
+  keys: Record<string, unknown>,
+  fn: () => Promise<T>,
+): Promise<T> {
   if (storage.getStore()) return withLogKeys(keys, fn);
   const functionName = context?.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'unknown';
   const coldStart = !startedFunctions.has(functionName);
@@ -90,5 +95,6 @@ export function instrumented<Event, Result>(
   handler: (event: Event, context: Context) => Promise<Result>,
   keysOf: (event: Event) => Record<string, unknown> = () => ({}),
 ): (event: Event, context: Context) => Promise<Result> {
-  return (event, context) => runInvocation(context, { correlationId: context?.awsRequestId, ...keysOf(event) }, () => handler(event, context));
+  return (event, context) =>
+    runInvocation(context, { correlationId: context?.awsRequestId, ...keysOf(event) }, () => handler(event, context));
 }

@@ -55,7 +55,12 @@ export interface BufferedMetric {
 }
 
 /** The EMF records for some counts: one per dimension set, at most 100 metrics each. */
-export function emfRecords(namespace: string, counts: readonly BufferedMetric[], timestamp: number, properties: Record<string, unknown> = {}): Array<Record<string, unknown>> {
+export function emfRecords(
+  namespace: string,
+  counts: readonly BufferedMetric[],
+  timestamp: number,
+  properties: Record<string, unknown> = {},
+): Array<Record<string, unknown>> {
   const groups = new Map<string, { dimensions: Record<string, string>; values: Map<MetricName, number> }>();
   for (const count of counts) {
     const dimensionNames = Object.keys(count.dimensions).sort();
@@ -72,7 +77,13 @@ export function emfRecords(namespace: string, counts: readonly BufferedMetric[],
       records.push({
         _aws: {
           Timestamp: timestamp,
-          CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [Object.keys(dimensions).sort()], Metrics: chunk.map(([name]) => ({ Name: name, Unit: 'Count' })) }],
+          CloudWatchMetrics: [
+            {
+              Namespace: namespace,
+              Dimensions: [Object.keys(dimensions).sort()],
+              Metrics: chunk.map(([name]) => ({ Name: name, Unit: 'Count' })),
+            },
+          ],
         },
         ...properties,
         ...dimensions,
@@ -91,7 +102,9 @@ const metricsDisabled = () => process.env.POWERTOOLS_METRICS_DISABLED === 'true'
 function write(counts: readonly BufferedMetric[]): void {
   if (counts.length === 0 || metricsDisabled()) return;
   const invocation = currentInvocation();
-  const properties = invocation ? { function_name: invocation.lambda.functionName, function_request_id: invocation.lambda.awsRequestId } : {};
+  const properties = invocation
+    ? { function_name: invocation.lambda.functionName, function_request_id: invocation.lambda.awsRequestId }
+    : {};
   const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? DEFAULT_METRICS_NAMESPACE;
   const lines = emfRecords(namespace, counts, Date.now(), properties).map((record) => `${JSON.stringify(record)}\n`);
   process.stdout.write(lines.join(''));
@@ -99,7 +112,11 @@ function write(counts: readonly BufferedMetric[]): void {
 
 export const metrics = {
   /** Adds `value` (default 1) to a product metric; zero and negative values are not counted. */
-  count<Name extends MetricName>(name: Name, value = 1, ...dimensions: keyof DimensionsOf<Name> extends never ? [] : [DimensionsOf<Name>]): void {
+  count<Name extends MetricName>(
+    name: Name,
+    value = 1,
+    ...dimensions: keyof DimensionsOf<Name> extends never ? [] : [DimensionsOf<Name>]
+  ): void {
     if (!Number.isFinite(value) || value <= 0) return;
     const metric: BufferedMetric = { name, value, dimensions: { ...(dimensions[0] ?? {}) } };
     const invocation = currentInvocation();

@@ -54,7 +54,11 @@ function outcomeFlags(status: number | undefined, error: unknown): Record<string
   const name = error instanceof Error ? error.name : `HTTP ${String(status)}`;
   const message = error instanceof Error ? error.message.slice(0, MAX_CAUSE_MESSAGE_CHARS) : '';
   return {
-    ...(status === 429 ? { throttle: true, error: true } : status !== undefined && status < 500 ? { error: true } : { fault: true }),
+    ...(status === 429
+      ? { throttle: true, error: true }
+      : status !== undefined && status < 500
+        ? { error: true }
+        : { fault: true }),
     cause: { exceptions: [{ id: randomBytes(8).toString('hex'), type: name, message }] },
   };
 }
@@ -105,7 +109,10 @@ interface SdkClient {
   config: { region: unknown };
   middlewareStack: {
     add(
-      middleware: (next: (args: { input: Record<string, unknown> }) => Promise<SdkOutput>, context: { clientName?: string; commandName?: string }) => (args: { input: Record<string, unknown> }) => Promise<SdkOutput>,
+      middleware: (
+        next: (args: { input: Record<string, unknown> }) => Promise<SdkOutput>,
+        context: { clientName?: string; commandName?: string },
+      ) => (args: { input: Record<string, unknown> }) => Promise<SdkOutput>,
       options: { step: 'initialize'; name: string },
     ): void;
   };
@@ -125,23 +132,35 @@ export function instrumentAwsClient<Client>(client: Client): Client {
       const operation = (context.commandName ?? '').replace(/Command$/, '');
       // The resolved config holds the region as a (memoized) provider.
       const configured = sdk.config.region;
-      const region: unknown = typeof configured === 'function' ? await (configured as () => Promise<unknown>)() : configured;
-      return traced(service, 'aws', () => next(args), (result, error) => {
-        const metadata = result?.output?.$metadata ?? (error as { $metadata?: { requestId?: string; attempts?: number; httpStatusCode?: number } } | undefined)?.$metadata;
-        const tableName = args.input.TableName;
-        const queueUrl = args.input.QueueUrl;
-        return {
-          aws: {
-            operation,
-            ...(typeof region === 'string' && { region }),
-            ...(metadata?.requestId && { request_id: metadata.requestId }),
-            ...(metadata?.attempts !== undefined && { retries: metadata.attempts - 1 }),
-            ...(typeof tableName === 'string' && { table_name: tableName }),
-            ...(typeof queueUrl === 'string' && { queue_url: queueUrl }),
-          },
-          ...(metadata?.httpStatusCode !== undefined && { status: metadata.httpStatusCode, http: { response: { status: metadata.httpStatusCode } } }),
-        };
-      });
+      const region: unknown =
+        typeof configured === 'function' ? await (configured as () => Promise<unknown>)() : configured;
+      return traced(
+        service,
+        'aws',
+        () => next(args),
+        (result, error) => {
+          const metadata =
+            result?.output?.$metadata ??
+            (error as { $metadata?: { requestId?: string; attempts?: number; httpStatusCode?: number } } | undefined)
+              ?.$metadata;
+          const tableName = args.input.TableName;
+          const queueUrl = args.input.QueueUrl;
+          return {
+            aws: {
+              operation,
+              ...(typeof region === 'string' && { region }),
+              ...(metadata?.requestId && { request_id: metadata.requestId }),
+              ...(metadata?.attempts !== undefined && { retries: metadata.attempts - 1 }),
+              ...(typeof tableName === 'string' && { table_name: tableName }),
+              ...(typeof queueUrl === 'string' && { queue_url: queueUrl }),
+            },
+            ...(metadata?.httpStatusCode !== undefined && {
+              status: metadata.httpStatusCode,
+              http: { response: { status: metadata.httpStatusCode } },
+            }),
+          };
+        },
+      );
     },
     { step: 'initialize', name: 'xraySubsegment' },
   );

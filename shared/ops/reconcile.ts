@@ -185,9 +185,13 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
     totals.coinsOwed += balance.owedCoins;
     totals.diamondsAvailable += balance.diamonds;
     totals.diamondsPending += balance.pendingDiamonds;
-    if (balance.diamonds < 0) discrepancies.push(`wallet ${user}: available diamonds are negative (${balance.diamonds}): more was folded than its shards hold`);
+    if (balance.diamonds < 0)
+      discrepancies.push(
+        `wallet ${user}: available diamonds are negative (${balance.diamonds}): more was folded than its shards hold`,
+      );
     for (const field of FIELDS) {
-      if (balance[field] !== sum[field]) discrepancies.push(`wallet ${user}: ${field} is ${balance[field]} but its entries sum to ${sum[field]}`);
+      if (balance[field] !== sum[field])
+        discrepancies.push(`wallet ${user}: ${field} is ${balance[field]} but its entries sum to ${sum[field]}`);
     }
   }
 
@@ -270,7 +274,9 @@ class BudgetHistory {
   creditsPastTheLimit(): string[] {
     const found: string[] = [];
     const spent = new Map<string, number>();
-    const inOrder = [...this.credited].sort((a, b) => (a.creditedAt < b.creditedAt ? -1 : a.creditedAt > b.creditedAt ? 1 : 0));
+    const inOrder = [...this.credited].sort((a, b) =>
+      a.creditedAt < b.creditedAt ? -1 : a.creditedAt > b.creditedAt ? 1 : 0,
+    );
     for (const recharge of inOrder) {
       const monthKey = `${recharge.userId} ${recharge.budgetMonth}`;
       const total = (spent.get(monthKey) ?? 0) + recharge.priceMinor;

@@ -140,7 +140,11 @@ function pendingFromItem(streamId: string, item: Item): PendingGift | undefined 
  * partition of the sparse index, plus (consistently read) the gifts the nudges named and the
  * index does not show yet, since a GSI lags its table.
  */
-export async function collectPending(store: LedgerStore, stream: StreamRecord, named: ItemKey[]): Promise<{ gifts: PendingGift[]; more: boolean }> {
+export async function collectPending(
+  store: LedgerStore,
+  stream: StreamRecord,
+  named: ItemKey[],
+): Promise<{ gifts: PendingGift[]; more: boolean }> {
   const pages = await Promise.all(
     Array.from({ length: stream.creatorShards }, (_, shard) =>
       store.query({
@@ -178,7 +182,13 @@ export function chunkForTransactions(gifts: PendingGift[]): PendingGift[][] {
 }
 
 /** The ops that number one chunk of gifts: all or none, so no gift gets two numbers or none. */
-export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: PendingGift[], firstSeq: number, now: Date): { ops: WriteOp[]; events: GiftEvent[] } {
+export function sequenceOps(
+  store: LedgerStore,
+  stream: StreamRecord,
+  chunk: PendingGift[],
+  firstSeq: number,
+  now: Date,
+): { ops: WriteOp[]; events: GiftEvent[] } {
   const events: GiftEvent[] = chunk.map((gift, index) => ({
     type: 'gift',
     streamId: stream.streamId,
@@ -192,7 +202,8 @@ export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: Pen
   }));
   const lastSeq = firstSeq + chunk.length - 1;
   const coins = chunk.reduce((sum, gift) => sum + gift.coins, 0);
-  const conflict = (what: string) => () => new SequencerConflict(`${what} of stream ${stream.streamId} changed under the sequencer`);
+  const conflict = (what: string) => () =>
+    new SequencerConflict(`${what} of stream ${stream.streamId} changed under the sequencer`);
   const ops: WriteOp[] = [
     store.update(
       'stream counter',
@@ -208,7 +219,11 @@ export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: Pen
       store.update(
         'number gift',
         gift.key,
-        { expression: 'SET seq = :seq REMOVE statusPk, statusSk', condition: 'attribute_not_exists(seq)', values: { ':seq': firstSeq + index } },
+        {
+          expression: 'SET seq = :seq REMOVE statusPk, statusSk',
+          condition: 'attribute_not_exists(seq)',
+          values: { ':seq': firstSeq + index },
+        },
         conflict(`gift ${gift.giftTxId}`),
       ),
     ),
@@ -231,7 +246,12 @@ export function sequenceOps(store: LedgerStore, stream: StreamRecord, chunk: Pen
 }
 
 /** Numbers the gifts chunk by chunk. A conflict stops it: what was committed before is returned. */
-async function sequence(store: LedgerStore, stream: StreamRecord, gifts: PendingGift[], now: Date): Promise<{ events: GiftEvent[]; conflict: boolean }> {
+async function sequence(
+  store: LedgerStore,
+  stream: StreamRecord,
+  gifts: PendingGift[],
+  now: Date,
+): Promise<{ events: GiftEvent[]; conflict: boolean }> {
   const committed: GiftEvent[] = [];
   let seq = stream.seq;
   for (const chunk of chunkForTransactions(gifts)) {
@@ -240,7 +260,10 @@ async function sequence(store: LedgerStore, stream: StreamRecord, gifts: Pending
       await store.transactWrite(ops);
     } catch (error) {
       if (error instanceof SequencerConflict) {
-        logger.warn('sequencer conflict; reading the stream again', { streamId: stream.streamId, error: error.message });
+        logger.warn('sequencer conflict; reading the stream again', {
+          streamId: stream.streamId,
+          error: error.message,
+        });
         return { events: committed, conflict: true };
       }
       throw error;
@@ -292,9 +315,14 @@ async function roomViewers(deps: BroadcastDeps, streamId: string): Promise<numbe
 async function roomConnectionIds(deps: BroadcastDeps, streamId: string): Promise<string[]> {
   const now = deps.now().getTime();
   const known = deps.memory.audiences.get(streamId);
-  if (known?.ids && known.ids.length > AUDIENCE_ALWAYS_FRESH_MAX && now - known.at < AUDIENCE_REFRESH_MS) return known.ids;
+  if (known?.ids && known.ids.length > AUDIENCE_ALWAYS_FRESH_MAX && now - known.at < AUDIENCE_REFRESH_MS)
+    return known.ids;
   const ids = await streamConnectionIds(deps.connections, streamId);
-  deps.memory.audiences.set(streamId, { at: known && now - known.at < AUDIENCE_REFRESH_MS ? known.at : now, viewers: known?.viewers ?? ids.length, ids });
+  deps.memory.audiences.set(streamId, {
+    at: known && now - known.at < AUDIENCE_REFRESH_MS ? known.at : now,
+    viewers: known?.viewers ?? ids.length,
+    ids,
+  });
   return ids;
 }
 
@@ -343,9 +371,15 @@ export function frameSpacingMs(windowMs: number, viewers: number, postsPerSecond
  * Posts one frame to every viewer: the connections are cut into slices that go out side by
  * side, each with bounded concurrency. Throttled posts are counted: those viewers catch up.
  */
-async function fanOut(deps: BroadcastDeps, streamId: string, ids: string[], body: unknown): Promise<Record<PostOutcome, number>> {
+async function fanOut(
+  deps: BroadcastDeps,
+  streamId: string,
+  ids: string[],
+  body: unknown,
+): Promise<Record<PostOutcome, number>> {
   const slices: string[][] = [];
-  for (let start = 0; start < ids.length; start += deps.fanout.sliceConnections) slices.push(ids.slice(start, start + deps.fanout.sliceConnections));
+  for (let start = 0; start < ids.length; start += deps.fanout.sliceConnections)
+    slices.push(ids.slice(start, start + deps.fanout.sliceConnections));
   const totals: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
   const gone = new Set<string>();
   const poster: ConnectionPoster = {
@@ -355,7 +389,9 @@ async function fanOut(deps: BroadcastDeps, streamId: string, ids: string[], body
       return outcome;
     },
   };
-  for (const counts of await Promise.all(slices.map((slice) => postToAll(poster, slice, body, deps.fanout.concurrency)))) {
+  for (const counts of await Promise.all(
+    slices.map((slice) => postToAll(poster, slice, body, deps.fanout.concurrency)),
+  )) {
     for (const outcome of Object.keys(totals) as PostOutcome[]) totals[outcome] += counts[outcome];
   }
   // Throttled and gone posts are counted by the poster itself (ConnectionPostsThrottled, ...Gone).
@@ -375,14 +411,25 @@ async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string, force: 
   if (ids.length === 0) return;
   const wallet = await deps.store.readWallet(creatorId, { consistent: true });
   // API.md: the wallet message, at most once a second per creator rather than once per gift.
-  await postToAll(deps.poster, ids, { type: 'wallet', coins: wallet.coins, diamonds: wallet.diamonds, pendingDiamonds: wallet.pendingDiamonds });
+  await postToAll(deps.poster, ids, {
+    type: 'wallet',
+    coins: wallet.coins,
+    diamonds: wallet.diamonds,
+    pendingDiamonds: wallet.pendingDiamonds,
+  });
 }
 
 /** The `room` message, when its counters changed and a second has passed since the last one. */
-function roomMessage(deps: BroadcastDeps, stream: StreamRecord, viewers: number, giftCoins: number): RoomMessage | undefined {
+function roomMessage(
+  deps: BroadcastDeps,
+  stream: StreamRecord,
+  viewers: number,
+  giftCoins: number,
+): RoomMessage | undefined {
   const now = deps.now().getTime();
   const last = deps.memory.rooms.get(stream.streamId);
-  if (last && (now - last.at < ROOM_INTERVAL_MS || (last.viewers === viewers && last.giftCoins === giftCoins))) return undefined;
+  if (last && (now - last.at < ROOM_INTERVAL_MS || (last.viewers === viewers && last.giftCoins === giftCoins)))
+    return undefined;
   deps.memory.rooms.set(stream.streamId, { at: now, viewers, giftCoins });
   return { type: 'room', streamId: stream.streamId, viewers, giftCoins };
 }
@@ -392,7 +439,12 @@ function roomMessage(deps: BroadcastDeps, stream: StreamRecord, viewers: number,
  * sender, each carrying the seq it folded up to, so a fold that crashed half-way is resumed over
  * the same range (its range is claimed on the stream item first) and counts no gift twice.
  */
-export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, upToSeq: number, now: Date): Promise<void> {
+export async function foldLeaderboard(
+  store: LedgerStore,
+  stream: StreamRecord,
+  upToSeq: number,
+  now: Date,
+): Promise<void> {
   const from = stream.lbSeq ?? 0;
   let to = stream.lbFoldTo;
   if (to === undefined) {
@@ -412,7 +464,8 @@ export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, 
     ]);
   }
   const events = await readEventRange(store, stream.streamId, from, to);
-  if (!events) throw new TransientDependencyError(`stream ${stream.streamId}: catch-up log (${from}, ${to}] not readable yet`);
+  if (!events)
+    throw new TransientDependencyError(`stream ${stream.streamId}: catch-up log (${from}, ${to}] not readable yet`);
   const bySender = new Map<string, number>();
   for (const event of events) bySender.set(event.fromUserId, (bySender.get(event.fromUserId) ?? 0) + event.coins);
   const foldTo = to;
@@ -426,7 +479,12 @@ export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, 
           {
             expression: 'SET lbPk = :lbPk, userId = :userId, lbSeq = :to ADD lbCoins :coins',
             condition: 'attribute_not_exists(lbSeq) OR lbSeq < :to',
-            values: { ':lbPk': leaderboardPartition(stream.streamId, shard), ':userId': userId, ':coins': coins, ':to': foldTo },
+            values: {
+              ':lbPk': leaderboardPartition(stream.streamId, shard),
+              ':userId': userId,
+              ':coins': coins,
+              ':to': foldTo,
+            },
           },
           () => new AlreadyFolded(),
         ),
@@ -448,7 +506,12 @@ export async function foldLeaderboard(store: LedgerStore, stream: StreamRecord, 
 /** This sender's total already holds the range being folded (a resumed fold). */
 class AlreadyFolded extends Error {}
 
-async function maybeFoldLeaderboard(deps: BroadcastDeps, stream: StreamRecord, seq: number, force: boolean): Promise<void> {
+async function maybeFoldLeaderboard(
+  deps: BroadcastDeps,
+  stream: StreamRecord,
+  seq: number,
+  force: boolean,
+): Promise<void> {
   const due =
     force ||
     stream.lbFoldTo !== undefined ||
@@ -459,12 +522,22 @@ async function maybeFoldLeaderboard(deps: BroadcastDeps, stream: StreamRecord, s
     await foldLeaderboard(deps.store, stream, seq, deps.now());
   } catch (error) {
     // Never at the viewers' expense: the next run folds the range again.
-    logger.warn('leaderboard fold postponed', { streamId: stream.streamId, error: error instanceof Error ? error.message : String(error) });
+    logger.warn('leaderboard fold postponed', {
+      streamId: stream.streamId,
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 
 /** One run's frame to every viewer of the room; returns false when nothing was sent. */
-async function sendFrame(deps: BroadcastDeps, stream: StreamRecord, events: GiftEvent[], viewerIds: string[], viewers: number, final: boolean): Promise<boolean> {
+async function sendFrame(
+  deps: BroadcastDeps,
+  stream: StreamRecord,
+  events: GiftEvent[],
+  viewerIds: string[],
+  viewers: number,
+  final: boolean,
+): Promise<boolean> {
   const giftCoins = stream.giftCoins + events.reduce((sum, event) => sum + event.coins, 0);
   // After streamEnded no gift event goes out: later gifts are numbered for catch-up only.
   const silent = stream.endAnnounced === true;
@@ -482,7 +555,11 @@ async function sendFrame(deps: BroadcastDeps, stream: StreamRecord, events: Gift
  * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
  * sequencer; the conditions on the counter and the gifts still make a zombie harmless.
  */
-export async function broadcastStream(deps: BroadcastDeps, streamId: string, request: BroadcastRequest): Promise<BroadcastResult> {
+export async function broadcastStream(
+  deps: BroadcastDeps,
+  streamId: string,
+  request: BroadcastRequest,
+): Promise<BroadcastResult> {
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
   let conflicts = 0;
@@ -492,7 +569,12 @@ export async function broadcastStream(deps: BroadcastDeps, streamId: string, req
   for (let run = 0; ; run += 1) {
     if (run > 0 && (run >= MAX_RUNS_PER_INVOCATION || deps.remainingMs() < MIN_REMAINING_MS_FOR_RUN)) {
       // Out of runs or time with gifts left: a fresh nudge continues in the next invocation.
-      await deps.publisher.publish([{ nudge: { streamId, ...(request.ended && { ended: true }) }, deduplicationId: `more:${streamId}:${deps.now().getTime()}` }]);
+      await deps.publisher.publish([
+        {
+          nudge: { streamId, ...(request.ended && { ended: true }) },
+          deduplicationId: `more:${streamId}:${deps.now().getTime()}`,
+        },
+      ]);
       break;
     }
     stream = await readStream(deps.store, streamId, { consistent: true });
@@ -523,7 +605,9 @@ export async function broadcastStream(deps: BroadcastDeps, streamId: string, req
     const now = deps.now();
     const { events, conflict } = await sequence(deps.store, stream, gifts, now);
     if (events.length > 0 || final) {
-      const viewerIds = final ? await streamConnectionIds(deps.connections, streamId) : await roomConnectionIds(deps, streamId);
+      const viewerIds = final
+        ? await streamConnectionIds(deps.connections, streamId)
+        : await roomConnectionIds(deps, streamId);
       if (await sendFrame(deps, stream, events, viewerIds, viewers, final && !conflict)) {
         deps.memory.lastFrames.set(streamId, now.getTime());
         result.frames += 1;
@@ -538,7 +622,8 @@ export async function broadcastStream(deps: BroadcastDeps, streamId: string, req
     }
     if (conflict) {
       conflicts += 1;
-      if (conflicts >= SEQUENCER_CONFLICT_LIMIT) throw new TransientDependencyError(`stream ${streamId}: another sequencer keeps winning`);
+      if (conflicts >= SEQUENCER_CONFLICT_LIMIT)
+        throw new TransientDependencyError(`stream ${streamId}: another sequencer keeps winning`);
       continue;
     }
     if (final) {
@@ -567,11 +652,18 @@ async function settleLeaderboard(deps: BroadcastDeps, streamId: string): Promise
     await maybeFoldLeaderboard(deps, stream, stream.seq, true);
     return;
   }
-  await deps.publisher.publish([{ nudge: { streamId, until: dueAt }, deduplicationId: `fold:${streamId}:${stream.lbFoldAt ?? 0}` }]);
+  await deps.publisher.publish([
+    { nudge: { streamId, until: dueAt }, deduplicationId: `fold:${streamId}:${stream.lbFoldAt ?? 0}` },
+  ]);
 }
 
 async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {
-  await store.transactWrite([store.update('stream end announced', keys.stream(streamId), { expression: 'SET endAnnounced = :true', values: { ':true': true } })]);
+  await store.transactWrite([
+    store.update('stream end announced', keys.stream(streamId), {
+      expression: 'SET endAnnounced = :true',
+      values: { ':true': true },
+    }),
+  ]);
 }
 
 async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<StreamRecord[]> {
@@ -596,7 +688,13 @@ async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<
 async function oldestUnsent(store: LedgerStore, stream: StreamRecord): Promise<string | undefined> {
   const pages = await Promise.all(
     Array.from({ length: stream.creatorShards }, (_, shard) =>
-      store.query({ indexName: 'byStatus', keyCondition: 'statusPk = :pk', values: { ':pk': unsentStatusPk(stream.streamId, shard) }, ascending: true, limit: 1 }),
+      store.query({
+        indexName: 'byStatus',
+        keyCondition: 'statusPk = :pk',
+        values: { ':pk': unsentStatusPk(stream.streamId, shard) },
+        ascending: true,
+        limit: 1,
+      }),
     ),
   );
   const oldest = pages
@@ -630,29 +728,51 @@ export async function sweepUnsentGifts(
   const now = deps.now();
   const cutoff = new Date(now.getTime() - options.minAgeMs).toISOString();
   const retireBefore = new Date(now.getTime() - RECENTLY_ENDED_SWEEP_MS).toISOString();
-  const [live, ended] = await Promise.all([streamsWithStatus(deps.store, LIVE_STATUS_PK), streamsWithStatus(deps.store, RECENTLY_ENDED_STATUS_PK)]);
+  const [live, ended] = await Promise.all([
+    streamsWithStatus(deps.store, LIVE_STATUS_PK),
+    streamsWithStatus(deps.store, RECENTLY_ENDED_STATUS_PK),
+  ]);
   const nudges: OutgoingNudge[] = [];
   let retired = 0;
   await forEachBounded([...live, ...ended], SWEEP_CONCURRENCY, async (stream) => {
     const oldest = await oldestUnsent(deps.store, stream);
     if (oldest !== undefined && oldest < cutoff) {
-      nudges.push({ nudge: { streamId: stream.streamId }, deduplicationId: `sweep:${stream.streamId}:${Math.floor(now.getTime() / SWEEP_DEDUP_BUCKET_MS)}` });
+      nudges.push({
+        nudge: { streamId: stream.streamId },
+        deduplicationId: `sweep:${stream.streamId}:${Math.floor(now.getTime() / SWEEP_DEDUP_BUCKET_MS)}`,
+      });
     }
-    if (oldest === undefined && stream.status === 'ended' && stream.endedAt !== undefined && stream.endedAt < retireBefore) {
-      await deps.store.transactWrite([
-        deps.store.update(
-          'retire ended stream',
-          keys.stream(stream.streamId),
-          { expression: 'REMOVE statusPk, statusSk', condition: 'statusPk = :ended', values: { ':ended': RECENTLY_ENDED_STATUS_PK } },
-          () => new SequencerConflict(`stream ${stream.streamId} left the recently-ended list meanwhile`),
-        ),
-      ]).then(
-        () => (retired += 1),
-        (error: unknown) => logger.warn('could not retire an ended stream from the sweep list', { streamId: stream.streamId, error: error instanceof Error ? error.message : String(error) }),
-      );
+    if (
+      oldest === undefined &&
+      stream.status === 'ended' &&
+      stream.endedAt !== undefined &&
+      stream.endedAt < retireBefore
+    ) {
+      await deps.store
+        .transactWrite([
+          deps.store.update(
+            'retire ended stream',
+            keys.stream(stream.streamId),
+            {
+              expression: 'REMOVE statusPk, statusSk',
+              condition: 'statusPk = :ended',
+              values: { ':ended': RECENTLY_ENDED_STATUS_PK },
+            },
+            () => new SequencerConflict(`stream ${stream.streamId} left the recently-ended list meanwhile`),
+          ),
+        ])
+        .then(
+          () => (retired += 1),
+          (error: unknown) =>
+            logger.warn('could not retire an ended stream from the sweep list', {
+              streamId: stream.streamId,
+              error: error instanceof Error ? error.message : String(error),
+            }),
+        );
     }
   });
   if (nudges.length > 0) await deps.publisher.publish(nudges);
-  if (nudges.length > 0) logger.info('swept streams with unbroadcast gifts', { streams: nudges.map((entry) => entry.nudge.streamId) });
+  if (nudges.length > 0)
+    logger.info('swept streams with unbroadcast gifts', { streams: nudges.map((entry) => entry.nudge.streamId) });
   return { streams: live.length + ended.length, nudged: nudges.length, retired };
 }

@@ -81,7 +81,10 @@ export function buildFrame(
   extras: { room?: RoomMessage; ended?: boolean },
   maxBytes = MAX_FRAME_BYTES,
 ): Frame | undefined {
-  const tail: FrameMessage[] = [...(extras.room ? [extras.room] : []), ...(extras.ended ? [{ type: 'streamEnded' as const, streamId }] : [])];
+  const tail: FrameMessage[] = [
+    ...(extras.room ? [extras.room] : []),
+    ...(extras.ended ? [{ type: 'streamEnded' as const, streamId }] : []),
+  ];
   const all: FrameMessage[] = [...events, ...tail];
   if (all.length === 0) return undefined;
   const whole = pack(all);
@@ -90,7 +93,10 @@ export function buildFrame(
 
   // Reserve the largest summary this window could need (every event in it), then take singles
   // in order while they fit; the summary covers exactly the rest.
-  const reserve = BATCH_ENVELOPE_BYTES + bytesOf(summarize(streamId, events)) + tail.reduce((sum, message) => sum + bytesOf(message) + 1, 0);
+  const reserve =
+    BATCH_ENVELOPE_BYTES +
+    bytesOf(summarize(streamId, events)) +
+    tail.reduce((sum, message) => sum + bytesOf(message) + 1, 0);
   let used = reserve;
   let fitting = 0;
   for (const event of events) {
@@ -100,7 +106,11 @@ export function buildFrame(
     fitting += 1;
   }
   const rest = events.slice(fitting);
-  const messages: FrameMessage[] = [...events.slice(0, fitting), ...(rest.length > 0 ? [summarize(streamId, rest)] : []), ...tail];
+  const messages: FrameMessage[] = [
+    ...events.slice(0, fitting),
+    ...(rest.length > 0 ? [summarize(streamId, rest)] : []),
+    ...tail,
+  ];
   const body = pack(messages);
   return { body, bytes: bytesOf(body), singles: fitting, summarized: rest.length };
 }

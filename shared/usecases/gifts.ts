@@ -74,7 +74,9 @@ type StoredGiftAnswer = z.infer<typeof storedGiftAnswer>;
  * so one key used on both channels for the same gift is one gift.
  */
 export function giftFingerprint(request: Pick<SendGiftRequest, 'streamId' | 'giftId' | 'quantity'>): string {
-  return createHash('sha256').update(JSON.stringify(['gift', request.streamId, request.giftId, request.quantity])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(['gift', request.streamId, request.giftId, request.quantity]))
+    .digest('hex');
 }
 
 function insufficientOrLocked(cost: number) {
@@ -138,7 +140,13 @@ export function giftOps(
     pendingDiamonds: 0,
     createdAt,
     // The gift as viewers will see it: the broadcaster builds the event from this record alone.
-    ref: { streamId: input.streamId, fromUserId: input.senderId, giftId: input.giftId, quantity: input.quantity, coins: input.cost },
+    ref: {
+      streamId: input.streamId,
+      fromUserId: input.senderId,
+      giftId: input.giftId,
+      quantity: input.quantity,
+      coins: input.cost,
+    },
   };
   return [
     recordAnswerOp(store, input.idempotency, { status: GIFT_ANSWER_STATUS, body: answer }, input.now),
@@ -150,7 +158,10 @@ export function giftOps(
         expression: 'ADD diamonds :diamonds',
         values: { ':diamonds': input.diamonds },
         // After the end's transaction closed the fence, no gift to the stream can commit.
-        ...(input.fenced && { condition: 'attribute_exists(#live)', names: { '#live': liveFenceAttribute(input.streamId) } }),
+        ...(input.fenced && {
+          condition: 'attribute_exists(#live)',
+          names: { '#live': liveFenceAttribute(input.streamId) },
+        }),
       },
       () => new StreamNotLiveError('This stream is not live.'),
     ),
@@ -178,7 +189,11 @@ function debitOp(store: LedgerStore, senderId: string, cost: number, seenCoins: 
     return store.update(
       'debit sender',
       keys.wallet(senderId),
-      { expression: 'SET coins = coins - :cost', condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`, values: { ':cost': cost, ':false': false } },
+      {
+        expression: 'SET coins = coins - :cost',
+        condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
+        values: { ':cost': cost, ':false': false },
+      },
       insufficientOrLocked(cost),
     );
   }
@@ -209,7 +224,13 @@ async function coinsNow(store: LedgerStore, userId: string): Promise<number> {
  * before its bucket ended, and the broadcaster collects until after that. A lost nudge only
  * delays the event (the sweeper finds the record).
  */
-async function nudge(publisher: GiftEventPublisher, now: Date, streamId: string, giftTxId: string, gift?: { pk: string; sk: string }): Promise<void> {
+async function nudge(
+  publisher: GiftEventPublisher,
+  now: Date,
+  streamId: string,
+  giftTxId: string,
+  gift?: { pk: string; sk: string },
+): Promise<void> {
   try {
     await publisher.publish([bucketNudge(streamId, now, gift)]);
   } catch (error) {
@@ -226,10 +247,20 @@ async function nudge(publisher: GiftEventPublisher, now: Date, streamId: string,
  * stream, coins. The coins (and the lock, again) are checked by the transaction's condition, never
  * by the read before it. A replay answers the first gift with the balance as it is now.
  */
-export async function sendGift(deps: SendGiftDeps, caller: Caller, request: SendGiftRequest): Promise<GiftAnswer & { replayed: boolean }> {
+export async function sendGift(
+  deps: SendGiftDeps,
+  caller: Caller,
+  request: SendGiftRequest,
+): Promise<GiftAnswer & { replayed: boolean }> {
   const gift = findGift(request.giftId);
-  if (!Number.isInteger(request.quantity) || request.quantity < MIN_GIFT_QUANTITY || request.quantity > MAX_GIFT_QUANTITY) {
-    throw new ValidationError('The quantity is not valid.', { details: [{ path: 'quantity', message: `an integer ${MIN_GIFT_QUANTITY}-${MAX_GIFT_QUANTITY}` }] });
+  if (
+    !Number.isInteger(request.quantity) ||
+    request.quantity < MIN_GIFT_QUANTITY ||
+    request.quantity > MAX_GIFT_QUANTITY
+  ) {
+    throw new ValidationError('The quantity is not valid.', {
+      details: [{ path: 'quantity', message: `an integer ${MIN_GIFT_QUANTITY}-${MAX_GIFT_QUANTITY}` }],
+    });
   }
   const cost = gift.coins * request.quantity;
   const now = deps.now();
@@ -244,7 +275,10 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
     const answer = storedGiftAnswer.safeParse(stored);
     if (!answer.success) throw new InvariantViolation('stored gift answer is malformed');
     // The first attempt may have died between its commit and its nudge; a duplicate nudge is deduplicated or finds nothing.
-    const [coins] = await Promise.all([coinsNow(deps.store, caller.userId), nudge(deps.publisher, deps.now(), request.streamId, answer.data.giftTxId)]);
+    const [coins] = await Promise.all([
+      coinsNow(deps.store, caller.userId),
+      nudge(deps.publisher, deps.now(), request.streamId, answer.data.giftTxId),
+    ]);
     return { ...answer.data, wallet: { coins }, replayed: true };
   };
 
@@ -261,12 +295,14 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
     if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
     assertMaySpend(caller, now);
     // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
-    const stream = streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
+    const stream =
+      streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
     if (!stream || stream.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
     if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
     // After a balance race (one sender's concurrent gifts), subtract and read the balance after:
     // optimistic retries would make N concurrent gifts cost N^2/2 transactions.
-    const seenCoins = attempt <= BALANCE_RACE_ATTEMPTS ? (typeof walletItem?.coins === 'number' ? walletItem.coins : 0) : undefined;
+    const seenCoins =
+      attempt <= BALANCE_RACE_ATTEMPTS ? (typeof walletItem?.coins === 'number' ? walletItem.coins : 0) : undefined;
     const giftTxId = deps.newId('gift', now);
     try {
       await deps.store.transactWrite(
@@ -299,7 +335,15 @@ export async function sendGift(deps: SendGiftDeps, caller: Caller, request: Send
 /** Attempts conditioned on the balance read; a gift that loses a balance race then subtracts instead. */
 export const BALANCE_RACE_ATTEMPTS = 1;
 
-async function committed(deps: SendGiftDeps, stream: StreamRecord, giftTxId: string, cost: number, now: Date, senderId: string, seenCoins: number | undefined): Promise<GiftAnswer & { replayed: boolean }> {
+async function committed(
+  deps: SendGiftDeps,
+  stream: StreamRecord,
+  giftTxId: string,
+  cost: number,
+  now: Date,
+  senderId: string,
+  seenCoins: number | undefined,
+): Promise<GiftAnswer & { replayed: boolean }> {
   const shard = shardFor(giftTxId, stream.creatorShards);
   const recordKey = keys.shardEntry(stream.creatorId, shard, now.toISOString(), giftTxId);
   const [coins] = await Promise.all([

@@ -40,7 +40,11 @@ function epochSeconds(now: Date): number {
   return Math.floor(now.getTime() / 1000);
 }
 
-function answerFrom<T>(request: IdempotentRequest, item: Record<string, unknown> | undefined, now: Date): StoredAnswer<T> | undefined {
+function answerFrom<T>(
+  request: IdempotentRequest,
+  item: Record<string, unknown> | undefined,
+  now: Date,
+): StoredAnswer<T> | undefined {
   if (!item) return undefined;
   if (typeof item.expiresAt === 'number' && item.expiresAt <= epochSeconds(now)) return undefined;
   if (item.fingerprint !== request.fingerprint) {
@@ -53,7 +57,11 @@ function answerFrom<T>(request: IdempotentRequest, item: Record<string, unknown>
 }
 
 /** The stored answer for this key, if a request with it already succeeded (and has not expired). */
-export async function findStoredAnswer<T>(store: LedgerStore, request: IdempotentRequest, now: Date): Promise<StoredAnswer<T> | undefined> {
+export async function findStoredAnswer<T>(
+  store: LedgerStore,
+  request: IdempotentRequest,
+  now: Date,
+): Promise<StoredAnswer<T> | undefined> {
   const item = await store.getItem(keys.idempotency(request.userId, request.scope, request.key), { consistent: true });
   return answerFrom<T>(request, item, now);
 }
@@ -63,7 +71,12 @@ export async function findStoredAnswer<T>(store: LedgerStore, request: Idempoten
  * exists and is live, the transaction is cancelled and the op throws AlreadyDone (same request)
  * or IDEMPOTENCY_KEY_REUSED (another request).
  */
-export function recordAnswerOp<T>(store: LedgerStore, request: IdempotentRequest, answer: StoredAnswer<T>, now: Date): WriteOp {
+export function recordAnswerOp<T>(
+  store: LedgerStore,
+  request: IdempotentRequest,
+  answer: StoredAnswer<T>,
+  now: Date,
+): WriteOp {
   return store.put(
     `idempotency ${request.scope}`,
     {

@@ -25,11 +25,16 @@ class AlreadyLinked extends Error {}
 
 function accountFromItem(item: Item | undefined): PayoutAccount | undefined {
   if (!item) return undefined;
-  if (typeof item.accountId !== 'string') throw new InvariantViolation(`payout account item ${String(item.pk)} has no accountId`);
+  if (typeof item.accountId !== 'string')
+    throw new InvariantViolation(`payout account item ${String(item.pk)} has no accountId`);
   return { accountId: item.accountId, payoutsEnabled: item.payoutsEnabled === true };
 }
 
-export async function readPayoutAccount(store: LedgerStore, userId: string, options: { consistent?: boolean } = {}): Promise<PayoutAccount | undefined> {
+export async function readPayoutAccount(
+  store: LedgerStore,
+  userId: string,
+  options: { consistent?: boolean } = {},
+): Promise<PayoutAccount | undefined> {
   return accountFromItem(await store.getItem(keys.payoutAccount(userId), options));
 }
 
@@ -49,13 +54,23 @@ export async function createPayoutAccount(
   assertPayoutCountry(caller);
   let account = await readPayoutAccount(deps.store, caller.userId, { consistent: true });
   if (!account) {
-    const created = await deps.connect.createAccount({ userId: caller.userId, ...(caller.country !== undefined && { country: caller.country }) });
+    const created = await deps.connect.createAccount({
+      userId: caller.userId,
+      ...(caller.country !== undefined && { country: caller.country }),
+    });
     const createdAt = now.toISOString();
     try {
       await deps.store.transactWrite([
         deps.store.put(
           'payout account',
-          { ...keys.payoutAccount(caller.userId), userId: caller.userId, accountId: created.accountId, payoutsEnabled: created.payoutsEnabled, createdAt, updatedAt: createdAt },
+          {
+            ...keys.payoutAccount(caller.userId),
+            userId: caller.userId,
+            accountId: created.accountId,
+            payoutsEnabled: created.payoutsEnabled,
+            createdAt,
+            updatedAt: createdAt,
+          },
           { expression: conditions.isNew },
           () => new AlreadyLinked(),
         ),
@@ -64,7 +79,8 @@ export async function createPayoutAccount(
           { ...keys.connectAccount(created.accountId), userId: caller.userId, createdAt },
           // The same account may be mapped again only to the same user (a retried create).
           { expression: `${conditions.isNew} OR userId = :userId`, values: { ':userId': caller.userId } },
-          (old) => new InvariantViolation(`Connect account ${created.accountId} is already linked to ${String(old?.userId)}`),
+          (old) =>
+            new InvariantViolation(`Connect account ${created.accountId} is already linked to ${String(old?.userId)}`),
         ),
       ]);
       account = created;
@@ -90,7 +106,10 @@ export async function getPayoutAccount(deps: { store: LedgerStore }, caller: Cal
  * receive payouts. An account this ledger never linked is ignored (another platform's event, or
  * a test fixture); the webhook still answers 200 so Stripe stops retrying.
  */
-export async function applyAccountUpdated(deps: { store: LedgerStore }, account: { id: string; payoutsEnabled: boolean }): Promise<void> {
+export async function applyAccountUpdated(
+  deps: { store: LedgerStore },
+  account: { id: string; payoutsEnabled: boolean },
+): Promise<void> {
   const mapping = await deps.store.getItem(keys.connectAccount(account.id), { consistent: true });
   if (!mapping || typeof mapping.userId !== 'string') {
     logger.info('account.updated for an account not linked here; ignored', { accountId: account.id });

@@ -2,7 +2,13 @@ import * as z from 'zod';
 import { newId } from '../adapters/clock';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import { entryItem, type CreatorBalance, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import {
+  entryItem,
+  type CreatorBalance,
+  type Item,
+  type LedgerStore,
+  type WriteOp,
+} from '../adapters/dynamo/ledger-store';
 import type { PayoutQueue } from '../adapters/payout-queue';
 import { PermanentTransferError, type ConnectPayouts, type TransferMade } from '../adapters/stripe-connect';
 import { type Economy, payoutCents } from '../domain/economy';
@@ -90,7 +96,8 @@ export type Payout = z.infer<typeof payoutItemSchema>;
 
 export function payoutFromItem(item: Item): Payout {
   const parsed = payoutItemSchema.safeParse(item);
-  if (!parsed.success) throw new InvariantViolation(`payout item ${String(item.pk)} is malformed: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new InvariantViolation(`payout item ${String(item.pk)} is malformed: ${parsed.error.message}`);
   return parsed.data;
 }
 
@@ -131,8 +138,23 @@ function entryOp(
   ref: LedgerEntry['ref'],
 ): WriteOp {
   const createdAt = now.toISOString();
-  const value: LedgerEntry = { id: newId('tx', now), userId, type, coins: 0, owedCoins: 0, diamonds: deltas.diamonds, pendingDiamonds: deltas.pendingDiamonds, createdAt, ref };
-  return store.put(`${type} entry`, entryItem(keys.entry(userId, createdAt, value.id), value), { expression: conditions.isNew }, () => new InvariantViolation('entry id collided'));
+  const value: LedgerEntry = {
+    id: newId('tx', now),
+    userId,
+    type,
+    coins: 0,
+    owedCoins: 0,
+    diamonds: deltas.diamonds,
+    pendingDiamonds: deltas.pendingDiamonds,
+    createdAt,
+    ref,
+  };
+  return store.put(
+    `${type} entry`,
+    entryItem(keys.entry(userId, createdAt, value.id), value),
+    { expression: conditions.isNew },
+    () => new InvariantViolation('entry id collided'),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,7 +191,10 @@ export const BUMP_DIAMONDS_VERSION = 'diamondsVersion = if_not_exists(diamondsVe
 function payoutDebitOp(store: LedgerStore, userId: string, balance: CreatorBalance, diamonds: number): WriteOp {
   const foldDelta = balance.shardCredits - balance.shardDiamondsFolded;
   const need = diamonds - foldDelta;
-  const foldedAsRead = balance.shardDiamondsFolded === 0 ? '(attribute_not_exists(shardDiamondsFolded) OR shardDiamondsFolded = :foldedBefore)' : 'shardDiamondsFolded = :foldedBefore';
+  const foldedAsRead =
+    balance.shardDiamondsFolded === 0
+      ? '(attribute_not_exists(shardDiamondsFolded) OR shardDiamondsFolded = :foldedBefore)'
+      : 'shardDiamondsFolded = :foldedBefore';
   const condition = [conditions.walletUnlocked, foldedAsRead, ...(need > 0 ? ['diamonds >= :need'] : [])].join(' AND ');
   return store.update(
     'payout debit',
@@ -190,7 +215,8 @@ function payoutDebitOp(store: LedgerStore, userId: string, balance: CreatorBalan
     },
     (old) => {
       if (old?.locked === true) return new WalletLockedError('The wallet is locked.');
-      if ((typeof old?.shardDiamondsFolded === 'number' ? old.shardDiamondsFolded : 0) !== balance.shardDiamondsFolded) return new FoldRaced();
+      if ((typeof old?.shardDiamondsFolded === 'number' ? old.shardDiamondsFolded : 0) !== balance.shardDiamondsFolded)
+        return new FoldRaced();
       return new InsufficientDiamondsError('Not enough diamonds are available.');
     },
   );
@@ -205,7 +231,13 @@ function payoutDebitOp(store: LedgerStore, userId: string, balance: CreatorBalan
 export const MAX_PAYOUT_DEBIT_ATTEMPTS = 5;
 
 /** One attempt: the checks in API.md's order against one consistent read, then the one transaction. */
-async function debitPayout(deps: RequestPayoutDeps, caller: Caller, diamonds: number, request: IdempotentRequest, now: Date): Promise<StoredAnswer<PayoutRequestedBody>> {
+async function debitPayout(
+  deps: RequestPayoutDeps,
+  caller: Caller,
+  diamonds: number,
+  request: IdempotentRequest,
+  now: Date,
+): Promise<StoredAnswer<PayoutRequestedBody>> {
   const { userId } = caller;
   const day = utcDay(now);
   const [balance, account, dayItem] = await Promise.all([
@@ -223,9 +255,12 @@ async function debitPayout(deps: RequestPayoutDeps, caller: Caller, diamonds: nu
   const maxPerDay = deps.economy.maxPayoutDiamondsPerDay;
   const paidToday = typeof dayItem?.diamonds === 'number' ? dayItem.diamonds : 0;
   if (diamonds > maxPerDay || paidToday + diamonds > maxPerDay) {
-    throw new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day; ${Math.max(0, maxPerDay - paidToday)} are left today.`);
+    throw new PayoutLimitExceededError(
+      `Payouts are at most ${maxPerDay} diamonds a UTC day; ${Math.max(0, maxPerDay - paidToday)} are left today.`,
+    );
   }
-  if (wallet.diamonds < diamonds) throw new InsufficientDiamondsError(`Only ${wallet.diamonds} diamonds are available.`);
+  if (wallet.diamonds < diamonds)
+    throw new InsufficientDiamondsError(`Only ${wallet.diamonds} diamonds are available.`);
 
   const payoutId = newId('po', now);
   const createdAt = now.toISOString();
@@ -243,7 +278,12 @@ async function debitPayout(deps: RequestPayoutDeps, caller: Caller, diamonds: nu
         expression: 'SET diamonds = if_not_exists(diamonds, :zero) + :diamonds, expiresAt = :expiresAt',
         // The day's total after this payout stays within the maximum.
         condition: 'attribute_not_exists(diamonds) OR diamonds <= :bound',
-        values: { ':diamonds': diamonds, ':zero': 0, ':bound': maxPerDay - diamonds, ':expiresAt': dayEndSeconds + PAYOUT_DAY_RETENTION_SECONDS },
+        values: {
+          ':diamonds': diamonds,
+          ':zero': 0,
+          ':bound': maxPerDay - diamonds,
+          ':expiresAt': dayEndSeconds + PAYOUT_DAY_RETENTION_SECONDS,
+        },
       },
       () => new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day.`),
     ),
@@ -267,8 +307,20 @@ async function debitPayout(deps: RequestPayoutDeps, caller: Caller, diamonds: nu
       { expression: conditions.isNew },
       () => new InvariantViolation(`payout id ${payoutId} collided`),
     ),
-    deps.store.put('user payout', { ...keys.userPayout(userId, createdAt, payoutId), payoutId }, { expression: conditions.isNew }, () => new InvariantViolation(`payout id ${payoutId} collided`)),
-    entryOp(deps.store, userId, 'payout_requested', now, { diamonds: -diamonds, pendingDiamonds: diamonds }, { payoutId }),
+    deps.store.put(
+      'user payout',
+      { ...keys.userPayout(userId, createdAt, payoutId), payoutId },
+      { expression: conditions.isNew },
+      () => new InvariantViolation(`payout id ${payoutId} collided`),
+    ),
+    entryOp(
+      deps.store,
+      userId,
+      'payout_requested',
+      now,
+      { diamonds: -diamonds, pendingDiamonds: diamonds },
+      { payoutId },
+    ),
   ];
   await deps.store.transactWrite(ops);
   return { status: 202, body };
@@ -282,7 +334,12 @@ export async function requestPayout(
 ): Promise<StoredAnswer<PayoutRequestedBody> & { replayed: boolean }> {
   const now = deps.now();
   const userId = caller.userId;
-  const request: IdempotentRequest = { userId, scope: PAYOUT_IDEMPOTENCY_SCOPE, key: idempotency.key, fingerprint: idempotency.fingerprint };
+  const request: IdempotentRequest = {
+    userId,
+    scope: PAYOUT_IDEMPOTENCY_SCOPE,
+    key: idempotency.key,
+    fingerprint: idempotency.fingerprint,
+  };
   const answer = await once<PayoutRequestedBody>(deps.store, request, now, async () => {
     for (let attempt = 0; attempt < MAX_PAYOUT_DEBIT_ATTEMPTS; attempt += 1) {
       try {
@@ -298,7 +355,10 @@ export async function requestPayout(
       await deps.queue.send(answer.body.payoutId);
     } catch (error) {
       // Outbox: the payout is committed; the sweeper sends it when it has sat `requested` too long.
-      logger.warn('payout committed but not queued; the sweeper will send it', { payoutId: answer.body.payoutId, error: error instanceof Error ? error : String(error) });
+      logger.warn('payout committed but not queued; the sweeper will send it', {
+        payoutId: answer.body.payoutId,
+        error: error instanceof Error ? error : String(error),
+      });
     }
   }
   return answer;
@@ -332,7 +392,9 @@ class AlreadySettled extends Error {}
 export type ProcessOutcome = 'paid' | 'failed' | 'duplicate';
 
 const settledOrInvariant = (what: string) => (old: Item | undefined) =>
-  old?.status === 'paid' || old?.status === 'failed' ? new AlreadySettled() : new InvariantViolation(`${what}: payout is ${String(old?.status)}`);
+  old?.status === 'paid' || old?.status === 'failed'
+    ? new AlreadySettled()
+    : new InvariantViolation(`${what}: payout is ${String(old?.status)}`);
 
 /**
  * Handles one delivery of a payout message. Safe to run any number of times, concurrently: the
@@ -352,10 +414,17 @@ export async function processPayout(deps: ProcessPayoutDeps, payoutId: string): 
         'payout processing',
         keys.payout(payoutId),
         {
-          expression: 'SET #status = :processing, updatedAt = :now, statusSk = :now, attempts = if_not_exists(attempts, :zero) + :one',
+          expression:
+            'SET #status = :processing, updatedAt = :now, statusSk = :now, attempts = if_not_exists(attempts, :zero) + :one',
           condition: '#status IN (:requested, :processing)',
           names: STATUS_NAMES,
-          values: { ':processing': 'processing', ':requested': 'requested', ':now': startedAt.toISOString(), ':zero': 0, ':one': 1 },
+          values: {
+            ':processing': 'processing',
+            ':requested': 'requested',
+            ':now': startedAt.toISOString(),
+            ':zero': 0,
+            ':one': 1,
+          },
         },
         settledOrInvariant('mark processing'),
       ),
@@ -372,7 +441,13 @@ export async function processPayout(deps: ProcessPayoutDeps, payoutId: string): 
       transfer = await deps.connect.findTransferByGroup(payoutId);
     }
     transfer ??= await retryWithBackoff(
-      () => deps.connect.createTransfer({ payoutId, userId: payout.userId, accountId: payout.accountId, amount: payout.amount }),
+      () =>
+        deps.connect.createTransfer({
+          payoutId,
+          userId: payout.userId,
+          accountId: payout.accountId,
+          amount: payout.amount,
+        }),
       deps.transferRetry ?? TRANSFER_RETRY,
       (error) => error instanceof TransientDependencyError,
       deps.sleep,
@@ -421,7 +496,14 @@ async function settle(
         },
         () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
       ),
-      entryOp(deps.store, userId, 'payout_paid', now, { diamonds: 0, pendingDiamonds: -diamonds }, { payoutId, transferId: result.transferId }),
+      entryOp(
+        deps.store,
+        userId,
+        'payout_paid',
+        now,
+        { diamonds: 0, pendingDiamonds: -diamonds },
+        { payoutId, transferId: result.transferId },
+      ),
     );
   } else {
     ops.push(
@@ -446,12 +528,24 @@ async function settle(
         },
         () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
       ),
-      entryOp(deps.store, userId, 'payout_reversed', now, { diamonds, pendingDiamonds: -diamonds }, { payoutId, failureCode: result.failureCode }),
+      entryOp(
+        deps.store,
+        userId,
+        'payout_reversed',
+        now,
+        { diamonds, pendingDiamonds: -diamonds },
+        { payoutId, failureCode: result.failureCode },
+      ),
     );
     // A failed payout gives its day's allowance back while that day lasts; a past day no longer matters.
     const requestDay = utcDay(new Date(payout.createdAt));
     if (requestDay === utcDay(now)) {
-      ops.push(deps.store.update('payout day returned', keys.payoutDay(userId, requestDay), { expression: 'ADD diamonds :minus', values: { ':minus': -diamonds } }));
+      ops.push(
+        deps.store.update('payout day returned', keys.payoutDay(userId, requestDay), {
+          expression: 'ADD diamonds :minus',
+          values: { ':minus': -diamonds },
+        }),
+      );
     }
   }
   try {
@@ -523,7 +617,12 @@ async function sweepOne(deps: SweepDeps, payout: Payout, now: Date, result: Swee
   if (sweeps > SWEEP_MAX_BACKOFF_DOUBLINGS) {
     // Still retried (the diamonds stay pending, never lost), but a human should look: Stripe down
     // for long, a DLQ filling up, or a payout the worker cannot settle.
-    logger.error('payout still open after many re-sends', { payoutId: payout.payoutId, status: payout.status, sweeps, attempts: payout.attempts ?? 0 });
+    logger.error('payout still open after many re-sends', {
+      payoutId: payout.payoutId,
+      status: payout.status,
+      sweeps,
+      attempts: payout.attempts ?? 0,
+    });
   }
   try {
     await deps.queue.send(payout.payoutId);
@@ -532,7 +631,10 @@ async function sweepOne(deps: SweepDeps, payout: Payout, now: Date, result: Swee
   } catch (error) {
     // Claimed but not sent: the next run after the (longer) wait tries again.
     result.sendFailures += 1;
-    logger.warn('sweeper could not send a payout', { payoutId: payout.payoutId, error: error instanceof Error ? error : String(error) });
+    logger.warn('sweeper could not send a payout', {
+      payoutId: payout.payoutId,
+      error: error instanceof Error ? error : String(error),
+    });
   }
 }
 
@@ -546,7 +648,9 @@ async function sweepOne(deps: SweepDeps, payout: Payout, now: Date, result: Swee
 export async function sweepPayouts(deps: SweepDeps): Promise<SweepResult> {
   const now = deps.now();
   const nowMs = now.getTime();
-  const cutoff = new Date(nowMs - Math.min(deps.requestedAfterSeconds, deps.processingAfterSeconds) * 1000).toISOString();
+  const cutoff = new Date(
+    nowMs - Math.min(deps.requestedAfterSeconds, deps.processingAfterSeconds) * 1000,
+  ).toISOString();
   const result: SweepResult = { examined: 0, resent: 0, sendFailures: 0 };
   let startKey: Awaited<ReturnType<LedgerStore['query']>>['lastEvaluatedKey'];
   do {
@@ -608,7 +712,12 @@ export async function listPayouts(
   const pageItems = index.slice(0, limit);
   const payoutIds = pageItems.map((item) => String(item.payoutId));
   const payouts = new Map(
-    (await deps.store.batchGet(payoutIds.map((payoutId) => keys.payout(payoutId)), { consistent: true })).map((item) => {
+    (
+      await deps.store.batchGet(
+        payoutIds.map((payoutId) => keys.payout(payoutId)),
+        { consistent: true },
+      )
+    ).map((item) => {
       const payout = payoutFromItem(item);
       return [payout.payoutId, payout] as const;
     }),

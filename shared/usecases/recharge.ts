@@ -100,7 +100,8 @@ export type RechargeRecord = z.infer<typeof rechargeRecord>;
 
 export function parseRecharge(item: Item): RechargeRecord {
   const parsed = rechargeRecord.safeParse(item);
-  if (!parsed.success) throw new InvariantViolation(`recharge item ${String(item.pk)} is malformed: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new InvariantViolation(`recharge item ${String(item.pk)} is malformed: ${parsed.error.message}`);
   return parsed.data;
 }
 
@@ -125,9 +126,14 @@ export function holdsBudget(recharge: RechargeRecord): boolean {
  * rounded down), never more than the package. A dispute the platform won no longer counts. Computed from cumulative amounts, so
  * a late, duplicate or out-of-order event can only raise it to the same figure.
  */
-export function clawbackTarget(recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'>): number {
+export function clawbackTarget(
+  recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'>,
+): number {
   if (recharge.priceMinor === 0) return 0;
-  const disputedMinor = Object.entries(recharge.disputes).reduce((sum, [disputeId, amount]) => (recharge.wonDisputes[disputeId] ? sum : sum + amount), 0);
+  const disputedMinor = Object.entries(recharge.disputes).reduce(
+    (sum, [disputeId, amount]) => (recharge.wonDisputes[disputeId] ? sum : sum + amount),
+    0,
+  );
   const takenMinor = Math.min(recharge.priceMinor, recharge.refundedMinor + disputedMinor);
   return Math.floor((recharge.coins * takenMinor) / recharge.priceMinor);
 }
@@ -173,7 +179,9 @@ export async function createRecharge(
 ): Promise<StoredAnswer<RechargeCreated> & { replayed: boolean }> {
   // Validation. The price list is the token's country's; a body that names another is refused.
   if (!PACKAGE_IDS.includes(input.packageId)) {
-    throw new ValidationError('Unknown package.', { details: [{ path: 'body.packageId', message: `one of ${PACKAGE_IDS.join(', ')}` }] });
+    throw new ValidationError('Unknown package.', {
+      details: [{ path: 'body.packageId', message: `one of ${PACKAGE_IDS.join(', ')}` }],
+    });
   }
   if (input.country !== undefined && input.country.toUpperCase() !== caller.country) {
     throw new ValidationError("The country must be your account's country.", {
@@ -181,7 +189,12 @@ export async function createRecharge(
     });
   }
   const now = deps.now();
-  const request: IdempotentRequest = { userId: caller.userId, scope: IDEMPOTENCY_SCOPE_RECHARGE, key: idempotency.key, fingerprint: idempotency.fingerprint };
+  const request: IdempotentRequest = {
+    userId: caller.userId,
+    scope: IDEMPOTENCY_SCOPE_RECHARGE,
+    key: idempotency.key,
+    fingerprint: idempotency.fingerprint,
+  };
 
   return once(deps.store, request, now, async () => {
     // The limit read here is conditioned on in the transaction: if the owner changes it meanwhile,
@@ -198,7 +211,13 @@ export async function createRecharge(
 }
 
 /** One attempt at the checks and the recharge's transaction, against the wallet as read now. */
-async function openRecharge(deps: RechargeDeps, caller: Caller, packageId: string, request: IdempotentRequest, now: Date): Promise<StoredAnswer<RechargeCreated>> {
+async function openRecharge(
+  deps: RechargeDeps,
+  caller: Caller,
+  packageId: string,
+  request: IdempotentRequest,
+  now: Date,
+): Promise<StoredAnswer<RechargeCreated>> {
   const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
   if (wallet.locked) throw new WalletLockedError('Your wallet is locked.');
   assertMaySpend(caller, now);
@@ -211,7 +230,9 @@ async function openRecharge(deps: RechargeDeps, caller: Caller, packageId: strin
   let budgetBoundMinor: number | undefined;
   if (wallet.monthlyLimit !== null) {
     if (wallet.monthlyLimit.currency !== currency) {
-      throw new BudgetExceededError(`Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${currency}.`);
+      throw new BudgetExceededError(
+        `Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${currency}.`,
+      );
     }
     budgetBoundMinor = spendBound(wallet.monthlyLimit.amount, priceMinor);
     const spentMinor = await spentThisMonth(deps.store, caller.userId, now, true);
@@ -237,7 +258,11 @@ async function openRecharge(deps: RechargeDeps, caller: Caller, packageId: strin
       status: 'pending',
       coins: coinPackage.coins,
       price: coinPackage.price,
-      payment: { provider: 'stripe', paymentIntentId: paymentIntent.paymentIntentId, clientSecret: paymentIntent.clientSecret },
+      payment: {
+        provider: 'stripe',
+        paymentIntentId: paymentIntent.paymentIntentId,
+        clientSecret: paymentIntent.clientSecret,
+      },
     },
   };
   const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
@@ -273,15 +298,24 @@ async function openRecharge(deps: RechargeDeps, caller: Caller, packageId: strin
     ),
     deps.store.put(
       'payment intent mapping',
-      { ...keys.paymentIntent(paymentIntent.paymentIntentId), paymentIntentId: paymentIntent.paymentIntentId, rechargeId, userId: caller.userId },
+      {
+        ...keys.paymentIntent(paymentIntent.paymentIntentId),
+        paymentIntentId: paymentIntent.paymentIntentId,
+        rechargeId,
+        userId: caller.userId,
+      },
       { expression: conditions.isNew },
       keyTaken,
     ),
     deps.store.conditionCheck(
       'wallet unlocked, same budget',
       keys.wallet(caller.userId),
-      { expression: `${conditions.walletUnlocked} AND ${limitCondition.expression}`, values: { ':false': false, ...limitCondition.values } },
-      (old) => (old?.locked === true ? new WalletLockedError('Your wallet is locked.') : new ConcurrentChange('monthly limit')),
+      {
+        expression: `${conditions.walletUnlocked} AND ${limitCondition.expression}`,
+        values: { ':false': false, ...limitCondition.values },
+      },
+      (old) =>
+        old?.locked === true ? new WalletLockedError('Your wallet is locked.') : new ConcurrentChange('monthly limit'),
     ),
     budgetHoldOp(deps.store, { userId: caller.userId, budgetMonth: month, priceMinor }, currency, budgetBoundMinor),
   ];
@@ -322,11 +356,16 @@ export function budgetHoldOp(
 ): WriteOp {
   const key = keys.budgetMonth(recharge.userId, recharge.budgetMonth);
   const values = { ':price': recharge.priceMinor, ':currency': currency };
-  if (boundMinor === undefined) return store.update('budget month', key, { expression: 'ADD spentMinor :price SET currency = :currency', values });
+  if (boundMinor === undefined)
+    return store.update('budget month', key, { expression: 'ADD spentMinor :price SET currency = :currency', values });
   return store.update(
     'budget month',
     key,
-    { expression: 'ADD spentMinor :price SET currency = :currency', condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound', values: { ...values, ':bound': boundMinor } },
+    {
+      expression: 'ADD spentMinor :price SET currency = :currency',
+      condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound',
+      values: { ...values, ':bound': boundMinor },
+    },
     onFull,
   );
 }
@@ -346,7 +385,11 @@ export function rechargeView(recharge: RechargeRecord): RechargeView {
 }
 
 /** GET /v1/recharges/{id}: someone else's recharge is NOT_FOUND, so its existence never leaks. */
-export async function getRecharge(deps: { store: LedgerStore }, caller: Caller, rechargeId: string): Promise<RechargeView> {
+export async function getRecharge(
+  deps: { store: LedgerStore },
+  caller: Caller,
+  rechargeId: string,
+): Promise<RechargeView> {
   const item = await deps.store.getItem(keys.recharge(rechargeId), { consistent: true });
   if (!item) throw new NotFoundError('No such recharge.');
   const recharge = parseRecharge(item);
@@ -398,10 +441,18 @@ export async function readRecharge(store: LedgerStore, rechargeId: string): Prom
  * price keeps counting toward the month and it stays in the expiry index until it is cancelled.
  * `extraOps` (the webhook's event marker) ride along. Anything but pending is left as it is.
  */
-export async function declineRecharge(store: LedgerStore, rechargeId: string, at: Date, extraOps: () => WriteOp[] = () => []): Promise<'declined' | 'unchanged'> {
+export async function declineRecharge(
+  store: LedgerStore,
+  rechargeId: string,
+  at: Date,
+  extraOps: () => WriteOp[] = () => [],
+): Promise<'declined' | 'unchanged'> {
   return transitionRecharge(store, rechargeId, (recharge) => {
     if (recharge.status !== 'pending') return undefined;
-    return [...extraOps(), rechargeTransitionOp(store, recharge, { status: 'failed', declinedAt: at.toISOString(), budgetHeld: true })];
+    return [
+      ...extraOps(),
+      rechargeTransitionOp(store, recharge, { status: 'failed', declinedAt: at.toISOString(), budgetHeld: true }),
+    ];
   }).then((done) => (done ? 'declined' : 'unchanged'));
 }
 
@@ -410,7 +461,11 @@ export async function declineRecharge(store: LedgerStore, rechargeId: string, at
  * was never credited becomes failed for good and stops counting toward its month. Idempotent:
  * the price is released once, however often (and in whatever order) this runs.
  */
-export async function cancelRecharge(store: LedgerStore, rechargeId: string, extraOps: () => WriteOp[] = () => []): Promise<'canceled' | 'unchanged'> {
+export async function cancelRecharge(
+  store: LedgerStore,
+  rechargeId: string,
+  extraOps: () => WriteOp[] = () => [],
+): Promise<'canceled' | 'unchanged'> {
   return transitionRecharge(store, rechargeId, (recharge) => {
     if (isCredited(recharge) || recharge.overBudgetRefund !== undefined || !holdsBudget(recharge)) return undefined;
     return [
@@ -425,7 +480,11 @@ export async function cancelRecharge(store: LedgerStore, rechargeId: string, ext
  * Reads the recharge, asks `plan` for the transaction that moves it on (undefined: nothing to do),
  * and applies it; a concurrent write to the recharge means read again, a bounded number of times.
  */
-async function transitionRecharge(store: LedgerStore, rechargeId: string, plan: (recharge: RechargeRecord) => WriteOp[] | undefined): Promise<boolean> {
+async function transitionRecharge(
+  store: LedgerStore,
+  rechargeId: string,
+  plan: (recharge: RechargeRecord) => WriteOp[] | undefined,
+): Promise<boolean> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(store, rechargeId);
     const ops = recharge && plan(recharge);
@@ -446,12 +505,23 @@ export function budgetReleaseOp(store: LedgerStore, recharge: RechargeRecord): W
   return store.update(
     'budget release',
     keys.budgetMonth(recharge.userId, recharge.budgetMonth),
-    { expression: 'ADD spentMinor :minus', condition: 'spentMinor >= :price', values: { ':minus': -recharge.priceMinor, ':price': recharge.priceMinor } },
-    (old) => new InvariantViolation(`budget month ${recharge.budgetMonth} of ${recharge.userId} holds ${String(old?.spentMinor)}, less than recharge ${recharge.rechargeId}`),
+    {
+      expression: 'ADD spentMinor :minus',
+      condition: 'spentMinor >= :price',
+      values: { ':minus': -recharge.priceMinor, ':price': recharge.priceMinor },
+    },
+    (old) =>
+      new InvariantViolation(
+        `budget month ${recharge.budgetMonth} of ${recharge.userId} holds ${String(old?.spentMinor)}, less than recharge ${recharge.rechargeId}`,
+      ),
   );
 }
 
-const pendingIndexItem = z.object({ rechargeId: z.string().min(1), paymentIntentId: z.string().min(1), createdAt: z.string() });
+const pendingIndexItem = z.object({
+  rechargeId: z.string().min(1),
+  paymentIntentId: z.string().min(1),
+  createdAt: z.string(),
+});
 
 export interface ExpiryDeps {
   store: LedgerStore;
@@ -467,7 +537,10 @@ export interface ExpiryDeps {
  * - over-budget refunds whose `charge.refunded` never came: the refund is asked for again
  *   (idempotent at Stripe), so a crash between the decision and the refund cannot keep the money.
  */
-export async function expirePendingRecharges(deps: ExpiryDeps, limits: { maxPerRun: number } = { maxPerRun: MAX_EXPIRED_PER_RUN }): Promise<{ expired: number; skipped: number; refunded: number }> {
+export async function expirePendingRecharges(
+  deps: ExpiryDeps,
+  limits: { maxPerRun: number } = { maxPerRun: MAX_EXPIRED_PER_RUN },
+): Promise<{ expired: number; skipped: number; refunded: number }> {
   const cutoff = new Date(deps.now().getTime() - RECHARGE_PENDING_LIFETIME_SECONDS * 1000).toISOString();
   const tally = { expired: 0, skipped: 0, refunded: 0 };
   let seen = 0;
@@ -502,7 +575,11 @@ async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired
   if (!recharge || isCredited(recharge)) return 'skipped';
   if (recharge.overBudgetRefund !== undefined) {
     if (recharge.refundedMinor >= recharge.priceMinor) return 'skipped';
-    await deps.payments.refundPayment({ paymentIntentId: recharge.paymentIntentId, idempotencyKey: overBudgetRefundKey(recharge.rechargeId), reason: 'over_budget' });
+    await deps.payments.refundPayment({
+      paymentIntentId: recharge.paymentIntentId,
+      idempotencyKey: overBudgetRefundKey(recharge.rechargeId),
+      reason: 'over_budget',
+    });
     return 'refunded';
   }
   const outcome: CancelOutcome = await deps.payments.cancelPaymentIntent(recharge.paymentIntentId);

@@ -1,7 +1,13 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
-import { ENTRY_PREFIX, ENTRY_PREFIX_END, EVENT_LOG_PARTITIONS, keys, streamEventPartition } from '../adapters/dynamo/keys';
+import {
+  ENTRY_PREFIX,
+  ENTRY_PREFIX_END,
+  EVENT_LOG_PARTITIONS,
+  keys,
+  streamEventPartition,
+} from '../adapters/dynamo/keys';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore } from '../adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
@@ -122,7 +128,8 @@ function fenceOps(store: LedgerStore, creatorId: string, streamId: string, shard
 /** A stream item as stored; a malformed one is a broken invariant, never shown to a client. */
 export function streamFromItem(item: Item): StreamRecord {
   const parsed = streamItemSchema.safeParse(item);
-  if (!parsed.success) throw new InvariantViolation(`stream item ${String(item.pk)} is malformed: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new InvariantViolation(`stream item ${String(item.pk)} is malformed: ${parsed.error.message}`);
   const { endedAt, lastFrameAt, lbSeq, lbFoldTo, lbFoldAt, endAnnounced, fenced, ...rest } = parsed.data;
   // exactOptionalPropertyTypes: an absent attribute stays absent rather than `undefined`.
   return {
@@ -137,7 +144,11 @@ export function streamFromItem(item: Item): StreamRecord {
   };
 }
 
-export async function readStream(store: LedgerStore, streamId: string, options: { consistent?: boolean } = {}): Promise<StreamRecord | undefined> {
+export async function readStream(
+  store: LedgerStore,
+  streamId: string,
+  options: { consistent?: boolean } = {},
+): Promise<StreamRecord | undefined> {
   const item = await store.getItem(keys.stream(streamId), options);
   return item ? streamFromItem(item) : undefined;
 }
@@ -163,11 +174,22 @@ export interface StreamView extends CreatedStreamView {
 }
 
 function createdView(stream: StreamRecord): CreatedStreamView {
-  return { streamId: stream.streamId, creatorId: stream.creatorId, title: stream.title, status: stream.status, startedAt: stream.startedAt };
+  return {
+    streamId: stream.streamId,
+    creatorId: stream.creatorId,
+    title: stream.title,
+    status: stream.status,
+    startedAt: stream.startedAt,
+  };
 }
 
 function fullView(stream: StreamRecord, viewers: number): StreamView {
-  return { ...createdView(stream), ...(stream.endedAt !== undefined && { endedAt: stream.endedAt }), giftCoins: stream.giftCoins, viewers };
+  return {
+    ...createdView(stream),
+    ...(stream.endedAt !== undefined && { endedAt: stream.endedAt }),
+    giftCoins: stream.giftCoins,
+    viewers,
+  };
 }
 
 /** Thrown inside createStream when another request raised the creator's shards meanwhile. */
@@ -284,27 +306,41 @@ export async function endStream(
       try {
         await deps.publisher.publish([{ nudge: { streamId, ended: true }, deduplicationId: `end:${streamId}` }]);
       } catch (error) {
-        logger.warn('could not queue streamEnded; posting it directly', { streamId, error: error instanceof Error ? error.message : String(error) });
+        logger.warn('could not queue streamEnded; posting it directly', {
+          streamId,
+          error: error instanceof Error ? error.message : String(error),
+        });
         await deps.postStreamEnded(streamId);
       }
     }
   }
-  const [ended, viewers] = await Promise.all([requireStream(deps.store, streamId, true), deps.connections.countStreamViewers(streamId)]);
+  const [ended, viewers] = await Promise.all([
+    requireStream(deps.store, streamId, true),
+    deps.connections.countStreamViewers(streamId),
+  ]);
   return fullView(ended, viewers);
 }
 
 class StreamAlreadyEnded extends Error {}
 
 /** GET /v1/streams/{id}: totals as far as broadcast, and the connections watching it now. */
-export async function getStream(deps: { store: LedgerStore; connections: ConnectionsStore }, streamId: string): Promise<StreamView> {
-  const [stream, viewers] = await Promise.all([requireStream(deps.store, streamId), deps.connections.countStreamViewers(streamId)]);
+export async function getStream(
+  deps: { store: LedgerStore; connections: ConnectionsStore },
+  streamId: string,
+): Promise<StreamView> {
+  const [stream, viewers] = await Promise.all([
+    requireStream(deps.store, streamId),
+    deps.connections.countStreamViewers(streamId),
+  ]);
   return fullView(stream, viewers);
 }
 
 const streamCursorSchema = z.object({ startedAt: z.string().min(1).max(64), streamId: z.string().min(1).max(128) });
 
 export function encodeStreamCursor(stream: { startedAt: string; streamId: string }): string {
-  return Buffer.from(JSON.stringify({ startedAt: stream.startedAt, streamId: stream.streamId }), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify({ startedAt: stream.startedAt, streamId: stream.streamId }), 'utf8').toString(
+    'base64url',
+  );
 }
 
 export function decodeStreamCursor(cursor: string): { startedAt: string; streamId: string } | undefined {
@@ -323,7 +359,9 @@ export async function listLiveStreams(
 ): Promise<{ items: Array<CreatedStreamView & { giftCoins: number }>; nextCursor: string | null }> {
   const after = page.cursor === undefined ? undefined : decodeStreamCursor(page.cursor);
   if (page.cursor !== undefined && after === undefined) {
-    throw new ValidationError('The cursor is not one this API gave out.', { details: [{ path: 'query.cursor', message: 'unknown cursor' }] });
+    throw new ValidationError('The cursor is not one this API gave out.', {
+      details: [{ path: 'query.cursor', message: 'unknown cursor' }],
+    });
   }
   const result = await deps.store.query({
     indexName: 'byStatus',
@@ -332,7 +370,11 @@ export async function listLiveStreams(
     ascending: false,
     limit: page.limit,
     ...(after && {
-      exclusiveStartKey: marshall({ ...keys.stream(after.streamId), statusPk: LIVE_STATUS_PK, statusSk: after.startedAt }),
+      exclusiveStartKey: marshall({
+        ...keys.stream(after.streamId),
+        statusPk: LIVE_STATUS_PK,
+        statusSk: after.startedAt,
+      }),
     }),
   });
   const streams = result.items.map(streamFromItem);
@@ -430,7 +472,8 @@ export async function streamEvents(
   const events: GiftEvent[] = [];
   for (const batch of partitions.flatMap((result) => result.items)) {
     const parsed = typeof batch.events === 'string' ? eventBatchEvents.safeParse(JSON.parse(batch.events)) : undefined;
-    if (!parsed?.success) throw new InvariantViolation(`event batch ${String(batch.sk)} of stream ${streamId} is malformed`);
+    if (!parsed?.success)
+      throw new InvariantViolation(`event batch ${String(batch.sk)} of stream ${streamId} is malformed`);
     for (const event of parsed.data) if (event.seq > page.after) events.push(event);
   }
   events.sort((a, b) => a.seq - b.seq);
@@ -444,11 +487,21 @@ export async function streamEvents(
 }
 
 /** Every event with `after` < seq <= `upTo`, read consistently from the catch-up log; undefined when part of it is not there yet. */
-export async function readEventRange(store: LedgerStore, streamId: string, after: number, upTo: number): Promise<GiftEvent[] | undefined> {
+export async function readEventRange(
+  store: LedgerStore,
+  streamId: string,
+  after: number,
+  upTo: number,
+): Promise<GiftEvent[] | undefined> {
   const events: GiftEvent[] = [];
   let cursor = after;
   while (cursor < upTo) {
-    const page = await streamEvents({ store }, streamId, { after: cursor, limit: MAX_EVENTS_PAGE_SIZE }, { consistent: true });
+    const page = await streamEvents(
+      { store },
+      streamId,
+      { after: cursor, limit: MAX_EVENTS_PAGE_SIZE },
+      { consistent: true },
+    );
     if (page.items.length === 0) return undefined;
     events.push(...page.items.filter((event) => event.seq <= upTo));
     cursor = page.nextSeq;
@@ -490,7 +543,9 @@ export async function listNotifications(
   const shards = typeof walletItem?.creatorShards === 'number' ? walletItem.creatorShards : 0;
   const upper = page.cursor === undefined ? ENTRY_PREFIX_END : decodeCursor(page.cursor);
   if (upper === undefined) {
-    throw new ValidationError('The cursor is not one this API gave out.', { details: [{ path: 'query.cursor', message: 'unknown cursor' }] });
+    throw new ValidationError('The cursor is not one this API gave out.', {
+      details: [{ path: 'query.cursor', message: 'unknown cursor' }],
+    });
   }
   const pages = await Promise.all(
     Array.from({ length: shards }, (_, shard) =>

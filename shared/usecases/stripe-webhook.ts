@@ -71,7 +71,9 @@ export interface WebhookDeps {
 const stripeId = z.string().min(1).max(255);
 const amountMinor = z.number().int().nonnegative();
 /** Expandable references arrive as an id or as the object itself. */
-const reference = z.union([stripeId, z.object({ id: stripeId })]).transform((value) => (typeof value === 'string' ? value : value.id));
+const reference = z
+  .union([stripeId, z.object({ id: stripeId })])
+  .transform((value) => (typeof value === 'string' ? value : value.id));
 
 const eventEnvelope = z.object({
   id: stripeId,
@@ -83,16 +85,30 @@ const paymentIntentObject = z.object({
   id: stripeId,
   metadata: z.record(z.string(), z.string()).nullish(),
 });
-const disputeObject = z.object({ id: stripeId, amount: amountMinor, payment_intent: reference.nullish(), status: z.string().optional() });
-const chargeObject = z.object({ id: stripeId, amount: amountMinor, amount_refunded: amountMinor, payment_intent: reference.nullish() });
+const disputeObject = z.object({
+  id: stripeId,
+  amount: amountMinor,
+  payment_intent: reference.nullish(),
+  status: z.string().optional(),
+});
+const chargeObject = z.object({
+  id: stripeId,
+  amount: amountMinor,
+  amount_refunded: amountMinor,
+  payment_intent: reference.nullish(),
+});
 const accountObject = z.object({ id: stripeId, payouts_enabled: z.boolean() });
 const paymentIntentMapping = z.object({ rechargeId: z.string().min(1), userId: z.string().min(1) });
 
-function parseObject<T extends z.ZodType>(schema: T, event: { id: string; type: string; data: { object: unknown } }): z.infer<T> {
+function parseObject<T extends z.ZodType>(
+  schema: T,
+  event: { id: string; type: string; data: { object: unknown } },
+): z.infer<T> {
   const parsed = schema.safeParse(event.data.object);
   // The signature was valid, so this is Stripe's event in a shape we do not understand: a 500
   // makes Stripe retry while the alarm on errors gets someone to look.
-  if (!parsed.success) throw new InvariantViolation(`event ${event.id} (${event.type}) has an unexpected shape: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new InvariantViolation(`event ${event.id} (${event.type}) has an unexpected shape: ${parsed.error.message}`);
   return parsed.data;
 }
 
@@ -123,12 +139,17 @@ function markerOp(deps: WebhookDeps, event: { id: string; type: string }): Write
 /** Applies one verified event. Unknown types and events for payments that are not ours are ignored. */
 export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): Promise<WebhookOutcome> {
   const envelope = eventEnvelope.safeParse(rawEvent);
-  if (!envelope.success) throw new InvariantViolation(`a verified Stripe event has no id, type or object: ${envelope.error.message}`);
+  if (!envelope.success)
+    throw new InvariantViolation(`a verified Stripe event has no id, type or object: ${envelope.error.message}`);
   const event = envelope.data;
   if (event.livemode !== deps.livemode) {
     // A live event reaching a test deployment, or the reverse: acknowledged (a non-2xx would make
     // Stripe retry for days) and counted, but it never touches this deployment's money.
-    logger.warn('stripe event from the other mode ignored', { eventId: event.id, eventType: event.type, livemode: event.livemode });
+    logger.warn('stripe event from the other mode ignored', {
+      eventId: event.id,
+      eventType: event.type,
+      livemode: event.livemode,
+    });
     return 'livemode_mismatch';
   }
   let outcome: WebhookOutcome;
@@ -170,7 +191,10 @@ export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): P
 type ParsedEvent = z.infer<typeof eventEnvelope>;
 
 /** The recharge a PaymentIntent belongs to, through the mapping written with the recharge. */
-async function rechargeFor(deps: WebhookDeps, paymentIntentId: string | null | undefined): Promise<{ rechargeId: string; userId: string } | undefined> {
+async function rechargeFor(
+  deps: WebhookDeps,
+  paymentIntentId: string | null | undefined,
+): Promise<{ rechargeId: string; userId: string } | undefined> {
   if (!paymentIntentId) return undefined;
   const item = await deps.store.getItem(keys.paymentIntent(paymentIntentId), { consistent: true });
   if (!item) return undefined;
@@ -186,7 +210,9 @@ async function onPaymentSucceeded(deps: WebhookDeps, event: ParsedEvent): Promis
     if (paymentIntent.metadata?.rechargeId) {
       // Ours, but its recharge is not visible yet: answer 500 so Stripe delivers it again, since
       // dropping a paid PaymentIntent would lose the customer's money.
-      throw new TransientDependencyError(`recharge ${paymentIntent.metadata.rechargeId} of ${paymentIntent.id} is not recorded yet`);
+      throw new TransientDependencyError(
+        `recharge ${paymentIntent.metadata.rechargeId} of ${paymentIntent.id} is not recorded yet`,
+      );
     }
     return 'ignored';
   }
@@ -203,7 +229,9 @@ async function onPaymentFailed(deps: WebhookDeps, event: ParsedEvent): Promise<W
   if (event.type === 'payment_intent.canceled') {
     return (await cancelRecharge(deps.store, mapping.rechargeId, marker)) === 'canceled' ? 'canceled' : 'ignored';
   }
-  return (await declineRecharge(deps.store, mapping.rechargeId, deps.now(), marker)) === 'declined' ? 'declined' : 'ignored';
+  return (await declineRecharge(deps.store, mapping.rechargeId, deps.now(), marker)) === 'declined'
+    ? 'declined'
+    : 'ignored';
 }
 
 async function onDispute(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookOutcome> {
@@ -231,14 +259,20 @@ async function onDisputeClosed(deps: WebhookDeps, event: ParsedEvent): Promise<W
   if (!mapping) return 'ignored';
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(deps.store, mapping.rechargeId);
-    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${mapping.rechargeId}, which does not exist`);
+    if (!recharge)
+      throw new InvariantViolation(`PaymentIntent mapping names recharge ${mapping.rechargeId}, which does not exist`);
     if (recharge.wonDisputes[dispute.id]) return 'duplicate';
     // Recorded as disputed too, so a `created` that arrives after the `closed` takes nothing.
     const change = {
-      disputes: { ...recharge.disputes, [dispute.id]: recharge.disputes[dispute.id] ?? Math.min(dispute.amount, recharge.priceMinor) },
+      disputes: {
+        ...recharge.disputes,
+        [dispute.id]: recharge.disputes[dispute.id] ?? Math.min(dispute.amount, recharge.priceMinor),
+      },
       wonDisputes: { ...recharge.wonDisputes, [dispute.id]: true as const },
     };
-    const giveBack = isCredited(recharge) ? Math.max(0, recharge.clawedCoins - clawbackTarget({ ...recharge, ...change })) : 0;
+    const giveBack = isCredited(recharge)
+      ? Math.max(0, recharge.clawedCoins - clawbackTarget({ ...recharge, ...change }))
+      : 0;
     try {
       if (giveBack === 0) {
         await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change)]);
@@ -253,7 +287,9 @@ async function onDisputeClosed(deps: WebhookDeps, event: ParsedEvent): Promise<W
       throw error;
     }
   }
-  throw new TransientDependencyError(`recharge ${mapping.rechargeId} kept changing; Stripe will deliver the event again`);
+  throw new TransientDependencyError(
+    `recharge ${mapping.rechargeId} kept changing; Stripe will deliver the event again`,
+  );
 }
 
 /** The give-back's transaction: owed coins forgiven first, the rest back into the balance, and its entry. */
@@ -268,7 +304,12 @@ async function giveBackOps(
   const before = await readBalances(deps.store, recharge.userId);
   const debtForgiven = Math.min(giveBack, before.owedCoins);
   const coinsBack = giveBack - debtForgiven;
-  const ref = { rechargeId: recharge.rechargeId, paymentIntentId: recharge.paymentIntentId, disputeId, coinsGivenBack: giveBack };
+  const ref = {
+    rechargeId: recharge.rechargeId,
+    paymentIntentId: recharge.paymentIntentId,
+    disputeId,
+    coinsGivenBack: giveBack,
+  };
   return [
     markerOp(deps, event),
     rechargeTransitionOp(deps.store, recharge, { ...change, clawedCoins: recharge.clawedCoins - giveBack }),
@@ -276,13 +317,17 @@ async function giveBackOps(
       'wallet give-back',
       keys.wallet(recharge.userId),
       {
-        expression: 'SET coins = if_not_exists(coins, :zero) + :coinsBack, owedCoins = if_not_exists(owedCoins, :zero) - :debtForgiven',
+        expression:
+          'SET coins = if_not_exists(coins, :zero) + :coinsBack, owedCoins = if_not_exists(owedCoins, :zero) - :debtForgiven',
         condition: equalsRead('owedCoins', ':owedBefore', before.owedCoins),
         values: { ':zero': 0, ':coinsBack': coinsBack, ':debtForgiven': debtForgiven, ':owedBefore': before.owedCoins },
       },
       () => new ConcurrentChange('wallet'),
     ),
-    deps.store.put('dispute won entry', entry(recharge.userId, 'dispute_won', deps.now(), { coins: coinsBack, owedCoins: -debtForgiven }, ref)),
+    deps.store.put(
+      'dispute won entry',
+      entry(recharge.userId, 'dispute_won', deps.now(), { coins: coinsBack, owedCoins: -debtForgiven }, ref),
+    ),
   ];
 }
 
@@ -312,13 +357,16 @@ async function notify(deps: WebhookDeps, userId: string): Promise<void> {
 
 function whole(value: unknown, name: string): number {
   if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvariantViolation(`wallet ${name} is not a whole number: ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw new InvariantViolation(`wallet ${name} is not a whole number: ${String(value)}`);
   return value;
 }
 
 /** "attribute equals what was read", where a missing attribute reads as 0. */
 function equalsRead(attribute: 'coins' | 'owedCoins', placeholder: string, value: number): string {
-  return value === 0 ? `(attribute_not_exists(${attribute}) OR ${attribute} = ${placeholder})` : `${attribute} = ${placeholder}`;
+  return value === 0
+    ? `(attribute_not_exists(${attribute}) OR ${attribute} = ${placeholder})`
+    : `${attribute} = ${placeholder}`;
 }
 
 interface WalletBalances {
@@ -333,10 +381,26 @@ async function readBalances(store: LedgerStore, userId: string): Promise<WalletB
   return { coins: whole(item?.coins, 'coins'), owedCoins: whole(item?.owedCoins, 'owedCoins'), monthlyLimit: limits };
 }
 
-function entry(userId: string, type: LedgerEntry['type'], at: Date, amounts: { coins: number; owedCoins: number }, ref: LedgerEntry['ref']): Item {
+function entry(
+  userId: string,
+  type: LedgerEntry['type'],
+  at: Date,
+  amounts: { coins: number; owedCoins: number },
+  ref: LedgerEntry['ref'],
+): Item {
   const createdAt = at.toISOString();
   const id = newId('txn', at);
-  return entryItem(keys.entry(userId, createdAt, id), { id, userId, type, coins: amounts.coins, owedCoins: amounts.owedCoins, diamonds: 0, pendingDiamonds: 0, createdAt, ref });
+  return entryItem(keys.entry(userId, createdAt, id), {
+    id,
+    userId,
+    type,
+    coins: amounts.coins,
+    owedCoins: amounts.owedCoins,
+    diamonds: 0,
+    pendingDiamonds: 0,
+    createdAt,
+    ref,
+  });
 }
 
 /** Raised by the budget op when the month cannot hold the payment: it is refunded instead. */
@@ -353,7 +417,11 @@ class BudgetCannotHold extends Error {
  * (cancelled, expired) is added back only if it fits. Undefined: nothing to write. Throws
  * BudgetCannotHold when no write could make it fit.
  */
-function creditBudgetOp(store: LedgerStore, recharge: RechargeRecord, limit: WalletBalances['monthlyLimit']): WriteOp | undefined {
+function creditBudgetOp(
+  store: LedgerStore,
+  recharge: RechargeRecord,
+  limit: WalletBalances['monthlyLimit'],
+): WriteOp | undefined {
   const held = holdsBudget(recharge);
   if (limit === null) return held ? undefined : budgetHoldOp(store, recharge, recharge.currency, undefined);
   if (limit.currency !== recharge.currency) throw new BudgetCannotHold();
@@ -381,7 +449,8 @@ function creditBudgetOp(store: LedgerStore, recharge: RechargeRecord, limit: Wal
 async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId: string): Promise<WebhookOutcome> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(deps.store, rechargeId);
-    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
+    if (!recharge)
+      throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
     if (isCredited(recharge)) return 'duplicate';
     if (recharge.overBudgetRefund !== undefined) {
       await ensureOverBudgetRefund(deps, recharge);
@@ -395,7 +464,8 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
       metrics.count('CoinsClawedBack', credit.claim);
       return 'credited';
     } catch (error) {
-      if (error instanceof BudgetCannotHold) return refundOverBudget(deps, event, rechargeId, before.monthlyLimit?.amount ?? null);
+      if (error instanceof BudgetCannotHold)
+        return refundOverBudget(deps, event, rechargeId, before.monthlyLimit?.amount ?? null);
       if (error instanceof ConcurrentChange) continue;
       throw error;
     }
@@ -404,7 +474,12 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
 }
 
 /** The credit's transaction, from the recharge and wallet as read, and the coins it claws back. Throws BudgetCannotHold early when no write could fit. */
-function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeRecord, before: WalletBalances): { ops: WriteOp[]; claim: number } {
+function creditOps(
+  deps: WebhookDeps,
+  event: ParsedEvent,
+  recharge: RechargeRecord,
+  before: WalletBalances,
+): { ops: WriteOp[]; claim: number } {
   const budgetOp = creditBudgetOp(deps.store, recharge, before.monthlyLimit);
   const debtPaid = Math.min(recharge.coins, before.owedCoins);
   const net = recharge.coins - debtPaid;
@@ -416,7 +491,12 @@ function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeReco
 
   const now = deps.now();
   const { rechargeId } = recharge;
-  const ref = { rechargeId, paymentIntentId: recharge.paymentIntentId, packageId: recharge.packageId, coinsPurchased: recharge.coins };
+  const ref = {
+    rechargeId,
+    paymentIntentId: recharge.paymentIntentId,
+    packageId: recharge.packageId,
+    coinsPurchased: recharge.coins,
+  };
   const limit = monthlyLimitIs(before.monthlyLimit);
   // The budget decision used this limit: the wallet write conditions on it, so a limit changed
   // meanwhile makes the credit read again.
@@ -427,7 +507,12 @@ function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeReco
     rechargeTransitionOp(
       deps.store,
       recharge,
-      { status: disputed ? 'disputed' : 'succeeded', creditedAt: now.toISOString(), clawedCoins: recharge.clawedCoins + claim, budgetHeld: true },
+      {
+        status: disputed ? 'disputed' : 'succeeded',
+        creditedAt: now.toISOString(),
+        clawedCoins: recharge.clawedCoins + claim,
+        budgetHeld: true,
+      },
       { leavePendingIndex: true },
     ),
     deps.store.update(
@@ -448,13 +533,27 @@ function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeReco
       },
       () => new ConcurrentChange('wallet'),
     ),
-    deps.store.put('recharge entry', entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid })),
+    deps.store.put(
+      'recharge entry',
+      entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid }),
+    ),
   ];
   if (budgetOp) ops.push(budgetOp);
   if (claim > 0) {
     // A millisecond later, so the history lists the chargeback after the credit it corrects.
     const later = new Date(now.getTime() + 1);
-    ops.push(deps.store.put('chargeback entry', entry(recharge.userId, 'chargeback', later, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim })));
+    ops.push(
+      deps.store.put(
+        'chargeback entry',
+        entry(
+          recharge.userId,
+          'chargeback',
+          later,
+          { coins: -take, owedCoins: owedAdded },
+          { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim },
+        ),
+      ),
+    );
   }
   return { ops, claim };
 }
@@ -465,7 +564,12 @@ function creditOps(deps: WebhookDeps, event: ParsedEvent, recharge: RechargeReco
  * commits before Stripe is asked, so a crash in between is finished by Stripe's redelivery of the
  * event or, failing that, by the expiry sweep, which finds the recharge in its index.
  */
-async function refundOverBudget(deps: WebhookDeps, event: ParsedEvent, rechargeId: string, limitMinor: number | null): Promise<WebhookOutcome> {
+async function refundOverBudget(
+  deps: WebhookDeps,
+  event: ParsedEvent,
+  rechargeId: string,
+  limitMinor: number | null,
+): Promise<WebhookOutcome> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(deps.store, rechargeId);
     if (!recharge) throw new InvariantViolation(`recharge ${rechargeId} vanished`);
@@ -487,12 +591,18 @@ async function refundOverBudget(deps: WebhookDeps, event: ParsedEvent, rechargeI
       }),
       deps.store.put(
         'over-budget refund entry',
-        entry(recharge.userId, 'over_budget_refund', new Date(decidedAt), { coins: 0, owedCoins: 0 }, {
-          rechargeId,
-          paymentIntentId: recharge.paymentIntentId,
-          priceMinor: recharge.priceMinor,
-          currency: recharge.currency,
-        }),
+        entry(
+          recharge.userId,
+          'over_budget_refund',
+          new Date(decidedAt),
+          { coins: 0, owedCoins: 0 },
+          {
+            rechargeId,
+            paymentIntentId: recharge.paymentIntentId,
+            priceMinor: recharge.priceMinor,
+            currency: recharge.currency,
+          },
+        ),
       ),
     ];
     if (holdsBudget(recharge)) ops.push(budgetReleaseOp(deps.store, recharge));
@@ -502,7 +612,10 @@ async function refundOverBudget(deps: WebhookDeps, event: ParsedEvent, rechargeI
       if (error instanceof ConcurrentChange) continue;
       throw error;
     }
-    logger.warn('payment succeeded past the monthly budget; refunding it', { rechargeId, paymentIntentId: recharge.paymentIntentId });
+    logger.warn('payment succeeded past the monthly budget; refunding it', {
+      rechargeId,
+      paymentIntentId: recharge.paymentIntentId,
+    });
     await ensureOverBudgetRefund(deps, recharge);
     return 'refunded_over_budget';
   }
@@ -512,7 +625,11 @@ async function refundOverBudget(deps: WebhookDeps, event: ParsedEvent, rechargeI
 /** Asks Stripe for the over-budget refund unless the charge is already refunded; one refund whatever the number of calls. */
 async function ensureOverBudgetRefund(deps: WebhookDeps, recharge: RechargeRecord): Promise<void> {
   if (recharge.refundedMinor >= recharge.priceMinor) return;
-  await deps.payments.refundPayment({ paymentIntentId: recharge.paymentIntentId, idempotencyKey: overBudgetRefundKey(recharge.rechargeId), reason: 'over_budget' });
+  await deps.payments.refundPayment({
+    paymentIntentId: recharge.paymentIntentId,
+    idempotencyKey: overBudgetRefundKey(recharge.rechargeId),
+    reason: 'over_budget',
+  });
 }
 
 /**
@@ -530,7 +647,8 @@ async function applyClaim(
 ): Promise<WebhookOutcome> {
   for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
     const recharge = await readRecharge(deps.store, rechargeId);
-    if (!recharge) throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
+    if (!recharge)
+      throw new InvariantViolation(`PaymentIntent mapping names recharge ${rechargeId}, which does not exist`);
     const change = nextClaim(recharge);
     if (change === undefined) return 'duplicate';
     const updated: RechargeRecord = { ...recharge, ...change };
@@ -539,7 +657,10 @@ async function applyClaim(
         // An over-budget refund's own `charge.refunded`: nothing was credited, so nothing is taken
         // back and nothing locked; once refunded in full, the expiry sweep has nothing left to retry.
         const refundDone = recharge.overBudgetRefund !== undefined && updated.refundedMinor >= recharge.priceMinor;
-        await deps.store.transactWrite([markerOp(deps, event), rechargeTransitionOp(deps.store, recharge, change, { leavePendingIndex: refundDone })]);
+        await deps.store.transactWrite([
+          markerOp(deps, event),
+          rechargeTransitionOp(deps.store, recharge, change, { leavePendingIndex: refundDone }),
+        ]);
         return 'recorded';
       }
       const claim = Math.max(0, clawbackTarget(updated) - recharge.clawedCoins);
@@ -549,15 +670,27 @@ async function applyClaim(
       const now = deps.now();
       const ops: WriteOp[] = [
         markerOp(deps, event),
-        rechargeTransitionOp(deps.store, recharge, { ...change, status: 'disputed', clawedCoins: recharge.clawedCoins + claim }),
+        rechargeTransitionOp(deps.store, recharge, {
+          ...change,
+          status: 'disputed',
+          clawedCoins: recharge.clawedCoins + claim,
+        }),
         deps.store.update(
           'wallet clawback',
           keys.wallet(recharge.userId),
           {
-            expression: 'SET coins = if_not_exists(coins, :zero) - :take, owedCoins = if_not_exists(owedCoins, :zero) + :owedAdded, locked = :true, lockReason = :dispute',
+            expression:
+              'SET coins = if_not_exists(coins, :zero) - :take, owedCoins = if_not_exists(owedCoins, :zero) + :owedAdded, locked = :true, lockReason = :dispute',
             // The balance read above, in the write itself: if a gift spent coins in between, read again.
             condition: equalsRead('coins', ':coinsBefore', before.coins),
-            values: { ':zero': 0, ':take': take, ':owedAdded': owedAdded, ':coinsBefore': before.coins, ':true': true, ':dispute': 'dispute' },
+            values: {
+              ':zero': 0,
+              ':take': take,
+              ':owedAdded': owedAdded,
+              ':coinsBefore': before.coins,
+              ':true': true,
+              ':dispute': 'dispute',
+            },
           },
           () => new ConcurrentChange('wallet'),
         ),
@@ -566,7 +699,13 @@ async function applyClaim(
         ops.push(
           deps.store.put(
             'chargeback entry',
-            entry(recharge.userId, 'chargeback', now, { coins: -take, owedCoins: owedAdded }, { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim, ...source }),
+            entry(
+              recharge.userId,
+              'chargeback',
+              now,
+              { coins: -take, owedCoins: owedAdded },
+              { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim, ...source },
+            ),
           ),
         );
       }

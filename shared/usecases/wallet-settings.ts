@@ -20,7 +20,11 @@ export interface WalletSettingsDeps {
 }
 
 /** PUT /v1/wallet/budget: the limit is in the caller's price-list currency, or null to remove it. */
-export async function setBudget(deps: WalletSettingsDeps, caller: Caller, monthlyLimit: Money | null): Promise<WalletView> {
+export async function setBudget(
+  deps: WalletSettingsDeps,
+  caller: Caller,
+  monthlyLimit: Money | null,
+): Promise<WalletView> {
   if (monthlyLimit !== null) {
     const currency = callerCurrency(caller);
     if (monthlyLimit.currency !== currency) {
@@ -45,7 +49,10 @@ export async function setBudget(deps: WalletSettingsDeps, caller: Caller, monthl
       keys.wallet(caller.userId),
       monthlyLimit === null
         ? { expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency' }
-        : { expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency', values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency } },
+        : {
+            expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency',
+            values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency },
+          },
     ),
   ]);
   return getWallet(deps, caller, { consistent: true });
@@ -61,7 +68,10 @@ const LOCK_EXPRESSION = 'SET locked = :true, lockReason = if_not_exists(lockReas
 export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: boolean): Promise<WalletView> {
   await deps.store.transactWrite([
     locked
-      ? deps.store.update('wallet lock', keys.wallet(caller.userId), { expression: LOCK_EXPRESSION, values: { ':true': true, ':owner': 'owner' } })
+      ? deps.store.update('wallet lock', keys.wallet(caller.userId), {
+          expression: LOCK_EXPRESSION,
+          values: { ':true': true, ':owner': 'owner' },
+        })
       : deps.store.update(
           'wallet unlock',
           keys.wallet(caller.userId),
@@ -80,7 +90,8 @@ export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: 
 async function ownsTransaction(store: LedgerStore, userId: string, transactionId: string): Promise<boolean> {
   const wallet = await store.readWallet(userId, { consistent: true });
   const partitions = [keys.wallet(userId).pk];
-  for (let shard = 0; shard < wallet.creatorShards; shard += 1) partitions.push(keys.shardEntryPartition(userId, shard));
+  for (let shard = 0; shard < wallet.creatorShards; shard += 1)
+    partitions.push(keys.shardEntryPartition(userId, shard));
   let pagesLeft = MAX_REPORT_SEARCH_PAGES;
   for (const pk of partitions) {
     let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
@@ -103,8 +114,14 @@ async function ownsTransaction(store: LedgerStore, userId: string, transactionId
  * POST /v1/wallet/transactions/{id}/report: records the report and locks the wallet (owner lock)
  * in one transaction. An id outside the caller's history is NOT_FOUND, whoever it belongs to.
  */
-export async function reportTransaction(deps: WalletSettingsDeps, caller: Caller, transactionId: string, reason: string): Promise<{ reportId: string }> {
-  if (!(await ownsTransaction(deps.store, caller.userId, transactionId))) throw new NotFoundError('No such transaction.');
+export async function reportTransaction(
+  deps: WalletSettingsDeps,
+  caller: Caller,
+  transactionId: string,
+  reason: string,
+): Promise<{ reportId: string }> {
+  if (!(await ownsTransaction(deps.store, caller.userId, transactionId)))
+    throw new NotFoundError('No such transaction.');
   const now = deps.now();
   const reportId = newId('rpt', now);
   await deps.store.transactWrite([
@@ -117,7 +134,10 @@ export async function reportTransaction(deps: WalletSettingsDeps, caller: Caller
       status: 'open',
       createdAt: now.toISOString(),
     }),
-    deps.store.update('wallet lock', keys.wallet(caller.userId), { expression: LOCK_EXPRESSION, values: { ':true': true, ':owner': 'owner' } }),
+    deps.store.update('wallet lock', keys.wallet(caller.userId), {
+      expression: LOCK_EXPRESSION,
+      values: { ':true': true, ':owner': 'owner' },
+    }),
   ]);
   return { reportId };
 }

@@ -29,7 +29,12 @@ export function callerCurrency(caller: Caller): Currency {
 }
 
 /** What a recharge counts toward this month's budget (API.md: from creation until it fails or expires). */
-export async function spentThisMonth(store: LedgerStore, userId: string, now: Date, consistent = false): Promise<number> {
+export async function spentThisMonth(
+  store: LedgerStore,
+  userId: string,
+  now: Date,
+  consistent = false,
+): Promise<number> {
   const item = await store.getItem(keys.budgetMonth(userId, utcMonth(now)), { consistent });
   return typeof item?.spentMinor === 'number' ? item.spentMinor : 0;
 }
@@ -49,7 +54,11 @@ export function walletView(wallet: Wallet, spentMinor: number, currency: Currenc
   };
 }
 
-export async function getWallet(deps: { store: LedgerStore; now: () => Date }, caller: Caller, options: { consistent?: boolean } = {}): Promise<WalletView> {
+export async function getWallet(
+  deps: { store: LedgerStore; now: () => Date },
+  caller: Caller,
+  options: { consistent?: boolean } = {},
+): Promise<WalletView> {
   const now = deps.now();
   const [wallet, spent] = await Promise.all([
     deps.store.readWallet(caller.userId, options),

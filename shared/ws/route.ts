@@ -69,7 +69,13 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
   body: Schema;
   /** The caller's limit this action takes from (shared with HTTP): 'write' for sendGift and join. */
   requestClass: RequestClass;
-  handle: (input: { body: z.infer<Schema>; caller: Caller; connectionId: string; correlationId: string; event: WsEvent }) => Promise<unknown>;
+  handle: (input: {
+    body: z.infer<Schema>;
+    caller: Caller;
+    connectionId: string;
+    correlationId: string;
+    event: WsEvent;
+  }) => Promise<unknown>;
 }) {
   const core = async (event: WsEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext.requestId ?? context.awsRequestId;
@@ -93,8 +99,15 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       if (!isJson) throw new ValidationError('The message is not valid JSON.');
       if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
       const parsed = spec.body.safeParse(json);
-      if (!parsed.success) throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
-      const message = await spec.handle({ body: parsed.data, caller, connectionId: event.requestContext.connectionId, correlationId, event });
+      if (!parsed.success)
+        throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
+      const message = await spec.handle({
+        body: parsed.data,
+        caller,
+        connectionId: event.requestContext.connectionId,
+        correlationId,
+        event,
+      });
       return reply(message);
     } catch (error) {
       return reply(errorMessage(error, requestId, correlationId));
@@ -104,7 +117,11 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
   const invocation = (event: WsEvent, context: Context) =>
     runInvocation(
       context,
-      { correlationId: event.requestContext.requestId ?? context.awsRequestId, route: event.requestContext.routeKey, connectionId: event.requestContext.connectionId },
+      {
+        correlationId: event.requestContext.requestId ?? context.awsRequestId,
+        route: event.requestContext.routeKey,
+        connectionId: event.requestContext.connectionId,
+      },
       () => core(event, context),
     );
   // The schema rides along on the handler, as httpRoute's does, so tests and documents can

@@ -53,17 +53,25 @@ export async function measureBundles(): Promise<BundleFigure[]> {
     );
     const samples: number[] = [];
     for (let repeat = 0; repeat < IMPORT_REPEATS; repeat += 1) {
-      const output = execFileSync(process.execPath, [probe], { env: { ...process.env, AWS_REGION: 'us-east-1', NODE_OPTIONS: '' }, encoding: 'utf8' });
+      const output = execFileSync(process.execPath, [probe], {
+        env: { ...process.env, AWS_REGION: 'us-east-1', NODE_OPTIONS: '' },
+        encoding: 'utf8',
+      });
       samples.push(Number(output));
     }
     samples.sort((a, b) => a - b);
-    figures.push({ name: fn.name, bytes: statSync(outfile).size, initMs: Math.round((samples[Math.floor(samples.length / 2)] ?? 0) * 10) / 10 });
+    figures.push({
+      name: fn.name,
+      bytes: statSync(outfile).size,
+      initMs: Math.round((samples[Math.floor(samples.length / 2)] ?? 0) * 10) / 10,
+    });
   }
   return figures;
 }
 
 if (require.main === module) {
   void measureBundles().then((figures) => {
-    for (const figure of figures) process.stdout.write(`${figure.name.padEnd(28)} ${String(figure.bytes).padStart(9)} B  ${figure.initMs} ms\n`);
+    for (const figure of figures)
+      process.stdout.write(`${figure.name.padEnd(28)} ${String(figure.bytes).padStart(9)} B  ${figure.initMs} ms\n`);
   });
 }

@@ -34,9 +34,16 @@ export function valueSize(value: AttributeValue): number {
   if (value.SS !== undefined) return value.SS.reduce((sum, item) => sum + utf8(item), 0);
   if (value.NS !== undefined) return value.NS.reduce((sum, item) => sum + numberSize(item), 0);
   if (value.BS !== undefined) return value.BS.reduce((sum, item) => sum + item.byteLength, 0);
-  if (value.L !== undefined) return CONTAINER_OVERHEAD_BYTES + value.L.reduce((sum, item) => sum + valueSize(item) + ELEMENT_OVERHEAD_BYTES, 0);
+  if (value.L !== undefined)
+    return CONTAINER_OVERHEAD_BYTES + value.L.reduce((sum, item) => sum + valueSize(item) + ELEMENT_OVERHEAD_BYTES, 0);
   if (value.M !== undefined) {
-    return CONTAINER_OVERHEAD_BYTES + Object.entries(value.M).reduce((sum, [name, item]) => sum + utf8(name) + valueSize(item) + ELEMENT_OVERHEAD_BYTES, 0);
+    return (
+      CONTAINER_OVERHEAD_BYTES +
+      Object.entries(value.M).reduce(
+        (sum, [name, item]) => sum + utf8(name) + valueSize(item) + ELEMENT_OVERHEAD_BYTES,
+        0,
+      )
+    );
   }
   return 0;
 }
@@ -116,7 +123,11 @@ export class CapacityModel {
   }
 
   private static id(table: string, key: RawItem): string {
-    return `${table}|${JSON.stringify(Object.keys(key).sort().map((name) => [name, key[name]]))}`;
+    return `${table}|${JSON.stringify(
+      Object.keys(key)
+        .sort()
+        .map((name) => [name, key[name]]),
+    )}`;
   }
 
   /** Remembers index keys from puts (call in capture order). */
@@ -165,13 +176,25 @@ export class CapacityModel {
       let writes = 0;
       if (write.kind === 'Put') writes = inIndexNow ? 1 : 0;
       else if (write.kind === 'Delete') writes = stored && keyNames.every((name) => stored[name] !== undefined) ? 1 : 0;
-      else if (keyNames.some((name) => removed.has(name))) writes = 1; // leaves the index: one delete
-      else if (inIndexNow && keyNames.some((name) => touched.has(name))) writes = 2; // key moved: delete + put (a first insert is 1; counted as 2)
-      else if (inIndexNow && (index.projection === 'ALL' || [...touched].some((name) => keyNames.includes(name)))) writes = 1;
+      else if (keyNames.some((name) => removed.has(name)))
+        writes = 1; // leaves the index: one delete
+      else if (inIndexNow && keyNames.some((name) => touched.has(name)))
+        writes = 2; // key moved: delete + put (a first insert is 1; counted as 2)
+      else if (inIndexNow && (index.projection === 'ALL' || [...touched].some((name) => keyNames.includes(name))))
+        writes = 1;
       if (writes === 0) continue;
-      const projected = index.projection === 'ALL' ? bytes : itemSize({ ...keyOf(definition, item), ...Object.fromEntries(keyNames.flatMap((name) => (item[name] ? [[name, item[name]]] : []))) });
+      const projected =
+        index.projection === 'ALL'
+          ? bytes
+          : itemSize({
+              ...keyOf(definition, item),
+              ...Object.fromEntries(keyNames.flatMap((name) => (item[name] ? [[name, item[name]]] : []))),
+            });
       const indexUnits = units(projected) * factor * writes;
-      const indexPk = scalar(stored?.[index.partitionKey.name] ?? write.item?.[index.partitionKey.name] ?? known[index.partitionKey.name]) ?? '?';
+      const indexPk =
+        scalar(
+          stored?.[index.partitionKey.name] ?? write.item?.[index.partitionKey.name] ?? known[index.partitionKey.name],
+        ) ?? '?';
       byKey.push({ partition: `${write.table}/${index.indexName}#${indexPk}`, units: indexUnits });
       detail.push({ what: `  index ${index.indexName} ${indexPk} x${writes}`, bytes: projected, units: indexUnits });
     }
@@ -184,22 +207,47 @@ export function writesOf(commandName: string, input: any): CapturedWrite[] {
   const writes: CapturedWrite[] = [];
   if (commandName === 'TransactWriteItemsCommand') {
     for (const entry of input.TransactItems ?? []) {
-      if (entry.Put) writes.push({ table: entry.Put.TableName, kind: 'Put', transactional: true, key: {}, item: entry.Put.Item });
-      if (entry.Update) writes.push({ table: entry.Update.TableName, kind: 'Update', transactional: true, key: entry.Update.Key, updateExpression: entry.Update.UpdateExpression, names: entry.Update.ExpressionAttributeNames });
-      if (entry.Delete) writes.push({ table: entry.Delete.TableName, kind: 'Delete', transactional: true, key: entry.Delete.Key });
-      if (entry.ConditionCheck) writes.push({ table: entry.ConditionCheck.TableName, kind: 'ConditionCheck', transactional: true, key: entry.ConditionCheck.Key });
+      if (entry.Put)
+        writes.push({ table: entry.Put.TableName, kind: 'Put', transactional: true, key: {}, item: entry.Put.Item });
+      if (entry.Update)
+        writes.push({
+          table: entry.Update.TableName,
+          kind: 'Update',
+          transactional: true,
+          key: entry.Update.Key,
+          updateExpression: entry.Update.UpdateExpression,
+          names: entry.Update.ExpressionAttributeNames,
+        });
+      if (entry.Delete)
+        writes.push({ table: entry.Delete.TableName, kind: 'Delete', transactional: true, key: entry.Delete.Key });
+      if (entry.ConditionCheck)
+        writes.push({
+          table: entry.ConditionCheck.TableName,
+          kind: 'ConditionCheck',
+          transactional: true,
+          key: entry.ConditionCheck.Key,
+        });
     }
   } else if (commandName === 'PutItemCommand') {
     writes.push({ table: input.TableName, kind: 'Put', transactional: false, key: {}, item: input.Item });
   } else if (commandName === 'UpdateItemCommand') {
-    writes.push({ table: input.TableName, kind: 'Update', transactional: false, key: input.Key, updateExpression: input.UpdateExpression, names: input.ExpressionAttributeNames });
+    writes.push({
+      table: input.TableName,
+      kind: 'Update',
+      transactional: false,
+      key: input.Key,
+      updateExpression: input.UpdateExpression,
+      names: input.ExpressionAttributeNames,
+    });
   } else if (commandName === 'DeleteItemCommand') {
     writes.push({ table: input.TableName, kind: 'Delete', transactional: false, key: input.Key });
   } else if (commandName === 'BatchWriteItemCommand') {
     for (const [table, requests] of Object.entries<any[]>(input.RequestItems ?? {})) {
       for (const request of requests) {
-        if (request.PutRequest) writes.push({ table, kind: 'Put', transactional: false, key: {}, item: request.PutRequest.Item });
-        if (request.DeleteRequest) writes.push({ table, kind: 'Delete', transactional: false, key: request.DeleteRequest.Key });
+        if (request.PutRequest)
+          writes.push({ table, kind: 'Put', transactional: false, key: {}, item: request.PutRequest.Item });
+        if (request.DeleteRequest)
+          writes.push({ table, kind: 'Delete', transactional: false, key: request.DeleteRequest.Key });
       }
     }
   }

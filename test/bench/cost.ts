@@ -42,14 +42,23 @@ const round = (value: number, digits: number) => Math.round(value * 10 ** digits
 
 export function costFigures(inputs: CostInputs) {
   const million = 1_000_000;
-  const lambdaGbSeconds = million * (GIFT_MEMORY_GB * (inputs.giftLambdaMs / 1000) + inputs.sqsMessagesPerGift * GIFT_MEMORY_GB * (BROADCASTER_MS_PER_MESSAGE / 1000));
+  const lambdaGbSeconds =
+    million *
+    (GIFT_MEMORY_GB * (inputs.giftLambdaMs / 1000) +
+      inputs.sqsMessagesPerGift * GIFT_MEMORY_GB * (BROADCASTER_MS_PER_MESSAGE / 1000));
   const parts = {
     httpApi: perMillion(PRICES.httpApiPerMillionRequests, million),
     lambdaRequests: perMillion(PRICES.lambdaPerMillionRequests, million * (1 + inputs.sqsMessagesPerGift)),
     lambdaDuration: lambdaGbSeconds * PRICES.lambdaArmPerGbSecond,
-    dynamoWrites: perMillion(PRICES.dynamoPerMillionWriteUnits, million * (inputs.giftWcu + inputs.broadcastWcuPerGift)),
+    dynamoWrites: perMillion(
+      PRICES.dynamoPerMillionWriteUnits,
+      million * (inputs.giftWcu + inputs.broadcastWcuPerGift),
+    ),
     dynamoReads: perMillion(PRICES.dynamoPerMillionReadUnits, million * inputs.giftRcu),
-    sqs: perMillion(PRICES.sqsFifoPerMillionRequests, million * (inputs.sqsSendsPerGift + inputs.sqsMessagesPerGift * SQS_REQUESTS_PER_RECEIVED_MESSAGE)),
+    sqs: perMillion(
+      PRICES.sqsFifoPerMillionRequests,
+      million * (inputs.sqsSendsPerGift + inputs.sqsMessagesPerGift * SQS_REQUESTS_PER_RECEIVED_MESSAGE),
+    ),
   };
   const usdPerMillionGifts = Object.values(parts).reduce((sum, part) => sum + part, 0);
   const viewerHour = {

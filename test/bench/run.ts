@@ -91,7 +91,9 @@ function argument(name: string): string | undefined {
 }
 const outFile = argument('--out');
 if (argument('--url') !== undefined || process.argv.includes('--url')) {
-  process.stderr.write('--url is not supported: the capacity and per-key figures need the functions\' DynamoDB client in this process. Run without it.\n');
+  process.stderr.write(
+    "--url is not supported: the capacity and per-key figures need the functions' DynamoDB client in this process. Run without it.\n",
+  );
   process.exit(2);
 }
 
@@ -119,8 +121,20 @@ async function pool<T>(count: number, concurrency: number, work: (index: number)
 }
 
 // ---- the capture on the functions' DynamoDB client ----
-const WRITE_COMMANDS = new Set(['TransactWriteItemsCommand', 'PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand']);
-const READ_COMMANDS = new Set(['GetItemCommand', 'QueryCommand', 'BatchGetItemCommand', 'ScanCommand', 'TransactGetItemsCommand']);
+const WRITE_COMMANDS = new Set([
+  'TransactWriteItemsCommand',
+  'PutItemCommand',
+  'UpdateItemCommand',
+  'DeleteItemCommand',
+  'BatchWriteItemCommand',
+]);
+const READ_COMMANDS = new Set([
+  'GetItemCommand',
+  'QueryCommand',
+  'BatchGetItemCommand',
+  'ScanCommand',
+  'TransactGetItemsCommand',
+]);
 const capture = {
   writes: false,
   reads: false,
@@ -144,8 +158,12 @@ function instrument(client: DynamoDBClient): void {
       const result = await next(args);
       if (capture.trace) capture.calls.push({ command, input: JSON.stringify(input), start, end: performance.now() });
       if (readCaptured) {
-        const consumed = (result.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }).ConsumedCapacity;
-        const unitsRead = Array.isArray(consumed) ? consumed.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0) : (consumed?.CapacityUnits ?? 0);
+        const consumed = (
+          result.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }
+        ).ConsumedCapacity;
+        const unitsRead = Array.isArray(consumed)
+          ? consumed.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0)
+          : (consumed?.CapacityUnits ?? 0);
         capture.readUnits += unitsRead;
         capture.readLog.push(`${command} ${unitsRead} ${JSON.stringify(input)}`);
       }
@@ -162,12 +180,20 @@ function takeWrites(): CapturedWrite[] {
 
 // ---- HTTP ----
 let baseUrl = '';
-async function call(method: string, path: string, options: { token?: string; body?: unknown; key?: string } = {}): Promise<{ status: number; body: any }> {
+async function call(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; key?: string } = {},
+): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.key) headers['idempotency-key'] = options.key;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(options.body !== undefined && { body: JSON.stringify(options.body) }) });
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers,
+    ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+  });
   const text = await response.text();
   return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
 }
@@ -178,19 +204,30 @@ async function tokenFor(sub: string): Promise<string> {
   return String(response.body.token);
 }
 
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = WAIT_MS, everyMs = 25): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = WAIT_MS,
+  everyMs = 25,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(value).slice(0, 300)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(value).slice(0, 300)}`);
     await sleep(everyMs);
   }
 }
 
 /** Buys coins the real way: POST /v1/recharges, the stand-in's succeed, the signed webhook credits. */
 async function recharge(token: string, userId: string): Promise<{ paymentIntentId: string }> {
-  const created = await call('POST', '/v1/recharges', { token, body: { packageId: FUND_PACKAGE }, key: `fund-${userId}-${newId('k')}` });
+  const created = await call('POST', '/v1/recharges', {
+    token,
+    body: { packageId: FUND_PACKAGE },
+    key: `fund-${userId}-${newId('k')}`,
+  });
   if (created.status !== 201) throw new Error(`recharge ${userId}: ${created.status} ${JSON.stringify(created.body)}`);
   return { paymentIntentId: String(created.body.payment.paymentIntentId) };
 }
@@ -198,7 +235,13 @@ async function recharge(token: string, userId: string): Promise<{ paymentIntentI
 async function succeedAndWait(token: string, paymentIntentId: string, coinsBefore: number): Promise<void> {
   const paid = await call('POST', `/dev/payments/${paymentIntentId}/succeed`);
   if (paid.status !== 200) throw new Error(`succeed ${paymentIntentId}: ${paid.status}`);
-  await waitFor('the recharge credit', () => call('GET', '/v1/wallet', { token }), (wallet) => wallet.body?.coins >= coinsBefore + FUND_COINS, WAIT_MS, 10);
+  await waitFor(
+    'the recharge credit',
+    () => call('GET', '/v1/wallet', { token }),
+    (wallet) => wallet.body?.coins >= coinsBefore + FUND_COINS,
+    WAIT_MS,
+    10,
+  );
 }
 
 interface User {
@@ -225,7 +268,11 @@ async function goLive(creatorId: string): Promise<{ token: string; streamId: str
 
 async function httpGift(user: User, streamId: string): Promise<{ ms: number; giftTxId: string }> {
   const started = performance.now();
-  const answer = await call('POST', `/v1/streams/${streamId}/gifts`, { token: user.token, body: GIFT, key: newId('bench') });
+  const answer = await call('POST', `/v1/streams/${streamId}/gifts`, {
+    token: user.token,
+    body: GIFT,
+    key: newId('bench'),
+  });
   const ms = performance.now() - started;
   if (answer.status !== 201) throw new Error(`gift: ${answer.status} ${JSON.stringify(answer.body)}`);
   return { ms, giftTxId: String(answer.body.giftTxId) };
@@ -233,7 +280,13 @@ async function httpGift(user: User, streamId: string): Promise<{ ms: number; gif
 
 /** Waits until the broadcaster has numbered every gift sent to a stream (its counter's giftCoins), so its work stays out of the next timed round. */
 async function drained(stream: { token: string; streamId: string }, coinsSent: number): Promise<void> {
-  await waitFor('the broadcaster to drain', () => call('GET', `/v1/streams/${stream.streamId}`, { token: stream.token }), (read) => read.body?.giftCoins >= coinsSent, WAIT_MS, 50);
+  await waitFor(
+    'the broadcaster to drain',
+    () => call('GET', `/v1/streams/${stream.streamId}`, { token: stream.token }),
+    (read) => read.body?.giftCoins >= coinsSent,
+    WAIT_MS,
+    50,
+  );
 }
 
 /**
@@ -242,9 +295,18 @@ async function drained(stream: { token: string; streamId: string }, coinsSent: n
  * same giftOps, sent straight to the same DynamoDB Local with the same client settings. A gift
  * is at least this plus its reads, so gift p50 / floor p50 is >= 1 by construction.
  */
-async function bareGift(store: LedgerStore, senderId: string, stream: { streamId: string; creatorId: string; creatorShards: number }): Promise<number> {
+async function bareGift(
+  store: LedgerStore,
+  senderId: string,
+  stream: { streamId: string; creatorId: string; creatorShards: number },
+): Promise<number> {
   const now = new Date();
-  const idempotency = { userId: senderId, scope: GIFT_IDEMPOTENCY_SCOPE, key: newId('bare'), fingerprint: giftFingerprint({ streamId: stream.streamId, ...GIFT }) };
+  const idempotency = {
+    userId: senderId,
+    scope: GIFT_IDEMPOTENCY_SCOPE,
+    key: newId('bare'),
+    fingerprint: giftFingerprint({ streamId: stream.streamId, ...GIFT }),
+  };
   const cost = GIFT_COINS * GIFT.quantity;
   const ops = giftOps(store, {
     idempotency,
@@ -280,7 +342,11 @@ function sequentialRoundTrips(calls: Array<{ start: number; end: number }>): num
 }
 
 /** Runs `total` gifts over `concurrency` workers (worker w sends as sender w); latencies and elapsed time. */
-async function burst(total: number, concurrency: number, send: (worker: number) => Promise<number>): Promise<{ latencies: number[]; seconds: number }> {
+async function burst(
+  total: number,
+  concurrency: number,
+  send: (worker: number) => Promise<number>,
+): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   let left = total;
   const started = performance.now();
@@ -305,7 +371,9 @@ interface ViewerPool {
 }
 
 function viewerPool(urls: string[]): ViewerPool {
-  const worker = new Worker(join(__dirname, 'viewers-worker.mjs'), { workerData: { urls, openConcurrency: OPEN_CONCURRENCY } });
+  const worker = new Worker(join(__dirname, 'viewers-worker.mjs'), {
+    workerData: { urls, openConcurrency: OPEN_CONCURRENCY },
+  });
   const completions = new Map<string, { firstAt: number; lastAt: number }>();
   const waiting = new Map<string, (value: { firstAt: number; lastAt: number }) => void>();
   const replies: Array<(message: any) => void> = [];
@@ -318,17 +386,21 @@ function viewerPool(urls: string[]): ViewerPool {
       replies.shift()?.(message);
     }
   });
-  const ask = (type: string) => new Promise<any>((resolvePromise) => {
-    replies.push(resolvePromise);
-    worker.postMessage({ type });
-  });
+  const ask = (type: string) =>
+    new Promise<any>((resolvePromise) => {
+      replies.push(resolvePromise);
+      worker.postMessage({ type });
+    });
   return {
     opened: ask('open').then((message) => Number(message.count)),
     complete: (giftTxId) => {
       const done = completions.get(giftTxId);
       if (done) return Promise.resolve(done);
       return new Promise((resolvePromise, reject) => {
-        const timer = setTimeout(() => reject(new Error(`gift ${giftTxId} did not reach every viewer in ${WAIT_MS} ms`)), WAIT_MS);
+        const timer = setTimeout(
+          () => reject(new Error(`gift ${giftTxId} did not reach every viewer in ${WAIT_MS} ms`)),
+          WAIT_MS,
+        );
         waiting.set(giftTxId, (value) => {
           clearTimeout(timer);
           resolvePromise(value);
@@ -381,7 +453,11 @@ async function main(): Promise<void> {
   });
   baseUrl = stack.httpUrl;
   instrument(dynamoClient());
-  const bare = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const bare = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const bareStore = new LedgerStore(bare, stack.tableNames.ledger);
   const tables = definitions(stack);
   const model = new CapacityModel(tables, bare);
@@ -420,14 +496,22 @@ async function main(): Promise<void> {
         serialHttp.push(...(await burst(SERIAL_GIFTS_PER_ROUND, 1, () => sendHttp(httpSenders[0] as User))).latencies);
         await drained(httpStream, httpCoins);
       };
-      const runBare = async () => serialBare.push(...(await burst(SERIAL_GIFTS_PER_ROUND, 1, () => bareGift(bareStore, (bareSenders[0] as User).id, bareRecord))).latencies);
+      const runBare = async () =>
+        serialBare.push(
+          ...(
+            await burst(SERIAL_GIFTS_PER_ROUND, 1, () => bareGift(bareStore, (bareSenders[0] as User).id, bareRecord))
+          ).latencies,
+        );
       // Alternate which goes first, so drift in the machine's load falls on both alike.
       if (roundIndex % 2 === 0) await runHttp().then(runBare);
       else await runBare().then(runHttp);
     }
 
     log(`gift: concurrency ${PARALLEL}, ${PARALLEL_ROUNDS} interleaved rounds of ${PARALLEL_GIFTS_PER_ROUND}`);
-    const parallel = { http: { gifts: 0, seconds: 0, latencies: [] as number[] }, bare: { gifts: 0, seconds: 0, latencies: [] as number[] } };
+    const parallel = {
+      http: { gifts: 0, seconds: 0, latencies: [] as number[] },
+      bare: { gifts: 0, seconds: 0, latencies: [] as number[] },
+    };
     for (let roundIndex = 0; roundIndex < PARALLEL_ROUNDS; roundIndex += 1) {
       const runHttp = async () => {
         const result = await burst(PARALLEL_GIFTS_PER_ROUND, PARALLEL, (w) => sendHttp(httpSenders[w] as User));
@@ -438,7 +522,9 @@ async function main(): Promise<void> {
         await drained(httpStream, httpCoins);
       };
       const runBare = async () => {
-        const result = await burst(PARALLEL_GIFTS_PER_ROUND, PARALLEL, (w) => bareGift(bareStore, (bareSenders[w] as User).id, bareRecord));
+        const result = await burst(PARALLEL_GIFTS_PER_ROUND, PARALLEL, (w) =>
+          bareGift(bareStore, (bareSenders[w] as User).id, bareRecord),
+        );
         parallel.bare.gifts += PARALLEL_GIFTS_PER_ROUND;
         parallel.bare.seconds += result.seconds;
         parallel.bare.latencies.push(...result.latencies);
@@ -454,7 +540,13 @@ async function main(): Promise<void> {
       capture.trace = true;
       await sendHttp(tracer);
       capture.trace = false;
-      const own = capture.calls.filter((call) => call.input.includes(tracer.id) || (call.command === 'GetItemCommand' && call.input.includes(`STREAM#${httpStream.streamId}"`) && !call.input.includes('"ConsistentRead":true')));
+      const own = capture.calls.filter(
+        (call) =>
+          call.input.includes(tracer.id) ||
+          (call.command === 'GetItemCommand' &&
+            call.input.includes(`STREAM#${httpStream.streamId}"`) &&
+            !call.input.includes('"ConsistentRead":true')),
+      );
       roundTrips.push(sequentialRoundTrips(own));
     }
     await drained(httpStream, httpCoins);
@@ -471,13 +563,16 @@ async function main(): Promise<void> {
       p50Ratio: round(giftP50 / bareP50),
       roundTrips: Math.max(...roundTrips),
       throughputRatio: round(throughput / bareThroughput),
-      floor: 'one TransactWriteItems of the sender debit, the creator shard credit and the idempotency record (giftOps), same DynamoDB Local, interleaved',
+      floor:
+        'one TransactWriteItems of the sender debit, the creator shard credit and the idempotency record (giftOps), same DynamoDB Local, interleaved',
       bareP99Ms: round(percentile(serialBare, 99)),
       concurrency16P50Ms: round(percentile(parallel.http.latencies, 50)),
       bareConcurrency16P50Ms: round(percentile(parallel.bare.latencies, 50)),
       samples: { serial: serialHttp.length, parallel: parallel.http.gifts },
     };
-    log(`gift: p50 ${gift.p50Ms} ms vs floor ${gift.bareP50Ms} ms; ${gift.throughputPerS}/s vs floor ${gift.bareThroughputPerS}/s; ${gift.roundTrips} round trips`);
+    log(
+      `gift: p50 ${gift.p50Ms} ms vs floor ${gift.bareP50Ms} ms; ${gift.throughputPerS}/s vs floor ${gift.bareThroughputPerS}/s; ${gift.roundTrips} round trips`,
+    );
 
     // Let the broadcaster drain before the capacity windows.
     await drained(httpStream, httpCoins);
@@ -495,18 +590,31 @@ async function main(): Promise<void> {
     capture.reads = false;
     // The gift's own reads name its sender (the broadcaster's start as soon as the nudge is out).
     const giftRcu = capture.readLog
-      .filter((line) => line.includes(giftSender.id) || (line.startsWith('GetItemCommand') && line.includes(`STREAM#${httpStream.streamId}"`) && !line.includes('"ConsistentRead":true')))
+      .filter(
+        (line) =>
+          line.includes(giftSender.id) ||
+          (line.startsWith('GetItemCommand') &&
+            line.includes(`STREAM#${httpStream.streamId}"`) &&
+            !line.includes('"ConsistentRead":true')),
+      )
       .reduce((sum, line) => sum + Number(line.split(' ')[1] ?? 0), 0);
     // The broadcaster's writes for this gift must not fall into the recharge's window below.
     await drained(httpStream, httpCoins);
     const senderWallet = keys.wallet(giftSender.id);
     // The gift's own transaction: the one that debits this sender's wallet (the broadcaster's may share the window).
-    const giftRequest = capture.writeLog.splice(0).find(({ command, input }) =>
-      command === 'TransactWriteItemsCommand' &&
-      writesOf(command, input).some((write) => write.kind === 'Update' && write.key.pk?.S === senderWallet.pk && write.key.sk?.S === senderWallet.sk),
-    );
+    const giftRequest = capture.writeLog
+      .splice(0)
+      .find(
+        ({ command, input }) =>
+          command === 'TransactWriteItemsCommand' &&
+          writesOf(command, input).some(
+            (write) =>
+              write.kind === 'Update' && write.key.pk?.S === senderWallet.pk && write.key.sk?.S === senderWallet.sk,
+          ),
+      );
     const giftTransaction = giftRequest ? withKeys(writesOf(giftRequest.command, giftRequest.input), tables) : [];
-    if (giftTransaction.length !== 5) throw new Error(`expected the gift's 5-item transaction, found ${giftTransaction.length} items`);
+    if (giftTransaction.length !== 5)
+      throw new Error(`expected the gift's 5-item transaction, found ${giftTransaction.length} items`);
     model.forgetImages();
     const giftPriced = await priceAll(model, giftTransaction);
     const giftWcu = giftPriced.reduce((sum, priced) => sum + priced.units, 0);
@@ -544,11 +652,14 @@ async function main(): Promise<void> {
       walletRcu: round(walletRcu, 1),
       rechargeCreateWcu,
       creatorWalletRcu: round(creatorWalletRcu, 1),
-      method: 'writes: computed from the captured request items by AWS rule (2 WCU per KB per item in a transaction, 1 outside, index writes priced alike; update sizes from the stored item); reads: ReturnConsumedCapacity',
+      method:
+        'writes: computed from the captured request items by AWS rule (2 WCU per KB per item in a transaction, 1 outside, index writes priced alike; update sizes from the stored item); reads: ReturnConsumedCapacity',
       giftItems: giftPriced.flatMap((priced) => priced.detail),
       rechargeItems: creditPriced.flatMap((priced) => priced.detail),
     };
-    log(`capacity: gift ${giftWcu} WCU, recharge credit ${rechargeWcu} WCU (+${rechargeCreateWcu} to create), wallet read ${capacity.walletRcu} RCU`);
+    log(
+      `capacity: gift ${giftWcu} WCU, recharge credit ${rechargeWcu} WCU (+${rechargeCreateWcu} to create), wallet read ${capacity.walletRcu} RCU`,
+    );
 
     // ---------- hot creator ----------
     log(`hotCreator: ${HOT_GIFTS} gifts from ${HOT_VIEWERS} viewers to one creator, every write captured`);
@@ -556,7 +667,11 @@ async function main(): Promise<void> {
     capture.writeLog.length = 0;
     capture.writes = true;
     const hotStarted = performance.now();
-    const hotGiftIds = await pool(HOT_GIFTS, HOT_CONCURRENCY, async (index) => (await httpGift(hotSenders[index % HOT_VIEWERS] as User, hotStream.streamId)).giftTxId);
+    const hotGiftIds = await pool(
+      HOT_GIFTS,
+      HOT_CONCURRENCY,
+      async (index) => (await httpGift(hotSenders[index % HOT_VIEWERS] as User, hotStream.streamId)).giftTxId,
+    );
     const hotSeconds = (performance.now() - hotStarted) / 1000;
     // Keep capturing until the broadcaster has numbered every gift: its writes count too.
     await waitFor(
@@ -572,7 +687,8 @@ async function main(): Promise<void> {
     model.forgetImages();
     const hotPriced = await priceAll(model, hotWrites);
     const perKey = new Map<string, number>();
-    for (const priced of hotPriced) for (const entry of priced.byKey) perKey.set(entry.partition, (perKey.get(entry.partition) ?? 0) + entry.units);
+    for (const priced of hotPriced)
+      for (const entry of priced.byKey) perKey.set(entry.partition, (perKey.get(entry.partition) ?? 0) + entry.units);
     const ranked = [...perKey.entries()].sort((a, b) => b[1] - a[1]);
     const scale = (unitsOnKey: number) => round((unitsOnKey / hotGiftIds.length) * SCALE_GIFTS_PER_S, 0);
     const hotStreamRecord = await readStream(bareStore, hotStream.streamId);
@@ -584,9 +700,17 @@ async function main(): Promise<void> {
       gifts: hotGiftIds.length,
       measuredGiftsPerS: round(hotGiftIds.length / hotSeconds, 1),
       wcuPerGiftAllWrites: round(hotTotalUnits / hotGiftIds.length),
-      hottestKeys: ranked.slice(0, 8).map(([partition, unitsOnKey]) => ({ partition: partition.replace(/^[^#/]*(Ledger|Connections)/, '$1'), units: unitsOnKey, wcuPerSAt10k: scale(unitsOnKey) })),
+      hottestKeys: ranked
+        .slice(0, 8)
+        .map(([partition, unitsOnKey]) => ({
+          partition: partition.replace(/^[^#/]*(Ledger|Connections)/, '$1'),
+          units: unitsOnKey,
+          wcuPerSAt10k: scale(unitsOnKey),
+        })),
     };
-    log(`hotCreator: hottest key ${hotCreator.hottestKeys[0]?.partition} -> ${hotCreator.maxKeyWcuPerS} WCU/s at ${SCALE_GIFTS_PER_S} gifts/s`);
+    log(
+      `hotCreator: hottest key ${hotCreator.hottestKeys[0]?.partition} -> ${hotCreator.maxKeyWcuPerS} WCU/s at ${SCALE_GIFTS_PER_S} gifts/s`,
+    );
 
     // ---------- storm: one viewer, 50 gifts/s for 60 s ----------
     log(`storm: ${STORM_GIFTS_PER_S} gifts/s for ${STORM_SECONDS} s to one stream, one viewer`);
@@ -600,7 +724,8 @@ async function main(): Promise<void> {
         const result = await next(args);
         const input = args.input as { QueueUrl?: string };
         const output = result.output as { Messages?: unknown[] };
-        if (input.QueueUrl?.includes('giftEvents') && Array.isArray(output.Messages)) received.messages += output.Messages.length;
+        if (input.QueueUrl?.includes('giftEvents') && Array.isArray(output.Messages))
+          received.messages += output.Messages.length;
         return result;
       },
       { step: 'initialize', name: 'benchGiftEventsReceived' },
@@ -628,7 +753,8 @@ async function main(): Promise<void> {
       giftsPerS: STORM_GIFTS_PER_S,
       seconds: STORM_SECONDS,
       drainTimeoutMs: STORM_DRAIN_TIMEOUT_MS,
-      sendGift: async (index) => (await httpGift(stormSenders[index % STORM_SENDERS] as User, stormStream.streamId)).giftTxId,
+      sendGift: async (index) =>
+        (await httpGift(stormSenders[index % STORM_SENDERS] as User, stormStream.streamId)).giftTxId,
     });
     // Gifts whose HTTP send failed (a loaded machine) may or may not have committed.
     await drained(stormStream, (stormFigures.gifts - stormFigures.failedSends) * GIFT_COINS);
@@ -638,28 +764,45 @@ async function main(): Promise<void> {
       sqsMessagesPerGift: round((received.messages - receivedBefore) / stormFigures.gifts, 3),
       sqsSendsPerGift: round((sent.entries - sentBefore) / stormFigures.gifts, 3),
     };
-    log(`storm: worst second p95 ${storm.worstSecondP95Ms} ms (first 5 s ${storm.firstSecondsP95Ms}, last 5 s ${storm.lastSecondsP95Ms}), drained ${storm.drainedMs} ms, ${storm.sqsMessagesPerGift} messages and ${storm.sqsSendsPerGift} sends per gift`);
+    log(
+      `storm: worst second p95 ${storm.worstSecondP95Ms} ms (first 5 s ${storm.firstSecondsP95Ms}, last 5 s ${storm.lastSecondsP95Ms}), drained ${storm.drainedMs} ms, ${storm.sqsMessagesPerGift} messages and ${storm.sqsSendsPerGift} sends per gift`,
+    );
 
     // ---------- fan-out: 1,000 viewers in a worker thread ----------
     log(`fanout: opening ${FANOUT_VIEWERS} WebSocket viewers in a worker thread`);
     const fanStream = await goLive('fan-creator');
-    const viewerTokens = await Promise.all(Array.from({ length: FANOUT_VIEWER_USERS }, (_, index) => tokenFor(`fan-viewer-${index}`)));
+    const viewerTokens = await Promise.all(
+      Array.from({ length: FANOUT_VIEWER_USERS }, (_, index) => tokenFor(`fan-viewer-${index}`)),
+    );
     const before = new Set(stack.gateway.openConnectionIds());
-    viewers = viewerPool(Array.from({ length: FANOUT_VIEWERS }, (_, index) => `${stack.wsUrl}/?token=${viewerTokens[index % FANOUT_VIEWER_USERS]}&streamId=${fanStream.streamId}`));
+    viewers = viewerPool(
+      Array.from(
+        { length: FANOUT_VIEWERS },
+        (_, index) =>
+          `${stack.wsUrl}/?token=${viewerTokens[index % FANOUT_VIEWER_USERS]}&streamId=${fanStream.streamId}`,
+      ),
+    );
     const openedViewers = await viewers.opened;
     const viewerIds = stack.gateway.openConnectionIds().filter((id) => !before.has(id));
 
     // The viewer count costs the same whatever the number of viewers: a couple of counter items.
     capture.readLog.length = 0;
     capture.reads = true;
-    const viewersCounted = (await call('GET', `/v1/streams/${fanStream.streamId}`, { token: fanStream.token })).body?.viewers;
+    const viewersCounted = (await call('GET', `/v1/streams/${fanStream.streamId}`, { token: fanStream.token })).body
+      ?.viewers;
     capture.reads = false;
     // Only the reads of this stream's item and counters: a broadcaster still busy elsewhere reads too.
     const streamReadUnits = capture.readLog
       .filter((line) => line.includes(`STREAM#${fanStream.streamId}"`) || line.includes(`ROOM#${fanStream.streamId}#`))
       .reduce((sum, line) => sum + Number(line.split(' ')[1] ?? 0), 0);
-    const viewerCount = { viewers: Number(viewersCounted), rcuPerRead: round(streamReadUnits, 2), method: 'ReturnConsumedCapacity of the stream item and viewer-counter reads GET /v1/streams/{id} makes' };
-    log(`fanout: ${openedViewers} sockets open (${viewerIds.length} gateway connections); GET stream reports ${viewersCounted} viewers for ${viewerCount.rcuPerRead} RCU`);
+    const viewerCount = {
+      viewers: Number(viewersCounted),
+      rcuPerRead: round(streamReadUnits, 2),
+      method: 'ReturnConsumedCapacity of the stream item and viewer-counter reads GET /v1/streams/{id} makes',
+    };
+    log(
+      `fanout: ${openedViewers} sockets open (${viewerIds.length} gateway connections); GET stream reports ${viewersCounted} viewers for ${viewerCount.rcuPerRead} RCU`,
+    );
 
     const fanSender = stormSenders[0] as User;
     const fanLatencies: number[] = [];
@@ -691,7 +834,13 @@ async function main(): Promise<void> {
     await Promise.all(sends);
     const activePool = viewers;
     // A machine too busy to deliver everything in time still yields the posts-per-second figure.
-    const stormDelivered = await waitFor('every viewer to receive the storm', async () => (await activePool.stats()).covered, (total) => total >= coveredBefore + stormGifts * openedViewers, WAIT_MS, 100).then(
+    const stormDelivered = await waitFor(
+      'every viewer to receive the storm',
+      async () => (await activePool.stats()).covered,
+      (total) => total >= coveredBefore + stormGifts * openedViewers,
+      WAIT_MS,
+      100,
+    ).then(
       () => 1,
       async () => ((await activePool.stats()).covered - coveredBefore) / (stormGifts * openedViewers),
     );
@@ -706,7 +855,9 @@ async function main(): Promise<void> {
       p50Ms: round(percentile(fanLatencies, 50), 0),
       p99Ms: round(percentile(fanLatencies, 99), 0),
       postsPerViewerPerS: round(Math.max(...perSecond) / Math.max(viewerIds.length, 1)),
-      postsPerViewerPerSAverage: round(postsTotal / Math.max(viewerIds.length, 1) / Math.max(stormSeconds, FANOUT_STORM_SECONDS)),
+      postsPerViewerPerSAverage: round(
+        postsTotal / Math.max(viewerIds.length, 1) / Math.max(stormSeconds, FANOUT_STORM_SECONDS),
+      ),
       maxFrameBytes: Math.max(finalStats.maxFrameBytes, storm.maxFrameBytes),
       stormGifts,
       stormDeliveredInS: round(stormSeconds, 1),
@@ -715,9 +866,11 @@ async function main(): Promise<void> {
       repeats: fanLatencies.map((ms) => round(ms, 0)),
       /** Send to the first viewer's receipt: the pipeline (HTTP gift, queue, sequencer) before the posts spread. */
       firstViewerP50Ms: round(percentile(firstViewerLatencies, 50), 0),
-      viewersIn: 'a worker thread (its own event loop and core), not the broadcaster\'s',
+      viewersIn: "a worker thread (its own event loop and core), not the broadcaster's",
     };
-    log(`fanout: last viewer p50 ${fanout.p50Ms} ms, p99 ${fanout.p99Ms} ms; storm peak ${fanout.postsPerViewerPerS} posts/viewer/s; largest frame ${fanout.maxFrameBytes} B`);
+    log(
+      `fanout: last viewer p50 ${fanout.p50Ms} ms, p99 ${fanout.p99Ms} ms; storm peak ${fanout.postsPerViewerPerS} posts/viewer/s; largest frame ${fanout.maxFrameBytes} B`,
+    );
     await viewers.close();
     viewers = undefined;
 
@@ -751,8 +904,24 @@ async function main(): Promise<void> {
       cost,
       bundles,
       invariantsHold: report.ok,
-      targets: targetsMet({ gift, capacity, hotCreator, storm, fanout, viewerCount, cost, bundles, invariantsHold: report.ok }),
-      machine: { nproc: cpus().length, node: process.version, cpu: cpuModel(), at: new Date().toISOString(), runSeconds: Math.round((Date.now() - runStarted) / 1000) },
+      targets: targetsMet({
+        gift,
+        capacity,
+        hotCreator,
+        storm,
+        fanout,
+        viewerCount,
+        cost,
+        bundles,
+        invariantsHold: report.ok,
+      }),
+      machine: {
+        nproc: cpus().length,
+        node: process.version,
+        cpu: cpuModel(),
+        at: new Date().toISOString(),
+        runSeconds: Math.round((Date.now() - runStarted) / 1000),
+      },
     };
     printTable(result);
     if (outFile) {
@@ -770,7 +939,9 @@ async function main(): Promise<void> {
 
 function cpuModel(): string {
   try {
-    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+    return (
+      /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown'
+    );
   } catch {
     return cpus()[0]?.model ?? 'unknown';
   }
@@ -780,7 +951,13 @@ interface Figures {
   gift: { p50Ratio: number; roundTrips: number; throughputRatio: number };
   capacity: { giftWcu: number };
   hotCreator: { maxKeyWcuPerS: number; giftsPerS: number };
-  storm: { giftsPerS: number; seconds: number; worstSecondP95Ms: number; drainedMs: number; sqsMessagesPerGift: number };
+  storm: {
+    giftsPerS: number;
+    seconds: number;
+    worstSecondP95Ms: number;
+    drainedMs: number;
+    sqsMessagesPerGift: number;
+  };
   fanout: { p99Ms: number; postsPerViewerPerS: number; viewers: number; maxFrameBytes: number };
   viewerCount: { viewers: number; rcuPerRead: number };
   cost: { usdPerMillionGifts: number };
@@ -801,9 +978,12 @@ function targetsMet(figures: Figures): Record<string, boolean> {
       figures.storm.worstSecondP95Ms <= TARGETS.stormWorstSecondP95Ms &&
       figures.storm.drainedMs <= TARGETS.stormDrainedMs,
     sqsMessagesPerGift: figures.storm.sqsMessagesPerGift <= TARGETS.sqsMessagesPerGift,
-    hotCreator: figures.hotCreator.maxKeyWcuPerS <= TARGETS.maxKeyWcuPerS && figures.hotCreator.giftsPerS >= SCALE_GIFTS_PER_S,
+    hotCreator:
+      figures.hotCreator.maxKeyWcuPerS <= TARGETS.maxKeyWcuPerS && figures.hotCreator.giftsPerS >= SCALE_GIFTS_PER_S,
     fanoutP99: figures.fanout.p99Ms <= TARGETS.fanoutP99Ms && figures.fanout.viewers >= FANOUT_VIEWERS,
-    fanoutFrames: figures.fanout.postsPerViewerPerS <= TARGETS.postsPerViewerPerS && figures.fanout.maxFrameBytes <= TARGETS.maxFrameBytes,
+    fanoutFrames:
+      figures.fanout.postsPerViewerPerS <= TARGETS.postsPerViewerPerS &&
+      figures.fanout.maxFrameBytes <= TARGETS.maxFrameBytes,
     viewerCount: figures.viewerCount.rcuPerRead <= TARGETS.rcuPerRead && figures.viewerCount.viewers >= FANOUT_VIEWERS,
     cost: figures.cost.usdPerMillionGifts <= TARGETS.usdPerMillionGifts,
     bundles:
@@ -817,23 +997,73 @@ function printTable(result: any): void {
   const mark = (ok: boolean | undefined) => (ok ? 'ok' : 'MISSED');
   const t = result.targets as Record<string, boolean>;
   const rows: Array<[string, string, string, string]> = [
-    ['gift p50 (c=1) vs floor', `${result.gift.p50Ms} ms vs ${result.gift.bareP50Ms} ms = ${result.gift.p50Ratio}x`, `${TARGETS.p50RatioMin}-${TARGETS.p50Ratio}x`, mark(t.p50Ratio)],
+    [
+      'gift p50 (c=1) vs floor',
+      `${result.gift.p50Ms} ms vs ${result.gift.bareP50Ms} ms = ${result.gift.p50Ratio}x`,
+      `${TARGETS.p50RatioMin}-${TARGETS.p50Ratio}x`,
+      mark(t.p50Ratio),
+    ],
     ['gift round trips', `${result.gift.roundTrips}`, `<= ${TARGETS.roundTrips}`, mark(t.roundTrips)],
-    ['gift throughput (c=16) vs floor', `${result.gift.throughputPerS}/s vs ${result.gift.bareThroughputPerS}/s = ${result.gift.throughputRatio}`, `>= ${TARGETS.throughputRatio}`, mark(t.throughputRatio)],
-    ['WCU per gift', `${result.capacity.giftWcu} (RCU ${result.capacity.giftRcu})`, `<= ${TARGETS.giftWcu}`, mark(t.giftWcu)],
-    ['WCU per recharge credit', `${result.capacity.rechargeWcu} (+${result.capacity.rechargeCreateWcu} to create)`, '-', ''],
-    ['hottest key at 10k gifts/s', `${result.hotCreator.maxKeyWcuPerS} WCU/s (${result.hotCreator.hottestKeys[0]?.partition ?? '-'})`, `<= ${TARGETS.maxKeyWcuPerS}`, mark(t.hotCreator)],
+    [
+      'gift throughput (c=16) vs floor',
+      `${result.gift.throughputPerS}/s vs ${result.gift.bareThroughputPerS}/s = ${result.gift.throughputRatio}`,
+      `>= ${TARGETS.throughputRatio}`,
+      mark(t.throughputRatio),
+    ],
+    [
+      'WCU per gift',
+      `${result.capacity.giftWcu} (RCU ${result.capacity.giftRcu})`,
+      `<= ${TARGETS.giftWcu}`,
+      mark(t.giftWcu),
+    ],
+    [
+      'WCU per recharge credit',
+      `${result.capacity.rechargeWcu} (+${result.capacity.rechargeCreateWcu} to create)`,
+      '-',
+      '',
+    ],
+    [
+      'hottest key at 10k gifts/s',
+      `${result.hotCreator.maxKeyWcuPerS} WCU/s (${result.hotCreator.hottestKeys[0]?.partition ?? '-'})`,
+      `<= ${TARGETS.maxKeyWcuPerS}`,
+      mark(t.hotCreator),
+    ],
     [
       `storm ${result.storm.giftsPerS}/s x ${result.storm.seconds} s`,
       `worst second p95 ${result.storm.worstSecondP95Ms} ms (first 5 s ${result.storm.firstSecondsP95Ms}, last 5 s ${result.storm.lastSecondsP95Ms}), drained ${result.storm.drainedMs} ms`,
       `<= ${TARGETS.stormWorstSecondP95Ms} / ${TARGETS.stormDrainedMs} ms`,
       mark(t.storm),
     ],
-    ['queue messages per gift', `${result.storm.sqsMessagesPerGift} received (${result.storm.sqsSendsPerGift} sends)`, `<= ${TARGETS.sqsMessagesPerGift}`, mark(t.sqsMessagesPerGift)],
-    ['fan-out to last viewer', `p50 ${result.fanout.p50Ms} ms, p99 ${result.fanout.p99Ms} ms (${result.fanout.viewers} viewers)`, `p99 <= ${TARGETS.fanoutP99Ms} ms`, mark(t.fanoutP99)],
-    ['posts/viewer/s, largest frame', `${result.fanout.postsPerViewerPerS}, ${result.fanout.maxFrameBytes} B`, `<= ${TARGETS.postsPerViewerPerS}, <= ${TARGETS.maxFrameBytes} B`, mark(t.fanoutFrames)],
-    ['viewer count read', `${result.viewerCount.rcuPerRead} RCU at ${result.viewerCount.viewers} viewers`, `<= ${TARGETS.rcuPerRead}`, mark(t.viewerCount)],
-    ['cost', `${result.cost.usdPerMillionGifts} USD per million gifts, ${result.cost.usdPerViewerHour} USD per viewer-hour`, `<= ${TARGETS.usdPerMillionGifts}`, mark(t.cost)],
+    [
+      'queue messages per gift',
+      `${result.storm.sqsMessagesPerGift} received (${result.storm.sqsSendsPerGift} sends)`,
+      `<= ${TARGETS.sqsMessagesPerGift}`,
+      mark(t.sqsMessagesPerGift),
+    ],
+    [
+      'fan-out to last viewer',
+      `p50 ${result.fanout.p50Ms} ms, p99 ${result.fanout.p99Ms} ms (${result.fanout.viewers} viewers)`,
+      `p99 <= ${TARGETS.fanoutP99Ms} ms`,
+      mark(t.fanoutP99),
+    ],
+    [
+      'posts/viewer/s, largest frame',
+      `${result.fanout.postsPerViewerPerS}, ${result.fanout.maxFrameBytes} B`,
+      `<= ${TARGETS.postsPerViewerPerS}, <= ${TARGETS.maxFrameBytes} B`,
+      mark(t.fanoutFrames),
+    ],
+    [
+      'viewer count read',
+      `${result.viewerCount.rcuPerRead} RCU at ${result.viewerCount.viewers} viewers`,
+      `<= ${TARGETS.rcuPerRead}`,
+      mark(t.viewerCount),
+    ],
+    [
+      'cost',
+      `${result.cost.usdPerMillionGifts} USD per million gifts, ${result.cost.usdPerViewerHour} USD per viewer-hour`,
+      `<= ${TARGETS.usdPerMillionGifts}`,
+      mark(t.cost),
+    ],
     [
       'bundles: largest / slowest import',
       `${result.bundles.length} bundles, ${Math.max(...result.bundles.map((b: BundleFigure) => b.bytes)).toLocaleString('en-US')} B / ${Math.max(...result.bundles.map((b: BundleFigure) => b.initMs))} ms`,
@@ -844,11 +1074,21 @@ function printTable(result: any): void {
   ];
   const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0), 6));
   const line = (row: string[]) => `| ${row.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join(' | ')} |`;
-  const out = [line(['scenario', 'measured', 'target', '']), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...rows.map(line)];
+  const out = [
+    line(['scenario', 'measured', 'target', '']),
+    `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`,
+    ...rows.map(line),
+  ];
   out.push('', `storm per-second p95 (ms): ${result.storm.perSecondP95Ms.join(' ')}`);
   out.push('', 'bundles:');
-  for (const bundle of result.bundles as BundleFigure[]) out.push(`  ${bundle.name.padEnd(28)} ${String(bundle.bytes).padStart(9)} B  ${String(bundle.initMs).padStart(6)} ms`);
-  out.push('', `machine: ${result.machine.nproc} cores, ${result.machine.cpu}, node ${result.machine.node}; run took ${result.machine.runSeconds} s`);
+  for (const bundle of result.bundles as BundleFigure[])
+    out.push(
+      `  ${bundle.name.padEnd(28)} ${String(bundle.bytes).padStart(9)} B  ${String(bundle.initMs).padStart(6)} ms`,
+    );
+  out.push(
+    '',
+    `machine: ${result.machine.nproc} cores, ${result.machine.cpu}, node ${result.machine.node}; run took ${result.machine.runSeconds} s`,
+  );
   process.stdout.write(`\n${out.join('\n')}\n`);
 }
 

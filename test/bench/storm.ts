@@ -106,13 +106,15 @@ export async function runStorm(options: StormOptions): Promise<StormFigures> {
   await Promise.all(sends);
   const deadline = Date.now() + options.drainTimeoutMs;
   const expected = total - failedSends;
-  while (arrivals.size + summarized < expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (arrivals.size + summarized < expected && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   socket.close();
 
   const bySecond: number[][] = Array.from({ length: options.seconds }, () => []);
   for (let index = 0; index < total; index += 1) {
     // A failed send never reaches the viewer: it counts as the drain timeout in its second.
-    if (!sent[index]) bySecond[Math.min(options.seconds - 1, Math.floor(index / options.giftsPerS))]?.push(options.drainTimeoutMs);
+    if (!sent[index])
+      bySecond[Math.min(options.seconds - 1, Math.floor(index / options.giftsPerS))]?.push(options.drainTimeoutMs);
   }
   let lastArrival = 0;
   for (const gift of sent) {
@@ -126,7 +128,11 @@ export async function runStorm(options: StormOptions): Promise<StormFigures> {
   }
   const perSecondP95Ms = bySecond.map((delays) => Math.round(percentile(delays, 95)));
   const framesPerSecond = new Map<number, number>();
-  for (const at of frameTimes) framesPerSecond.set(Math.floor((at - started) / 1000), (framesPerSecond.get(Math.floor((at - started) / 1000)) ?? 0) + 1);
+  for (const at of frameTimes)
+    framesPerSecond.set(
+      Math.floor((at - started) / 1000),
+      (framesPerSecond.get(Math.floor((at - started) / 1000)) ?? 0) + 1,
+    );
   const span = (delays: number[][]) => Math.round(percentile(delays.flat(), 95));
   return {
     giftsPerS: options.giftsPerS,
@@ -136,7 +142,8 @@ export async function runStorm(options: StormOptions): Promise<StormFigures> {
     worstSecondP95Ms: Math.max(...perSecondP95Ms),
     firstSecondsP95Ms: span(bySecond.slice(0, SECONDS_AT_EACH_END)),
     lastSecondsP95Ms: span(bySecond.slice(-SECONDS_AT_EACH_END)),
-    drainedMs: arrivals.size + summarized >= total ? Math.max(0, Math.round(lastArrival - lastSendAt)) : options.drainTimeoutMs,
+    drainedMs:
+      arrivals.size + summarized >= total ? Math.max(0, Math.round(lastArrival - lastSendAt)) : options.drainTimeoutMs,
     delivered: arrivals.size,
     summarized,
     failedSends,

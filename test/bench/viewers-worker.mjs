@@ -27,7 +27,13 @@ function onFrame(data) {
     seen.count += 1;
     seen.lastAt = Math.max(seen.lastAt, at);
     receipts.set(event.giftTxId, seen);
-    if (seen.count === sockets.length) parentPort.postMessage({ type: 'complete', giftTxId: event.giftTxId, firstAt: seen.firstAt, lastAt: seen.lastAt });
+    if (seen.count === sockets.length)
+      parentPort.postMessage({
+        type: 'complete',
+        giftTxId: event.giftTxId,
+        firstAt: seen.firstAt,
+        lastAt: seen.lastAt,
+      });
   }
 }
 
@@ -49,7 +55,15 @@ parentPort.on('message', async (message) => {
   } else if (message.type === 'stats') {
     parentPort.postMessage({ type: 'stats', covered, frames, maxFrameBytes });
   } else if (message.type === 'close') {
-    await Promise.all(sockets.map((socket) => new Promise((resolve) => { socket.once('close', resolve); socket.close(); })));
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise((resolve) => {
+            socket.once('close', resolve);
+            socket.close();
+          }),
+      ),
+    );
     parentPort.postMessage({ type: 'closed' });
   }
 });

@@ -21,7 +21,10 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
  * temporary directory, so that a test run does not rewrite tracked files (times on the page
  * change every run).
  */
-const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === 'true' ? join(__dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'live-room-screenshots');
+const SCREENSHOTS =
+  process.env.UPDATE_SCREENSHOTS === 'true'
+    ? join(__dirname, '..', '..', 'docs', 'screenshots')
+    : join(tmpdir(), 'live-room-screenshots');
 /** A phone-sized viewport: the page is built for it. */
 const PHONE = { width: 390, height: 844 };
 const STEP_TIMEOUT_MS = 15_000;
@@ -47,7 +50,14 @@ beforeAll(async () => {
     chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     }),
   ]);
 });
@@ -93,12 +103,20 @@ async function waitForValue(page: Page, testId: string, value: number, timeout =
   }
 }
 
-async function waitForAttribute(page: Page, testId: string, attribute: string, value: string, timeout = STEP_TIMEOUT_MS): Promise<void> {
+async function waitForAttribute(
+  page: Page,
+  testId: string,
+  attribute: string,
+  value: string,
+  timeout = STEP_TIMEOUT_MS,
+): Promise<void> {
   await page.waitForSelector(`${byTestId(testId)}[data-${attribute}="${value}"]`, { timeout });
 }
 
 async function feedGiftIds(page: Page): Promise<string[]> {
-  return page.$$eval(`${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`, (items) => items.map((item) => item.getAttribute('data-gift-id') ?? ''));
+  return page.$$eval(`${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`, (items) =>
+    items.map((item) => item.getAttribute('data-gift-id') ?? ''),
+  );
 }
 
 /** Brings a section to the top of the screen (for the screenshots). */
@@ -114,7 +132,8 @@ async function unnamedControls(page: Page): Promise<string[]> {
       .filter((control) => {
         const labels = 'labels' in control ? (control as HTMLInputElement).labels : null;
         const labelled = labels !== null && labels.length > 0;
-        const named = control.getAttribute('aria-label') || control.getAttribute('aria-labelledby') || control.textContent?.trim();
+        const named =
+          control.getAttribute('aria-label') || control.getAttribute('aria-labelledby') || control.textContent?.trim();
         return !labelled && !named;
       })
       .map((control) => control.outerHTML.slice(0, 120)),
@@ -137,7 +156,8 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
     const creator = await openPage(creatorContext, errors);
     const creatorCatchUps: string[] = [];
     creator.on('request', (request) => {
-      if (/\/v1\/streams\/[^/]+\/events\?/.test(request.url())) creatorCatchUps.push(new URL(request.url()).searchParams.get('after') ?? '');
+      if (/\/v1\/streams\/[^/]+\/events\?/.test(request.url()))
+        creatorCatchUps.push(new URL(request.url()).searchParams.get('after') ?? '');
     });
     await signIn(creator, { name: 'Cora', age: 31, role: 'creator' });
     await creator.fill(byTestId('golive-title'), 'Evening jam');
@@ -156,7 +176,9 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
     await signIn(viewer, { name: 'Vic', age: 25, role: 'viewer' });
     await viewer.click(byTestId('package-coins_5000'));
     await viewer.waitForSelector(`${byTestId('checkout-dialog')}[open]`);
-    expect(await viewer.textContent(byTestId('checkout-notice'))).toMatch(/cannot be transferred.*or refunded once bought/);
+    expect(await viewer.textContent(byTestId('checkout-notice'))).toMatch(
+      /cannot be transferred.*or refunded once bought/,
+    );
     expect(await viewer.textContent(byTestId('checkout-summary'))).toContain('5,000 coins for $55.99');
     await viewer.screenshot({ path: join(SCREENSHOTS, 'viewer-checkout.png') });
     await viewer.click(byTestId('checkout-pay'));
@@ -180,12 +202,21 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
 
     // A gift over the balance is refused in plain words, and nothing is spent.
     await sendGift(viewer, 'universe', 1);
-    await viewer.waitForFunction((selector) => document.querySelector(selector)?.textContent?.includes('Not enough coins — buy more') === true, byTestId('alert'));
+    await viewer.waitForFunction(
+      (selector) => document.querySelector(selector)?.textContent?.includes('Not enough coins — buy more') === true,
+      byTestId('alert'),
+    );
     expect(await viewer.getAttribute(byTestId('alert'), 'data-code')).toBe('INSUFFICIENT_COINS');
 
     // Both pages show both gifts, in order, once each; the creator's diamonds arrived.
-    await viewer.waitForFunction((selector) => document.querySelectorAll(selector).length === 2, `${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`);
-    await creator.waitForFunction((selector) => document.querySelectorAll(selector).length === 2, `${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`);
+    await viewer.waitForFunction(
+      (selector) => document.querySelectorAll(selector).length === 2,
+      `${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`,
+    );
+    await creator.waitForFunction(
+      (selector) => document.querySelectorAll(selector).length === 2,
+      `${byTestId('gift-feed')} ${byTestId('gift-feed-item')}`,
+    );
     expect(await feedGiftIds(viewer)).toEqual(['lion', 'heart']);
     expect(await feedGiftIds(creator)).toEqual(['lion', 'heart']);
     await waitForValue(creator, 'wallet-diamonds', 2015);

@@ -93,7 +93,8 @@ function count(routeStats: RouteStats, answer: string): void {
 /** ` CODE` or ` VALIDATION_FAILED <first path>`, for the summary. */
 function errorCodeOf(text: string): string {
   try {
-    const error = (JSON.parse(text) as { error?: { code?: unknown; details?: Array<{ path?: unknown }> } } | null)?.error;
+    const error = (JSON.parse(text) as { error?: { code?: unknown; details?: Array<{ path?: unknown }> } } | null)
+      ?.error;
     if (typeof error?.code !== 'string') return '';
     const path = error.code === 'VALIDATION_FAILED' ? error.details?.[0]?.path : undefined;
     return ` ${error.code}${typeof path === 'string' ? ` ${path.split('.').slice(0, 2).join('.')}` : ''}`;
@@ -107,8 +108,16 @@ const errorLogLines: string[] = [];
 let restoreWrites: (() => void) | undefined;
 
 async function callersFor(label: string): Promise<Caller[]> {
-  const slug = label.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
-  const own = await Promise.all(callerClaims.map(async (claim) => ({ label: `${claim.sub}-${slug}`, token: await token({ ...claim, sub: `${claim.sub}-${slug}` }) })));
+  const slug = label
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
+  const own = await Promise.all(
+    callerClaims.map(async (claim) => ({
+      label: `${claim.sub}-${slug}`,
+      token: await token({ ...claim, sub: `${claim.sub}-${slug}` }),
+    })),
+  );
   callersByRoute.set(label, own);
   return [...callers, ...own];
 }
@@ -120,7 +129,12 @@ function yearsAgo(years: number): string {
   return date.toISOString().slice(0, 10);
 }
 
-async function token(claims: { sub: string; birthdate?: string; country?: string; parentalConsent?: boolean }): Promise<string> {
+async function token(claims: {
+  sub: string;
+  birthdate?: string;
+  country?: string;
+  parentalConsent?: boolean;
+}): Promise<string> {
   const keyFile = process.env.LOCAL_ISSUER_KEY_FILE;
   if (!keyFile) throw new Error('LOCAL_ISSUER_KEY_FILE is not set: start the stack first');
   return signLocalToken(keyFile, LOCAL_ISSUER, claims);
@@ -135,14 +149,16 @@ function captureErrorLogs(): () => void {
     if (!original) return;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
       const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
-      for (const line of text.split('\n')) if (line.includes('"level":"ERROR"')) errorLogLines.push(line.slice(0, 2000));
+      for (const line of text.split('\n'))
+        if (line.includes('"level":"ERROR"')) errorLogLines.push(line.slice(0, 2000));
       return (original as (...args: unknown[]) => boolean)(chunk, ...rest);
     }) as typeof stream.write;
   });
-  return () => streams.forEach((stream, index) => {
-    const original = originals[index];
-    if (original) stream.write = original as typeof stream.write;
-  });
+  return () =>
+    streams.forEach((stream, index) => {
+      const original = originals[index];
+      if (original) stream.write = original as typeof stream.write;
+    });
 }
 
 async function walletOf(bearer: string): Promise<Balances> {
@@ -163,20 +179,62 @@ async function moneyTotals(): Promise<Record<string, number>> {
 async function seedWallets(): Promise<void> {
   const createdAt = new Date().toISOString();
   await store.transactWrite([
-    store.update('credit', keys.wallet('rich-gifter'), { expression: 'ADD coins :coins', values: { ':coins': COINS_SEEDED } }),
-    store.put('entry', entryItem(keys.entry('rich-gifter', createdAt, 'seed-recharge'), {
-      id: 'seed-recharge', userId: 'rich-gifter', type: 'recharge', coins: COINS_SEEDED, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'fuzz', paymentIntentId: 'pi_seed_fuzz' },
-    })),
+    store.update('credit', keys.wallet('rich-gifter'), {
+      expression: 'ADD coins :coins',
+      values: { ':coins': COINS_SEEDED },
+    }),
+    store.put(
+      'entry',
+      entryItem(keys.entry('rich-gifter', createdAt, 'seed-recharge'), {
+        id: 'seed-recharge',
+        userId: 'rich-gifter',
+        type: 'recharge',
+        coins: COINS_SEEDED,
+        owedCoins: 0,
+        diamonds: 0,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'fuzz', paymentIntentId: 'pi_seed_fuzz' },
+      }),
+    ),
   ]);
   await store.transactWrite([
-    store.update('debit', keys.wallet('rich-gifter'), { expression: 'ADD coins :coins', values: { ':coins': -COINS_GIFTED_IN_SEED } }),
-    store.put('sent', entryItem(keys.entry('rich-gifter', createdAt, 'seed-gift-sent'), {
-      id: 'seed-gift-sent', userId: 'rich-gifter', type: 'gift_sent', coins: -COINS_GIFTED_IN_SEED, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'fuzz' },
-    })),
-    store.update('credit', keys.wallet('rich-creator'), { expression: 'ADD diamonds :diamonds', values: { ':diamonds': COINS_GIFTED_IN_SEED } }),
-    store.put('received', entryItem(keys.entry('rich-creator', createdAt, 'seed-gift-received'), {
-      id: 'seed-gift-received', userId: 'rich-creator', type: 'gift_received', coins: 0, owedCoins: 0, diamonds: COINS_GIFTED_IN_SEED, pendingDiamonds: 0, createdAt, ref: { seed: 'fuzz' },
-    })),
+    store.update('debit', keys.wallet('rich-gifter'), {
+      expression: 'ADD coins :coins',
+      values: { ':coins': -COINS_GIFTED_IN_SEED },
+    }),
+    store.put(
+      'sent',
+      entryItem(keys.entry('rich-gifter', createdAt, 'seed-gift-sent'), {
+        id: 'seed-gift-sent',
+        userId: 'rich-gifter',
+        type: 'gift_sent',
+        coins: -COINS_GIFTED_IN_SEED,
+        owedCoins: 0,
+        diamonds: 0,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'fuzz' },
+      }),
+    ),
+    store.update('credit', keys.wallet('rich-creator'), {
+      expression: 'ADD diamonds :diamonds',
+      values: { ':diamonds': COINS_GIFTED_IN_SEED },
+    }),
+    store.put(
+      'received',
+      entryItem(keys.entry('rich-creator', createdAt, 'seed-gift-received'), {
+        id: 'seed-gift-received',
+        userId: 'rich-creator',
+        type: 'gift_received',
+        coins: 0,
+        owedCoins: 0,
+        diamonds: COINS_GIFTED_IN_SEED,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'fuzz' },
+      }),
+    ),
   ]);
 }
 
@@ -220,18 +278,24 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
     if (route.routeKey === '$connect' || route.routeKey === '$disconnect') {
       // $connect with every shape of token and stream; each accepted socket is closed at once ($disconnect).
       await fc.assert(
-        fc.asyncProperty(upgradeQueryArbitrary(routeCallers, world), fc.boolean(), async ({ query, validToken }, abrupt) => {
-          const outcome = await tryUpgrade(`${stack.wsUrl}/?${query}`);
-          routeStats.cases += 1;
-          count(routeStats, String(outcome.status));
-          if (outcome.socket) {
-            if (abrupt) outcome.socket.terminate();
-            else outcome.socket.close();
-          }
-          if (!validToken && outcome.status !== 401) throw new Error(`a bad token was answered ${outcome.status} at the upgrade (${outcome.error ?? ''})`);
-          // 404: no such stream; 409: the stream has ended; 429: the user's connection cap (issue 17).
-          if (![101, 401, 404, 409, 429].includes(outcome.status)) throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
-        }),
+        fc.asyncProperty(
+          upgradeQueryArbitrary(routeCallers, world),
+          fc.boolean(),
+          async ({ query, validToken }, abrupt) => {
+            const outcome = await tryUpgrade(`${stack.wsUrl}/?${query}`);
+            routeStats.cases += 1;
+            count(routeStats, String(outcome.status));
+            if (outcome.socket) {
+              if (abrupt) outcome.socket.terminate();
+              else outcome.socket.close();
+            }
+            if (!validToken && outcome.status !== 401)
+              throw new Error(`a bad token was answered ${outcome.status} at the upgrade (${outcome.error ?? ''})`);
+            // 404: no such stream; 409: the stream has ended; 429: the user's connection cap (issue 17).
+            if (![101, 401, 404, 409, 429].includes(outcome.status))
+              throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
+          },
+        ),
         fuzzParameters(),
       );
       return;
@@ -241,11 +305,16 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
     const caller = callersByRoute.get(`WS ${route.routeKey}`)?.[0];
     if (!caller) throw new Error('no callers');
     const streamId = world.idsByField.streamId?.[0] ?? 'no-such-stream';
-    let socket = await ReplyQueue.open(`${stack.wsUrl}/?token=${encodeURIComponent(caller.token)}&streamId=${encodeURIComponent(streamId)}`);
+    let socket = await ReplyQueue.open(
+      `${stack.wsUrl}/?token=${encodeURIComponent(caller.token)}&streamId=${encodeURIComponent(streamId)}`,
+    );
     try {
       await fc.assert(
         fc.asyncProperty(frameArbitrary(route, spec, world), async (frame) => {
-          if (socket.closed) socket = await ReplyQueue.open(`${stack.wsUrl}/?token=${encodeURIComponent(caller.token)}&streamId=${encodeURIComponent(streamId)}`);
+          if (socket.closed)
+            socket = await ReplyQueue.open(
+              `${stack.wsUrl}/?token=${encodeURIComponent(caller.token)}&streamId=${encodeURIComponent(streamId)}`,
+            );
           const { data, binary } = frameData(frame);
           socket.socket.send(data, { binary });
           const reply = await socket.next(WS_REPLY_TIMEOUT_MS);
@@ -253,7 +322,10 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
           if (Buffer.byteLength(data) > MAX_WEBSOCKET_MESSAGE_BYTES) {
             // API Gateway's limit: the connection is closed with 1009 (message too big), nothing else.
             count(routeStats, 'close 1009');
-            if (socket.closed?.code !== 1009) throw new Error(`a frame over 128 KB got ${socket.closed ? `close ${socket.closed.code}` : `the reply ${reply ?? 'none'}`}`);
+            if (socket.closed?.code !== 1009)
+              throw new Error(
+                `a frame over 128 KB got ${socket.closed ? `close ${socket.closed.code}` : `the reply ${reply ?? 'none'}`}`,
+              );
             return;
           }
           if (socket.closed) throw new Error(`the connection was closed (${socket.closed.code}) after a frame`);
@@ -261,7 +333,10 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
           checkPrototypesUnpolluted();
           checkWsReply(reply, expectedRequestId(frame));
           const message = JSON.parse(reply) as { type?: string; error?: { code?: string } };
-          count(routeStats, message.type === 'error' ? `error ${message.error?.code ?? ''}` : (message.type ?? 'untyped'));
+          count(
+            routeStats,
+            message.type === 'error' ? `error ${message.error?.code ?? ''}` : (message.type ?? 'untyped'),
+          );
         }),
         fuzzParameters(),
       );
@@ -287,7 +362,11 @@ beforeAll(async () => {
   logger.setLogLevel('ERROR');
   restoreWrites = captureErrorLogs();
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   store = new LedgerStore(dynamo, stack.tableNames.ledger);
   await seedWallets();
   richTokens = {
@@ -302,11 +381,20 @@ beforeAll(async () => {
     payoutId: ['no-such-payout'],
     userId: ['rich-gifter', 'rich-creator'],
   };
-  const stream = await api.request('POST', '/v1/streams', { token: richTokens.creator, body: { title: 'fuzz target' } });
-  if (stream.status === 201 && typeof stream.body?.streamId === 'string') idsByField.streamId?.unshift(stream.body.streamId);
-  const recharge = await api.request('POST', '/v1/recharges', { token: richTokens.gifter, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': 'fuzz-seed' } });
+  const stream = await api.request('POST', '/v1/streams', {
+    token: richTokens.creator,
+    body: { title: 'fuzz target' },
+  });
+  if (stream.status === 201 && typeof stream.body?.streamId === 'string')
+    idsByField.streamId?.unshift(stream.body.streamId);
+  const recharge = await api.request('POST', '/v1/recharges', {
+    token: richTokens.gifter,
+    body: { packageId: 'coins_100' },
+    headers: { 'idempotency-key': 'fuzz-seed' },
+  });
   // Its PaymentIntent id stays out of the world: /dev/payments/{id}/succeed would rightly mint coins.
-  if (recharge.status === 201 && typeof recharge.body?.rechargeId === 'string') idsByField.rechargeId?.unshift(recharge.body.rechargeId);
+  if (recharge.status === 201 && typeof recharge.body?.rechargeId === 'string')
+    idsByField.rechargeId?.unshift(recharge.body.rechargeId);
   world = { knownIds: Object.values(idsByField).flat(), idsByField };
   // Callers own no coins and no diamonds, so even a valid gift or payout cannot move money.
   callerClaims = [
@@ -337,7 +425,9 @@ beforeAll(async () => {
     return run;
   };
   const firstWave = [
-    ...HTTP_ROUTES.filter((route) => !route.localOnly).map((route) => start(routeLabel(route), (routeStats) => fuzzHttpRoute(route, routeStats))),
+    ...HTTP_ROUTES.filter((route) => !route.localOnly).map((route) =>
+      start(routeLabel(route), (routeStats) => fuzzHttpRoute(route, routeStats)),
+    ),
     ...WEBSOCKET_ROUTES.map((route) => start(`WS ${route.routeKey}`, (routeStats) => fuzzWsRoute(route, routeStats))),
   ];
   let previous: Promise<unknown> = Promise.allSettled(firstWave);
@@ -354,65 +444,105 @@ afterAll(async () => {
   await Promise.allSettled(runs.values());
   restoreWrites?.();
   const lines = [...stats.entries()].map(([label, routeStats]) => {
-    const answers = [...routeStats.answers.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([answer, times]) => `${answer} x${times}`).join(', ');
+    const answers = [...routeStats.answers.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([answer, times]) => `${answer} x${times}`)
+      .join(', ');
     return `${label.padEnd(52)} ${String(routeStats.cases).padStart(6)} cases ${String(routeStats.ms).padStart(7)} ms  ${answers}`;
   });
   const total = [...stats.values()].reduce((sum, routeStats) => sum + routeStats.cases, 0);
-  process.stdout.write(`\nfuzzed ${total} cases over ${stats.size} entry points (FUZZ_RUNS=${FUZZ_RUNS}):\n${lines.join('\n')}\n`);
+  process.stdout.write(
+    `\nfuzzed ${total} cases over ${stats.size} entry points (FUZZ_RUNS=${FUZZ_RUNS}):\n${lines.join('\n')}\n`,
+  );
   closeFuzzAgent();
   dynamo?.destroy();
   await stack?.stop();
 });
 
 describe('every HTTP route answers hostile input with a contract 4xx', () => {
-  it.each(HTTP_ROUTES.map((route) => [routeLabel(route)]))('%s', async (label) => {
-    const run = runs.get(label);
-    if (!run) throw new Error(`${label} was not started`);
-    await run;
-  }, ROUTE_TIMEOUT_MS);
+  it.each(HTTP_ROUTES.map((route) => [routeLabel(route)]))(
+    '%s',
+    async (label) => {
+      const run = runs.get(label);
+      if (!run) throw new Error(`${label} was not started`);
+      await run;
+    },
+    ROUTE_TIMEOUT_MS,
+  );
 });
 
 describe('every WebSocket route answers hostile frames and upgrades within the contract', () => {
-  it.each(WEBSOCKET_ROUTES.map((route) => [`WS ${route.routeKey}`]))('%s', async (label) => {
-    const run = runs.get(label);
-    if (!run) throw new Error(`${label} was not started`);
-    await run;
-  }, ROUTE_TIMEOUT_MS);
+  it.each(WEBSOCKET_ROUTES.map((route) => [`WS ${route.routeKey}`]))(
+    '%s',
+    async (label) => {
+      const run = runs.get(label);
+      if (!run) throw new Error(`${label} was not started`);
+      await run;
+    },
+    ROUTE_TIMEOUT_MS,
+  );
 });
 
 describe('after the fuzzing', () => {
-  it('logged no ERROR (no unhandled error in any handler, $disconnect included)', async () => {
-    await Promise.allSettled(runs.values());
-    expect(errorLogLines).toEqual([]);
-  }, ROUTE_TIMEOUT_MS);
+  it(
+    'logged no ERROR (no unhandled error in any handler, $disconnect included)',
+    async () => {
+      await Promise.allSettled(runs.values());
+      expect(errorLogLines).toEqual([]);
+    },
+    ROUTE_TIMEOUT_MS,
+  );
 
-  it('left every balance as it was, and the books balance', async () => {
-    await Promise.allSettled(runs.values());
-    expect({ gifter: await walletOf(richTokens.gifter), creator: await walletOf(richTokens.creator) }).toEqual(walletsBefore);
-    for (const caller of [...callers, ...[...callersByRoute.values()].flat()]) {
-      const { coins, owedCoins, diamonds, pendingDiamonds } = await store.readWallet(caller.label, { consistent: true });
-      expect({ caller: caller.label, coins, owedCoins, diamonds, pendingDiamonds }).toEqual({ caller: caller.label, coins: 0, owedCoins: 0, diamonds: 0, pendingDiamonds: 0 });
-    }
-    expect(await moneyTotals()).toEqual(totalsBefore);
-  }, ROUTE_TIMEOUT_MS);
+  it(
+    'left every balance as it was, and the books balance',
+    async () => {
+      await Promise.allSettled(runs.values());
+      expect({ gifter: await walletOf(richTokens.gifter), creator: await walletOf(richTokens.creator) }).toEqual(
+        walletsBefore,
+      );
+      for (const caller of [...callers, ...[...callersByRoute.values()].flat()]) {
+        const { coins, owedCoins, diamonds, pendingDiamonds } = await store.readWallet(caller.label, {
+          consistent: true,
+        });
+        expect({ caller: caller.label, coins, owedCoins, diamonds, pendingDiamonds }).toEqual({
+          caller: caller.label,
+          coins: 0,
+          owedCoins: 0,
+          diamonds: 0,
+          pendingDiamonds: 0,
+        });
+      }
+      expect(await moneyTotals()).toEqual(totalsBefore);
+    },
+    ROUTE_TIMEOUT_MS,
+  );
 });
 
 describe('the 1 MiB limit, at the byte', () => {
-  it.each(HTTP_ROUTES.map((route) => [routeLabel(route), route] as const))('%s: 1 MiB passes the size check, 1 MiB + 1 byte is 413', async (_label, route) => {
-    const spec = httpSpecOf(route);
-    const caller = callers[0];
-    if (!caller) throw new Error('no callers');
-    const valid = spec?.body ? fc.sample(validLooking(jsonSchemaOf(spec.body), world), { numRuns: 1, seed: 1 })[0] : {};
-    const json = Buffer.from(JSON.stringify(valid ?? {}));
-    const path = route.path.replace(/\{[A-Za-z0-9_]+\}/g, 'no-such-id');
-    const headers = { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json', 'idempotency-key': `limit-${Date.now()}-${Math.random()}` };
-    const exactly = Buffer.concat([json, Buffer.alloc(MAX_BODY_BYTES - json.length, 0x20)]);
-    const over = Buffer.concat([exactly, Buffer.from(' ')]);
-    const atLimit = await sendRaw(stack.httpUrl, { method: route.method, path, headers, body: exactly });
-    checkHttpAnswer(atLimit);
-    expect(atLimit.status).not.toBe(413);
-    const overLimit = await sendRaw(stack.httpUrl, { method: route.method, path, headers, body: over });
-    expect(overLimit.status).toBe(413);
-    expect(JSON.parse(overLimit.text).error.code).toBe('PAYLOAD_TOO_LARGE');
-  });
+  it.each(HTTP_ROUTES.map((route) => [routeLabel(route), route] as const))(
+    '%s: 1 MiB passes the size check, 1 MiB + 1 byte is 413',
+    async (_label, route) => {
+      const spec = httpSpecOf(route);
+      const caller = callers[0];
+      if (!caller) throw new Error('no callers');
+      const valid = spec?.body
+        ? fc.sample(validLooking(jsonSchemaOf(spec.body), world), { numRuns: 1, seed: 1 })[0]
+        : {};
+      const json = Buffer.from(JSON.stringify(valid ?? {}));
+      const path = route.path.replace(/\{[A-Za-z0-9_]+\}/g, 'no-such-id');
+      const headers = {
+        authorization: `Bearer ${caller.token}`,
+        'content-type': 'application/json',
+        'idempotency-key': `limit-${Date.now()}-${Math.random()}`,
+      };
+      const exactly = Buffer.concat([json, Buffer.alloc(MAX_BODY_BYTES - json.length, 0x20)]);
+      const over = Buffer.concat([exactly, Buffer.from(' ')]);
+      const atLimit = await sendRaw(stack.httpUrl, { method: route.method, path, headers, body: exactly });
+      checkHttpAnswer(atLimit);
+      expect(atLimit.status).not.toBe(413);
+      const overLimit = await sendRaw(stack.httpUrl, { method: route.method, path, headers, body: over });
+      expect(overLimit.status).toBe(413);
+      expect(JSON.parse(overLimit.text).error.code).toBe('PAYLOAD_TOO_LARGE');
+    },
+  );
 });

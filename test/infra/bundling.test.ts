@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdkJsonContext } from '../../infra/app';
 import { AppFunction, ESBUILD_TARGET, PROJECT_ROOT } from '../../infra/constructs/app-function';
-import { cloudHttpRoutes, HTTP_ROUTES, QUEUE_CONSUMERS, SCHEDULES, WEBSOCKET_AUTHORIZER, WEBSOCKET_ROUTES } from '../../infra/routes';
+import {
+  cloudHttpRoutes,
+  HTTP_ROUTES,
+  QUEUE_CONSUMERS,
+  SCHEDULES,
+  WEBSOCKET_AUTHORIZER,
+  WEBSOCKET_ROUTES,
+} from '../../infra/routes';
 
 /**
  * Real bundling, as `cdk synth` does it: the local esbuild, with Docker made unusable so that a
@@ -28,8 +35,13 @@ const candidates = [
   WEBSOCKET_AUTHORIZER,
   QUEUE_CONSUMERS[0],
   SCHEDULES[0],
-].flatMap((candidate): Array<{ name: string; handler: string }> => (candidate ? [{ name: candidate.name, handler: candidate.handler }] : []));
-const selected = candidates.filter((candidate, index) => candidates.findIndex((other) => other.handler === candidate.handler) === index);
+].flatMap(
+  (candidate): Array<{ name: string; handler: string }> =>
+    candidate ? [{ name: candidate.name, handler: candidate.handler }] : [],
+);
+const selected = candidates.filter(
+  (candidate, index) => candidates.findIndex((other) => other.handler === candidate.handler) === index,
+);
 
 /** Enough configuration for every handler's module scope to load (values are never used). */
 const LOAD_ENVIRONMENT = {
@@ -54,8 +66,13 @@ beforeAll(() => {
   process.env.CDK_DOCKER = join(outdir, 'no-docker-here');
   const app = new App({ context: cdkJsonContext(), outdir });
   const stack = new Stack(app, 'BundlingProbe');
-  const functions = selected.map((candidate) => ({ candidate, fn: new AppFunction(stack, candidate.name, { handler: candidate.handler, description: candidate.name }) }));
-  const template = app.synth().getStackByName(stack.stackName).template as { Resources: Record<string, { Properties: { Code: { S3Key: string } } }> };
+  const functions = selected.map((candidate) => ({
+    candidate,
+    fn: new AppFunction(stack, candidate.name, { handler: candidate.handler, description: candidate.name }),
+  }));
+  const template = app.synth().getStackByName(stack.stackName).template as {
+    Resources: Record<string, { Properties: { Code: { S3Key: string } } }>;
+  };
   for (const { candidate, fn } of functions) {
     const id = stack.getLogicalId(fn.function.node.defaultChild as CfnElement);
     const key = template.Resources[id]?.Properties.Code.S3Key ?? '';
@@ -74,62 +91,98 @@ test('one handler of each kind is bundled', () => {
   expect(bundles.size).toBe(selected.length);
 });
 
-test.each(selected.map((candidate) => [candidate.name, candidate.handler] as const))('%s (%s): one minified CommonJS file with a source map, SDK inside, nothing local', (name, handler) => {
-  const directory = bundles.get(name) ?? '';
-  const file = join(directory, 'index.js');
-  expect(existsSync(file)).toBe(true);
-  const size = statSync(file).size;
-  expect(size).toBeLessThan(MAX_BUNDLE_BYTES);
-  const code = readFileSync(file, 'utf8');
-  // Minified: lines run to thousands of characters (source runs to tens); the map is referenced.
-  expect(size / code.split('\n').length).toBeGreaterThan(MIN_MINIFIED_CHARS_PER_LINE);
-  expect(code).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
-  const map = JSON.parse(readFileSync(join(directory, 'index.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: unknown };
-  expect(map.sourcesContent).toBeUndefined();
-  expect(map.sources.some((source) => source.endsWith(handler))).toBe(true);
-  expect(map.sources.filter((source) => /(^|\/)infra\/local\//.test(source))).toEqual([]);
-  expect(map.sources.filter((source) => /functions\/http\/dev-/.test(source))).toEqual([]);
-  // The AWS SDK is bundled (bundleAwsSDK), not taken from the runtime, wherever a handler uses it.
-  const usesSdk = map.sources.some((source) => source.includes('@aws-sdk/'));
-  if (usesSdk) expect(map.sources.some((source) => source.includes('node_modules/@aws-sdk/client-'))).toBe(true);
-  expect(code).not.toMatch(/require\(["'](@aws-sdk\/client-|@smithy\/)/);
-});
+test.each(selected.map((candidate) => [candidate.name, candidate.handler] as const))(
+  '%s (%s): one minified CommonJS file with a source map, SDK inside, nothing local',
+  (name, handler) => {
+    const directory = bundles.get(name) ?? '';
+    const file = join(directory, 'index.js');
+    expect(existsSync(file)).toBe(true);
+    const size = statSync(file).size;
+    expect(size).toBeLessThan(MAX_BUNDLE_BYTES);
+    const code = readFileSync(file, 'utf8');
+    // Minified: lines run to thousands of characters (source runs to tens); the map is referenced.
+    expect(size / code.split('\n').length).toBeGreaterThan(MIN_MINIFIED_CHARS_PER_LINE);
+    expect(code).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
+    const map = JSON.parse(readFileSync(join(directory, 'index.js.map'), 'utf8')) as {
+      sources: string[];
+      sourcesContent?: unknown;
+    };
+    expect(map.sourcesContent).toBeUndefined();
+    expect(map.sources.some((source) => source.endsWith(handler))).toBe(true);
+    expect(map.sources.filter((source) => /(^|\/)infra\/local\//.test(source))).toEqual([]);
+    expect(map.sources.filter((source) => /functions\/http\/dev-/.test(source))).toEqual([]);
+    // The AWS SDK is bundled (bundleAwsSDK), not taken from the runtime, wherever a handler uses it.
+    const usesSdk = map.sources.some((source) => source.includes('@aws-sdk/'));
+    if (usesSdk) expect(map.sources.some((source) => source.includes('node_modules/@aws-sdk/client-'))).toBe(true);
+    expect(code).not.toMatch(/require\(["'](@aws-sdk\/client-|@smithy\/)/);
+  },
+);
 
 test.each(selected.map((candidate) => [candidate.name] as const))('%s loads under node and exports handler', (name) => {
   const file = join(bundles.get(name) ?? '', 'index.js');
-  const probe = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); if (typeof m.handler !== 'function') { console.error('no handler export'); process.exit(2); }`], {
-    cwd: outdir,
-    env: { PATH: process.env.PATH ?? '', ...LOAD_ENVIRONMENT },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  expect([probe.status, probe.stderr.split('\n').filter((line) => line && !/NodeVersionSupportWarning|node >=22|January 2027|upgrade to node|a\.co\/|trace-warnings|To continue receiving/.test(line))]).toEqual([0, []]);
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const m = require(${JSON.stringify(file)}); if (typeof m.handler !== 'function') { console.error('no handler export'); process.exit(2); }`,
+    ],
+    {
+      cwd: outdir,
+      env: { PATH: process.env.PATH ?? '', ...LOAD_ENVIRONMENT },
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+  expect([
+    probe.status,
+    probe.stderr
+      .split('\n')
+      .filter(
+        (line) =>
+          line &&
+          !/NodeVersionSupportWarning|node >=22|January 2027|upgrade to node|a\.co\/|trace-warnings|To continue receiving/.test(
+            line,
+          ),
+      ),
+  ]).toEqual([0, []]);
 });
 
-test('every cloud handler bundles for node22 as CommonJS, and none reaches local-only code', async () => {
-  const handlers = [...new Set([...cloudHttpRoutes(), ...WEBSOCKET_ROUTES, WEBSOCKET_AUTHORIZER, ...QUEUE_CONSUMERS, ...SCHEDULES].map((entry) => entry.handler))];
-  const localOnlyHandlers = HTTP_ROUTES.filter((route) => route.localOnly).map((route) => route.handler);
-  // The same esbuild settings as AppFunction, without writing: only the import graph is inspected.
-  const result = await build({
-    entryPoints: handlers,
-    absWorkingDir: PROJECT_ROOT,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: ESBUILD_TARGET,
-    write: false,
-    metafile: true,
-    outdir: join(outdir, 'import-graph'),
-    logLevel: 'silent',
-  });
-  expect(result.errors).toEqual([]);
-  const outputs = Object.values(result.metafile.outputs).filter((output) => output.entryPoint !== undefined);
-  expect(outputs.map((output) => output.entryPoint).sort()).toEqual([...handlers].sort());
-  for (const output of outputs) {
-    const reached = Object.keys(output.inputs).filter((input) => /(^|\/)infra\/local\//.test(input) || localOnlyHandlers.includes(input));
-    expect([output.entryPoint, reached]).toEqual([output.entryPoint, []]);
-  }
-}, BUNDLE_TIMEOUT_MS);
+test(
+  'every cloud handler bundles for node22 as CommonJS, and none reaches local-only code',
+  async () => {
+    const handlers = [
+      ...new Set(
+        [...cloudHttpRoutes(), ...WEBSOCKET_ROUTES, WEBSOCKET_AUTHORIZER, ...QUEUE_CONSUMERS, ...SCHEDULES].map(
+          (entry) => entry.handler,
+        ),
+      ),
+    ];
+    const localOnlyHandlers = HTTP_ROUTES.filter((route) => route.localOnly).map((route) => route.handler);
+    // The same esbuild settings as AppFunction, without writing: only the import graph is inspected.
+    const result = await build({
+      entryPoints: handlers,
+      absWorkingDir: PROJECT_ROOT,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: ESBUILD_TARGET,
+      write: false,
+      metafile: true,
+      outdir: join(outdir, 'import-graph'),
+      logLevel: 'silent',
+    });
+    expect(result.errors).toEqual([]);
+    const outputs = Object.values(result.metafile.outputs).filter((output) => output.entryPoint !== undefined);
+    expect(outputs.map((output) => output.entryPoint).sort()).toEqual([...handlers].sort());
+    for (const output of outputs) {
+      const reached = Object.keys(output.inputs).filter(
+        (input) => /(^|\/)infra\/local\//.test(input) || localOnlyHandlers.includes(input),
+      );
+      expect([output.entryPoint, reached]).toEqual([output.entryPoint, []]);
+    }
+  },
+  BUNDLE_TIMEOUT_MS,
+);
 
 test('the target matches the runtime', () => {
   expect(ESBUILD_TARGET).toBe('node22');

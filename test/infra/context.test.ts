@@ -32,13 +32,18 @@ let authorizerFunctionId: string;
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'infra-context-'));
-  const { app, stateful, stateless } = createApp({ context: { ...cdkJsonContext(), ...context, 'aws:cdk:bundling-stacks': [] }, outdir });
+  const { app, stateful, stateless } = createApp({
+    context: { ...cdkJsonContext(), ...context, 'aws:cdk:bundling-stacks': [] },
+    outdir,
+  });
   const assembly = app.synth();
   statefulTemplate = Template.fromJSON(assembly.getStackByName(stateful.stackName).template);
   statelessTemplate = Template.fromJSON(assembly.getStackByName(stateless.stackName).template);
   statelessName = stateless.stackName;
   const authorizer = stateless.functions.find((fn) => fn.name === WEBSOCKET_AUTHORIZER.name);
-  authorizerFunctionId = authorizer ? stateless.getLogicalId(authorizer.fn.function.node.defaultChild as CfnElement) : '';
+  authorizerFunctionId = authorizer
+    ? stateless.getLogicalId(authorizer.fn.function.node.defaultChild as CfnElement)
+    : '';
 }, SYNTH_TIMEOUT_MS);
 
 afterAll(() => {
@@ -67,7 +72,7 @@ test('an OIDC issuer from context replaces the user pool', () => {
   expect(outputs.JwtIssuer.Value).toBe(ISSUER);
 });
 
-test('the WebSocket authorizer verifies against the same issuer; claim names stay API.md\'s defaults', () => {
+test("the WebSocket authorizer verifies against the same issuer; claim names stay API.md's defaults", () => {
   const authorizer = statelessTemplate.findResources('AWS::Lambda::Function')[authorizerFunctionId];
   expect(variables(authorizer?.Properties ?? {})).toMatchObject({
     JWT_ISSUER: ISSUER,
@@ -85,7 +90,10 @@ test('functionEnvironment reaches every function', () => {
 });
 
 test('alarmEmail subscribes to the alarm topic; CORS allows the listed origins', () => {
-  statelessTemplate.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+  statelessTemplate.hasResourceProperties('AWS::SNS::Subscription', {
+    Protocol: 'email',
+    Endpoint: 'oncall@example.com',
+  });
   statelessTemplate.hasResourceProperties('AWS::ApiGatewayV2::Api', {
     ProtocolType: 'HTTP',
     CorsConfiguration: { AllowOrigins: ['https://app.example.com', 'https://demo.example.com'] },
@@ -100,11 +108,16 @@ test('cdk-nag stays clean in this configuration too', () => {
   const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
     pluginReports: Array<{ pluginName: string; violations: unknown[] }>;
   };
-  expect(report.pluginReports.filter((plugin) => plugin.pluginName === 'AwsSolutions').flatMap((plugin) => plugin.violations)).toEqual([]);
+  expect(
+    report.pluginReports
+      .filter((plugin) => plugin.pluginName === 'AwsSolutions')
+      .flatMap((plugin) => plugin.violations),
+  ).toEqual([]);
 });
 
 describe('context validation', () => {
-  const attempt = (overrides: Record<string, unknown>) => () => createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides } });
+  const attempt = (overrides: Record<string, unknown>) => () =>
+    createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides } });
 
   test('an issuer without an audience is refused', () => {
     expect(attempt({ oidcIssuer: ISSUER })).toThrow(/oidcIssuer and oidcAudience/);
@@ -122,6 +135,12 @@ describe('context validation', () => {
 
   test('claim names are configurable for an OIDC issuer only', () => {
     expect(attempt({ functionEnvironment: { CLAIM_COUNTRY: 'https://example.com/country' } })).toThrow(/CLAIM_/);
-    expect(attempt({ oidcIssuer: ISSUER, oidcAudience: AUDIENCE, functionEnvironment: { CLAIM_COUNTRY: 'https://example.com/country' } })).not.toThrow();
+    expect(
+      attempt({
+        oidcIssuer: ISSUER,
+        oidcAudience: AUDIENCE,
+        functionEnvironment: { CLAIM_COUNTRY: 'https://example.com/country' },
+      }),
+    ).not.toThrow();
   });
 });

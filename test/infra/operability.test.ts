@@ -42,7 +42,10 @@ const outdirs: string[] = [];
 function synthesize(overrides: Record<string, unknown>): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'infra-operability-'));
   outdirs.push(outdir);
-  const { app, stateful, stateless } = createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides }, outdir });
+  const { app, stateful, stateless } = createApp({
+    context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides },
+    outdir,
+  });
   const assembly = app.synth();
   return {
     stateful,
@@ -69,7 +72,9 @@ function logicalId(construct: IConstruct): string {
   return Stack.of(element).getLogicalId(element);
 }
 const resources = (template: Template, type: string) => Object.entries(template.findResources(type));
-const variables = (fn: Record<string, unknown>) => ((fn.Properties as Record<string, unknown>).Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {};
+const variables = (fn: Record<string, unknown>) =>
+  ((fn.Properties as Record<string, unknown>).Environment as { Variables?: Record<string, unknown> } | undefined)
+    ?.Variables ?? {};
 
 interface Statement {
   Effect: string;
@@ -77,7 +82,9 @@ interface Statement {
   Resource: unknown;
 }
 function statements(template: Template): Statement[] {
-  return resources(template, 'AWS::IAM::Policy').flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+  return resources(template, 'AWS::IAM::Policy').flatMap(
+    ([, policy]) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+  );
 }
 const actionsOf = (statement: Statement) => (Array.isArray(statement.Action) ? statement.Action : [statement.Action]);
 
@@ -85,7 +92,9 @@ function warnings(outdir: string): string[] {
   const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
     pluginReports: Array<{ pluginName: string; violations: Array<{ ruleName: string; severity: string }> }>;
   };
-  return report.pluginReports.flatMap((plugin) => plugin.violations.filter((violation) => violation.severity === 'warning').map((violation) => violation.ruleName));
+  return report.pluginReports.flatMap((plugin) =>
+    plugin.violations.filter((violation) => violation.severity === 'warning').map((violation) => violation.ruleName),
+  );
 }
 
 describe('stack traces', () => {
@@ -93,7 +102,11 @@ describe('stack traces', () => {
     const functions = resources(plain.statelessTemplate, 'AWS::Lambda::Function');
     expect(functions.length).toBeGreaterThan(30);
     for (const [id, fn] of functions) expect([id, variables(fn).NODE_OPTIONS]).toEqual([id, SOURCE_MAPS_NODE_OPTIONS]);
-    expect(() => createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], functionEnvironment: { NODE_OPTIONS: '' } } })).toThrow(/functionEnvironment/);
+    expect(() =>
+      createApp({
+        context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], functionEnvironment: { NODE_OPTIONS: '' } },
+      }),
+    ).toThrow(/functionEnvironment/);
   });
 });
 
@@ -121,7 +134,8 @@ describe('least privilege on the ledger', () => {
       for (const name of readdirSync(dir)) {
         const path = join(dir, name);
         if (statSync(path).isDirectory()) walk(path);
-        else if (name.endsWith('.ts') && /DeleteItem|BatchWriteItem|Delete:\s*\{/.test(readFileSync(path, 'utf8'))) users.push(path.slice(PROJECT_ROOT.length + 1));
+        else if (name.endsWith('.ts') && /DeleteItem|BatchWriteItem|Delete:\s*\{/.test(readFileSync(path, 'utf8')))
+          users.push(path.slice(PROJECT_ROOT.length + 1));
       }
     };
     walk(join(PROJECT_ROOT, 'shared'));
@@ -130,18 +144,23 @@ describe('least privilege on the ledger', () => {
   });
 });
 
-describe('alarms on the product\'s own metrics', () => {
+describe("alarms on the product's own metrics", () => {
   const alarmOn = (metricName: string) =>
     resources(plain.statelessTemplate, 'AWS::CloudWatch::Alarm')
       .map(([, alarm]) => alarm.Properties)
-      .filter((alarm) => alarm.MetricName === metricName && alarm.Namespace === metricsNamespace(plain.stateless.stackName));
+      .filter(
+        (alarm) => alarm.MetricName === metricName && alarm.Namespace === metricsNamespace(plain.stateless.stackName),
+      );
 
-  test.each(['PayoutsFailed', 'BroadcastsFailed', 'ConnectionPostsThrottled'])('%s alarms, in this deployment\'s namespace, to the alarm topic', (metricName) => {
-    const alarms = alarmOn(metricName);
-    expect(alarms).toHaveLength(1);
-    expect(alarms[0]?.AlarmActions).toEqual([{ Ref: logicalId(plain.stateless.alarmTopic) }]);
-    expect(alarms[0]?.Threshold).toBeGreaterThanOrEqual(1);
-  });
+  test.each(['PayoutsFailed', 'BroadcastsFailed', 'ConnectionPostsThrottled'])(
+    "%s alarms, in this deployment's namespace, to the alarm topic",
+    (metricName) => {
+      const alarms = alarmOn(metricName);
+      expect(alarms).toHaveLength(1);
+      expect(alarms[0]?.AlarmActions).toEqual([{ Ref: logicalId(plain.stateless.alarmTopic) }]);
+      expect(alarms[0]?.Threshold).toBeGreaterThanOrEqual(1);
+    },
+  );
 
   test('a spike of webhook signature failures alarms', () => {
     const alarms = alarmOn('WebhookEvents');
@@ -155,15 +174,22 @@ describe('alarms on the product\'s own metrics', () => {
 
   test('functions write their metrics to the namespace the alarms watch', () => {
     for (const [id, fn] of resources(plain.statelessTemplate, 'AWS::Lambda::Function')) {
-      expect([id, variables(fn).POWERTOOLS_METRICS_NAMESPACE]).toEqual([id, metricsNamespace(plain.stateless.stackName)]);
+      expect([id, variables(fn).POWERTOOLS_METRICS_NAMESPACE]).toEqual([
+        id,
+        metricsNamespace(plain.stateless.stackName),
+      ]);
     }
   });
 });
 
 describe('deploy hazards', () => {
   test('the API Gateway account role comes from the stateful stack, deployed before the account names it', () => {
-    expect(resources(plain.statelessTemplate, 'AWS::IAM::Role').filter(([id]) => id.startsWith('ApiGatewayCloudWatchRole'))).toHaveLength(0);
-    const roles = resources(plain.statefulTemplate, 'AWS::IAM::Role').filter(([id]) => id.startsWith('ApiGatewayCloudWatchRole'));
+    expect(
+      resources(plain.statelessTemplate, 'AWS::IAM::Role').filter(([id]) => id.startsWith('ApiGatewayCloudWatchRole')),
+    ).toHaveLength(0);
+    const roles = resources(plain.statefulTemplate, 'AWS::IAM::Role').filter(([id]) =>
+      id.startsWith('ApiGatewayCloudWatchRole'),
+    );
     expect(roles).toHaveLength(1);
     expect(roles[0]?.[1].DeletionPolicy).toBe('Retain');
     const accounts = resources(plain.statelessTemplate, 'AWS::ApiGateway::Account');
@@ -181,15 +207,22 @@ describe('deploy hazards', () => {
     }
   });
 
-  test('the ledger\'s warm throughput comes from context, and only below-default values are refused', () => {
-    const ledger = launch.statefulTemplate.toJSON().Resources[logicalId(launch.stateful.ledgerTable())];
-    expect(ledger.Properties.WarmThroughput).toEqual({ ReadUnitsPerSecond: 30_000, WriteUnitsPerSecond: 10_000 });
-    const plainLedger = plain.statefulTemplate.toJSON().Resources[logicalId(plain.stateful.ledgerTable())];
-    expect(plainLedger.Properties.WarmThroughput).toBeUndefined();
-    const attempt = (units: number) => () => createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ledgerWarmWriteUnits: String(units) } });
-    expect(attempt(MIN_WARM_THROUGHPUT.writeUnitsPerSecond - 1)).toThrow(/ledgerWarmWriteUnits/);
-    expect(attempt(MIN_WARM_THROUGHPUT.writeUnitsPerSecond)).not.toThrow();
-  }, SYNTH_TIMEOUT_MS);
+  test(
+    "the ledger's warm throughput comes from context, and only below-default values are refused",
+    () => {
+      const ledger = launch.statefulTemplate.toJSON().Resources[logicalId(launch.stateful.ledgerTable())];
+      expect(ledger.Properties.WarmThroughput).toEqual({ ReadUnitsPerSecond: 30_000, WriteUnitsPerSecond: 10_000 });
+      const plainLedger = plain.statefulTemplate.toJSON().Resources[logicalId(plain.stateful.ledgerTable())];
+      expect(plainLedger.Properties.WarmThroughput).toBeUndefined();
+      const attempt = (units: number) => () =>
+        createApp({
+          context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ledgerWarmWriteUnits: String(units) },
+        });
+      expect(attempt(MIN_WARM_THROUGHPUT.writeUnitsPerSecond - 1)).toThrow(/ledgerWarmWriteUnits/);
+      expect(attempt(MIN_WARM_THROUGHPUT.writeUnitsPerSecond)).not.toThrow();
+    },
+    SYNTH_TIMEOUT_MS,
+  );
 });
 
 describe('the first day of real users', () => {
@@ -205,15 +238,26 @@ describe('the first day of real users', () => {
     expect(email.From).toBe('no-reply@example.com');
     expect(JSON.stringify(email.SourceArn)).toContain('identity/example.com');
     expect(JSON.stringify(email.SourceArn)).toContain('eu-west-1');
-    expect(() => createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], sesFromEmail: 'no-reply@example.com' } })).toThrow(/sesRegion/);
+    expect(() =>
+      createApp({
+        context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], sesFromEmail: 'no-reply@example.com' },
+      }),
+    ).toThrow(/sesRegion/);
   });
 
   test('a stage marked production without the onboarding URLs is refused at synth', () => {
-    const attempt = (overrides: Record<string, unknown>) => () => createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides } });
-    expect(attempt({ production: 'true' })).toThrow(/production: set payoutOnboardingReturnUrl and payoutOnboardingRefreshUrl/);
+    const attempt = (overrides: Record<string, unknown>) => () =>
+      createApp({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides } });
+    expect(attempt({ production: 'true' })).toThrow(
+      /production: set payoutOnboardingReturnUrl and payoutOnboardingRefreshUrl/,
+    );
     expect(attempt({ production: 'true', payoutOnboardingReturnUrl: RETURN_URL })).toThrow(/payoutOnboarding/);
-    expect(attempt({ payoutOnboardingReturnUrl: 'http://app.example.com/x', payoutOnboardingRefreshUrl: REFRESH_URL })).toThrow(/payoutOnboardingReturnUrl/);
-    expect(attempt({ functionEnvironment: { PAYOUT_ONBOARDING_RETURN_URL: RETURN_URL } })).toThrow(/functionEnvironment/);
+    expect(
+      attempt({ payoutOnboardingReturnUrl: 'http://app.example.com/x', payoutOnboardingRefreshUrl: REFRESH_URL }),
+    ).toThrow(/payoutOnboardingReturnUrl/);
+    expect(attempt({ functionEnvironment: { PAYOUT_ONBOARDING_RETURN_URL: RETURN_URL } })).toThrow(
+      /functionEnvironment/,
+    );
   });
 
   test('the committed cdk.json still synthesizes, warning that onboarding has no URLs', () => {
@@ -224,9 +268,15 @@ describe('the first day of real users', () => {
   test('the functions that call Stripe get the onboarding URLs; the others do not', () => {
     const functions = resources(launch.statelessTemplate, 'AWS::Lambda::Function');
     const withUrls = functions.filter(([, fn]) => variables(fn).PAYOUT_ONBOARDING_RETURN_URL !== undefined);
-    expect(withUrls.map(([id]) => id)).toContain(logicalId(launch.stateless.functions.find((fn) => fn.name === 'PayoutAccountCreate')?.fn.function as IConstruct));
+    expect(withUrls.map(([id]) => id)).toContain(
+      logicalId(launch.stateless.functions.find((fn) => fn.name === 'PayoutAccountCreate')?.fn.function as IConstruct),
+    );
     for (const [id, fn] of withUrls) {
-      expect([id, variables(fn).PAYOUT_ONBOARDING_RETURN_URL, variables(fn).PAYOUT_ONBOARDING_REFRESH_URL]).toEqual([id, RETURN_URL, REFRESH_URL]);
+      expect([id, variables(fn).PAYOUT_ONBOARDING_RETURN_URL, variables(fn).PAYOUT_ONBOARDING_REFRESH_URL]).toEqual([
+        id,
+        RETURN_URL,
+        REFRESH_URL,
+      ]);
       expect([id, variables(fn).STRIPE_SECRET_ARN !== undefined]).toEqual([id, true]);
     }
     expect(withUrls.length).toBeLessThan(functions.length);

@@ -6,7 +6,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdkJsonContext, createApp } from '../../infra/app';
-import { effectiveAccess, INDEX_ACTIONS, MANAGE_CONNECTIONS_ACTION, queueUrlEnvVar, tableActions as grantedTableActions, TABLE_READ_ACTIONS } from '../../infra/constructs/access';
+import {
+  effectiveAccess,
+  INDEX_ACTIONS,
+  MANAGE_CONNECTIONS_ACTION,
+  queueUrlEnvVar,
+  tableActions as grantedTableActions,
+  TABLE_READ_ACTIONS,
+} from '../../infra/constructs/access';
 import type { StatefulStack } from '../../infra/stacks/stateful-stack';
 import { COGNITO_CLAIM_NAMES, MIN_MAX_RECEIVE_COUNT } from '../../infra/stacks/stateful-stack';
 import {
@@ -51,7 +58,8 @@ class RecordingAwsSolutionsChecks extends AwsSolutionsChecks {
     try {
       const result = params.rule(params.node);
       if (result === NagRuleCompliance.NON_COMPLIANT) this.findings.push({ id, path: params.node.node.path });
-      if (Array.isArray(result)) for (const finding of result) this.findings.push({ id: `${id}[${finding}]`, path: params.node.node.path });
+      if (Array.isArray(result))
+        for (const finding of result) this.findings.push({ id: `${id}[${finding}]`, path: params.node.node.path });
     } catch {
       this.findings.push({ id, path: params.node.node.path });
     }
@@ -82,7 +90,8 @@ beforeAll(() => {
   for (const construct of created.app.node.findAll()) {
     for (const entry of construct.node.metadata) {
       if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
-      for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) acknowledgments.push({ path: construct.node.path, id, reason });
+      for (const [id, reason] of Object.entries(entry.data as Record<string, string>))
+        acknowledgments.push({ path: construct.node.path, id, reason });
     }
   }
 }, SYNTH_TIMEOUT_MS);
@@ -118,7 +127,8 @@ interface Statement {
   Resource: unknown;
   Condition?: unknown;
 }
-const actionsOf = (statement: Statement): string[] => (Array.isArray(statement.Action) ? statement.Action : [statement.Action]);
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 const resourceText = (statement: Statement): string => JSON.stringify(statement.Resource);
 
 function statementsOfRole(roleLogicalId: string): Statement[] {
@@ -134,14 +144,24 @@ function statementsOfRole(roleLogicalId: string): Statement[] {
 function allStatements(): Statement[] {
   const statements: Statement[] = [];
   for (const template of [statefulTemplate, statelessTemplate]) {
-    for (const type of ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy', 'AWS::SQS::QueuePolicy', 'AWS::SNS::TopicPolicy', 'AWS::SecretsManager::ResourcePolicy']) {
+    for (const type of [
+      'AWS::IAM::Policy',
+      'AWS::IAM::ManagedPolicy',
+      'AWS::SQS::QueuePolicy',
+      'AWS::SNS::TopicPolicy',
+      'AWS::SecretsManager::ResourcePolicy',
+    ]) {
       for (const [, resource] of resources(template, type)) {
-        const document = (resource.Properties.PolicyDocument ?? resource.Properties.ResourcePolicy) as { Statement: Statement[] } | undefined;
+        const document = (resource.Properties.PolicyDocument ?? resource.Properties.ResourcePolicy) as
+          | { Statement: Statement[] }
+          | undefined;
         if (document) statements.push(...document.Statement);
       }
     }
     for (const [, role] of resources(template, 'AWS::IAM::Role')) {
-      for (const policy of (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }> | undefined) ?? []) {
+      for (const policy of (role.Properties.Policies as
+        | Array<{ PolicyDocument: { Statement: Statement[] } }>
+        | undefined) ?? []) {
         statements.push(...policy.PolicyDocument.Statement);
       }
     }
@@ -155,7 +175,11 @@ function environmentOf(name: string): Record<string, unknown> {
 }
 
 /** Every function the route table asks for, with its access. */
-function expectedFunctions(): Array<{ name: string; access: Access; kind: 'http' | 'ws' | 'authorizer' | 'consumer' | 'schedule' }> {
+function expectedFunctions(): Array<{
+  name: string;
+  access: Access;
+  kind: 'http' | 'ws' | 'authorizer' | 'consumer' | 'schedule';
+}> {
   return [
     ...cloudHttpRoutes().map((route) => ({ name: route.name, access: route.access, kind: 'http' as const })),
     ...WEBSOCKET_ROUTES.map((route) => ({ name: route.name, access: route.access, kind: 'ws' as const })),
@@ -167,7 +191,8 @@ function expectedFunctions(): Array<{ name: string; access: Access; kind: 'http'
 
 const httpApiId = () => logicalId(stateless.httpApi);
 const webSocketApiId = () => logicalId(stateless.webSocketApi);
-const tableLogicalId = (envVar: 'LEDGER_TABLE' | 'CONNECTIONS_TABLE') => logicalId(envVar === 'LEDGER_TABLE' ? stateful.ledgerTable() : stateful.connectionsTable());
+const tableLogicalId = (envVar: 'LEDGER_TABLE' | 'CONNECTIONS_TABLE') =>
+  logicalId(envVar === 'LEDGER_TABLE' ? stateful.ledgerTable() : stateful.connectionsTable());
 const queueLogicalId = (name: QueueName) => logicalId(stateful.queue(name));
 
 // ---- HTTP API ----
@@ -179,15 +204,31 @@ describe('HTTP API', () => {
       .map(([, route]) => route.Properties);
 
   test('every cloud route of the route table is a route, and nothing else is', () => {
-    const expected = cloudHttpRoutes().map((route) => `${route.method} ${route.path}`).sort();
-    expect(routeKeys().map((route) => route.RouteKey).sort()).toEqual(expected);
+    const expected = cloudHttpRoutes()
+      .map((route) => `${route.method} ${route.path}`)
+      .sort();
+    expect(
+      routeKeys()
+        .map((route) => route.RouteKey)
+        .sort(),
+    ).toEqual(expected);
   });
 
   test('no /dev route, local issuer or payments stand-in reaches either template', () => {
     expect(HTTP_ROUTES.some((route) => route.localOnly)).toBe(true);
     for (const route of routeKeys()) expect(String(route.RouteKey)).not.toMatch(/\/dev(\/|$)/);
     const text = JSON.stringify(statefulTemplate.toJSON()) + JSON.stringify(statelessTemplate.toJSON());
-    for (const localOnly of ['/dev/', 'LOCAL_STACK', 'LOCAL_ISSUER', 'issuer.local', '127.0.0.1', 'localhost', 'STRIPE_API_HOST', 'DYNAMODB_ENDPOINT', 'SQS_ENDPOINT']) {
+    for (const localOnly of [
+      '/dev/',
+      'LOCAL_STACK',
+      'LOCAL_ISSUER',
+      'issuer.local',
+      '127.0.0.1',
+      'localhost',
+      'STRIPE_API_HOST',
+      'DYNAMODB_ENDPOINT',
+      'SQS_ENDPOINT',
+    ]) {
       expect(text).not.toContain(localOnly);
     }
     for (const route of HTTP_ROUTES.filter((candidate) => candidate.localOnly)) {
@@ -207,7 +248,7 @@ describe('HTTP API', () => {
     }
   });
 
-  test('JWT routes use the JWT authorizer of the stack\'s user pool; public routes have none', () => {
+  test("JWT routes use the JWT authorizer of the stack's user pool; public routes have none", () => {
     const authorizers = resources(statelessTemplate, 'AWS::ApiGatewayV2::Authorizer').filter(
       ([, authorizer]) => JSON.stringify(authorizer.Properties.ApiId) === JSON.stringify({ Ref: httpApiId() }),
     );
@@ -240,13 +281,24 @@ describe('HTTP API', () => {
     const stage = stages[0]?.[1].Properties ?? {};
     expect(stage.StageName).toBe('$default');
     expect(stage.AutoDeploy).toBe(true);
-    expect(stage.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: HTTP_STAGE_THROTTLE.rateLimit, ThrottlingBurstLimit: HTTP_STAGE_THROTTLE.burstLimit });
-    const publicKeys = cloudHttpRoutes().filter((route) => route.auth === 'none').map((route) => `${route.method} ${route.path}`);
-    const routeSettings = stage.RouteSettings as Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }>;
+    expect(stage.DefaultRouteSettings).toEqual({
+      ThrottlingRateLimit: HTTP_STAGE_THROTTLE.rateLimit,
+      ThrottlingBurstLimit: HTTP_STAGE_THROTTLE.burstLimit,
+    });
+    const publicKeys = cloudHttpRoutes()
+      .filter((route) => route.auth === 'none')
+      .map((route) => `${route.method} ${route.path}`);
+    const routeSettings = stage.RouteSettings as Record<
+      string,
+      { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }
+    >;
     expect(Object.keys(routeSettings).sort()).toEqual(publicKeys.sort());
     for (const settings of Object.values(routeSettings)) {
       expect(settings.ThrottlingRateLimit).toBeLessThan(HTTP_STAGE_THROTTLE.rateLimit);
-      expect(settings).toEqual({ ThrottlingRateLimit: PUBLIC_ROUTE_THROTTLE.rateLimit, ThrottlingBurstLimit: PUBLIC_ROUTE_THROTTLE.burstLimit });
+      expect(settings).toEqual({
+        ThrottlingRateLimit: PUBLIC_ROUTE_THROTTLE.rateLimit,
+        ThrottlingBurstLimit: PUBLIC_ROUTE_THROTTLE.burstLimit,
+      });
     }
     const accessLogs = stage.AccessLogSettings as { DestinationArn: unknown; Format: string };
     const format = JSON.parse(accessLogs.Format) as Record<string, string>;
@@ -268,7 +320,11 @@ describe('WebSocket API', () => {
     const api = statelessTemplate.findResources('AWS::ApiGatewayV2::Api')[webSocketApiId()];
     expect(api?.Properties.ProtocolType).toBe('WEBSOCKET');
     expect(api?.Properties.RouteSelectionExpression).toBe('$request.body.action');
-    expect(wsRoutes().map(([, route]) => route.Properties.RouteKey).sort()).toEqual(WEBSOCKET_ROUTES.map((route) => route.routeKey).sort());
+    expect(
+      wsRoutes()
+        .map(([, route]) => route.Properties.RouteKey)
+        .sort(),
+    ).toEqual(WEBSOCKET_ROUTES.map((route) => route.routeKey).sort());
   });
 
   test('$connect runs the Lambda REQUEST authorizer reading the token from the query string', () => {
@@ -279,7 +335,9 @@ describe('WebSocket API', () => {
     const [authorizerId, authorizer] = authorizers[0] ?? ['', { Properties: {} }];
     expect(authorizer.Properties.AuthorizerType).toBe('REQUEST');
     expect(authorizer.Properties.IdentitySource).toEqual(['route.request.querystring.token']);
-    expect(JSON.stringify(authorizer.Properties.AuthorizerUri)).toContain(`"${functionNamed(WEBSOCKET_AUTHORIZER.name).id}"`);
+    expect(JSON.stringify(authorizer.Properties.AuthorizerUri)).toContain(
+      `"${functionNamed(WEBSOCKET_AUTHORIZER.name).id}"`,
+    );
     for (const [, route] of wsRoutes()) {
       if (route.Properties.RouteKey === '$connect') {
         expect(route.Properties.AuthorizationType).toBe('CUSTOM');
@@ -300,7 +358,9 @@ describe('WebSocket API', () => {
     for (const route of WEBSOCKET_ROUTES) {
       const entry = wsRoutes().find(([, candidate]) => candidate.Properties.RouteKey === route.routeKey);
       const routeId = entry?.[0] ?? '';
-      const withResponse = responses.filter(([, response]) => JSON.stringify(response.Properties.RouteId) === JSON.stringify({ Ref: routeId }));
+      const withResponse = responses.filter(
+        ([, response]) => JSON.stringify(response.Properties.RouteId) === JSON.stringify({ Ref: routeId }),
+      );
       expect(withResponse).toHaveLength(route.returnResponse ? 1 : 0);
       for (const [, response] of withResponse) expect(response.Properties.RouteResponseKey).toBe('$default');
     }
@@ -367,10 +427,11 @@ describe('functions', () => {
       expect(fn.Properties.Timeout).toBeLessThanOrEqual(900);
     }
     // API Gateway gives an HTTP integration 30 s at most; route handlers must answer well before.
-    for (const route of [...cloudHttpRoutes(), ...WEBSOCKET_ROUTES]) expect(functionNamed(route.name).properties.Timeout).toBeLessThan(30);
+    for (const route of [...cloudHttpRoutes(), ...WEBSOCKET_ROUTES])
+      expect(functionNamed(route.name).properties.Timeout).toBeLessThan(30);
   });
 
-  test('no role uses an AWS managed policy except API Gateway\'s account logging role', () => {
+  test("no role uses an AWS managed policy except API Gateway's account logging role", () => {
     for (const [id, role] of resources(statelessTemplate, 'AWS::IAM::Role')) {
       const managed = JSON.stringify(role.Properties.ManagedPolicyArns ?? []);
       if (id.startsWith('ApiGatewayCloudWatchRole')) expect(managed).toContain('AmazonAPIGatewayPushToCloudWatchLogs');
@@ -384,23 +445,38 @@ describe('functions', () => {
       const environment = environmentOf(expected.name);
       const usesTables = access.ledger !== undefined || access.connections !== undefined || access.rateLimit === true;
       for (const definition of TABLES) {
-        expect([expected.name, definition.envVar, environment[definition.envVar] !== undefined]).toEqual([expected.name, definition.envVar, usesTables]);
-        if (usesTables) expect(JSON.stringify(environment[definition.envVar])).toContain(tableLogicalId(definition.envVar));
+        expect([expected.name, definition.envVar, environment[definition.envVar] !== undefined]).toEqual([
+          expected.name,
+          definition.envVar,
+          usesTables,
+        ]);
+        if (usesTables)
+          expect(JSON.stringify(environment[definition.envVar])).toContain(tableLogicalId(definition.envVar));
       }
       for (const queue of QUEUES) {
         const sends = access.sendsTo?.includes(queue.logicalName) ?? false;
-        expect([expected.name, queueUrlEnvVar(queue.logicalName), environment[queueUrlEnvVar(queue.logicalName)] !== undefined]).toEqual([
+        expect([
           expected.name,
           queueUrlEnvVar(queue.logicalName),
-          sends,
-        ]);
+          environment[queueUrlEnvVar(queue.logicalName)] !== undefined,
+        ]).toEqual([expected.name, queueUrlEnvVar(queue.logicalName), sends]);
       }
-      expect([expected.name, environment.STRIPE_SECRET_ARN !== undefined]).toEqual([expected.name, access.stripe === true]);
+      expect([expected.name, environment.STRIPE_SECRET_ARN !== undefined]).toEqual([
+        expected.name,
+        access.stripe === true,
+      ]);
       const verifiesTokens = expected.kind === 'authorizer';
-      for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_JWKS_URL']) expect([expected.name, name, environment[name] !== undefined]).toEqual([expected.name, name, verifiesTokens]);
-      const readsClaims = verifiesTokens || (expected.kind === 'http' && cloudHttpRoutes().find((route) => route.name === expected.name)?.auth === 'jwt');
+      for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_JWKS_URL'])
+        expect([expected.name, name, environment[name] !== undefined]).toEqual([expected.name, name, verifiesTokens]);
+      const readsClaims =
+        verifiesTokens ||
+        (expected.kind === 'http' && cloudHttpRoutes().find((route) => route.name === expected.name)?.auth === 'jwt');
       for (const [name, value] of Object.entries(COGNITO_CLAIM_NAMES)) {
-        expect([expected.name, name, environment[name]]).toEqual([expected.name, name, readsClaims ? value : undefined]);
+        expect([expected.name, name, environment[name]]).toEqual([
+          expected.name,
+          name,
+          readsClaims ? value : undefined,
+        ]);
       }
     }
     const authorizerEnvironment = environmentOf(WEBSOCKET_AUTHORIZER.name);
@@ -419,7 +495,8 @@ describe('IAM', () => {
     expect(statements.length).toBeGreaterThan(0);
     for (const statement of statements.filter((candidate) => candidate.Effect === 'Allow')) {
       for (const action of actionsOf(statement)) expect(action).not.toContain('*');
-      if (resourceText(statement) === '"*"') for (const action of actionsOf(statement)) expect(action).toMatch(/^xray:/);
+      if (resourceText(statement) === '"*"')
+        for (const action of actionsOf(statement)) expect(action).toMatch(/^xray:/);
     }
   });
 
@@ -432,8 +509,13 @@ describe('IAM', () => {
       const label = (what: string) => `${expected.name}: ${what}`;
 
       // The rate-limit counters: UpdateItem on the ledger, only on partition keys starting with RATE#.
-      const rateStatements = statements.filter((statement) => JSON.stringify(statement.Condition ?? {}).includes('dynamodb:LeadingKeys'));
-      expect([label('rate counters'), rateStatements.length]).toEqual([label('rate counters'), access.rateLimit ? 1 : 0]);
+      const rateStatements = statements.filter((statement) =>
+        JSON.stringify(statement.Condition ?? {}).includes('dynamodb:LeadingKeys'),
+      );
+      expect([label('rate counters'), rateStatements.length]).toEqual([
+        label('rate counters'),
+        access.rateLimit ? 1 : 0,
+      ]);
       for (const statement of rateStatements) {
         expect(actionsOf(statement)).toEqual(['dynamodb:UpdateItem']);
         expect(statement.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } });
@@ -442,27 +524,44 @@ describe('IAM', () => {
       for (const definition of TABLES) {
         const tableId = tableLogicalId(definition.envVar);
         const level = definition.envVar === 'LEDGER_TABLE' ? access.ledger : access.connections;
-        const onTable = statements.filter((statement) => resourceText(statement).includes(tableId) && !rateStatements.includes(statement));
-        const tableActions = onTable.filter((statement) => !resourceText(statement).includes('/index/')).flatMap(actionsOf).sort();
+        const onTable = statements.filter(
+          (statement) => resourceText(statement).includes(tableId) && !rateStatements.includes(statement),
+        );
+        const tableActions = onTable
+          .filter((statement) => !resourceText(statement).includes('/index/'))
+          .flatMap(actionsOf)
+          .sort();
         const indexStatements = onTable.filter((statement) => resourceText(statement).includes('/index/'));
         if (level === undefined) {
           expect([label(definition.logicalName), onTable]).toEqual([label(definition.logicalName), []]);
           continue;
         }
-        expect([label(definition.logicalName), tableActions]).toEqual([label(definition.logicalName), level === 'read' ? readActions : grantedTableActions(definition.envVar, level).sort()]);
+        expect([label(definition.logicalName), tableActions]).toEqual([
+          label(definition.logicalName),
+          level === 'read' ? readActions : grantedTableActions(definition.envVar, level).sort(),
+        ]);
         expect(indexStatements.flatMap(actionsOf)).toEqual([...INDEX_ACTIONS]);
         const indexText = indexStatements.map(resourceText).join();
-        for (const index of definition.globalSecondaryIndexes) expect(indexText).toContain(`/index/${index.indexName}"`);
+        for (const index of definition.globalSecondaryIndexes)
+          expect(indexText).toContain(`/index/${index.indexName}"`);
         expect(indexText).not.toContain('/index/*');
       }
 
-      const secretStatements = statements.filter((statement) => actionsOf(statement).includes('secretsmanager:GetSecretValue'));
-      expect([label('stripe secret'), secretStatements.length]).toEqual([label('stripe secret'), access.stripe ? 1 : 0]);
-      for (const statement of secretStatements) expect(resourceText(statement)).toContain(logicalId(stateful.stripeSecret));
+      const secretStatements = statements.filter((statement) =>
+        actionsOf(statement).includes('secretsmanager:GetSecretValue'),
+      );
+      expect([label('stripe secret'), secretStatements.length]).toEqual([
+        label('stripe secret'),
+        access.stripe ? 1 : 0,
+      ]);
+      for (const statement of secretStatements)
+        expect(resourceText(statement)).toContain(logicalId(stateful.stripeSecret));
 
       const consumed = QUEUE_CONSUMERS.find((consumer) => consumer.name === expected.name)?.queue;
       for (const queue of QUEUES) {
-        const onQueue = statements.filter((statement) => resourceText(statement).includes(queueLogicalId(queue.logicalName)));
+        const onQueue = statements.filter((statement) =>
+          resourceText(statement).includes(queueLogicalId(queue.logicalName)),
+        );
         const actions = onQueue.flatMap(actionsOf);
         expect([label(`send ${queue.logicalName}`), actions.includes('sqs:SendMessage')]).toEqual([
           label(`send ${queue.logicalName}`),
@@ -475,7 +574,10 @@ describe('IAM', () => {
       }
 
       const manage = statements.filter((statement) => actionsOf(statement).includes(MANAGE_CONNECTIONS_ACTION));
-      expect([label('@connections'), manage.length]).toEqual([label('@connections'), access.postsToConnections ? 1 : 0]);
+      expect([label('@connections'), manage.length]).toEqual([
+        label('@connections'),
+        access.postsToConnections ? 1 : 0,
+      ]);
       for (const statement of manage) {
         expect(resourceText(statement)).toContain(`/${WEBSOCKET_STAGE_NAME}/POST/@connections/*`);
         expect(resourceText(statement)).toContain(webSocketApiId());
@@ -487,41 +589,53 @@ describe('IAM', () => {
 // ---- stateful resources ----
 
 describe('tables', () => {
-  test.each(TABLES.map((definition) => [definition.logicalName, definition] as const))('%s: keys, indexes, TTL, PITR, contributor insights, protection', (_name, definition) => {
-    const id = tableLogicalId(definition.envVar);
-    const table = statefulTemplate.toJSON().Resources[id];
-    const properties = table.Properties;
-    expect(properties.TableName).toBeUndefined();
-    expect(properties.BillingMode).toBe('PAY_PER_REQUEST');
-    expect(properties.KeySchema).toEqual([
-      { AttributeName: definition.partitionKey.name, KeyType: 'HASH' },
-      ...(definition.sortKey ? [{ AttributeName: definition.sortKey.name, KeyType: 'RANGE' }] : []),
-    ]);
-    expect(properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
-    expect(properties.TimeToLiveSpecification).toEqual({ AttributeName: definition.timeToLiveAttribute, Enabled: true });
-    expect(properties.ContributorInsightsSpecification).toEqual({ Enabled: true, Mode: 'THROTTLED_KEYS' });
-    expect(properties.SSESpecification).toEqual({ SSEEnabled: true });
-    expect(properties.DeletionProtectionEnabled).toBe(definition.holdsMoney);
-    if (definition.holdsMoney) {
-      expect(table.DeletionPolicy).toBe('Retain');
-      expect(table.UpdateReplacePolicy).toBe('Retain');
-    }
-    const indexes = properties.GlobalSecondaryIndexes as Array<Record<string, unknown>>;
-    expect(indexes.map((index) => index.IndexName)).toEqual(definition.globalSecondaryIndexes.map((index) => index.indexName));
-    for (const index of definition.globalSecondaryIndexes) {
-      const synthesized = indexes.find((candidate) => candidate.IndexName === index.indexName);
-      expect(synthesized?.KeySchema).toEqual([
-        { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
-        ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+  test.each(TABLES.map((definition) => [definition.logicalName, definition] as const))(
+    '%s: keys, indexes, TTL, PITR, contributor insights, protection',
+    (_name, definition) => {
+      const id = tableLogicalId(definition.envVar);
+      const table = statefulTemplate.toJSON().Resources[id];
+      const properties = table.Properties;
+      expect(properties.TableName).toBeUndefined();
+      expect(properties.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(properties.KeySchema).toEqual([
+        { AttributeName: definition.partitionKey.name, KeyType: 'HASH' },
+        ...(definition.sortKey ? [{ AttributeName: definition.sortKey.name, KeyType: 'RANGE' }] : []),
       ]);
-      expect(synthesized?.Projection).toEqual({ ProjectionType: index.projection });
-      expect(synthesized?.ContributorInsightsSpecification).toEqual({ Enabled: true, Mode: 'THROTTLED_KEYS' });
-    }
-    const attributes = properties.AttributeDefinitions as Array<{ AttributeName: string; AttributeType: string }>;
-    for (const key of [definition.partitionKey, definition.sortKey, ...definition.globalSecondaryIndexes.flatMap((index) => [index.partitionKey, index.sortKey])]) {
-      if (key) expect(attributes).toContainEqual({ AttributeName: key.name, AttributeType: key.type });
-    }
-  });
+      expect(properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(properties.TimeToLiveSpecification).toEqual({
+        AttributeName: definition.timeToLiveAttribute,
+        Enabled: true,
+      });
+      expect(properties.ContributorInsightsSpecification).toEqual({ Enabled: true, Mode: 'THROTTLED_KEYS' });
+      expect(properties.SSESpecification).toEqual({ SSEEnabled: true });
+      expect(properties.DeletionProtectionEnabled).toBe(definition.holdsMoney);
+      if (definition.holdsMoney) {
+        expect(table.DeletionPolicy).toBe('Retain');
+        expect(table.UpdateReplacePolicy).toBe('Retain');
+      }
+      const indexes = properties.GlobalSecondaryIndexes as Array<Record<string, unknown>>;
+      expect(indexes.map((index) => index.IndexName)).toEqual(
+        definition.globalSecondaryIndexes.map((index) => index.indexName),
+      );
+      for (const index of definition.globalSecondaryIndexes) {
+        const synthesized = indexes.find((candidate) => candidate.IndexName === index.indexName);
+        expect(synthesized?.KeySchema).toEqual([
+          { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+          ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+        ]);
+        expect(synthesized?.Projection).toEqual({ ProjectionType: index.projection });
+        expect(synthesized?.ContributorInsightsSpecification).toEqual({ Enabled: true, Mode: 'THROTTLED_KEYS' });
+      }
+      const attributes = properties.AttributeDefinitions as Array<{ AttributeName: string; AttributeType: string }>;
+      for (const key of [
+        definition.partitionKey,
+        definition.sortKey,
+        ...definition.globalSecondaryIndexes.flatMap((index) => [index.partitionKey, index.sortKey]),
+      ]) {
+        if (key) expect(attributes).toContainEqual({ AttributeName: key.name, AttributeType: key.type });
+      }
+    },
+  );
 
   test('the stateful stack has termination protection', () => {
     expect(stateful.terminationProtection).toBe(true);
@@ -533,31 +647,42 @@ describe('queues', () => {
     expect(QUEUES.length).toBeGreaterThan(0);
   });
 
-  test.each(QUEUES.map((definition) => [definition.logicalName, definition] as const))('%s: DLQ, redrive, visibility, encryption, TLS only', (name, definition) => {
-    const all = statefulTemplate.toJSON().Resources;
-    const queue = all[queueLogicalId(name)];
-    const deadLetter = all[logicalId(stateful.deadLetterQueues.get(name) as IConstruct)];
-    expect(queue.Properties.QueueName).toBeUndefined();
-    expect(Boolean(queue.Properties.FifoQueue)).toBe(definition.fifo);
-    expect(Boolean(deadLetter.Properties.FifoQueue)).toBe(definition.fifo);
-    expect(queue.Properties.VisibilityTimeout).toBe(definition.visibilityTimeoutSeconds);
-    expect(queue.Properties.RedrivePolicy.maxReceiveCount).toBe(definition.deadLetter.maxReceiveCount);
-    expect(queue.Properties.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(MIN_MAX_RECEIVE_COUNT);
-    expect(JSON.stringify(queue.Properties.RedrivePolicy.deadLetterTargetArn)).toContain(logicalId(stateful.deadLetterQueues.get(name) as IConstruct));
-    for (const synthesized of [queue, deadLetter]) {
-      expect(synthesized.Properties.SqsManagedSseEnabled).toBe(true);
-      expect(synthesized.DeletionPolicy).toBe('Retain');
-    }
-    const policies = resources(statefulTemplate, 'AWS::SQS::QueuePolicy').filter(([, policy]) => JSON.stringify(policy.Properties.Queues).includes(queueLogicalId(name)));
-    expect(JSON.stringify(policies.map(([, policy]) => policy.Properties.PolicyDocument))).toContain('"aws:SecureTransport":"false"');
-  });
+  test.each(QUEUES.map((definition) => [definition.logicalName, definition] as const))(
+    '%s: DLQ, redrive, visibility, encryption, TLS only',
+    (name, definition) => {
+      const all = statefulTemplate.toJSON().Resources;
+      const queue = all[queueLogicalId(name)];
+      const deadLetter = all[logicalId(stateful.deadLetterQueues.get(name) as IConstruct)];
+      expect(queue.Properties.QueueName).toBeUndefined();
+      expect(Boolean(queue.Properties.FifoQueue)).toBe(definition.fifo);
+      expect(Boolean(deadLetter.Properties.FifoQueue)).toBe(definition.fifo);
+      expect(queue.Properties.VisibilityTimeout).toBe(definition.visibilityTimeoutSeconds);
+      expect(queue.Properties.RedrivePolicy.maxReceiveCount).toBe(definition.deadLetter.maxReceiveCount);
+      expect(queue.Properties.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(MIN_MAX_RECEIVE_COUNT);
+      expect(JSON.stringify(queue.Properties.RedrivePolicy.deadLetterTargetArn)).toContain(
+        logicalId(stateful.deadLetterQueues.get(name) as IConstruct),
+      );
+      for (const synthesized of [queue, deadLetter]) {
+        expect(synthesized.Properties.SqsManagedSseEnabled).toBe(true);
+        expect(synthesized.DeletionPolicy).toBe('Retain');
+      }
+      const policies = resources(statefulTemplate, 'AWS::SQS::QueuePolicy').filter(([, policy]) =>
+        JSON.stringify(policy.Properties.Queues).includes(queueLogicalId(name)),
+      );
+      expect(JSON.stringify(policies.map(([, policy]) => policy.Properties.PolicyDocument))).toContain(
+        '"aws:SecureTransport":"false"',
+      );
+    },
+  );
 
   test.each(QUEUE_CONSUMERS.map((consumer) => [consumer.name, consumer] as const))(
     '%s: event source with partial batch failures and bounded concurrency; visibility at least 6x the timeout',
     (name, consumer) => {
       const definition = QUEUES.find((queue) => queue.logicalName === consumer.queue);
       const { id, properties } = functionNamed(name);
-      expect(definition?.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(VISIBILITY_TO_TIMEOUT_RATIO * Number(properties.Timeout));
+      expect(definition?.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(
+        VISIBILITY_TO_TIMEOUT_RATIO * Number(properties.Timeout),
+      );
       expect(properties.Timeout).toBe(consumer.timeoutSeconds);
       const mappings = resources(statelessTemplate, 'AWS::Lambda::EventSourceMapping').filter(
         ([, mapping]) => JSON.stringify(mapping.Properties.FunctionName) === JSON.stringify({ Ref: id }),
@@ -568,22 +693,30 @@ describe('queues', () => {
       expect(mapping.ScalingConfig).toEqual({ MaximumConcurrency: consumer.maxConcurrency });
       expect(mapping.BatchSize).toBe(consumer.batchSize);
       expect(JSON.stringify(mapping.EventSourceArn)).toContain(queueLogicalId(consumer.queue));
-      if (definition?.fifo || consumer.maximumBatchingWindowMs === 0) expect(mapping.MaximumBatchingWindowInSeconds).toBeUndefined();
+      if (definition?.fifo || consumer.maximumBatchingWindowMs === 0)
+        expect(mapping.MaximumBatchingWindowInSeconds).toBeUndefined();
       else expect(mapping.MaximumBatchingWindowInSeconds).toBe(Math.ceil(consumer.maximumBatchingWindowMs / 1000));
     },
   );
 });
 
 describe('schedules', () => {
-  test.each(SCHEDULES.map((schedule) => [schedule.name, schedule] as const))('%s runs on an EventBridge rate rule', (name, schedule) => {
-    const minutes = Math.max(MIN_SCHEDULE_MINUTES, Math.ceil(schedule.everySeconds / 60));
-    const { id, properties } = functionNamed(name);
-    expect(properties.Timeout).toBe(schedule.timeoutSeconds);
-    const rules = resources(statelessTemplate, 'AWS::Events::Rule').filter(([, rule]) => JSON.stringify(rule.Properties.Targets).includes(`"${id}"`));
-    expect(rules).toHaveLength(1);
-    expect(rules[0]?.[1].Properties.ScheduleExpression).toBe(`rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`);
-    expect(rules[0]?.[1].Properties.State).toBe('ENABLED');
-  });
+  test.each(SCHEDULES.map((schedule) => [schedule.name, schedule] as const))(
+    '%s runs on an EventBridge rate rule',
+    (name, schedule) => {
+      const minutes = Math.max(MIN_SCHEDULE_MINUTES, Math.ceil(schedule.everySeconds / 60));
+      const { id, properties } = functionNamed(name);
+      expect(properties.Timeout).toBe(schedule.timeoutSeconds);
+      const rules = resources(statelessTemplate, 'AWS::Events::Rule').filter(([, rule]) =>
+        JSON.stringify(rule.Properties.Targets).includes(`"${id}"`),
+      );
+      expect(rules).toHaveLength(1);
+      expect(rules[0]?.[1].Properties.ScheduleExpression).toBe(
+        `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`,
+      );
+      expect(rules[0]?.[1].Properties.State).toBe('ENABLED');
+    },
+  );
 });
 
 describe('Stripe secret and identity', () => {
@@ -593,23 +726,31 @@ describe('Stripe secret and identity', () => {
     const [, secret] = secrets[0] ?? ['', { Properties: {} }];
     expect(secret.Properties.SecretString).toBeUndefined();
     expect(secret.Properties.Name).toBeUndefined();
-    const generate = secret.Properties.GenerateSecretString as { SecretStringTemplate: string; GenerateStringKey: string };
+    const generate = secret.Properties.GenerateSecretString as {
+      SecretStringTemplate: string;
+      GenerateStringKey: string;
+    };
     expect(generate.GenerateStringKey).toBe('webhookSecret');
     expect(JSON.parse(generate.SecretStringTemplate)).toEqual({ secretKey: expect.not.stringMatching(/^sk_/) });
     expect(secret.DeletionPolicy).toBe('Retain');
   });
 
-  test('the user pool\'s birthdate, country and parental_consent are readable but not writable by the app client', () => {
+  test("the user pool's birthdate, country and parental_consent are readable but not writable by the app client", () => {
     const pools = resources(statefulTemplate, 'AWS::Cognito::UserPool');
     expect(pools).toHaveLength(1);
     const [, pool] = pools[0] ?? ['', { Properties: {} }];
     const schema = pool.Properties.Schema as Array<{ Name: string; AttributeDataType?: string }>;
-    expect(schema.map((attribute) => attribute.Name)).toEqual(expect.arrayContaining(['birthdate', 'country', 'parental_consent']));
+    expect(schema.map((attribute) => attribute.Name)).toEqual(
+      expect.arrayContaining(['birthdate', 'country', 'parental_consent']),
+    );
     expect(pool.DeletionPolicy).toBe('Retain');
     expect(pool.Properties.DeletionProtection).toBe('ACTIVE');
     const [, client] = resources(statefulTemplate, 'AWS::Cognito::UserPoolClient')[0] ?? ['', { Properties: {} }];
-    expect(client.Properties.ReadAttributes).toEqual(expect.arrayContaining(['birthdate', 'custom:country', 'custom:parental_consent']));
-    for (const attribute of ['birthdate', 'custom:country', 'custom:parental_consent']) expect(client.Properties.WriteAttributes).not.toContain(attribute);
+    expect(client.Properties.ReadAttributes).toEqual(
+      expect.arrayContaining(['birthdate', 'custom:country', 'custom:parental_consent']),
+    );
+    for (const attribute of ['birthdate', 'custom:country', 'custom:parental_consent'])
+      expect(client.Properties.WriteAttributes).not.toContain(attribute);
     expect(client.Properties.GenerateSecret).toBe(false);
   });
 });
@@ -618,11 +759,17 @@ describe('Stripe secret and identity', () => {
 
 describe('alarms', () => {
   const alarms = () => resources(statelessTemplate, 'AWS::CloudWatch::Alarm').map(([, alarm]) => alarm.Properties);
-  const alarmsOn = (metricName: string) => alarms().filter((alarm) => alarm.MetricName === metricName || JSON.stringify(alarm.Metrics ?? []).includes(`"MetricName":"${metricName}"`));
+  const alarmsOn = (metricName: string) =>
+    alarms().filter(
+      (alarm) =>
+        alarm.MetricName === metricName || JSON.stringify(alarm.Metrics ?? []).includes(`"MetricName":"${metricName}"`),
+    );
 
   test('every dead-letter queue alarms as soon as it is not empty', () => {
     for (const [name, deadLetterQueue] of stateful.deadLetterQueues) {
-      const matching = alarmsOn('ApproximateNumberOfMessagesVisible').filter((alarm) => JSON.stringify(alarm.Dimensions).includes(logicalId(deadLetterQueue)));
+      const matching = alarmsOn('ApproximateNumberOfMessagesVisible').filter((alarm) =>
+        JSON.stringify(alarm.Dimensions).includes(logicalId(deadLetterQueue)),
+      );
       expect([name, matching.length]).toEqual([name, 1]);
       expect(matching[0]?.Threshold).toBe(1);
       expect(matching[0]?.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
@@ -633,14 +780,20 @@ describe('alarms', () => {
   test('every consumed queue alarms on the age of its oldest message (the payout worker included)', () => {
     expect(QUEUE_CONSUMERS.some((consumer) => consumer.queue === 'payouts')).toBe(true);
     for (const consumer of QUEUE_CONSUMERS) {
-      const matching = alarmsOn('ApproximateAgeOfOldestMessage').filter((alarm) => JSON.stringify(alarm.Dimensions).includes(queueLogicalId(consumer.queue)));
+      const matching = alarmsOn('ApproximateAgeOfOldestMessage').filter((alarm) =>
+        JSON.stringify(alarm.Dimensions).includes(queueLogicalId(consumer.queue)),
+      );
       expect([consumer.name, matching.length]).toEqual([consumer.name, 1]);
     }
   });
 
   test('5xx and throttles on both APIs', () => {
     expect(alarmsOn('5xx').filter((alarm) => JSON.stringify(alarm.Dimensions).includes(httpApiId()))).toHaveLength(1);
-    const webSocketErrors = alarms().filter((alarm) => JSON.stringify(alarm.Metrics ?? []).includes('ExecutionError') && JSON.stringify(alarm.Metrics).includes('IntegrationError'));
+    const webSocketErrors = alarms().filter(
+      (alarm) =>
+        JSON.stringify(alarm.Metrics ?? []).includes('ExecutionError') &&
+        JSON.stringify(alarm.Metrics).includes('IntegrationError'),
+    );
     expect(webSocketErrors).toHaveLength(1);
     expect(JSON.stringify(webSocketErrors[0]?.Metrics)).toContain(webSocketApiId());
     const filters = resources(statelessTemplate, 'AWS::Logs::MetricFilter').map(([, filter]) => filter.Properties);
@@ -652,7 +805,10 @@ describe('alarms', () => {
     }
     const logGroups = filters.map((filter) => JSON.stringify(filter.LogGroupName)).join();
     for (const stage of resources(statelessTemplate, 'AWS::ApiGatewayV2::Stage')) {
-      const destination = JSON.stringify((stage[1].Properties.AccessLogSettings as { DestinationArn: { 'Fn::GetAtt': [string, string] } }).DestinationArn['Fn::GetAtt'][0]);
+      const destination = JSON.stringify(
+        (stage[1].Properties.AccessLogSettings as { DestinationArn: { 'Fn::GetAtt': [string, string] } })
+          .DestinationArn['Fn::GetAtt'][0],
+      );
       expect(logGroups).toContain(destination);
     }
   });
@@ -660,14 +816,18 @@ describe('alarms', () => {
   test('Lambda errors alarm per function', () => {
     for (const { name } of stateless.functions) {
       const { id } = functionNamed(name);
-      const matching = alarmsOn('Errors').filter((alarm) => JSON.stringify(alarm.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: id } }]));
+      const matching = alarmsOn('Errors').filter(
+        (alarm) => JSON.stringify(alarm.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: id } }]),
+      );
       expect([name, matching.length]).toEqual([name, 1]);
     }
   });
 
   test('DynamoDB throttles alarm per table, its indexes included', () => {
     for (const definition of TABLES) {
-      const matching = alarms().filter((alarm) => JSON.stringify(alarm.Metrics ?? []).includes(tableLogicalId(definition.envVar)));
+      const matching = alarms().filter((alarm) =>
+        JSON.stringify(alarm.Metrics ?? []).includes(tableLogicalId(definition.envVar)),
+      );
       expect([definition.logicalName, matching.length]).toEqual([definition.logicalName, 1]);
       const metrics = JSON.stringify(matching[0]?.Metrics);
       expect(metrics).toContain('ReadThrottleEvents');
@@ -722,7 +882,8 @@ describe('names', () => {
     };
     for (const template of [statefulTemplate, statelessTemplate]) {
       for (const [type, property] of Object.entries(nameProperties)) {
-        for (const [id, resource] of resources(template, type)) expect([id, resource.Properties[property]]).toEqual([id, undefined]);
+        for (const [id, resource] of resources(template, type))
+          expect([id, resource.Properties[property]]).toEqual([id, undefined]);
       }
     }
   });
@@ -735,7 +896,13 @@ describe('cdk-nag (AwsSolutionsChecks)', () => {
     };
     // Every plugin: cdk-nag, and CDK's own construct warnings (deprecated APIs and the like).
     // The committed cdk.json names no SES identity and no onboarding URLs: synth says so, and nothing else.
-    expect(report.pluginReports.flatMap((plugin) => plugin.violations.map((violation) => `${plugin.pluginName}: ${violation.severity} ${violation.ruleName}`)).sort()).toEqual([
+    expect(
+      report.pluginReports
+        .flatMap((plugin) =>
+          plugin.violations.map((violation) => `${plugin.pluginName}: ${violation.severity} ${violation.ruleName}`),
+        )
+        .sort(),
+    ).toEqual([
       'Construct Annotations: warning Annotation::live-gifting:no-onboarding-urls',
       'Construct Annotations: warning Annotation::live-gifting:no-ses-identity',
     ]);
@@ -748,7 +915,9 @@ describe('cdk-nag (AwsSolutionsChecks)', () => {
       expect([acknowledgment.id, acknowledgment.reason.length >= 40]).toEqual([acknowledgment.id, true]);
       const ruleId = acknowledgment.id.replace(/^[A-Za-z-]+::/, '');
       const used = recorder.findings.some(
-        (finding) => finding.id === ruleId && (finding.path === acknowledgment.path || finding.path.startsWith(`${acknowledgment.path}/`)),
+        (finding) =>
+          finding.id === ruleId &&
+          (finding.path === acknowledgment.path || finding.path.startsWith(`${acknowledgment.path}/`)),
       );
       expect([acknowledgment.path, ruleId, used]).toEqual([acknowledgment.path, ruleId, true]);
     }

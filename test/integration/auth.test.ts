@@ -9,7 +9,15 @@ import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
 import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { rateLimitConfig, resetConfigForTests } from '../../shared/config';
 import { logger } from '../../shared/logger';
-import { httpSpecOf, jsonSchemaOf, sendRaw, stripeSignature, tryUpgrade, validLooking, type RawAnswer } from '../support/fuzz';
+import {
+  httpSpecOf,
+  jsonSchemaOf,
+  sendRaw,
+  stripeSignature,
+  tryUpgrade,
+  validLooking,
+  type RawAnswer,
+} from '../support/fuzz';
 import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '../support/local-stack';
 import { seedDiamonds } from '../unit/payout-fixtures';
 
@@ -61,10 +69,19 @@ async function userToken(sub: string): Promise<string> {
 /** A token signed by the issuer's own key, with the claims and header a test chooses. */
 async function issuerSigned(claims: JWTPayload, options: { kid?: string } = {}): Promise<string> {
   const key = await importJWK(storedKey(keyFile()).privateJwk, 'ES256');
-  return new SignJWT({ birthdate: ADULT.birthdate, country: ADULT.country, ...claims }).setProtectedHeader({ alg: 'ES256', kid: options.kid ?? LOCAL_KEY_ID, typ: 'JWT' }).sign(key);
+  return new SignJWT({ birthdate: ADULT.birthdate, country: ADULT.country, ...claims })
+    .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? LOCAL_KEY_ID, typ: 'JWT' })
+    .sign(key);
 }
 
-const standardClaims = (overrides: JWTPayload = {}): JWTPayload => ({ sub: 'mallory', iss: LOCAL_ISSUER, aud: LOCAL_AUDIENCE, iat: now(), exp: now() + 3600, ...overrides });
+const standardClaims = (overrides: JWTPayload = {}): JWTPayload => ({
+  sub: 'mallory',
+  iss: LOCAL_ISSUER,
+  aud: LOCAL_AUDIENCE,
+  iat: now(),
+  exp: now() + 3600,
+  ...overrides,
+});
 
 /** Every way a token can be wrong, each a distinct attack or mistake. */
 async function badTokens(): Promise<Array<[string, string]>> {
@@ -82,19 +99,47 @@ async function badTokens(): Promise<Array<[string, string]>> {
     ['wrong audience', await issuerSigned(standardClaims({ aud: 'some-other-app' }))],
     ['no audience', await issuerSigned({ sub: 'mallory', iss: LOCAL_ISSUER, iat: now(), exp: now() + 3600 })],
     ['alg none', new UnsecuredJWT(standardClaims()).encode()],
-    ['alg none, signature kept', `${new UnsecuredJWT(standardClaims()).encode()}${(await userToken('mallory')).split('.')[2] ?? ''}`],
+    [
+      'alg none, signature kept',
+      `${new UnsecuredJWT(standardClaims()).encode()}${(await userToken('mallory')).split('.')[2] ?? ''}`,
+    ],
     [
       'HS256 with the public JWK as secret',
-      await new SignJWT(standardClaims()).setProtectedHeader({ alg: 'HS256', kid: LOCAL_KEY_ID }).sign(new TextEncoder().encode(JSON.stringify(publicJwk))),
+      await new SignJWT(standardClaims())
+        .setProtectedHeader({ alg: 'HS256', kid: LOCAL_KEY_ID })
+        .sign(new TextEncoder().encode(JSON.stringify(publicJwk))),
     ],
-    ['HS256 with the public PEM as secret', await new SignJWT(standardClaims()).setProtectedHeader({ alg: 'HS256', kid: LOCAL_KEY_ID }).sign(new TextEncoder().encode(publicPem))],
-    ['a key the issuer never had (same kid)', await new SignJWT(standardClaims()).setProtectedHeader({ alg: 'ES256', kid: LOCAL_KEY_ID }).sign(strangerEs.privateKey)],
-    ['a key the issuer never had (own kid)', await new SignJWT(standardClaims()).setProtectedHeader({ alg: 'ES256', kid: 'attacker-1' }).sign(strangerEs.privateKey)],
-    ['an RS256 key the issuer never had', await new SignJWT(standardClaims()).setProtectedHeader({ alg: 'RS256', kid: LOCAL_KEY_ID }).sign(strangerRs.privateKey)],
+    [
+      'HS256 with the public PEM as secret',
+      await new SignJWT(standardClaims())
+        .setProtectedHeader({ alg: 'HS256', kid: LOCAL_KEY_ID })
+        .sign(new TextEncoder().encode(publicPem)),
+    ],
+    [
+      'a key the issuer never had (same kid)',
+      await new SignJWT(standardClaims())
+        .setProtectedHeader({ alg: 'ES256', kid: LOCAL_KEY_ID })
+        .sign(strangerEs.privateKey),
+    ],
+    [
+      'a key the issuer never had (own kid)',
+      await new SignJWT(standardClaims())
+        .setProtectedHeader({ alg: 'ES256', kid: 'attacker-1' })
+        .sign(strangerEs.privateKey),
+    ],
+    [
+      'an RS256 key the issuer never had',
+      await new SignJWT(standardClaims())
+        .setProtectedHeader({ alg: 'RS256', kid: LOCAL_KEY_ID })
+        .sign(strangerRs.privateKey),
+    ],
     ['no sub', await issuerSigned(withoutSub)],
     ['empty sub', await issuerSigned(standardClaims({ sub: '' }))],
     ['no exp', await issuerSigned(withoutExp)],
-    ['payload swapped under a valid signature', swapPayload(await userToken('mallory'), standardClaims({ sub: 'victim' }))],
+    [
+      'payload swapped under a valid signature',
+      swapPayload(await userToken('mallory'), standardClaims({ sub: 'victim' })),
+    ],
     ['garbage', 'not.a.token'],
   ];
 }
@@ -111,14 +156,24 @@ function concretePath(route: HttpRoute, id = 'no-such-id'): string {
 }
 
 function expectError(answer: { status: number; body: unknown }, status: number, code: string): void {
-  expect({ status: answer.status, code: (answer.body as { error?: { code?: string } } | undefined)?.error?.code }).toEqual({ status, code });
+  expect({
+    status: answer.status,
+    code: (answer.body as { error?: { code?: string } } | undefined)?.error?.code,
+  }).toEqual({ status, code });
 }
 
 beforeAll(async () => {
-  stack = await startTestStack({ RATE_LIMIT_PER_SECOND: String(RATE_LIMIT_PER_SECOND), RATE_LIMIT_BURST: String(RATE_LIMIT_BURST) });
+  stack = await startTestStack({
+    RATE_LIMIT_PER_SECOND: String(RATE_LIMIT_PER_SECOND),
+    RATE_LIMIT_BURST: String(RATE_LIMIT_BURST),
+  });
   logger.setLogLevel('SILENT');
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   store = new LedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
@@ -146,11 +201,16 @@ describe('tokens', () => {
           const answer = await sendRaw(stack.httpUrl, {
             method: route.method,
             path: concretePath(route),
-            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+            headers: {
+              authorization: `Bearer ${token}`,
+              'content-type': 'application/json',
+              'idempotency-key': randomUUID(),
+            },
             body: Buffer.from('{}'),
           });
           const code = (JSON.parse(answer.text || '{}') as { error?: { code?: string } }).error?.code;
-          if (answer.status !== 401 || code !== 'UNAUTHORIZED') failures.push(`${name} -> ${route.method} ${route.path}: ${answer.status} ${answer.text.slice(0, 200)}`);
+          if (answer.status !== 401 || code !== 'UNAUTHORIZED')
+            failures.push(`${name} -> ${route.method} ${route.path}: ${answer.status} ${answer.text.slice(0, 200)}`);
         }),
       ),
     );
@@ -160,12 +220,23 @@ describe('tokens', () => {
 
   it('refuses a missing or malformed Authorization header with 401 on every JWT route', async () => {
     const token = await userToken('header-user');
-    const headers: Array<Record<string, string>> = [{}, { authorization: token }, { authorization: `Basic ${token}` }, { authorization: 'Bearer' }, { authorization: `Bearer ${token} extra` }];
+    const headers: Array<Record<string, string>> = [
+      {},
+      { authorization: token },
+      { authorization: `Basic ${token}` },
+      { authorization: 'Bearer' },
+      { authorization: `Bearer ${token} extra` },
+    ];
     const failures: string[] = [];
     for (const route of jwtRoutes) {
       for (const header of headers) {
-        const answer = await sendRaw(stack.httpUrl, { method: route.method, path: concretePath(route), headers: header });
-        if (answer.status !== 401) failures.push(`${JSON.stringify(header).slice(0, 40)} -> ${route.method} ${route.path}: ${answer.status}`);
+        const answer = await sendRaw(stack.httpUrl, {
+          method: route.method,
+          path: concretePath(route),
+          headers: header,
+        });
+        if (answer.status !== 401)
+          failures.push(`${JSON.stringify(header).slice(0, 40)} -> ${route.method} ${route.path}: ${answer.status}`);
       }
     }
     expect(failures).toEqual([]);
@@ -185,10 +256,24 @@ describe('tokens', () => {
 
 describe("another user's ids are NOT_FOUND, exactly like ids that do not exist", () => {
   /** The same status and body for someone else's id as for an id that never existed: nothing leaks. */
-  async function expectSameAsUnknown(method: string, path: (id: string) => string, othersId: string, token: string, body?: unknown): Promise<void> {
+  async function expectSameAsUnknown(
+    method: string,
+    path: (id: string) => string,
+    othersId: string,
+    token: string,
+    body?: unknown,
+  ): Promise<void> {
     const headers = (): Record<string, string> => (body === undefined ? {} : { 'idempotency-key': randomUUID() });
-    const theirs = await api.request(method, path(othersId), { token, ...(body !== undefined && { body }), headers: headers() });
-    const unknown = await api.request(method, path(`${othersId}x`), { token, ...(body !== undefined && { body }), headers: headers() });
+    const theirs = await api.request(method, path(othersId), {
+      token,
+      ...(body !== undefined && { body }),
+      headers: headers(),
+    });
+    const unknown = await api.request(method, path(`${othersId}x`), {
+      token,
+      ...(body !== undefined && { body }),
+      headers: headers(),
+    });
     expectError(theirs, 404, 'NOT_FOUND');
     expect(theirs.body).toEqual(unknown.body);
   }
@@ -196,72 +281,120 @@ describe("another user's ids are NOT_FOUND, exactly like ids that do not exist",
   whenRoute('GET', '/v1/recharges/{rechargeId}')('GET /v1/recharges/{id} of another user', async () => {
     const alice = await userToken('recharge-alice');
     const bob = await userToken('recharge-bob');
-    const created = await api.request('POST', '/v1/recharges', { token: alice, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': randomUUID() } });
+    const created = await api.request('POST', '/v1/recharges', {
+      token: alice,
+      body: { packageId: 'coins_100' },
+      headers: { 'idempotency-key': randomUUID() },
+    });
     expect(created.status).toBe(201);
     const rechargeId = String(created.body.rechargeId);
     expect((await api.request('GET', `/v1/recharges/${rechargeId}`, { token: alice })).status).toBe(200);
     await expectSameAsUnknown('GET', (id) => `/v1/recharges/${encodeURIComponent(id)}`, rechargeId, bob);
   });
 
-  whenRoute('GET', '/v1/payouts/{payoutId}')('GET /v1/payouts/{id} of another user, and GET /v1/payouts does not list it', async () => {
-    const creator = 'payout-alice';
-    const alice = await userToken(creator);
-    const bob = await userToken('payout-bob');
-    await seedDiamonds(store, creator, 5_000);
-    const account = await api.request('POST', '/v1/creator/payout-account', { token: alice });
-    expect(account.status).toBe(201);
-    await stack.payments.completeOnboarding(String(account.body.accountId));
-    const deadline = Date.now() + PAYOUTS_ENABLED_WITHIN_MS;
-    while ((await api.request('GET', '/v1/creator/payout-account', { token: alice })).body?.payoutsEnabled !== true) {
-      if (Date.now() > deadline) throw new Error('payouts were not enabled after onboarding');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const payout = await api.request('POST', '/v1/payouts', { token: alice, body: { diamonds: 2_000 }, headers: { 'idempotency-key': randomUUID() } });
-    expect(payout.status).toBe(202);
-    const payoutId = String(payout.body.payoutId);
-    expect((await api.request('GET', `/v1/payouts/${payoutId}`, { token: alice })).status).toBe(200);
-    await expectSameAsUnknown('GET', (id) => `/v1/payouts/${encodeURIComponent(id)}`, payoutId, bob);
-    if (findRoute('GET', '/v1/payouts')) {
-      const list = await api.request('GET', '/v1/payouts', { token: bob });
-      expect(list.status).toBe(200);
-      expect(JSON.stringify(list.body)).not.toContain(payoutId);
-    }
-    await expectBooksBalance(stack);
-  });
+  whenRoute('GET', '/v1/payouts/{payoutId}')(
+    'GET /v1/payouts/{id} of another user, and GET /v1/payouts does not list it',
+    async () => {
+      const creator = 'payout-alice';
+      const alice = await userToken(creator);
+      const bob = await userToken('payout-bob');
+      await seedDiamonds(store, creator, 5_000);
+      const account = await api.request('POST', '/v1/creator/payout-account', { token: alice });
+      expect(account.status).toBe(201);
+      await stack.payments.completeOnboarding(String(account.body.accountId));
+      const deadline = Date.now() + PAYOUTS_ENABLED_WITHIN_MS;
+      while ((await api.request('GET', '/v1/creator/payout-account', { token: alice })).body?.payoutsEnabled !== true) {
+        if (Date.now() > deadline) throw new Error('payouts were not enabled after onboarding');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const payout = await api.request('POST', '/v1/payouts', {
+        token: alice,
+        body: { diamonds: 2_000 },
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      expect(payout.status).toBe(202);
+      const payoutId = String(payout.body.payoutId);
+      expect((await api.request('GET', `/v1/payouts/${payoutId}`, { token: alice })).status).toBe(200);
+      await expectSameAsUnknown('GET', (id) => `/v1/payouts/${encodeURIComponent(id)}`, payoutId, bob);
+      if (findRoute('GET', '/v1/payouts')) {
+        const list = await api.request('GET', '/v1/payouts', { token: bob });
+        expect(list.status).toBe(200);
+        expect(JSON.stringify(list.body)).not.toContain(payoutId);
+      }
+      await expectBooksBalance(stack);
+    },
+  );
 
-  whenRoute('POST', '/v1/wallet/transactions/{transactionId}/report')('POST /v1/wallet/transactions/{id}/report on another user entry locks nobody', async () => {
-    const alice = await userToken('report-alice');
-    const bob = await userToken('report-bob');
-    await seedDiamonds(store, 'report-alice', 10);
-    const transactions = await api.request('GET', '/v1/wallet/transactions', { token: alice });
-    expect(transactions.status).toBe(200);
-    const entryId = String(transactions.body.items[0].id);
-    await expectSameAsUnknown('POST', (id) => `/v1/wallet/transactions/${encodeURIComponent(id)}/report`, entryId, bob, { reason: 'not mine' });
-    expect((await api.request('GET', '/v1/wallet', { token: bob })).body.locked).toBe(false);
-    expect((await api.request('GET', '/v1/wallet', { token: alice })).body.locked).toBe(false);
-    // The owner may report it (the control): 201, and her wallet locks.
-    const own = await api.request('POST', `/v1/wallet/transactions/${encodeURIComponent(entryId)}/report`, { token: alice, body: { reason: 'not me' } });
-    expect(own.status).toBe(201);
-    expect((await api.request('GET', '/v1/wallet', { token: alice })).body.locked).toBe(true);
-  });
+  whenRoute('POST', '/v1/wallet/transactions/{transactionId}/report')(
+    'POST /v1/wallet/transactions/{id}/report on another user entry locks nobody',
+    async () => {
+      const alice = await userToken('report-alice');
+      const bob = await userToken('report-bob');
+      await seedDiamonds(store, 'report-alice', 10);
+      const transactions = await api.request('GET', '/v1/wallet/transactions', { token: alice });
+      expect(transactions.status).toBe(200);
+      const entryId = String(transactions.body.items[0].id);
+      await expectSameAsUnknown(
+        'POST',
+        (id) => `/v1/wallet/transactions/${encodeURIComponent(id)}/report`,
+        entryId,
+        bob,
+        { reason: 'not mine' },
+      );
+      expect((await api.request('GET', '/v1/wallet', { token: bob })).body.locked).toBe(false);
+      expect((await api.request('GET', '/v1/wallet', { token: alice })).body.locked).toBe(false);
+      // The owner may report it (the control): 201, and her wallet locks.
+      const own = await api.request('POST', `/v1/wallet/transactions/${encodeURIComponent(entryId)}/report`, {
+        token: alice,
+        body: { reason: 'not me' },
+      });
+      expect(own.status).toBe(201);
+      expect((await api.request('GET', '/v1/wallet', { token: alice })).body.locked).toBe(true);
+    },
+  );
 
-  whenRoute('POST', '/v1/streams/{streamId}/end')("POST /v1/streams/{id}/end of another creator's stream is FORBIDDEN", async () => {
-    const alice = await userToken('stream-alice');
-    const bob = await userToken('stream-bob');
-    const stream = await api.request('POST', '/v1/streams', { token: alice, body: { title: 'mine' } });
-    expect(stream.status).toBe(201);
-    const ended = await api.request('POST', `/v1/streams/${encodeURIComponent(String(stream.body.streamId))}/end`, { token: bob });
-    expectError(ended, 403, 'FORBIDDEN');
-    expect((await api.request('GET', `/v1/streams/${encodeURIComponent(String(stream.body.streamId))}`, { token: bob })).body.status).toBe('live');
-  });
+  whenRoute('POST', '/v1/streams/{streamId}/end')(
+    "POST /v1/streams/{id}/end of another creator's stream is FORBIDDEN",
+    async () => {
+      const alice = await userToken('stream-alice');
+      const bob = await userToken('stream-bob');
+      const stream = await api.request('POST', '/v1/streams', { token: alice, body: { title: 'mine' } });
+      expect(stream.status).toBe(201);
+      const ended = await api.request('POST', `/v1/streams/${encodeURIComponent(String(stream.body.streamId))}/end`, {
+        token: bob,
+      });
+      expectError(ended, 403, 'FORBIDDEN');
+      expect(
+        (await api.request('GET', `/v1/streams/${encodeURIComponent(String(stream.body.streamId))}`, { token: bob }))
+          .body.status,
+      ).toBe('live');
+    },
+  );
 });
 
 describe('the Stripe webhook refuses what Stripe did not sign', () => {
   const webhook = whenRoute('POST', '/v1/webhooks/stripe');
   /** An event type the handler ignores: a valid signature answers 200 and changes nothing. */
-  const event = () => Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', livemode: false, type: 'customer.created', data: { object: { id: 'cus_1', object: 'customer' } } }));
+  const event = () =>
+    Buffer.from(
+      JSON.stringify({
+        id: `evt_${randomUUID()}`,
+        object: 'event',
+        livemode: false,
+        type: 'customer.created',
+        data: { object: { id: 'cus_1', object: 'customer' } },
+      }),
+    );
   const post = (body: Buffer, signature?: string): Promise<RawAnswer> =>
-    sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json', ...(signature !== undefined && { 'stripe-signature': signature }) }, body });
+    sendRaw(stack.httpUrl, {
+      method: 'POST',
+      path: '/v1/webhooks/stripe',
+      headers: {
+        'content-type': 'application/json',
+        ...(signature !== undefined && { 'stripe-signature': signature }),
+      },
+      body,
+    });
 
   webhook('accepts a fresh event signed with the webhook secret (the control)', async () => {
     const body = event();
@@ -272,10 +405,35 @@ describe('the Stripe webhook refuses what Stripe did not sign', () => {
   const forgeries: Array<[string, (body: Buffer) => { body: Buffer; signature?: string }]> = [
     ['no Stripe-Signature header', (body) => ({ body })],
     ['signed with another secret', (body) => ({ body, signature: stripeSignature('whsec_attacker', body) })],
-    ['stale: signed 301 s ago', (body) => ({ body, signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), body, now() - STALE_SIGNATURE_AGE_SECONDS) })],
-    ['body changed after signing', (body) => ({ body: Buffer.from(body.toString().replace('customer.created', 'payment_intent.succeeded')), signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), body) })],
-    ['the signature of another body', (body) => ({ body, signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), Buffer.from('{}')) })],
-    ['only a v0 signature', (body) => ({ body, signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), body).replace('v1=', 'v0=') })],
+    [
+      'stale: signed 301 s ago',
+      (body) => ({
+        body,
+        signature: stripeSignature(
+          String(process.env.STRIPE_WEBHOOK_SECRET),
+          body,
+          now() - STALE_SIGNATURE_AGE_SECONDS,
+        ),
+      }),
+    ],
+    [
+      'body changed after signing',
+      (body) => ({
+        body: Buffer.from(body.toString().replace('customer.created', 'payment_intent.succeeded')),
+        signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), body),
+      }),
+    ],
+    [
+      'the signature of another body',
+      (body) => ({ body, signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), Buffer.from('{}')) }),
+    ],
+    [
+      'only a v0 signature',
+      (body) => ({
+        body,
+        signature: stripeSignature(String(process.env.STRIPE_WEBHOOK_SECRET), body).replace('v1=', 'v0='),
+      }),
+    ],
     ['an empty v1', (body) => ({ body, signature: `t=${now()},v1=` })],
     ['an empty timestamp and v1', (body) => ({ body, signature: 't=,v1=' })],
     ['garbage', (body) => ({ body, signature: 'garbage' })],
@@ -284,7 +442,10 @@ describe('the Stripe webhook refuses what Stripe did not sign', () => {
     webhook(`answers 400 to ${name}`, async () => {
       const forged = forge(event());
       const answer = await post(forged.body, forged.signature);
-      expect({ status: answer.status, code: (JSON.parse(answer.text || '{}') as { error?: { code?: string } }).error?.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+      expect({
+        status: answer.status,
+        code: (JSON.parse(answer.text || '{}') as { error?: { code?: string } }).error?.code,
+      }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
     });
   }
 });
@@ -304,25 +465,41 @@ describe('per-user rate limiting of money routes', () => {
     }
   });
 
-  const limited = HTTP_ROUTES.filter((route) => route.auth === 'jwt').map((route) => ({ route, spec: httpSpecOf(route) })).filter(({ spec }) => spec?.rateLimited === true || spec?.idempotent === true);
+  const limited = HTTP_ROUTES.filter((route) => route.auth === 'jwt')
+    .map((route) => ({ route, spec: httpSpecOf(route) }))
+    .filter(({ spec }) => spec?.rateLimited === true || spec?.idempotent === true);
 
   it('covers every idempotent (money-moving) route', () => {
-    const idempotent = HTTP_ROUTES.filter((route) => httpSpecOf(route)?.idempotent === true).map((route) => `${route.method} ${route.path}`);
+    const idempotent = HTTP_ROUTES.filter((route) => httpSpecOf(route)?.idempotent === true).map(
+      (route) => `${route.method} ${route.path}`,
+    );
     expect(idempotent.length).toBeGreaterThan(0);
-    for (const label of idempotent) expect(limited.map(({ route }) => `${route.method} ${route.path}`)).toContain(label);
+    for (const label of idempotent)
+      expect(limited.map(({ route }) => `${route.method} ${route.path}`)).toContain(label);
   });
 
   it.each(limited.map(({ route, spec }) => [`${route.method} ${route.path}`, route, spec] as const))(
     '%s: 429 RATE_LIMITED with Retry-After past the burst, another user unaffected',
     async (_label, route, spec) => {
       // A request that passes validation (refusals before the limiter take no token).
-      const body = spec?.body ? fc.sample(validLooking(jsonSchemaOf(spec.body), { knownIds: [], idsByField: {} }).filter((value) => spec.body?.safeParse(value).success === true), { numRuns: 1, seed: 7 })[0] : undefined;
+      const body = spec?.body
+        ? fc.sample(
+            validLooking(jsonSchemaOf(spec.body), { knownIds: [], idsByField: {} }).filter(
+              (value) => spec.body?.safeParse(value).success === true,
+            ),
+            { numRuns: 1, seed: 7 },
+          )[0]
+        : undefined;
       const slug = route.path.replace(/[^a-z]/g, '');
       const send = async (sub: string) =>
         sendRaw(stack.httpUrl, {
           method: route.method,
           path: concretePath(route),
-          headers: { authorization: `Bearer ${await userToken(sub)}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+          headers: {
+            authorization: `Bearer ${await userToken(sub)}`,
+            'content-type': 'application/json',
+            'idempotency-key': randomUUID(),
+          },
           ...(body !== undefined && { body: Buffer.from(JSON.stringify(body)) }),
         });
       const greedy = `greedy-${slug}`;

@@ -86,7 +86,8 @@ async function startStack(): Promise<Running> {
       () => false,
     );
     if (healthy) break;
-    if (Date.now() > deadline) throw new Error(`the stack was not healthy within ${STARTUP_TIMEOUT_MS} ms: ${childStderr}`);
+    if (Date.now() > deadline)
+      throw new Error(`the stack was not healthy within ${STARTUP_TIMEOUT_MS} ms: ${childStderr}`);
     await sleep(POLL_MS);
   }
   return { pid: started.pid, api: apiClient(httpUrl), paymentsUrl: `http://127.0.0.1:${paymentsPort}` };
@@ -122,19 +123,26 @@ async function killGroup(pid: number): Promise<void> {
   }
   const deadline = Date.now() + 10_000;
   while (groupMembers(pid).length > 0) {
-    if (Date.now() > deadline) throw new Error(`processes of group ${pid} survived SIGKILL: ${JSON.stringify(groupMembers(pid))}`);
+    if (Date.now() > deadline)
+      throw new Error(`processes of group ${pid} survived SIGKILL: ${JSON.stringify(groupMembers(pid))}`);
     await sleep(50);
   }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value).slice(0, 1000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value).slice(0, 1000)}`);
     await sleep(POLL_MS);
   }
 }
@@ -153,21 +161,38 @@ interface Planned {
 }
 
 function fire(api: ApiClient, request: Planned) {
-  return api.request(request.method, request.path, { token: request.token, body: request.body, headers: { 'idempotency-key': request.key } });
+  return api.request(request.method, request.path, {
+    token: request.token,
+    body: request.body,
+    headers: { 'idempotency-key': request.key },
+  });
 }
 
 async function fund(api: ApiClient, token: string, packageId: string, key: string): Promise<void> {
-  const created = await api.request('POST', '/v1/recharges', { token, body: { packageId }, headers: { 'idempotency-key': key } });
+  const created = await api.request('POST', '/v1/recharges', {
+    token,
+    body: { packageId },
+    headers: { 'idempotency-key': key },
+  });
   expect(created.status).toBe(201);
   expect((await api.request('POST', `/dev/payments/${created.body.payment.paymentIntentId}/succeed`)).status).toBe(200);
-  await until('credited', () => api.request('GET', `/v1/recharges/${created.body.rechargeId}`, { token }), (answer) => answer.body?.status === 'succeeded', 10_000);
+  await until(
+    'credited',
+    () => api.request('GET', `/v1/recharges/${created.body.rechargeId}`, { token }),
+    (answer) => answer.body?.status === 'succeeded',
+    10_000,
+  );
 }
 
 async function allTransactions(api: ApiClient, token: string): Promise<any[]> {
   const items: any[] = [];
   let cursor: string | null = null;
   do {
-    const page: { status: number; body: { items: any[]; nextCursor: string | null } } = await api.request('GET', `/v1/wallet/transactions?limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    const page: { status: number; body: { items: any[]; nextCursor: string | null } } = await api.request(
+      'GET',
+      `/v1/wallet/transactions?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+      { token },
+    );
     expect(page.status).toBe(200);
     items.push(...page.body.items);
     cursor = page.body.nextCursor;
@@ -200,13 +225,23 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
     const account = await api.request('POST', '/v1/creator/payout-account', { token: creatorToken });
     expect(account.status).toBe(201);
     expect((await fetch(String(account.body.onboardingUrl))).status).toBe(200);
-    await until('payouts enabled', () => api.request('GET', '/v1/creator/payout-account', { token: creatorToken }), (answer) => answer.body?.payoutsEnabled === true, 10_000);
+    await until(
+      'payouts enabled',
+      () => api.request('GET', '/v1/creator/payout-account', { token: creatorToken }),
+      (answer) => answer.body?.payoutsEnabled === true,
+      10_000,
+    );
     await Promise.all(senderTokens.map((token, index) => fund(api, token, FUND_PACKAGE, `fund-${index}`)));
     const patronCoins = ROUNDS * PAYOUT_DIAMONDS;
-    for (let bought = 0; bought < patronCoins; bought += 5_000) await fund(api, patronToken, 'coins_5000', `patron-fund-${bought}`);
+    for (let bought = 0; bought < patronCoins; bought += 5_000)
+      await fund(api, patronToken, 'coins_5000', `patron-fund-${bought}`);
     const patronFunded = Math.ceil(patronCoins / 5_000) * 5_000;
     for (let index = 0; index < patronCoins / LION_COINS; index += 1) {
-      const given = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: patronToken, body: { giftId: 'lion', quantity: 1 }, headers: { 'idempotency-key': `patron-${index}` } });
+      const given = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+        token: patronToken,
+        body: { giftId: 'lion', quantity: 1 },
+        headers: { 'idempotency-key': `patron-${index}` },
+      });
       expect(given.status).toBe(201);
     }
 
@@ -215,11 +250,35 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
       const planned: Planned[] = [];
       senderTokens.forEach((token, sender) => {
         for (let index = 0; index < GIFTS_PER_SENDER_PER_ROUND; index += 1) {
-          planned.push({ kind: 'gift', token, method: 'POST', path: `/v1/streams/${streamId}/gifts`, body: { giftId: 'rose', quantity: GIFT_QUANTITY }, key: `g-${round}-${sender}-${index}`, expectedStatus: 201 });
+          planned.push({
+            kind: 'gift',
+            token,
+            method: 'POST',
+            path: `/v1/streams/${streamId}/gifts`,
+            body: { giftId: 'rose', quantity: GIFT_QUANTITY },
+            key: `g-${round}-${sender}-${index}`,
+            expectedStatus: 201,
+          });
         }
-        planned.push({ kind: 'recharge', token, method: 'POST', path: '/v1/recharges', body: { packageId: MIDFLIGHT_PACKAGE }, key: `r-${round}-${sender}`, expectedStatus: 201 });
+        planned.push({
+          kind: 'recharge',
+          token,
+          method: 'POST',
+          path: '/v1/recharges',
+          body: { packageId: MIDFLIGHT_PACKAGE },
+          key: `r-${round}-${sender}`,
+          expectedStatus: 201,
+        });
       });
-      planned.push({ kind: 'payout', token: creatorToken, method: 'POST', path: '/v1/payouts', body: { diamonds: PAYOUT_DIAMONDS }, key: `p-${round}`, expectedStatus: 202 });
+      planned.push({
+        kind: 'payout',
+        token: creatorToken,
+        method: 'POST',
+        path: '/v1/payouts',
+        body: { diamonds: PAYOUT_DIAMONDS },
+        key: `p-${round}`,
+        expectedStatus: 202,
+      });
       // Interleave kinds so the kill lands with all three in flight.
       planned.sort(() => Math.random() - 0.5);
       all.push(...planned);
@@ -239,7 +298,12 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
           answered += 1;
         }),
       );
-      await until('some answers', async () => answered, (count) => count >= killAfter, 30_000);
+      await until(
+        'some answers',
+        async () => answered,
+        (count) => count >= killAfter,
+        30_000,
+      );
       const pid = running.pid;
       // The DynamoDB Local JVM is in the group (npm start keeps every child there), so the kill reaches it.
       expect(groupMembers(pid).some((member) => /java/.test(member.command))).toBe(true);
@@ -253,7 +317,10 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
       const retried = await Promise.all(planned.map((request) => fire(api, request)));
       retried.forEach((answer, index) => {
         const request = planned[index]!;
-        expect({ key: request.key, status: answer.status, body: answer.body }).toMatchObject({ key: request.key, status: request.expectedStatus });
+        expect({ key: request.key, status: answer.status, body: answer.body }).toMatchObject({
+          key: request.key,
+          status: request.expectedStatus,
+        });
         if (request.before?.status === request.expectedStatus) {
           const id = request.kind === 'gift' ? 'giftTxId' : request.kind === 'recharge' ? 'rechargeId' : 'payoutId';
           expect(answer.body[id]).toBe(request.before.body[id]);
@@ -273,18 +340,32 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
       const distinct = new Set(giftsOf(token).map((request) => (request as Planned & { after: any }).after.giftTxId));
       expect(distinct.size).toBe(ROUNDS * GIFTS_PER_SENDER_PER_ROUND);
       const expectedCoins = FUND_COINS + ROUNDS * MIDFLIGHT_COINS - distinct.size * GIFT_QUANTITY;
-      await until('recharge credits', () => api.request('GET', '/v1/wallet', { token }), (answer) => answer.body?.coins === expectedCoins, 10_000);
+      await until(
+        'recharge credits',
+        () => api.request('GET', '/v1/wallet', { token }),
+        (answer) => answer.body?.coins === expectedCoins,
+        10_000,
+      );
       const entries = await allTransactions(api, token);
       expect(entries.filter((entry) => entry.type === 'gift_sent')).toHaveLength(distinct.size);
       expect(entries.filter((entry) => entry.type === 'recharge')).toHaveLength(1 + ROUNDS);
     }
-    expect((await api.request('GET', '/v1/wallet', { token: patronToken })).body.coins).toBe(patronFunded - patronCoins);
+    expect((await api.request('GET', '/v1/wallet', { token: patronToken })).body.coins).toBe(
+      patronFunded - patronCoins,
+    );
 
     // The creator: Σ gifts − payouts, every payout paid exactly once.
-    const payoutIds = all.filter((request) => request.kind === 'payout').map((request) => String((request as Planned & { after: any }).after.payoutId));
+    const payoutIds = all
+      .filter((request) => request.kind === 'payout')
+      .map((request) => String((request as Planned & { after: any }).after.payoutId));
     expect(new Set(payoutIds).size).toBe(ROUNDS);
     for (const payoutId of payoutIds) {
-      await until('payout paid', () => api.request('GET', `/v1/payouts/${payoutId}`, { token: creatorToken }), (answer) => answer.body?.status === 'paid', PAYOUT_SETTLE_TIMEOUT_MS);
+      await until(
+        'payout paid',
+        () => api.request('GET', `/v1/payouts/${payoutId}`, { token: creatorToken }),
+        (answer) => answer.body?.status === 'paid',
+        PAYOUT_SETTLE_TIMEOUT_MS,
+      );
     }
     const giftDiamonds = patronCoins + SENDERS * ROUNDS * GIFTS_PER_SENDER_PER_ROUND * GIFT_QUANTITY;
     const creatorWallet = await api.request('GET', '/v1/wallet', { token: creatorToken });
@@ -297,15 +378,24 @@ describe('crash safety: SIGKILL of the whole local stack mid-flight', () => {
     // Exactly one transfer per payout at the payments stand-in.
     const { secretKey } = stripeKeys.parse(JSON.parse(readFileSync(join(dataDir, 'stripe-keys.json'), 'utf8')));
     for (const payoutId of payoutIds) {
-      const listed = await fetch(`${running.paymentsUrl}/v1/transfers?transfer_group=${encodeURIComponent(payoutId)}&limit=100`, { headers: { authorization: `Bearer ${secretKey}` } });
+      const listed = await fetch(
+        `${running.paymentsUrl}/v1/transfers?transfer_group=${encodeURIComponent(payoutId)}&limit=100`,
+        { headers: { authorization: `Bearer ${secretKey}` } },
+      );
       expect(listed.status).toBe(200);
       const transfers = z.object({ data: z.array(z.object({ amount: z.number() })) }).parse(await listed.json());
       expect(transfers.data).toEqual([expect.objectContaining({ amount: PAYOUT_DIAMONDS / 2 })]);
     }
 
     // The books balance (npm run reconcile's check, against the stack's own table).
-    const { dynamoEndpoint, ledgerTable } = stackFile.parse(JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8')));
-    const client = new DynamoDBClient({ endpoint: dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+    const { dynamoEndpoint, ledgerTable } = stackFile.parse(
+      JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8')),
+    );
+    const client = new DynamoDBClient({
+      endpoint: dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+    });
     try {
       const report = await reconcileLedger(client, ledgerTable);
       expect(report.discrepancies).toEqual([]);

@@ -55,7 +55,8 @@ async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => boolean,
   }
 }
 
-const wallet = async (token: string): Promise<WalletBody> => (await api.request('GET', '/v1/wallet', { token })).body as WalletBody;
+const wallet = async (token: string): Promise<WalletBody> =>
+  (await api.request('GET', '/v1/wallet', { token })).body as WalletBody;
 const waitForWallet = (token: string, done: (body: WalletBody) => boolean) => waitUntil(() => wallet(token), done);
 async function history(token: string): Promise<Array<[string, number, number]>> {
   const response = await api.request('GET', '/v1/wallet/transactions', { token });
@@ -65,7 +66,11 @@ async function history(token: string): Promise<Array<[string, number, number]>> 
 /** A paid coins_500 (5.99 USD) recharge, credited. */
 async function paidRecharge(userId: string): Promise<{ token: string; rechargeId: string; paymentIntentId: string }> {
   const token = await api.token({ sub: userId, ...ADULT });
-  const created = await api.request('POST', '/v1/recharges', { token, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': `buy-${userId}` } });
+  const created = await api.request('POST', '/v1/recharges', {
+    token,
+    body: { packageId: 'coins_500' },
+    headers: { 'idempotency-key': `buy-${userId}` },
+  });
   expect([created.status, created.body.price]).toEqual([201, { amount: 599, currency: 'USD' }]);
   const paymentIntentId = String(created.body.payment.paymentIntentId);
   expect((await api.request('POST', `/dev/payments/${paymentIntentId}/succeed`)).status).toBe(200);
@@ -76,8 +81,14 @@ async function paidRecharge(userId: string): Promise<{ token: string; rechargeId
 /** Posts an event to the webhook route signed with the stack's secret, as Stripe signs it. */
 async function postEvent(event: unknown) {
   const payload = JSON.stringify(event);
-  const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: String(process.env.STRIPE_WEBHOOK_SECRET) });
-  return api.request('POST', '/v1/webhooks/stripe', { rawBody: payload, headers: { 'content-type': 'application/json', 'stripe-signature': header } });
+  const header = Stripe.webhooks.generateTestHeaderString({
+    payload,
+    secret: String(process.env.STRIPE_WEBHOOK_SECRET),
+  });
+  return api.request('POST', '/v1/webhooks/stripe', {
+    rawBody: payload,
+    headers: { 'content-type': 'application/json', 'stripe-signature': header },
+  });
 }
 
 const stripeEvent = (type: string, object: Record<string, unknown>, livemode = false) => ({
@@ -105,12 +116,23 @@ describe('a partial dispute, then won', () => {
 
     const won = await api.request('POST', `/dev/payments/${paymentIntentId}/win-dispute`);
     expect(won.status).toBe(200);
-    expect(await waitForWallet(token, (body) => body.coins === 500)).toMatchObject({ coins: 500, owedCoins: 0, locked: true });
+    expect(await waitForWallet(token, (body) => body.coins === 500)).toMatchObject({
+      coins: 500,
+      owedCoins: 0,
+      locked: true,
+    });
 
     // Stripe's retry of the same event, and the same closing under a new event id: nothing more.
     const again = await api.request('POST', `/dev/payments/${paymentIntentId}/win-dispute`);
     expect([again.status, again.body.eventId]).toEqual([200, won.body.eventId]);
-    const closedAgain = stripeEvent('charge.dispute.closed', { id: disputeIds[0], object: 'dispute', amount: 300, status: 'won', charge: `ch_${paymentIntentId}`, payment_intent: paymentIntentId });
+    const closedAgain = stripeEvent('charge.dispute.closed', {
+      id: disputeIds[0],
+      object: 'dispute',
+      amount: 300,
+      status: 'won',
+      charge: `ch_${paymentIntentId}`,
+      payment_intent: paymentIntentId,
+    });
     expect([(await postEvent(closedAgain)).status]).toEqual([200]);
 
     expect(await wallet(token)).toMatchObject({ coins: 500, owedCoins: 0, locked: true });
@@ -119,7 +141,10 @@ describe('a partial dispute, then won', () => {
       ['chargeback', -250, 0],
       ['recharge', 500, 0],
     ]);
-    expect(await readRecharge(store, rechargeId)).toMatchObject({ clawedCoins: 0, wonDisputes: { [disputeIds[0] as string]: true } });
+    expect(await readRecharge(store, rechargeId)).toMatchObject({
+      clawedCoins: 0,
+      wonDisputes: { [disputeIds[0] as string]: true },
+    });
     // Won or not, a dispute lock is lifted by support, never by the owner.
     const unlock = await api.request('PUT', '/v1/wallet/lock', { token, body: { locked: false } });
     expect([unlock.status, unlock.body.error.code]).toEqual([423, 'WALLET_LOCKED']);
@@ -136,17 +161,27 @@ describe('a partial dispute, then won', () => {
   it('forgives the debt first when the disputed coins were already spent', async () => {
     const { token, paymentIntentId } = await paidRecharge('partial-spent');
     const { streamId } = await goLive(api, 'partial-spent-creator');
-    const gift = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'heart', quantity: 80 }, headers: { 'idempotency-key': 'spend-400' } });
+    const gift = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+      token,
+      body: { giftId: 'heart', quantity: 80 },
+      headers: { 'idempotency-key': 'spend-400' },
+    });
     expect(gift.status).toBe(201);
     expect(await wallet(token)).toMatchObject({ coins: 100 });
 
     // 250 claimed: the 100 left are taken, 150 owed.
-    expect((await api.request('POST', `/dev/payments/${paymentIntentId}/dispute`, { body: { amount: 300 } })).status).toBe(200);
+    expect(
+      (await api.request('POST', `/dev/payments/${paymentIntentId}/dispute`, { body: { amount: 300 } })).status,
+    ).toBe(200);
     expect(await waitForWallet(token, (body) => body.locked)).toMatchObject({ coins: 0, owedCoins: 150, locked: true });
 
     // Won: of the 250 given back, 150 forgive the debt and 100 return to the balance.
     expect((await api.request('POST', `/dev/payments/${paymentIntentId}/win-dispute`)).status).toBe(200);
-    expect(await waitForWallet(token, (body) => body.owedCoins === 0)).toMatchObject({ coins: 100, owedCoins: 0, locked: true });
+    expect(await waitForWallet(token, (body) => body.owedCoins === 0)).toMatchObject({
+      coins: 100,
+      owedCoins: 0,
+      locked: true,
+    });
     expect((await api.request('POST', `/dev/payments/${paymentIntentId}/win-dispute`)).status).toBe(200);
     expect(await wallet(token)).toMatchObject({ coins: 100, owedCoins: 0, locked: true });
     expect(await history(token)).toEqual([
@@ -159,7 +194,9 @@ describe('a partial dispute, then won', () => {
 
   it('gives nothing back for a lost dispute', async () => {
     const { token, paymentIntentId } = await paidRecharge('partial-lost');
-    expect((await api.request('POST', `/dev/payments/${paymentIntentId}/dispute`, { body: { amount: 100 } })).status).toBe(200);
+    expect(
+      (await api.request('POST', `/dev/payments/${paymentIntentId}/dispute`, { body: { amount: 100 } })).status,
+    ).toBe(200);
     // floor(500 * 100 / 599) = 83
     expect(await waitForWallet(token, (body) => body.locked)).toMatchObject({ coins: 417, owedCoins: 0 });
     expect((await api.request('POST', `/dev/payments/${paymentIntentId}/lose-dispute`)).status).toBe(200);
@@ -171,10 +208,21 @@ describe('a partial dispute, then won', () => {
 describe('events from the other Stripe mode', () => {
   it('acknowledges a signed live-mode event with 200 and changes nothing; the same id in test mode still credits', async () => {
     const token = await api.token({ sub: 'live-mismatch', ...ADULT });
-    const created = await api.request('POST', '/v1/recharges', { token, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': 'live-mismatch' } });
+    const created = await api.request('POST', '/v1/recharges', {
+      token,
+      body: { packageId: 'coins_500' },
+      headers: { 'idempotency-key': 'live-mismatch' },
+    });
     expect(created.status).toBe(201);
     const { rechargeId, payment } = created.body as { rechargeId: string; payment: { paymentIntentId: string } };
-    const paymentIntent = { id: payment.paymentIntentId, object: 'payment_intent', amount: 599, currency: 'usd', status: 'succeeded', metadata: { rechargeId } };
+    const paymentIntent = {
+      id: payment.paymentIntentId,
+      object: 'payment_intent',
+      amount: 599,
+      currency: 'usd',
+      status: 'succeeded',
+      metadata: { rechargeId },
+    };
     const live = stripeEvent('payment_intent.succeeded', paymentIntent, true);
 
     const answer = await postEvent(live);

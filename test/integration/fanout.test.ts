@@ -32,11 +32,14 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-
 async function openViewers(count: number, url: string): Promise<RecordingSocket[]> {
   const sockets: RecordingSocket[] = [];
   for (let start = 0; start < count; start += OPEN_CONCURRENCY) {
-    sockets.push(...(await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, count - start) }, () => RecordingSocket.open(url)))));
+    sockets.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(OPEN_CONCURRENCY, count - start) }, () => RecordingSocket.open(url)),
+      )),
+    );
   }
   return sockets;
 }
@@ -75,7 +78,11 @@ describe('fan-out', () => {
       const answers = await Promise.all(
         senders.flatMap((token, sender) =>
           Array.from({ length: GIFTS_PER_SENDER }, (_, index) =>
-            api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'rose', quantity: 1 + index }, headers: { 'idempotency-key': `fan-${sender}-${index}` } }),
+            api.request('POST', `/v1/streams/${streamId}/gifts`, {
+              token,
+              body: { giftId: 'rose', quantity: 1 + index },
+              headers: { 'idempotency-key': `fan-${sender}-${index}` },
+            }),
           ),
         ),
       );
@@ -84,7 +91,11 @@ describe('fan-out', () => {
       const total = SENDERS * GIFTS_PER_SENDER;
       const expectedIds = new Set(answers.map((answer) => answer.body.giftTxId as string));
 
-      await Promise.all(viewers.map((viewer) => viewer.waitFor((messages) => messages.filter((message) => message.type === 'gift').length >= total, 20_000)));
+      await Promise.all(
+        viewers.map((viewer) =>
+          viewer.waitFor((messages) => messages.filter((message) => message.type === 'gift').length >= total, 20_000),
+        ),
+      );
       const elapsedMs = Date.now() - started;
       for (const viewer of viewers) {
         const events = giftEvents(viewer);
@@ -96,13 +107,18 @@ describe('fan-out', () => {
       const frames = viewers[0]?.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch') ?? [];
       expect(frames.some((frame) => frame.type === 'batch')).toBe(true);
       expect(frames.length).toBeLessThan(total);
-      for (const viewer of viewers) expect(viewer.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch')).toEqual(frames);
+      for (const viewer of viewers)
+        expect(viewer.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch')).toEqual(frames);
       const posts = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0) - postsBefore;
       expect(posts).toBe(frames.length * VIEWERS);
       // The measured figures, for the report.
-      process.stdout.write(`fan-out: ${total} gifts to ${VIEWERS} viewers in ${frames.length} frames (${posts} posts instead of ${total * VIEWERS}), all committed ${committedMs} ms and all delivered ${elapsedMs} ms after the storm began\n`);
+      process.stdout.write(
+        `fan-out: ${total} gifts to ${VIEWERS} viewers in ${frames.length} frames (${posts} posts instead of ${total * VIEWERS}), all committed ${committedMs} ms and all delivered ${elapsedMs} ms after the storm began\n`,
+      );
 
-      const events = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, { token: viewerToken });
+      const events = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, {
+        token: viewerToken,
+      });
       expect(events.body.items).toEqual(giftEvents(viewers[0] as RecordingSocket));
     } finally {
       await Promise.all(viewers.map((viewer) => viewer.close()));
@@ -112,8 +128,11 @@ describe('fan-out', () => {
   it('a connection closed without $disconnect is removed at its first GoneException, and no other connection is touched', async () => {
     const { streamId } = await goLive(api, 'gone-creator');
     // Three viewers, not three tabs of one: a user's newer connection takes the room over from the older.
-    const [token, tokenA, tokenB] = await Promise.all(['gone-viewer', 'stay-viewer-a', 'stay-viewer-b'].map((sub) => api.token({ sub, ...ADULT })));
-    const urlOf = (viewerToken: string | undefined) => `${stack.wsUrl}/?token=${String(viewerToken)}&streamId=${streamId}`;
+    const [token, tokenA, tokenB] = await Promise.all(
+      ['gone-viewer', 'stay-viewer-a', 'stay-viewer-b'].map((sub) => api.token({ sub, ...ADULT })),
+    );
+    const urlOf = (viewerToken: string | undefined) =>
+      `${stack.wsUrl}/?token=${String(viewerToken)}&streamId=${streamId}`;
     const vanished = await openIdentified(urlOf(token));
     const stayA = await openIdentified(urlOf(tokenA));
     const stayB = await openIdentified(urlOf(tokenB));
@@ -122,12 +141,18 @@ describe('fan-out', () => {
       stack.gateway.dropConnectionSilently(vanished.connectionId);
       await seedCoins(store, 'gone-sender', 10);
       const sender = await api.token({ sub: 'gone-sender', ...ADULT });
-      const first = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-1' } });
+      const first = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+        token: sender,
+        body: { giftId: 'rose', quantity: 1 },
+        headers: { 'idempotency-key': 'gone-1' },
+      });
       expect(first.status).toBe(201);
-      for (const stay of [stayA, stayB]) await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
+      for (const stay of [stayA, stayB])
+        await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
       // The posts go out side by side: the one to the vanished connection may land after the others.
       const postedBy = Date.now() + 10_000;
-      while (stack.gateway.postCounts.get(vanished.connectionId) === undefined && Date.now() < postedBy) await new Promise((resolve) => setTimeout(resolve, 50));
+      while (stack.gateway.postCounts.get(vanished.connectionId) === undefined && Date.now() < postedBy)
+        await new Promise((resolve) => setTimeout(resolve, 50));
       expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
       // The gone connection leaves the room's viewer counter when its removal lands, which can be
       // just after the other viewers' posts.
@@ -139,9 +164,15 @@ describe('fan-out', () => {
       }
       expect(afterFirst.body.viewers).toBe(2);
 
-      const second = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'gone-2' } });
+      const second = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+        token: sender,
+        body: { giftId: 'rose', quantity: 1 },
+        headers: { 'idempotency-key': 'gone-2' },
+      });
       for (const stay of [stayA, stayB]) {
-        const events = (await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === second.body.giftTxId))).filter((message) => message.type === 'gift');
+        const events = (
+          await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === second.body.giftTxId))
+        ).filter((message) => message.type === 'gift');
         expect(events.map((event) => event.seq)).toEqual([1, 2]);
         expect(stack.gateway.postCounts.get(stay.connectionId)).toBe(2);
       }
@@ -169,7 +200,9 @@ describe('fan-out', () => {
       const messages = await socket.waitFor((all) => all.some((message) => message.type === 'gift'));
       expect(messages.find((message) => message.type === 'gift')?.streamId).toBe(second.streamId);
       socket.send({ action: 'join', streamId: 'st_missing' });
-      const error = (await socket.waitFor((all) => all.some((message) => message.type === 'error'))).find((message) => message.type === 'error');
+      const error = (await socket.waitFor((all) => all.some((message) => message.type === 'error'))).find(
+        (message) => message.type === 'error',
+      );
       expect(error.error.code).toBe('NOT_FOUND');
     } finally {
       await socket.close();

@@ -31,7 +31,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-
 function gift(token: string, streamId: string, key: string, body: unknown = { giftId: 'rose', quantity: 1 }) {
   return api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body, headers: { 'idempotency-key': key } });
 }
@@ -40,7 +39,11 @@ async function allTransactions(token: string): Promise<any[]> {
   const items: any[] = [];
   let cursor: string | null = null;
   do {
-    const page: { body: { items: any[]; nextCursor: string | null } } = await api.request('GET', `/v1/wallet/transactions?limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    const page: { body: { items: any[]; nextCursor: string | null } } = await api.request(
+      'GET',
+      `/v1/wallet/transactions?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+      { token },
+    );
     items.push(...page.body.items);
     cursor = page.body.nextCursor;
   } while (cursor);
@@ -52,30 +55,52 @@ async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms; last value ${JSON.stringify(value).slice(0, 1000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met in ${timeoutMs} ms; last value ${JSON.stringify(value).slice(0, 1000)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 describe('streams', () => {
   it('goes live (adults only), lists newest first, reads, and ends (creator only)', async () => {
-    const teen = await api.token({ sub: 'teen-creator', birthdate: '2012-01-01', country: 'US', parentalConsent: true });
+    const teen = await api.token({
+      sub: 'teen-creator',
+      birthdate: '2012-01-01',
+      country: 'US',
+      parentalConsent: true,
+    });
     const refused = await api.request('POST', '/v1/streams', { token: teen, body: { title: 'x' } });
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('AGE_RESTRICTED');
-    expect((await api.request('POST', '/v1/streams', { token: teen, body: {} })).body.error.code).toBe('VALIDATION_FAILED');
+    expect((await api.request('POST', '/v1/streams', { token: teen, body: {} })).body.error.code).toBe(
+      'VALIDATION_FAILED',
+    );
 
     const first = await goLive(api, 'lister-a', 'first');
     const second = await goLive(api, 'lister-b', 'second');
     const listed = await api.request('GET', '/v1/streams?limit=1', { token: first.token });
     expect(listed.status).toBe(200);
-    expect(listed.body.items[0]).toMatchObject({ streamId: second.streamId, title: 'second', status: 'live', creatorId: 'lister-b' });
-    const next = await api.request('GET', `/v1/streams?limit=100&cursor=${listed.body.nextCursor}`, { token: first.token });
+    expect(listed.body.items[0]).toMatchObject({
+      streamId: second.streamId,
+      title: 'second',
+      status: 'live',
+      creatorId: 'lister-b',
+    });
+    const next = await api.request('GET', `/v1/streams?limit=100&cursor=${listed.body.nextCursor}`, {
+      token: first.token,
+    });
     expect(next.body.items.map((item: { streamId: string }) => item.streamId)).toContain(first.streamId);
     expect(next.body.items.map((item: { streamId: string }) => item.streamId)).not.toContain(second.streamId);
 
     const read = await api.request('GET', `/v1/streams/${first.streamId}`, { token: second.token });
-    expect(read.body).toMatchObject({ streamId: first.streamId, creatorId: 'lister-a', title: 'first', status: 'live', giftCoins: 0, viewers: 0 });
+    expect(read.body).toMatchObject({
+      streamId: first.streamId,
+      creatorId: 'lister-a',
+      title: 'first',
+      status: 'live',
+      giftCoins: 0,
+      viewers: 0,
+    });
     expect((await api.request('GET', '/v1/streams/st_nope', { token: first.token })).status).toBe(404);
 
     const forbidden = await api.request('POST', `/v1/streams/${first.streamId}/end`, { token: second.token });
@@ -132,10 +157,15 @@ describe('sending gifts', () => {
     );
     expect(stream.body.giftCoins).toBe(20);
     // The leaderboard is folded from the catch-up log a few seconds behind the gifts (README).
-    const board = await eventually(() => api.request('GET', `/v1/streams/${streamId}/leaderboard`, { token }), (read) => read.body.items?.[0]?.coins === 20);
+    const board = await eventually(
+      () => api.request('GET', `/v1/streams/${streamId}/leaderboard`, { token }),
+      (read) => read.body.items?.[0]?.coins === 20,
+    );
     expect(board.body).toEqual({ items: [{ userId: 'race-sender', coins: 20 }] });
     const events = await api.request('GET', `/v1/streams/${streamId}/events?after=0`, { token });
-    expect(events.body.items.map((event: { seq: number }) => event.seq)).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+    expect(events.body.items.map((event: { seq: number }) => event.seq)).toEqual(
+      Array.from({ length: 20 }, (_, index) => index + 1),
+    );
     expect(events.body.nextSeq).toBe(20);
     const later = await api.request('GET', `/v1/streams/${streamId}/events?after=15&limit=3`, { token });
     expect(later.body.items.map((event: { seq: number }) => event.seq)).toEqual([16, 17, 18]);
@@ -156,14 +186,21 @@ describe('sending gifts', () => {
     expect(reused.status).toBe(422);
     expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
 
-    const together = await Promise.all([gift(token, streamId, 'key-2'), gift(token, streamId, 'key-2'), gift(token, streamId, 'key-2')]);
+    const together = await Promise.all([
+      gift(token, streamId, 'key-2'),
+      gift(token, streamId, 'key-2'),
+      gift(token, streamId, 'key-2'),
+    ]);
     for (const answer of together) expect(answer.status).toBe(201);
     expect(new Set(together.map((answer) => answer.body.giftTxId)).size).toBe(1);
     const wallet = await api.request('GET', '/v1/wallet', { token });
     expect(wallet.body.coins).toBe(89);
     expect((await allTransactions(token)).filter((item) => item.type === 'gift_sent')).toHaveLength(2);
     // A replay answers with the balance as it is now.
-    expect((await gift(token, streamId, 'key-1', { giftId: 'heart', quantity: 2 })).body).toEqual({ ...first.body, wallet: { coins: 89 } });
+    expect((await gift(token, streamId, 'key-1', { giftId: 'heart', quantity: 2 })).body).toEqual({
+      ...first.body,
+      wallet: { coins: 89 },
+    });
   });
 
   it('the same WebSocket requestId twice spends once and acks the same gift', async () => {
@@ -176,7 +213,12 @@ describe('sending gifts', () => {
       socket.send({ action: 'sendGift', requestId: 'r-1', giftId: 'ice_cream', quantity: 1 });
       const messages = await socket.waitFor((all) => all.filter((message) => message.type === 'giftAck').length === 2);
       const acks = messages.filter((message) => message.type === 'giftAck');
-      expect(acks[0]).toEqual({ type: 'giftAck', requestId: 'r-1', giftTxId: expect.stringMatching(/^gift_/), wallet: { coins: 40 } });
+      expect(acks[0]).toEqual({
+        type: 'giftAck',
+        requestId: 'r-1',
+        giftTxId: expect.stringMatching(/^gift_/),
+        wallet: { coins: 40 },
+      });
       expect(acks[1].giftTxId).toBe(acks[0].giftTxId);
       expect((await api.request('GET', '/v1/wallet', { token })).body.coins).toBe(40);
       // The same key over HTTP for the same gift is the same gift.
@@ -186,13 +228,19 @@ describe('sending gifts', () => {
       socket.send({ action: 'sendGift', requestId: 'r-2', giftId: 'castle', quantity: 1 });
       socket.send({ action: 'sendGift', requestId: 'r-3', giftId: 'rose', quantity: 100 });
       socket.send('not json');
-      const errors = (await socket.waitFor((all) => all.filter((message) => message.type === 'error').length === 3)).filter((message) => message.type === 'error');
+      const errors = (
+        await socket.waitFor((all) => all.filter((message) => message.type === 'error').length === 3)
+      ).filter((message) => message.type === 'error');
       expect(errors.find((message) => message.requestId === 'r-2')?.error.code).toBe('INSUFFICIENT_COINS');
       expect(errors.find((message) => message.requestId === 'r-3')?.error.code).toBe('VALIDATION_FAILED');
-      expect(errors.filter((message) => message.requestId === undefined).map((message) => message.error.code)).toEqual(['VALIDATION_FAILED']);
+      expect(errors.filter((message) => message.requestId === undefined).map((message) => message.error.code)).toEqual([
+        'VALIDATION_FAILED',
+      ]);
 
       // The sender watches the stream too: its own gift arrives as a gift event.
-      await socket.waitFor((all) => all.some((message) => message.type === 'gift' && message.giftTxId === acks[0].giftTxId));
+      await socket.waitFor((all) =>
+        all.some((message) => message.type === 'gift' && message.giftTxId === acks[0].giftTxId),
+      );
     } finally {
       await socket.close();
     }
@@ -201,7 +249,12 @@ describe('sending gifts', () => {
   it('refuses in the contract order: validation, wallet lock, age, stream live, self gift, coins', async () => {
     const { token: creatorToken, streamId } = await goLive(api, 'order-creator');
     await seedCoins(store, 'order-locked', 100);
-    await store.transactWrite([store.update('lock', keys.wallet('order-locked'), { expression: 'SET locked = :true, lockReason = :owner', values: { ':true': true, ':owner': 'owner' } })]);
+    await store.transactWrite([
+      store.update('lock', keys.wallet('order-locked'), {
+        expression: 'SET locked = :true, lockReason = :owner',
+        values: { ':true': true, ':owner': 'owner' },
+      }),
+    ]);
     const locked = await api.token({ sub: 'order-locked', birthdate: '2015-01-01', country: 'US' });
     const child = await api.token({ sub: 'order-child', birthdate: '2015-01-01', country: 'US' });
     const poor = await api.token({ sub: 'order-poor', ...ADULT });
@@ -213,8 +266,14 @@ describe('sending gifts', () => {
       return `${status} ${body?.error?.code ?? ''}`;
     };
     expect(await codeOf(gift(locked, streamId, 'o1', { giftId: 'rose', quantity: 0 }))).toBe('400 VALIDATION_FAILED');
-    expect(await codeOf(gift(locked, streamId, 'o2', { giftId: 'no-such-gift', quantity: 1 }))).toBe('400 VALIDATION_FAILED');
-    expect(await codeOf(api.request('POST', `/v1/streams/${streamId}/gifts`, { token: poor, body: { giftId: 'rose', quantity: 1 } }))).toBe('400 IDEMPOTENCY_KEY_REQUIRED');
+    expect(await codeOf(gift(locked, streamId, 'o2', { giftId: 'no-such-gift', quantity: 1 }))).toBe(
+      '400 VALIDATION_FAILED',
+    );
+    expect(
+      await codeOf(
+        api.request('POST', `/v1/streams/${streamId}/gifts`, { token: poor, body: { giftId: 'rose', quantity: 1 } }),
+      ),
+    ).toBe('400 IDEMPOTENCY_KEY_REQUIRED');
     expect(await codeOf(gift(locked, ended.streamId, 'o3'))).toBe('423 WALLET_LOCKED');
     expect(await codeOf(gift(child, ended.streamId, 'o4'))).toBe('403 AGE_RESTRICTED');
     expect(await codeOf(gift(poor, ended.streamId, 'o5'))).toBe('409 STREAM_NOT_LIVE');
@@ -234,11 +293,29 @@ describe('sending gifts', () => {
       const token = await api.token({ sub: 'notify-sender', ...ADULT });
       const sent = await gift(token, streamId, 'n-1', { giftId: 'star', quantity: 3 });
       expect(sent.status).toBe(201);
-      const wallet = await creatorSocket.waitFor((all) => all.some((message) => message.type === 'wallet' && message.diamonds === 297));
-      expect(wallet.find((message) => message.type === 'wallet')).toEqual({ type: 'wallet', coins: 0, diamonds: 297, pendingDiamonds: 0 });
+      const wallet = await creatorSocket.waitFor((all) =>
+        all.some((message) => message.type === 'wallet' && message.diamonds === 297),
+      );
+      expect(wallet.find((message) => message.type === 'wallet')).toEqual({
+        type: 'wallet',
+        coins: 0,
+        diamonds: 297,
+        pendingDiamonds: 0,
+      });
       const notifications = await api.request('GET', '/v1/notifications', { token: creatorToken });
       expect(notifications.body).toEqual({
-        items: [{ id: sent.body.giftTxId, type: 'gift_received', streamId, fromUserId: 'notify-sender', giftId: 'star', quantity: 3, diamonds: 297, createdAt: expect.any(String) }],
+        items: [
+          {
+            id: sent.body.giftTxId,
+            type: 'gift_received',
+            streamId,
+            fromUserId: 'notify-sender',
+            giftId: 'star',
+            quantity: 3,
+            diamonds: 297,
+            createdAt: expect.any(String),
+          },
+        ],
         nextCursor: null,
       });
       expect((await api.request('GET', '/v1/notifications', { token })).body).toEqual({ items: [], nextCursor: null });
@@ -258,7 +335,11 @@ describe('sending gifts', () => {
       const lost = await sendGift(
         {
           store,
-          publisher: { publish: async () => { throw new Error('crashed before the nudge'); } },
+          publisher: {
+            publish: async () => {
+              throw new Error('crashed before the nudge');
+            },
+          },
           now: () => new Date(Date.now() - 10_000),
           newId,
           economy: DEFAULT_ECONOMY,
@@ -271,13 +352,23 @@ describe('sending gifts', () => {
       await stack.runSchedule('SweepGiftBroadcasts');
       const messages = await viewer.waitFor((all) => all.some((message) => message.type === 'gift'));
       expect(messages.find((message) => message.type === 'gift')).toEqual({
-        type: 'gift', streamId, seq: 1, giftTxId: lost.giftTxId, fromUserId: 'sweep-sender', giftId: 'rose', quantity: 1, coins: 1, at: expect.any(String),
+        type: 'gift',
+        streamId,
+        seq: 1,
+        giftTxId: lost.giftTxId,
+        fromUserId: 'sweep-sender',
+        giftId: 'rose',
+        quantity: 1,
+        coins: 1,
+        at: expect.any(String),
       });
 
       const last = await gift(token, streamId, 'after-lost');
       await api.request('POST', `/v1/streams/${streamId}/end`, { token: creatorToken });
       const all = await viewer.waitFor((received) => received.some((message) => message.type === 'streamEnded'));
-      const order = all.filter((message) => message.type === 'gift' || message.type === 'streamEnded').map((message) => message.type === 'gift' ? message.giftTxId : message.type);
+      const order = all
+        .filter((message) => message.type === 'gift' || message.type === 'streamEnded')
+        .map((message) => (message.type === 'gift' ? message.giftTxId : message.type));
       expect(order).toEqual([lost.giftTxId, last.body.giftTxId, 'streamEnded']);
       expect(all.find((message) => message.type === 'streamEnded')).toEqual({ type: 'streamEnded', streamId });
     } finally {

@@ -51,7 +51,11 @@ async function issuerToken(sub: string, claims: Record<string, unknown> = ADULT)
 }
 
 async function rechargeAndSucceed(token: string, key: string): Promise<string> {
-  const created = await api.request('POST', '/v1/recharges', { token, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': key } });
+  const created = await api.request('POST', '/v1/recharges', {
+    token,
+    body: { packageId: 'coins_100' },
+    headers: { 'idempotency-key': key },
+  });
   if (created.status !== 201) throw new Error(`recharge: ${created.status} ${JSON.stringify(created.body)}`);
   const succeeded = await api.request('POST', `/dev/payments/${String(created.body.payment.paymentIntentId)}/succeed`);
   if (succeeded.status !== 200) throw new Error(`succeed: ${succeeded.status}`);
@@ -74,7 +78,11 @@ describe('a sub containing # names no other user’s items (issue 17, point 1)',
     const { token: creatorToken, streamId } = await goLive(api, creator);
     await seedCoins(store, 'key-fan', 100);
     const fanToken = await api.token({ sub: 'key-fan', ...ADULT });
-    const sent = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: fanToken, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'key-gift' } });
+    const sent = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+      token: fanToken,
+      body: { giftId: 'rose', quantity: 1 },
+      headers: { 'idempotency-key': 'key-gift' },
+    });
     expect(sent.status).toBe(201);
     const shard = shardFor(String(sent.body.giftTxId), CREATOR_SHARDS);
     const creatorNotifications = await api.request('GET', '/v1/notifications', { token: creatorToken });
@@ -90,7 +98,9 @@ describe('a sub containing # names no other user’s items (issue 17, point 1)',
     const rechargeId = await rechargeAndSucceed(attackerToken, 'key-attacker-buy');
     await waitForCoins(attackerToken, 100);
     const own = await api.request('GET', '/v1/wallet/transactions', { token: attackerToken });
-    expect(own.body.items).toEqual([expect.objectContaining({ type: 'recharge', coins: 100, ref: expect.objectContaining({ rechargeId }) })]);
+    expect(own.body.items).toEqual([
+      expect.objectContaining({ type: 'recharge', coins: 100, ref: expect.objectContaining({ rechargeId }) }),
+    ]);
 
     const after = await api.request('GET', '/v1/notifications', { token: creatorToken });
     expect(after.status).toBe(200);
@@ -107,9 +117,17 @@ describe('a sub containing : makes no id collide (issue 17, point 2)', () => {
   it('("victim:order", "1") and ("victim", "order:1") are two recharges with two PaymentIntents', async () => {
     const attackerToken = await issuerToken('ids-victim:order');
     const victimToken = await issuerToken('ids-victim');
-    const first = await api.request('POST', '/v1/recharges', { token: attackerToken, body: { packageId: 'coins_100' }, headers: { 'idempotency-key': '1' } });
+    const first = await api.request('POST', '/v1/recharges', {
+      token: attackerToken,
+      body: { packageId: 'coins_100' },
+      headers: { 'idempotency-key': '1' },
+    });
     expect(first.status).toBe(201);
-    const victim = await api.request('POST', '/v1/recharges', { token: victimToken, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': 'order:1' } });
+    const victim = await api.request('POST', '/v1/recharges', {
+      token: victimToken,
+      body: { packageId: 'coins_500' },
+      headers: { 'idempotency-key': 'order:1' },
+    });
     expect(victim.status).toBe(201);
     expect(victim.body).toMatchObject({ status: 'pending', coins: 500 });
     expect(victim.body.rechargeId).not.toBe(first.body.rechargeId);
@@ -121,21 +139,32 @@ describe('a sub containing : makes no id collide (issue 17, point 2)', () => {
 });
 
 describe('claims the age and region rules rely on (issue 17, also)', () => {
-  it.each([['0000-00-00'], ['1990-13-45'], ['2023-02-29']])('a birthdate of %s is no age: AGE_RESTRICTED, not an adult', async (birthdate) => {
-    const token = await issuerToken(`bad-birthdate-${birthdate}`, { birthdate, country: 'US' });
-    const live = await api.request('POST', '/v1/streams', { token, body: { title: 'nope' } });
-    expect([live.status, live.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
-    const payoutAccount = await api.request('POST', '/v1/creator/payout-account', { token });
-    expect([payoutAccount.status, payoutAccount.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
-    const wallet = await api.request('GET', '/v1/wallet', { token });
-    expect(wallet.status).toBe(200);
-    expect((await api.request('GET', '/v1/streams', { token })).body.items).not.toContainEqual(expect.objectContaining({ creatorId: `bad-birthdate-${birthdate}` }));
-  });
+  it.each([['0000-00-00'], ['1990-13-45'], ['2023-02-29']])(
+    'a birthdate of %s is no age: AGE_RESTRICTED, not an adult',
+    async (birthdate) => {
+      const token = await issuerToken(`bad-birthdate-${birthdate}`, { birthdate, country: 'US' });
+      const live = await api.request('POST', '/v1/streams', { token, body: { title: 'nope' } });
+      expect([live.status, live.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
+      const payoutAccount = await api.request('POST', '/v1/creator/payout-account', { token });
+      expect([payoutAccount.status, payoutAccount.body.error?.code]).toEqual([403, 'AGE_RESTRICTED']);
+      const wallet = await api.request('GET', '/v1/wallet', { token });
+      expect(wallet.status).toBe(200);
+      expect((await api.request('GET', '/v1/streams', { token })).body.items).not.toContainEqual(
+        expect.objectContaining({ creatorId: `bad-birthdate-${birthdate}` }),
+      );
+    },
+  );
 
   it('a leap day that exists counts: 2024-02-29 is a birthdate', async () => {
     const token = await issuerToken('leap-day', { birthdate: '2004-02-29', country: 'US' });
     expect((await api.request('POST', '/v1/streams', { token, body: { title: 'leap' } })).status).toBe(201);
-    expect((await api.request('GET', '/v1/wallet', { token: await issuerToken('leap-2024', { birthdate: '2024-02-29', country: 'US' }) })).status).toBe(200);
+    expect(
+      (
+        await api.request('GET', '/v1/wallet', {
+          token: await issuerToken('leap-2024', { birthdate: '2024-02-29', country: 'US' }),
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it('going live needs a country with a price list; a payout account needs one Stripe Connect pays out to', async () => {
@@ -149,13 +178,18 @@ describe('claims the age and region rules rely on (issue 17, also)', () => {
     expect([account.status, account.body.error?.code]).toEqual([403, 'REGION_UNAVAILABLE']);
     expect((await api.request('GET', '/v1/creator/payout-account', { token: indian })).status).toBe(404);
     const noCountry = await issuerToken('region-none', { birthdate: '1990-01-01' });
-    expect((await api.request('POST', '/v1/streams', { token: noCountry, body: { title: 'x' } })).body.error?.code).toBe('REGION_UNAVAILABLE');
-    expect((await api.request('POST', '/v1/creator/payout-account', { token: noCountry })).body.error?.code).toBe('REGION_UNAVAILABLE');
+    expect(
+      (await api.request('POST', '/v1/streams', { token: noCountry, body: { title: 'x' } })).body.error?.code,
+    ).toBe('REGION_UNAVAILABLE');
+    expect((await api.request('POST', '/v1/creator/payout-account', { token: noCountry })).body.error?.code).toBe(
+      'REGION_UNAVAILABLE',
+    );
   });
 });
 
 describe('one per-user limit on every door (issue 17, points 3-4)', () => {
-  const errorsOf = (socket: RecordingSocket, code: string) => socket.messages().filter((message) => message.type === 'error' && message.error?.code === code);
+  const errorsOf = (socket: RecordingSocket, code: string) =>
+    socket.messages().filter((message) => message.type === 'error' && message.error?.code === code);
 
   it('while a user’s HTTP gifts answer 429, their WebSocket sendGift is RATE_LIMITED too, and the connection stays open', async () => {
     const { streamId } = await goLive(api, 'limit-creator');
@@ -166,14 +200,20 @@ describe('one per-user limit on every door (issue 17, points 3-4)', () => {
       const startedMs = Date.now();
       const answers = await Promise.all(
         Array.from({ length: WRITE_BURST + 5 }, (_, index) =>
-          api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': `limit-http-${index}` } }),
+          api.request('POST', `/v1/streams/${streamId}/gifts`, {
+            token,
+            body: { giftId: 'rose', quantity: 1 },
+            headers: { 'idempotency-key': `limit-http-${index}` },
+          }),
         ),
       );
       const httpAccepted = answers.filter((answer) => answer.status === 201).length;
       expect(answers.filter((answer) => answer.status === 429).length).toBeGreaterThan(0);
       const frames = 8;
-      for (let index = 0; index < frames; index += 1) socket.send({ action: 'sendGift', requestId: `limit-ws-${index}`, giftId: 'rose', quantity: 1 });
-      const answered = () => socket.messages().filter((message) => String(message.requestId ?? '').startsWith('limit-ws-'));
+      for (let index = 0; index < frames; index += 1)
+        socket.send({ action: 'sendGift', requestId: `limit-ws-${index}`, giftId: 'rose', quantity: 1 });
+      const answered = () =>
+        socket.messages().filter((message) => String(message.requestId ?? '').startsWith('limit-ws-'));
       await socket.waitFor(() => answered().length === frames);
       const elapsedSeconds = (Date.now() - startedMs) / 1000;
       const refusals = answered().filter((message) => message.type === 'error');
@@ -206,15 +246,23 @@ describe('one per-user limit on every door (issue 17, points 3-4)', () => {
     const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${broke}&streamId=${streamId}`);
     try {
       const frames = WRITE_BURST + 10;
-      for (let index = 0; index < frames; index += 1) socket.send({ action: 'sendGift', requestId: `broke-${index}`, giftId: 'rose', quantity: 1 });
-      await socket.waitFor((messages) => messages.filter((message) => String(message.requestId ?? '').startsWith('broke-')).length === frames);
+      for (let index = 0; index < frames; index += 1)
+        socket.send({ action: 'sendGift', requestId: `broke-${index}`, giftId: 'rose', quantity: 1 });
+      await socket.waitFor(
+        (messages) =>
+          messages.filter((message) => String(message.requestId ?? '').startsWith('broke-')).length === frames,
+      );
       const limited = errorsOf(socket, 'RATE_LIMITED').length;
       expect(limited).toBeGreaterThan(0);
       expect(errorsOf(socket, 'INSUFFICIENT_COINS').length + limited).toBe(frames);
       // The same user's join frames draw from the same, now empty, bucket.
       const joins = 15;
       for (let index = 0; index < joins; index += 1) socket.send({ action: 'join', streamId });
-      await socket.waitFor((messages) => messages.filter((message) => message.type === 'joined' || message.error?.code === 'RATE_LIMITED').length >= limited + joins);
+      await socket.waitFor(
+        (messages) =>
+          messages.filter((message) => message.type === 'joined' || message.error?.code === 'RATE_LIMITED').length >=
+          limited + joins,
+      );
       expect(errorsOf(socket, 'RATE_LIMITED').length).toBeGreaterThan(limited);
       expect(socket.socket.readyState).toBe(WebSocket.OPEN);
     } finally {
@@ -224,7 +272,9 @@ describe('one per-user limit on every door (issue 17, points 3-4)', () => {
 
   it('reads have a per-user limit of their own, higher than writes; other users are unaffected', async () => {
     const token = await api.token({ sub: 'limit-reader', ...ADULT });
-    const answers = await Promise.all(Array.from({ length: READ_BURST + 15 }, () => api.request('GET', '/v1/wallet', { token })));
+    const answers = await Promise.all(
+      Array.from({ length: READ_BURST + 15 }, () => api.request('GET', '/v1/wallet', { token })),
+    );
     const refused = answers.filter((answer) => answer.status === 429);
     expect(refused.length).toBeGreaterThan(0);
     expect(answers.length - refused.length).toBeGreaterThanOrEqual(READ_BURST);
@@ -232,10 +282,14 @@ describe('one per-user limit on every door (issue 17, points 3-4)', () => {
       expect(answer.body.error.code).toBe('RATE_LIMITED');
       expect(answer.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
     }
-    const leaderboardFlood = await Promise.all(Array.from({ length: 5 }, () => api.request('GET', '/v1/streams/st_none/leaderboard', { token })));
+    const leaderboardFlood = await Promise.all(
+      Array.from({ length: 5 }, () => api.request('GET', '/v1/streams/st_none/leaderboard', { token })),
+    );
     // The leaderboard (a query per shard) draws from the same, now empty, read bucket.
     expect(leaderboardFlood.filter((answer) => answer.status === 429).length).toBeGreaterThan(0);
-    const bystander = await api.request('GET', '/v1/wallet', { token: await api.token({ sub: 'limit-bystander', ...ADULT }) });
+    const bystander = await api.request('GET', '/v1/wallet', {
+      token: await api.token({ sub: 'limit-bystander', ...ADULT }),
+    });
     expect(bystander.status).toBe(200);
   });
 
@@ -256,7 +310,9 @@ describe('one per-user limit on every door (issue 17, points 3-4)', () => {
     }
     // Each instance's bucket alone would allow 20 each, 40; the shared window allows 20 + 1 x 10.
     expect(taken).toBe(30);
-    const item = await store.getItem(keys.rateWindow('limit-spread', 'write', Math.floor(clock() / 1000 / 10)), { consistent: true });
+    const item = await store.getItem(keys.rateWindow('limit-spread', 'write', Math.floor(clock() / 1000 / 10)), {
+      consistent: true,
+    });
     expect(item).toMatchObject({ requests: 30, expiresAt: expect.any(Number) });
     await expectBooksBalance(stack);
   });
@@ -309,15 +365,22 @@ describe('a cap on WebSocket connections (issue 17, point 5)', () => {
     const token = await api.token({ sub: 'cap-room-viewer', ...ADULT });
     const url = `${stack.wsUrl}/?token=${token}&streamId=${streamId}`;
     const sockets = [await RecordingSocket.open(url), await RecordingSocket.open(url), await RecordingSocket.open(url)];
-    const other = await RecordingSocket.open(`${stack.wsUrl}/?token=${await api.token({ sub: 'cap-room-other', ...ADULT })}&streamId=${streamId}`);
+    const other = await RecordingSocket.open(
+      `${stack.wsUrl}/?token=${await api.token({ sub: 'cap-room-other', ...ADULT })}&streamId=${streamId}`,
+    );
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(2);
       await seedCoins(store, 'cap-room-sender', 10);
       const sender = await api.token({ sub: 'cap-room-sender', ...ADULT });
-      const sent = await api.request('POST', `/v1/streams/${streamId}/gifts`, { token: sender, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': 'cap-room-1' } });
+      const sent = await api.request('POST', `/v1/streams/${streamId}/gifts`, {
+        token: sender,
+        body: { giftId: 'rose', quantity: 1 },
+        headers: { 'idempotency-key': 'cap-room-1' },
+      });
       expect(sent.status).toBe(201);
       const newest = sockets[2] as RecordingSocket;
-      for (const receiver of [newest, other]) await receiver.waitFor((messages) => messages.some((message) => message.giftTxId === sent.body.giftTxId));
+      for (const receiver of [newest, other])
+        await receiver.waitFor((messages) => messages.some((message) => message.giftTxId === sent.body.giftTxId));
       // The older connections stay open (wallet pushes, ping) but no longer watch the room.
       for (const older of sockets.slice(0, 2)) {
         older.send({ action: 'ping' });
@@ -326,7 +389,9 @@ describe('a cap on WebSocket connections (issue 17, point 5)', () => {
       }
       // join follows the same rule: the older connection joining takes the room back.
       (sockets[0] as RecordingSocket).send({ action: 'join', streamId });
-      await (sockets[0] as RecordingSocket).waitFor((messages) => messages.some((message) => message.type === 'joined'));
+      await (sockets[0] as RecordingSocket).waitFor((messages) =>
+        messages.some((message) => message.type === 'joined'),
+      );
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(2);
     } finally {
       await Promise.all([...sockets, other].map((socket) => socket.close()));

@@ -45,7 +45,11 @@ const mappings: EventSourceMapping[] = [];
 
 beforeAll(async () => {
   queues = await startLocalQueues(definitions, { region: REGION });
-  sqs = new SQSClient({ endpoint: queues.endpoint, region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  sqs = new SQSClient({
+    endpoint: queues.endpoint,
+    region: REGION,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
 });
 
 afterEach(async () => {
@@ -88,9 +92,15 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
 
 async function countMessages(queueUrl: string): Promise<{ visible: number; inFlight: number }> {
   const answer = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
   );
-  return { visible: Number(answer.Attributes?.ApproximateNumberOfMessages), inFlight: Number(answer.Attributes?.ApproximateNumberOfMessagesNotVisible) };
+  return {
+    visible: Number(answer.Attributes?.ApproximateNumberOfMessages),
+    inFlight: Number(answer.Attributes?.ApproximateNumberOfMessagesNotVisible),
+  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -101,7 +111,9 @@ test('creates every queue with its dead-letter queue and redrive policy', async 
   const payouts = urlsOf('poison');
   expect(queues.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(payouts.deadLetterQueueUrl).toMatch(/\/poison-dlq$/);
-  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: payouts.queueUrl, AttributeNames: ['All'] }));
+  const attributes = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: payouts.queueUrl, AttributeNames: ['All'] }),
+  );
   expect(attributes.Attributes?.VisibilityTimeout).toBe('1');
   expect(JSON.parse(attributes.Attributes?.RedrivePolicy ?? '{}')).toEqual({
     deadLetterTargetArn: `arn:aws:sqs:${REGION}:000000000000:poison-dlq`,
@@ -111,12 +123,19 @@ test('creates every queue with its dead-letter queue and redrive policy', async 
   const ordered = urlsOf('ordered');
   expect(ordered.queueUrl).toMatch(/\/ordered\.fifo$/);
   expect(ordered.deadLetterQueueUrl).toMatch(/\/ordered-dlq\.fifo$/);
-  const fifo = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: ordered.deadLetterQueueUrl, AttributeNames: ['FifoQueue'] }));
+  const fifo = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: ordered.deadLetterQueueUrl, AttributeNames: ['FifoQueue'] }),
+  );
   expect(fifo.Attributes?.FifoQueue).toBe('true');
 });
 
 test('refuses a mapping Lambda would refuse', () => {
-  const base = { queueUrl: urlsOf('ordered').queueUrl, handler: async () => undefined, maxConcurrency: 2, reportBatchItemFailures: true };
+  const base = {
+    queueUrl: urlsOf('ordered').queueUrl,
+    handler: async () => undefined,
+    maxConcurrency: 2,
+    reportBatchItemFailures: true,
+  };
   expect(() => map({ ...base, batchSize: 11, maximumBatchingWindowMs: 0 })).toThrow(/batchSize/);
   expect(() => map({ ...base, batchSize: 10, maximumBatchingWindowMs: 100 })).toThrow(/batching window/);
 });
@@ -144,7 +163,11 @@ test('delivers messages in batches as real-shaped SQS events, and deletes them o
     timeoutMs: 2_000,
     handler: async (event, context) => {
       events.push(event);
-      contexts.push({ requestId: context.awsRequestId, remaining: context.getRemainingTimeInMillis(), functionName: context.functionName });
+      contexts.push({
+        requestId: context.awsRequestId,
+        remaining: context.getRemainingTimeInMillis(),
+        functionName: context.functionName,
+      });
     },
   });
   await waitFor('ten records', () => events.flatMap((event) => event.Records).length === 10);
@@ -160,7 +183,12 @@ test('delivers messages in batches as real-shaped SQS events, and deletes them o
     attributes: { ApproximateReceiveCount: '1', SenderId: '000000000000' },
     messageAttributes: {
       kind: { stringValue: 'payout', stringListValues: [], binaryListValues: [], dataType: 'String' },
-      raw: { binaryValue: Buffer.from('bytes').toString('base64'), stringListValues: [], binaryListValues: [], dataType: 'Binary' },
+      raw: {
+        binaryValue: Buffer.from('bytes').toString('base64'),
+        stringListValues: [],
+        binaryListValues: [],
+        dataType: 'Binary',
+      },
     },
   });
   expect(Number(record?.attributes.SentTimestamp)).toBeGreaterThan(Date.now() - 60_000);
@@ -173,8 +201,18 @@ test('delivers messages in batches as real-shaped SQS events, and deletes them o
 
   // Over ten per batch: several receives within the batching window make one invocation.
   events.length = 0;
-  await send(queueUrl, Array.from({ length: 25 }, (_, index) => ({ MessageBody: `big-${index}` })));
-  map({ queueUrl, batchSize: 25, maximumBatchingWindowMs: 1_000, maxConcurrency: 1, reportBatchItemFailures: false, handler: async (event) => void events.push(event) });
+  await send(
+    queueUrl,
+    Array.from({ length: 25 }, (_, index) => ({ MessageBody: `big-${index}` })),
+  );
+  map({
+    queueUrl,
+    batchSize: 25,
+    maximumBatchingWindowMs: 1_000,
+    maxConcurrency: 1,
+    reportBatchItemFailures: false,
+    handler: async (event) => void events.push(event),
+  });
   await waitFor('25 records', () => events.flatMap((event) => event.Records).length === 25);
   expect(events.map((event) => event.Records.length)).toEqual([25]);
   await waitFor('the big batch to be deleted', async () => {
@@ -185,7 +223,10 @@ test('delivers messages in batches as real-shaped SQS events, and deletes them o
 
 test('a poison message reported in batchItemFailures is redelivered until it lands in the DLQ; the other nine are deleted', async () => {
   const { queueUrl, deadLetterQueueUrl } = urlsOf('poison');
-  await send(queueUrl, Array.from({ length: 10 }, (_, index) => ({ MessageBody: index === 4 ? 'poison' : `ok-${index}` })));
+  await send(
+    queueUrl,
+    Array.from({ length: 10 }, (_, index) => ({ MessageBody: index === 4 ? 'poison' : `ok-${index}` })),
+  );
   const batchSizes: number[] = [];
   const handled: string[] = [];
   const poisonReceiveCounts: number[] = [];
@@ -217,9 +258,13 @@ test('a poison message reported in batchItemFailures is redelivered until it lan
   expect(handled.sort()).toEqual(['ok-0', 'ok-1', 'ok-2', 'ok-3', 'ok-5', 'ok-6', 'ok-7', 'ok-8', 'ok-9']);
   expect(poisonReceiveCounts).toEqual([1, 2, 3]);
   expect(await countMessages(queueUrl)).toEqual({ visible: 0, inFlight: 0 });
-  expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: expect.stringContaining('batch item failures') }));
+  expect(logs).toContainEqual(
+    expect.objectContaining({ level: 'warn', msg: expect.stringContaining('batch item failures') }),
+  );
 
-  const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, MessageSystemAttributeNames: ['All'] }));
+  const dead = await sqs.send(
+    new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, MessageSystemAttributeNames: ['All'] }),
+  );
   expect(dead.Messages?.[0]?.Body).toBe('poison');
   // The count travels with the message: 4 when moved, 5 after this receive from the DLQ.
   expect(dead.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe('5');
@@ -227,7 +272,10 @@ test('a poison message reported in batchItemFailures is redelivered until it lan
 
 test('a throw, an invalid batch response or a timeout fails the whole batch, which comes back; the poller survives', async () => {
   const { queueUrl } = urlsOf('failing');
-  await send(queueUrl, Array.from({ length: 5 }, (_, index) => ({ MessageBody: `m-${index}` })));
+  await send(
+    queueUrl,
+    Array.from({ length: 5 }, (_, index) => ({ MessageBody: `m-${index}` })),
+  );
   const invocations: Array<{ bodies: string[]; counts: number[] }> = [];
   const logs: LogLine[] = [];
   map({
@@ -239,7 +287,10 @@ test('a throw, an invalid batch response or a timeout fails the whole batch, whi
     timeoutMs: 300,
     logs,
     handler: async (event): Promise<SQSBatchResponse | void> => {
-      invocations.push({ bodies: event.Records.map((record) => record.body).sort(), counts: event.Records.map(receiveCount) });
+      invocations.push({
+        bodies: event.Records.map((record) => record.body).sort(),
+        counts: event.Records.map(receiveCount),
+      });
       switch (invocations.length) {
         case 1:
           throw new Error('downstream unavailable');
@@ -260,9 +311,19 @@ test('a throw, an invalid batch response or a timeout fails the whole batch, whi
     return counts.visible + counts.inFlight === 0;
   });
   const all = ['m-0', 'm-1', 'm-2', 'm-3', 'm-4'];
-  expect(invocations).toEqual([1, 2, 3, 4].map((count) => ({ bodies: all, counts: [count, count, count, count, count] })));
-  expect(logs).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('handler threw'), error: { name: 'Error', message: 'downstream unavailable' } }));
-  expect(logs).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('invalid batch response') }));
+  expect(invocations).toEqual(
+    [1, 2, 3, 4].map((count) => ({ bodies: all, counts: [count, count, count, count, count] })),
+  );
+  expect(logs).toContainEqual(
+    expect.objectContaining({
+      level: 'error',
+      msg: expect.stringContaining('handler threw'),
+      error: { name: 'Error', message: 'downstream unavailable' },
+    }),
+  );
+  expect(logs).toContainEqual(
+    expect.objectContaining({ level: 'error', msg: expect.stringContaining('invalid batch response') }),
+  );
   expect(logs).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('timed out') }));
 });
 
@@ -273,7 +334,11 @@ test('FIFO: per-group order holds with several groups and maxConcurrency > 1, fa
   for (const group of groups) {
     await send(
       queueUrl,
-      Array.from({ length: perGroup }, (_, index) => ({ MessageBody: `${group}:${index}`, MessageGroupId: group, MessageDeduplicationId: `${group}-${index}` })),
+      Array.from({ length: perGroup }, (_, index) => ({
+        MessageBody: `${group}:${index}`,
+        MessageGroupId: group,
+        MessageDeduplicationId: `${group}-${index}`,
+      })),
     );
   }
   const processed = new Map<string, number[]>(groups.map((group) => [group, []]));
@@ -328,7 +393,11 @@ test('FIFO: per-group order holds with several groups and maxConcurrency > 1, fa
   expect(overlaps).toEqual([]);
   expect(maxConcurrent).toBeGreaterThanOrEqual(2);
   expect(failedOnce).toBe(true);
-  expect(firstRecord?.attributes).toMatchObject({ MessageGroupId: expect.any(String), MessageDeduplicationId: expect.any(String), SequenceNumber: expect.any(String) });
+  expect(firstRecord?.attributes).toMatchObject({
+    MessageGroupId: expect.any(String),
+    MessageDeduplicationId: expect.any(String),
+    SequenceNumber: expect.any(String),
+  });
   await waitFor('the queue to drain', async () => {
     const counts = await countMessages(queueUrl);
     return counts.visible + counts.inFlight === 0;
@@ -398,7 +467,12 @@ test('stop() waits for in-flight invocations and their deletes', async () => {
 
 test('backs off while the endpoint is unreachable, and still stops promptly', async () => {
   const closedPort = await freePort(); // nothing listens there: every request is refused at once
-  const unreachable = new SQSClient({ endpoint: `http://127.0.0.1:${closedPort}`, region: REGION, maxAttempts: 1, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const unreachable = new SQSClient({
+    endpoint: `http://127.0.0.1:${closedPort}`,
+    region: REGION,
+    maxAttempts: 1,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   const logs: LogLine[] = [];
   const mapping = startEventSourceMapping({
     sqs: unreachable,

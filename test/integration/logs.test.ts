@@ -76,7 +76,10 @@ function logLines(): LogLine[] {
     .map((line) => JSON.parse(line) as LogLine);
 }
 
-async function token(sub: string, claims: { birthdate?: string; country?: string } = { birthdate: '1990-01-01', country: 'US' }): Promise<string> {
+async function token(
+  sub: string,
+  claims: { birthdate?: string; country?: string } = { birthdate: '1990-01-01', country: 'US' },
+): Promise<string> {
   const keyFile = process.env.LOCAL_ISSUER_KEY_FILE;
   if (!keyFile) throw new Error('LOCAL_ISSUER_KEY_FILE is not set');
   const signed = await signLocalToken(keyFile, LOCAL_ISSUER, { sub, ...claims });
@@ -86,7 +89,11 @@ async function token(sub: string, claims: { birthdate?: string; country?: string
   return signed;
 }
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<RawAnswer & { json: any }> {
+async function call(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<RawAnswer & { json: any }> {
   const answer = await sendRaw(stack.httpUrl, {
     method,
     path,
@@ -106,7 +113,12 @@ async function call(method: string, path: string, options: { token?: string; bod
   return { ...answer, json };
 }
 
-async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = PAID_WITHIN_MS): Promise<T> {
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = PAID_WITHIN_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -116,18 +128,25 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
   }
 }
 
-const hasRoute = (method: string, path: string) => HTTP_ROUTES.some((route) => route.method === method && route.path === path);
+const hasRoute = (method: string, path: string) =>
+  HTTP_ROUTES.some((route) => route.method === method && route.path === path);
 
 beforeAll(async () => {
   restoreWrites = captureOutput();
   stack = await startTestStack({ LOG_LEVEL: 'DEBUG' });
   // The logger was built at import, before the stack set LOG_LEVEL: DEBUG shows the most.
   logger.setLogLevel('DEBUG');
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   store = new LedgerStore(dynamo, stack.tableNames.ledger);
   remember('STRIPE_SECRET_KEY', String(process.env.STRIPE_SECRET_KEY));
   remember('STRIPE_WEBHOOK_SECRET', stack.webhookSecret);
-  const issuerKey = JSON.parse(readFileSync(String(process.env.LOCAL_ISSUER_KEY_FILE), 'utf8')) as { privateJwk: { d: string } };
+  const issuerKey = JSON.parse(readFileSync(String(process.env.LOCAL_ISSUER_KEY_FILE), 'utf8')) as {
+    privateJwk: { d: string };
+  };
   remember("the issuer's private key", issuerKey.privateJwk.d);
 });
 
@@ -155,28 +174,64 @@ describe('a whole session, logged at DEBUG', () => {
       await call('POST', '/v1/streams', { token: alice, body: { title: `card ${card}` } });
       await call('POST', '/dev/tokens', { body: { sub: card.replace(/\D/g, ' ') } });
       await call('GET', `/v1/wallet/transactions?cursor=${encodeURIComponent(card)}`, { token: alice });
-      await call('POST', '/v1/recharges', { token: alice, body: { packageId: card }, headers: { 'idempotency-key': card } });
+      await call('POST', '/v1/recharges', {
+        token: alice,
+        body: { packageId: card },
+        headers: { 'idempotency-key': card },
+      });
     }
 
     // A recharge paid through the stand-in, which sends Stripe's signed webhook.
     if (hasRoute('POST', '/v1/recharges')) {
-      const recharge = await call('POST', '/v1/recharges', { token: alice, body: { packageId: 'coins_500' }, headers: { 'idempotency-key': randomUUID() } });
+      const recharge = await call('POST', '/v1/recharges', {
+        token: alice,
+        body: { packageId: 'coins_500' },
+        headers: { 'idempotency-key': randomUUID() },
+      });
       expect(recharge.status).toBe(201);
       remember('a PaymentIntent client secret', String(recharge.json.payment.clientSecret));
-      const paid = await call('POST', `/dev/payments/${encodeURIComponent(String(recharge.json.payment.paymentIntentId))}/succeed`);
+      const paid = await call(
+        'POST',
+        `/dev/payments/${encodeURIComponent(String(recharge.json.payment.paymentIntentId))}/succeed`,
+      );
       expect(paid.status).toBe(200);
-      await until('the coins', () => call('GET', '/v1/wallet', { token: alice }), (answer) => answer.json?.coins === 500);
+      await until(
+        'the coins',
+        () => call('GET', '/v1/wallet', { token: alice }),
+        (answer) => answer.json?.coins === 500,
+      );
     }
 
     // A webhook we sign ourselves: its Stripe-Signature value is known, and must not be logged.
-    const event = Buffer.from(JSON.stringify({ id: `evt_${randomUUID()}`, object: 'event', livemode: false, type: 'customer.created', data: { object: { id: 'cus_log', object: 'customer', metadata: { card: CARD_NUMBERS[0] } } } }));
+    const event = Buffer.from(
+      JSON.stringify({
+        id: `evt_${randomUUID()}`,
+        object: 'event',
+        livemode: false,
+        type: 'customer.created',
+        data: { object: { id: 'cus_log', object: 'customer', metadata: { card: CARD_NUMBERS[0] } } },
+      }),
+    );
     const signature = stripeSignature(stack.webhookSecret, event);
     remember('a Stripe-Signature header', signature);
     remember('a Stripe-Signature v1 value', signature.split('v1=')[1] ?? signature);
-    const webhook = await sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': signature }, body: event });
+    const webhook = await sendRaw(stack.httpUrl, {
+      method: 'POST',
+      path: '/v1/webhooks/stripe',
+      headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+      body: event,
+    });
     expect(webhook.status).toBe(200);
     webhookRequestId = String(webhook.headers['apigw-requestid']);
-    const forged = await sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature('whsec_forged_for_logs', event) }, body: event });
+    const forged = await sendRaw(stack.httpUrl, {
+      method: 'POST',
+      path: '/v1/webhooks/stripe',
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': stripeSignature('whsec_forged_for_logs', event),
+      },
+      body: event,
+    });
     expect(forged.status).toBe(400);
 
     // WebSocket: the token travels in the query string; a bad one is refused at the upgrade.
@@ -184,7 +239,11 @@ describe('a whole session, logged at DEBUG', () => {
     socket.send({ action: 'ping' });
     socket.send({ action: 'sendGift', requestId: 'log-gift', giftId: 'rose', quantity: 1 });
     socket.send(`{"action":"join","streamId":"${CARD_NUMBERS[0]}"}`);
-    await socket.waitFor((messages) => messages.some((message) => message.type === 'pong') && messages.filter((message) => message.type === 'error').length >= 2);
+    await socket.waitFor(
+      (messages) =>
+        messages.some((message) => message.type === 'pong') &&
+        messages.filter((message) => message.type === 'error').length >= 2,
+    );
     await socket.close();
     const refused = await tryUpgrade(`${stack.wsUrl}/?token=${encodeURIComponent(`${bob.slice(0, -3)}AAA`)}`);
     expect(refused.status).toBe(401);
@@ -197,11 +256,23 @@ describe('a whole session, logged at DEBUG', () => {
       const account = await call('POST', '/v1/creator/payout-account', { token: creatorToken });
       expect(account.status).toBe(201);
       await stack.payments.completeOnboarding(String(account.json.accountId));
-      await until('payouts enabled', () => call('GET', '/v1/creator/payout-account', { token: creatorToken }), (answer) => answer.json?.payoutsEnabled === true);
-      const payout = await call('POST', '/v1/payouts', { token: creatorToken, body: { diamonds: 2_000 }, headers: { 'idempotency-key': randomUUID() } });
+      await until(
+        'payouts enabled',
+        () => call('GET', '/v1/creator/payout-account', { token: creatorToken }),
+        (answer) => answer.json?.payoutsEnabled === true,
+      );
+      const payout = await call('POST', '/v1/payouts', {
+        token: creatorToken,
+        body: { diamonds: 2_000 },
+        headers: { 'idempotency-key': randomUUID() },
+      });
       expect(payout.status).toBe(202);
       payoutId = String(payout.json.payoutId);
-      await until('the payout paid', () => call('GET', `/v1/payouts/${encodeURIComponent(String(payoutId))}`, { token: creatorToken }), (answer) => answer.json?.status === 'paid');
+      await until(
+        'the payout paid',
+        () => call('GET', `/v1/payouts/${encodeURIComponent(String(payoutId))}`, { token: creatorToken }),
+        (answer) => answer.json?.status === 'paid',
+      );
     }
 
     // A 500, deterministically: the local payments route pointed at a port where nothing listens.
@@ -233,7 +304,7 @@ describe('a whole session, logged at DEBUG', () => {
     }
   });
 
-  it("logged the 500 at ERROR with the correlation id its body repeats", () => {
+  it('logged the 500 at ERROR with the correlation id its body repeats', () => {
     expect(correlationOf500).toBeDefined();
     const errors = logLines().filter((line) => line.level === 'ERROR' && line.correlationId === correlationOf500);
     expect(errors.length).toBeGreaterThanOrEqual(1);
@@ -242,14 +313,17 @@ describe('a whole session, logged at DEBUG', () => {
 
   it('gave every line logged inside a request its correlation id, the one API Gateway answers', () => {
     const lines = logLines();
-    for (const line of lines.filter((candidate) => candidate.route !== undefined)) expect(typeof line.correlationId).toBe('string');
+    for (const line of lines.filter((candidate) => candidate.route !== undefined))
+      expect(typeof line.correlationId).toBe('string');
     const webhookLines = lines.filter((line) => line.correlationId === webhookRequestId);
     expect(webhookLines.map((line) => line.message)).toContain('stripe event');
     expect(webhookLines.every((line) => line.route === 'POST /v1/webhooks/stripe')).toBe(true);
   });
 
   (hasRoute('POST', '/v1/payouts') ? it : it.skip)("gave the queue worker's lines the message's id", () => {
-    const workerLines = logLines().filter((line) => line.payoutId === payoutId && line.message === 'payout message handled');
+    const workerLines = logLines().filter(
+      (line) => line.payoutId === payoutId && line.message === 'payout message handled',
+    );
     expect(workerLines.length).toBeGreaterThanOrEqual(1);
     for (const line of workerLines) expect(typeof (line.correlationId ?? line.messageId)).toBe('string');
   });

@@ -44,7 +44,14 @@ function jsonLines(): Array<Record<string, unknown>> {
 }
 
 interface EmfRecord {
-  _aws: { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> };
+  _aws: {
+    Timestamp: number;
+    CloudWatchMetrics: Array<{
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: Array<{ Name: string; Unit: string }>;
+    }>;
+  };
   [key: string]: unknown;
 }
 const emfRecords = () => jsonLines().filter((line): line is EmfRecord => typeof line._aws === 'object');
@@ -56,7 +63,9 @@ function metricSum(name: string, dimensions: Record<string, string> = {}): numbe
     for (const directive of record._aws.CloudWatchMetrics) {
       if (!directive.Metrics.some((metric) => metric.Name === name)) continue;
       const names = directive.Dimensions[0] ?? [];
-      const matches = names.length === Object.keys(dimensions).length && names.every((dimension) => record[dimension] === dimensions[dimension]);
+      const matches =
+        names.length === Object.keys(dimensions).length &&
+        names.every((dimension) => record[dimension] === dimensions[dimension]);
       if (matches) sum += Number(record[name]);
     }
   }
@@ -73,7 +82,13 @@ async function postEvent(event: Record<string, unknown>, secret = stack.webhookS
   });
 }
 
-const ignoredEvent = (id: string) => ({ id, object: 'event', type: 'customer.created', livemode: false, data: { object: { id: `cus_${id}`, object: 'customer' } } });
+const ignoredEvent = (id: string) => ({
+  id,
+  object: 'event',
+  type: 'customer.created',
+  livemode: false,
+  data: { object: { id: `cus_${id}`, object: 'customer' } },
+});
 
 beforeAll(async () => {
   restoreWrites = captureStdout();
@@ -86,12 +101,15 @@ afterAll(async () => {
   restoreWrites?.();
 });
 
-describe('logs carry the invocation\'s context', () => {
-  it('concurrent requests never share keys: every line has its own request\'s correlation id, request id, function and cold start', async () => {
+describe("logs carry the invocation's context", () => {
+  it("concurrent requests never share keys: every line has its own request's correlation id, request id, function and cold start", async () => {
     const warmUp = await postEvent(ignoredEvent(`evt_warm_${randomUUID()}`));
     expect(warmUp.status).toBe(200);
 
-    const eventIds = Array.from({ length: CONCURRENT_REQUESTS }, (_, index) => `evt_concurrent_${index}_${randomUUID()}`);
+    const eventIds = Array.from(
+      { length: CONCURRENT_REQUESTS },
+      (_, index) => `evt_concurrent_${index}_${randomUUID()}`,
+    );
     const answers = await Promise.all(eventIds.map((id) => postEvent(ignoredEvent(id))));
     const correlationByEvent = new Map<string, string>();
     answers.forEach((answer, index) => {
@@ -100,7 +118,9 @@ describe('logs carry the invocation\'s context', () => {
     });
     expect(new Set(correlationByEvent.values()).size).toBe(CONCURRENT_REQUESTS);
 
-    const lines = jsonLines().filter((line) => line.message === 'stripe event' && correlationByEvent.has(String(line.eventId)));
+    const lines = jsonLines().filter(
+      (line) => line.message === 'stripe event' && correlationByEvent.has(String(line.eventId)),
+    );
     expect(lines).toHaveLength(CONCURRENT_REQUESTS);
     const requestIds = new Set<string>();
     for (const line of lines) {
@@ -118,8 +138,11 @@ describe('logs carry the invocation\'s context', () => {
     expect(first?.cold_start).toBe(true);
   });
 
-  it('a line logged outside any invocation carries no request\'s keys', async () => {
-    await Promise.all([postEvent(ignoredEvent(`evt_${randomUUID()}`)), Promise.resolve(logger.info('between invocations'))]);
+  it("a line logged outside any invocation carries no request's keys", async () => {
+    await Promise.all([
+      postEvent(ignoredEvent(`evt_${randomUUID()}`)),
+      Promise.resolve(logger.info('between invocations')),
+    ]);
     const outside = jsonLines().filter((line) => line.message === 'between invocations');
     expect(outside).toHaveLength(1);
     expect(outside[0]?.correlationId).toBeUndefined();
@@ -145,8 +168,16 @@ describe('EMF metrics', () => {
   });
 
   it('a paid recharge counts once: created, credited, and the coins minted', async () => {
-    const token = await signLocalToken(String(process.env.LOCAL_ISSUER_KEY_FILE), LOCAL_ISSUER, { sub: `metrics-${randomUUID()}`, birthdate: '1990-01-01', country: 'US' });
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() };
+    const token = await signLocalToken(String(process.env.LOCAL_ISSUER_KEY_FILE), LOCAL_ISSUER, {
+      sub: `metrics-${randomUUID()}`,
+      birthdate: '1990-01-01',
+      country: 'US',
+    });
+    const headers = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      'idempotency-key': randomUUID(),
+    };
     const body = Buffer.from(JSON.stringify({ packageId: 'coins_500' }));
     const created = await sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/recharges', headers, body });
     expect(created.status).toBe(201);
@@ -154,10 +185,16 @@ describe('EMF metrics', () => {
     expect((await sendRaw(stack.httpUrl, { method: 'POST', path: '/v1/recharges', headers, body })).status).toBe(201);
     expect(metricSum('Recharges', { outcome: 'created' })).toBe(1);
 
-    const paymentIntentId = String((JSON.parse(created.text) as { payment: { paymentIntentId: string } }).payment.paymentIntentId);
-    expect((await sendRaw(stack.httpUrl, { method: 'POST', path: `/dev/payments/${paymentIntentId}/succeed`, headers: {} })).status).toBe(200);
+    const paymentIntentId = String(
+      (JSON.parse(created.text) as { payment: { paymentIntentId: string } }).payment.paymentIntentId,
+    );
+    expect(
+      (await sendRaw(stack.httpUrl, { method: 'POST', path: `/dev/payments/${paymentIntentId}/succeed`, headers: {} }))
+        .status,
+    ).toBe(200);
     const deadline = Date.now() + CREDIT_WITHIN_MS;
-    while (metricSum('CoinsMinted') === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (metricSum('CoinsMinted') === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     expect(metricSum('CoinsMinted')).toBe(500);
     expect(metricSum('Recharges', { outcome: 'credited' })).toBe(1);
     expect(metricSum('WebhookEvents', { type: 'payment_intent.succeeded', outcome: 'credited' })).toBe(1);

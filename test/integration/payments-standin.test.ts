@@ -59,7 +59,8 @@ class WebhookReceiver {
   async waitFor(predicate: (deliveries: Delivery[]) => boolean): Promise<void> {
     const deadline = Date.now() + WAIT_TIMEOUT_MS;
     while (!predicate(this.deliveries)) {
-      if (Date.now() > deadline) throw new Error(`timed out; deliveries: ${this.deliveries.map((d) => d.event.type).join(',')}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out; deliveries: ${this.deliveries.map((d) => d.event.type).join(',')}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
@@ -111,7 +112,12 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(created.id).toMatch(/^pi_/);
     expect(created.status).toBe('requires_payment_method');
     expect(created.client_secret).toMatch(new RegExp(`^${created.id}_secret_`));
-    expect(created).toMatchObject({ amount: 129, currency: 'usd', livemode: false, metadata: { rechargeId: 'rc_1', userId: 'user 1' } });
+    expect(created).toMatchObject({
+      amount: 129,
+      currency: 'usd',
+      livemode: false,
+      metadata: { rechargeId: 'rc_1', userId: 'user 1' },
+    });
 
     const result = await standIn.succeedPayment(created.id);
     expect(result).toEqual({ eventId: expect.stringMatching(/^evt_/), delivered: true, status: 200 });
@@ -130,7 +136,9 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(retrieved.status).toBe('succeeded');
     expect(retrieved.latest_charge).toMatch(/^ch_/);
     // A tampered body must not verify: the signature really covers the raw bytes.
-    expect(() => Stripe.webhooks.constructEvent(`${delivery?.raw} `, delivery?.signature ?? '', WEBHOOK_SECRET)).toThrow();
+    expect(() =>
+      Stripe.webhooks.constructEvent(`${delivery?.raw} `, delivery?.signature ?? '', WEBHOOK_SECRET),
+    ).toThrow();
   });
 
   it('re-sends the same succeeded event when succeed is called again, and allows succeed after a failure', async () => {
@@ -152,7 +160,10 @@ describe('payments stand-in against the real stripe SDK', () => {
     const key = 'recharge-42';
     const params = { amount: 999, currency: 'usd', metadata: { rechargeId: 'rc_42' } };
     const first = await stripe.paymentIntents.create(params, { idempotencyKey: key });
-    const replay = await stripe.paymentIntents.create({ metadata: { rechargeId: 'rc_42' }, currency: 'usd', amount: 999 }, { idempotencyKey: key });
+    const replay = await stripe.paymentIntents.create(
+      { metadata: { rechargeId: 'rc_42' }, currency: 'usd', amount: 999 },
+      { idempotencyKey: key },
+    );
     expect(replay.id).toBe(first.id);
     expect(replay.lastResponse.headers['idempotent-replayed']).toBe('true');
     expect(standIn.requestCountByIdempotencyKey(key)).toBe(2);
@@ -161,7 +172,11 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(error).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     expect(standIn.requestCountByIdempotencyKey(key)).toBe(3);
     // Another API key has its own key space.
-    const other = await new Stripe('sk_test_other', { host: '127.0.0.1', port: standIn.port, protocol: 'http' }).paymentIntents.create(params, {
+    const other = await new Stripe('sk_test_other', {
+      host: '127.0.0.1',
+      port: standIn.port,
+      protocol: 'http',
+    }).paymentIntents.create(params, {
       idempotencyKey: key,
     });
     expect(other.id).not.toBe(first.id);
@@ -170,7 +185,9 @@ describe('payments stand-in against the real stripe SDK', () => {
   it('executes concurrent creates with one key once', async () => {
     const key = 'concurrent-key';
     const results = await Promise.all(
-      Array.from({ length: 8 }, () => stripe.paymentIntents.create({ amount: 100, currency: 'usd' }, { idempotencyKey: key })),
+      Array.from({ length: 8 }, () =>
+        stripe.paymentIntents.create({ amount: 100, currency: 'usd' }, { idempotencyKey: key }),
+      ),
     );
     expect(new Set(results.map((paymentIntent) => paymentIntent.id)).size).toBe(1);
     expect(standIn.requestCountByIdempotencyKey(key)).toBe(8);
@@ -200,23 +217,50 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(html).toContain('href="http://127.0.0.1:3000/done?x=&#60;1&#62;"');
     const updated = receiver.deliveries.find((delivery) => delivery.event.type === 'account.updated');
     expect(updated?.event.account).toBe(account.id);
-    expect(updated?.event.data.object).toMatchObject({ id: account.id, payouts_enabled: true, details_submitted: true });
+    expect(updated?.event.data.object).toMatchObject({
+      id: account.id,
+      payouts_enabled: true,
+      details_submitted: true,
+    });
     expect((await stripe.accounts.retrieve(account.id)).payouts_enabled).toBe(true);
   });
 
   it('makes transfers to onboarded accounts only and lists them by transfer_group', async () => {
     const account = await stripe.accounts.create({ type: 'express' });
-    const notOnboarded = await rejectionOf(stripe.transfers.create({ amount: 1000, currency: 'usd', destination: account.id }));
+    const notOnboarded = await rejectionOf(
+      stripe.transfers.create({ amount: 1000, currency: 'usd', destination: account.id }),
+    );
     expect(notOnboarded).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
     await standIn.completeOnboarding(account.id);
 
     const first = await stripe.transfers.create(
-      { amount: 1000, currency: 'usd', destination: account.id, transfer_group: 'payout_1', metadata: { payoutId: 'payout_1' } },
+      {
+        amount: 1000,
+        currency: 'usd',
+        destination: account.id,
+        transfer_group: 'payout_1',
+        metadata: { payoutId: 'payout_1' },
+      },
       { idempotencyKey: 'payout_1' },
     );
-    const second = await stripe.transfers.create({ amount: 2000, currency: 'usd', destination: account.id, transfer_group: 'payout_1' });
-    await stripe.transfers.create({ amount: 3000, currency: 'usd', destination: account.id, transfer_group: 'payout_2' });
-    expect(first).toMatchObject({ object: 'transfer', destination: account.id, transfer_group: 'payout_1', metadata: { payoutId: 'payout_1' } });
+    const second = await stripe.transfers.create({
+      amount: 2000,
+      currency: 'usd',
+      destination: account.id,
+      transfer_group: 'payout_1',
+    });
+    await stripe.transfers.create({
+      amount: 3000,
+      currency: 'usd',
+      destination: account.id,
+      transfer_group: 'payout_2',
+    });
+    expect(first).toMatchObject({
+      object: 'transfer',
+      destination: account.id,
+      transfer_group: 'payout_1',
+      metadata: { payoutId: 'payout_1' },
+    });
 
     const listed = await stripe.transfers.list({ transfer_group: 'payout_1', limit: 10 });
     expect(listed.object).toBe('list');
@@ -226,8 +270,14 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(firstPage.has_more).toBe(true);
     expect(standIn.transfers()).toHaveLength(3);
 
-    const unknown = await rejectionOf(stripe.transfers.create({ amount: 1, currency: 'usd', destination: 'acct_missing' }));
-    expect(unknown).toMatchObject({ type: 'StripeInvalidRequestError', code: 'resource_missing', param: 'destination' });
+    const unknown = await rejectionOf(
+      stripe.transfers.create({ amount: 1, currency: 'usd', destination: 'acct_missing' }),
+    );
+    expect(unknown).toMatchObject({
+      type: 'StripeInvalidRequestError',
+      code: 'resource_missing',
+      param: 'destination',
+    });
   });
 
   it('answers injected faults without recording the idempotency key', async () => {
@@ -258,7 +308,9 @@ describe('payments stand-in against the real stripe SDK', () => {
 
     // The SDK's own retry of a 500 reuses its key and lands once.
     standIn.injectFault({ path: '/v1/transfers', kind: 'http500', times: 1 });
-    const retried = await stripeFor(standIn, { maxNetworkRetries: 1 }).transfers.create(params, { idempotencyKey: 'sdk-retry' });
+    const retried = await stripeFor(standIn, { maxNetworkRetries: 1 }).transfers.create(params, {
+      idempotencyKey: 'sdk-retry',
+    });
     expect(retried.id).toMatch(/^tr_/);
     expect(standIn.requestCountByIdempotencyKey('sdk-retry')).toBe(2);
     expect(standIn.transfers()).toHaveLength(2);
@@ -316,8 +368,16 @@ describe('payments stand-in against the real stripe SDK', () => {
 
     const partial = (await (await control('refund', { amount: 300 })).json()) as { eventId: string };
     const rest = await standIn.refundPayment(paymentIntent.id);
-    expect(receiver.ofEvent(partial.eventId)[0]?.event.data.object).toMatchObject({ amount_refunded: 300, refunded: false });
-    expect(receiver.ofEvent(rest.eventId)[0]?.event.data.object).toMatchObject({ object: 'charge', amount: 1000, amount_refunded: 1000, refunded: true });
+    expect(receiver.ofEvent(partial.eventId)[0]?.event.data.object).toMatchObject({
+      amount_refunded: 300,
+      refunded: false,
+    });
+    expect(receiver.ofEvent(rest.eventId)[0]?.event.data.object).toMatchObject({
+      object: 'charge',
+      amount: 1000,
+      amount_refunded: 1000,
+      refunded: true,
+    });
     expect((await control('refund')).status).toBe(409);
     expect((await control('refund', { amount: -1 })).status).toBe(400);
   });
@@ -326,13 +386,17 @@ describe('payments stand-in against the real stripe SDK', () => {
     const paymentIntent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
     const canceled = await stripe.paymentIntents.cancel(paymentIntent.id);
     expect(canceled.status).toBe('canceled');
-    await receiver.waitFor((deliveries) => deliveries.some((delivery) => delivery.event.type === 'payment_intent.canceled'));
+    await receiver.waitFor((deliveries) =>
+      deliveries.some((delivery) => delivery.event.type === 'payment_intent.canceled'),
+    );
     expect(await rejectionOf(standIn.succeedPayment(paymentIntent.id))).toMatchObject({ statusCode: 409 });
   });
 
   it('refuses bad auth, unknown ids and unknown params as Stripe does', async () => {
     const unauthenticated = await rejectionOf(
-      new Stripe('not_a_key', { host: '127.0.0.1', port: standIn.port, protocol: 'http' }).paymentIntents.retrieve('pi_x'),
+      new Stripe('not_a_key', { host: '127.0.0.1', port: standIn.port, protocol: 'http' }).paymentIntents.retrieve(
+        'pi_x',
+      ),
     );
     expect(unauthenticated).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
     expect(await rejectionOf(stripe.paymentIntents.retrieve('pi_missing'))).toMatchObject({
@@ -344,17 +408,27 @@ describe('payments stand-in against the real stripe SDK', () => {
       stripe.paymentIntents.create({ amount: 100, currency: 'usd', bogus: 'x' } as Stripe.PaymentIntentCreateParams),
     );
     expect(unknownParam).toMatchObject({ code: 'parameter_unknown', param: 'bogus' });
-    expect(await rejectionOf(stripe.paymentIntents.create({ currency: 'usd' } as Stripe.PaymentIntentCreateParams))).toMatchObject({
+    expect(
+      await rejectionOf(stripe.paymentIntents.create({ currency: 'usd' } as Stripe.PaymentIntentCreateParams)),
+    ).toMatchObject({
       code: 'parameter_missing',
       param: 'amount',
     });
   });
 
   it('keeps PaymentIntents, transfers, idempotency keys and pending deliveries across a restart', async () => {
-    const paymentIntent = await stripe.paymentIntents.create({ amount: 777, currency: 'usd' }, { idempotencyKey: 'restart-key' });
+    const paymentIntent = await stripe.paymentIntents.create(
+      { amount: 777, currency: 'usd' },
+      { idempotencyKey: 'restart-key' },
+    );
     const account = await stripe.accounts.create({ type: 'express' });
     await standIn.completeOnboarding(account.id);
-    const transfer = await stripe.transfers.create({ amount: 1000, currency: 'usd', destination: account.id, transfer_group: 'payout_r' });
+    const transfer = await stripe.transfers.create({
+      amount: 1000,
+      currency: 'usd',
+      destination: account.id,
+      transfer_group: 'payout_r',
+    });
     receiver.statuses = [503];
     const undelivered = await standIn.succeedPayment(paymentIntent.id);
     expect(undelivered.delivered).toBe(false);
@@ -366,7 +440,10 @@ describe('payments stand-in against the real stripe SDK', () => {
     expect(standIn.transfers().map((stored) => stored.id)).toEqual([transfer.id]);
     const listed = await stripe.transfers.list({ transfer_group: 'payout_r' });
     expect(listed.data[0]?.id).toBe(transfer.id);
-    const replay = await stripe.paymentIntents.create({ amount: 777, currency: 'usd' }, { idempotencyKey: 'restart-key' });
+    const replay = await stripe.paymentIntents.create(
+      { amount: 777, currency: 'usd' },
+      { idempotencyKey: 'restart-key' },
+    );
     expect(replay.id).toBe(paymentIntent.id);
     await receiver.waitFor(() => receiver.ofEvent(undelivered.eventId).length === 2);
     expect((await standIn.succeedPayment(paymentIntent.id)).eventId).toBe(undelivered.eventId);

@@ -1,4 +1,9 @@
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSEvent, SQSRecord, SQSBatchResponse } from 'aws-lambda';
 import { mkdtempSync } from 'node:fs';
@@ -50,7 +55,11 @@ beforeAll(async () => {
     schedules: false,
   });
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   store = new LedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
@@ -69,15 +78,25 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = WA
 
 let sequence = 0;
 /** A creator with diamonds, an onboarded account and a requested payout of `diamonds`. */
-async function requestedPayout(diamonds = 2_000, balance = diamonds): Promise<{ userId: string; token: string; payoutId: string; accountId: string }> {
+async function requestedPayout(
+  diamonds = 2_000,
+  balance = diamonds,
+): Promise<{ userId: string; token: string; payoutId: string; accountId: string }> {
   sequence += 1;
   const userId = `worker-creator-${sequence}-${randomBytes(3).toString('hex')}`;
   const token = await api.token({ sub: userId, birthdate: '1990-01-01', country: 'US' });
   await seedDiamonds(store, userId, balance);
   const account = await api.request('POST', '/v1/creator/payout-account', { token });
   await stack.payments.completeOnboarding(account.body.accountId);
-  await until('payouts enabled', async () => (await api.request('GET', '/v1/creator/payout-account', { token })).body?.payoutsEnabled === true);
-  const requested = await api.request('POST', '/v1/payouts', { token, body: { diamonds }, headers: { 'idempotency-key': `k-${userId}` } });
+  await until(
+    'payouts enabled',
+    async () => (await api.request('GET', '/v1/creator/payout-account', { token })).body?.payoutsEnabled === true,
+  );
+  const requested = await api.request('POST', '/v1/payouts', {
+    token,
+    body: { diamonds },
+    headers: { 'idempotency-key': `k-${userId}` },
+  });
   expect(requested.status).toBe(202);
   return { userId, token, payoutId: requested.body.payoutId, accountId: account.body.accountId };
 }
@@ -87,7 +106,12 @@ function record(body: string, messageId = `m-${randomBytes(4).toString('hex')}`)
     messageId,
     receiptHandle: `rh-${messageId}`,
     body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: '000000000000', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: '000000000000',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
     messageAttributes: {},
     md5OfBody: '',
     eventSource: 'aws:sqs',
@@ -96,14 +120,16 @@ function record(body: string, messageId = `m-${randomBytes(4).toString('hex')}`)
   };
 }
 
-const deliver = (payoutId: string): Promise<SQSBatchResponse> => handler({ Records: [record(JSON.stringify({ payoutId }))] }, lambdaContext('PayoutWorker', 60_000));
+const deliver = (payoutId: string): Promise<SQSBatchResponse> =>
+  handler({ Records: [record(JSON.stringify({ payoutId }))] }, lambdaContext('PayoutWorker', 60_000));
 
 async function payoutEntries(userId: string, type: string) {
   const { entries } = await store.listEntries(userId, { limit: 100, creatorShards: TEST_CREATOR_SHARDS });
   return entries.filter((entry) => entry.type === type);
 }
 
-const transfersOf = (payoutId: string) => stack.payments.transfers().filter((transfer) => transfer.transfer_group === payoutId);
+const transfersOf = (payoutId: string) =>
+  stack.payments.transfers().filter((transfer) => transfer.transfer_group === payoutId);
 const statusOf = async (payoutId: string) => (await store.getItem(keys.payout(payoutId), { consistent: true }))?.status;
 
 describe('payout worker against the stand-in', () => {
@@ -153,9 +179,12 @@ describe('payout worker against the stand-in', () => {
     // Both tries of one attempt (the SDK retries once) time out; one attempt keeps the test short.
     stack.payments.injectFault({ path: '/v1/transfers', method: 'POST', kind: 'timeout', times: 2 });
     const oneAttempt = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
-    await expect(processPayout({ store, connect: new StripeConnectPayouts(), now: () => new Date(), transferRetry: oneAttempt }, payoutId)).rejects.toBeInstanceOf(
-      TransientDependencyError,
-    );
+    await expect(
+      processPayout(
+        { store, connect: new StripeConnectPayouts(), now: () => new Date(), transferRetry: oneAttempt },
+        payoutId,
+      ),
+    ).rejects.toBeInstanceOf(TransientDependencyError);
     expect(await statusOf(payoutId)).toBe('processing');
     stack.payments.clearFaults();
     expect(await deliver(payoutId)).toEqual({ batchItemFailures: [] });
@@ -171,7 +200,9 @@ describe('payout worker against the stand-in', () => {
     expect(payout.body).toMatchObject({ payoutId, status: 'failed', failureCode: 'account_invalid', diamonds: 2_000 });
     expect(transfersOf(payoutId)).toHaveLength(0);
     expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 5_000, pendingDiamonds: 0 });
-    expect(await payoutEntries(userId, 'payout_reversed')).toEqual([expect.objectContaining({ diamonds: 2_000, pendingDiamonds: -2_000 })]);
+    expect(await payoutEntries(userId, 'payout_reversed')).toEqual([
+      expect.objectContaining({ diamonds: 2_000, pendingDiamonds: -2_000 }),
+    ]);
     // A later delivery of the same message changes nothing.
     expect(await deliver(payoutId)).toEqual({ batchItemFailures: [] });
     expect(await payoutEntries(userId, 'payout_reversed')).toHaveLength(1);
@@ -185,11 +216,19 @@ describe('payout worker against the stand-in', () => {
     // five receives take seconds, not 5 x 6 minutes.
     const suffix = randomBytes(3).toString('hex');
     const dlq = await stack.sqs.send(new CreateQueueCommand({ QueueName: `payouts-poison-${suffix}-dlq` }));
-    const dlqArn = (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+    const dlqArn = (
+      await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))
+    ).Attributes?.QueueArn;
     const queue = await stack.sqs.send(
       new CreateQueueCommand({
         QueueName: `payouts-poison-${suffix}`,
-        Attributes: { VisibilityTimeout: '1', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: definition.deadLetter.maxReceiveCount }) },
+        Attributes: {
+          VisibilityTimeout: '1',
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: dlqArn,
+            maxReceiveCount: definition.deadLetter.maxReceiveCount,
+          }),
+        },
       }),
     );
     const queueUrl = queue.QueueUrl ?? '';
@@ -198,7 +237,12 @@ describe('payout worker against the stand-in', () => {
     for (let index = 0; index < 9; index += 1) payouts.push(await requestedPayout());
     const bodies = payouts.map(({ payoutId }) => JSON.stringify({ payoutId }));
     bodies.splice(4, 0, JSON.stringify({ payoutId: 'po_does_not_exist' }));
-    await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: bodies.map((body, index) => ({ Id: `e${index}`, MessageBody: body })) }));
+    await stack.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: bodies.map((body, index) => ({ Id: `e${index}`, MessageBody: body })),
+      }),
+    );
 
     const batchSizes: number[] = [];
     const poisonReceives: string[] = [];
@@ -213,16 +257,28 @@ describe('payout worker against the stand-in', () => {
       log: () => undefined,
       handler: async (event: SQSEvent, context) => {
         batchSizes.push(event.Records.length);
-        for (const one of event.Records) if (one.body.includes('po_does_not_exist')) poisonReceives.push(one.attributes.ApproximateReceiveCount);
+        for (const one of event.Records)
+          if (one.body.includes('po_does_not_exist')) poisonReceives.push(one.attributes.ApproximateReceiveCount);
         return handler(event, context);
       },
     });
     try {
-      await until('nine paid', async () => (await Promise.all(payouts.map(({ payoutId }) => statusOf(payoutId)))).every((status) => status === 'paid'));
+      await until('nine paid', async () =>
+        (await Promise.all(payouts.map(({ payoutId }) => statusOf(payoutId)))).every((status) => status === 'paid'),
+      );
       await until(
         'the poison message in the DLQ',
         async () =>
-          Number((await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes?.ApproximateNumberOfMessages) === 1,
+          Number(
+            (
+              await stack.sqs.send(
+                new GetQueueAttributesCommand({
+                  QueueUrl: dlq.QueueUrl,
+                  AttributeNames: ['ApproximateNumberOfMessages'],
+                }),
+              )
+            ).Attributes?.ApproximateNumberOfMessages,
+          ) === 1,
         20_000,
       );
     } finally {

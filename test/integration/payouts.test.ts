@@ -24,7 +24,11 @@ const POLL_MS = 100;
 const dataDir = mkdtempSync(join(tmpdir(), 'payouts-it-'));
 const tablePrefix = `t${randomBytes(4).toString('hex')}-`;
 /** The sweeper re-sends a `requested` payout after 1 s here, so the outbox test needs no long wait. */
-const env = { LOG_LEVEL: 'SILENT', PAYOUT_SWEEP_REQUESTED_AFTER_SECONDS: '1', PAYOUT_SWEEP_PROCESSING_AFTER_SECONDS: '2' };
+const env = {
+  LOG_LEVEL: 'SILENT',
+  PAYOUT_SWEEP_REQUESTED_AFTER_SECONDS: '1',
+  PAYOUT_SWEEP_PROCESSING_AFTER_SECONDS: '2',
+};
 
 let stack: LocalStack;
 let api: ApiClient;
@@ -42,7 +46,11 @@ beforeAll(async () => {
   logger.setLogLevel('SILENT');
   stack = await start();
   api = apiClient(stack.httpUrl);
-  dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   store = new LedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
@@ -51,7 +59,12 @@ afterAll(async () => {
 });
 afterEach(() => jest.restoreAllMocks());
 
-async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = PAID_WITHIN_MS): Promise<T> {
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = PAID_WITHIN_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -75,14 +88,19 @@ async function readyCreator(diamonds: number): Promise<{ userId: string; token: 
   const account = await api.request('POST', '/v1/creator/payout-account', { token });
   expect(account.status).toBe(201);
   await stack.payments.completeOnboarding(account.body.accountId);
-  await until('payouts enabled', () => api.request('GET', '/v1/creator/payout-account', { token }), (answer) => answer.body?.payoutsEnabled === true);
+  await until(
+    'payouts enabled',
+    () => api.request('GET', '/v1/creator/payout-account', { token }),
+    (answer) => answer.body?.payoutsEnabled === true,
+  );
   return { userId, token, accountId: account.body.accountId };
 }
 
 const payoutRequest = (api: ApiClient, token: string, diamonds: unknown, key = `k-${randomBytes(6).toString('hex')}`) =>
   api.request('POST', '/v1/payouts', { token, body: { diamonds }, headers: { 'idempotency-key': key } });
 
-const statusOf = (api: ApiClient, token: string, payoutId: string) => api.request('GET', `/v1/payouts/${payoutId}`, { token });
+const statusOf = (api: ApiClient, token: string, payoutId: string) =>
+  api.request('GET', `/v1/payouts/${payoutId}`, { token });
 
 describe('creator payouts on the local stack', () => {
   it('links an account through onboarding, pays 2,000 diamonds within seconds with exact balances, and pushes the wallet', async () => {
@@ -94,7 +112,11 @@ describe('creator payouts on the local stack', () => {
     expect((await api.request('GET', '/v1/creator/payout-account', { token })).status).toBe(404);
     const created = await api.request('POST', '/v1/creator/payout-account', { token });
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ accountId: expect.stringMatching(/^acct_/), onboardingUrl: expect.stringMatching(/^http/), payoutsEnabled: false });
+    expect(created.body).toEqual({
+      accountId: expect.stringMatching(/^acct_/),
+      onboardingUrl: expect.stringMatching(/^http/),
+      payoutsEnabled: false,
+    });
     const again = await api.request('POST', '/v1/creator/payout-account', { token });
     expect(again.body.accountId).toBe(created.body.accountId);
 
@@ -106,7 +128,11 @@ describe('creator payouts on the local stack', () => {
     // Opening the link completes onboarding; the stand-in sends account.updated to our webhook.
     const page = await fetch(created.body.onboardingUrl);
     expect(page.status).toBe(200);
-    const linked = await until('account.updated', () => api.request('GET', '/v1/creator/payout-account', { token }), (answer) => answer.body?.payoutsEnabled === true);
+    const linked = await until(
+      'account.updated',
+      () => api.request('GET', '/v1/creator/payout-account', { token }),
+      (answer) => answer.body?.payoutsEnabled === true,
+    );
     expect(linked.body).toEqual({ accountId: created.body.accountId, payoutsEnabled: true });
 
     const socket = await RecordingSocket.open(`${stack.wsUrl}/?token=${token}`);
@@ -114,29 +140,61 @@ describe('creator payouts on the local stack', () => {
       const key = 'payout-1';
       const requested = await payoutRequest(api, token, 2_000, key);
       expect(requested.status).toBe(202);
-      expect(requested.body).toEqual({ payoutId: expect.any(String), status: 'requested', diamonds: 2_000, amount: { amount: 1_000, currency: 'USD' } });
+      expect(requested.body).toEqual({
+        payoutId: expect.any(String),
+        status: 'requested',
+        diamonds: 2_000,
+        amount: { amount: 1_000, currency: 'USD' },
+      });
       const { payoutId } = requested.body;
       const replay = await payoutRequest(api, token, 2_000, key);
       expect(replay).toMatchObject({ status: 202, body: requested.body });
 
-      const paid = await until('paid', () => statusOf(api, token, payoutId), (answer) => answer.body?.status === 'paid');
-      expect(paid.body).toMatchObject({ payoutId, status: 'paid', diamonds: 2_000, amount: { amount: 1_000, currency: 'USD' } });
+      const paid = await until(
+        'paid',
+        () => statusOf(api, token, payoutId),
+        (answer) => answer.body?.status === 'paid',
+      );
+      expect(paid.body).toMatchObject({
+        payoutId,
+        status: 'paid',
+        diamonds: 2_000,
+        amount: { amount: 1_000, currency: 'USD' },
+      });
 
       const wallet = await api.request('GET', '/v1/wallet', { token });
       expect(wallet.body).toMatchObject({ diamonds: 3_000, pendingDiamonds: 0 });
       const transactions = await api.request('GET', '/v1/wallet/transactions?limit=10', { token });
       const payoutEntries = transactions.body.items.filter((item: { type: string }) => item.type.startsWith('payout_'));
-      expect(payoutEntries.map((item: { type: string; diamonds: number; pendingDiamonds: number }) => [item.type, item.diamonds, item.pendingDiamonds])).toEqual([
+      expect(
+        payoutEntries.map((item: { type: string; diamonds: number; pendingDiamonds: number }) => [
+          item.type,
+          item.diamonds,
+          item.pendingDiamonds,
+        ]),
+      ).toEqual([
         ['payout_paid', 0, -2_000],
         ['payout_requested', -2_000, 2_000],
       ]);
 
       const transfers = stack.payments.transfers().filter((transfer) => transfer.transfer_group === payoutId);
       expect(transfers).toEqual([
-        expect.objectContaining({ amount: 1_000, currency: 'usd', destination: created.body.accountId, metadata: { payoutId, userId } }),
+        expect.objectContaining({
+          amount: 1_000,
+          currency: 'usd',
+          destination: created.body.accountId,
+          metadata: { payoutId, userId },
+        }),
       ]);
-      await socket.waitFor((messages) => messages.some((message) => message.type === 'wallet' && message.pendingDiamonds === 0));
-      expect(socket.messages().filter((message) => message.type === 'wallet').pop()).toEqual({ type: 'wallet', coins: 0, diamonds: 3_000, pendingDiamonds: 0 });
+      await socket.waitFor((messages) =>
+        messages.some((message) => message.type === 'wallet' && message.pendingDiamonds === 0),
+      );
+      expect(
+        socket
+          .messages()
+          .filter((message) => message.type === 'wallet')
+          .pop(),
+      ).toEqual({ type: 'wallet', coins: 0, diamonds: 3_000, pendingDiamonds: 0 });
     } finally {
       await socket.close();
     }
@@ -166,7 +224,12 @@ describe('creator payouts on the local stack', () => {
       const refused = await payoutRequest(api, token, diamonds);
       expect([diamonds, refused.status, refused.body.error.code]).toEqual([diamonds, status, code]);
     }
-    const minor = await api.token({ sub: 'young-creator', birthdate: `${new Date().getUTCFullYear() - 16}-01-01`, country: 'US', parentalConsent: true });
+    const minor = await api.token({
+      sub: 'young-creator',
+      birthdate: `${new Date().getUTCFullYear() - 16}-01-01`,
+      country: 'US',
+      parentalConsent: true,
+    });
     const young = await payoutRequest(api, minor, 2_000);
     expect([young.status, young.body.error.code]).toEqual([403, 'AGE_RESTRICTED']);
     expect((await api.request('GET', '/v1/payouts/po_nope', { token })).status).toBe(404);
@@ -175,7 +238,9 @@ describe('creator payouts on the local stack', () => {
 
   it('SendMessage failing after the commit: the sweeper sends it and it is paid', async () => {
     const { userId, token } = await readyCreator(2_000);
-    const send = jest.spyOn(SqsPayoutQueue.prototype, 'send').mockRejectedValueOnce(new Error('SQS unavailable (injected)'));
+    const send = jest
+      .spyOn(SqsPayoutQueue.prototype, 'send')
+      .mockRejectedValueOnce(new Error('SQS unavailable (injected)'));
     const requested = await payoutRequest(api, token, 2_000);
     expect(requested.status).toBe(202);
     expect(send).toHaveBeenCalledTimes(1);
@@ -184,9 +249,15 @@ describe('creator payouts on the local stack', () => {
     expect((await store.getItem(keys.payout(requested.body.payoutId), { consistent: true }))?.status).toBe('requested');
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     await stack.runSchedule('SweepPayouts');
-    await until('paid', () => statusOf(api, token, requested.body.payoutId), (answer) => answer.body?.status === 'paid');
+    await until(
+      'paid',
+      () => statusOf(api, token, requested.body.payoutId),
+      (answer) => answer.body?.status === 'paid',
+    );
     expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 0, pendingDiamonds: 0 });
-    expect(stack.payments.transfers().filter((transfer) => transfer.transfer_group === requested.body.payoutId)).toHaveLength(1);
+    expect(
+      stack.payments.transfers().filter((transfer) => transfer.transfer_group === requested.body.payoutId),
+    ).toHaveLength(1);
   });
 
   it('survives a crash: payouts left requested, or processing with the transfer made, are paid once after the restart', async () => {
@@ -206,7 +277,9 @@ describe('creator payouts on the local stack', () => {
       await realTransfer(request);
       throw new Error('killed after the transfer');
     };
-    await expect(processPayout({ store, connect: dying, now: () => new Date() }, midwayPayout)).rejects.toThrow('killed');
+    await expect(processPayout({ store, connect: dying, now: () => new Date() }, midwayPayout)).rejects.toThrow(
+      'killed',
+    );
     expect((await store.getItem(keys.payout(midwayPayout), { consistent: true }))?.status).toBe('processing');
 
     await stack.stop();
@@ -219,9 +292,17 @@ describe('creator payouts on the local stack', () => {
       [lost, lostPayout],
       [midway, midwayPayout],
     ] as const) {
-      await until('paid after the restart', () => statusOf(api, creator.token, payoutId), (answer) => answer.body?.status === 'paid', 60_000);
+      await until(
+        'paid after the restart',
+        () => statusOf(api, creator.token, payoutId),
+        (answer) => answer.body?.status === 'paid',
+        60_000,
+      );
       expect(stack.payments.transfers().filter((transfer) => transfer.transfer_group === payoutId)).toHaveLength(1);
-      expect(await store.readWallet(creator.userId, { consistent: true })).toMatchObject({ diamonds: 0, pendingDiamonds: 0 });
+      expect(await store.readWallet(creator.userId, { consistent: true })).toMatchObject({
+        diamonds: 0,
+        pendingDiamonds: 0,
+      });
     }
     expect(Date.now() - restartedAt).toBeLessThan(60_000);
   }, 120_000);

@@ -30,7 +30,10 @@ let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
   const dynamoEndpoint = process.env.TEST_DYNAMODB_ENDPOINT;
-  if (!dynamoEndpoint) throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run the tests with jest (its global setup starts DynamoDB Local)');
+  if (!dynamoEndpoint)
+    throw new Error(
+      'TEST_DYNAMODB_ENDPOINT is not set: run the tests with jest (its global setup starts DynamoDB Local)',
+    );
   // Schedules off: the sweeper must not broadcast the summary test's backlog before its nudge does.
   stack = await startLocalStack({
     dataDir: mkdtempSync(join(tmpdir(), 'gifting-rooms-')),
@@ -51,7 +54,11 @@ afterAll(async () => {
 });
 
 function gift(token: string, streamId: string, key: string) {
-  return api.request('POST', `/v1/streams/${streamId}/gifts`, { token, body: { giftId: 'rose', quantity: 1 }, headers: { 'idempotency-key': key } });
+  return api.request('POST', `/v1/streams/${streamId}/gifts`, {
+    token,
+    body: { giftId: 'rose', quantity: 1 },
+    headers: { 'idempotency-key': key },
+  });
 }
 
 async function senders(prefix: string, count: number, coins: number): Promise<Array<{ id: string; token: string }>> {
@@ -68,7 +75,8 @@ async function senders(prefix: string, count: number, coins: number): Promise<Ar
 function coveredSeqs(socket: RecordingSocket): number[] {
   return socket.messages().flatMap((message) => {
     if (message.type === 'gift') return [message.seq as number];
-    if (message.type === 'giftSummary') return Array.from({ length: message.toSeq - message.fromSeq + 1 }, (_, index) => message.fromSeq + index);
+    if (message.type === 'giftSummary')
+      return Array.from({ length: message.toSeq - message.fromSeq + 1 }, (_, index) => message.fromSeq + index);
     return [];
   });
 }
@@ -82,7 +90,8 @@ describe('live rooms under load', () => {
     let storming = true;
     const sending = Promise.all(
       storm.map(async (sender) => {
-        for (let index = 0; index < perSender; index += 1) expect((await gift(sender.token, streamId, `cu-${sender.id}-${index}`)).status).toBe(201);
+        for (let index = 0; index < perSender; index += 1)
+          expect((await gift(sender.token, streamId, `cu-${sender.id}-${index}`)).status).toBe(201);
       }),
     ).finally(() => (storming = false));
     const failures: unknown[] = [];
@@ -90,7 +99,9 @@ describe('live rooms under load', () => {
     const readers = Array.from({ length: 3 }, async (_, reader_) => {
       let after = 0;
       while (storming || reads < 30) {
-        const page = await api.request('GET', `/v1/streams/${streamId}/events?after=${after}&limit=100`, { token: reader });
+        const page = await api.request('GET', `/v1/streams/${streamId}/events?after=${after}&limit=100`, {
+          token: reader,
+        });
         reads += 1;
         if (page.status !== 200) {
           failures.push(page.body);
@@ -117,7 +128,9 @@ describe('live rooms under load', () => {
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     })();
-    expect(all.map((event: { seq: number }) => event.seq)).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+    expect(all.map((event: { seq: number }) => event.seq)).toEqual(
+      Array.from({ length: total }, (_, index) => index + 1),
+    );
   });
 
   it('a window too big for one 32 KB frame goes as single gifts plus one giftSummary: every seq exactly once, in order', async () => {
@@ -128,7 +141,11 @@ describe('live rooms under load', () => {
       // The gifts commit while their nudges are lost, so the broadcaster finds all of them at once.
       const backlog = 216;
       const crowd = await senders('summary-sender', 12, 1_000);
-      const lost = { publish: async () => { throw new Error('the queue is down'); } };
+      const lost = {
+        publish: async () => {
+          throw new Error('the queue is down');
+        },
+      };
       await Promise.all(
         crowd.map(async (sender) => {
           for (let index = 0; index < backlog / crowd.length; index += 1) {
@@ -147,7 +164,8 @@ describe('live rooms under load', () => {
       expect(coveredSeqs(viewer)).toEqual(Array.from({ length: total }, (_, index) => index + 1));
       const summaries = viewer.messages().filter((message) => message.type === 'giftSummary');
       expect(summaries.length).toBeGreaterThan(0);
-      for (const frame of viewer.frames) expect(Buffer.byteLength(JSON.stringify(frame))).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+      for (const frame of viewer.frames)
+        expect(Buffer.byteLength(JSON.stringify(frame))).toBeLessThanOrEqual(MAX_FRAME_BYTES);
       // A summary adds up what it covers: here every gift is one rose of 1 coin.
       for (const summary of summaries) {
         const covered = summary.toSeq - summary.fromSeq + 1;
@@ -156,7 +174,9 @@ describe('live rooms under load', () => {
       }
       // Catch-up still serves each gift singly.
       const page = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, { token: viewerToken });
-      expect(page.body.items.map((event: { seq: number }) => event.seq)).toEqual(Array.from({ length: 100 }, (_, index) => index + 1));
+      expect(page.body.items.map((event: { seq: number }) => event.seq)).toEqual(
+        Array.from({ length: 100 }, (_, index) => index + 1),
+      );
     } finally {
       await viewer.close();
     }
@@ -175,11 +195,16 @@ describe('live rooms under load', () => {
       expect(first.status).toBe(201);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       const second = await gift(sender?.token ?? '', streamId, 'thr-2');
-      const messages = await viewer.waitFor((all) => all.some((message) => message.giftTxId === second.body.giftTxId), WAIT_MS);
+      const messages = await viewer.waitFor(
+        (all) => all.some((message) => message.giftTxId === second.body.giftTxId),
+        WAIT_MS,
+      );
       const seen = messages.filter((message) => message.type === 'gift').map((message) => message.seq);
       expect(seen).toEqual([2]);
       // The jump from 0 to 2 tells the client it missed seq 1: catch-up has it.
-      const missed = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, { token: viewerToken });
+      const missed = await api.request('GET', `/v1/streams/${streamId}/events?after=0&limit=100`, {
+        token: viewerToken,
+      });
       expect(missed.body.items.map((event: { seq: number; giftTxId: string }) => [event.seq, event.giftTxId])).toEqual([
         [1, first.body.giftTxId],
         [2, second.body.giftTxId],
@@ -192,7 +217,7 @@ describe('live rooms under load', () => {
     }
   });
 
-  it('a gift sent after the end\'s 200 gets 409 STREAM_NOT_LIVE, streamEnded comes after every earlier gift, and no gift follows it', async () => {
+  it("a gift sent after the end's 200 gets 409 STREAM_NOT_LIVE, streamEnded comes after every earlier gift, and no gift follows it", async () => {
     const { token: creatorToken, streamId } = await goLive(api, 'end-creator');
     const [sender] = await senders('end-sender', 1, 10);
     const viewer = await RecordingSocket.open(`${stack.wsUrl}/?token=${sender?.token}&streamId=${streamId}`);
@@ -205,7 +230,9 @@ describe('live rooms under load', () => {
       expect(after.status).toBe(409);
       expect(after.body.error.code).toBe('STREAM_NOT_LIVE');
       const messages = await viewer.waitFor((all) => all.some((message) => message.type === 'streamEnded'), WAIT_MS);
-      const order = messages.filter((message) => message.type === 'gift' || message.type === 'streamEnded').map((message) => (message.type === 'gift' ? message.giftTxId : message.type));
+      const order = messages
+        .filter((message) => message.type === 'gift' || message.type === 'streamEnded')
+        .map((message) => (message.type === 'gift' ? message.giftTxId : message.type));
       expect(order).toEqual([before.body.giftTxId, 'streamEnded']);
       // The refused gift spent nothing.
       expect((await api.request('GET', '/v1/wallet', { token: sender?.token ?? '' })).body.coins).toBe(9);

@@ -14,7 +14,11 @@ beforeAll(async () => {
   stack = await startTestStack();
   api = apiClient(stack.httpUrl);
   store = new LedgerStore(
-    new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } }),
+    new DynamoDBClient({
+      endpoint: stack.dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+    }),
     stack.tableNames.ledger,
   );
 });
@@ -25,9 +29,20 @@ async function seedCoins(userId: string, coins: number): Promise<void> {
   const createdAt = new Date().toISOString();
   await store.transactWrite([
     store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, `seed-${userId}`), {
-      id: `seed-${userId}`, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test', paymentIntentId: `pi_seed_${userId}_${createdAt}` },
-    })),
+    store.put(
+      'entry',
+      entryItem(keys.entry(userId, createdAt, `seed-${userId}`), {
+        id: `seed-${userId}`,
+        userId,
+        type: 'recharge',
+        coins,
+        owedCoins: 0,
+        diamonds: 0,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'test', paymentIntentId: `pi_seed_${userId}_${createdAt}` },
+      }),
+    ),
   ]);
 }
 
@@ -54,7 +69,12 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
     const wallet = await api.request('GET', '/v1/wallet', { token });
     expect(wallet.status).toBe(200);
     expect(wallet.body).toEqual({
-      userId: 'zero-user', coins: 0, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, locked: false,
+      userId: 'zero-user',
+      coins: 0,
+      owedCoins: 0,
+      diamonds: 0,
+      pendingDiamonds: 0,
+      locked: false,
       budget: { monthlyLimit: null, spentThisMonth: { amount: 0, currency: 'USD' } },
     });
     for (const bad of [undefined, 'garbage', `${token}x`]) {
@@ -70,20 +90,40 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
       const createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
       await store.transactWrite([
         store.update('credit', keys.wallet(userId), { expression: 'ADD coins :c', values: { ':c': 10 + i } }),
-        store.put('entry', entryItem(keys.entry(userId, createdAt, `e${i}`), { id: `e${i}`, userId, type: 'recharge', coins: 10 + i, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { paymentIntentId: `pi_seed_${userId}_${i}` } })),
+        store.put(
+          'entry',
+          entryItem(keys.entry(userId, createdAt, `e${i}`), {
+            id: `e${i}`,
+            userId,
+            type: 'recharge',
+            coins: 10 + i,
+            owedCoins: 0,
+            diamonds: 0,
+            pendingDiamonds: 0,
+            createdAt,
+            ref: { paymentIntentId: `pi_seed_${userId}_${i}` },
+          }),
+        ),
       ]);
     }
     const token = await api.token({ sub: userId, birthdate: '1990-01-01', country: 'US' });
     const first = await api.request('GET', '/v1/wallet/transactions?limit=2', { token });
     expect(first.body.items.map((item: { id: string }) => item.id)).toEqual(['e4', 'e3']);
-    const second = await api.request('GET', `/v1/wallet/transactions?limit=2&cursor=${first.body.nextCursor}`, { token });
+    const second = await api.request('GET', `/v1/wallet/transactions?limit=2&cursor=${first.body.nextCursor}`, {
+      token,
+    });
     expect(second.body.items.map((item: { id: string }) => item.id)).toEqual(['e2', 'e1']);
-    const third = await api.request('GET', `/v1/wallet/transactions?limit=2&cursor=${second.body.nextCursor}`, { token });
+    const third = await api.request('GET', `/v1/wallet/transactions?limit=2&cursor=${second.body.nextCursor}`, {
+      token,
+    });
     if (!third.body.items) throw new Error(JSON.stringify({ second: second.body, third: third.body }));
     expect(third.body.items.map((item: { id: string }) => item.id)).toEqual(['e0']);
     expect(third.body.nextCursor).toBeNull();
     const wallet = await api.request('GET', '/v1/wallet', { token });
-    const sum = [...first.body.items, ...second.body.items, ...third.body.items].reduce((total: number, item: { coins: number }) => total + item.coins, 0);
+    const sum = [...first.body.items, ...second.body.items, ...third.body.items].reduce(
+      (total: number, item: { coins: number }) => total + item.coins,
+      0,
+    );
     expect(wallet.body.coins).toBe(sum);
     const badCursor = await api.request('GET', '/v1/wallet/transactions?cursor=nonsense', { token });
     expect(badCursor.status).toBe(400);
@@ -98,11 +138,28 @@ describe('walking skeleton over real HTTP, WebSocket and DynamoDB Local', () => 
       const id = `race-${(attempt += 1)}`;
       const createdAt = new Date().toISOString();
       return store.transactWrite([
-        store.put('entry', entryItem(keys.entry('racer', createdAt, id), { id, userId: 'racer', type: 'gift_sent', coins: -10, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: {} })),
+        store.put(
+          'entry',
+          entryItem(keys.entry('racer', createdAt, id), {
+            id,
+            userId: 'racer',
+            type: 'gift_sent',
+            coins: -10,
+            owedCoins: 0,
+            diamonds: 0,
+            pendingDiamonds: 0,
+            createdAt,
+            ref: {},
+          }),
+        ),
         store.update(
           'debit',
           keys.wallet('racer'),
-          { expression: 'SET coins = coins - :cost', condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`, values: { ':cost': 10, ':false': false } },
+          {
+            expression: 'SET coins = coins - :cost',
+            condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
+            values: { ':cost': 10, ':false': false },
+          },
           () => new InsufficientCoinsError('not enough'),
         ),
       ]);
@@ -140,8 +197,14 @@ describe('reconcile', () => {
   it('names a wallet whose balance disagrees with its entries, and a broken equation', async () => {
     const { reconcileLedger } = await import('../../shared/ops/reconcile');
     // An invented coin: a balance change with no entry (what the money rules forbid).
-    await store.transactWrite([store.update('invent', keys.wallet('forger'), { expression: 'ADD coins :c', values: { ':c': 7 } })]);
-    const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+    await store.transactWrite([
+      store.update('invent', keys.wallet('forger'), { expression: 'ADD coins :c', values: { ':c': 7 } }),
+    ]);
+    const client = new DynamoDBClient({
+      endpoint: stack.dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+    });
     const report = await reconcileLedger(client, stack.tableNames.ledger);
     expect(report.ok).toBe(false);
     expect(report.discrepancies).toContain('wallet forger: coins is 7 but its entries sum to 0');

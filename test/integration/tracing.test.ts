@@ -28,13 +28,25 @@ const datagrams: string[] = [];
 const saved = { address: process.env.AWS_XRAY_DAEMON_ADDRESS, trace: process.env._X_AMZN_TRACE_ID };
 
 /** SQS (JSON protocol, with the MD5 the SDK checks), @connections (200, no body), Stripe (a balance). */
-function answer(body: string, target: string | undefined, path: string): { status: number; type: string; text: string } {
+function answer(
+  body: string,
+  target: string | undefined,
+  path: string,
+): { status: number; type: string; text: string } {
   if (target === 'AmazonSQS.SendMessage') {
     const messageBody = (JSON.parse(body) as { MessageBody: string }).MessageBody;
-    return { status: 200, type: 'application/x-amz-json-1.0', text: JSON.stringify({ MessageId: 'm-1', MD5OfMessageBody: createHash('md5').update(messageBody).digest('hex') }) };
+    return {
+      status: 200,
+      type: 'application/x-amz-json-1.0',
+      text: JSON.stringify({ MessageId: 'm-1', MD5OfMessageBody: createHash('md5').update(messageBody).digest('hex') }),
+    };
   }
   if (path.includes('@connections')) return { status: 200, type: 'application/json', text: '' };
-  return { status: 200, type: 'application/json', text: JSON.stringify({ object: 'balance', available: [], pending: [], livemode: false }) };
+  return {
+    status: 200,
+    type: 'application/json',
+    text: JSON.stringify({ object: 'balance', available: [], pending: [], livemode: false }),
+  };
 }
 
 beforeAll(async () => {
@@ -45,7 +57,11 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const reply = answer(Buffer.concat(chunks).toString('utf8'), request.headers['x-amz-target'] as string | undefined, request.url ?? '');
+      const reply = answer(
+        Buffer.concat(chunks).toString('utf8'),
+        request.headers['x-amz-target'] as string | undefined,
+        request.url ?? '',
+      );
       response.writeHead(reply.status, { 'content-type': reply.type, 'x-amzn-requestid': 'req-1' });
       response.end(reply.text);
     });
@@ -58,7 +74,10 @@ beforeAll(async () => {
 afterAll(async () => {
   daemon.close();
   await new Promise((resolve) => server.close(resolve));
-  for (const [name, value] of [['AWS_XRAY_DAEMON_ADDRESS', saved.address], ['_X_AMZN_TRACE_ID', saved.trace]] as const) {
+  for (const [name, value] of [
+    ['AWS_XRAY_DAEMON_ADDRESS', saved.address],
+    ['_X_AMZN_TRACE_ID', saved.trace],
+  ] as const) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
@@ -94,15 +113,29 @@ async function waitForSubsegments(count: number): Promise<Subsegment[]> {
 }
 
 async function callEverything(): Promise<void> {
-  const dynamo = instrumentAwsClient(new DynamoDBClient({ endpoint: process.env.TEST_DYNAMODB_ENDPOINT, region: 'us-east-1', credentials }));
+  const dynamo = instrumentAwsClient(
+    new DynamoDBClient({ endpoint: process.env.TEST_DYNAMODB_ENDPOINT, region: 'us-east-1', credentials }),
+  );
   const sqs = instrumentAwsClient(new SQSClient({ endpoint: serverUrl, region: 'us-east-1', credentials }));
-  const connections = instrumentAwsClient(new ApiGatewayManagementApiClient({ endpoint: `${serverUrl}/v1`, region: 'us-east-1', credentials }));
+  const connections = instrumentAwsClient(
+    new ApiGatewayManagementApiClient({ endpoint: `${serverUrl}/v1`, region: 'us-east-1', credentials }),
+  );
   const url = new URL(serverUrl);
-  const stripe = new Stripe('sk_test_tracing', { host: url.hostname, port: Number(url.port), protocol: 'http', maxNetworkRetries: 0, httpClient: tracedStripeHttpClient(Stripe.createNodeHttpClient()) });
+  const stripe = new Stripe('sk_test_tracing', {
+    host: url.hostname,
+    port: Number(url.port),
+    protocol: 'http',
+    maxNetworkRetries: 0,
+    httpClient: tracedStripeHttpClient(Stripe.createNodeHttpClient()),
+  });
   try {
     await dynamo.send(new ListTablesCommand({}));
-    await expect(dynamo.send(new GetItemCommand({ TableName: 'no-such-table', Key: { pk: { S: 'x' } } }))).rejects.toThrow();
-    await sqs.send(new SendMessageCommand({ QueueUrl: `${serverUrl}/000000000000/payouts`, MessageBody: '{"payoutId":"po_1"}' }));
+    await expect(
+      dynamo.send(new GetItemCommand({ TableName: 'no-such-table', Key: { pk: { S: 'x' } } })),
+    ).rejects.toThrow();
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: `${serverUrl}/000000000000/payouts`, MessageBody: '{"payoutId":"po_1"}' }),
+    );
     await connections.send(new PostToConnectionCommand({ ConnectionId: 'conn-1', Data: Buffer.from('{}') }));
     await stripe.balance.retrieve();
   } finally {
@@ -114,12 +147,18 @@ async function callEverything(): Promise<void> {
 
 const context = { functionName: 'PayoutWorker', awsRequestId: 'req-trace' } as Context;
 
-test('a sampled invocation sends one subsegment per call, each parented to the function\'s segment', async () => {
+test("a sampled invocation sends one subsegment per call, each parented to the function's segment", async () => {
   datagrams.length = 0;
   process.env._X_AMZN_TRACE_ID = `Root=${TRACE_ROOT};Parent=${FUNCTION_SEGMENT};Sampled=1`;
   await runInvocation(context, {}, callEverything);
   const sent = await waitForSubsegments(5);
-  expect(sent.map((subsegment) => subsegment.name)).toEqual(['DynamoDB', 'DynamoDB', 'SQS', 'ApiGatewayManagementApi', 'Stripe']);
+  expect(sent.map((subsegment) => subsegment.name)).toEqual([
+    'DynamoDB',
+    'DynamoDB',
+    'SQS',
+    'ApiGatewayManagementApi',
+    'Stripe',
+  ]);
   for (const subsegment of sent) {
     expect(subsegment).toMatchObject({ type: 'subsegment', trace_id: TRACE_ROOT, parent_id: FUNCTION_SEGMENT });
     expect(subsegment.id).toMatch(/^[0-9a-f]{16}$/);
@@ -130,10 +169,17 @@ test('a sampled invocation sends one subsegment per call, each parented to the f
   expect(list?.error).toBeUndefined();
   expect(get?.aws).toMatchObject({ operation: 'GetItem', table_name: 'no-such-table' });
   expect(get?.error).toBe(true);
-  expect(send?.aws).toMatchObject({ operation: 'SendMessage', queue_url: `${serverUrl}/000000000000/payouts`, request_id: 'req-1' });
+  expect(send?.aws).toMatchObject({
+    operation: 'SendMessage',
+    queue_url: `${serverUrl}/000000000000/payouts`,
+    request_id: 'req-1',
+  });
   expect(post?.aws).toMatchObject({ operation: 'PostToConnection' });
   expect(stripe?.namespace).toBe('remote');
-  expect(stripe?.http).toEqual({ request: { method: 'GET', url: `http://${new URL(serverUrl).host}/v1/balance` }, response: { status: 200 } });
+  expect(stripe?.http).toEqual({
+    request: { method: 'GET', url: `http://${new URL(serverUrl).host}/v1/balance` },
+    response: { status: 200 },
+  });
 });
 
 test('an unsampled trace, or a call outside an invocation, sends nothing', async () => {
@@ -144,7 +190,9 @@ test('an unsampled trace, or a call outside an invocation, sends nothing', async
   await callEverything();
   // A sampled call afterwards proves the daemon still listens: only it arrives.
   await runInvocation(context, {}, async () => {
-    const dynamo = instrumentAwsClient(new DynamoDBClient({ endpoint: process.env.TEST_DYNAMODB_ENDPOINT, region: 'us-east-1', credentials }));
+    const dynamo = instrumentAwsClient(
+      new DynamoDBClient({ endpoint: process.env.TEST_DYNAMODB_ENDPOINT, region: 'us-east-1', credentials }),
+    );
     await dynamo.send(new ListTablesCommand({}));
     dynamo.destroy();
   });

@@ -137,11 +137,23 @@ export interface FuzzWorld {
  * Ids that are also names on Object.prototype: a lookup in a plain object (`table[id]`) finds a
  * function instead of nothing. Valid under every id pattern, so they belong to valid-looking input.
  */
-export const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'isPrototypeOf'];
+export const PROTOTYPE_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '__defineGetter__',
+  'isPrototypeOf',
+];
 
 function hintsFor(name: string | undefined, world: FuzzWorld): readonly string[] {
   if (name === undefined) return [...BASE_HINTS, ...world.knownIds];
-  const named = [...(world.idsByField[name] ?? []), ...NAMED_HINTS.filter(([pattern]) => pattern.test(name)).flatMap(([, hints]) => hints)];
+  const named = [
+    ...(world.idsByField[name] ?? []),
+    ...NAMED_HINTS.filter(([pattern]) => pattern.test(name)).flatMap(([, hints]) => hints),
+  ];
   return named.length > 0 ? named : [...BASE_HINTS, ...world.knownIds];
 }
 
@@ -151,12 +163,15 @@ function stringArbitrary(node: JsonSchemaNode, world: FuzzWorld, name?: string):
   const minLength = node.minLength ?? 0;
   const maxLength = node.maxLength ?? Number.MAX_SAFE_INTEGER;
   const pattern = node.pattern === undefined ? undefined : new RegExp(node.pattern, 'u');
-  const fits = (value: string) => value.length >= minLength && value.length <= maxLength && (pattern === undefined || pattern.test(value));
+  const fits = (value: string) =>
+    value.length >= minLength && value.length <= maxLength && (pattern === undefined || pattern.test(value));
   const cap = Math.min(maxLength, Math.max(minLength, VALID_STRING_LENGTH_CAP));
   let base: fc.Arbitrary<string>;
   switch (node.format) {
     case 'date':
-      base = fc.date({ min: new Date('1900-01-01T00:00:00Z'), max: new Date('2100-12-31T00:00:00Z'), noInvalidDate: true }).map((date) => date.toISOString().slice(0, 10));
+      base = fc
+        .date({ min: new Date('1900-01-01T00:00:00Z'), max: new Date('2100-12-31T00:00:00Z'), noInvalidDate: true })
+        .map((date) => date.toISOString().slice(0, 10));
       break;
     case 'date-time':
       base = fc.date({ noInvalidDate: true }).map((date) => date.toISOString());
@@ -179,15 +194,30 @@ function stringArbitrary(node: JsonSchemaNode, world: FuzzWorld, name?: string):
             fc.string({ minLength, maxLength: cap, unit: 'grapheme' }),
             // Any code point, lone surrogates, BOM and bidi controls included: valid for a free-text
             // schema, awkward for storage and for logs.
-            fc.string({ minLength, maxLength: cap, unit: fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), fc.constantFrom(...UNICODE_SPECIALS)) }),
+            fc.string({
+              minLength,
+              maxLength: cap,
+              unit: fc.oneof(
+                fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+                fc.constantFrom(...UNICODE_SPECIALS),
+              ),
+            }),
           );
   }
   const prototypeKeys = PROTOTYPE_KEYS.filter(fits);
-  if (prototypeKeys.length > 0) base = fc.oneof({ arbitrary: base, weight: 9 }, { arbitrary: fc.constantFrom(...prototypeKeys), weight: 1 });
+  if (prototypeKeys.length > 0)
+    base = fc.oneof({ arbitrary: base, weight: 9 }, { arbitrary: fc.constantFrom(...prototypeKeys), weight: 1 });
   const hints = hintsFor(name, world).filter(fits);
   // A field named for what it holds (giftId, streamId) mostly gets a real one: that is what reaches the use case.
-  const named = name !== undefined && (world.idsByField[name] !== undefined || NAMED_HINTS.some(([pattern]) => pattern.test(name)));
-  const arbitrary = hints.length > 0 ? fc.oneof({ arbitrary: base, weight: named ? 1 : 3 }, { arbitrary: fc.constantFrom(...hints), weight: named ? 3 : 2 }) : base;
+  const named =
+    name !== undefined && (world.idsByField[name] !== undefined || NAMED_HINTS.some(([pattern]) => pattern.test(name)));
+  const arbitrary =
+    hints.length > 0
+      ? fc.oneof(
+          { arbitrary: base, weight: named ? 1 : 3 },
+          { arbitrary: fc.constantFrom(...hints), weight: named ? 3 : 2 },
+        )
+      : base;
   return arbitrary.filter(fits);
 }
 
@@ -201,7 +231,11 @@ function integerArbitrary(node: JsonSchemaNode): fc.Arbitrary<number> {
   const wide = fc.bigInt({ min: BigInt(min), max: BigInt(max) }).map(Number);
   // Most real values are small: bias towards the bottom of the range, keep the edges.
   const small = fc.integer({ min: Math.max(min, -1000), max: Math.max(Math.max(min, -1000), Math.min(max, 1000)) });
-  return fc.oneof({ arbitrary: small, weight: 4 }, { arbitrary: wide, weight: 2 }, { arbitrary: fc.constantFrom(min, max), weight: 1 });
+  return fc.oneof(
+    { arbitrary: small, weight: 4 },
+    { arbitrary: wide, weight: 2 },
+    { arbitrary: fc.constantFrom(min, max), weight: 1 },
+  );
 }
 
 function numberArbitrary(node: JsonSchemaNode): fc.Arbitrary<number> {
@@ -209,7 +243,11 @@ function numberArbitrary(node: JsonSchemaNode): fc.Arbitrary<number> {
   const max = node.maximum ?? node.exclusiveMaximum ?? 1e9;
   return fc
     .double({ min, max, noNaN: true, noDefaultInfinity: true })
-    .filter((value) => (node.exclusiveMinimum === undefined || value > node.exclusiveMinimum) && (node.exclusiveMaximum === undefined || value < node.exclusiveMaximum));
+    .filter(
+      (value) =>
+        (node.exclusiveMinimum === undefined || value > node.exclusiveMinimum) &&
+        (node.exclusiveMaximum === undefined || value < node.exclusiveMaximum),
+    );
 }
 
 /** Values that satisfy the schema's JSON Schema (refinements aside): they may well succeed. */
@@ -217,9 +255,11 @@ export function validLooking(node: JsonSchemaNode, world: FuzzWorld, name?: stri
   if (node.const !== undefined) return fc.constant(node.const);
   if (node.enum) return fc.constantFrom(...node.enum);
   const alternatives = node.anyOf ?? node.oneOf;
-  if (alternatives && alternatives.length > 0) return fc.oneof(...alternatives.map((alternative) => validLooking(alternative, world, name)));
+  if (alternatives && alternatives.length > 0)
+    return fc.oneof(...alternatives.map((alternative) => validLooking(alternative, world, name)));
   if (node.allOf && node.allOf.length > 0 && node.allOf[0]) return validLooking(node.allOf[0], world, name);
-  if (Array.isArray(node.type)) return fc.oneof(...node.type.map((type) => validLooking({ ...node, type }, world, name)));
+  if (Array.isArray(node.type))
+    return fc.oneof(...node.type.map((type) => validLooking({ ...node, type }, world, name)));
   switch (node.type) {
     case 'string':
       return stringArbitrary(node, world, name);
@@ -234,12 +274,16 @@ export function validLooking(node: JsonSchemaNode, world: FuzzWorld, name?: stri
     case 'array':
       return fc.array(node.items ? validLooking(node.items, world) : fc.jsonValue({ maxDepth: 1 }), {
         minLength: node.minItems ?? 0,
-        maxLength: Math.max(node.minItems ?? 0, Math.min(node.maxItems ?? VALID_ARRAY_LENGTH_CAP, VALID_ARRAY_LENGTH_CAP)),
+        maxLength: Math.max(
+          node.minItems ?? 0,
+          Math.min(node.maxItems ?? VALID_ARRAY_LENGTH_CAP, VALID_ARRAY_LENGTH_CAP),
+        ),
       });
     case 'object': {
       const properties = node.properties ?? {};
       const model: Record<string, fc.Arbitrary<unknown>> = {};
-      for (const [property, child] of Object.entries(properties)) model[property] = validLooking(child, world, property);
+      for (const [property, child] of Object.entries(properties))
+        model[property] = validLooking(child, world, property);
       const requiredKeys = (node.required ?? []).filter((name) => name in properties);
       return fc.record(model, { requiredKeys });
     }
@@ -292,29 +336,102 @@ const RAW_MARKER = '\u0001RAW\u0001';
 
 /** JSON text of a value, with every RawJson spliced in verbatim. */
 export function toJsonText(value: unknown): string {
-  return JSON.stringify(value).replace(/"\\u0001RAW\\u0001([A-Za-z0-9+/=]*)\\u0001RAW\\u0001"/g, (_, base64: string) => Buffer.from(base64, 'base64').toString('utf8'));
+  return JSON.stringify(value).replace(/"\\u0001RAW\\u0001([A-Za-z0-9+/=]*)\\u0001RAW\\u0001"/g, (_, base64: string) =>
+    Buffer.from(base64, 'base64').toString('utf8'),
+  );
 }
 
 /** Lone surrogates, BOM, bidi overrides, NUL, combining marks, astral characters. */
-const UNICODE_SPECIALS = ['\uD800', '\uDFFF', 'a\uD83D', '\uDE00b', '\uFEFF', '\u202E', '\u0000', 'e\u0301', '😀', '𝕏', '\u2028', '\u00A0', 'İ', 'ß'];
+const UNICODE_SPECIALS = [
+  '\uD800',
+  '\uDFFF',
+  'a\uD83D',
+  '\uDE00b',
+  '\uFEFF',
+  '\u202E',
+  '\u0000',
+  'e\u0301',
+  '😀',
+  '𝕏',
+  '\u2028',
+  '\u00A0',
+  'İ',
+  'ß',
+];
 
 export const hostileString: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(
-    '', ' ', 'null', 'undefined', 'NaN', '-1', '0.5', '1e309', '0x10', 'true', '[]', '{}',
-    '__proto__', 'constructor', '<script>alert(1)</script>', "' OR '1'='1", '${7*7}', '{{7*7}}', '../../etc/passwd',
-    'USER#victim', 'WALLET', '#', 'a#b', 'TX#', '%00', '%', '\\', '"', '\r\n', '\t',
+    '',
+    ' ',
+    'null',
+    'undefined',
+    'NaN',
+    '-1',
+    '0.5',
+    '1e309',
+    '0x10',
+    'true',
+    '[]',
+    '{}',
+    '__proto__',
+    'constructor',
+    '<script>alert(1)</script>',
+    "' OR '1'='1",
+    '${7*7}',
+    '{{7*7}}',
+    '../../etc/passwd',
+    'USER#victim',
+    'WALLET',
+    '#',
+    'a#b',
+    'TX#',
+    '%00',
+    '%',
+    '\\',
+    '"',
+    '\r\n',
+    '\t',
     ...UNICODE_SPECIALS,
   ),
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.array(fc.constantFrom(...UNICODE_SPECIALS), { minLength: 1, maxLength: 20 }).map((parts) => parts.join('')),
   // Huge: past every length limit, one of them past a DynamoDB key's 2 KB and item's 400 KB.
-  fc.constantFrom(129, 256, 2049, 10_000, 100_000).chain((times) => fc.constantFrom(new Repeated('x', times), new Repeated('€', times), new Repeated('\uD800', Math.min(times, 10_000)))),
+  fc
+    .constantFrom(129, 256, 2049, 10_000, 100_000)
+    .chain((times) =>
+      fc.constantFrom(
+        new Repeated('x', times),
+        new Repeated('€', times),
+        new Repeated('\uD800', Math.min(times, 10_000)),
+      ),
+    ),
 );
 
 export const hostileNumber: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(0, -0, -1, -2000, 0.5, -0.5, 1.5, 0.1, 99.99, 1e-7, Number.MIN_VALUE, 1e21, 1e308, -1e308,
-    2 ** 31, 2 ** 32, 2 ** 53, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, -Number.MAX_SAFE_INTEGER, 2 ** 63),
+  fc.constantFrom(
+    0,
+    -0,
+    -1,
+    -2000,
+    0.5,
+    -0.5,
+    1.5,
+    0.1,
+    99.99,
+    1e-7,
+    Number.MIN_VALUE,
+    1e21,
+    1e308,
+    -1e308,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 2,
+    -Number.MAX_SAFE_INTEGER,
+    2 ** 63,
+  ),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.integer(),
 );
@@ -323,7 +440,18 @@ export const hostileNumber: fc.Arbitrary<unknown> = fc.oneof(
  * Raw JSON number tokens JSON.stringify cannot write: past a double (Infinity after parsing),
  * past a safe integer, negative zero, exponents, integers written as decimals.
  */
-export const RAW_NUMBER_TOKENS = ['1e400', '-1e400', '123456789012345678901234567890', '-0', '1.0', '2e3', '9007199254740993', '0.0000001', '1E2', '-9999999999999999999'].map((token) => new RawJson(token));
+export const RAW_NUMBER_TOKENS = [
+  '1e400',
+  '-1e400',
+  '123456789012345678901234567890',
+  '-0',
+  '1.0',
+  '2e3',
+  '9007199254740993',
+  '0.0000001',
+  '1E2',
+  '-9999999999999999999',
+].map((token) => new RawJson(token));
 
 export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: hostileString, weight: 4 },
@@ -332,22 +460,41 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: fc.jsonValue({ maxDepth: 3 }), weight: 2 },
   { arbitrary: fc.constantFrom(...RAW_NUMBER_TOKENS), weight: 1 },
   // Deep nesting: JSON.parse copes; code that walks it recursively might not.
-  { arbitrary: fc.constantFrom(50, 1_000, 5_000).map((depth) => new RawJson(`${'['.repeat(depth)}${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}${']'.repeat(depth)}`)), weight: 1 },
-  { arbitrary: fc.constant(JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}}}') as unknown), weight: 1 },
+  {
+    arbitrary: fc
+      .constantFrom(50, 1_000, 5_000)
+      .map(
+        (depth) => new RawJson(`${'['.repeat(depth)}${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}${']'.repeat(depth)}`),
+      ),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.constant(JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}}}') as unknown),
+    weight: 1,
+  },
 );
 
 /** Values mutated past the schema: wrong types, out of range, missing, extra, nested garbage. */
 export function pastSchema(node: JsonSchemaNode, world: FuzzWorld): fc.Arbitrary<unknown> {
   const replaced: Array<fc.Arbitrary<unknown>> = [hostileValue];
   const alternatives = node.anyOf ?? node.oneOf;
-  if (alternatives && alternatives.length > 0) replaced.push(...alternatives.map((alternative) => pastSchema(alternative, world)));
+  if (alternatives && alternatives.length > 0)
+    replaced.push(...alternatives.map((alternative) => pastSchema(alternative, world)));
   const type = Array.isArray(node.type) ? node.type[0] : node.type;
   switch (type) {
     case 'string': {
       const edges: unknown[] = [];
-      if (node.maxLength !== undefined) edges.push(new Repeated('x', node.maxLength + 1), new Repeated('é', node.maxLength + 1));
+      if (node.maxLength !== undefined)
+        edges.push(new Repeated('x', node.maxLength + 1), new Repeated('é', node.maxLength + 1));
       if (node.minLength !== undefined && node.minLength > 0) edges.push('x'.repeat(node.minLength - 1));
-      if (node.enum) for (const value of node.enum) edges.push(String(value).toLowerCase(), ` ${String(value)}`, `${String(value)}\u0000`, String(value).toUpperCase() + 'X');
+      if (node.enum)
+        for (const value of node.enum)
+          edges.push(
+            String(value).toLowerCase(),
+            ` ${String(value)}`,
+            `${String(value)}\u0000`,
+            String(value).toUpperCase() + 'X',
+          );
       edges.push(123, ['a'], { value: 'a' }, null, true);
       replaced.push(fc.constantFrom(...edges));
       break;
@@ -433,8 +580,35 @@ function percentEncode(value: string): string {
 
 /** Raw path segments: traversal, encoded slashes, broken escapes, encoded surrogates, overlong UTF-8. */
 const HOSTILE_SEGMENTS = [
-  '..', '.', '%2E%2E', '%2F', 'a%2Fb', '%2F..%2F..%2Fwallet', '%5C', '%', '%zz', '%E0%A4%A', '%ED%A0%80', '%ED%BF%BF', '%C0%AF', '%00',
-  '%FF%FE', '%F0%9F%98%80', '%20', '%0A', '%0D%0A', 'USER%23victim', '%23', '~', '%C3%BC', 'a/b', '', '%252F', '*', "'", '%27%20OR%201%3D1',
+  '..',
+  '.',
+  '%2E%2E',
+  '%2F',
+  'a%2Fb',
+  '%2F..%2F..%2Fwallet',
+  '%5C',
+  '%',
+  '%zz',
+  '%E0%A4%A',
+  '%ED%A0%80',
+  '%ED%BF%BF',
+  '%C0%AF',
+  '%00',
+  '%FF%FE',
+  '%F0%9F%98%80',
+  '%20',
+  '%0A',
+  '%0D%0A',
+  'USER%23victim',
+  '%23',
+  '~',
+  '%C3%BC',
+  'a/b',
+  '',
+  '%252F',
+  '*',
+  "'",
+  '%27%20OR%201%3D1',
   ...PROTOTYPE_KEYS,
 ];
 
@@ -456,7 +630,8 @@ function segmentArbitrary(node: JsonSchemaNode | undefined, world: FuzzWorld, na
 
 function queryValueText(value: unknown): string {
   if (value === null || value === undefined) return '';
-  if (typeof value === 'object' && !(value instanceof Repeated) && !(value instanceof RawJson)) return toJsonText(value);
+  if (typeof value === 'object' && !(value instanceof Repeated) && !(value instanceof RawJson))
+    return toJsonText(value);
   return String(value);
 }
 
@@ -467,42 +642,110 @@ function queryValueText(value: unknown): string {
 const MAX_QUERY_CHARS = 3_000;
 
 function encodeQuery(entries: Array<[string, unknown]>): string {
-  return entries.map(([key, value]) => `${percentEncode(key)}=${percentEncode(queryValueText(value).slice(0, MAX_QUERY_CHARS))}`).join('&').slice(0, MAX_QUERY_CHARS);
+  return entries
+    .map(([key, value]) => `${percentEncode(key)}=${percentEncode(queryValueText(value).slice(0, MAX_QUERY_CHARS))}`)
+    .join('&')
+    .slice(0, MAX_QUERY_CHARS);
 }
 
 function queryArbitrary(node: JsonSchemaNode | undefined, world: FuzzWorld): fc.Arbitrary<string> {
   const encode = encodeQuery;
-  const hostileRaw = fc.constantFrom('limit=%', 'cursor=%zz', 'limit=1&limit=2', 'limit=&cursor=', '&&&', '=', 'a=%ED%A0%80', 'country=U%00S', '%zz=1', 'limit=1e2', 'limit=0x10', 'limit=-0', 'limit=%2B5');
-  if (!node || !node.properties) {
-    return fc.oneof({ arbitrary: fc.constant(''), weight: 6 }, { arbitrary: hostileRaw, weight: 1 }, { arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), hostileString, { maxKeys: 3 }).map((dictionary) => encode(Object.entries(dictionary))), weight: 1 });
-  }
-  const valid = validLooking(node, world).map((value) => encode(Object.entries((value ?? {}) as Record<string, unknown>)));
-  const mutated = pastSchema(node, world).map((value) =>
-    typeof value === 'object' && value !== null && !Array.isArray(value) ? encode(Object.entries(value)) : encode([['limit', value]]),
+  const hostileRaw = fc.constantFrom(
+    'limit=%',
+    'cursor=%zz',
+    'limit=1&limit=2',
+    'limit=&cursor=',
+    '&&&',
+    '=',
+    'a=%ED%A0%80',
+    'country=U%00S',
+    '%zz=1',
+    'limit=1e2',
+    'limit=0x10',
+    'limit=-0',
+    'limit=%2B5',
   );
-  return fc.oneof({ arbitrary: valid, weight: 4 }, { arbitrary: mutated, weight: 3 }, { arbitrary: hostileRaw, weight: 1 }, { arbitrary: fc.constant(''), weight: 1 });
+  if (!node || !node.properties) {
+    return fc.oneof(
+      { arbitrary: fc.constant(''), weight: 6 },
+      { arbitrary: hostileRaw, weight: 1 },
+      {
+        arbitrary: fc
+          .dictionary(fc.string({ maxLength: 8 }), hostileString, { maxKeys: 3 })
+          .map((dictionary) => encode(Object.entries(dictionary))),
+        weight: 1,
+      },
+    );
+  }
+  const valid = validLooking(node, world).map((value) =>
+    encode(Object.entries((value ?? {}) as Record<string, unknown>)),
+  );
+  const mutated = pastSchema(node, world).map((value) =>
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? encode(Object.entries(value))
+      : encode([['limit', value]]),
+  );
+  return fc.oneof(
+    { arbitrary: valid, weight: 4 },
+    { arbitrary: mutated, weight: 3 },
+    { arbitrary: hostileRaw, weight: 1 },
+    { arbitrary: fc.constant(''), weight: 1 },
+  );
 }
 
-const NOT_JSON = ['{', '}', '[', '{"a":}', '{"a":1,}', "{'a':1}", 'NaN', 'undefined', 'Infinity', '-', '\uFEFF{}', '{"a":1}{"b":2}', 'null', 'true', '1', '""', '[]', '{"a":"\\u12"}', '{"a":"\\uD800"}', 'a=1&b=2', '<xml/>'];
+const NOT_JSON = [
+  '{',
+  '}',
+  '[',
+  '{"a":}',
+  '{"a":1,}',
+  "{'a':1}",
+  'NaN',
+  'undefined',
+  'Infinity',
+  '-',
+  '\uFEFF{}',
+  '{"a":1}{"b":2}',
+  'null',
+  'true',
+  '1',
+  '""',
+  '[]',
+  '{"a":"\\u12"}',
+  '{"a":"\\uD800"}',
+  'a=1&b=2',
+  '<xml/>',
+];
 
 function bodyArbitrary(spec: HttpSpec | undefined, world: FuzzWorld): fc.Arbitrary<BodyCase> {
   const node = spec?.body ? jsonSchemaOf(spec.body) : undefined;
   const noise: Array<fc.WeightedArbitrary<BodyCase>> = [
     { arbitrary: fc.constantFrom(...NOT_JSON).map((text): BodyCase => ({ kind: 'text', text })), weight: 2 },
-    { arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map((text): BodyCase => ({ kind: 'text', text })), weight: 1 },
+    {
+      arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map((text): BodyCase => ({ kind: 'text', text })),
+      weight: 1,
+    },
     { arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes): BodyCase => ({ kind: 'bytes', bytes })), weight: 1 },
     { arbitrary: fc.constant<BodyCase>({ kind: 'none' }), weight: 1 },
     { arbitrary: fc.constant<BodyCase>({ kind: 'text', text: '   ' }), weight: 1 },
     {
       // Just over the limit, in three shapes: whitespace around valid JSON, one long string, multi-byte characters.
-      arbitrary: fc.record({ bytes: fc.integer({ min: MAX_BODY_BYTES + 1, max: MAX_BODY_BYTES + 64 * 1024 }), shape: fc.constantFrom<'padded-json' | 'string' | 'multibyte'>('padded-json', 'string', 'multibyte') }).map((oversized): BodyCase => ({ kind: 'oversized', ...oversized })),
+      arbitrary: fc
+        .record({
+          bytes: fc.integer({ min: MAX_BODY_BYTES + 1, max: MAX_BODY_BYTES + 64 * 1024 }),
+          shape: fc.constantFrom<'padded-json' | 'string' | 'multibyte'>('padded-json', 'string', 'multibyte'),
+        })
+        .map((oversized): BodyCase => ({ kind: 'oversized', ...oversized })),
       weight: 1,
     },
     { arbitrary: hostileValue.map((value): BodyCase => ({ kind: 'json', valid: false, value })), weight: 2 },
   ];
   if (!node) return fc.oneof({ arbitrary: fc.constant<BodyCase>({ kind: 'none' }), weight: 8 }, ...noise);
   return fc.oneof(
-    { arbitrary: validLooking(node, world).map((value): BodyCase => ({ kind: 'json', valid: true, value })), weight: 8 },
+    {
+      arbitrary: validLooking(node, world).map((value): BodyCase => ({ kind: 'json', valid: true, value })),
+      weight: 8,
+    },
     { arbitrary: pastSchema(node, world).map((value): BodyCase => ({ kind: 'json', valid: false, value })), weight: 8 },
     ...noise,
   );
@@ -523,18 +766,69 @@ interface AuthorizationCase {
 function authorizationArbitrary(callers: Caller[]): fc.Arbitrary<AuthorizationCase> {
   const caller = fc.constantFrom(...callers);
   return fc.oneof(
-    { arbitrary: caller.map((chosen): AuthorizationCase => ({ caller: chosen.label, value: `Bearer ${chosen.token}`, valid: true })), weight: 12 },
-    { arbitrary: caller.map((chosen): AuthorizationCase => ({ caller: chosen.label, value: `bearer ${chosen.token}`, valid: true })), weight: 1 },
     {
-      arbitrary: fc.constantFrom<string | undefined>(undefined, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', 'Bearer a.b.c', 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.', 'Bearer \u00ff\u00fe', `Bearer ${'A'.repeat(4000)}`, 'Token x')
+      arbitrary: caller.map(
+        (chosen): AuthorizationCase => ({ caller: chosen.label, value: `Bearer ${chosen.token}`, valid: true }),
+      ),
+      weight: 12,
+    },
+    {
+      arbitrary: caller.map(
+        (chosen): AuthorizationCase => ({ caller: chosen.label, value: `bearer ${chosen.token}`, valid: true }),
+      ),
+      weight: 1,
+    },
+    {
+      arbitrary: fc
+        .constantFrom<string | undefined>(
+          undefined,
+          '',
+          'Bearer',
+          'Bearer ',
+          'Basic dXNlcjpwYXNz',
+          'Bearer a.b.c',
+          'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+          'Bearer \u00ff\u00fe',
+          `Bearer ${'A'.repeat(4000)}`,
+          'Token x',
+        )
         .map((value): AuthorizationCase => ({ caller: 'anonymous', value, valid: false })),
       weight: 3,
     },
     // A tampered token: one character of the signature changed.
-    { arbitrary: fc.tuple(caller, fc.nat()).map(([chosen, at]): AuthorizationCase => ({ caller: `${chosen.label} (tampered)`, value: `Bearer ${tamper(chosen.token, at)}`, valid: false })), weight: 2 },
+    {
+      arbitrary: fc
+        .tuple(caller, fc.nat())
+        .map(
+          ([chosen, at]): AuthorizationCase => ({
+            caller: `${chosen.label} (tampered)`,
+            value: `Bearer ${tamper(chosen.token, at)}`,
+            valid: false,
+          }),
+        ),
+      weight: 2,
+    },
     // Duplicated header: a valid token and garbage, in both orders (which one counts is the server's choice).
-    { arbitrary: caller.map((chosen): AuthorizationCase => ({ caller: `${chosen.label} (duplicated)`, value: [`Bearer ${chosen.token}`, 'Bearer garbage'], valid: 'either' })), weight: 1 },
-    { arbitrary: caller.map((chosen): AuthorizationCase => ({ caller: `${chosen.label} (duplicated)`, value: ['Bearer garbage', `Bearer ${chosen.token}`], valid: 'either' })), weight: 1 },
+    {
+      arbitrary: caller.map(
+        (chosen): AuthorizationCase => ({
+          caller: `${chosen.label} (duplicated)`,
+          value: [`Bearer ${chosen.token}`, 'Bearer garbage'],
+          valid: 'either',
+        }),
+      ),
+      weight: 1,
+    },
+    {
+      arbitrary: caller.map(
+        (chosen): AuthorizationCase => ({
+          caller: `${chosen.label} (duplicated)`,
+          value: ['Bearer garbage', `Bearer ${chosen.token}`],
+          valid: 'either',
+        }),
+      ),
+      weight: 1,
+    },
   );
 }
 
@@ -550,9 +844,27 @@ function tamper(token: string, at: number): string {
 
 /** Idempotency-Key variants: valid mostly; missing, empty, too long, non-ASCII, control characters, duplicated. */
 const idempotencyKeyArbitrary: fc.Arbitrary<string | string[] | undefined> = fc.oneof(
-  { arbitrary: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 255 }).filter((key) => /^[\x20-\x7E]+$/.test(key) && key.trim() === key), weight: 8 },
+  {
+    arbitrary: fc
+      .string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 255 })
+      .filter((key) => /^[\x20-\x7E]+$/.test(key) && key.trim() === key),
+    weight: 8,
+  },
   { arbitrary: fc.uuid(), weight: 4 },
-  { arbitrary: fc.constantFrom<string | undefined>(undefined, '', ' ', 'k'.repeat(256), 'k'.repeat(1000), 'caf\u00e9', '\u00ff', 'a\tb', 'a,b'), weight: 4 },
+  {
+    arbitrary: fc.constantFrom<string | undefined>(
+      undefined,
+      '',
+      ' ',
+      'k'.repeat(256),
+      'k'.repeat(1000),
+      'caf\u00e9',
+      '\u00ff',
+      'a\tb',
+      'a,b',
+    ),
+    weight: 4,
+  },
   { arbitrary: fc.tuple(fc.uuid(), fc.uuid()).map(([first, second]) => [first, second]), weight: 1 },
 );
 
@@ -560,7 +872,15 @@ const contentTypeArbitrary: fc.Arbitrary<string | string[] | undefined> = fc.one
   { arbitrary: fc.constant('application/json'), weight: 8 },
   {
     arbitrary: fc.constantFrom<string | string[] | undefined>(
-      undefined, 'text/plain', 'application/octet-stream', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'garbage', '', ['application/json', 'text/plain'],
+      undefined,
+      'text/plain',
+      'application/octet-stream',
+      'application/json; charset=utf-16',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'garbage',
+      '',
+      ['application/json', 'text/plain'],
     ),
     weight: 3,
   },
@@ -576,17 +896,35 @@ function stripeSignatureArbitrary(): fc.Arbitrary<StripeSignatureCase> {
   return fc.oneof(
     fc
       .constantFrom<string | string[] | undefined>(
-        undefined, '', 'garbage', 't=1,v1=00', 't=,v1=', 'v1=abc', 't=abc,v1=def', 't=1,v1=', 'v1=', 't=1', `t=${'9'.repeat(400)},v1=aa`, 't=1,v0=00', ['t=1,v1=00', 't=2,v1=11'],
+        undefined,
+        '',
+        'garbage',
+        't=1,v1=00',
+        't=,v1=',
+        'v1=abc',
+        't=abc,v1=def',
+        't=1,v1=',
+        'v1=',
+        't=1',
+        `t=${'9'.repeat(400)},v1=aa`,
+        't=1,v0=00',
+        ['t=1,v1=00', 't=2,v1=11'],
       )
       .map((value): StripeSignatureCase => ({ kind: 'literal', value })),
     // Well-formed, signed with a secret the server does not have, now or long ago.
-    fc.record({ secret: fc.string({ minLength: 1, maxLength: 40 }), ageSeconds: fc.constantFrom(0, 301, 86_400) }).map((signed): StripeSignatureCase => ({ kind: 'wrong-secret', ...signed })),
+    fc
+      .record({ secret: fc.string({ minLength: 1, maxLength: 40 }), ageSeconds: fc.constantFrom(0, 301, 86_400) })
+      .map((signed): StripeSignatureCase => ({ kind: 'wrong-secret', ...signed })),
     fc.constant<StripeSignatureCase>({ kind: 'other-body' }),
   );
 }
 
 /** Stripe's scheme: v1 = HMAC-SHA256(secret, `${t}.${body}`), hex. */
-export function stripeSignature(secret: string, body: Buffer, timestampSeconds = Math.floor(Date.now() / 1000)): string {
+export function stripeSignature(
+  secret: string,
+  body: Buffer,
+  timestampSeconds = Math.floor(Date.now() / 1000),
+): string {
   const signature = createHmac('sha256', secret).update(`${timestampSeconds}.`).update(body).digest('hex');
   return `t=${timestampSeconds},v1=${signature}`;
 }
@@ -627,11 +965,27 @@ export function httpCaseArbitrary(options: HttpCaseOptions): fc.Arbitrary<Fuzzed
   const needsAuth = route.auth === 'jwt';
   const authorization = needsAuth
     ? authorizationArbitrary(callers)
-    : fc.oneof({ arbitrary: fc.constant<AuthorizationCase>({ caller: 'anonymous', value: undefined, valid: false }), weight: 4 }, { arbitrary: authorizationArbitrary(callers), weight: 1 });
+    : fc.oneof(
+        {
+          arbitrary: fc.constant<AuthorizationCase>({ caller: 'anonymous', value: undefined, valid: false }),
+          weight: 4,
+        },
+        { arbitrary: authorizationArbitrary(callers), weight: 1 },
+      );
   // Every POST gets the key variants (the contract's idempotent POSTs must refuse bad ones; the others ignore it).
   const idempotencyKey = route.method === 'POST' ? idempotencyKeyArbitrary : fc.constant(undefined);
   const extraHeaders = fc.dictionary(
-    fc.constantFrom('x-forwarded-for', 'x-amzn-trace-id', 'accept', 'origin', 'cookie', 'x-api-key', 'user-agent', 'accept-encoding', 'x-correlation-id'),
+    fc.constantFrom(
+      'x-forwarded-for',
+      'x-amzn-trace-id',
+      'accept',
+      'origin',
+      'cookie',
+      'x-api-key',
+      'user-agent',
+      'accept-encoding',
+      'x-correlation-id',
+    ),
     fc.string({ unit: 'binary-ascii', maxLength: 60 }).map((value) => value.replace(/[^\t\x20-\x7E]/g, '')),
     { maxKeys: 2 },
   );
@@ -651,17 +1005,28 @@ export function httpCaseArbitrary(options: HttpCaseOptions): fc.Arbitrary<Fuzzed
   const validSegments: Record<string, fc.Arbitrary<string>> = {};
   for (const name of parameterNames) {
     const node = pathNode?.properties?.[name];
-    validSegments[name] = (node ? validLooking(node, world, name) : fc.constantFrom(...hintsFor(name, world))).map((value) => percentEncode(String(value)));
+    validSegments[name] = (node ? validLooking(node, world, name) : fc.constantFrom(...hintsFor(name, world))).map(
+      (value) => percentEncode(String(value)),
+    );
   }
   const bodyNode = spec?.body ? jsonSchemaOf(spec.body) : undefined;
   const validLookingCase = fc.record({
     pathSegments: fc.record(validSegments),
-    query: queryNode?.properties ? validLooking(queryNode, world).map((value) => encodeQuery(Object.entries((value ?? {}) as Record<string, unknown>))) : fc.constant(''),
-    body: bodyNode ? validLooking(bodyNode, world).map((value): BodyCase => ({ kind: 'json', valid: true, value })) : fc.constant<BodyCase>({ kind: 'none' }),
+    query: queryNode?.properties
+      ? validLooking(queryNode, world).map((value) =>
+          encodeQuery(Object.entries((value ?? {}) as Record<string, unknown>)),
+        )
+      : fc.constant(''),
+    body: bodyNode
+      ? validLooking(bodyNode, world).map((value): BodyCase => ({ kind: 'json', valid: true, value }))
+      : fc.constant<BodyCase>({ kind: 'none' }),
     authorization: needsAuth
-      ? fc.constantFrom(...callers).map((chosen): AuthorizationCase => ({ caller: chosen.label, value: `Bearer ${chosen.token}`, valid: true }))
+      ? fc
+          .constantFrom(...callers)
+          .map((chosen): AuthorizationCase => ({ caller: chosen.label, value: `Bearer ${chosen.token}`, valid: true }))
       : fc.constant<AuthorizationCase>({ caller: 'anonymous', value: undefined, valid: false }),
-    idempotencyKey: route.method === 'POST' ? fc.uuid().map((key): string | string[] | undefined => key) : fc.constant(undefined),
+    idempotencyKey:
+      route.method === 'POST' ? fc.uuid().map((key): string | string[] | undefined => key) : fc.constant(undefined),
     contentType: fc.constant<string | string[] | undefined>('application/json'),
     extraHeaders: fc.constant({}),
     stripeSignature,
@@ -696,7 +1061,8 @@ export function bodyBytes(body: BodyCase): Buffer | undefined {
     case 'bytes':
       return Buffer.from(body.bytes);
     case 'oversized': {
-      if (body.shape === 'padded-json') return Buffer.concat([Buffer.from('{"a":1}'), Buffer.alloc(body.bytes - 7, 0x20)]);
+      if (body.shape === 'padded-json')
+        return Buffer.concat([Buffer.from('{"a":1}'), Buffer.alloc(body.bytes - 7, 0x20)]);
       if (body.shape === 'string') return Buffer.from(`"${'x'.repeat(body.bytes - 2)}"`);
       // Fewer characters than bytes: a limit counted in characters would let it through.
       const euros = Math.ceil((body.bytes - 2) / 3);
@@ -720,7 +1086,12 @@ export function materialize(route: HttpRoute, fuzzed: FuzzedHttpCase): RawReques
     const signature = signatureHeader(fuzzed.stripeSignature, body ?? Buffer.alloc(0));
     if (signature !== undefined) headers['stripe-signature'] = signature;
   }
-  return { method: route.method, path: `${path}${fuzzed.query ? `?${fuzzed.query}` : ''}`, headers, ...(body && { body }) };
+  return {
+    method: route.method,
+    path: `${path}${fuzzed.query ? `?${fuzzed.query}` : ''}`,
+    headers,
+    ...(body && { body }),
+  };
 }
 
 // ---------------------------------------------------------------- raw HTTP client
@@ -748,7 +1119,13 @@ export function sendRaw(baseUrl: string, raw: RawRequest, timeoutMs = 30_000): P
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolvePromise({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        response.on('end', () =>
+          resolvePromise({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
         response.on('error', reject);
       },
     );
@@ -781,7 +1158,10 @@ const LEAK_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   [/\bat\s+\S+\s+\([^)]*:\d+:\d+\)/, 'a stack frame'],
   [/\b[A-Z][A-Za-z]*(?:Error|Exception):/, 'an error class name'],
   [/node_modules|\/work\/|\\\\src\\\\|\.ts:\d+/, 'a source path'],
-  [/ECONNREFUSED|ETIMEDOUT|ResourceNotFound|ConditionalCheckFailed|TransactionCanceled|ValidationException/, 'an internal error name'],
+  [
+    /ECONNREFUSED|ETIMEDOUT|ResourceNotFound|ConditionalCheckFailed|TransactionCanceled|ValidationException/,
+    'an internal error name',
+  ],
 ];
 
 export function leakIn(text: string): string | undefined {
@@ -809,12 +1189,16 @@ export function checkHttpAnswer(answer: RawAnswer): void {
     fail('the error body is not JSON');
   }
   const body = errorBodySchema.safeParse(parsed);
-  if (!body.success) return fail(`the error body is not in the contract's shape (${body.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`);
+  if (!body.success)
+    return fail(
+      `the error body is not in the contract's shape (${body.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`,
+    );
   const expectedStatus = KNOWN_CODES.get(body.data.error.code);
   if (expectedStatus === undefined) fail(`unknown error code ${body.data.error.code}`);
   if (expectedStatus !== answer.status) fail(`code ${body.data.error.code} belongs with ${String(expectedStatus)}`);
   if (answer.status === 429 && answer.headers['retry-after'] === undefined) fail('429 without Retry-After');
-  if (!String(answer.headers['content-type'] ?? '').includes('application/json')) fail('the error is not application/json');
+  if (!String(answer.headers['content-type'] ?? '').includes('application/json'))
+    fail('the error is not application/json');
 }
 
 /**
@@ -831,37 +1215,88 @@ export function checkPrototypesUnpolluted(): void {
       delete (prototype as Record<string, unknown>)[key];
     }
   }
-  if (polluted.length > 0) throw new Error(`a request polluted Object.prototype with ${polluted.join(', ')} (this case, or one in flight on another route)`);
+  if (polluted.length > 0)
+    throw new Error(
+      `a request polluted Object.prototype with ${polluted.join(', ')} (this case, or one in flight on another route)`,
+    );
 }
 
 // ---------------------------------------------------------------- WebSocket frames
 
-const WS_NOT_JSON = ['', ' ', '{', 'ping', 'null', '[]', '"ping"', '{"action":}', '\uFEFF{"action":"ping"}', '{"action":"ping"', 'undefined'];
+const WS_NOT_JSON = [
+  '',
+  ' ',
+  '{',
+  'ping',
+  'null',
+  '[]',
+  '"ping"',
+  '{"action":}',
+  '\uFEFF{"action":"ping"}',
+  '{"action":"ping"',
+  'undefined',
+];
 
-export type FrameCase = { kind: 'text'; text: string } | { kind: 'json'; value: unknown } | { kind: 'binary'; bytes: Uint8Array } | { kind: 'large'; bytes: number };
+export type FrameCase =
+  | { kind: 'text'; text: string }
+  | { kind: 'json'; value: unknown }
+  | { kind: 'binary'; bytes: Uint8Array }
+  | { kind: 'large'; bytes: number };
 
 /** The gateway refuses frames over 128 KB by closing; the routes answer frames over 32 KB with an error. */
 export const WS_LARGE_FRAME_BYTES = { min: 32 * 1024 + 1, max: 120 * 1024 };
 
-export function frameArbitrary(route: WebSocketRoute, spec: WsSpec | undefined, world: FuzzWorld): fc.Arbitrary<FrameCase> {
+export function frameArbitrary(
+  route: WebSocketRoute,
+  spec: WsSpec | undefined,
+  world: FuzzWorld,
+): fc.Arbitrary<FrameCase> {
   const action = route.routeKey.startsWith('$') ? undefined : route.routeKey;
-  const node = spec ? jsonSchemaOf(spec.body) : { type: 'object', properties: action ? { action: { const: action } } : {}, required: action ? ['action'] : [] };
+  const node = spec
+    ? jsonSchemaOf(spec.body)
+    : { type: 'object', properties: action ? { action: { const: action } } : {}, required: action ? ['action'] : [] };
   const known = WEBSOCKET_ROUTES.map((candidate) => candidate.routeKey);
   const json = (arbitrary: fc.Arbitrary<unknown>) => arbitrary.map((value): FrameCase => ({ kind: 'json', value }));
   const withAction = (arbitrary: fc.Arbitrary<unknown>) =>
-    arbitrary.map((value) => (action && typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value, action } : value));
+    arbitrary.map((value) =>
+      action && typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value, action } : value,
+    );
   return fc.oneof(
     { arbitrary: json(validLooking(node, world)), weight: 6 },
     // Past the schema but still routed here (the action kept), and past it entirely.
     { arbitrary: json(withAction(pastSchema(node, world))), weight: 6 },
     { arbitrary: json(pastSchema(node, world)), weight: 2 },
     {
-      arbitrary: json(fc.record({ action: fc.oneof(fc.constantFrom<unknown>(...known, 'PING', 'sendgift', '', null, 1, ['ping'], { action: 'ping' }, '$default', '__proto__'), hostileString) })),
+      arbitrary: json(
+        fc.record({
+          action: fc.oneof(
+            fc.constantFrom<unknown>(
+              ...known,
+              'PING',
+              'sendgift',
+              '',
+              null,
+              1,
+              ['ping'],
+              { action: 'ping' },
+              '$default',
+              '__proto__',
+            ),
+            hostileString,
+          ),
+        }),
+      ),
       weight: 2,
     },
     { arbitrary: fc.constantFrom(...WS_NOT_JSON).map((text): FrameCase => ({ kind: 'text', text })), weight: 1 },
-    { arbitrary: fc.string({ unit: 'binary', maxLength: 100 }).map((text): FrameCase => ({ kind: 'text', text })), weight: 1 },
-    { arbitrary: fc.uint8Array({ minLength: 1, maxLength: 100 }).map((bytes): FrameCase => ({ kind: 'binary', bytes })), weight: 1 },
+    {
+      arbitrary: fc.string({ unit: 'binary', maxLength: 100 }).map((text): FrameCase => ({ kind: 'text', text })),
+      weight: 1,
+    },
+    {
+      arbitrary: fc.uint8Array({ minLength: 1, maxLength: 100 }).map((bytes): FrameCase => ({ kind: 'binary', bytes })),
+      weight: 1,
+    },
     { arbitrary: fc.integer(WS_LARGE_FRAME_BYTES).map((bytes): FrameCase => ({ kind: 'large', bytes })), weight: 1 },
   );
 }
@@ -875,7 +1310,10 @@ export function frameData(frame: FrameCase): { data: string | Buffer; binary: bo
     case 'binary':
       return { data: Buffer.from(frame.bytes), binary: true };
     case 'large':
-      return { data: JSON.stringify({ action: 'ping', requestId: 'large', pad: 'x'.repeat(frame.bytes) }), binary: false };
+      return {
+        data: JSON.stringify({ action: 'ping', requestId: 'large', pad: 'x'.repeat(frame.bytes) }),
+        binary: false,
+      };
   }
 }
 
@@ -927,7 +1365,8 @@ export function checkWsReply(text: string, requestId: string | undefined): void 
   if (!error.success) return fail(`the error is not in the contract's shape (${error.error.message})`);
   if (error.data.error.code === 'INTERNAL') fail('an INTERNAL error');
   if (!KNOWN_CODES.has(error.data.error.code)) fail(`unknown error code ${error.data.error.code}`);
-  if (requestId !== undefined && error.data.requestId !== requestId) fail(`the error does not repeat the requestId ${JSON.stringify(requestId)}`);
+  if (requestId !== undefined && error.data.requestId !== requestId)
+    fail(`the error does not repeat the requestId ${JSON.stringify(requestId)}`);
 }
 
 /** A socket whose messages are read one reply at a time. */
@@ -959,7 +1398,9 @@ export class ReplyQueue {
       const socket = new WebSocket(url);
       socket.once('open', () => resolvePromise(new ReplyQueue(socket)));
       socket.once('error', reject);
-      socket.once('unexpected-response', (_request, response) => reject(new Error(`upgrade answered ${response.statusCode ?? 0}`)));
+      socket.once('unexpected-response', (_request, response) =>
+        reject(new Error(`upgrade answered ${response.statusCode ?? 0}`)),
+      );
     });
   }
 
@@ -988,14 +1429,36 @@ export class ReplyQueue {
 }
 
 /** Query strings for the upgrade: the token and streamId in every shape. */
-export function upgradeQueryArbitrary(callers: Caller[], world: FuzzWorld): fc.Arbitrary<{ query: string; validToken: boolean }> {
+export function upgradeQueryArbitrary(
+  callers: Caller[],
+  world: FuzzWorld,
+): fc.Arbitrary<{ query: string; validToken: boolean }> {
   const token = fc.oneof(
-    { arbitrary: fc.constantFrom(...callers).map((caller) => ({ value: caller.token as string | undefined, valid: true })), weight: 4 },
     {
-      arbitrary: fc.constantFrom<string | undefined>(undefined, '', 'garbage', 'a.b.c', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.', 'A'.repeat(9000)).map((value) => ({ value, valid: false })),
+      arbitrary: fc
+        .constantFrom(...callers)
+        .map((caller) => ({ value: caller.token as string | undefined, valid: true })),
+      weight: 4,
+    },
+    {
+      arbitrary: fc
+        .constantFrom<string | undefined>(
+          undefined,
+          '',
+          'garbage',
+          'a.b.c',
+          'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+          'A'.repeat(9000),
+        )
+        .map((value) => ({ value, valid: false })),
       weight: 2,
     },
-    { arbitrary: fc.tuple(fc.constantFrom(...callers), fc.nat()).map(([caller, at]) => ({ value: tamper(caller.token, at) as string | undefined, valid: false })), weight: 1 },
+    {
+      arbitrary: fc
+        .tuple(fc.constantFrom(...callers), fc.nat())
+        .map(([caller, at]) => ({ value: tamper(caller.token, at) as string | undefined, valid: false })),
+      weight: 1,
+    },
   );
   const streamId = fc.oneof(
     fc.constant<string | undefined>(undefined),
@@ -1003,18 +1466,23 @@ export function upgradeQueryArbitrary(callers: Caller[], world: FuzzWorld): fc.A
     fc.constantFrom(...HOSTILE_SEGMENTS),
     fc.string({ unit: 'binary', maxLength: 30 }).map(percentEncode),
   );
-  return fc.record({ token, streamId, duplicate: fc.boolean() }).map(({ token: chosen, streamId: stream, duplicate }) => {
-    const parts: string[] = [];
-    if (chosen.value !== undefined) parts.push(`token=${encodeURIComponent(chosen.value)}`);
-    if (duplicate && chosen.value !== undefined) parts.push('token=garbage');
-    if (stream !== undefined) parts.push(`streamId=${stream}`);
-    // A duplicated token is joined with a comma (API Gateway's way): never a valid token.
-    return { query: parts.join('&'), validToken: chosen.valid && !duplicate };
-  });
+  return fc
+    .record({ token, streamId, duplicate: fc.boolean() })
+    .map(({ token: chosen, streamId: stream, duplicate }) => {
+      const parts: string[] = [];
+      if (chosen.value !== undefined) parts.push(`token=${encodeURIComponent(chosen.value)}`);
+      if (duplicate && chosen.value !== undefined) parts.push('token=garbage');
+      if (stream !== undefined) parts.push(`streamId=${stream}`);
+      // A duplicated token is joined with a comma (API Gateway's way): never a valid token.
+      return { query: parts.join('&'), validToken: chosen.valid && !duplicate };
+    });
 }
 
 /** Opens an upgrade and reports the status: 101, or the refusal's status. Never hangs. */
-export function tryUpgrade(url: string, timeoutMs = 10_000): Promise<{ status: number; socket?: WebSocket; error?: string }> {
+export function tryUpgrade(
+  url: string,
+  timeoutMs = 10_000,
+): Promise<{ status: number; socket?: WebSocket; error?: string }> {
   return new Promise((resolvePromise) => {
     const socket = new WebSocket(url);
     const timer = setTimeout(() => {

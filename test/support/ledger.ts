@@ -11,7 +11,11 @@ export const ADULT = { birthdate: '1990-01-01', country: 'US' };
 
 /** A LedgerStore on a test stack's table, for seeding and for reading what the API did. */
 export function ledgerFor(stack: LocalStack): { dynamo: DynamoDBClient; store: LedgerStore } {
-  const dynamo = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  const dynamo = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   return { dynamo, store: new LedgerStore(dynamo, stack.tableNames.ledger) };
 }
 
@@ -21,12 +25,29 @@ export async function seedCoins(store: LedgerStore, userId: string, coins: numbe
   const id = `seed-${userId}-${randomUUID()}`;
   await store.transactWrite([
     store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` } })),
+    store.put(
+      'entry',
+      entryItem(keys.entry(userId, createdAt, id), {
+        id,
+        userId,
+        type: 'recharge',
+        coins,
+        owedCoins: 0,
+        diamonds: 0,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` },
+      }),
+    ),
   ]);
 }
 
 /** A creator of age goes live; returns their token and the stream id. */
-export async function goLive(api: ApiClient, creatorId: string, title = 'live'): Promise<{ token: string; streamId: string }> {
+export async function goLive(
+  api: ApiClient,
+  creatorId: string,
+  title = 'live',
+): Promise<{ token: string; streamId: string }> {
   const token = await api.token({ sub: creatorId, ...ADULT });
   const created = await api.request('POST', '/v1/streams', { token, body: { title } });
   if (created.status !== 201) throw new Error(`going live failed: ${created.status} ${JSON.stringify(created.body)}`);

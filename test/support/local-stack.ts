@@ -11,7 +11,10 @@ import { startLocalStack, type LocalStack } from '../../infra/local/stack';
  */
 export async function startTestStack(env: Record<string, string> = {}): Promise<LocalStack> {
   const dynamoEndpoint = process.env.TEST_DYNAMODB_ENDPOINT;
-  if (!dynamoEndpoint) throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run the tests with jest (its global setup starts DynamoDB Local)');
+  if (!dynamoEndpoint)
+    throw new Error(
+      'TEST_DYNAMODB_ENDPOINT is not set: run the tests with jest (its global setup starts DynamoDB Local)',
+    );
   return startLocalStack({
     dataDir: mkdtempSync(join(tmpdir(), 'gifting-test-')),
     dynamoEndpoint,
@@ -24,7 +27,11 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
 }
 
 export interface ApiClient {
-  request(method: string, path: string, options?: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  request(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   token(claims: { sub: string; birthdate?: string; country?: string; parentalConsent?: boolean }): Promise<string>;
 }
 
@@ -93,7 +100,8 @@ export class RecordingSocket {
     const deadline = Date.now() + timeoutMs;
     while (!predicate(this.messages())) {
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`timed out; messages so far: ${JSON.stringify(this.messages()).slice(0, 2000)}`);
+      if (remaining <= 0)
+        throw new Error(`timed out; messages so far: ${JSON.stringify(this.messages()).slice(0, 2000)}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, remaining);
         this.waiters.push(() => {
@@ -115,10 +123,16 @@ export class RecordingSocket {
 }
 
 /** The books of a stack's ledger must balance after every scenario (npm run reconcile's check). */
-export async function expectBooksBalance(stack: LocalStack): Promise<import('../../shared/ops/reconcile').ReconcileReport> {
+export async function expectBooksBalance(
+  stack: LocalStack,
+): Promise<import('../../shared/ops/reconcile').ReconcileReport> {
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { reconcileLedger } = await import('../../shared/ops/reconcile');
-  const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  const client = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  });
   try {
     const report = await reconcileLedger(client, stack.tableNames.ledger);
     if (!report.ok) throw new Error(`the books do not balance:\n${report.discrepancies.join('\n')}`);

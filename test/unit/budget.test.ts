@@ -3,7 +3,15 @@ import { closeBalancedBooks } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { DomainError } from '../../shared/domain/errors';
-import { createRecharge, expirePendingRecharges, getRecharge, holdsBudget, overBudgetRefundKey, readRecharge, RECHARGE_PENDING_LIFETIME_SECONDS } from '../../shared/usecases/recharge';
+import {
+  createRecharge,
+  expirePendingRecharges,
+  getRecharge,
+  holdsBudget,
+  overBudgetRefundKey,
+  readRecharge,
+  RECHARGE_PENDING_LIFETIME_SECONDS,
+} from '../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
 import { getWallet } from '../../shared/usecases/wallet';
 import { setBudget } from '../../shared/usecases/wallet-settings';
@@ -33,7 +41,11 @@ const userNamed = (name: string) => `${name}-${(sequence += 1)}`;
 
 async function open(payments: FakePayments, userId: string, packageId: string, now = new Date()) {
   const answer = await createRecharge({ store, payments, now: () => now }, adult(userId), { packageId }, nextKey());
-  return { rechargeId: answer.body.rechargeId, paymentIntentId: answer.body.payment.paymentIntentId, priceMinor: answer.body.price.amount };
+  return {
+    rechargeId: answer.body.rechargeId,
+    paymentIntentId: answer.body.payment.paymentIntentId,
+    priceMinor: answer.body.price.amount,
+  };
 }
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -46,7 +58,8 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 }
 
 async function spent(userId: string): Promise<number> {
-  return (await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true })).budget.spentThisMonth.amount;
+  return (await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true })).budget.spentThisMonth
+    .amount;
 }
 
 describe('the monthly budget, whatever the order of payment events', () => {
@@ -76,7 +89,10 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const succeeded = events.succeeded(recharge.paymentIntentId);
     expect(await handleStripeEvent(hook, succeeded)).toBe('refunded_over_budget');
     expect(await handleStripeEvent(hook, succeeded)).toBe('duplicate');
-    expect(payments.refundCalls.map((call) => call.idempotencyKey)).toEqual([overBudgetRefundKey(recharge.rechargeId), overBudgetRefundKey(recharge.rechargeId)]);
+    expect(payments.refundCalls.map((call) => call.idempotencyKey)).toEqual([
+      overBudgetRefundKey(recharge.rechargeId),
+      overBudgetRefundKey(recharge.rechargeId),
+    ]);
     expect(payments.refundedKeys.size).toBe(1);
 
     // The refund's own charge.refunded takes nothing back and locks nothing.
@@ -90,7 +106,9 @@ describe('the monthly budget, whatever the order of payment events', () => {
     // Refunded in full: the expiry sweep has nothing left to retry for it.
     const record = await readRecharge(store, recharge.rechargeId);
     expect(record?.overBudgetRefund).toBeDefined();
-    expect((await store.getItem({ pk: `RECHARGE#${recharge.rechargeId}`, sk: 'RECHARGE' }, { consistent: true }))?.statusPk).toBeUndefined();
+    expect(
+      (await store.getItem({ pk: `RECHARGE#${recharge.rechargeId}`, sk: 'RECHARGE' }, { consistent: true }))?.statusPk,
+    ).toBeUndefined();
   });
 
   it('credits a cancelled recharge that is paid after all only if the month can hold it again', async () => {
@@ -124,7 +142,9 @@ describe('the monthly budget, whatever the order of payment events', () => {
     expect(await handleStripeEvent(hook, events.succeeded(paid.paymentIntentId))).toBe('credited');
     // 599 + 599 > 700: the cancelled one cannot come back into the month, so it is refunded.
     expect(await handleStripeEvent(hook, events.succeeded(cancelled.paymentIntentId))).toBe('refunded_over_budget');
-    expect(payments.refundCalls.map((call) => call.idempotencyKey)).toEqual([overBudgetRefundKey(cancelled.rechargeId)]);
+    expect(payments.refundCalls.map((call) => call.idempotencyKey)).toEqual([
+      overBudgetRefundKey(cancelled.rechargeId),
+    ]);
     const wallet = await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true });
     expect(wallet.coins).toBe(500);
     expect(wallet.budget.spentThisMonth.amount).toBe(599);
@@ -139,7 +159,9 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const recharge = await open(payments, userId, 'coins_500', decidedAt);
     await setBudget({ store, now: () => decidedAt }, adult(userId), { amount: 100, currency: 'USD' });
     payments.failNextRefund = true;
-    await expect(handleStripeEvent(hook, events.succeeded(recharge.paymentIntentId))).rejects.toThrow('Stripe did not refund');
+    await expect(handleStripeEvent(hook, events.succeeded(recharge.paymentIntentId))).rejects.toThrow(
+      'Stripe did not refund',
+    );
     expect(payments.refundedKeys.size).toBe(0);
     // The decision committed before Stripe was asked: nothing is credited, and the sweep finds it.
     expect((await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true })).coins).toBe(0);
@@ -169,8 +191,15 @@ type BudgetStep =
 const PACKAGES = ['coins_100', 'coins_500', 'coins_1000'];
 const budgetStep: fc.Arbitrary<BudgetStep> = fc.oneof(
   fc.record({ kind: fc.constant('open' as const), pkg: fc.nat(PACKAGES.length - 1) }),
-  fc.record({ kind: fc.constantFrom('succeed' as const, 'fail' as const, 'cancel' as const), target: fc.nat(50), copies: fc.integer({ min: 1, max: 3 }) }),
-  fc.record({ kind: fc.constant('limit' as const), amount: fc.option(fc.integer({ min: 0, max: 4000 }), { nil: null }) }),
+  fc.record({
+    kind: fc.constantFrom('succeed' as const, 'fail' as const, 'cancel' as const),
+    target: fc.nat(50),
+    copies: fc.integer({ min: 1, max: 3 }),
+  }),
+  fc.record({
+    kind: fc.constant('limit' as const),
+    amount: fc.option(fc.integer({ min: 0, max: 4000 }), { nil: null }),
+  }),
   fc.record({ kind: fc.constant('expire' as const) }),
 );
 
@@ -184,7 +213,10 @@ it('never credits past the limit in force, for random sequences of payment event
       // Recharges are made "25 hours ago" so the expiry step may cancel any that is still open.
       const past = new Date(Date.now() - (RECHARGE_PENDING_LIFETIME_SECONDS + 3600) * 1000);
       const hook = webhookDeps(store, () => new Date(), payments);
-      await setBudget({ store, now: () => new Date(Date.now() - 1000) }, adult(userId), { amount: 1500, currency: 'USD' });
+      await setBudget({ store, now: () => new Date(Date.now() - 1000) }, adult(userId), {
+        amount: 1500,
+        currency: 'USD',
+      });
       const opened: Array<{ rechargeId: string; paymentIntentId: string }> = [];
       const perform = async (step: BudgetStep): Promise<void> => {
         if (step.kind === 'open') {
@@ -196,7 +228,11 @@ it('never credits past the limit in force, for random sequences of payment event
           return;
         }
         if (step.kind === 'limit') {
-          await setBudget({ store, now: () => new Date() }, adult(userId), step.amount === null ? null : { amount: step.amount, currency: 'USD' });
+          await setBudget(
+            { store, now: () => new Date() },
+            adult(userId),
+            step.amount === null ? null : { amount: step.amount, currency: 'USD' },
+          );
           return;
         }
         if (step.kind === 'expire') {
@@ -205,7 +241,12 @@ it('never credits past the limit in force, for random sequences of payment event
         }
         const target = opened[step.target % Math.max(1, opened.length)];
         if (!target) return;
-        const event = step.kind === 'succeed' ? events.succeeded(target.paymentIntentId) : step.kind === 'fail' ? events.failed(target.paymentIntentId) : events.canceled(target.paymentIntentId);
+        const event =
+          step.kind === 'succeed'
+            ? events.succeeded(target.paymentIntentId)
+            : step.kind === 'fail'
+              ? events.failed(target.paymentIntentId)
+              : events.canceled(target.paymentIntentId);
         // A cancelled PaymentIntent cannot be paid at Stripe; the fake says so to the sweep, and events keep their order there.
         if (step.kind === 'cancel') payments.cancelOutcomes.set(target.paymentIntentId, 'canceled');
         if (step.kind === 'succeed') payments.cancelOutcomes.set(target.paymentIntentId, 'succeeded');
@@ -230,7 +271,9 @@ it('never credits past the limit in force, for random sequences of payment event
       const month = await store.getItem(keys.budgetMonth(userId, utcMonth(past)), { consistent: true });
       expect(Number(month?.spentMinor ?? 0)).toBe(held);
       const credits = (await entriesOf(store, userId)).filter((entry) => entry.entryType === 'recharge');
-      expect(new Set(credits.map((entry) => (entry.ref as { paymentIntentId: string }).paymentIntentId)).size).toBe(credits.length);
+      expect(new Set(credits.map((entry) => (entry.ref as { paymentIntentId: string }).paymentIntentId)).size).toBe(
+        credits.length,
+      );
       const report = await reconcileLedger(client, tableName);
       expect(report.discrepancies).toEqual([]);
     }),

@@ -8,7 +8,14 @@ import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { logger } from '../../shared/logger';
 import { processPayout, requestPayout } from '../../shared/usecases/payouts';
 import { getWallet } from '../../shared/usecases/wallet';
-import { adultCaller, FakeConnect, freshPayoutLedger, linkEnabledAccount, RecordingQueue, seedDiamonds } from './payout-fixtures';
+import {
+  adultCaller,
+  FakeConnect,
+  freshPayoutLedger,
+  linkEnabledAccount,
+  RecordingQueue,
+  seedDiamonds,
+} from './payout-fixtures';
 
 /**
  * A creator's balance is the wallet item plus its shards. Payouts fold the shards while gifts land
@@ -35,10 +42,18 @@ async function creatorWith(diamondsPerSeed: number, seeds: number): Promise<stri
 }
 
 const idem = () => ({ key: randomBytes(6).toString('hex'), fingerprint: 'f' });
-const requestDeps = (target: LedgerStore = store) => ({ store: target, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date() });
+const requestDeps = (target: LedgerStore = store) => ({
+  store: target,
+  queue: new RecordingQueue(),
+  economy: DEFAULT_ECONOMY,
+  now: () => new Date(),
+});
 
 /** Reads the balance over and over while `work` runs; returns every reading. */
-async function readWhile(userId: string, work: Promise<unknown>): Promise<Array<{ diamonds: number; pendingDiamonds: number }>> {
+async function readWhile(
+  userId: string,
+  work: Promise<unknown>,
+): Promise<Array<{ diamonds: number; pendingDiamonds: number }>> {
   let done = false;
   const readings: Array<{ diamonds: number; pendingDiamonds: number }> = [];
   const readers = Array.from({ length: 4 }, async () => {
@@ -58,7 +73,10 @@ async function readWhile(userId: string, work: Promise<unknown>): Promise<Array<
 
 it('reads one state while two payouts fold the shards: available + pending is always the whole balance', async () => {
   const userId = await creatorWith(500, 20);
-  const payouts = Promise.all([requestPayout(requestDeps(), adultCaller(userId), { diamonds: 4_000 }, idem()), requestPayout(requestDeps(), adultCaller(userId), { diamonds: 6_000 }, idem())]);
+  const payouts = Promise.all([
+    requestPayout(requestDeps(), adultCaller(userId), { diamonds: 4_000 }, idem()),
+    requestPayout(requestDeps(), adultCaller(userId), { diamonds: 6_000 }, idem()),
+  ]);
   const readings = await readWhile(userId, payouts);
   expect(readings.length).toBeGreaterThan(0);
   for (const reading of readings) expect(reading.diamonds + reading.pendingDiamonds).toBe(10_000);
@@ -82,20 +100,32 @@ it('keeps reads exact while gifts keep landing on the shards and a payout folds 
     expect(total).toBeLessThanOrEqual(7_000);
     expect((total - 4_000) % 100).toBe(0);
   }
-  expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 3_000, pendingDiamonds: 4_000 });
+  expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+    diamonds: 3_000,
+    pendingDiamonds: 4_000,
+  });
 });
 
 it('settles and reverses payouts with the balance still exact, and never writes a shard', async () => {
   const userId = await creatorWith(2_500, 4);
-  const shardsBefore = await store.batchGet(Array.from({ length: SHARDS }, (_, shard) => keys.walletShard(userId, shard)), { consistent: true });
+  const shardsBefore = await store.batchGet(
+    Array.from({ length: SHARDS }, (_, shard) => keys.walletShard(userId, shard)),
+    { consistent: true },
+  );
   const paid = await requestPayout(requestDeps(), adultCaller(userId), { diamonds: 4_000 }, idem());
   const refused = await requestPayout(requestDeps(), adultCaller(userId), { diamonds: 6_000 }, idem());
   const connect = new FakeConnect();
   await processPayout({ store, connect, now: () => new Date() }, paid.body.payoutId);
   connect.transferErrors.push(new PermanentTransferError('account_closed', 'the account is closed'));
-  await processPayout({ store, connect, now: () => new Date(), transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }, refused.body.payoutId);
+  await processPayout(
+    { store, connect, now: () => new Date(), transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
+    refused.body.payoutId,
+  );
   expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 6_000, pendingDiamonds: 0 });
-  const shardsAfter = await store.batchGet(Array.from({ length: SHARDS }, (_, shard) => keys.walletShard(userId, shard)), { consistent: true });
+  const shardsAfter = await store.batchGet(
+    Array.from({ length: SHARDS }, (_, shard) => keys.walletShard(userId, shard)),
+    { consistent: true },
+  );
   expect(shardsAfter.map((item) => item.diamonds).sort()).toEqual(shardsBefore.map((item) => item.diamonds).sort());
 });
 
@@ -107,7 +137,11 @@ function conflicting(inner: DynamoSend, conflicts: number): DynamoSend & { cance
       if (command instanceof TransactWriteItemsCommand && wrapper.cancelled < conflicts) {
         wrapper.cancelled += 1;
         const reasons = (command.input.TransactItems ?? []).map(() => ({ Code: 'TransactionConflict' }));
-        throw new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {}, CancellationReasons: reasons });
+        throw new TransactionCanceledException({
+          message: 'Transaction cancelled',
+          $metadata: {},
+          CancellationReasons: reasons,
+        });
       }
       return inner.send(command as never);
     }) as DynamoSend['send'],
@@ -122,5 +156,8 @@ it('requests a payout through transaction conflicts on AWS (injected), with the 
   const answer = await requestPayout(requestDeps(busyStore), adultCaller(userId), { diamonds: 10_000 }, idem());
   expect(answer.status).toBe(202);
   expect(busy.cancelled).toBe(2);
-  expect(await busyStore.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 0, pendingDiamonds: 10_000 });
+  expect(await busyStore.readWallet(userId, { consistent: true })).toMatchObject({
+    diamonds: 0,
+    pendingDiamonds: 10_000,
+  });
 });

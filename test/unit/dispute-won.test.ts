@@ -3,7 +3,16 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { createRecharge, readRecharge } from '../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
-import { adult, entriesOf, entrySums, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
+import {
+  adult,
+  entriesOf,
+  entrySums,
+  events,
+  FakePayments,
+  freshLedger,
+  spendCoins,
+  webhookDeps,
+} from './recharge-fixtures';
 
 /** `charge.dispute.closed` with status `won`: what that dispute took comes back, owed coins first, once. */
 
@@ -23,7 +32,12 @@ const hook = () => webhookDeps(store, () => new Date(), payments);
 async function creditedUser(): Promise<{ userId: string; paymentIntentId: string; rechargeId: string }> {
   sequence += 1;
   const userId = `disputer-${sequence}-${Date.now()}`;
-  const answer = await createRecharge({ store, payments, now: () => new Date() }, adult(userId), { packageId: 'coins_500' }, { key: `d-${sequence}`, fingerprint: 'f' });
+  const answer = await createRecharge(
+    { store, payments, now: () => new Date() },
+    adult(userId),
+    { packageId: 'coins_500' },
+    { key: `d-${sequence}`, fingerprint: 'f' },
+  );
   const { paymentIntentId } = answer.body.payment;
   expect(await handleStripeEvent(hook(), events.succeeded(paymentIntentId))).toBe('credited');
   return { userId, paymentIntentId, rechargeId: answer.body.rechargeId };
@@ -42,7 +56,11 @@ it('gives back what the dispute took, debt first, exactly once; the wallet stays
   expect(await balances(userId)).toEqual({ coins: 0, owedCoins: 400, locked: true });
 
   const won = events.disputeClosed(paymentIntentId, 599, 'won');
-  const outcomes = await Promise.all([handleStripeEvent(hook(), won), handleStripeEvent(hook(), won), handleStripeEvent(hook(), events.disputeClosed(paymentIntentId, 599, 'won'))]);
+  const outcomes = await Promise.all([
+    handleStripeEvent(hook(), won),
+    handleStripeEvent(hook(), won),
+    handleStripeEvent(hook(), events.disputeClosed(paymentIntentId, 599, 'won')),
+  ]);
   expect(outcomes.filter((outcome) => outcome === 'given_back')).toHaveLength(1);
   // 500 taken: 100 from the balance, 400 owed. Back: the 400 of debt forgiven first, then 100 coins.
   expect(await balances(userId)).toEqual({ coins: 100, owedCoins: 0, locked: true });

@@ -86,7 +86,10 @@ describe('LedgerStore.batchGet under UnprocessedKeys', () => {
 describe('ApiGatewayConnectionPoster', () => {
   const connections = () => {
     const removed: string[] = [];
-    return { removed, store: { remove: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore };
+    return {
+      removed,
+      store: { remove: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore,
+    };
   };
   const throttled = () => new LimitExceededException({ message: 'Rate exceeded', $metadata: {} });
 
@@ -98,7 +101,9 @@ describe('ApiGatewayConnectionPoster', () => {
     expect(once).toHaveBeenCalledTimes(2);
 
     const always = jest.fn().mockRejectedValue(throttled());
-    expect(await new ApiGatewayConnectionPoster(store, { send: always }).post('c2', { type: 'pong' })).toBe('throttled');
+    expect(await new ApiGatewayConnectionPoster(store, { send: always }).post('c2', { type: 'pong' })).toBe(
+      'throttled',
+    );
     expect(always).toHaveBeenCalledTimes(POST_RETRY.maxAttempts);
     expect(removed).toEqual([]);
   });

@@ -1,5 +1,11 @@
 import fc from 'fast-check';
-import { buildFrame, MAX_FRAME_BYTES, summarize, type FrameMessage, type GiftSummary } from '../../shared/usecases/frames';
+import {
+  buildFrame,
+  MAX_FRAME_BYTES,
+  summarize,
+  type FrameMessage,
+  type GiftSummary,
+} from '../../shared/usecases/frames';
 import type { GiftEvent } from '../../shared/usecases/streams';
 
 /*
@@ -28,7 +34,8 @@ const messagesOf = (body: unknown): FrameMessage[] => {
 function coveredSeqs(messages: FrameMessage[]): number[] {
   return messages.flatMap((message) => {
     if (message.type === 'gift') return [message.seq];
-    if (message.type === 'giftSummary') return Array.from({ length: message.toSeq - message.fromSeq + 1 }, (_, index) => message.fromSeq + index);
+    if (message.type === 'giftSummary')
+      return Array.from({ length: message.toSeq - message.fromSeq + 1 }, (_, index) => message.fromSeq + index);
     return [];
   });
 }
@@ -39,7 +46,10 @@ describe('buildFrame', () => {
     expect(one?.body).toEqual(gift(1));
     const room = { type: 'room' as const, streamId: 'st', viewers: 3, giftCoins: 10 };
     const few = buildFrame('st', [gift(1), gift(2)], { room, ended: true });
-    expect(few?.body).toEqual({ type: 'batch', events: [gift(1), gift(2), room, { type: 'streamEnded', streamId: 'st' }] });
+    expect(few?.body).toEqual({
+      type: 'batch',
+      events: [gift(1), gift(2), room, { type: 'streamEnded', streamId: 'st' }],
+    });
     expect(few?.summarized).toBe(0);
     expect(buildFrame('st', [], {})).toBeUndefined();
   });
@@ -48,7 +58,9 @@ describe('buildFrame', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1_500 }), fc.boolean(), fc.boolean(), (count, withRoom, ended) => {
         const events = Array.from({ length: count }, (_, index) => gift(index + 1));
-        const room = withRoom ? { type: 'room' as const, streamId: 'st_01M8PBJ3KRQ4PR564EXPJNKRYP', viewers: 123_456, giftCoins: 9_876_543 } : undefined;
+        const room = withRoom
+          ? { type: 'room' as const, streamId: 'st_01M8PBJ3KRQ4PR564EXPJNKRYP', viewers: 123_456, giftCoins: 9_876_543 }
+          : undefined;
         const frame = buildFrame('st_01M8PBJ3KRQ4PR564EXPJNKRYP', events, { ...(room && { room }), ended });
         if (!frame) throw new Error('no frame');
         expect(frame.bytes).toBe(Buffer.byteLength(JSON.stringify(frame.body)));
@@ -59,16 +71,27 @@ describe('buildFrame', () => {
         expect(summaries.length).toBeLessThanOrEqual(1);
         expect(frame.singles + frame.summarized).toBe(count);
         // Events that fit are never summarized.
-        const everything = JSON.stringify({ type: 'batch', events: [...events, ...(room ? [room] : []), ...(ended ? [{ type: 'streamEnded' }] : [])] });
+        const everything = JSON.stringify({
+          type: 'batch',
+          events: [...events, ...(room ? [room] : []), ...(ended ? [{ type: 'streamEnded' }] : [])],
+        });
         if (Buffer.byteLength(everything) <= MAX_FRAME_BYTES) expect(summaries).toEqual([]);
-        if (ended) expect(messages[messages.length - 1]).toEqual({ type: 'streamEnded', streamId: 'st_01M8PBJ3KRQ4PR564EXPJNKRYP' });
+        if (ended)
+          expect(messages[messages.length - 1]).toEqual({
+            type: 'streamEnded',
+            streamId: 'st_01M8PBJ3KRQ4PR564EXPJNKRYP',
+          });
       }),
       { numRuns: 60 },
     );
   });
 
   it('summarizes the rest by gift type, with its coins and distinct senders', () => {
-    const events = [gift(4, { giftId: 'rose', quantity: 2, coins: 2, fromUserId: 'a' }), gift(5, { giftId: 'lion', quantity: 1, coins: 1000, fromUserId: 'b' }), gift(6, { giftId: 'rose', quantity: 3, coins: 3, fromUserId: 'a' })];
+    const events = [
+      gift(4, { giftId: 'rose', quantity: 2, coins: 2, fromUserId: 'a' }),
+      gift(5, { giftId: 'lion', quantity: 1, coins: 1000, fromUserId: 'b' }),
+      gift(6, { giftId: 'rose', quantity: 3, coins: 3, fromUserId: 'a' }),
+    ];
     expect(summarize('st', events)).toEqual({
       type: 'giftSummary',
       streamId: 'st',

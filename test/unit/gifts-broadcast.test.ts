@@ -24,7 +24,13 @@ import {
   type BroadcastDeps,
   type PendingGift,
 } from '../../shared/usecases/broadcast';
-import { LIVE_STATUS_PK, RECENTLY_ENDED_STATUS_PK, unsentStatusPk, type GiftEvent, type StreamRecord } from '../../shared/usecases/streams';
+import {
+  LIVE_STATUS_PK,
+  RECENTLY_ENDED_STATUS_PK,
+  unsentStatusPk,
+  type GiftEvent,
+  type StreamRecord,
+} from '../../shared/usecases/streams';
 
 /*
  * The broadcaster without a network: chunking within DynamoDB's 100-item transactions, frame
@@ -47,7 +53,16 @@ const STREAM: StreamRecord = {
 
 function pending(index: number, fromUserId = `u${index}`): PendingGift {
   const at = new Date(NOW_MS - 1000 + index).toISOString();
-  return { key: { pk: 'USER#carol#E0', sk: `TX#${at}#g${index}` }, order: `${at}#g${index}`, giftTxId: `g${index}`, fromUserId, giftId: 'rose', quantity: 1, coins: 1 + index, at };
+  return {
+    key: { pk: 'USER#carol#E0', sk: `TX#${at}#g${index}` },
+    order: `${at}#g${index}`,
+    giftTxId: `g${index}`,
+    fromUserId,
+    giftId: 'rose',
+    quantity: 1,
+    coins: 1 + index,
+    at,
+  };
 }
 
 describe('chunkForTransactions', () => {
@@ -66,8 +81,12 @@ describe('chunkForTransactions', () => {
   });
 
   it('packs 98 gifts into one transaction whoever sent them', () => {
-    expect(chunkForTransactions(Array.from({ length: 98 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([98]);
-    expect(chunkForTransactions(Array.from({ length: 99 }, (_, index) => pending(index))).map((chunk) => chunk.length)).toEqual([98, 1]);
+    expect(
+      chunkForTransactions(Array.from({ length: 98 }, (_, index) => pending(index))).map((chunk) => chunk.length),
+    ).toEqual([98]);
+    expect(
+      chunkForTransactions(Array.from({ length: 99 }, (_, index) => pending(index))).map((chunk) => chunk.length),
+    ).toEqual([98, 1]);
   });
 });
 
@@ -86,14 +105,33 @@ describe('sequenceOps', () => {
     const gifts = [pending(0, 'alice'), pending(1, 'bob'), pending(2, 'alice')];
     const { ops, events } = sequenceOps(store, { ...STREAM, seq: 7 }, gifts, 8, new Date(NOW_MS));
     expect(events.map((event) => event.seq)).toEqual([8, 9, 10]);
-    expect(events[0]).toEqual({ type: 'gift', streamId: 'st_1', seq: 8, giftTxId: 'g0', fromUserId: 'alice', giftId: 'rose', quantity: 1, coins: 1, at: gifts[0]?.at });
-    expect(ops.map((op) => op.label)).toEqual(['stream counter', 'number gift', 'number gift', 'number gift', 'event batch']);
+    expect(events[0]).toEqual({
+      type: 'gift',
+      streamId: 'st_1',
+      seq: 8,
+      giftTxId: 'g0',
+      fromUserId: 'alice',
+      giftId: 'rose',
+      quantity: 1,
+      coins: 1,
+      at: gifts[0]?.at,
+    });
+    expect(ops.map((op) => op.label)).toEqual([
+      'stream counter',
+      'number gift',
+      'number gift',
+      'number gift',
+      'event batch',
+    ]);
     expect(ops[0]?.item.Update).toMatchObject({
       UpdateExpression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
       ConditionExpression: 'seq = :oldSeq',
       ExpressionAttributeValues: marshall({ ':newSeq': 10, ':oldSeq': 7, ':now': NOW_MS, ':coins': 6 }),
     });
-    expect(ops[1]?.item.Update).toMatchObject({ UpdateExpression: 'SET seq = :seq REMOVE statusPk, statusSk', ConditionExpression: 'attribute_not_exists(seq)' });
+    expect(ops[1]?.item.Update).toMatchObject({
+      UpdateExpression: 'SET seq = :seq REMOVE statusPk, statusSk',
+      ConditionExpression: 'attribute_not_exists(seq)',
+    });
     const batch = unmarshall(ops[4]?.item.Put?.Item ?? {});
     expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
     expect(JSON.parse(String(batch.events))).toEqual(events);
@@ -117,18 +155,26 @@ function fakeTables() {
       }
       if (command instanceof BatchGetItemCommand) {
         const request = Object.values(command.input.RequestItems ?? {})[0];
-        const found = (request?.Keys ?? []).map((key) => unmarshall(key)).flatMap((key) => ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? []);
+        const found = (request?.Keys ?? [])
+          .map((key) => unmarshall(key))
+          .flatMap((key) => ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? []);
         return { Responses: { Ledger: found.map((item) => marshall(item, { removeUndefinedValues: true })) } };
       }
       if (command instanceof QueryCommand) {
         const values = unmarshall(command.input.ExpressionAttributeValues ?? {});
         if (command.input.TableName === 'Connections') {
           const attribute = command.input.IndexName === 'byStream' ? 'streamId' : 'userId';
-          return { Items: connections.filter((connection) => connection[attribute] === values[':value']).map((connection) => marshall({ connectionId: connection.connectionId })) };
+          return {
+            Items: connections
+              .filter((connection) => connection[attribute] === values[':value'])
+              .map((connection) => marshall({ connectionId: connection.connectionId })),
+          };
         }
         if (command.input.KeyConditionExpression === 'pk = :pk AND sk > :after') {
           // The catch-up log, read by the leaderboard fold.
-          const rows = [...ledger.values()].filter((item) => item.pk === values[':pk'] && String(item.sk) > String(values[':after'])).sort((a, b) => (String(a.sk) < String(b.sk) ? -1 : 1));
+          const rows = [...ledger.values()]
+            .filter((item) => item.pk === values[':pk'] && String(item.sk) > String(values[':after']))
+            .sort((a, b) => (String(a.sk) < String(b.sk) ? -1 : 1));
           return { Items: rows.map((item) => marshall(item, { removeUndefinedValues: true })) };
         }
         const wanted = String(values[':pk'] ?? values[':statusPk']);
@@ -142,7 +188,11 @@ function fakeTables() {
       if (command instanceof TransactWriteItemsCommand) {
         if (cancelNext > 0) {
           cancelNext -= 1;
-          throw new TransactionCanceledException({ message: 'x', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] });
+          throw new TransactionCanceledException({
+            message: 'x',
+            $metadata: {},
+            CancellationReasons: [{ Code: 'ConditionalCheckFailed' }],
+          });
         }
         const items = command.input.TransactItems ?? [];
         for (const item of items) {
@@ -152,7 +202,11 @@ function fakeTables() {
           const key = unmarshall(update.Key ?? {});
           const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`);
           if (stored && Number(stored.lbSeq) >= Number(unmarshall(update.ExpressionAttributeValues ?? {})[':to'])) {
-            throw new TransactionCanceledException({ message: 'x', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed', Item: marshall(stored) }] });
+            throw new TransactionCanceledException({
+              message: 'x',
+              $metadata: {},
+              CancellationReasons: [{ Code: 'ConditionalCheckFailed', Item: marshall(stored) }],
+            });
           }
         }
         transactions.push(items);
@@ -163,14 +217,20 @@ function fakeTables() {
           const key = unmarshall(update.Key ?? {});
           const values = unmarshall(update.ExpressionAttributeValues ?? {});
           const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? { ...key };
-          if (update.UpdateExpression?.startsWith('SET seq = :newSeq')) Object.assign(stored, { seq: values[':newSeq'], lastFrameAt: values[':now'], giftCoins: Number(stored.giftCoins ?? 0) + Number(values[':coins']) });
+          if (update.UpdateExpression?.startsWith('SET seq = :newSeq'))
+            Object.assign(stored, {
+              seq: values[':newSeq'],
+              lastFrameAt: values[':now'],
+              giftCoins: Number(stored.giftCoins ?? 0) + Number(values[':coins']),
+            });
           if (update.UpdateExpression?.startsWith('SET seq = :seq REMOVE')) {
             stored.seq = values[':seq'];
             delete stored.statusPk;
             delete stored.statusSk;
           } else if (!update.UpdateExpression?.startsWith('SET seq = :newSeq')) {
             // Plain `SET a = :x, ... [ADD n :y] [REMOVE b]` updates (leaderboard folds, end announced).
-            const [, sets = '', adds = '', removes = ''] = /^SET (.*?)(?: ADD (.*?))?(?: REMOVE (.*))?$/.exec(update.UpdateExpression ?? '') ?? [];
+            const [, sets = '', adds = '', removes = ''] =
+              /^SET (.*?)(?: ADD (.*?))?(?: REMOVE (.*))?$/.exec(update.UpdateExpression ?? '') ?? [];
             for (const assignment of sets.split(',').filter(Boolean)) {
               const [name = '', value = ''] = assignment.split('=').map((part) => part.trim());
               stored[name] = values[value];
@@ -219,11 +279,21 @@ function giftRecord(index: number, streamId = 'st_1', options: { indexed?: boole
 
 function broadcaster(options: { lastFrameAt?: number } = {}) {
   const tables = fakeTables();
-  tables.put({ ...keys.stream('st_1'), ...STREAM, ...(options.lastFrameAt !== undefined && { lastFrameAt: options.lastFrameAt }) });
+  tables.put({
+    ...keys.stream('st_1'),
+    ...STREAM,
+    ...(options.lastFrameAt !== undefined && { lastFrameAt: options.lastFrameAt }),
+  });
   tables.put({ ...keys.wallet('carol'), coins: 0, creatorShards: SHARDS });
-  tables.connections.push({ connectionId: 'v1', streamId: 'st_1', userId: 'alice' }, { connectionId: 'v2', streamId: 'st_1', userId: 'bob' }, { connectionId: 'c1', userId: 'carol' });
+  tables.connections.push(
+    { connectionId: 'v1', streamId: 'st_1', userId: 'alice' },
+    { connectionId: 'v2', streamId: 'st_1', userId: 'bob' },
+    { connectionId: 'c1', userId: 'carol' },
+  );
   const posts: Array<{ connectionId: string; message: any }> = [];
-  const poster: ConnectionPoster = { post: async (connectionId, message) => (posts.push({ connectionId, message }), 'sent') };
+  const poster: ConnectionPoster = {
+    post: async (connectionId, message) => (posts.push({ connectionId, message }), 'sent'),
+  };
   const sleeps: number[] = [];
   const published: OutgoingNudge[] = [];
   let clock = NOW_MS;
@@ -246,7 +316,7 @@ function broadcaster(options: { lastFrameAt?: number } = {}) {
 }
 
 describe('broadcastStream', () => {
-  it('sends a quiet stream\'s gifts at once: one frame per viewer, then the creator\'s wallet', async () => {
+  it("sends a quiet stream's gifts at once: one frame per viewer, then the creator's wallet", async () => {
     const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     for (const index of [2, 0, 1]) tables.put(giftRecord(index));
     const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
@@ -264,16 +334,22 @@ describe('broadcastStream', () => {
       ['room', undefined, undefined],
     ]);
     expect(frame.events[3]).toEqual({ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 15 });
-    expect(posts.filter((post) => post.connectionId === 'c1').map((post) => post.message)).toEqual([{ type: 'wallet', coins: 0, diamonds: 0, pendingDiamonds: 0 }]);
+    expect(posts.filter((post) => post.connectionId === 'c1').map((post) => post.message)).toEqual([
+      { type: 'wallet', coins: 0, diamonds: 0, pendingDiamonds: 0 },
+    ]);
     // One transaction numbered all three: one counter write for the batch, not one per gift.
-    const numbering = tables.transactions.filter((items) => items.some((item) => item.Update?.UpdateExpression?.startsWith('SET seq = :newSeq')));
+    const numbering = tables.transactions.filter((items) =>
+      items.some((item) => item.Update?.UpdateExpression?.startsWith('SET seq = :newSeq')),
+    );
     expect(numbering).toHaveLength(1);
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 3, giftCoins: 15 });
     // Every UNSENT shard partition was read, none was scanned.
-    expect(new Set(tables.queries)).toEqual(new Set(Array.from({ length: SHARDS }, (_, shard) => unsentStatusPk('st_1', shard))));
+    expect(new Set(tables.queries)).toEqual(
+      new Set(Array.from({ length: SHARDS }, (_, shard) => unsentStatusPk('st_1', shard))),
+    );
   });
 
-  it('waits out the window since the stream\'s last frame before taking a busy stream\'s gifts', async () => {
+  it("waits out the window since the stream's last frame before taking a busy stream's gifts", async () => {
     const { tables, deps, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 120 });
     tables.put(giftRecord(0));
     await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
@@ -287,9 +363,17 @@ describe('broadcastStream', () => {
     const lagging = giftRecord(5, 'st_1', { indexed: false });
     // On the table it is marked unsent; the index has not caught up.
     tables.put({ ...lagging, statusPk: 'not-yet-in-the-index-in-this-fake', statusSk: 'x' });
-    const result = await broadcastStream(deps, 'st_1', { namedGifts: [{ pk: lagging.pk, sk: lagging.sk }], ended: false, until: 0 });
+    const result = await broadcastStream(deps, 'st_1', {
+      namedGifts: [{ pk: lagging.pk, sk: lagging.sk }],
+      ended: false,
+      until: 0,
+    });
     expect(result.events).toBe(1);
-    expect(posts.find((post) => post.connectionId === 'v1')?.message.events[0]).toMatchObject({ type: 'gift', seq: 1, giftTxId: 'gift_005' });
+    expect(posts.find((post) => post.connectionId === 'v1')?.message.events[0]).toMatchObject({
+      type: 'gift',
+      seq: 1,
+      giftTxId: 'gift_005',
+    });
   });
 
   it('does nothing for a nudge whose gifts another run already sent', async () => {
@@ -297,7 +381,9 @@ describe('broadcastStream', () => {
     const sent = { ...giftRecord(1), seq: 1 };
     delete (sent as Record<string, unknown>).statusPk;
     tables.put(sent);
-    await expect(broadcastStream(deps, 'st_1', { namedGifts: [{ pk: sent.pk, sk: sent.sk }], ended: false, until: 0 })).resolves.toEqual({ events: 0, frames: 0 });
+    await expect(
+      broadcastStream(deps, 'st_1', { namedGifts: [{ pk: sent.pk, sk: sent.sk }], ended: false, until: 0 }),
+    ).resolves.toEqual({ events: 0, frames: 0 });
     expect(posts).toEqual([]);
     expect(tables.transactions).toHaveLength(0);
   });
@@ -306,12 +392,17 @@ describe('broadcastStream', () => {
     const retried = broadcaster();
     retried.tables.put(giftRecord(0));
     retried.tables.cancel(1);
-    await expect(broadcastStream(retried.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).resolves.toEqual({ events: 1, frames: 1 });
+    await expect(broadcastStream(retried.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).resolves.toEqual({
+      events: 1,
+      frames: 1,
+    });
 
     const stuck = broadcaster();
     stuck.tables.put(giftRecord(0));
     stuck.tables.cancel(10);
-    await expect(broadcastStream(stuck.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).rejects.toThrow(/another sequencer/);
+    await expect(broadcastStream(stuck.deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).rejects.toThrow(
+      /another sequencer/,
+    );
   });
 
   it('tells viewers the stream ended in the same frame as its last gifts, and sends no gift after it', async () => {
@@ -347,19 +438,27 @@ describe('broadcastStream', () => {
     const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
     expect(result).toEqual({ events: 2, frames: 2 });
     const frames = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
-    expect(frames.flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame])).filter((event: { type: string }) => event.type === 'gift').map((event: GiftEvent) => event.seq)).toEqual([1, 2]);
+    expect(
+      frames
+        .flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame]))
+        .filter((event: { type: string }) => event.type === 'gift')
+        .map((event: GiftEvent) => event.seq),
+    ).toEqual([1, 2]);
     // The frames are one window apart.
     expect(sleeps[0]).toBe(300);
   });
 });
 
 describe('foldLeaderboard', () => {
-  it('folds each sender\'s gifts since the last fold into one write, and a resumed fold counts nothing twice', async () => {
+  it("folds each sender's gifts since the last fold into one write, and a resumed fold counts nothing twice", async () => {
     const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     for (const index of [0, 1, 2]) tables.put(giftRecord(index));
     await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
     const aliceShard = shardFor('alice', SHARDS);
-    const alice = () => tables.ledger.get(`${keys.leaderboardEntry('st_1', aliceShard, 'alice').pk}|${keys.leaderboardEntry('st_1', aliceShard, 'alice').sk}`);
+    const alice = () =>
+      tables.ledger.get(
+        `${keys.leaderboardEntry('st_1', aliceShard, 'alice').pk}|${keys.leaderboardEntry('st_1', aliceShard, 'alice').sk}`,
+      );
     expect(alice()).toMatchObject({ lbCoins: 15, lbSeq: 3, lbPk: `STREAM#st_1#LB${aliceShard}`, userId: 'alice' });
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ lbSeq: 3 });
     expect(tables.ledger.get('STREAM#st_1|STREAM')?.lbFoldTo).toBeUndefined();
@@ -368,7 +467,12 @@ describe('foldLeaderboard', () => {
     const stream = tables.ledger.get('STREAM#st_1|STREAM') ?? {};
     tables.put({ ...stream, lbSeq: 0, lbFoldTo: 3 });
     const { streamFromItem } = await import('../../shared/usecases/streams');
-    await foldLeaderboard(tables.store, streamFromItem(tables.ledger.get('STREAM#st_1|STREAM') ?? {}), 3, new Date(NOW_MS));
+    await foldLeaderboard(
+      tables.store,
+      streamFromItem(tables.ledger.get('STREAM#st_1|STREAM') ?? {}),
+      3,
+      new Date(NOW_MS),
+    );
     expect(alice()).toMatchObject({ lbCoins: 15, lbSeq: 3 });
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ lbSeq: 3 });
   });
@@ -383,14 +487,24 @@ describe('sweepUnsentGifts', () => {
     stream('st_fresh', LIVE_STATUS_PK);
     stream('st_quiet', LIVE_STATUS_PK);
     stream('st_ended', RECENTLY_ENDED_STATUS_PK, { status: 'ended', endedAt: new Date(NOW_MS - 60_000).toISOString() });
-    stream('st_gone', RECENTLY_ENDED_STATUS_PK, { status: 'ended', endedAt: new Date(NOW_MS - 3_600_000).toISOString() });
+    stream('st_gone', RECENTLY_ENDED_STATUS_PK, {
+      status: 'ended',
+      endedAt: new Date(NOW_MS - 3_600_000).toISOString(),
+    });
     tables.put(giftRecord(0, 'st_old'));
     tables.put(giftRecord(1, 'st_ended'));
     const fresh = giftRecord(2, 'st_fresh');
     const freshAt = new Date(NOW_MS + 8_000).toISOString(); // 2 s old when the sweep runs
     tables.put({ ...fresh, statusSk: `${freshAt}#${fresh.entryId}` });
     const published: OutgoingNudge[] = [];
-    const result = await sweepUnsentGifts({ store: tables.store, publisher: { publish: async (nudges) => void published.push(...nudges) }, now: () => new Date(NOW_MS + 10_000) }, { minAgeMs: 5_000 });
+    const result = await sweepUnsentGifts(
+      {
+        store: tables.store,
+        publisher: { publish: async (nudges) => void published.push(...nudges) },
+        now: () => new Date(NOW_MS + 10_000),
+      },
+      { minAgeMs: 5_000 },
+    );
     expect(published.map((entry) => entry.nudge.streamId).sort()).toEqual(['st_ended', 'st_old']);
     expect(result).toEqual({ streams: 5, nudged: 2, retired: 1 });
     expect(tables.transactions.flat().map((item) => unmarshall(item.Update?.Key ?? {}).pk)).toEqual(['STREAM#st_gone']);

@@ -9,7 +9,14 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
 import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { bucketNudge, NUDGE_BUCKET_MS, SQS_DEDUPLICATION_WINDOW_MS, SqsGiftEventPublisher, type GiftEventPublisher, type OutgoingNudge } from '../../shared/adapters/gift-events';
+import {
+  bucketNudge,
+  NUDGE_BUCKET_MS,
+  SQS_DEDUPLICATION_WINDOW_MS,
+  SqsGiftEventPublisher,
+  type GiftEventPublisher,
+  type OutgoingNudge,
+} from '../../shared/adapters/gift-events';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import type { Caller } from '../../shared/domain/identity';
 import { giftFingerprint, giftOps, sendGift, StreamCache, type SendGiftDeps } from '../../shared/usecases/gifts';
@@ -38,7 +45,11 @@ function attributeSize(value: AttributeValue): number {
   if (value.S !== undefined) return Buffer.byteLength(value.S);
   if (value.N !== undefined) return Math.ceil(value.N.replace(/^-/, '').length / 2) + 1;
   if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
-  if (value.M !== undefined) return 3 + Object.entries(value.M).reduce((sum, [name, inner]) => sum + Buffer.byteLength(name) + attributeSize(inner), 0);
+  if (value.M !== undefined)
+    return (
+      3 +
+      Object.entries(value.M).reduce((sum, [name, inner]) => sum + Buffer.byteLength(name) + attributeSize(inner), 0)
+    );
   if (value.L !== undefined) return 3 + value.L.reduce((sum, inner) => sum + 1 + attributeSize(inner), 0);
   throw new Error(`unsized attribute ${JSON.stringify(value)}`);
 }
@@ -77,7 +88,10 @@ function fakeDynamo(world: FakeWorld) {
           throw new TransactionCanceledException({
             message: 'cancelled',
             $metadata: {},
-            CancellationReasons: cancel.map((reason) => ({ Code: reason.Code, ...(reason.Item && { Item: marshall(reason.Item) }) })),
+            CancellationReasons: cancel.map((reason) => ({
+              Code: reason.Code,
+              ...(reason.Item && { Item: marshall(reason.Item) }),
+            })),
           });
         }
         world.transactions.push(command.input.TransactItems ?? []);
@@ -94,13 +108,24 @@ function fakeDynamo(world: FakeWorld) {
 
 function setup(options: { coins?: number; locked?: boolean; stream?: Record<string, unknown> | null } = {}) {
   const world: FakeWorld = { items: new Map(), transactions: [] };
-  world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: options.coins ?? 100, ...(options.locked !== undefined && { locked: options.locked }) });
-  if (options.stream !== null) world.items.set('STREAM#st_1|STREAM', { ...keys.stream('st_1'), ...STREAM, ...options.stream });
+  world.items.set('USER#alice|WALLET', {
+    ...keys.wallet('alice'),
+    coins: options.coins ?? 100,
+    ...(options.locked !== undefined && { locked: options.locked }),
+  });
+  if (options.stream !== null)
+    world.items.set('STREAM#st_1|STREAM', { ...keys.stream('st_1'), ...STREAM, ...options.stream });
   const client = fakeDynamo(world);
   const store = new LedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
   const published: OutgoingNudge[] = [];
   const publisher: GiftEventPublisher = { publish: async (nudges) => void published.push(...nudges) };
-  const deps: SendGiftDeps = { store, publisher, now: () => NOW, newId: (prefix) => `${prefix}_TX1`, economy: DEFAULT_ECONOMY };
+  const deps: SendGiftDeps = {
+    store,
+    publisher,
+    now: () => NOW,
+    newId: (prefix) => `${prefix}_TX1`,
+    economy: DEFAULT_ECONOMY,
+  };
   return { world, deps, published, client };
 }
 
@@ -123,7 +148,13 @@ describe('giftOps: one transaction of five small items', () => {
   });
 
   it('puts the idempotency record first, then the debit, the shard credit and both entries', () => {
-    expect(ops.map((op) => op.label)).toEqual(['idempotency gift', 'debit sender', 'credit creator shard', 'gift_sent entry', 'gift_received entry']);
+    expect(ops.map((op) => op.label)).toEqual([
+      'idempotency gift',
+      'debit sender',
+      'credit creator shard',
+      'gift_sent entry',
+      'gift_received entry',
+    ]);
     const debit = ops[1]?.item.Update;
     expect(debit?.UpdateExpression).toBe('SET coins = coins - :cost');
     expect(debit?.ConditionExpression).toBe('coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)');
@@ -145,7 +176,7 @@ describe('giftOps: one transaction of five small items', () => {
     expect(tableUnits + indexUnits).toBeLessThanOrEqual(14);
   });
 
-  it('marks the creator entry as the stream\'s unsent gift record on the gift\'s shard', () => {
+  it("marks the creator entry as the stream's unsent gift record on the gift's shard", () => {
     const shard = shardFor('gift_01M8BFS3SEGAP9TRQS89XR6HXH', 256);
     const record = unmarshall(ops[4]?.item.Put?.Item ?? {});
     expect(record).toMatchObject({
@@ -158,7 +189,12 @@ describe('giftOps: one transaction of five small items', () => {
       ref: { streamId: 's'.repeat(128), fromUserId: 'u'.repeat(128), giftId: 'ice_cream', quantity: 99, coins: 990 },
     });
     expect(ops[2]?.item.Update?.Key).toEqual(marshall(keys.walletShard('c'.repeat(128), shard)));
-    expect(unmarshall(ops[3]?.item.Put?.Item ?? {})).toMatchObject({ pk: `USER#${'u'.repeat(128)}`, entryType: 'gift_sent', coins: -990, diamonds: 0 });
+    expect(unmarshall(ops[3]?.item.Put?.Item ?? {})).toMatchObject({
+      pk: `USER#${'u'.repeat(128)}`,
+      entryType: 'gift_sent',
+      coins: -990,
+      diamonds: 0,
+    });
   });
 });
 
@@ -180,7 +216,11 @@ describe('sendGift', () => {
     const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
     expect(published).toEqual([
       {
-        nudge: { streamId: 'st_1', until: (bucket + 1) * NUDGE_BUCKET_MS, gift: keys.shardEntry('carol', shard, NOW.toISOString(), 'gift_TX1') },
+        nudge: {
+          streamId: 'st_1',
+          until: (bucket + 1) * NUDGE_BUCKET_MS,
+          gift: keys.shardEntry('carol', shard, NOW.toISOString(), 'gift_TX1'),
+        },
         deduplicationId: `b:st_1:${bucket}`,
       },
     ]);
@@ -188,11 +228,23 @@ describe('sendGift', () => {
 
   it('when another debit moved the balance between its read and its commit, subtracts instead and reads the balance after', async () => {
     const { deps, world } = setup({ coins: 100 });
-    world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 90 } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 90 } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
     world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: 100 });
-    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_TX1', wallet: { coins: 85 } });
+    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({
+      giftTxId: 'gift_TX1',
+      wallet: { coins: 85 },
+    });
     expect(world.transactions).toHaveLength(1);
-    expect(world.transactions[0]?.[1]?.Update).toMatchObject({ UpdateExpression: 'SET coins = coins - :cost', ConditionExpression: 'coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)' });
+    expect(world.transactions[0]?.[1]?.Update).toMatchObject({
+      UpdateExpression: 'SET coins = coins - :cost',
+      ConditionExpression: 'coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
+    });
   });
 
   it('conditions a fenced stream\'s credit on its fence, so a gift after the end\'s commit is STREAM_NOT_LIVE even from a cached "live"', async () => {
@@ -204,18 +256,33 @@ describe('sendGift', () => {
       ExpressionAttributeNames: { '#live': liveFenceAttribute('st_1') },
     });
     // The second gift reads no stream item: the cache answers.
-    const streamReads = () => client.send.mock.calls.filter(([command]) => command instanceof GetItemCommand && unmarshall(command.input.Key ?? {}).pk === 'STREAM#st_1').length;
+    const streamReads = () =>
+      client.send.mock.calls.filter(
+        ([command]) => command instanceof GetItemCommand && unmarshall(command.input.Key ?? {}).pk === 'STREAM#st_1',
+      ).length;
     expect(streamReads()).toBe(1);
     // The end closed the fence meanwhile: the cached "live" does not let the gift in.
-    world.cancelNext = [{ Code: 'None' }, { Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.walletShard('carol', 0), diamonds: 5 } }, { Code: 'None' }, { Code: 'None' }];
-    await expect(sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' })).rejects.toMatchObject({ code: 'STREAM_NOT_LIVE' });
+    world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.walletShard('carol', 0), diamonds: 5 } },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
+    await expect(sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' })).rejects.toMatchObject({
+      code: 'STREAM_NOT_LIVE',
+    });
     expect(streamReads()).toBe(1);
     expect(world.transactions).toHaveLength(1);
   });
 
   it('still answers when the nudge cannot be sent (the sweeper broadcasts it later)', async () => {
     const { deps, world } = setup();
-    deps.publisher = { publish: async () => { throw new Error('queue down'); } };
+    deps.publisher = {
+      publish: async () => {
+        throw new Error('queue down');
+      },
+    };
     await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_TX1' });
     expect(world.transactions).toHaveLength(1);
   });
@@ -226,7 +293,7 @@ describe('sendGift', () => {
     ['a locked wallet, before age and stream', {}, { locked: true, stream: { status: 'ended' } }, 'WALLET_LOCKED'],
     ['an ended stream', {}, { stream: { status: 'ended' } }, 'STREAM_NOT_LIVE'],
     ['an unknown stream', {}, { stream: null }, 'STREAM_NOT_LIVE'],
-    ['the creator\'s own stream', {}, { stream: { creatorId: 'alice' } }, 'SELF_GIFT'],
+    ["the creator's own stream", {}, { stream: { creatorId: 'alice' } }, 'SELF_GIFT'],
   ])('refuses %s', async (_, change, world, code) => {
     const { deps, world: state } = setup(world as Parameters<typeof setup>[0]);
     await expect(sendGift(deps, SENDER, { ...request, ...change })).rejects.toMatchObject({ code });
@@ -239,18 +306,39 @@ describe('sendGift', () => {
     await expect(sendGift(deps, child, request)).rejects.toMatchObject({ code: 'AGE_RESTRICTED' });
   });
 
-  it('maps the debit\'s failed condition from the old item: locked is WALLET_LOCKED, otherwise INSUFFICIENT_COINS', async () => {
+  it("maps the debit's failed condition from the old item: locked is WALLET_LOCKED, otherwise INSUFFICIENT_COINS", async () => {
     const poor = setup();
-    poor.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 2 } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
-    await expect(sendGift(poor.deps, SENDER, request)).rejects.toMatchObject({ code: 'INSUFFICIENT_COINS', message: 'This gift costs 15 coins; your balance is 2.' });
+    poor.world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 2 } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
+    await expect(sendGift(poor.deps, SENDER, request)).rejects.toMatchObject({
+      code: 'INSUFFICIENT_COINS',
+      message: 'This gift costs 15 coins; your balance is 2.',
+    });
 
     const lockedMeanwhile = setup();
-    lockedMeanwhile.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 500, locked: true } }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    lockedMeanwhile.world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 500, locked: true } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
     await expect(sendGift(lockedMeanwhile.deps, SENDER, request)).rejects.toMatchObject({ code: 'WALLET_LOCKED' });
 
     const neverRecharged = setup();
     neverRecharged.world.items.delete('USER#alice|WALLET');
-    neverRecharged.world.cancelNext = [{ Code: 'None' }, { Code: 'ConditionalCheckFailed' }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }];
+    neverRecharged.world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed' },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
     await expect(sendGift(neverRecharged.deps, SENDER, request)).rejects.toMatchObject({ code: 'INSUFFICIENT_COINS' });
   });
 
@@ -264,11 +352,20 @@ describe('sendGift', () => {
       answer: JSON.stringify({ giftTxId: 'gift_FIRST', coinsSpent: 15 }),
       expiresAt: Math.floor(NOW.getTime() / 1000) + 60,
     });
-    await expect(sendGift(deps, SENDER, request)).resolves.toEqual({ giftTxId: 'gift_FIRST', coinsSpent: 15, wallet: { coins: 70 }, replayed: true });
+    await expect(sendGift(deps, SENDER, request)).resolves.toEqual({
+      giftTxId: 'gift_FIRST',
+      coinsSpent: 15,
+      wallet: { coins: 70 },
+      replayed: true,
+    });
     expect(world.transactions).toHaveLength(0);
     const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
-    expect(published).toEqual([{ nudge: { streamId: 'st_1', until: (bucket + 1) * NUDGE_BUCKET_MS }, deduplicationId: `b:st_1:${bucket}` }]);
-    await expect(sendGift(deps, SENDER, { ...request, quantity: 4 })).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(published).toEqual([
+      { nudge: { streamId: 'st_1', until: (bucket + 1) * NUDGE_BUCKET_MS }, deduplicationId: `b:st_1:${bucket}` },
+    ]);
+    await expect(sendGift(deps, SENDER, { ...request, quantity: 4 })).rejects.toMatchObject({
+      code: 'IDEMPOTENCY_KEY_REUSED',
+    });
   });
 
   it('replays the winner when a concurrent duplicate loses on the idempotency record', async () => {
@@ -276,7 +373,12 @@ describe('sendGift', () => {
     world.cancelNext = [
       {
         Code: 'ConditionalCheckFailed',
-        Item: { fingerprint: giftFingerprint(request), status: 201, answer: JSON.stringify({ giftTxId: 'gift_WINNER', coinsSpent: 15 }), expiresAt: Math.floor(NOW.getTime() / 1000) + 60 },
+        Item: {
+          fingerprint: giftFingerprint(request),
+          status: 201,
+          answer: JSON.stringify({ giftTxId: 'gift_WINNER', coinsSpent: 15 }),
+          expiresAt: Math.floor(NOW.getTime() / 1000) + 60,
+        },
       },
       // The winner also spent the coins: the idempotency record comes first, so this is a replay, not a refusal.
       { Code: 'ConditionalCheckFailed', Item: { coins: 0 } },
@@ -284,23 +386,44 @@ describe('sendGift', () => {
       { Code: 'None' },
       { Code: 'None' },
     ];
-    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_WINNER', coinsSpent: 15, replayed: true });
+    await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({
+      giftTxId: 'gift_WINNER',
+      coinsSpent: 15,
+      replayed: true,
+    });
   });
 });
 
 describe('SqsGiftEventPublisher', () => {
   it('sends nudges in batches of 10, grouped by stream and deduplicated by gift id', async () => {
     const sent: SendMessageBatchCommand[] = [];
-    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never, 'https://queue/giftEvents.fifo');
-    await publisher.publish(Array.from({ length: 12 }, (_, index) => ({ nudge: { streamId: `st_${index % 2}` }, deduplicationId: `gift_${index}` })));
+    const publisher = new SqsGiftEventPublisher(
+      { send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never,
+      'https://queue/giftEvents.fifo',
+    );
+    await publisher.publish(
+      Array.from({ length: 12 }, (_, index) => ({
+        nudge: { streamId: `st_${index % 2}` },
+        deduplicationId: `gift_${index}`,
+      })),
+    );
     expect(sent.map((command) => command.input.Entries?.length)).toEqual([10, 2]);
-    expect(sent[0]?.input.Entries?.[1]).toEqual({ Id: '1', MessageBody: '{"streamId":"st_1"}', MessageGroupId: 'st_1', MessageDeduplicationId: 'gift_1' });
+    expect(sent[0]?.input.Entries?.[1]).toEqual({
+      Id: '1',
+      MessageBody: '{"streamId":"st_1"}',
+      MessageGroupId: 'st_1',
+      MessageDeduplicationId: 'gift_1',
+    });
   });
 
   it('sends a deduplication id once per warm instance: SQS would drop the second within its 5-minute window anyway', async () => {
     const sent: SendMessageBatchCommand[] = [];
     let clock = 1_000_000;
-    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never, 'q', () => clock);
+    const publisher = new SqsGiftEventPublisher(
+      { send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never,
+      'q',
+      () => clock,
+    );
     const nudge = bucketNudge('st_1', new Date(clock));
     await publisher.publish([nudge]);
     await publisher.publish([nudge]);
@@ -311,7 +434,14 @@ describe('SqsGiftEventPublisher', () => {
   });
 
   it('fails loudly when SQS refuses an entry', async () => {
-    const publisher = new SqsGiftEventPublisher({ send: jest.fn(async () => ({ Failed: [{ Id: '0', Code: 'InvalidParameterValue', SenderFault: true }] })) } as never, 'q');
-    await expect(publisher.publish([{ nudge: { streamId: 'st' }, deduplicationId: 'x' }])).rejects.toThrow(/refused 1 nudge/);
+    const publisher = new SqsGiftEventPublisher(
+      {
+        send: jest.fn(async () => ({ Failed: [{ Id: '0', Code: 'InvalidParameterValue', SenderFault: true }] })),
+      } as never,
+      'q',
+    );
+    await expect(publisher.publish([{ nudge: { streamId: 'st' }, deduplicationId: 'x' }])).rejects.toThrow(
+      /refused 1 nudge/,
+    );
   });
 });

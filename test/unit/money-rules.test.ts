@@ -6,7 +6,14 @@ import { entryItem, LedgerStore, type Item } from '../../shared/adapters/dynamo/
 import { newId } from '../../shared/adapters/clock';
 import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../shared/domain/economy';
-import { AgeRestrictedError, BelowMinimumPayoutError, DomainError, InvariantViolation, PayoutLimitExceededError, WalletLockedError } from '../../shared/domain/errors';
+import {
+  AgeRestrictedError,
+  BelowMinimumPayoutError,
+  DomainError,
+  InvariantViolation,
+  PayoutLimitExceededError,
+  WalletLockedError,
+} from '../../shared/domain/errors';
 import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../shared/domain/identity';
 import { logger } from '../../shared/logger';
 import { sendGift, type SendGiftDeps } from '../../shared/usecases/gifts';
@@ -16,7 +23,15 @@ import { createStream } from '../../shared/usecases/streams';
 import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
 import { setBudget, setLock } from '../../shared/usecases/wallet-settings';
 import { spentThisMonth } from '../../shared/usecases/wallet';
-import { adultCaller, FakeConnect, freshPayoutLedger, linkEnabledAccount, RecordingQueue, seedDiamonds, TEST_CREATOR_SHARDS } from './payout-fixtures';
+import {
+  adultCaller,
+  FakeConnect,
+  freshPayoutLedger,
+  linkEnabledAccount,
+  RecordingQueue,
+  seedDiamonds,
+  TEST_CREATOR_SHARDS,
+} from './payout-fixtures';
 import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
 
 /*
@@ -82,7 +97,20 @@ async function seedCoins(userId: string, coins: number): Promise<void> {
   const id = newId('seed', new Date());
   await store.transactWrite([
     store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` } })),
+    store.put(
+      'entry',
+      entryItem(keys.entry(userId, createdAt, id), {
+        id,
+        userId,
+        type: 'recharge',
+        coins,
+        owedCoins: 0,
+        diamonds: 0,
+        pendingDiamonds: 0,
+        createdAt,
+        ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` },
+      }),
+    ),
   ]);
 }
 
@@ -91,13 +119,21 @@ async function creatorWithFoldedDiamonds(diamonds: number, foldDay: Date): Promi
   const userId = uniqueUser('creator');
   await seedDiamonds(store, userId, diamonds + DEFAULT_ECONOMY.minPayoutDiamonds);
   await linkEnabledAccount(store, userId);
-  await requestPayout({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => foldDay }, adultCaller(userId), { diamonds: DEFAULT_ECONOMY.minPayoutDiamonds }, idem());
+  await requestPayout(
+    { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => foldDay },
+    adultCaller(userId),
+    { diamonds: DEFAULT_ECONOMY.minPayoutDiamonds },
+    idem(),
+  );
   const balance = await store.readCreatorBalance(userId, { consistent: true });
   expect([balance.wallet.diamonds, balance.shardCredits - balance.shardDiamondsFolded]).toEqual([diamonds, 0]);
   return userId;
 }
 
-async function payoutDayTotal(userId: string, day: string): Promise<{ diamonds: number | undefined; expiresAt: number | undefined }> {
+async function payoutDayTotal(
+  userId: string,
+  day: string,
+): Promise<{ diamonds: number | undefined; expiresAt: number | undefined }> {
   const item = await store.getItem(keys.payoutDay(userId, day), { consistent: true });
   return { diamonds: item?.diamonds as number | undefined, expiresAt: item?.expiresAt as number | undefined };
 }
@@ -127,14 +163,23 @@ describe('the 2,000-diamond payout minimum', () => {
     const queue = new RecordingQueue();
     const deps = { store, queue, economy: DEFAULT_ECONOMY, now: () => new Date() };
 
-    await expect(requestPayout(deps, adultCaller(userId), { diamonds: 1_998 }, idem())).rejects.toThrow(BelowMinimumPayoutError);
+    await expect(requestPayout(deps, adultCaller(userId), { diamonds: 1_998 }, idem())).rejects.toThrow(
+      BelowMinimumPayoutError,
+    );
     expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 5_000, pendingDiamonds: 0 });
     expect(queue.sent).toEqual([]);
 
     const accepted = await requestPayout(deps, adultCaller(userId), { diamonds: 2_000 }, idem());
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ status: 'requested', diamonds: 2_000, amount: { amount: 1_000, currency: 'USD' } });
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 3_000, pendingDiamonds: 2_000 });
+    expect(accepted.body).toMatchObject({
+      status: 'requested',
+      diamonds: 2_000,
+      amount: { amount: 1_000, currency: 'USD' },
+    });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 3_000,
+      pendingDiamonds: 2_000,
+    });
     expect(queue.sent).toEqual([accepted.body.payoutId]);
   });
 });
@@ -148,10 +193,15 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
     const day = new Date('2026-05-04T10:00:00.000Z');
     const userId = await creatorWithFoldedDiamonds(300_000, new Date('2026-05-03T10:00:00.000Z'));
     const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => day };
-    const codes = await Promise.all([1, 2, 3].map(() => codeOf(requestPayout(deps, adultCaller(userId), { diamonds: 80_000 }, idem()))));
+    const codes = await Promise.all(
+      [1, 2, 3].map(() => codeOf(requestPayout(deps, adultCaller(userId), { diamonds: 80_000 }, idem()))),
+    );
     expect(codes.sort()).toEqual(['ACCEPTED', 'ACCEPTED', 'PAYOUT_LIMIT_EXCEEDED']);
     expect((await payoutDayTotal(userId, '2026-05-04')).diamonds).toBe(160_000);
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 140_000, pendingDiamonds: 162_000 });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 140_000,
+      pendingDiamonds: 162_000,
+    });
     expect(deps.queue.sent).toHaveLength(2);
   });
 
@@ -164,12 +214,19 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
     const dayKey = keys.payoutDay(userId, '2026-05-05');
     const stale = new StaleReads(client, tableName, (key, item) => (sameKey(key, dayKey) ? undefined : item));
     const staleDeps = { ...deps, store: stale };
-    expect(await codeOf(requestPayout(staleDeps, adultCaller(userId), { diamonds: 52_000 }, idem()))).toBe('PAYOUT_LIMIT_EXCEEDED');
+    expect(await codeOf(requestPayout(staleDeps, adultCaller(userId), { diamonds: 52_000 }, idem()))).toBe(
+      'PAYOUT_LIMIT_EXCEEDED',
+    );
     // At the bound exactly (150,000 + 50,000 = 200,000) the same write goes through.
     expect(await codeOf(requestPayout(staleDeps, adultCaller(userId), { diamonds: 50_000 }, idem()))).toBe('ACCEPTED');
     expect((await payoutDayTotal(userId, '2026-05-05')).diamonds).toBe(200_000);
-    expect(await codeOf(requestPayout(staleDeps, adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('PAYOUT_LIMIT_EXCEEDED');
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 100_000, pendingDiamonds: 202_000 });
+    expect(await codeOf(requestPayout(staleDeps, adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe(
+      'PAYOUT_LIMIT_EXCEEDED',
+    );
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 100_000,
+      pendingDiamonds: 202_000,
+    });
   });
 
   it('accepts exactly 200,000, refuses 2,000 more until the UTC day ends, and allows again on the next day', async () => {
@@ -179,25 +236,41 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
     const userId = await creatorWithFoldedDiamonds(210_000, new Date('2026-05-05T08:00:00.000Z'));
     const at = (now: Date) => ({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => now });
 
-    expect(await codeOf(requestPayout(at(morning), adultCaller(userId), { diamonds: 200_000 }, idem()))).toBe('ACCEPTED');
-    expect(await codeOf(requestPayout(at(morning), adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('PAYOUT_LIMIT_EXCEEDED');
-    expect(await codeOf(requestPayout(at(lastMillisecond), adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('PAYOUT_LIMIT_EXCEEDED');
+    expect(await codeOf(requestPayout(at(morning), adultCaller(userId), { diamonds: 200_000 }, idem()))).toBe(
+      'ACCEPTED',
+    );
+    expect(await codeOf(requestPayout(at(morning), adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe(
+      'PAYOUT_LIMIT_EXCEEDED',
+    );
+    expect(await codeOf(requestPayout(at(lastMillisecond), adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe(
+      'PAYOUT_LIMIT_EXCEEDED',
+    );
     expect(await codeOf(requestPayout(at(nextDay), adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('ACCEPTED');
 
     expect(utcDay(lastMillisecond)).toBe('2026-05-06');
     expect((await payoutDayTotal(userId, '2026-05-06')).diamonds).toBe(200_000);
     expect((await payoutDayTotal(userId, '2026-05-07')).diamonds).toBe(2_000);
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 8_000, pendingDiamonds: 204_000 });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 8_000,
+      pendingDiamonds: 204_000,
+    });
   });
 
   it("gives the day counter a TTL three days after its day's end, never inside the day it counts", async () => {
     const userId = await creatorWithFoldedDiamonds(10_000, new Date('2026-05-08T12:00:00.000Z'));
-    await requestPayout({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date('2026-05-09T23:30:00.000Z') }, adultCaller(userId), { diamonds: 2_000 }, idem());
+    await requestPayout(
+      { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date('2026-05-09T23:30:00.000Z') },
+      adultCaller(userId),
+      { diamonds: 2_000 },
+      idem(),
+    );
     const dayEndSeconds = Date.parse('2026-05-10T00:00:00.000Z') / 1000;
     const { expiresAt } = await payoutDayTotal(userId, '2026-05-09');
     expect(expiresAt).toBe(dayEndSeconds + 3 * 24 * 60 * 60);
     // The fold payout's counter a day earlier expires a day earlier: each day has its own.
-    expect((await payoutDayTotal(userId, '2026-05-08')).expiresAt).toBe(dayEndSeconds - 24 * 60 * 60 + 3 * 24 * 60 * 60);
+    expect((await payoutDayTotal(userId, '2026-05-08')).expiresAt).toBe(
+      dayEndSeconds - 24 * 60 * 60 + 3 * 24 * 60 * 60,
+    );
   });
 });
 
@@ -206,11 +279,21 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
 // -------------------------------------------------------------------------------------------------
 
 describe('the unlocked-wallet condition on debits, after a lock and an unlock', () => {
-  const giftDeps = (ledger: LedgerStore): SendGiftDeps => ({ store: ledger, publisher: { publish: async () => undefined }, now: () => new Date(), newId, economy: DEFAULT_ECONOMY });
+  const giftDeps = (ledger: LedgerStore): SendGiftDeps => ({
+    store: ledger,
+    publisher: { publish: async () => undefined },
+    now: () => new Date(),
+    newId,
+    economy: DEFAULT_ECONOMY,
+  });
 
   async function liveStream(): Promise<{ creatorId: string; streamId: string }> {
     const creatorId = uniqueUser('streamer');
-    const stream = await createStream({ store, now: () => new Date(), newId, creatorShards: TEST_CREATOR_SHARDS }, adultCaller(creatorId), { title: 'money rules' });
+    const stream = await createStream(
+      { store, now: () => new Date(), newId, creatorShards: TEST_CREATOR_SHARDS },
+      adultCaller(creatorId),
+      { title: 'money rules' },
+    );
     return { creatorId, streamId: stream.streamId };
   }
 
@@ -218,7 +301,13 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
     const { streamId } = await liveStream();
     const sender = uniqueUser('fan');
     await seedCoins(sender, 100);
-    const gift = () => sendGift(giftDeps(store), adult(sender), { streamId, giftId: 'heart', quantity: 2, idempotencyKey: `g-${(sequence += 1)}` });
+    const gift = () =>
+      sendGift(giftDeps(store), adult(sender), {
+        streamId,
+        giftId: 'heart',
+        quantity: 2,
+        idempotencyKey: `g-${(sequence += 1)}`,
+      });
 
     await setLock({ store, now: () => new Date() }, adult(sender), true);
     expect(await codeOf(gift())).toBe('WALLET_LOCKED');
@@ -235,8 +324,17 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
     await seedCoins(sender, 100);
     await setLock({ store, now: () => new Date() }, adult(sender), true);
     const walletKey = keys.wallet(sender);
-    const stale = new StaleReads(client, tableName, (key, item) => (item && sameKey(key, walletKey) ? { ...item, locked: false } : item));
-    await expect(sendGift(giftDeps(stale), adult(sender), { streamId, giftId: 'heart', quantity: 1, idempotencyKey: 'stale-lock' })).rejects.toThrow(WalletLockedError);
+    const stale = new StaleReads(client, tableName, (key, item) =>
+      item && sameKey(key, walletKey) ? { ...item, locked: false } : item,
+    );
+    await expect(
+      sendGift(giftDeps(stale), adult(sender), {
+        streamId,
+        giftId: 'heart',
+        quantity: 1,
+        idempotencyKey: 'stale-lock',
+      }),
+    ).rejects.toThrow(WalletLockedError);
     expect((await store.readWallet(sender, { consistent: true })).coins).toBe(100);
     expect((await entriesOf(store, sender)).filter((entry) => entry.type === 'gift_sent')).toEqual([]);
   });
@@ -253,7 +351,10 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
 
     await setLock({ store, now: () => new Date() }, adultCaller(userId), false);
     expect(await codeOf(requestPayout(deps, adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('ACCEPTED');
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 2_000, pendingDiamonds: 2_000 });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 2_000,
+      pendingDiamonds: 2_000,
+    });
   });
 
   it('refuses a payout in the write itself when the read saw the wallet unlocked', async () => {
@@ -262,10 +363,23 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
     await linkEnabledAccount(store, userId);
     await setLock({ store, now: () => new Date() }, adultCaller(userId), true);
     const walletKey = keys.wallet(userId);
-    const stale = new StaleReads(client, tableName, (key, item) => (item && sameKey(key, walletKey) ? { ...item, locked: false } : item));
+    const stale = new StaleReads(client, tableName, (key, item) =>
+      item && sameKey(key, walletKey) ? { ...item, locked: false } : item,
+    );
     const queue = new RecordingQueue();
-    await expect(requestPayout({ store: stale, queue, economy: DEFAULT_ECONOMY, now: () => new Date() }, adultCaller(userId), { diamonds: 2_000 }, idem())).rejects.toThrow(WalletLockedError);
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 4_000, pendingDiamonds: 0, locked: true });
+    await expect(
+      requestPayout(
+        { store: stale, queue, economy: DEFAULT_ECONOMY, now: () => new Date() },
+        adultCaller(userId),
+        { diamonds: 2_000 },
+        idem(),
+      ),
+    ).rejects.toThrow(WalletLockedError);
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 4_000,
+      pendingDiamonds: 0,
+      locked: true,
+    });
     expect(queue.sent).toEqual([]);
   });
 });
@@ -276,8 +390,13 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
 
 describe('the monthly budget at its edge', () => {
   const NOW = new Date('2026-03-10T12:00:00.000Z');
-  const rechargeDeps = (ledger: LedgerStore = store) => ({ store: ledger, payments: new FakePayments(), now: () => NOW });
-  const buy = (caller: Caller, packageId: string, ledger?: LedgerStore) => codeOf(createRecharge(rechargeDeps(ledger), caller, { packageId }, idem()));
+  const rechargeDeps = (ledger: LedgerStore = store) => ({
+    store: ledger,
+    payments: new FakePayments(),
+    now: () => NOW,
+  });
+  const buy = (caller: Caller, packageId: string, ledger?: LedgerStore) =>
+    codeOf(createRecharge(rechargeDeps(ledger), caller, { packageId }, idem()));
 
   it('accepts a recharge that brings the month exactly to the limit, and refuses one cent more', async () => {
     const caller = adult(uniqueUser('buyer'));
@@ -332,7 +451,8 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
     const answer = await createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId }, idem());
     return { rechargeId: answer.body.rechargeId, paymentIntentId: answer.body.payment.paymentIntentId };
   }
-  const expireAt = (ledger: LedgerStore, payments: FakePayments, now: Date) => expirePendingRecharges({ store: ledger, payments, now: () => now });
+  const expireAt = (ledger: LedgerStore, payments: FakePayments, now: Date) =>
+    expirePendingRecharges({ store: ledger, payments, now: () => now });
 
   it('keeps a recharge 23h59m old, expires it at 24h01m and releases its price once', async () => {
     const { store: ledger, client: dynamo } = await freshLedger();
@@ -341,12 +461,20 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
       const caller = adult('lifetime-1');
       const { rechargeId, paymentIntentId } = await openRecharge(ledger, payments, caller);
 
-      expect(await expireAt(ledger, payments, after(23 * HOUR + 59 * MINUTE))).toEqual({ expired: 0, skipped: 0, refunded: 0 });
+      expect(await expireAt(ledger, payments, after(23 * HOUR + 59 * MINUTE))).toEqual({
+        expired: 0,
+        skipped: 0,
+        refunded: 0,
+      });
       expect(payments.cancelCalls).toEqual([]);
       expect((await readRecharge(ledger, rechargeId))?.status).toBe('pending');
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(599);
 
-      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({ expired: 1, skipped: 0, refunded: 0 });
+      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({
+        expired: 1,
+        skipped: 0,
+        refunded: 0,
+      });
       expect(payments.cancelCalls).toEqual([paymentIntentId]);
       expect(await readRecharge(ledger, rechargeId)).toMatchObject({ status: 'failed', budgetHeld: false });
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(0);
@@ -388,8 +516,16 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(0);
       expect(await readRecharge(ledger, second.rechargeId)).toMatchObject({ status: 'failed', budgetHeld: false });
       // The whole budget is free again: two 5.99 recharges fill it exactly.
-      expect(await codeOf(createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId: 'coins_500' }, idem()))).toBe('ACCEPTED');
-      expect(await codeOf(createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId: 'coins_500' }, idem()))).toBe('ACCEPTED');
+      expect(
+        await codeOf(
+          createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId: 'coins_500' }, idem()),
+        ),
+      ).toBe('ACCEPTED');
+      expect(
+        await codeOf(
+          createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId: 'coins_500' }, idem()),
+        ),
+      ).toBe('ACCEPTED');
     } finally {
       dynamo.destroy();
     }
@@ -404,7 +540,11 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
       const { rechargeId, paymentIntentId } = await openRecharge(ledger, payments, caller);
       payments.cancelOutcomes.set(paymentIntentId, 'processing');
 
-      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({ expired: 0, skipped: 1, refunded: 0 });
+      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({
+        expired: 0,
+        skipped: 1,
+        refunded: 0,
+      });
       expect(payments.cancelCalls).toEqual([paymentIntentId]);
       expect((await readRecharge(ledger, rechargeId))?.status).toBe('pending');
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(599);
@@ -427,14 +567,27 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
       const payments = new FakePayments();
       const caller = adult('lifetime-4');
       const { rechargeId, paymentIntentId } = await openRecharge(ledger, payments, caller);
-      expect(await handleStripeEvent(webhookDeps(ledger, () => after(HOUR)), events.failed(paymentIntentId))).toBe('declined');
+      expect(
+        await handleStripeEvent(
+          webhookDeps(ledger, () => after(HOUR)),
+          events.failed(paymentIntentId),
+        ),
+      ).toBe('declined');
       expect(await readRecharge(ledger, rechargeId)).toMatchObject({ status: 'failed', budgetHeld: true });
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(599);
 
-      expect(await expireAt(ledger, payments, after(23 * HOUR + 59 * MINUTE))).toEqual({ expired: 0, skipped: 0, refunded: 0 });
+      expect(await expireAt(ledger, payments, after(23 * HOUR + 59 * MINUTE))).toEqual({
+        expired: 0,
+        skipped: 0,
+        refunded: 0,
+      });
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(599);
 
-      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({ expired: 1, skipped: 0, refunded: 0 });
+      expect(await expireAt(ledger, payments, after(24 * HOUR + MINUTE))).toEqual({
+        expired: 1,
+        skipped: 0,
+        refunded: 0,
+      });
       expect(payments.cancelCalls).toEqual([paymentIntentId]);
       expect(await readRecharge(ledger, rechargeId)).toMatchObject({ status: 'failed', budgetHeld: false });
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(0);
@@ -452,7 +605,12 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
 describe('age on the birthday itself and the day before it', () => {
   const TODAY = new Date('2026-03-10T00:00:00.000Z');
   const EVE = new Date('2026-03-09T23:59:59.999Z');
-  const person = (birthdate: string, country = 'US', parentalConsent = false): Caller => ({ userId: 'age', birthdate, country, parentalConsent });
+  const person = (birthdate: string, country = 'US', parentalConsent = false): Caller => ({
+    userId: 'age',
+    birthdate,
+    country,
+    parentalConsent,
+  });
 
   it('counts a year from the first moment of the birthday (UTC), not before', () => {
     expect(ageOn('2008-03-10', TODAY)).toBe(18);
@@ -498,12 +656,27 @@ describe('settling a payout when the ledger does not hold it', () => {
     const userId = uniqueUser('creator');
     await seedDiamonds(store, userId, diamonds);
     await linkEnabledAccount(store, userId);
-    const answer = await requestPayout({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date() }, adultCaller(userId), { diamonds }, idem());
+    const answer = await requestPayout(
+      { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date() },
+      adultCaller(userId),
+      { diamonds },
+      idem(),
+    );
     return { userId, payoutId: answer.body.payoutId };
   }
   const setPending = (userId: string, pendingDiamonds: number) =>
-    store.transactWrite([store.update('corrupt pending', keys.wallet(userId), { expression: 'SET pendingDiamonds = :p', values: { ':p': pendingDiamonds } })]);
-  const workerDeps = (connect: FakeConnect) => ({ store, connect, now: () => new Date(), transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } });
+    store.transactWrite([
+      store.update('corrupt pending', keys.wallet(userId), {
+        expression: 'SET pendingDiamonds = :p',
+        values: { ':p': pendingDiamonds },
+      }),
+    ]);
+  const workerDeps = (connect: FakeConnect) => ({
+    store,
+    connect,
+    now: () => new Date(),
+    transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+  });
 
   it('throws the InvariantViolation when pending diamonds do not cover a paid payout, and marks nothing paid', async () => {
     const { userId, payoutId } = await requestedPayout(2_000);
@@ -545,7 +718,12 @@ describe('settling a payout when the ledger does not hold it', () => {
 describe('events whose livemode does not match the deployment', () => {
   it('a live payment_intent.succeeded on a test deployment credits nothing and leaves no marker', async () => {
     const caller = adult(uniqueUser('buyer'));
-    const answer = await createRecharge({ store, payments: new FakePayments(), now: () => new Date() }, caller, { packageId: 'coins_500' }, idem());
+    const answer = await createRecharge(
+      { store, payments: new FakePayments(), now: () => new Date() },
+      caller,
+      { packageId: 'coins_500' },
+      idem(),
+    );
     const { paymentIntentId } = answer.body.payment;
     const live = { ...events.succeeded(paymentIntentId), livemode: true };
 
@@ -562,15 +740,28 @@ describe('events whose livemode does not match the deployment', () => {
 
   it('a live dispute takes nothing back; a test event on a live deployment changes nothing either', async () => {
     const caller = adult(uniqueUser('buyer'));
-    const answer = await createRecharge({ store, payments: new FakePayments(), now: () => new Date() }, caller, { packageId: 'coins_500' }, idem());
+    const answer = await createRecharge(
+      { store, payments: new FakePayments(), now: () => new Date() },
+      caller,
+      { packageId: 'coins_500' },
+      idem(),
+    );
     const { paymentIntentId } = answer.body.payment;
     expect(await handleStripeEvent(webhookDeps(store), events.succeeded(paymentIntentId))).toBe('credited');
 
-    expect(await handleStripeEvent(webhookDeps(store), { ...events.dispute(paymentIntentId, 599), livemode: true })).toBe('livemode_mismatch');
+    expect(
+      await handleStripeEvent(webhookDeps(store), { ...events.dispute(paymentIntentId, 599), livemode: true }),
+    ).toBe('livemode_mismatch');
     const liveDeployment = webhookDeps(store, () => new Date(), new FakePayments(), { livemode: true });
     expect(await handleStripeEvent(liveDeployment, events.dispute(paymentIntentId, 599))).toBe('livemode_mismatch');
-    expect(await handleStripeEvent(liveDeployment, events.refunded(paymentIntentId, 599, 599))).toBe('livemode_mismatch');
-    expect(await store.readWallet(caller.userId, { consistent: true })).toMatchObject({ coins: 500, owedCoins: 0, locked: false });
+    expect(await handleStripeEvent(liveDeployment, events.refunded(paymentIntentId, 599, 599))).toBe(
+      'livemode_mismatch',
+    );
+    expect(await store.readWallet(caller.userId, { consistent: true })).toMatchObject({
+      coins: 500,
+      owedCoins: 0,
+      locked: false,
+    });
     expect((await readRecharge(store, answer.body.rechargeId))?.status).toBe('succeeded');
   });
 });

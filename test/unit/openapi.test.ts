@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
-import { API_ERRORS, buildOpenApiDocument, loadRouteSpec, type OpenApiDocument, type OpenApiOperation } from '../../shared/http/openapi';
+import {
+  API_ERRORS,
+  buildOpenApiDocument,
+  loadRouteSpec,
+  type OpenApiDocument,
+  type OpenApiOperation,
+} from '../../shared/http/openapi';
 import { renderDocsPage } from '../../infra/local/web/docs';
 
 const IDEMPOTENCY_REF = '#/components/parameters/IdempotencyKey';
@@ -21,50 +27,77 @@ describe('the OpenAPI document', () => {
     expect(JSON.parse(JSON.stringify(document))).toEqual(document);
   });
 
-  it.each(HTTP_ROUTES.map((route) => [`${route.method} ${route.path}`, route] as const))('documents %s from its handler', (_, route) => {
-    const op = operation(document, route);
-    expect(op).toBeDefined();
-    if (!op) return;
-    expect(op.operationId).toBe(route.name);
-    const spec = loadRouteSpec(route);
-    const auth = spec?.auth ?? route.auth === 'jwt';
-    expect(op.security).toEqual(auth ? [{ bearerAuth: [] }] : []);
-    expect(declaresIdempotencyKey(op)).toBe(spec?.idempotent === true);
-    expect(op['x-local-only']).toBe(route.localOnly ? true : undefined);
-    for (const match of route.path.matchAll(/\{([A-Za-z0-9_]+)\}/g)) {
-      expect(op.parameters).toContainEqual(expect.objectContaining({ name: match[1], in: 'path', required: true }));
-    }
-    expect(op.responses['4XX']).toEqual({ $ref: '#/components/responses/Error' });
-  });
+  it.each(HTTP_ROUTES.map((route) => [`${route.method} ${route.path}`, route] as const))(
+    'documents %s from its handler',
+    (_, route) => {
+      const op = operation(document, route);
+      expect(op).toBeDefined();
+      if (!op) return;
+      expect(op.operationId).toBe(route.name);
+      const spec = loadRouteSpec(route);
+      const auth = spec?.auth ?? route.auth === 'jwt';
+      expect(op.security).toEqual(auth ? [{ bearerAuth: [] }] : []);
+      expect(declaresIdempotencyKey(op)).toBe(spec?.idempotent === true);
+      expect(op['x-local-only']).toBe(route.localOnly ? true : undefined);
+      for (const match of route.path.matchAll(/\{([A-Za-z0-9_]+)\}/g)) {
+        expect(op.parameters).toContainEqual(expect.objectContaining({ name: match[1], in: 'path', required: true }));
+      }
+      expect(op.responses['4XX']).toEqual({ $ref: '#/components/responses/Error' });
+    },
+  );
 
   it('has no operation that the route table lacks', () => {
-    const documented = Object.entries(document.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+    const documented = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     expect(documented.sort()).toEqual(HTTP_ROUTES.map((route) => `${route.method} ${route.path}`).sort());
   });
 
   it('declares the header on the money-moving POSTs of the contract', () => {
     // API.md marks these (idem); each is checked once its route is in the table.
     const contractIdempotent = [/^\/v1\/recharges$/, /^\/v1\/streams\/\{[^}]+\}\/gifts$/, /^\/v1\/payouts$/];
-    for (const route of HTTP_ROUTES.filter((candidate) => candidate.method === 'POST' && contractIdempotent.some((pattern) => pattern.test(candidate.path)))) {
+    for (const route of HTTP_ROUTES.filter(
+      (candidate) => candidate.method === 'POST' && contractIdempotent.some((pattern) => pattern.test(candidate.path)),
+    )) {
       const op = operation(document, route);
       expect(op && declaresIdempotencyKey(op)).toBe(true);
     }
   });
 
   it('declares the Idempotency-Key header as a required header of 1-255 printable characters', () => {
-    expect(document.components.parameters.IdempotencyKey).toMatchObject({ name: 'Idempotency-Key', in: 'header', required: true, schema: { minLength: 1, maxLength: 255 } });
+    expect(document.components.parameters.IdempotencyKey).toMatchObject({
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: true,
+      schema: { minLength: 1, maxLength: 255 },
+    });
   });
 
   it('shares one error shape with every code of the contract', () => {
     expect(document.components.schemas.ErrorCode?.enum).toEqual(API_ERRORS.map((error) => error.code));
     expect(API_ERRORS.map((error) => error.code)).toEqual(
-      expect.arrayContaining(['VALIDATION_FAILED', 'AGE_RESTRICTED', 'INSUFFICIENT_COINS', 'BUDGET_EXCEEDED', 'WALLET_LOCKED', 'RATE_LIMITED', 'INTERNAL']),
+      expect.arrayContaining([
+        'VALIDATION_FAILED',
+        'AGE_RESTRICTED',
+        'INSUFFICIENT_COINS',
+        'BUDGET_EXCEEDED',
+        'WALLET_LOCKED',
+        'RATE_LIMITED',
+        'INTERNAL',
+      ]),
     );
     expect(API_ERRORS).toHaveLength(20);
   });
 
   it('turns a published spec into parameters, the header and a body schema', () => {
-    const route: HttpRoute = { name: 'GiftsSend', method: 'POST', path: '/v1/streams/{streamId}/gifts', handler: 'unused', auth: 'jwt', access: {} };
+    const route: HttpRoute = {
+      name: 'GiftsSend',
+      method: 'POST',
+      path: '/v1/streams/{streamId}/gifts',
+      handler: 'unused',
+      auth: 'jwt',
+      access: {},
+    };
     const doc = buildOpenApiDocument([route], () => ({
       auth: true,
       idempotent: true,
@@ -77,7 +110,12 @@ describe('the OpenAPI document', () => {
     if (!op) return;
     expect(declaresIdempotencyKey(op)).toBe(true);
     expect(op.responses['201']).toBeDefined();
-    expect(op.parameters).toContainEqual({ name: 'streamId', in: 'path', required: true, schema: { type: 'string', maxLength: 128 } });
+    expect(op.parameters).toContainEqual({
+      name: 'streamId',
+      in: 'path',
+      required: true,
+      schema: { type: 'string', maxLength: 128 },
+    });
     expect(op.parameters).toContainEqual({ name: 'dryRun', in: 'query', required: false, schema: { type: 'boolean' } });
     expect(op.requestBody).toEqual({
       required: true,

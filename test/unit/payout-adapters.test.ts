@@ -1,7 +1,12 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import Stripe from 'stripe';
 import { SqsPayoutQueue, payoutMessageSchema } from '../../shared/adapters/payout-queue';
-import { accountIdempotencyKey, classifyStripeError, PermanentTransferError, StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
+import {
+  accountIdempotencyKey,
+  classifyStripeError,
+  PermanentTransferError,
+  StripeConnectPayouts,
+} from '../../shared/adapters/stripe-connect';
 import { InvariantViolation, TransientDependencyError } from '../../shared/domain/errors';
 
 /** A Stripe double with just the resources the adapter touches; every call is recorded. */
@@ -14,17 +19,36 @@ function fakeStripe(overrides: { transferCreate?: jest.Mock; transferList?: jest
       list: overrides.transferList ?? jest.fn(async () => ({ data: [] })),
     },
   };
-  return { stripe, connect: new StripeConnectPayouts(async () => stripe as unknown as Stripe, { returnUrl: 'https://app.example/done', refreshUrl: 'https://app.example/again' }) };
+  return {
+    stripe,
+    connect: new StripeConnectPayouts(async () => stripe as unknown as Stripe, {
+      returnUrl: 'https://app.example/done',
+      refreshUrl: 'https://app.example/again',
+    }),
+  };
 }
 
-const transfer = { payoutId: 'po_123', userId: 'creator-1', accountId: 'acct_1', amount: { amount: 1_000, currency: 'USD' as const } };
+const transfer = {
+  payoutId: 'po_123',
+  userId: 'creator-1',
+  accountId: 'acct_1',
+  amount: { amount: 1_000, currency: 'USD' as const },
+};
 
 describe('StripeConnectPayouts', () => {
   it('creates an Express account with an idempotency key from the user id', async () => {
     const { stripe, connect } = fakeStripe();
-    expect(await connect.createAccount({ userId: 'creator-1', country: 'GB' })).toEqual({ accountId: 'acct_1', payoutsEnabled: false });
+    expect(await connect.createAccount({ userId: 'creator-1', country: 'GB' })).toEqual({
+      accountId: 'acct_1',
+      payoutsEnabled: false,
+    });
     expect(stripe.accounts.create).toHaveBeenCalledWith(
-      { type: 'express', country: 'GB', capabilities: { transfers: { requested: true } }, metadata: { userId: 'creator-1' } },
+      {
+        type: 'express',
+        country: 'GB',
+        capabilities: { transfers: { requested: true } },
+        metadata: { userId: 'creator-1' },
+      },
       { idempotencyKey: accountIdempotencyKey('creator-1') },
     );
     expect(accountIdempotencyKey('creator-1')).toBe(accountIdempotencyKey('creator-1'));
@@ -47,7 +71,13 @@ describe('StripeConnectPayouts', () => {
     const { stripe, connect } = fakeStripe();
     expect(await connect.createTransfer(transfer)).toEqual({ transferId: 'tr_1' });
     expect(stripe.transfers.create).toHaveBeenCalledWith(
-      { amount: 1_000, currency: 'usd', destination: 'acct_1', transfer_group: 'po_123', metadata: { payoutId: 'po_123', userId: 'creator-1' } },
+      {
+        amount: 1_000,
+        currency: 'usd',
+        destination: 'acct_1',
+        transfer_group: 'po_123',
+        metadata: { payoutId: 'po_123', userId: 'creator-1' },
+      },
       { idempotencyKey: 'po_123' },
     );
   });
@@ -68,27 +98,60 @@ describe('StripeConnectPayouts', () => {
 
   it.each([
     ['a 500', new Stripe.errors.StripeAPIError({ message: 'boom', statusCode: 500 }), TransientDependencyError],
-    ['a 409 lock conflict', new Stripe.errors.StripeAPIError({ message: 'in use', statusCode: 409 }), TransientDependencyError],
-    ['a 429', new Stripe.errors.StripeRateLimitError({ message: 'slow down', statusCode: 429 }), TransientDependencyError],
-    ['a timeout', new Stripe.errors.StripeConnectionError({ message: 'Request aborted due to timeout being reached (10000ms)' }), TransientDependencyError],
+    [
+      'a 409 lock conflict',
+      new Stripe.errors.StripeAPIError({ message: 'in use', statusCode: 409 }),
+      TransientDependencyError,
+    ],
+    [
+      'a 429',
+      new Stripe.errors.StripeRateLimitError({ message: 'slow down', statusCode: 429 }),
+      TransientDependencyError,
+    ],
+    [
+      'a timeout',
+      new Stripe.errors.StripeConnectionError({ message: 'Request aborted due to timeout being reached (10000ms)' }),
+      TransientDependencyError,
+    ],
     ['a socket reset', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), TransientDependencyError],
     [
       'an invalid destination',
-      new Stripe.errors.StripeInvalidRequestError({ message: 'invalid', code: 'account_invalid', param: 'destination', statusCode: 400 }),
+      new Stripe.errors.StripeInvalidRequestError({
+        message: 'invalid',
+        code: 'account_invalid',
+        param: 'destination',
+        statusCode: 400,
+      }),
       PermanentTransferError,
     ],
     [
       'a destination without transfers',
-      new Stripe.errors.StripeInvalidRequestError({ message: 'no capability', code: 'insufficient_capabilities_for_transfer', statusCode: 400 }),
+      new Stripe.errors.StripeInvalidRequestError({
+        message: 'no capability',
+        code: 'insufficient_capabilities_for_transfer',
+        statusCode: 400,
+      }),
       PermanentTransferError,
     ],
     [
       "the platform's own balance running short",
-      new Stripe.errors.StripeInvalidRequestError({ message: 'balance', code: 'balance_insufficient', statusCode: 400 }),
+      new Stripe.errors.StripeInvalidRequestError({
+        message: 'balance',
+        code: 'balance_insufficient',
+        statusCode: 400,
+      }),
       TransientDependencyError,
     ],
-    ['the same key with other parameters', new Stripe.errors.StripeIdempotencyError({ message: 'key reused', statusCode: 400 }), InvariantViolation],
-    ['our key refused', new Stripe.errors.StripeAuthenticationError({ message: 'bad key', statusCode: 401 }), InvariantViolation],
+    [
+      'the same key with other parameters',
+      new Stripe.errors.StripeIdempotencyError({ message: 'key reused', statusCode: 400 }),
+      InvariantViolation,
+    ],
+    [
+      'our key refused',
+      new Stripe.errors.StripeAuthenticationError({ message: 'bad key', statusCode: 401 }),
+      InvariantViolation,
+    ],
   ])('classifies %s', async (_name, error, expected) => {
     const { connect } = fakeStripe({ transferCreate: jest.fn(async () => Promise.reject(error)) });
     const thrown = await connect.createTransfer(transfer).then(
@@ -100,7 +163,11 @@ describe('StripeConnectPayouts', () => {
   });
 
   it('keeps the refusal code on a permanent error', async () => {
-    const refusal = new Stripe.errors.StripeInvalidRequestError({ message: 'invalid', code: 'account_invalid', statusCode: 400 });
+    const refusal = new Stripe.errors.StripeInvalidRequestError({
+      message: 'invalid',
+      code: 'account_invalid',
+      statusCode: 400,
+    });
     expect(classifyStripeError(refusal)).toBe('permanent');
     const { connect } = fakeStripe({ transferCreate: jest.fn(async () => Promise.reject(refusal)) });
     await expect(connect.createTransfer(transfer)).rejects.toMatchObject({ code: 'account_invalid' });
@@ -108,7 +175,9 @@ describe('StripeConnectPayouts', () => {
 
   it('refuses to pay out in another currency than USD', async () => {
     const { stripe, connect } = fakeStripe();
-    await expect(connect.createTransfer({ ...transfer, amount: { amount: 1_000, currency: 'EUR' } })).rejects.toBeInstanceOf(InvariantViolation);
+    await expect(
+      connect.createTransfer({ ...transfer, amount: { amount: 1_000, currency: 'EUR' } }),
+    ).rejects.toBeInstanceOf(InvariantViolation);
     expect(stripe.transfers.create).not.toHaveBeenCalled();
   });
 });
@@ -116,12 +185,18 @@ describe('StripeConnectPayouts', () => {
 describe('SqsPayoutQueue', () => {
   it('sends exactly the payout id to the configured queue', async () => {
     const sent: unknown[] = [];
-    const queue = new SqsPayoutQueue({ send: jest.fn(async (command: unknown) => void sent.push(command)) } as never, 'https://sqs.us-east-1.amazonaws.com/1/payouts');
+    const queue = new SqsPayoutQueue(
+      { send: jest.fn(async (command: unknown) => void sent.push(command)) } as never,
+      'https://sqs.us-east-1.amazonaws.com/1/payouts',
+    );
     await queue.send('po_123');
     expect(sent).toHaveLength(1);
     const command = sent[0] as SendMessageCommand;
     expect(command).toBeInstanceOf(SendMessageCommand);
-    expect(command.input).toEqual({ QueueUrl: 'https://sqs.us-east-1.amazonaws.com/1/payouts', MessageBody: '{"payoutId":"po_123"}' });
+    expect(command.input).toEqual({
+      QueueUrl: 'https://sqs.us-east-1.amazonaws.com/1/payouts',
+      MessageBody: '{"payoutId":"po_123"}',
+    });
     expect(payoutMessageSchema.parse(JSON.parse(command.input.MessageBody ?? ''))).toEqual({ payoutId: 'po_123' });
   });
 

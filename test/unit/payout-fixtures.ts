@@ -5,7 +5,12 @@ import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
 import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
 import type { PayoutQueue } from '../../shared/adapters/payout-queue';
-import type { ConnectAccount, ConnectPayouts, TransferMade, TransferRequest } from '../../shared/adapters/stripe-connect';
+import type {
+  ConnectAccount,
+  ConnectPayouts,
+  TransferMade,
+  TransferRequest,
+} from '../../shared/adapters/stripe-connect';
 import type { Caller } from '../../shared/domain/identity';
 
 /**
@@ -16,8 +21,13 @@ import type { Caller } from '../../shared/domain/identity';
 /** A fresh ledger table in the run's DynamoDB Local: the use cases run against the real engine's conditions. */
 export async function freshPayoutLedger(): Promise<{ store: LedgerStore; client: DynamoDBClient; tableName: string }> {
   const endpoint = process.env.TEST_DYNAMODB_ENDPOINT;
-  if (!endpoint) throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
-  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  if (!endpoint)
+    throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const tableName = `p${randomBytes(4).toString('hex')}-Ledger`;
   await ensureTable(client, LEDGER_TABLE, tableName);
   return { store: new LedgerStore(client, tableName), client, tableName };
@@ -34,13 +44,24 @@ export function adultCaller(userId: string, country = 'US'): Caller {
  * Credits diamonds as a gift does: the creator's shard item and a gift_received entry on the
  * shard's entry partition, in one transaction (and the wallet's shard count, set when going live).
  */
-export async function seedDiamonds(store: LedgerStore, userId: string, diamonds: number, shards = TEST_CREATOR_SHARDS): Promise<void> {
+export async function seedDiamonds(
+  store: LedgerStore,
+  userId: string,
+  diamonds: number,
+  shards = TEST_CREATOR_SHARDS,
+): Promise<void> {
   const giftTxId = `gift_${randomBytes(6).toString('hex')}`;
   const shard = shardFor(giftTxId, shards);
   const createdAt = new Date().toISOString();
   await store.transactWrite([
-    store.update('creator shards', keys.wallet(userId), { expression: 'SET creatorShards = if_not_exists(creatorShards, :shards)', values: { ':shards': shards } }),
-    store.update('shard credit', keys.walletShard(userId, shard), { expression: 'ADD diamonds :diamonds', values: { ':diamonds': diamonds } }),
+    store.update('creator shards', keys.wallet(userId), {
+      expression: 'SET creatorShards = if_not_exists(creatorShards, :shards)',
+      values: { ':shards': shards },
+    }),
+    store.update('shard credit', keys.walletShard(userId, shard), {
+      expression: 'ADD diamonds :diamonds',
+      values: { ':diamonds': diamonds },
+    }),
     store.put(
       'gift_received entry',
       entryItem(keys.shardEntry(userId, shard, createdAt, giftTxId), {
@@ -60,7 +81,10 @@ export async function seedDiamonds(store: LedgerStore, userId: string, diamonds:
 
 export async function setLocked(store: LedgerStore, userId: string, locked: boolean): Promise<void> {
   await store.transactWrite([
-    store.update('lock', keys.wallet(userId), { expression: 'SET locked = :locked, lockReason = :reason', values: { ':locked': locked, ':reason': 'owner' } }),
+    store.update('lock', keys.wallet(userId), {
+      expression: 'SET locked = :locked, lockReason = :reason',
+      values: { ':locked': locked, ':reason': 'owner' },
+    }),
   ]);
 }
 
@@ -122,10 +146,22 @@ export class RecordingQueue implements PayoutQueue {
 }
 
 /** Links a payouts-enabled account for a user directly in the ledger (what onboarding + account.updated leave). */
-export async function linkEnabledAccount(store: LedgerStore, userId: string, accountId = `acct_${randomBytes(4).toString('hex')}`, payoutsEnabled = true): Promise<string> {
+export async function linkEnabledAccount(
+  store: LedgerStore,
+  userId: string,
+  accountId = `acct_${randomBytes(4).toString('hex')}`,
+  payoutsEnabled = true,
+): Promise<string> {
   const now = new Date().toISOString();
   await store.transactWrite([
-    store.put('payout account', { ...keys.payoutAccount(userId), userId, accountId, payoutsEnabled, createdAt: now, updatedAt: now }),
+    store.put('payout account', {
+      ...keys.payoutAccount(userId),
+      userId,
+      accountId,
+      payoutsEnabled,
+      createdAt: now,
+      updatedAt: now,
+    }),
     store.put('mapping', { ...keys.connectAccount(accountId), userId, createdAt: now }),
   ]);
   return accountId;

@@ -27,7 +27,12 @@ function record(messageId: string, body: string): SQSRecord {
     messageId,
     receiptHandle: `rh-${messageId}`,
     body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: '0', ApproximateFirstReceiveTimestamp: '0' },
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: '0',
+      SenderId: '0',
+      ApproximateFirstReceiveTimestamp: '0',
+    },
     messageAttributes: {},
     md5OfBody: '',
     eventSource: 'aws:sqs',
@@ -48,7 +53,9 @@ describe('payout worker handler', () => {
       if (payoutId === 'po_missing') throw new UnknownPayoutError(payoutId);
       return 'paid';
     });
-    const records = Array.from({ length: 10 }, (_, index) => record(`m${index}`, JSON.stringify({ payoutId: index === 6 ? 'po_missing' : `po_${index}` })));
+    const records = Array.from({ length: 10 }, (_, index) =>
+      record(`m${index}`, JSON.stringify({ payoutId: index === 6 ? 'po_missing' : `po_${index}` })),
+    );
     const event: SQSEvent = { Records: records };
     expect(await handler(event, plenty)).toEqual({ batchItemFailures: [{ itemIdentifier: 'm6' }] });
     expect(processPayout).toHaveBeenCalledTimes(10);
@@ -68,7 +75,9 @@ describe('payout worker handler', () => {
         record('e', JSON.stringify({ payoutId: 'po_ok' })),
       ],
     };
-    expect(await handler(event, plenty)).toEqual({ batchItemFailures: [{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }, { itemIdentifier: 'd' }] });
+    expect(await handler(event, plenty)).toEqual({
+      batchItemFailures: [{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }, { itemIdentifier: 'd' }],
+    });
     expect(processPayout.mock.calls.map(([, payoutId]) => payoutId)).toEqual(['po_down', 'po_dup', 'po_ok']);
   });
 
@@ -78,8 +87,19 @@ describe('payout worker handler', () => {
       remaining -= 2_000;
       return 'paid';
     });
-    const event: SQSEvent = { Records: [record('1', '{"payoutId":"po_1"}'), record('2', '{"payoutId":"po_2"}'), record('3', '{"payoutId":"po_3"}')] };
-    expect(await handler(event, context(() => remaining))).toEqual({ batchItemFailures: [{ itemIdentifier: '2' }, { itemIdentifier: '3' }] });
+    const event: SQSEvent = {
+      Records: [
+        record('1', '{"payoutId":"po_1"}'),
+        record('2', '{"payoutId":"po_2"}'),
+        record('3', '{"payoutId":"po_3"}'),
+      ],
+    };
+    expect(
+      await handler(
+        event,
+        context(() => remaining),
+      ),
+    ).toEqual({ batchItemFailures: [{ itemIdentifier: '2' }, { itemIdentifier: '3' }] });
     expect(processPayout).toHaveBeenCalledTimes(1);
   });
 });

@@ -27,7 +27,16 @@ import {
   UnknownPayoutError,
   type ProcessPayoutDeps,
 } from '../../shared/usecases/payouts';
-import { adultCaller, FakeConnect, freshPayoutLedger, linkEnabledAccount, RecordingQueue, seedDiamonds, setLocked, TEST_CREATOR_SHARDS } from './payout-fixtures';
+import {
+  adultCaller,
+  FakeConnect,
+  freshPayoutLedger,
+  linkEnabledAccount,
+  RecordingQueue,
+  seedDiamonds,
+  setLocked,
+  TEST_CREATOR_SHARDS,
+} from './payout-fixtures';
 
 const noDelay = { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 };
 
@@ -83,7 +92,12 @@ describe('requestPayout', () => {
 
     expect(answer.status).toBe(202);
     expect(answer.replayed).toBe(false);
-    expect(answer.body).toEqual({ payoutId: expect.stringMatching(/^po_/), status: 'requested', diamonds: 2_000, amount: { amount: 1_000, currency: 'USD' } });
+    expect(answer.body).toEqual({
+      payoutId: expect.stringMatching(/^po_/),
+      status: 'requested',
+      diamonds: 2_000,
+      amount: { amount: 1_000, currency: 'USD' },
+    });
     expect(queue.sent).toEqual([answer.body.payoutId]);
     const wallet = await store.readWallet(userId, { consistent: true });
     expect(wallet).toMatchObject({ diamonds: 2_000, pendingDiamonds: 2_000 });
@@ -91,9 +105,23 @@ describe('requestPayout', () => {
     const main = await store.getItem(keys.wallet(userId), { consistent: true });
     expect(main?.diamonds).toBe(2_000);
     const payout = await store.getItem(keys.payout(answer.body.payoutId), { consistent: true });
-    expect(payout).toMatchObject({ status: 'requested', userId, accountId: 'acct_fold', diamonds: 2_000, statusPk: PAYOUT_OPEN, amount: { amount: 1_000, currency: 'USD' } });
+    expect(payout).toMatchObject({
+      status: 'requested',
+      userId,
+      accountId: 'acct_fold',
+      diamonds: 2_000,
+      statusPk: PAYOUT_OPEN,
+      amount: { amount: 1_000, currency: 'USD' },
+    });
     const requested = (await entriesOf(userId)).filter((entry) => entry.type === 'payout_requested');
-    expect(requested).toEqual([expect.objectContaining({ diamonds: -2_000, pendingDiamonds: 2_000, coins: 0, ref: { payoutId: answer.body.payoutId } })]);
+    expect(requested).toEqual([
+      expect.objectContaining({
+        diamonds: -2_000,
+        pendingDiamonds: 2_000,
+        coins: 0,
+        ref: { payoutId: answer.body.payoutId },
+      }),
+    ]);
   });
 
   it('replays the same key without a second debit or message, and refuses the key with another body', async () => {
@@ -105,9 +133,14 @@ describe('requestPayout', () => {
     expect(again).toEqual({ ...first, replayed: true });
     expect(queue.sent).toHaveLength(1);
     expect((await store.readWallet(userId, { consistent: true })).diamonds).toBe(6_000);
-    await expect(requestPayout(requestDeps(queue), adultCaller(userId), { diamonds: 2_000 }, { key: key.key, fingerprint: 'body-b' })).rejects.toBeInstanceOf(
-      IdempotencyKeyReusedError,
-    );
+    await expect(
+      requestPayout(
+        requestDeps(queue),
+        adultCaller(userId),
+        { diamonds: 2_000 },
+        { key: key.key, fingerprint: 'body-b' },
+      ),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
   });
 
   it('does the work once for the same key sent twice at the same moment', async () => {
@@ -131,7 +164,10 @@ describe('requestPayout', () => {
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     const refused = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
     expect(refused.reason).toBeInstanceOf(InsufficientDiamondsError);
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 1_000, pendingDiamonds: 2_000 });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 1_000,
+      pendingDiamonds: 2_000,
+    });
   });
 
   it("checks in API.md's order: lock, age, account, minimum and cents, daily maximum, available diamonds", async () => {
@@ -139,14 +175,17 @@ describe('requestPayout', () => {
     await seedDiamonds(store, userId, 100);
     await setLocked(store, userId, true);
     const minor = { userId, birthdate: '2012-01-01', country: 'US', parentalConsent: true };
-    const attempt = (caller = adultCaller(userId), diamonds = 2_000) => requestPayout(requestDeps(), caller, { diamonds }, idem());
+    const attempt = (caller = adultCaller(userId), diamonds = 2_000) =>
+      requestPayout(requestDeps(), caller, { diamonds }, idem());
 
     await expect(attempt(minor, 1)).rejects.toBeInstanceOf(WalletLockedError);
     await setLocked(store, userId, false);
     await expect(attempt(minor, 1)).rejects.toBeInstanceOf(AgeRestrictedError);
     // KR: majority is 19, so an 18-year-old there is refused too.
     const eighteen = `${new Date().getUTCFullYear() - 18}-01-01`;
-    await expect(attempt({ userId, birthdate: eighteen, country: 'KR', parentalConsent: false }, 1)).rejects.toBeInstanceOf(AgeRestrictedError);
+    await expect(
+      attempt({ userId, birthdate: eighteen, country: 'KR', parentalConsent: false }, 1),
+    ).rejects.toBeInstanceOf(AgeRestrictedError);
     await expect(attempt(adultCaller(userId), 1)).rejects.toBeInstanceOf(PayoutAccountMissingError);
     const accountId = await linkEnabledAccount(store, userId, undefined, false);
     await expect(attempt(adultCaller(userId), 1)).rejects.toBeInstanceOf(PayoutAccountMissingError);
@@ -165,10 +204,17 @@ describe('requestPayout', () => {
     const economy = { ...DEFAULT_ECONOMY, maxPayoutDiamondsPerDay: 5_000 };
     await requestPayout(requestDeps(undefined, economy), adultCaller(userId), { diamonds: 4_000 }, idem());
     const key = idem();
-    await expect(requestPayout(requestDeps(undefined, economy), adultCaller(userId), { diamonds: 2_000 }, key)).rejects.toBeInstanceOf(PayoutLimitExceededError);
+    await expect(
+      requestPayout(requestDeps(undefined, economy), adultCaller(userId), { diamonds: 2_000 }, key),
+    ).rejects.toBeInstanceOf(PayoutLimitExceededError);
     // The next UTC day has its own allowance, and the same key may now succeed.
     const tomorrow = () => new Date(Date.now() + 24 * 60 * 60 * 1000);
-    const later = await requestPayout(requestDeps(undefined, economy, tomorrow), adultCaller(userId), { diamonds: 2_000 }, key);
+    const later = await requestPayout(
+      requestDeps(undefined, economy, tomorrow),
+      adultCaller(userId),
+      { diamonds: 2_000 },
+      key,
+    );
     expect(later.status).toBe(202);
   });
 
@@ -180,7 +226,13 @@ describe('requestPayout', () => {
     expect(answer.status).toBe(202);
     expect(queue.sent).toEqual([]);
     const sweep = (secondsLater: number) =>
-      sweepPayouts({ store, queue, now: () => new Date(Date.now() + secondsLater * 1000), requestedAfterSeconds: 10, processingAfterSeconds: 30 });
+      sweepPayouts({
+        store,
+        queue,
+        now: () => new Date(Date.now() + secondsLater * 1000),
+        requestedAfterSeconds: 10,
+        processingAfterSeconds: 30,
+      });
     await sweep(11);
     expect(queue.sent).toContain(answer.body.payoutId);
   });
@@ -197,16 +249,27 @@ describe('processPayout', () => {
     const { userId, payoutId } = await requested(4_000);
     const connect = new FakeConnect();
     const notified: string[] = [];
-    const outcome = await processPayout(workerDeps(connect, { notify: async (user) => void notified.push(user) }), payoutId);
+    const outcome = await processPayout(
+      workerDeps(connect, { notify: async (user) => void notified.push(user) }),
+      payoutId,
+    );
 
     expect(outcome).toBe('paid');
-    expect(connect.createTransferCalls).toEqual([{ payoutId, userId, accountId: expect.stringMatching(/^acct_/), amount: { amount: 2_000, currency: 'USD' } }]);
+    expect(connect.createTransferCalls).toEqual([
+      { payoutId, userId, accountId: expect.stringMatching(/^acct_/), amount: { amount: 2_000, currency: 'USD' } },
+    ]);
     const payout = await store.getItem(keys.payout(payoutId), { consistent: true });
     expect(payout).toMatchObject({ status: 'paid', transferId: connect.transfersByKey.get(payoutId)?.transferId });
     expect(payout?.statusPk).toBeUndefined();
     expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 0, pendingDiamonds: 0 });
     const paid = (await entriesOf(userId)).filter((entry) => entry.type === 'payout_paid');
-    expect(paid).toEqual([expect.objectContaining({ diamonds: 0, pendingDiamonds: -4_000, ref: { payoutId, transferId: expect.any(String) } })]);
+    expect(paid).toEqual([
+      expect.objectContaining({
+        diamonds: 0,
+        pendingDiamonds: -4_000,
+        ref: { payoutId, transferId: expect.any(String) },
+      }),
+    ]);
     expect(notified).toEqual([userId]);
     expect(await processPayout(workerDeps(connect), payoutId)).toBe('duplicate');
     expect(connect.createTransferCalls).toHaveLength(1);
@@ -262,20 +325,38 @@ describe('processPayout', () => {
   it('fails and reverses on a permanent refusal: the diamonds come back, with a payout_reversed entry', async () => {
     const userId = await readyCreator(10_000);
     const economy = { ...DEFAULT_ECONOMY, maxPayoutDiamondsPerDay: 6_000 };
-    const answer = await requestPayout(requestDeps(undefined, economy), adultCaller(userId), { diamonds: 6_000 }, idem());
+    const answer = await requestPayout(
+      requestDeps(undefined, economy),
+      adultCaller(userId),
+      { diamonds: 6_000 },
+      idem(),
+    );
     const payoutId = answer.body.payoutId;
     const connect = new FakeConnect();
     const notified: string[] = [];
     connect.transferErrors.push(new PermanentTransferError('account_invalid', 'The destination account is invalid'));
-    expect(await processPayout(workerDeps(connect, { notify: async (user) => void notified.push(user) }), payoutId)).toBe('failed');
+    expect(
+      await processPayout(workerDeps(connect, { notify: async (user) => void notified.push(user) }), payoutId),
+    ).toBe('failed');
 
-    expect(await getPayout({ store }, adultCaller(userId), payoutId)).toMatchObject({ status: 'failed', failureCode: 'account_invalid' });
-    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 10_000, pendingDiamonds: 0 });
+    expect(await getPayout({ store }, adultCaller(userId), payoutId)).toMatchObject({
+      status: 'failed',
+      failureCode: 'account_invalid',
+    });
+    expect(await store.readWallet(userId, { consistent: true })).toMatchObject({
+      diamonds: 10_000,
+      pendingDiamonds: 0,
+    });
     const reversed = (await entriesOf(userId)).filter((entry) => entry.type === 'payout_reversed');
     expect(reversed).toEqual([expect.objectContaining({ diamonds: 6_000, pendingDiamonds: -6_000 })]);
     expect(notified).toEqual([userId]);
     // The day's allowance came back with the diamonds.
-    const again = await requestPayout(requestDeps(undefined, economy), adultCaller(userId), { diamonds: 6_000 }, idem());
+    const again = await requestPayout(
+      requestDeps(undefined, economy),
+      adultCaller(userId),
+      { diamonds: 6_000 },
+      idem(),
+    );
     expect(again.status).toBe(202);
     expect(await processPayout(workerDeps(connect), payoutId)).toBe('duplicate');
   });
@@ -283,7 +364,12 @@ describe('processPayout', () => {
   it('looks for an existing transfer first once Stripe may have forgotten the key', async () => {
     const { payoutId } = await requested();
     const connect = new FakeConnect();
-    await connect.createTransfer({ payoutId, userId: 'x', accountId: 'acct_x', amount: { amount: 1_000, currency: 'USD' } });
+    await connect.createTransfer({
+      payoutId,
+      userId: 'x',
+      accountId: 'acct_x',
+      amount: { amount: 1_000, currency: 'USD' },
+    });
     const dayLater = () => new Date(Date.now() + TRANSFER_LOOKUP_AFTER_MS + 1_000);
     expect(await processPayout(workerDeps(connect, { now: dayLater }), payoutId)).toBe('paid');
     expect(connect.lookups).toEqual([payoutId]);
@@ -308,12 +394,20 @@ describe('sweepPayouts', () => {
     // The second one's delivery dies after marking it processing.
     const connect = new FakeConnect();
     connect.transferErrors.push(...[1, 2, 3].map(() => new TransientDependencyError('down')));
-    await expect(processPayout(workerDeps(connect), second.body.payoutId)).rejects.toBeInstanceOf(TransientDependencyError);
+    await expect(processPayout(workerDeps(connect), second.body.payoutId)).rejects.toBeInstanceOf(
+      TransientDependencyError,
+    );
 
     const queue = new RecordingQueue();
     const base = Date.now();
     const sweepAt = (seconds: number) =>
-      sweepPayouts({ store, queue, now: () => new Date(base + seconds * 1000), requestedAfterSeconds: 10, processingAfterSeconds: 30 });
+      sweepPayouts({
+        store,
+        queue,
+        now: () => new Date(base + seconds * 1000),
+        requestedAfterSeconds: 10,
+        processingAfterSeconds: 30,
+      });
     const mine = () => queue.sent.filter((id) => id === first.body.payoutId || id === second.body.payoutId);
 
     await sweepAt(5);
@@ -344,7 +438,12 @@ describe('reads', () => {
     const ids: string[] = [];
     for (let index = 0; index < 3; index += 1) {
       const at = new Date(Date.UTC(2026, 0, 1, 0, 0, index));
-      const answer = await requestPayout(requestDeps(undefined, DEFAULT_ECONOMY, () => at), adultCaller(userId), { diamonds: 2_000 }, idem());
+      const answer = await requestPayout(
+        requestDeps(undefined, DEFAULT_ECONOMY, () => at),
+        adultCaller(userId),
+        { diamonds: 2_000 },
+        idem(),
+      );
       ids.push(answer.body.payoutId);
     }
     const first = await listPayouts({ store }, adultCaller(userId), { limit: 2 });

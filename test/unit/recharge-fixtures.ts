@@ -4,7 +4,14 @@ import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
 import { ENTRY_PREFIX, keys } from '../../shared/adapters/dynamo/keys';
 import { LedgerStore, type Item } from '../../shared/adapters/dynamo/ledger-store';
 import { LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
-import { paymentIdempotencyKey, type CancelOutcome, type CreatedPaymentIntent, type CreatePaymentIntentInput, type Payments, type RefundInput } from '../../shared/adapters/payments';
+import {
+  paymentIdempotencyKey,
+  type CancelOutcome,
+  type CreatedPaymentIntent,
+  type CreatePaymentIntentInput,
+  type Payments,
+  type RefundInput,
+} from '../../shared/adapters/payments';
 import type { WebhookDeps } from '../../shared/usecases/stripe-webhook';
 import { IdempotencyKeyReusedError, TransientDependencyError } from '../../shared/domain/errors';
 import type { Caller } from '../../shared/domain/identity';
@@ -21,9 +28,14 @@ import { logger } from '../../shared/logger';
 
 export async function freshLedger(): Promise<{ store: LedgerStore; client: DynamoDBClient }> {
   const endpoint = process.env.TEST_DYNAMODB_ENDPOINT;
-  if (!endpoint) throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
+  if (!endpoint)
+    throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
   logger.setLogLevel('SILENT');
-  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const tableName = `r${randomBytes(4).toString('hex')}-Ledger`;
   await ensureTable(client, LEDGER_TABLE, tableName);
   return { store: new LedgerStore(client, tableName), client };
@@ -82,7 +94,12 @@ export class FakePayments implements Payments {
 }
 
 /** The webhook's dependencies for a test deployment (test-mode key: events say livemode false). */
-export function webhookDeps(store: LedgerStore, now: () => Date = () => new Date(), payments: FakePayments = new FakePayments(), extra: Partial<WebhookDeps> = {}): WebhookDeps {
+export function webhookDeps(
+  store: LedgerStore,
+  now: () => Date = () => new Date(),
+  payments: FakePayments = new FakePayments(),
+  extra: Partial<WebhookDeps> = {},
+): WebhookDeps {
   return { store, now, payments, livemode: false, ...extra };
 }
 
@@ -97,29 +114,78 @@ export function eventId(): string {
 }
 
 export const events = {
-  succeeded: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.succeeded', data: { object: { id: paymentIntentId, object: 'payment_intent', metadata: {} as Record<string, string> } } }),
-  failed: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.payment_failed', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
-  canceled: (paymentIntentId: string, id = eventId()) => ({ id, object: 'event', livemode: false, type: 'payment_intent.canceled', data: { object: { id: paymentIntentId, object: 'payment_intent' } } }),
+  succeeded: (paymentIntentId: string, id = eventId()) => ({
+    id,
+    object: 'event',
+    livemode: false,
+    type: 'payment_intent.succeeded',
+    data: { object: { id: paymentIntentId, object: 'payment_intent', metadata: {} as Record<string, string> } },
+  }),
+  failed: (paymentIntentId: string, id = eventId()) => ({
+    id,
+    object: 'event',
+    livemode: false,
+    type: 'payment_intent.payment_failed',
+    data: { object: { id: paymentIntentId, object: 'payment_intent' } },
+  }),
+  canceled: (paymentIntentId: string, id = eventId()) => ({
+    id,
+    object: 'event',
+    livemode: false,
+    type: 'payment_intent.canceled',
+    data: { object: { id: paymentIntentId, object: 'payment_intent' } },
+  }),
   dispute: (paymentIntentId: string, amount: number, disputeId = `dp_${paymentIntentId}`, id = eventId()) => ({
     id,
     object: 'event',
     livemode: false,
     type: 'charge.dispute.created',
-    data: { object: { id: disputeId, object: 'dispute', amount, charge: `ch_${paymentIntentId}`, payment_intent: paymentIntentId } },
+    data: {
+      object: {
+        id: disputeId,
+        object: 'dispute',
+        amount,
+        charge: `ch_${paymentIntentId}`,
+        payment_intent: paymentIntentId,
+      },
+    },
   }),
-  disputeClosed: (paymentIntentId: string, amount: number, status: 'won' | 'lost', disputeId = `dp_${paymentIntentId}`, id = eventId()) => ({
+  disputeClosed: (
+    paymentIntentId: string,
+    amount: number,
+    status: 'won' | 'lost',
+    disputeId = `dp_${paymentIntentId}`,
+    id = eventId(),
+  ) => ({
     id,
     object: 'event',
     livemode: false,
     type: 'charge.dispute.closed',
-    data: { object: { id: disputeId, object: 'dispute', amount, status, charge: `ch_${paymentIntentId}`, payment_intent: paymentIntentId } },
+    data: {
+      object: {
+        id: disputeId,
+        object: 'dispute',
+        amount,
+        status,
+        charge: `ch_${paymentIntentId}`,
+        payment_intent: paymentIntentId,
+      },
+    },
   }),
   refunded: (paymentIntentId: string, amount: number, amountRefunded: number, id = eventId()) => ({
     id,
     object: 'event',
     livemode: false,
     type: 'charge.refunded',
-    data: { object: { id: `ch_${paymentIntentId}`, object: 'charge', amount, amount_refunded: amountRefunded, payment_intent: paymentIntentId } },
+    data: {
+      object: {
+        id: `ch_${paymentIntentId}`,
+        object: 'charge',
+        amount,
+        amount_refunded: amountRefunded,
+        payment_intent: paymentIntentId,
+      },
+    },
   }),
 };
 
@@ -163,7 +229,20 @@ export async function spendCoins(store: LedgerStore, userId: string, coins: numb
         { expression: 'SET coins = coins - :cost', condition: conditions.coinsCoverCost, values: { ':cost': coins } },
         () => new InsufficientCoinsError('not enough coins'),
       ),
-      store.put('entry', entryItem(keys.entry(userId, createdAt, id), { id, userId, type: 'gift_sent', coins: -coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt, ref: {} })),
+      store.put(
+        'entry',
+        entryItem(keys.entry(userId, createdAt, id), {
+          id,
+          userId,
+          type: 'gift_sent',
+          coins: -coins,
+          owedCoins: 0,
+          diamonds: 0,
+          pendingDiamonds: 0,
+          createdAt,
+          ref: {},
+        }),
+      ),
     ]);
     return true;
   } catch (error) {

@@ -13,7 +13,13 @@ function stripeDouble(overrides: { create?: jest.Mock; cancel?: jest.Mock; retri
   };
   // The real webhooks helper: verification is exactly the SDK's.
   const client = { paymentIntents, webhooks: Stripe.webhooks } as unknown as Stripe;
-  return { paymentIntents, payments: new StripePayments(async () => client, async () => [SECRET]) };
+  return {
+    paymentIntents,
+    payments: new StripePayments(
+      async () => client,
+      async () => [SECRET],
+    ),
+  };
 }
 
 function stripeError(type: string, code?: string): Error {
@@ -46,7 +52,14 @@ describe('StripePayments.createPaymentIntent', () => {
   });
 
   it('maps an idempotency error to IDEMPOTENCY_KEY_REUSED and anything else to a transient failure', async () => {
-    const input = { userId: 'u', clientKey: 'k', rechargeId: 'rc', packageId: 'coins_100', coins: 100, price: { amount: 129, currency: 'USD' as const } };
+    const input = {
+      userId: 'u',
+      clientKey: 'k',
+      rechargeId: 'rc',
+      packageId: 'coins_100',
+      coins: 100,
+      price: { amount: 129, currency: 'USD' as const },
+    };
     const reused = stripeDouble({ create: jest.fn(async () => Promise.reject(stripeError('StripeIdempotencyError'))) });
     await expect(reused.payments.createPaymentIntent(input)).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
     const down = stripeDouble({ create: jest.fn(async () => Promise.reject(stripeError('StripeAPIError'))) });
@@ -57,28 +70,48 @@ describe('StripePayments.createPaymentIntent', () => {
 describe('StripePayments.cancelPaymentIntent', () => {
   it('cancels, and says what a PaymentIntent is when it can no longer be cancelled', async () => {
     expect(await stripeDouble().payments.cancelPaymentIntent('pi_1')).toBe('canceled');
-    const paid = stripeDouble({ cancel: jest.fn(async () => Promise.reject(stripeError('StripeInvalidRequestError', 'payment_intent_unexpected_state'))) });
+    const paid = stripeDouble({
+      cancel: jest.fn(async () =>
+        Promise.reject(stripeError('StripeInvalidRequestError', 'payment_intent_unexpected_state')),
+      ),
+    });
     expect(await paid.payments.cancelPaymentIntent('pi_1')).toBe('succeeded');
-    const missing = stripeDouble({ cancel: jest.fn(async () => Promise.reject(stripeError('StripeInvalidRequestError', 'resource_missing'))) });
+    const missing = stripeDouble({
+      cancel: jest.fn(async () => Promise.reject(stripeError('StripeInvalidRequestError', 'resource_missing'))),
+    });
     expect(await missing.payments.cancelPaymentIntent('pi_1')).toBe('missing');
   });
 });
 
 describe('StripePayments.verifyWebhook', () => {
-  const payload = JSON.stringify({ id: 'evt_1', object: 'event', type: 'payment_intent.succeeded', data: { object: { id: 'pi_1' } } });
+  const payload = JSON.stringify({
+    id: 'evt_1',
+    object: 'event',
+    type: 'payment_intent.succeeded',
+    data: { object: { id: 'pi_1' } },
+  });
   const { payments } = stripeDouble();
 
   it('accepts a body signed with the secret within the tolerance', async () => {
     const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET });
-    expect(await payments.verifyWebhook(payload, header)).toMatchObject({ id: 'evt_1', type: 'payment_intent.succeeded' });
+    expect(await payments.verifyWebhook(payload, header)).toMatchObject({
+      id: 'evt_1',
+      type: 'payment_intent.succeeded',
+    });
   });
 
   it('refuses a tampered body, a wrong secret, a stale timestamp and a missing header', async () => {
     const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET });
-    await expect(payments.verifyWebhook(payload.replace('pi_1', 'pi_2'), header)).rejects.toBeInstanceOf(ValidationError);
+    await expect(payments.verifyWebhook(payload.replace('pi_1', 'pi_2'), header)).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     const wrongSecret = Stripe.webhooks.generateTestHeaderString({ payload, secret: 'whsec_other' });
     await expect(payments.verifyWebhook(payload, wrongSecret)).rejects.toBeInstanceOf(ValidationError);
-    const stale = Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET, timestamp: Math.floor(Date.now() / 1000) - WEBHOOK_TOLERANCE_SECONDS - 60 });
+    const stale = Stripe.webhooks.generateTestHeaderString({
+      payload,
+      secret: SECRET,
+      timestamp: Math.floor(Date.now() / 1000) - WEBHOOK_TOLERANCE_SECONDS - 60,
+    });
     await expect(payments.verifyWebhook(payload, stale)).rejects.toBeInstanceOf(ValidationError);
     await expect(payments.verifyWebhook(payload, undefined)).rejects.toBeInstanceOf(ValidationError);
     await expect(payments.verifyWebhook(payload, 'garbage')).rejects.toBeInstanceOf(ValidationError);

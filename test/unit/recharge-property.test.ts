@@ -34,17 +34,52 @@ type Step =
 
 const index = fc.nat({ max: 1000 });
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('recharge' as const), user: fc.nat({ max: USERS - 1 }), pkg: fc.nat({ max: PACKAGES.length - 1 }) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('succeed' as const), target: index, copies: fc.integer({ min: 1, max: 4 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('recharge' as const),
+      user: fc.nat({ max: USERS - 1 }),
+      pkg: fc.nat({ max: PACKAGES.length - 1 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('succeed' as const),
+      target: index,
+      copies: fc.integer({ min: 1, max: 4 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('fail' as const), target: index }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('dispute' as const), target: index }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), target: index, shareBps: fc.integer({ min: 1, max: 10_000 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('refund' as const),
+      target: index,
+      shareBps: fc.integer({ min: 1, max: 10_000 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('redeliver' as const), target: index }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('spend' as const), user: fc.nat({ max: USERS - 1 }), shareBps: fc.integer({ min: 1, max: 10_000 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('supportUnlock' as const), user: fc.nat({ max: USERS - 1 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('spend' as const),
+      user: fc.nat({ max: USERS - 1 }),
+      shareBps: fc.integer({ min: 1, max: 10_000 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('supportUnlock' as const), user: fc.nat({ max: USERS - 1 }) }),
+  },
 );
 /** Each step may run at the same time as the next one. */
-const program = fc.array(fc.record({ step, alongsideNext: fc.boolean() }), { minLength: MIN_STEPS, maxLength: MAX_STEPS, size: 'max' });
+const program = fc.array(fc.record({ step, alongsideNext: fc.boolean() }), {
+  minLength: MIN_STEPS,
+  maxLength: MAX_STEPS,
+  size: 'max',
+});
 
 let store: LedgerStore;
 let client: DynamoDBClient;
@@ -87,8 +122,20 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
             keySequence += 1;
             const userId = users[current.user] as string;
             try {
-              const answer = await createRecharge({ store, payments, now }, adult(userId), { packageId: PACKAGES[current.pkg] as string }, { key: `k${keySequence}`, fingerprint: 'f' });
-              recharges.push({ userId, rechargeId: answer.body.rechargeId, paymentIntentId: answer.body.payment.paymentIntentId, priceMinor: answer.body.price.amount, succeededDelivered: false, refundedMinor: 0 });
+              const answer = await createRecharge(
+                { store, payments, now },
+                adult(userId),
+                { packageId: PACKAGES[current.pkg] as string },
+                { key: `k${keySequence}`, fingerprint: 'f' },
+              );
+              recharges.push({
+                userId,
+                rechargeId: answer.body.rechargeId,
+                paymentIntentId: answer.body.payment.paymentIntentId,
+                priceMinor: answer.body.price.amount,
+                succeededDelivered: false,
+                refundedMinor: 0,
+              });
             } catch (error) {
               if (!(error instanceof DomainError) || error.code !== 'WALLET_LOCKED') throw error;
             }
@@ -136,7 +183,12 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
           }
           case 'supportUnlock': {
             const userId = users[current.user] as string;
-            await store.transactWrite([store.update('support unlock', keys.wallet(userId), { expression: 'SET locked = :f REMOVE lockReason', values: { ':f': false } })]);
+            await store.transactWrite([
+              store.update('support unlock', keys.wallet(userId), {
+                expression: 'SET locked = :f REMOVE lockReason',
+                values: { ':f': false },
+              }),
+            ]);
             return;
           }
         }
@@ -164,7 +216,10 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
         const wallet = await store.readWallet(userId, { consistent: true });
         const entries = await entriesOf(store, userId);
         const sum = (field: string) => entries.reduce((total, entry) => total + Number(entry[field] ?? 0), 0);
-        expect({ coins: sum('coins'), owedCoins: sum('owedCoins') }).toEqual({ coins: wallet.coins, owedCoins: wallet.owedCoins });
+        expect({ coins: sum('coins'), owedCoins: sum('owedCoins') }).toEqual({
+          coins: wallet.coins,
+          owedCoins: wallet.owedCoins,
+        });
         expect(wallet.coins).toBeGreaterThanOrEqual(0);
         expect(wallet.owedCoins).toBeGreaterThanOrEqual(0);
         held += wallet.coins;
@@ -193,13 +248,16 @@ it('conserves coins and keeps every wallet equal to its entries, for any sequenc
             minted += record.coins;
             expect(record.clawedCoins).toBe(clawbackTarget(record));
             claimsExpected += record.clawedCoins;
-            if (record.clawedCoins > 0 || record.refundedMinor > 0 || Object.keys(record.disputes).length > 0) expect(record.status).toBe('disputed');
+            if (record.clawedCoins > 0 || record.refundedMinor > 0 || Object.keys(record.disputes).length > 0)
+              expect(record.status).toBe('disputed');
           } else {
             expect(record.clawedCoins).toBe(0);
           }
         }
         // Budget: every recharge counts until it is cancelled or expires (a declined one still counts).
-        const budget = await store.getItem(keys.budgetMonth(userId, new Date().toISOString().slice(0, 7)), { consistent: true });
+        const budget = await store.getItem(keys.budgetMonth(userId, new Date().toISOString().slice(0, 7)), {
+          consistent: true,
+        });
         const open = [];
         for (const model of recharges.filter((candidate) => candidate.userId === userId)) {
           const record = await readRecharge(store, model.rechargeId);

@@ -4,7 +4,16 @@ import { TransientDependencyError } from '../../shared/domain/errors';
 import { createRecharge, getRecharge } from '../../shared/usecases/recharge';
 import { handleStripeEvent, type WebhookDeps } from '../../shared/usecases/stripe-webhook';
 import { setLock } from '../../shared/usecases/wallet-settings';
-import { adult, entriesOf, entrySums, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
+import {
+  adult,
+  entriesOf,
+  entrySums,
+  events,
+  FakePayments,
+  freshLedger,
+  spendCoins,
+  webhookDeps,
+} from './recharge-fixtures';
 
 let store: LedgerStore;
 let client: DynamoDBClient;
@@ -23,11 +32,22 @@ function webhook(): WebhookDeps {
 let keySequence = 0;
 async function recharge(userId: string, packageId = 'coins_500', country = 'US') {
   keySequence += 1;
-  const answer = await createRecharge({ store, payments, now: () => new Date() }, adult(userId, country), { packageId }, { key: `key-${keySequence}`, fingerprint: `fp-${keySequence}` });
-  return { rechargeId: answer.body.rechargeId, paymentIntentId: answer.body.payment.paymentIntentId, priceMinor: answer.body.price.amount };
+  const answer = await createRecharge(
+    { store, payments, now: () => new Date() },
+    adult(userId, country),
+    { packageId },
+    { key: `key-${keySequence}`, fingerprint: `fp-${keySequence}` },
+  );
+  return {
+    rechargeId: answer.body.rechargeId,
+    paymentIntentId: answer.body.payment.paymentIntentId,
+    priceMinor: answer.body.price.amount,
+  };
 }
 
-async function expectEntriesMatchWallet(userId: string): Promise<{ coins: number; owedCoins: number; locked: boolean }> {
+async function expectEntriesMatchWallet(
+  userId: string,
+): Promise<{ coins: number; owedCoins: number; locked: boolean }> {
   const wallet = await store.readWallet(userId, { consistent: true });
   expect(await entrySums(store, userId)).toEqual({ coins: wallet.coins, owedCoins: wallet.owedCoins });
   expect(wallet.coins).toBeGreaterThanOrEqual(0);
@@ -37,7 +57,9 @@ async function expectEntriesMatchWallet(userId: string): Promise<{ coins: number
 
 function permutations<T>(items: T[]): T[][] {
   if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
+  return items.flatMap((item, index) =>
+    permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]),
+  );
 }
 
 describe('payment_intent.succeeded', () => {
@@ -54,7 +76,11 @@ describe('payment_intent.succeeded', () => {
     expect((await getRecharge({ store }, adult('burst'), rechargeId)).status).toBe('succeeded');
     const entries = await entriesOf(store, 'burst');
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ entryType: 'recharge', coins: 500, ref: { rechargeId, paymentIntentId, coinsPurchased: 500 } });
+    expect(entries[0]).toMatchObject({
+      entryType: 'recharge',
+      coins: 500,
+      ref: { rechargeId, paymentIntentId, coinsPurchased: 500 },
+    });
   });
 
   it.each(permutations(['succeeded x10', 'failed', 'dispute']).map((order) => [order.join(' -> '), order]))(
@@ -68,7 +94,8 @@ describe('payment_intent.succeeded', () => {
       const succeeded = events.succeeded(paymentIntentId);
       const dispute = events.dispute(paymentIntentId, priceMinor);
       for (const step of order as string[]) {
-        if (step === 'succeeded x10') await Promise.all(Array.from({ length: 10 }, () => handleStripeEvent(webhook(), succeeded)));
+        if (step === 'succeeded x10')
+          await Promise.all(Array.from({ length: 10 }, () => handleStripeEvent(webhook(), succeeded)));
         if (step === 'failed') await handleStripeEvent(webhook(), events.failed(paymentIntentId));
         if (step === 'dispute') {
           await Promise.all([handleStripeEvent(webhook(), dispute), handleStripeEvent(webhook(), dispute)]);
@@ -78,7 +105,9 @@ describe('payment_intent.succeeded', () => {
       expect(await expectEntriesMatchWallet(userId)).toEqual({ coins: 100, owedCoins: 0, locked: true });
       expect((await store.readWallet(userId, { consistent: true })).lockReason).toBe('dispute');
       expect((await getRecharge({ store }, adult(userId), rechargeId)).status).toBe('disputed');
-      const entries = (await entriesOf(store, userId)).filter((entry) => (entry.ref as { rechargeId?: string }).rechargeId === rechargeId);
+      const entries = (await entriesOf(store, userId)).filter(
+        (entry) => (entry.ref as { rechargeId?: string }).rechargeId === rechargeId,
+      );
       expect(entries.map((entry) => [entry.entryType, entry.coins]).sort()).toEqual([
         ['chargeback', -500],
         ['recharge', 500],
@@ -100,7 +129,14 @@ describe('payment_intent.succeeded', () => {
   });
 
   it('ignores events of other types and of PaymentIntents that are not ours; retries ours not yet recorded', async () => {
-    expect(await handleStripeEvent(webhook(), { id: 'evt_x', livemode: false, type: 'customer.created', data: { object: { id: 'cus_1' } } })).toBe('ignored');
+    expect(
+      await handleStripeEvent(webhook(), {
+        id: 'evt_x',
+        livemode: false,
+        type: 'customer.created',
+        data: { object: { id: 'cus_1' } },
+      }),
+    ).toBe('ignored');
     expect(await handleStripeEvent(webhook(), events.succeeded('pi_foreign'))).toBe('ignored');
     expect(await handleStripeEvent(webhook(), events.dispute('pi_foreign', 100))).toBe('ignored');
     const ours = events.succeeded('pi_not_yet');
@@ -115,17 +151,34 @@ describe('disputes and refunds', () => {
     const first = await recharge(userId, 'coins_500');
     await handleStripeEvent(webhook(), events.succeeded(first.paymentIntentId));
     expect(await spendCoins(store, userId, 450)).toBe(true);
-    expect(await handleStripeEvent(webhook(), events.dispute(first.paymentIntentId, first.priceMinor))).toBe('clawed_back');
+    expect(await handleStripeEvent(webhook(), events.dispute(first.paymentIntentId, first.priceMinor))).toBe(
+      'clawed_back',
+    );
     expect(await expectEntriesMatchWallet(userId)).toEqual({ coins: 0, owedCoins: 450, locked: true });
     // The owner cannot lift a dispute lock.
-    await expect(setLock({ store, now: () => new Date() }, adult(userId), false)).rejects.toMatchObject({ code: 'WALLET_LOCKED' });
+    await expect(setLock({ store, now: () => new Date() }, adult(userId), false)).rejects.toMatchObject({
+      code: 'WALLET_LOCKED',
+    });
     // Support unlocks (outside this API); the next recharge pays the debt first.
-    await store.transactWrite([store.update('support unlock', { pk: `USER#${userId}`, sk: 'WALLET' }, { expression: 'SET locked = :f REMOVE lockReason', values: { ':f': false } })]);
+    await store.transactWrite([
+      store.update(
+        'support unlock',
+        { pk: `USER#${userId}`, sk: 'WALLET' },
+        { expression: 'SET locked = :f REMOVE lockReason', values: { ':f': false } },
+      ),
+    ]);
     const second = await recharge(userId, 'coins_1000');
     await handleStripeEvent(webhook(), events.succeeded(second.paymentIntentId));
     expect(await expectEntriesMatchWallet(userId)).toEqual({ coins: 550, owedCoins: 0, locked: false });
-    const credit = (await entriesOf(store, userId)).find((entry) => (entry.ref as { rechargeId?: string }).rechargeId === second.rechargeId);
-    expect(credit).toMatchObject({ entryType: 'recharge', coins: 550, owedCoins: -450, ref: { debtPaid: 450, coinsPurchased: 1000 } });
+    const credit = (await entriesOf(store, userId)).find(
+      (entry) => (entry.ref as { rechargeId?: string }).rechargeId === second.rechargeId,
+    );
+    expect(credit).toMatchObject({
+      entryType: 'recharge',
+      coins: 550,
+      owedCoins: -450,
+      ref: { debtPaid: 450, coinsPurchased: 1000 },
+    });
   });
 
   it('takes back a partial refund in proportion, rounded down, once per refund whatever the order', async () => {
@@ -162,7 +215,10 @@ describe('disputes and refunds', () => {
     const { paymentIntentId, priceMinor } = await recharge(userId, 'coins_1000');
     await handleStripeEvent(webhook(), events.succeeded(paymentIntentId));
     const gifts = Array.from({ length: 6 }, () => spendCoins(store, userId, 150));
-    const [, ...spent] = await Promise.all([handleStripeEvent(webhook(), events.dispute(paymentIntentId, priceMinor)), ...gifts]);
+    const [, ...spent] = await Promise.all([
+      handleStripeEvent(webhook(), events.dispute(paymentIntentId, priceMinor)),
+      ...gifts,
+    ]);
     const gifted = spent.filter(Boolean).length * 150;
     const wallet = await expectEntriesMatchWallet(userId);
     expect(wallet.coins).toBe(0);

@@ -60,10 +60,21 @@ describe('POST /v1/recharges (use case)', () => {
       status: 'pending',
       coins: 500,
       price: { amount: 599, currency: 'USD' },
-      payment: { provider: 'stripe', paymentIntentId: expect.stringMatching(/^pi_/), clientSecret: expect.stringContaining('_secret_') },
+      payment: {
+        provider: 'stripe',
+        paymentIntentId: expect.stringMatching(/^pi_/),
+        clientSecret: expect.stringContaining('_secret_'),
+      },
     });
     expect(payments.createCalls).toEqual([
-      { userId: 'buyer-1', clientKey: 'k1', rechargeId, packageId: 'coins_500', coins: 500, price: { amount: 599, currency: 'USD' } },
+      {
+        userId: 'buyer-1',
+        clientKey: 'k1',
+        rechargeId,
+        packageId: 'coins_500',
+        coins: 500,
+        price: { amount: 599, currency: 'USD' },
+      },
     ]);
     expect(paymentIdempotencyKey('buyer-1', 'k'.repeat(255)).length).toBeLessThanOrEqual(255);
     expect(await getRecharge({ store }, caller, rechargeId)).toEqual({
@@ -76,7 +87,10 @@ describe('POST /v1/recharges (use case)', () => {
     const mapping = await store.getItem(keys.paymentIntent(answer.body.payment.paymentIntentId));
     expect(mapping).toMatchObject({ rechargeId, userId: 'buyer-1' });
     // Pending recharges count toward the month's budget.
-    expect((await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth).toEqual({ amount: 599, currency: 'USD' });
+    expect((await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth).toEqual({
+      amount: 599,
+      currency: 'USD',
+    });
     // Someone else's recharge does not exist for them.
     await expect(getRecharge({ store }, adult('other'), rechargeId)).rejects.toBeInstanceOf(NotFoundError);
     await expect(getRecharge({ store }, caller, 'rc_nope')).rejects.toBeInstanceOf(NotFoundError);
@@ -89,9 +103,15 @@ describe('POST /v1/recharges (use case)', () => {
     const replay = await createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('same'));
     expect(replay).toEqual({ ...first, replayed: true });
     expect(payments.createCalls).toHaveLength(1);
-    await expect(createRecharge(deps(payments), caller, { packageId: 'coins_500' }, idem('same', 'other'))).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    await expect(
+      createRecharge(deps(payments), caller, { packageId: 'coins_500' }, idem('same', 'other')),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
 
-    const racing = await Promise.all(Array.from({ length: 5 }, () => createRecharge(deps(payments), caller, { packageId: 'coins_1000' }, idem('race'))));
+    const racing = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        createRecharge(deps(payments), caller, { packageId: 'coins_1000' }, idem('race')),
+      ),
+    );
     const bodies = new Set(racing.map((answer) => JSON.stringify([answer.status, answer.body])));
     expect(bodies.size).toBe(1);
     expect(racing.filter((answer) => !answer.replayed)).toHaveLength(1);
@@ -101,11 +121,17 @@ describe('POST /v1/recharges (use case)', () => {
 
   it('refuses in the contract order, each before any PaymentIntent is created', async () => {
     const payments = new FakePayments();
-    const create = (caller: Caller, input: { packageId: string; country?: string }, key: string) => codeOf(createRecharge(deps(payments), caller, input, idem(key)));
+    const create = (caller: Caller, input: { packageId: string; country?: string }, key: string) =>
+      codeOf(createRecharge(deps(payments), caller, input, idem(key)));
 
     // Validation first: an unknown package, or a body country that is not the token's, even when everything else would refuse too.
     await setLock({ store, now: () => NOW }, adult('locked-kid', 'JP'), true);
-    const lockedKidJapan: Caller = { userId: 'locked-kid', birthdate: '2015-01-01', country: 'JP', parentalConsent: false };
+    const lockedKidJapan: Caller = {
+      userId: 'locked-kid',
+      birthdate: '2015-01-01',
+      country: 'JP',
+      parentalConsent: false,
+    };
     expect(await create(lockedKidJapan, { packageId: 'coins_7' }, 'v1')).toBe('VALIDATION_FAILED');
     expect(await create(adult('someone'), { packageId: 'coins_100', country: 'GB' }, 'v2')).toBe('VALIDATION_FAILED');
     // Lock before age, age before region.
@@ -117,7 +143,13 @@ describe('POST /v1/recharges (use case)', () => {
     const eighteenInKorea: Caller = { userId: 'kr-18', birthdate: '2007-06-01', country: 'KR', parentalConsent: false };
     expect(await create(eighteenInKorea, { packageId: 'coins_100' }, 'a3')).toBe('AGE_RESTRICTED');
     expect(await create(adult('jp-adult', 'JP'), { packageId: 'coins_100' }, 'r1')).toBe('REGION_UNAVAILABLE');
-    expect(await create({ userId: 'nowhere', birthdate: '1990-01-01', parentalConsent: false }, { packageId: 'coins_100' }, 'r2')).toBe('REGION_UNAVAILABLE');
+    expect(
+      await create(
+        { userId: 'nowhere', birthdate: '1990-01-01', parentalConsent: false },
+        { packageId: 'coins_100' },
+        'r2',
+      ),
+    ).toBe('REGION_UNAVAILABLE');
     // Budget last: 10 EUR allows 1,000 coins (10.79 EUR) not at all, 500 coins (5.59) once.
     const frugal = adult('frugal', 'DE');
     await setBudget({ store, now: () => NOW }, frugal, { amount: 1000, currency: 'EUR' });
@@ -129,7 +161,9 @@ describe('POST /v1/recharges (use case)', () => {
     expect(payments.createCalls).toHaveLength(1);
     // A teen with consent may buy.
     const teenWithConsent: Caller = { ...teenNoConsent, userId: 'teen-ok', parentalConsent: true };
-    expect((await createRecharge(deps(payments), teenWithConsent, { packageId: 'coins_100' }, idem('t1'))).status).toBe(201);
+    expect((await createRecharge(deps(payments), teenWithConsent, { packageId: 'coins_100' }, idem('t1'))).status).toBe(
+      201,
+    );
   });
 
   it('lets only as many concurrent recharges through as the budget holds', async () => {
@@ -138,11 +172,17 @@ describe('POST /v1/recharges (use case)', () => {
     await setBudget({ store, now: () => NOW }, caller, { amount: 1000, currency: 'GBP' });
     // 4.99 GBP each: two fit in 10 GBP, the other four must be refused whatever the interleaving.
     const results = await Promise.allSettled(
-      Array.from({ length: 6 }, (_, index) => createRecharge(deps(payments), caller, { packageId: 'coins_500' }, idem(`br-${index}`))),
+      Array.from({ length: 6 }, (_, index) =>
+        createRecharge(deps(payments), caller, { packageId: 'coins_500' }, idem(`br-${index}`)),
+      ),
     );
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(2);
-    for (const result of results) if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(BudgetExceededError);
-    expect((await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth).toEqual({ amount: 998, currency: 'GBP' });
+    for (const result of results)
+      if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(BudgetExceededError);
+    expect((await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth).toEqual({
+      amount: 998,
+      currency: 'GBP',
+    });
   });
 
   it('keeps counting a declined recharge (it can still be paid), and credits its retried payment within the budget', async () => {
@@ -155,7 +195,9 @@ describe('POST /v1/recharges (use case)', () => {
     expect((await getRecharge({ store }, caller, first.body.rechargeId)).status).toBe('failed');
     // Declined is not cancelled: the price still counts, so no second recharge passes the budget.
     expect((await getWallet(webhook, caller)).budget.spentThisMonth.amount).toBe(1149);
-    expect(await codeOf(createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('x2')))).toBe('BUDGET_EXCEEDED');
+    expect(await codeOf(createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('x2')))).toBe(
+      'BUDGET_EXCEEDED',
+    );
     expect(await handleStripeEvent(webhook, events.succeeded(first.body.payment.paymentIntentId))).toBe('credited');
     const wallet = await getWallet(webhook, caller);
     expect(wallet.coins).toBe(1000);
@@ -174,12 +216,19 @@ describe('POST /v1/recharges (use case)', () => {
 
     const result = await expirePendingRecharges({ store, payments, now: () => NOW });
     expect(result).toEqual({ expired: 1, skipped: 1, refunded: 0 });
-    expect(payments.cancelCalls.sort()).toEqual([stale.body.payment.paymentIntentId, paidMeanwhile.body.payment.paymentIntentId].sort());
+    expect(payments.cancelCalls.sort()).toEqual(
+      [stale.body.payment.paymentIntentId, paidMeanwhile.body.payment.paymentIntentId].sort(),
+    );
     expect((await getRecharge({ store }, caller, stale.body.rechargeId)).status).toBe('failed');
     expect((await getRecharge({ store }, caller, paidMeanwhile.body.rechargeId)).status).toBe('pending');
     expect((await getRecharge({ store }, caller, fresh.body.rechargeId)).status).toBe('pending');
     // The canceled event Stripe then sends changes nothing more.
-    expect(await handleStripeEvent(webhookDeps(store, () => NOW, payments), events.canceled(stale.body.payment.paymentIntentId))).toBe('ignored');
+    expect(
+      await handleStripeEvent(
+        webhookDeps(store, () => NOW, payments),
+        events.canceled(stale.body.payment.paymentIntentId),
+      ),
+    ).toBe('ignored');
     const spent = (await getWallet({ store, now: () => NOW }, caller)).budget.spentThisMonth.amount;
     // The stale ones were made in the same month (25 h earlier), so only the 100-coin price left it.
     expect(spent).toBe(599 + 1149);
@@ -192,8 +241,13 @@ describe('wallet settings', () => {
   it('sets and clears a budget in the price-list currency only', async () => {
     const caller = adult('budgeter', 'FR');
     const wallet = await setBudget(settings(), caller, { amount: 5000, currency: 'EUR' });
-    expect(wallet.budget).toEqual({ monthlyLimit: { amount: 5000, currency: 'EUR' }, spentThisMonth: { amount: 0, currency: 'EUR' } });
-    await expect(setBudget(settings(), caller, { amount: 5000, currency: 'USD' })).rejects.toBeInstanceOf(ValidationError);
+    expect(wallet.budget).toEqual({
+      monthlyLimit: { amount: 5000, currency: 'EUR' },
+      spentThisMonth: { amount: 0, currency: 'EUR' },
+    });
+    await expect(setBudget(settings(), caller, { amount: 5000, currency: 'USD' })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     expect((await setBudget(settings(), caller, null)).budget.monthlyLimit).toBeNull();
   });
 
@@ -201,7 +255,12 @@ describe('wallet settings', () => {
     const caller = adult('locker');
     expect((await setLock(settings(), caller, true)).locked).toBe(true);
     expect((await setLock(settings(), caller, false)).locked).toBe(false);
-    await store.transactWrite([store.update('dispute lock', keys.wallet('locker'), { expression: 'SET locked = :t, lockReason = :d', values: { ':t': true, ':d': 'dispute' } })]);
+    await store.transactWrite([
+      store.update('dispute lock', keys.wallet('locker'), {
+        expression: 'SET locked = :t, lockReason = :d',
+        values: { ':t': true, ':d': 'dispute' },
+      }),
+    ]);
     // Locking again keeps the dispute reason; unlocking is refused.
     expect((await setLock(settings(), caller, true)).locked).toBe(true);
     await expect(setLock(settings(), caller, false)).rejects.toBeInstanceOf(WalletLockedError);
@@ -212,16 +271,23 @@ describe('wallet settings', () => {
     const payments = new FakePayments();
     const caller = adult('reporter');
     const recharge = await createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('rep'));
-    await handleStripeEvent(webhookDeps(store, () => NOW, payments), events.succeeded(recharge.body.payment.paymentIntentId));
+    await handleStripeEvent(
+      webhookDeps(store, () => NOW, payments),
+      events.succeeded(recharge.body.payment.paymentIntentId),
+    );
     const [entry] = await entriesOf(store, 'reporter');
     const entryId = String(entry?.entryId);
-    await expect(reportTransaction(settings(), adult('stranger'), entryId, 'not mine')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(reportTransaction(settings(), adult('stranger'), entryId, 'not mine')).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
     await expect(reportTransaction(settings(), caller, 'txn_unknown', 'what')).rejects.toBeInstanceOf(NotFoundError);
     const report = await reportTransaction(settings(), caller, entryId, 'I did not buy this');
     expect(report.reportId).toMatch(/^rpt_/);
     const wallet = await store.readWallet('reporter', { consistent: true });
     expect(wallet).toMatchObject({ locked: true, lockReason: 'owner', coins: 100 });
-    expect(await codeOf(createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('after-report')))).toBe('WALLET_LOCKED');
+    expect(await codeOf(createRecharge(deps(payments), caller, { packageId: 'coins_100' }, idem('after-report')))).toBe(
+      'WALLET_LOCKED',
+    );
   });
 });
 
@@ -241,4 +307,3 @@ describe('clawbackTarget', () => {
     expect(clawbackTarget({ ...base, wonDisputes: { dp_1: true as const, dp_2: true as const } })).toBe(0);
   });
 });
-

@@ -19,8 +19,25 @@ beforeEach(async () => {
 afterEach(() => client.destroy());
 
 /** A credited recharge with its wallet and its entry, as the webhook leaves them. */
-async function credited(userId: string, rechargeId: string, paymentIntentId: string, priceMinor: number, creditedAt: string, coins = 100): Promise<void> {
-  const entry: LedgerEntry = { id: `txn_${rechargeId}`, userId, type: 'recharge', coins, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt: creditedAt, ref: { rechargeId, paymentIntentId } };
+async function credited(
+  userId: string,
+  rechargeId: string,
+  paymentIntentId: string,
+  priceMinor: number,
+  creditedAt: string,
+  coins = 100,
+): Promise<void> {
+  const entry: LedgerEntry = {
+    id: `txn_${rechargeId}`,
+    userId,
+    type: 'recharge',
+    coins,
+    owedCoins: 0,
+    diamonds: 0,
+    pendingDiamonds: 0,
+    createdAt: creditedAt,
+    ref: { rechargeId, paymentIntentId },
+  };
   await store.transactWrite([
     store.put('recharge', {
       ...keys.recharge(rechargeId),
@@ -39,7 +56,15 @@ async function credited(userId: string, rechargeId: string, paymentIntentId: str
 }
 
 async function limit(userId: string, at: string, limitMinor: number | null): Promise<void> {
-  await store.transactWrite([store.put('limit', { ...keys.budgetLimitChange(userId, at, `blc_${at}`), userId, at, limitMinor, currency: limitMinor === null ? null : 'USD' })]);
+  await store.transactWrite([
+    store.put('limit', {
+      ...keys.budgetLimitChange(userId, at, `blc_${at}`),
+      userId,
+      at,
+      limitMinor,
+      currency: limitMinor === null ? null : 'USD',
+    }),
+  ]);
 }
 
 it('passes a month whose credits stay within the limit in force at each credit', async () => {
@@ -60,12 +85,24 @@ it('flags a recharge credited past the limit in force when it was credited', asy
   await limit('bob', '2026-11-04T00:00:00.000Z', 5000);
   const report = await reconcileLedger(client, store.tableName);
   expect(report.ok).toBe(false);
-  expect(report.discrepancies).toEqual([expect.stringContaining('recharge rc_b2 of bob credited past the monthly limit in force')]);
+  expect(report.discrepancies).toEqual([
+    expect.stringContaining('recharge rc_b2 of bob credited past the monthly limit in force'),
+  ]);
 });
 
 it('flags a PaymentIntent credited more than once', async () => {
   await credited('cat', 'rc_c1', 'pi_c1', 129, '2026-11-02T00:00:00.000Z');
-  const again: LedgerEntry = { id: 'txn_again', userId: 'cat', type: 'recharge', coins: 100, owedCoins: 0, diamonds: 0, pendingDiamonds: 0, createdAt: '2026-11-02T00:00:01.000Z', ref: { rechargeId: 'rc_c1', paymentIntentId: 'pi_c1' } };
+  const again: LedgerEntry = {
+    id: 'txn_again',
+    userId: 'cat',
+    type: 'recharge',
+    coins: 100,
+    owedCoins: 0,
+    diamonds: 0,
+    pendingDiamonds: 0,
+    createdAt: '2026-11-02T00:00:01.000Z',
+    ref: { rechargeId: 'rc_c1', paymentIntentId: 'pi_c1' },
+  };
   await store.transactWrite([
     store.update('wallet', keys.wallet('cat'), { expression: 'ADD coins :coins', values: { ':coins': 100 } }),
     store.put('entry', entryItem(keys.entry('cat', again.createdAt, again.id), again)),

@@ -94,7 +94,8 @@ const faultSchema = z.strictObject({
 /** A refund or a dispute may name a partial amount. */
 const amountBodySchema = z.strictObject({ amount: z.number().int().positive().optional() });
 
-const CONTROL_PAYMENT_PATH = /^\/_standin\/payments\/([^/]+)\/(succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute)$/;
+const CONTROL_PAYMENT_PATH =
+  /^\/_standin\/payments\/([^/]+)\/(succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute)$/;
 const CONTROL_ONBOARDING_PATH = /^\/_standin\/accounts\/([^/]+)\/complete-onboarding$/;
 const ONBOARDING_PAGE_PATH = /^\/connect\/onboarding\/([^/]+)$/;
 
@@ -217,7 +218,12 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     response.end(body);
   }
 
-  function sendJson(response: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+  function sendJson(
+    response: http.ServerResponse,
+    status: number,
+    body: unknown,
+    headers: http.OutgoingHttpHeaders = {},
+  ): void {
     send(response, status, JSON.stringify(body, null, 2), { 'content-type': 'application/json', ...headers });
   }
 
@@ -233,7 +239,11 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
   }
 
   /** Faults answer before the idempotency layer: Stripe stores no result for a 5xx or 429 it never executed. */
-  function answerFault(fault: FaultSpec, response: http.ServerResponse, headers: http.OutgoingHttpHeaders): number | null {
+  function answerFault(
+    fault: FaultSpec,
+    response: http.ServerResponse,
+    headers: http.OutgoingHttpHeaders,
+  ): number | null {
     switch (fault.kind) {
       case 'http500':
         sendJson(response, 500, stripeError('api_error', 'An unknown error occurred (injected fault).'), headers);
@@ -250,7 +260,14 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
         sendJson(
           response,
           400,
-          { error: { type: 'invalid_request_error', code: 'account_invalid', param: 'destination', message: 'The destination account is invalid (injected fault).' } },
+          {
+            error: {
+              type: 'invalid_request_error',
+              code: 'account_invalid',
+              param: 'destination',
+              message: 'The destination account is invalid (injected fault).',
+            },
+          },
           headers,
         );
         return 400;
@@ -276,12 +293,18 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     try {
       return { ...run({ state, dispatcher, baseUrl }), storable: true };
     } catch (error) {
-      if (error instanceof StripeApiError) return { status: error.status, body: error.body(), storable: error.storable };
+      if (error instanceof StripeApiError)
+        return { status: error.status, body: error.body(), storable: error.storable };
       throw error;
     }
   }
 
-  async function handleStripe(request: http.IncomingMessage, response: http.ServerResponse, method: string, url: URL): Promise<void> {
+  async function handleStripe(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    method: string,
+    url: URL,
+  ): Promise<void> {
     const startedMs = Date.now();
     const path = url.pathname;
     const idempotencyKey = method === 'POST' ? headerValue(request, 'idempotency-key') : undefined;
@@ -292,14 +315,26 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
       ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }),
     };
     const finish = (status: number | null, extra: Record<string, unknown> = {}): void =>
-      log({ level: 'info', msg: 'stripe_request', method, path, status, durationMs: Date.now() - startedMs, idempotencyKey, ...extra });
+      log({
+        level: 'info',
+        msg: 'stripe_request',
+        method,
+        path,
+        status,
+        durationMs: Date.now() - startedMs,
+        idempotencyKey,
+        ...extra,
+      });
 
     const apiKey = apiKeyOf(request);
     if (apiKey === null) {
       sendJson(
         response,
         401,
-        stripeError('invalid_request_error', "You did not provide a valid API key. Use 'Authorization: Bearer sk_...'."),
+        stripeError(
+          'invalid_request_error',
+          "You did not provide a valid API key. Use 'Authorization: Bearer sk_...'.",
+        ),
         headers,
       );
       return finish(401);
@@ -310,7 +345,12 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
 
     const route = matchStripeRoute(method, path);
     if (route === null) {
-      sendJson(response, 404, stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path}).`), headers);
+      sendJson(
+        response,
+        404,
+        stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path}).`),
+        headers,
+      );
       return finish(404);
     }
     let params: FormObject;
@@ -341,18 +381,33 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
       if (stored !== undefined && Date.now() - stored.createdAtMs < IDEMPOTENCY_KEY_TTL_MS) {
         if (stored.method !== method || stored.path !== path) {
           const message = `Keys for idempotent requests can only be used for the same endpoint they were first used for ('${stored.method} ${stored.path}' vs '${method} ${path}'). Try using a key other than '${idempotencyKey}' if you meant to execute a different request.`;
-          return { status: 400, body: JSON.stringify(stripeError('idempotency_error', message), null, 2), replayed: false };
+          return {
+            status: 400,
+            body: JSON.stringify(stripeError('idempotency_error', message), null, 2),
+            replayed: false,
+          };
         }
         if (stored.paramsDigest !== digest) {
           const message = `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idempotencyKey}' if you meant to execute a different request.`;
-          return { status: 400, body: JSON.stringify(stripeError('idempotency_error', message), null, 2), replayed: false };
+          return {
+            status: 400,
+            body: JSON.stringify(stripeError('idempotency_error', message), null, 2),
+            replayed: false,
+          };
         }
         return { status: stored.status, body: stored.body, replayed: true };
       }
       const result = execute((context) => route.run(context, params));
       const serialized = JSON.stringify(result.body, null, 2);
       if (result.storable) {
-        state.idempotency[scopedKey] = { method, path, paramsDigest: digest, status: result.status, body: serialized, createdAtMs: Date.now() };
+        state.idempotency[scopedKey] = {
+          method,
+          path,
+          paramsDigest: digest,
+          status: result.status,
+          body: serialized,
+          createdAtMs: Date.now(),
+        };
       }
       await store.commit();
       return { status: result.status, body: serialized, replayed: false };
@@ -375,7 +430,12 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     }
   }
 
-  async function handleControl(request: http.IncomingMessage, response: http.ServerResponse, method: string, path: string): Promise<void> {
+  async function handleControl(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    method: string,
+    path: string,
+  ): Promise<void> {
     const body = await readBody(request);
     const paymentMatch = CONTROL_PAYMENT_PATH.exec(path);
     const onboardingMatch = CONTROL_ONBOARDING_PATH.exec(path);
@@ -393,7 +453,11 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     try {
       amount = amountBodySchema.parse(body.trim() === '' ? {} : JSON.parse(body)).amount;
     } catch {
-      sendJson(response, 400, stripeError('invalid_request_error', 'The body must be empty or JSON { "amount": <positive integer> }'));
+      sendJson(
+        response,
+        400,
+        stripeError('invalid_request_error', 'The body must be empty or JSON { "amount": <positive integer> }'),
+      );
       return;
     }
     const byAction: Record<string, () => Promise<DeliveryResult>> = {
@@ -418,10 +482,14 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
       await completeOnboarding(operations, accountId);
     } catch (error) {
       if (!(error instanceof StandInError)) throw error;
-      send(response, error.statusCode, `<!doctype html><p>${escapeHtml(error.message)}</p>`, { 'content-type': 'text/html; charset=utf-8' });
+      send(response, error.statusCode, `<!doctype html><p>${escapeHtml(error.message)}</p>`, {
+        'content-type': 'text/html; charset=utf-8',
+      });
       return;
     }
-    send(response, 200, onboardingPage(accountId, state.onboardingReturnUrls[accountId]), { 'content-type': 'text/html; charset=utf-8' });
+    send(response, 200, onboardingPage(accountId, state.onboardingReturnUrls[accountId]), {
+      'content-type': 'text/html; charset=utf-8',
+    });
   }
 
   async function handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
@@ -438,7 +506,8 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
   const server = http.createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
       if (error instanceof BodyTooLargeError) {
-        if (!response.headersSent) sendJson(response, 413, stripeError('invalid_request_error', 'The request body is too large.'));
+        if (!response.headersSent)
+          sendJson(response, 413, stripeError('invalid_request_error', 'The request body is too large.'));
         return;
       }
       log({ level: 'error', msg: 'standin_request_failed', path: request.url, error: String(error) });
@@ -454,20 +523,30 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     });
   });
   const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('could not read the port the stand-in listens on');
+  if (address === null || typeof address === 'string')
+    throw new Error('could not read the port the stand-in listens on');
   const { port } = address;
   baseUrl = `http://127.0.0.1:${port}`;
   dispatcher.resumePending();
 
   const sweepTimer = setInterval(() => {
     const nowMs = Date.now();
-    for (const [key, entry] of requestCounts) if (nowMs - entry.lastSeenMs >= IDEMPOTENCY_KEY_TTL_MS) requestCounts.delete(key);
+    for (const [key, entry] of requestCounts)
+      if (nowMs - entry.lastSeenMs >= IDEMPOTENCY_KEY_TTL_MS) requestCounts.delete(key);
     if (pruneIdempotency(state, nowMs)) {
-      store.commit().catch((error: unknown) => log({ level: 'error', msg: 'standin_persist_failed', error: String(error) }));
+      store
+        .commit()
+        .catch((error: unknown) => log({ level: 'error', msg: 'standin_persist_failed', error: String(error) }));
     }
   }, IDEMPOTENCY_SWEEP_INTERVAL_MS);
   sweepTimer.unref();
-  log({ level: 'info', msg: 'payments_standin_started', url: baseUrl, dataDir: options.dataDir, webhookUrl: options.webhookUrl });
+  log({
+    level: 'info',
+    msg: 'payments_standin_started',
+    url: baseUrl,
+    dataDir: options.dataDir,
+    webhookUrl: options.webhookUrl,
+  });
 
   let stopping: Promise<void> | null = null;
   return {

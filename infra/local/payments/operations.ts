@@ -1,5 +1,14 @@
 import { ownEntry } from './state';
-import { newId, unixSeconds, type Account, type Charge, type Dispute, type PaymentIntent, type Refund, type State } from './state';
+import {
+  newId,
+  unixSeconds,
+  type Account,
+  type Charge,
+  type Dispute,
+  type PaymentIntent,
+  type Refund,
+  type State,
+} from './state';
 import type { DeliveryResult, WebhookDispatcher } from './webhooks';
 
 /*
@@ -36,9 +45,13 @@ function requirePaymentIntent(state: State, id: string): PaymentIntent {
 }
 
 function succeededCharge(state: State, paymentIntent: PaymentIntent, action: string): Charge {
-  const charge = paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
+  const charge =
+    paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
   if (paymentIntent.status !== 'succeeded' || charge === undefined) {
-    throw new StandInError(409, `Cannot ${action} ${paymentIntent.id}: it has status ${paymentIntent.status}, not succeeded`);
+    throw new StandInError(
+      409,
+      `Cannot ${action} ${paymentIntent.id}: it has status ${paymentIntent.status}, not succeeded`,
+    );
   }
   return charge;
 }
@@ -128,7 +141,11 @@ export async function failPayment(context: OperationsContext, paymentIntentId: s
   return emit(context, null, 'payment_intent.payment_failed', paymentIntent);
 }
 
-export async function disputePayment(context: OperationsContext, paymentIntentId: string, amountMinor?: number): Promise<DeliveryResult> {
+export async function disputePayment(
+  context: OperationsContext,
+  paymentIntentId: string,
+  amountMinor?: number,
+): Promise<DeliveryResult> {
   const { state } = context;
   const paymentIntent = requirePaymentIntent(state, paymentIntentId);
   const charge = succeededCharge(state, paymentIntent, 'dispute');
@@ -161,7 +178,11 @@ export async function disputePayment(context: OperationsContext, paymentIntentId
  * Closes the payment's dispute as the card network decided: `won` (the platform keeps the money)
  * or `lost`. Closing it again re-sends the same event, as Stripe's retries do.
  */
-export async function closeDispute(context: OperationsContext, paymentIntentId: string, outcome: 'won' | 'lost'): Promise<DeliveryResult> {
+export async function closeDispute(
+  context: OperationsContext,
+  paymentIntentId: string,
+  outcome: 'won' | 'lost',
+): Promise<DeliveryResult> {
   const { state } = context;
   const disputeEventId = state.eventIdByTrigger[disputeTrigger(paymentIntentId)];
   const disputeEvent = disputeEventId === undefined ? undefined : ownEntry(state.events, disputeEventId);
@@ -170,7 +191,8 @@ export async function closeDispute(context: OperationsContext, paymentIntentId: 
   if (dispute === undefined) throw new StandInError(409, `Cannot close a dispute of ${paymentIntentId}: it has none`);
   const again = resend(context, closedTrigger(paymentIntentId));
   if (again !== null) return again;
-  if (dispute.status === 'won' || dispute.status === 'lost') throw new StandInError(409, `The dispute of ${paymentIntentId} is already ${dispute.status}`);
+  if (dispute.status === 'won' || dispute.status === 'lost')
+    throw new StandInError(409, `The dispute of ${paymentIntentId} is already ${dispute.status}`);
   const previousAttributes = { status: dispute.status };
   dispute.status = outcome;
   return emit(context, closedTrigger(paymentIntentId), 'charge.dispute.closed', dispute, { previousAttributes });
@@ -253,5 +275,8 @@ export async function completeOnboarding(context: OperationsContext, accountId: 
   account.details_submitted = true;
   account.payouts_enabled = true;
   account.requirements = { currently_due: [], disabled_reason: null };
-  return emit(context, onboardedTrigger(accountId), 'account.updated', account, { account: accountId, previousAttributes });
+  return emit(context, onboardedTrigger(accountId), 'account.updated', account, {
+    account: accountId,
+    previousAttributes,
+  });
 }

@@ -14,7 +14,13 @@ const metadataSchema = z.record(z.string(), z.string());
 const unixSecondsSchema = z.number().int();
 
 const listSchema = <T extends z.ZodType>(item: T) =>
-  z.object({ object: z.literal('list'), data: z.array(item), has_more: z.boolean(), total_count: z.number().int(), url: z.string() });
+  z.object({
+    object: z.literal('list'),
+    data: z.array(item),
+    has_more: z.boolean(),
+    total_count: z.number().int(),
+    url: z.string(),
+  });
 
 export const paymentIntentStatusSchema = z.enum(['requires_payment_method', 'succeeded', 'canceled']);
 

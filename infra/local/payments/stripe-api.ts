@@ -1,7 +1,15 @@
 import { ownEntry } from './state';
 import * as z from 'zod';
 import type { FormObject, FormValue } from './form';
-import { newId, randomAlphanumeric, unixSeconds, type Account, type PaymentIntent, type State, type Transfer } from './state';
+import {
+  newId,
+  randomAlphanumeric,
+  unixSeconds,
+  type Account,
+  type PaymentIntent,
+  type State,
+  type Transfer,
+} from './state';
 import type { WebhookDispatcher } from './webhooks';
 import { applyRefund } from './operations';
 
@@ -123,7 +131,10 @@ const createRefundParams = z.strictObject({
 
 const createAccountParams = z.strictObject({
   type: z.enum(['express', 'standard', 'custom']).optional(),
-  country: z.string().regex(/^[A-Za-z]{2}$/).optional(),
+  country: z
+    .string()
+    .regex(/^[A-Za-z]{2}$/)
+    .optional(),
   email: z.string().optional(),
   business_type: z.enum(['individual', 'company', 'non_profit', 'government_entity']).optional(),
   default_currency: currencyParam.optional(),
@@ -248,7 +259,8 @@ const createPaymentIntent: Handler = ({ state }, raw) => {
     amount_capturable: 0,
     amount_received: 0,
     // Since 2023-08-16 Stripe turns automatic payment methods on unless types are listed.
-    automatic_payment_methods: explicitTypes === undefined ? { enabled: params.automatic_payment_methods?.enabled ?? true } : null,
+    automatic_payment_methods:
+      explicitTypes === undefined ? { enabled: params.automatic_payment_methods?.enabled ?? true } : null,
     canceled_at: null,
     cancellation_reason: null,
     capture_method: params.capture_method ?? 'automatic_async',
@@ -299,16 +311,30 @@ const cancelPaymentIntent: Handler = ({ state, dispatcher }, raw, [id = '']) => 
 const createRefund: Handler = ({ state, dispatcher }, raw) => {
   const params = parseParams(createRefundParams, raw);
   const paymentIntent = ownEntry(state.paymentIntents, params.payment_intent);
-  if (paymentIntent === undefined) throw resourceMissing(400, 'payment_intent', params.payment_intent, 'payment_intent');
-  const charge = paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
+  if (paymentIntent === undefined)
+    throw resourceMissing(400, 'payment_intent', params.payment_intent, 'payment_intent');
+  const charge =
+    paymentIntent.latest_charge === null ? undefined : ownEntry(state.charges, paymentIntent.latest_charge);
   if (paymentIntent.status !== 'succeeded' || charge === undefined) {
-    throw new StripeApiError(400, 'invalid_request_error', `This PaymentIntent (${paymentIntent.id}) does not have a successful charge to refund.`, { code: 'charge_not_refundable' });
+    throw new StripeApiError(
+      400,
+      'invalid_request_error',
+      `This PaymentIntent (${paymentIntent.id}) does not have a successful charge to refund.`,
+      { code: 'charge_not_refundable' },
+    );
   }
   if (charge.amount_refunded >= charge.amount) {
-    throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has already been refunded.`, { code: 'charge_already_refunded' });
+    throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has already been refunded.`, {
+      code: 'charge_already_refunded',
+    });
   }
   if (params.amount !== undefined && params.amount > charge.amount - charge.amount_refunded) {
-    throw new StripeApiError(400, 'invalid_request_error', `Refund amount (${params.amount}) is greater than unrefunded amount on charge.`, { code: 'amount_too_large', param: 'amount' });
+    throw new StripeApiError(
+      400,
+      'invalid_request_error',
+      `Refund amount (${params.amount}) is greater than unrefunded amount on charge.`,
+      { code: 'amount_too_large', param: 'amount' },
+    );
   }
   const { refund, previousAttributes } = applyRefund(state, paymentIntent, {
     amountMinor: params.amount,
@@ -334,7 +360,10 @@ const createAccount: Handler = ({ state }, raw) => {
     email: params.email ?? null,
     metadata: params.metadata ?? {},
     payouts_enabled: false,
-    requirements: { currently_due: ['external_account', 'tos_acceptance.date'], disabled_reason: 'requirements.past_due' },
+    requirements: {
+      currently_due: ['external_account', 'tos_acceptance.date'],
+      disabled_reason: 'requirements.past_due',
+    },
     type: params.type ?? 'express',
   };
   state.accounts[account.id] = account;
@@ -350,7 +379,8 @@ const retrieveAccount: Handler = ({ state }, raw, [id = '']) => {
 
 const createAccountLink: Handler = ({ state, baseUrl }, raw) => {
   const params = parseParams(createAccountLinkParams, raw);
-  if (ownEntry(state.accounts, params.account) === undefined) throw resourceMissing(400, 'account', params.account, 'account');
+  if (ownEntry(state.accounts, params.account) === undefined)
+    throw resourceMissing(400, 'account', params.account, 'account');
   if (params.return_url !== undefined) state.onboardingReturnUrls[params.account] = params.return_url;
   const created = unixSeconds();
   return ok({
@@ -414,7 +444,13 @@ const listTransfers: Handler = ({ state }, raw) => {
   const cursor = params.starting_after ?? params.ending_before;
   if (cursor !== undefined) {
     const index = matching.findIndex((transfer) => transfer.id === cursor);
-    if (index === -1) throw resourceMissing(400, 'transfer', cursor, params.starting_after === undefined ? 'ending_before' : 'starting_after');
+    if (index === -1)
+      throw resourceMissing(
+        400,
+        'transfer',
+        cursor,
+        params.starting_after === undefined ? 'ending_before' : 'starting_after',
+      );
     matching = params.starting_after === undefined ? matching.slice(0, index) : matching.slice(index + 1);
   }
   const page = params.ending_before === undefined ? matching.slice(0, limit) : matching.slice(-limit);

@@ -143,7 +143,14 @@ export class WebhookDispatcher {
       delivered: outcome.delivered,
       ...(outcome.status === undefined ? {} : { status: outcome.status }),
     };
-    this.log({ level: outcome.delivered ? 'info' : 'warn', msg: 'webhook_attempt', eventId, type: event.type, attempt, ...outcome });
+    this.log({
+      level: outcome.delivered ? 'info' : 'warn',
+      msg: 'webhook_attempt',
+      eventId,
+      type: event.type,
+      attempt,
+      ...outcome,
+    });
     if (this.stopped) return result;
     if (outcome.delivered) {
       delete this.state.deliveries[eventId];

@@ -137,11 +137,17 @@ const giftEventSchema = z.object({ type: z.literal('gift'), streamId: z.string()
 type GiftEvent = z.infer<typeof giftEventSchema>;
 /** Catch-up items are the same gift events; type and streamId are filled in when absent. */
 const eventsSchema = z.object({
-  items: z.array(z.object({ type: z.optional(z.literal('gift')), streamId: z.optional(z.string()), ...giftEventFields })),
+  items: z.array(
+    z.object({ type: z.optional(z.literal('gift')), streamId: z.optional(z.string()), ...giftEventFields }),
+  ),
   nextSeq: z.optional(z.nullable(z.int())),
 });
 
-const payoutAccountSchema = z.object({ accountId: z.string(), onboardingUrl: z.optional(z.string()), payoutsEnabled: z.boolean() });
+const payoutAccountSchema = z.object({
+  accountId: z.string(),
+  onboardingUrl: z.optional(z.string()),
+  payoutsEnabled: z.boolean(),
+});
 const payoutSchema = z.object({
   payoutId: z.string(),
   status: z.string(),
@@ -168,7 +174,12 @@ const wsErrorSchema = z.object({
 });
 const serverMessageSchema = z.discriminatedUnion('type', [
   giftEventSchema,
-  z.object({ type: z.literal('giftAck'), requestId: z.string(), giftTxId: z.string(), wallet: z.object({ coins: z.int() }) }),
+  z.object({
+    type: z.literal('giftAck'),
+    requestId: z.string(),
+    giftTxId: z.string(),
+    wallet: z.object({ coins: z.int() }),
+  }),
   wsErrorSchema,
   z.object({ type: z.literal('wallet'), coins: z.int(), diamonds: z.int(), pendingDiamonds: z.int() }),
   z.object({ type: z.literal('streamEnded'), streamId: z.string() }),
@@ -243,7 +254,8 @@ function plainWords(error: unknown): string {
   if (error.code === 'VALIDATION_FAILED' && error.details.length > 0) {
     text += ` ${error.details.map((detail) => `${detail.path.replace(/^(body|query|path)\./, '')}: ${detail.message}`).join('; ')}.`;
   }
-  if (error.code === 'RATE_LIMITED' && error.retryAfterSeconds !== undefined) text += ` (in ${error.retryAfterSeconds} s)`;
+  if (error.code === 'RATE_LIMITED' && error.retryAfterSeconds !== undefined)
+    text += ` (in ${error.retryAfterSeconds} s)`;
   if (error.code === 'INTERNAL' && error.correlationId) text += ` Reference: ${error.correlationId}.`;
   return text;
 }
@@ -258,7 +270,11 @@ function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return element as T;
 }
 
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, attributes: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string> = {},
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);
@@ -288,7 +304,9 @@ function formatMoney(value: Money): string {
   const text = String(Math.abs(value.amount)).padStart(digits + 1, '0');
   const decimal = digits === 0 ? text : `${text.slice(0, -digits)}.${text.slice(-digits)}`;
   // Intl formats a decimal string exactly (Intl.NumberFormat v3); the DOM typings only know numbers.
-  const format = new Intl.NumberFormat('en', { style: 'currency', currency: value.currency }).format as unknown as (input: string) => string;
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency: value.currency }).format as unknown as (
+    input: string,
+  ) => string;
   return `${negative ? '-' : ''}${format(decimal)}`;
 }
 
@@ -305,7 +323,9 @@ function parseMoneyInput(input: string, currency: string): number | undefined {
 function timeOf(iso: string | undefined): string {
   if (!iso) return '';
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return Number.isNaN(date.getTime())
+    ? ''
+    : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
 const GIFT_EMOJI: Readonly<Record<string, string>> = {
@@ -352,7 +372,12 @@ interface CallOptions {
   idempotencyKey?: string;
 }
 
-async function api<S extends z.ZodMiniType>(method: string, path: string, schema: S, options: CallOptions = {}): Promise<z.infer<S>> {
+async function api<S extends z.ZodMiniType>(
+  method: string,
+  path: string,
+  schema: S,
+  options: CallOptions = {},
+): Promise<z.infer<S>> {
   const headers: Record<string, string> = {};
   if (session) headers.authorization = `Bearer ${session.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -360,7 +385,11 @@ async function api<S extends z.ZodMiniType>(method: string, path: string, schema
   for (let attempt = 0; ; attempt += 1) {
     let response: Response;
     try {
-      response = await fetch(path, { method, headers, ...(options.body !== undefined && { body: JSON.stringify(options.body) }) });
+      response = await fetch(path, {
+        method,
+        headers,
+        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+      });
     } catch {
       throw new ApiError('NETWORK', 'network error', 0);
     }
@@ -373,14 +402,26 @@ async function api<S extends z.ZodMiniType>(method: string, path: string, schema
     }
     if (response.ok) {
       const parsed = schema.safeParse(json);
-      if (!parsed.success) throw new ApiError('UNEXPECTED_RESPONSE', `unexpected answer from ${method} ${path}`, response.status);
+      if (!parsed.success)
+        throw new ApiError('UNEXPECTED_RESPONSE', `unexpected answer from ${method} ${path}`, response.status);
       return parsed.data;
     }
     const body = errorBodySchema.safeParse(json);
     const retryAfter = Number(response.headers.get('retry-after'));
     const error = body.success
-      ? new ApiError(body.data.error.code, body.data.error.message, response.status, body.data.error.details ?? [], body.data.error.correlationId, Number.isFinite(retryAfter) ? retryAfter : undefined)
-      : new ApiError(response.status >= 500 ? 'INTERNAL' : 'UNEXPECTED_RESPONSE', `HTTP ${response.status}`, response.status);
+      ? new ApiError(
+          body.data.error.code,
+          body.data.error.message,
+          response.status,
+          body.data.error.details ?? [],
+          body.data.error.correlationId,
+          Number.isFinite(retryAfter) ? retryAfter : undefined,
+        )
+      : new ApiError(
+          response.status >= 500 ? 'INTERNAL' : 'UNEXPECTED_RESPONSE',
+          `HTTP ${response.status}`,
+          response.status,
+        );
     // A rate-limited read, or a write carrying its idempotency key, is safe to send again.
     const retriable = method === 'GET' || options.idempotencyKey !== undefined;
     if (error.code === 'RATE_LIMITED' && retriable && attempt < MAX_RATE_LIMIT_RETRIES) {
@@ -468,9 +509,11 @@ function userIdFromName(name: string): string {
 async function signIn(form: HTMLFormElement): Promise<void> {
   const data = new FormData(form);
   const userId = userIdFromName(String(data.get('name') ?? ''));
-  if (userId === '') throw new ApiError('VALIDATION_FAILED', 'name', 400, [{ path: 'name', message: 'use letters or digits' }]);
+  if (userId === '')
+    throw new ApiError('VALIDATION_FAILED', 'name', 400, [{ path: 'name', message: 'use letters or digits' }]);
   const age = Number(data.get('age'));
-  if (!Number.isInteger(age) || age < 1) throw new ApiError('VALIDATION_FAILED', 'age', 400, [{ path: 'age', message: 'a whole number of years' }]);
+  if (!Number.isInteger(age) || age < 1)
+    throw new ApiError('VALIDATION_FAILED', 'age', 400, [{ path: 'age', message: 'a whole number of years' }]);
   const country = String(data.get('country') ?? 'US');
   const role = data.get('role') === 'creator' ? 'creator' : 'viewer';
   const { token } = await api('POST', '/dev/tokens', tokenSchema, {
@@ -539,7 +582,8 @@ function renderWallet(): void {
   locked.hidden = !wallet.locked;
   locked.textContent = '🔒 Your wallet is locked: buying, gifting and payouts are paused.';
   // In the room, the balance that matters there: coins to spend, or diamonds arriving.
-  byId('room-balance').textContent = session?.role === 'creator' ? `💎 ${count(wallet.diamonds)} diamonds` : `🪙 ${count(wallet.coins)} coins`;
+  byId('room-balance').textContent =
+    session?.role === 'creator' ? `💎 ${count(wallet.diamonds)} diamonds` : `🪙 ${count(wallet.coins)} coins`;
   const budget = wallet.budget;
   byId('budget-current').textContent = budget.monthlyLimit
     ? `Monthly budget ${formatMoney(budget.monthlyLimit)}; spent this month ${formatMoney(budget.spentThisMonth)}.`
@@ -598,7 +642,13 @@ function signed(value: number | undefined, unit: string): string {
 }
 
 function historyItem(entry: Transaction): HTMLLIElement {
-  const amounts = [signed(entry.coins, 'coins'), signed(entry.diamonds, 'diamonds'), signed(entry.pendingDiamonds, 'pending')].filter(Boolean).join(', ');
+  const amounts = [
+    signed(entry.coins, 'coins'),
+    signed(entry.diamonds, 'diamonds'),
+    signed(entry.pendingDiamonds, 'pending'),
+  ]
+    .filter(Boolean)
+    .join(', ');
   return element(
     'li',
     { 'data-testid': 'history-item', 'data-type': entry.type },
@@ -628,7 +678,10 @@ async function saveBudget(clear: boolean): Promise<void> {
   let monthlyLimit: Money | null = null;
   if (!clear) {
     const amount = parseMoneyInput(byId<HTMLInputElement>('budget-amount').value, currency);
-    if (amount === undefined) throw new ApiError('VALIDATION_FAILED', 'budget', 400, [{ path: 'budget', message: `an amount such as 20.00 (${currency})` }]);
+    if (amount === undefined)
+      throw new ApiError('VALIDATION_FAILED', 'budget', 400, [
+        { path: 'budget', message: `an amount such as 20.00 (${currency})` },
+      ]);
     monthlyLimit = { amount, currency };
   }
   wallet = await api('PUT', '/v1/wallet/budget', walletSchema, { body: { monthlyLimit } });
@@ -656,7 +709,11 @@ async function loadCatalog(): Promise<void> {
     ...priceList.packages.map((pack) => {
       const button = element(
         'button',
-        { type: 'button', 'data-testid': `package-${pack.id}`, 'aria-label': `Buy ${count(pack.coins)} coins for ${formatMoney(pack.price)}` },
+        {
+          type: 'button',
+          'data-testid': `package-${pack.id}`,
+          'aria-label': `Buy ${count(pack.coins)} coins for ${formatMoney(pack.price)}`,
+        },
         element('span', { class: 'coins' }, `🪙 ${count(pack.coins)}`),
         element('span', { class: 'price' }, formatMoney(pack.price)),
       );
@@ -690,7 +747,10 @@ async function pay(): Promise<void> {
   if (!checkout) return;
   const { pack, key } = checkout;
   checkoutStatus('Creating the payment…', 'working');
-  const recharge = await api('POST', '/v1/recharges', rechargeCreatedSchema, { body: { packageId: pack.id }, idempotencyKey: key });
+  const recharge = await api('POST', '/v1/recharges', rechargeCreatedSchema, {
+    body: { packageId: pack.id },
+    idempotencyKey: key,
+  });
   checkoutStatus('Confirming the payment with the card processor…', 'working');
   // Local stack only: the payments stand-in completes the PaymentIntent and sends the signed
   // webhook, as Stripe would once the card is confirmed.
@@ -700,7 +760,8 @@ async function pay(): Promise<void> {
   for (;;) {
     const current = await api('GET', `/v1/recharges/${encodeURIComponent(recharge.rechargeId)}`, rechargeSchema);
     if (current.status === 'succeeded') break;
-    if (current.status === 'failed' || current.status === 'disputed') throw new ApiError('PAYMENT_FAILED', 'The payment did not go through.', 402);
+    if (current.status === 'failed' || current.status === 'disputed')
+      throw new ApiError('PAYMENT_FAILED', 'The payment did not go through.', 402);
     if (Date.now() > deadline) {
       checkoutStatus('The payment is still being processed. Your coins will appear when it completes.', 'working');
       return;
@@ -724,7 +785,12 @@ async function loadGifts(): Promise<void> {
     ...giftCatalog.map((gift) => {
       const button = element(
         'button',
-        { type: 'button', class: 'gift', 'data-testid': `gift-${gift.id}`, 'aria-label': `Send ${gift.name}, ${count(gift.coins)} ${gift.coins === 1 ? 'coin' : 'coins'} each` },
+        {
+          type: 'button',
+          class: 'gift',
+          'data-testid': `gift-${gift.id}`,
+          'aria-label': `Send ${gift.name}, ${count(gift.coins)} ${gift.coins === 1 ? 'coin' : 'coins'} each`,
+        },
         element('span', { class: 'emoji', 'aria-hidden': 'true' }, emojiOf(gift.id)),
         element('span', { class: 'name' }, gift.name),
         element('span', { class: 'cost' }, `🪙 ${count(gift.coins)}`),
@@ -732,7 +798,11 @@ async function loadGifts(): Promise<void> {
       button.addEventListener('click', () => {
         const quantity = Number(byId<HTMLInputElement>('gift-quantity').value);
         if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
-          showError(new ApiError('VALIDATION_FAILED', 'quantity', 400, [{ path: 'quantity', message: 'a whole number from 1 to 99' }]));
+          showError(
+            new ApiError('VALIDATION_FAILED', 'quantity', 400, [
+              { path: 'quantity', message: 'a whole number from 1 to 99' },
+            ]),
+          );
           return;
         }
         room?.sendGift(gift, quantity);
@@ -749,7 +819,16 @@ async function refreshStreams(): Promise<void> {
   byId('streams-empty').hidden = live.length > 0;
   byId('streams-list').replaceChildren(
     ...live.map((stream) => {
-      const join = element('button', { type: 'button', 'data-testid': 'join-stream', 'data-stream-id': stream.streamId, 'aria-label': `Join ${stream.title} by ${stream.creatorId}` }, 'Join');
+      const join = element(
+        'button',
+        {
+          type: 'button',
+          'data-testid': 'join-stream',
+          'data-stream-id': stream.streamId,
+          'aria-label': `Join ${stream.title} by ${stream.creatorId}`,
+        },
+        'Join',
+      );
       join.addEventListener('click', () => joinStream(stream, false));
       const current = room?.streamId === stream.streamId;
       if (current) join.textContent = 'Watching';
@@ -757,7 +836,16 @@ async function refreshStreams(): Promise<void> {
         'li',
         { 'data-testid': 'stream-item', 'data-stream-id': stream.streamId },
         element('span', { class: 'live-dot', 'aria-hidden': 'true' }),
-        element('span', { class: 'stream-title' }, element('strong', {}, stream.title), element('small', {}, ` by ${stream.creatorId}${stream.startedAt ? ` · since ${timeOf(stream.startedAt)}` : ''}`)),
+        element(
+          'span',
+          { class: 'stream-title' },
+          element('strong', {}, stream.title),
+          element(
+            'small',
+            {},
+            ` by ${stream.creatorId}${stream.startedAt ? ` · since ${timeOf(stream.startedAt)}` : ''}`,
+          ),
+        ),
         join,
       );
     }),
@@ -917,7 +1005,9 @@ class Room {
     byId('gift-feed').replaceChildren();
     byId('leaderboard').replaceChildren();
     byId('animation-layer').replaceChildren();
-    byId('stage-caption').textContent = this.asCreator ? 'Gifts from your viewers land here.' : `${this.stream.creatorId} is live`;
+    byId('stage-caption').textContent = this.asCreator
+      ? 'Gifts from your viewers land here.'
+      : `${this.stream.creatorId} is live`;
     this.renderStatus();
     this.connect();
     this.refreshStats();
@@ -936,7 +1026,9 @@ class Room {
     this.ended = true;
     this.renderStatus();
     byId('stage-caption').textContent = 'The stream has ended.';
-    byId('gift-list').querySelectorAll('button').forEach((button) => (button.disabled = true));
+    byId('gift-list')
+      .querySelectorAll('button')
+      .forEach((button) => (button.disabled = true));
   }
 
   sendGift(gift: Gift, quantity: number): void {
@@ -966,7 +1058,9 @@ class Room {
         notify(`${entry.gift.name} was not confirmed; check your wallet before sending again.`);
         continue;
       }
-      this.socket.send(JSON.stringify({ action: 'sendGift', requestId, giftId: entry.gift.id, quantity: entry.quantity }));
+      this.socket.send(
+        JSON.stringify({ action: 'sendGift', requestId, giftId: entry.gift.id, quantity: entry.quantity }),
+      );
       entry.sent = true;
     }
   }
@@ -994,7 +1088,10 @@ class Room {
       this.reconnectAttempts = 0;
       this.setConnection('connected');
       clearInterval(this.pingTimer);
-      this.pingTimer = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ action: 'ping' })), PING_INTERVAL_MS);
+      this.pingTimer = setInterval(
+        () => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ action: 'ping' })),
+        PING_INTERVAL_MS,
+      );
       this.flushPending(true);
       // Whatever was broadcast while we were away (or before we came) comes from the events route.
       this.catchUp();
@@ -1038,7 +1135,13 @@ class Room {
   }
 
   private setConnection(state: 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'lost'): void {
-    const words = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: 'Disconnected', lost: 'Connection lost' } as const;
+    const words = {
+      connecting: 'Connecting…',
+      connected: 'Connected',
+      reconnecting: 'Reconnecting…',
+      closed: 'Disconnected',
+      lost: 'Connection lost',
+    } as const;
     const node = byId('connection-status');
     node.textContent = words[state];
     node.dataset.state = state;
@@ -1132,8 +1235,16 @@ class Room {
       element(
         'li',
         { 'data-testid': 'gift-feed-summary', 'data-seq': String(summary.toSeq) },
-        element('span', { class: 'emoji', 'aria-hidden': 'true' }, summary.gifts.map((gift) => emojiOf(gift.giftId)).join('')),
-        element('span', {}, `${count(summary.toSeq - summary.fromSeq + 1)} more gifts from ${count(summary.senders)} viewers`),
+        element(
+          'span',
+          { class: 'emoji', 'aria-hidden': 'true' },
+          summary.gifts.map((gift) => emojiOf(gift.giftId)).join(''),
+        ),
+        element(
+          'span',
+          {},
+          `${count(summary.toSeq - summary.fromSeq + 1)} more gifts from ${count(summary.senders)} viewers`,
+        ),
         element('span', { class: 'amount' }, `🪙 ${count(total)}`),
       ),
     );
@@ -1186,7 +1297,11 @@ class Room {
   private async readEvents(): Promise<void> {
     for (let page = 0; page < MAX_CATCH_UP_PAGES && !this.left; page += 1) {
       const after = this.lastSeq;
-      const result = await api('GET', `/v1/streams/${encodeURIComponent(this.streamId)}/events?after=${after}&limit=${CATCH_UP_PAGE_SIZE}`, eventsSchema);
+      const result = await api(
+        'GET',
+        `/v1/streams/${encodeURIComponent(this.streamId)}/events?after=${after}&limit=${CATCH_UP_PAGE_SIZE}`,
+        eventsSchema,
+      );
       for (const item of result.items) this.deliver({ ...item, type: 'gift', streamId: this.streamId }, 'catch-up');
       // A page may be short and still have more behind it; an empty page, or one that did not
       // move us forward (a hole the server cannot fill yet), ends this round.
@@ -1238,7 +1353,12 @@ class Room {
   private animate(event: GiftEvent): void {
     if (this.animations >= MAX_CONCURRENT_ANIMATIONS) return;
     const layer = byId('animation-layer');
-    const bubble = element('div', { class: 'flying', 'data-testid': 'gift-animation' }, element('span', { class: 'emoji' }, emojiOf(event.giftId)), element('span', { class: 'label' }, `×${event.quantity}`));
+    const bubble = element(
+      'div',
+      { class: 'flying', 'data-testid': 'gift-animation' },
+      element('span', { class: 'emoji' }, emojiOf(event.giftId)),
+      element('span', { class: 'label' }, `×${event.quantity}`),
+    );
     bubble.style.left = `${10 + Math.round(Math.random() * 70)}%`;
     layer.append(bubble);
     this.animations += 1;
@@ -1265,7 +1385,10 @@ class Room {
     api('GET', `/v1/streams/${encodeURIComponent(this.streamId)}`, streamSchema)
       .then((stream) => {
         if (this.left) return;
-        const parts = [stream.viewers !== undefined ? `${count(stream.viewers)} watching` : '', stream.giftCoins !== undefined ? `🪙 ${count(stream.giftCoins)} in gifts` : ''];
+        const parts = [
+          stream.viewers !== undefined ? `${count(stream.viewers)} watching` : '',
+          stream.giftCoins !== undefined ? `🪙 ${count(stream.giftCoins)} in gifts` : '',
+        ];
         byId('room-stats').textContent = parts.filter(Boolean).join(' · ');
         if (stream.status !== 'live' && !this.ended) this.markEnded();
       })
@@ -1384,11 +1507,17 @@ function renderPayoutEstimate(): void {
     Number.isInteger(diamonds) && diamonds > 0 && diamonds % CENTS_PER_DIAMOND_DENOMINATOR === 0
       ? ` ${count(diamonds)} diamonds pay ${formatMoney({ amount: diamonds / CENTS_PER_DIAMOND_DENOMINATOR, currency: 'USD' })}.`
       : '';
-  byId('payout-estimate').textContent = `${count(available)} diamonds available.${estimate} Payouts start at ${count(MIN_PAYOUT_DIAMONDS_HINT)} diamonds; 1 diamond pays 0.5 US cents.`;
+  byId('payout-estimate').textContent =
+    `${count(available)} diamonds available.${estimate} Payouts start at ${count(MIN_PAYOUT_DIAMONDS_HINT)} diamonds; 1 diamond pays 0.5 US cents.`;
 }
 
 function payoutItem(payout: Payout): HTMLLIElement {
-  const words: Record<string, string> = { requested: 'requested', processing: 'processing…', paid: 'paid ✓', failed: 'failed: diamonds returned' };
+  const words: Record<string, string> = {
+    requested: 'requested',
+    processing: 'processing…',
+    paid: 'paid ✓',
+    failed: 'failed: diamonds returned',
+  };
   return element(
     'li',
     { 'data-testid': 'payout-item', 'data-status': payout.status, 'data-payout-id': payout.payoutId },
@@ -1408,7 +1537,11 @@ async function refreshPayouts(): Promise<boolean> {
     const before = shownPayoutStatus.get(payout.payoutId);
     if (before !== undefined && before !== payout.status && (payout.status === 'paid' || payout.status === 'failed')) {
       const amount = payout.amount ? ` (${formatMoney(payout.amount)})` : '';
-      notify(payout.status === 'paid' ? `Payout of ${count(payout.diamonds)} diamonds paid${amount}.` : `A payout failed; its ${count(payout.diamonds)} diamonds are back in your balance.`);
+      notify(
+        payout.status === 'paid'
+          ? `Payout of ${count(payout.diamonds)} diamonds paid${amount}.`
+          : `A payout failed; its ${count(payout.diamonds)} diamonds are back in your balance.`,
+      );
     }
     shownPayoutStatus.set(payout.payoutId, payout.status);
   }
@@ -1417,11 +1550,19 @@ async function refreshPayouts(): Promise<boolean> {
 
 async function requestPayout(): Promise<void> {
   const diamonds = Number(byId<HTMLInputElement>('payout-diamonds').value);
-  if (!Number.isInteger(diamonds) || diamonds < 1) throw new ApiError('VALIDATION_FAILED', 'diamonds', 400, [{ path: 'diamonds', message: 'a whole number of diamonds' }]);
+  if (!Number.isInteger(diamonds) || diamonds < 1)
+    throw new ApiError('VALIDATION_FAILED', 'diamonds', 400, [
+      { path: 'diamonds', message: 'a whole number of diamonds' },
+    ]);
   if (payoutRequest?.diamonds !== diamonds) payoutRequest = { key: newKey('payout'), diamonds };
-  const payout = await api('POST', '/v1/payouts', payoutSchema, { body: { diamonds }, idempotencyKey: payoutRequest.key });
+  const payout = await api('POST', '/v1/payouts', payoutSchema, {
+    body: { diamonds },
+    idempotencyKey: payoutRequest.key,
+  });
   payoutRequest = undefined;
-  notify(`Payout of ${count(payout.diamonds)} diamonds requested${payout.amount ? ` (${formatMoney(payout.amount)})` : ''}.`);
+  notify(
+    `Payout of ${count(payout.diamonds)} diamonds requested${payout.amount ? ` (${formatMoney(payout.amount)})` : ''}.`,
+  );
   await Promise.all([refreshWallet(), refreshPayouts()]);
   void pollPayouts();
 }
@@ -1447,7 +1588,11 @@ async function pollPayouts(): Promise<void> {
 // Wiring.
 // ---------------------------------------------------------------------------------------------
 
-function on<K extends keyof HTMLElementEventMap>(id: string, type: K, listener: (event: HTMLElementEventMap[K]) => void): void {
+function on<K extends keyof HTMLElementEventMap>(
+  id: string,
+  type: K,
+  listener: (event: HTMLElementEventMap[K]) => void,
+): void {
   byId(id).addEventListener(type, listener);
 }
 
@@ -1469,7 +1614,11 @@ function wire(): void {
     void busy(submitButton(event.currentTarget as HTMLFormElement), () => saveBudget(false));
   });
   on('budget-clear', 'click', (event) => void busy(event.currentTarget as HTMLButtonElement, () => saveBudget(true)));
-  on('history-more', 'click', (event) => void busy(event.currentTarget as HTMLButtonElement, () => refreshHistory(true)));
+  on(
+    'history-more',
+    'click',
+    (event) => void busy(event.currentTarget as HTMLButtonElement, () => refreshHistory(true)),
+  );
   on('checkout-pay', 'click', (event) => void busy(event.currentTarget as HTMLButtonElement, pay));
   on('checkout-cancel', 'click', () => {
     checkout = undefined;

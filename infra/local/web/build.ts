@@ -53,10 +53,18 @@ export async function webStaticRoutes(wsUrl: () => string): Promise<StaticRoute[
   const app = await buildWebApp();
   let docs: string | undefined;
   return [
-    { path: '/', contentType: 'text/html; charset=utf-8', body: () => app.html.replace(WS_URL_PLACEHOLDER, escapeAttribute(wsUrl())) },
+    {
+      path: '/',
+      contentType: 'text/html; charset=utf-8',
+      body: () => app.html.replace(WS_URL_PLACEHOLDER, escapeAttribute(wsUrl())),
+    },
     { path: '/app.js', contentType: 'text/javascript; charset=utf-8', body: () => app.js },
     { path: '/styles.css', contentType: 'text/css; charset=utf-8', body: () => app.css },
     { path: '/openapi.json', contentType: 'application/json; charset=utf-8', body: () => openApiJson() },
-    { path: '/docs', contentType: 'text/html; charset=utf-8', body: () => (docs ??= renderDocsPage(buildOpenApiDocument())) },
+    {
+      path: '/docs',
+      contentType: 'text/html; charset=utf-8',
+      body: () => (docs ??= renderDocsPage(buildOpenApiDocument())),
+    },
   ];
 }

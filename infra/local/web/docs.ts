@@ -17,7 +17,12 @@ function escapeHtml(text: string): string {
 function prose(text: string): string {
   return text
     .split(/\n{2,}/)
-    .map((paragraph) => `<p>${escapeHtml(paragraph).replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\n/g, '<br>')}</p>`)
+    .map(
+      (paragraph) =>
+        `<p>${escapeHtml(paragraph)
+          .replace(/`([^`]+)`/g, '<code>$1</code>')
+          .replace(/\n/g, '<br>')}</p>`,
+    )
     .join('');
 }
 
@@ -38,24 +43,40 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function describeSchema(schema: JsonSchema): string {
   const parts: string[] = [];
   if (Array.isArray(schema.anyOf)) {
-    return schema.anyOf.filter(isRecord).map((option) => describeSchema(option)).join(' or ');
+    return schema.anyOf
+      .filter(isRecord)
+      .map((option) => describeSchema(option))
+      .join(' or ');
   }
   if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((value) => JSON.stringify(value)).join(', ')}`;
   if (schema.const !== undefined) return `exactly ${JSON.stringify(schema.const)}`;
-  if (typeof schema.type === 'string') parts.push(schema.type === 'array' && isRecord(schema.items) ? `array of ${describeSchema(schema.items)}` : schema.type);
+  if (typeof schema.type === 'string')
+    parts.push(
+      schema.type === 'array' && isRecord(schema.items) ? `array of ${describeSchema(schema.items)}` : schema.type,
+    );
   if (typeof schema.format === 'string') parts.push(schema.format);
-  const minimum = typeof schema.minimum === 'number' && Math.abs(schema.minimum) < Number.MAX_SAFE_INTEGER ? schema.minimum : undefined;
-  const maximum = typeof schema.maximum === 'number' && Math.abs(schema.maximum) < Number.MAX_SAFE_INTEGER ? schema.maximum : undefined;
+  const minimum =
+    typeof schema.minimum === 'number' && Math.abs(schema.minimum) < Number.MAX_SAFE_INTEGER
+      ? schema.minimum
+      : undefined;
+  const maximum =
+    typeof schema.maximum === 'number' && Math.abs(schema.maximum) < Number.MAX_SAFE_INTEGER
+      ? schema.maximum
+      : undefined;
   if (minimum !== undefined && maximum !== undefined) parts.push(`${minimum} to ${maximum}`);
   else if (minimum !== undefined) parts.push(`at least ${minimum}`);
   else if (maximum !== undefined) parts.push(`at most ${maximum}`);
   if (typeof schema.minLength === 'number' || typeof schema.maxLength === 'number') {
-    parts.push(`length ${typeof schema.minLength === 'number' ? schema.minLength : 0}-${typeof schema.maxLength === 'number' ? schema.maxLength : '…'}`);
+    parts.push(
+      `length ${typeof schema.minLength === 'number' ? schema.minLength : 0}-${typeof schema.maxLength === 'number' ? schema.maxLength : '…'}`,
+    );
   }
   // Long generated patterns (ISO dates) say less than their format does.
-  if (typeof schema.pattern === 'string' && schema.format === undefined && schema.pattern.length <= 40) parts.push(`matching ${schema.pattern}`);
+  if (typeof schema.pattern === 'string' && schema.format === undefined && schema.pattern.length <= 40)
+    parts.push(`matching ${schema.pattern}`);
   if (schema.default !== undefined) parts.push(`default ${JSON.stringify(schema.default)}`);
-  if (schema.type === 'object' && isRecord(schema.properties)) parts.push(`{ ${Object.keys(schema.properties).join(', ')} }`);
+  if (schema.type === 'object' && isRecord(schema.properties))
+    parts.push(`{ ${Object.keys(schema.properties).join(', ')} }`);
   return parts.length > 0 ? parts.join(', ') : 'any JSON value';
 }
 
@@ -78,16 +99,28 @@ function parameterRows(parameters: OpenApiOperation['parameters'], document: Ope
 
 function bodyFields(schema: JsonSchema): string {
   if (!isRecord(schema.properties)) return `<p>${escapeHtml(describeSchema(schema))}</p>`;
-  const required = new Set(Array.isArray(schema.required) ? schema.required.filter((name): name is string => typeof name === 'string') : []);
+  const required = new Set(
+    Array.isArray(schema.required) ? schema.required.filter((name): name is string => typeof name === 'string') : [],
+  );
   const rows = Object.entries(schema.properties)
-    .map(([name, field]) => `<tr><td><code>${escapeHtml(name)}</code></td><td>${required.has(name) ? 'required' : 'optional'}</td><td>${escapeHtml(isRecord(field) ? describeSchema(field) : 'any')}</td></tr>`)
+    .map(
+      ([name, field]) =>
+        `<tr><td><code>${escapeHtml(name)}</code></td><td>${required.has(name) ? 'required' : 'optional'}</td><td>${escapeHtml(isRecord(field) ? describeSchema(field) : 'any')}</td></tr>`,
+    )
     .join('');
   return `<table><thead><tr><th>field</th><th></th><th>accepts</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-function operationSection(method: string, path: string, operation: OpenApiOperation, document: OpenApiDocument): string {
+function operationSection(
+  method: string,
+  path: string,
+  operation: OpenApiOperation,
+  document: OpenApiDocument,
+): string {
   const badges = [
-    operation.security.length > 0 ? '<span class="badge auth">Bearer token</span>' : '<span class="badge public">public</span>',
+    operation.security.length > 0
+      ? '<span class="badge auth">Bearer token</span>'
+      : '<span class="badge public">public</span>',
     operation['x-idempotent'] ? '<span class="badge idem">Idempotency-Key</span>' : '',
     operation['x-local-only'] ? '<span class="badge local">local stack only</span>' : '',
   ].join(' ');
@@ -120,8 +153,15 @@ export function renderDocsPage(document: OpenApiDocument): string {
   }
   const tags = [...byTag.keys()].sort();
   const toc = tags.map((tag) => `<li>${escapeHtml(tag)}<ul>${(contents.get(tag) ?? []).join('')}</ul></li>`).join('');
-  const sections = tags.map((tag) => `<h2 id="tag-${escapeHtml(tag.replace(/\s+/g, '-'))}">${escapeHtml(tag)}</h2>${(byTag.get(tag) ?? []).join('')}`).join('');
-  const errors = API_ERRORS.map((error) => `<tr><td><code>${error.code}</code></td><td>${error.status}</td><td>${escapeHtml(error.when)}</td></tr>`).join('');
+  const sections = tags
+    .map(
+      (tag) =>
+        `<h2 id="tag-${escapeHtml(tag.replace(/\s+/g, '-'))}">${escapeHtml(tag)}</h2>${(byTag.get(tag) ?? []).join('')}`,
+    )
+    .join('');
+  const errors = API_ERRORS.map(
+    (error) => `<tr><td><code>${error.code}</code></td><td>${error.status}</td><td>${escapeHtml(error.when)}</td></tr>`,
+  ).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(document.info.title)}: reference</title>

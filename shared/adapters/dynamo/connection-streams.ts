@@ -24,7 +24,12 @@ export class ConnectionStreams {
   /** The connection's stream, or undefined when it has none or is not known (any more). */
   async streamOf(connectionId: string): Promise<string | undefined> {
     const result = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ProjectionExpression: 'streamId', ConsistentRead: true }),
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: marshall({ connectionId }),
+        ProjectionExpression: 'streamId',
+        ConsistentRead: true,
+      }),
     );
     const streamId = result.Item ? unmarshall(result.Item).streamId : undefined;
     return typeof streamId === 'string' && streamId !== '' ? streamId : undefined;
@@ -99,5 +104,8 @@ export function userConnections(): UserConnections {
 /** The caps from configuration (WS_MAX_CONNECTIONS_PER_USER, WS_MAX_CONNECTIONS_PER_USER_PER_STREAM). */
 export function connectionCaps(): ConnectionCaps {
   const config = webSocketLimitsConfig();
-  return { perUser: config.WS_MAX_CONNECTIONS_PER_USER, perUserPerStream: config.WS_MAX_CONNECTIONS_PER_USER_PER_STREAM };
+  return {
+    perUser: config.WS_MAX_CONNECTIONS_PER_USER,
+    perUserPerStream: config.WS_MAX_CONNECTIONS_PER_USER_PER_STREAM,
+  };
 }

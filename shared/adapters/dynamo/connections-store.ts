@@ -1,4 +1,10 @@
-import { DeleteItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type AttributeValue,
+  type QueryCommandOutput,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoSend } from './ledger-store';
 import { RoomCounters } from './room-counters';
@@ -43,7 +49,9 @@ export class ConnectionsStore {
 
   /** Forgets a connection and takes it off its room's viewer count (once: a second remove finds nothing). */
   async remove(connectionId: string): Promise<void> {
-    const answer = await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ReturnValues: 'ALL_OLD' }));
+    const answer = await this.client.send(
+      new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ReturnValues: 'ALL_OLD' }),
+    );
     const streamId = answer.Attributes ? unmarshall(answer.Attributes).streamId : undefined;
     if (typeof streamId === 'string' && streamId !== '') await this.rooms.adjust(streamId, connectionId, -1);
   }

@@ -12,7 +12,11 @@ import type { TableDefinition } from './schema';
  * Creates a table and its indexes from the shared schema (the local stack and the tests; on AWS
  * the CDK stack does it). Existing tables are left as they are, so a restart keeps the data.
  */
-export async function ensureTable(client: DynamoDBClient, definition: TableDefinition, tableName: string): Promise<void> {
+export async function ensureTable(
+  client: DynamoDBClient,
+  definition: TableDefinition,
+  tableName: string,
+): Promise<void> {
   const attributes = new Map<string, AttributeDefinition>();
   const add = (key: { name: string; type: 'S' | 'N' } | undefined) => {
     if (key) attributes.set(key.name, { AttributeName: key.name, AttributeType: key.type });

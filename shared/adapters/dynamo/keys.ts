@@ -53,7 +53,10 @@ export const keys = {
   /** The month's recharge spending, for the budget (YYYY-MM, UTC). */
   budgetMonth: (userId: string, month: string): ItemKey => ({ pk: user(userId), sk: `BUDGET#${month}` }),
   /** One change of a user's monthly limit, kept so the books can tell the limit in force at any time. */
-  budgetLimitChange: (userId: string, at: string, changeId: string): ItemKey => ({ pk: user(userId), sk: `BUDGETLIMIT#${at}#${changeId}` }),
+  budgetLimitChange: (userId: string, at: string, changeId: string): ItemKey => ({
+    pk: user(userId),
+    sk: `BUDGETLIMIT#${at}#${changeId}`,
+  }),
   /** Diamonds paid out on one UTC day, for the daily maximum. */
   payoutDay: (userId: string, day: string): ItemKey => ({ pk: user(userId), sk: `PAYOUTDAY#${day}` }),
   payoutAccount: (userId: string): ItemKey => ({ pk: user(userId), sk: 'PAYOUTACCOUNT' }),
@@ -73,9 +76,15 @@ export const keys = {
    * The `RATE#` prefix is all an authenticated function may write outside its own grants (IAM
    * dynamodb:LeadingKeys), and TTL removes the item after its window.
    */
-  rateWindow: (userId: string, requestClass: string, window: number): ItemKey => ({ pk: `${RATE_PREFIX}${keyUserId(userId)}#${requestClass}#${window}`, sk: 'RATE' }),
+  rateWindow: (userId: string, requestClass: string, window: number): ItemKey => ({
+    pk: `${RATE_PREFIX}${keyUserId(userId)}#${requestClass}#${window}`,
+    sk: 'RATE',
+  }),
   /** A creator's payouts, newest last: the item only names the payout (its status lives on the payout). */
-  userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({ pk: user(userId), sk: `PAYOUT#${createdAt}#${payoutId}` }),
+  userPayout: (userId: string, createdAt: string, payoutId: string): ItemKey => ({
+    pk: user(userId),
+    sk: `PAYOUT#${createdAt}#${payoutId}`,
+  }),
   stream: (streamId: string): ItemKey => ({ pk: `STREAM#${streamId}`, sk: 'STREAM' }),
   /**
    * A batch of broadcast events; sk is the batch's last seq, zero-padded so it sorts. Batches

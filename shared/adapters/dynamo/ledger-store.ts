@@ -12,7 +12,14 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
-import { emptyWallet, ENTRY_TYPES, type EntryType, type LedgerEntry, type LockReason, type Wallet } from '../../domain/ledger';
+import {
+  emptyWallet,
+  ENTRY_TYPES,
+  type EntryType,
+  type LedgerEntry,
+  type LockReason,
+  type Wallet,
+} from '../../domain/ledger';
 import { CURRENCIES, type Currency } from '../../domain/money';
 import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';
 import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from './keys';
@@ -87,7 +94,12 @@ export class LedgerStore {
   ) {}
 
   /** Helpers to build ops against this table. */
-  put(label: string, item: Item, condition?: { expression: string; values?: Item; names?: Record<string, string> }, onConditionFailed?: WriteOp['onConditionFailed']): WriteOp {
+  put(
+    label: string,
+    item: Item,
+    condition?: { expression: string; values?: Item; names?: Record<string, string> },
+    onConditionFailed?: WriteOp['onConditionFailed'],
+  ): WriteOp {
     return {
       label,
       item: {
@@ -96,7 +108,9 @@ export class LedgerStore {
           Item: marshall(item, { removeUndefinedValues: true }),
           ...(condition && {
             ConditionExpression: condition.expression,
-            ...(condition.values && { ExpressionAttributeValues: marshall(condition.values, { removeUndefinedValues: true }) }),
+            ...(condition.values && {
+              ExpressionAttributeValues: marshall(condition.values, { removeUndefinedValues: true }),
+            }),
             ...(condition.names && { ExpressionAttributeNames: condition.names }),
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
@@ -112,7 +126,10 @@ export class LedgerStore {
     update: { expression: string; condition?: string; values?: Item; names?: Record<string, string> },
     onConditionFailed?: WriteOp['onConditionFailed'],
   ): WriteOp {
-    const values = update.values && Object.keys(update.values).length > 0 ? marshall(update.values, { removeUndefinedValues: true }) : undefined;
+    const values =
+      update.values && Object.keys(update.values).length > 0
+        ? marshall(update.values, { removeUndefinedValues: true })
+        : undefined;
     return {
       label,
       item: {
@@ -120,7 +137,10 @@ export class LedgerStore {
           TableName: this.tableName,
           Key: marshall(key),
           UpdateExpression: update.expression,
-          ...(update.condition && { ConditionExpression: update.condition, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const }),
+          ...(update.condition && {
+            ConditionExpression: update.condition,
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+          }),
           ...(values && { ExpressionAttributeValues: values }),
           ...(update.names && { ExpressionAttributeNames: update.names }),
         },
@@ -129,7 +149,12 @@ export class LedgerStore {
     };
   }
 
-  conditionCheck(label: string, key: ItemKey, condition: { expression: string; values?: Item; names?: Record<string, string> }, onConditionFailed: WriteOp['onConditionFailed']): WriteOp {
+  conditionCheck(
+    label: string,
+    key: ItemKey,
+    condition: { expression: string; values?: Item; names?: Record<string, string> },
+    onConditionFailed: WriteOp['onConditionFailed'],
+  ): WriteOp {
     return {
       label,
       item: {
@@ -161,7 +186,10 @@ export class LedgerStore {
       async () => {
         try {
           await this.client.send(
-            new TransactWriteItemsCommand({ TransactItems: ops.map((op) => op.item), ClientRequestToken: clientRequestToken }),
+            new TransactWriteItemsCommand({
+              TransactItems: ops.map((op) => op.item),
+              ClientRequestToken: clientRequestToken,
+            }),
           );
         } catch (error) {
           if (!(error instanceof TransactionCanceledException)) throw error;
@@ -171,7 +199,9 @@ export class LedgerStore {
             const op = ops[index];
             const oldItem = reason.Item ? unmarshall(reason.Item) : undefined;
             if (op?.onConditionFailed) throw op.onConditionFailed(oldItem);
-            throw new InvariantViolation(`condition failed on '${op?.label ?? index}' with no mapping`, { cause: error });
+            throw new InvariantViolation(`condition failed on '${op?.label ?? index}' with no mapping`, {
+              cause: error,
+            });
           }
           if (reasons.some((reason) => reason.Code !== undefined && RETRYABLE_REASONS.has(reason.Code))) {
             throw new RetryableCancellation('transaction conflict or throttling', { cause: error });
@@ -191,7 +221,11 @@ export class LedgerStore {
 
   async getItem(key: ItemKey, options: { consistent?: boolean } = {}): Promise<Item | undefined> {
     const result = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: marshall(key), ConsistentRead: options.consistent ?? false }),
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: marshall(key),
+        ConsistentRead: options.consistent ?? false,
+      }),
     );
     return result.Item ? unmarshall(result.Item) : undefined;
   }
@@ -199,12 +233,17 @@ export class LedgerStore {
   async batchGet(itemKeys: ItemKey[], options: { consistent?: boolean } = {}): Promise<Item[]> {
     const found: Item[] = [];
     for (let start = 0; start < itemKeys.length; start += MAX_BATCH_GET_KEYS) {
-      let pending: Record<string, AttributeValue>[] | undefined = itemKeys.slice(start, start + MAX_BATCH_GET_KEYS).map((key) => marshall(key));
+      let pending: Record<string, AttributeValue>[] | undefined = itemKeys
+        .slice(start, start + MAX_BATCH_GET_KEYS)
+        .map((key) => marshall(key));
       // BatchGetItem may return some keys unprocessed under load: ask again, a bounded number of times.
       for (let attempt = 0; pending && pending.length > 0; attempt += 1) {
-        if (attempt >= TRANSACTION_RETRY.maxAttempts) throw new TransientDependencyError('batch read kept leaving keys unprocessed');
+        if (attempt >= TRANSACTION_RETRY.maxAttempts)
+          throw new TransientDependencyError('batch read kept leaving keys unprocessed');
         const result: BatchGetItemCommandOutput = await this.client.send(
-          new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } } }),
+          new BatchGetItemCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } },
+          }),
         );
         for (const item of result.Responses?.[this.tableName] ?? []) found.push(unmarshall(item));
         pending = result.UnprocessedKeys?.[this.tableName]?.Keys;
@@ -272,16 +311,31 @@ export class LedgerStore {
       const wallet = main ? walletFromItem(userId, main) : emptyWallet(userId);
       const folded = wholeNumber(main?.shardDiamondsFolded, 'shardDiamondsFolded');
       const version = wholeNumber(main?.diamondsVersion, 'diamondsVersion');
-      if (wallet.creatorShards === 0) return { wallet, mainDiamonds: wallet.diamonds, shardCredits: 0, shardDiamondsFolded: folded, diamondsVersion: version };
+      if (wallet.creatorShards === 0)
+        return {
+          wallet,
+          mainDiamonds: wallet.diamonds,
+          shardCredits: 0,
+          shardDiamondsFolded: folded,
+          diamondsVersion: version,
+        };
       const shardKeys = Array.from({ length: wallet.creatorShards }, (_, shard) => keys.walletShard(userId, shard));
       let shardCredits = 0;
-      for (const shard of await this.batchGet(shardKeys, { consistent: true })) shardCredits += wholeNumber(shard.diamonds, 'shard.diamonds');
+      for (const shard of await this.batchGet(shardKeys, { consistent: true }))
+        shardCredits += wholeNumber(shard.diamonds, 'shard.diamonds');
       const after = await this.getItem(keys.wallet(userId), { consistent: true });
       // Moved meanwhile, or a stale first read saw fewer shards than a stream since raised it to.
-      if (wholeNumber(after?.diamondsVersion, 'diamondsVersion') !== version || wholeNumber(after?.creatorShards, 'creatorShards') !== wallet.creatorShards) continue;
+      if (
+        wholeNumber(after?.diamondsVersion, 'diamondsVersion') !== version ||
+        wholeNumber(after?.creatorShards, 'creatorShards') !== wallet.creatorShards
+      )
+        continue;
       const mainDiamonds = wallet.diamonds;
       wallet.diamonds = mainDiamonds + shardCredits - folded;
-      if (wallet.diamonds < 0) throw new InvariantViolation(`wallet ${userId}: folded ${folded} diamonds, more than its shards ever held (${shardCredits})`);
+      if (wallet.diamonds < 0)
+        throw new InvariantViolation(
+          `wallet ${userId}: folded ${folded} diamonds, more than its shards ever held (${shardCredits})`,
+        );
       return { wallet, mainDiamonds, shardCredits, shardDiamondsFolded: folded, diamondsVersion: version };
     }
     throw new TransientDependencyError(`the balance of ${userId} kept changing while it was read`);
@@ -292,9 +346,13 @@ export class LedgerStore {
    * partitions, so the page is merged from the main partition and every shard partition; the
    * cursor is the sort key of the last entry returned, which orders all of them.
    */
-  async listEntries(userId: string, options: { limit: number; cursor?: string; creatorShards: number }): Promise<{ entries: LedgerEntry[]; nextCursor: string | null }> {
+  async listEntries(
+    userId: string,
+    options: { limit: number; cursor?: string; creatorShards: number },
+  ): Promise<{ entries: LedgerEntry[]; nextCursor: string | null }> {
     const partitions = [keys.wallet(userId).pk];
-    for (let shard = 0; shard < options.creatorShards; shard += 1) partitions.push(keys.shardEntryPartition(userId, shard));
+    for (let shard = 0; shard < options.creatorShards; shard += 1)
+      partitions.push(keys.shardEntryPartition(userId, shard));
     const upper = options.cursor ?? ENTRY_PREFIX_END;
     const pages = await Promise.all(
       partitions.map((pk) =>
@@ -321,14 +379,16 @@ export class LedgerStore {
 
 function wholeNumber(value: unknown, name: string): number {
   if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvariantViolation(`${name} is not an integer: ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value))
+    throw new InvariantViolation(`${name} is not an integer: ${String(value)}`);
   return value;
 }
 
 export function walletFromItem(userId: string, item: Item): Wallet {
   const currency = item.monthlyLimitCurrency;
   const limit = item.monthlyLimitAmount;
-  const lockReason = item.lockReason === 'owner' || item.lockReason === 'dispute' ? (item.lockReason as LockReason) : null;
+  const lockReason =
+    item.lockReason === 'owner' || item.lockReason === 'dispute' ? (item.lockReason as LockReason) : null;
   return {
     userId,
     coins: wholeNumber(item.coins, 'coins'),
@@ -366,7 +426,8 @@ export function entryFromItem(item: Item): LedgerEntry {
 
 function wholeSigned(value: unknown): number {
   if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvariantViolation(`entry amount is not an integer: ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value))
+    throw new InvariantViolation(`entry amount is not an integer: ${String(value)}`);
   return value;
 }
 

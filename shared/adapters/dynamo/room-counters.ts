@@ -46,10 +46,16 @@ export class RoomCounters {
    * by TTL without its $disconnect was never subtracted, one whose disconnect ran twice once more.
    */
   async viewers(streamId: string): Promise<number> {
-    const keys = Array.from({ length: VIEWER_COUNTER_SHARDS }, (_, shard) => marshall(viewerCounterKey(streamId, shard)));
-    const answer = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys } } }));
+    const keys = Array.from({ length: VIEWER_COUNTER_SHARDS }, (_, shard) =>
+      marshall(viewerCounterKey(streamId, shard)),
+    );
+    const answer = await this.client.send(
+      new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys } } }),
+    );
     const items = answer.Responses?.[this.tableName] ?? [];
-    const total = items.map((item) => unmarshall(item)).reduce((sum, item) => sum + (typeof item.viewers === 'number' ? item.viewers : 0), 0);
+    const total = items
+      .map((item) => unmarshall(item))
+      .reduce((sum, item) => sum + (typeof item.viewers === 'number' ? item.viewers : 0), 0);
     return Math.max(0, total);
   }
 }

@@ -1,4 +1,9 @@
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { keyUserId } from './keys';
@@ -18,7 +23,12 @@ export interface ConnectionCaps {
 export type Admission = { admitted: true; leftStream: string[] } | { admitted: false };
 
 /** `joinedAt`: when it came to its stream (connect or join, epoch ms); the latest arrival keeps the room. */
-const entrySchema = z.object({ connectedAt: z.number(), expiresAt: z.number(), streamId: z.string().optional(), joinedAt: z.number().optional() });
+const entrySchema = z.object({
+  connectedAt: z.number(),
+  expiresAt: z.number(),
+  streamId: z.string().optional(),
+  joinedAt: z.number().optional(),
+});
 type Entry = z.infer<typeof entrySchema>;
 const itemSchema = z.object({ conns: z.record(z.string(), entrySchema).default({}) });
 
@@ -42,27 +52,54 @@ export class UserConnections {
    * oldest connections there past `caps.perUserPerStream` come back in `leftStream`, already
    * taken off the stream here; the caller takes their connection records off it too.
    */
-  async admit(userId: string, connectionId: string, streamId: string | undefined, caps: ConnectionCaps, now: Date): Promise<Admission> {
+  async admit(
+    userId: string,
+    connectionId: string,
+    streamId: string | undefined,
+    caps: ConnectionCaps,
+    now: Date,
+  ): Promise<Admission> {
     const nowSeconds = Math.floor(now.getTime() / 1000);
-    const entry: Entry = { connectedAt: now.getTime(), expiresAt: nowSeconds + CONNECTION_TTL_SECONDS, ...(streamId !== undefined && { streamId }) };
+    const entry: Entry = {
+      connectedAt: now.getTime(),
+      expiresAt: nowSeconds + CONNECTION_TTL_SECONDS,
+      ...(streamId !== undefined && { streamId }),
+    };
     for (let attempt = 1; attempt <= MAX_ADMIT_ATTEMPTS; attempt += 1) {
       const outcome = await this.tryAdd(userId, connectionId, entry, caps.perUser, nowSeconds);
       if (outcome === 'added') {
-        return { admitted: true, leftStream: streamId === undefined ? [] : await this.leaveOlder(userId, connectionId, streamId, caps.perUserPerStream, nowSeconds) };
+        return {
+          admitted: true,
+          leftStream:
+            streamId === undefined
+              ? []
+              : await this.leaveOlder(userId, connectionId, streamId, caps.perUserPerStream, nowSeconds),
+        };
       }
       if (outcome === 'missing') {
         await this.createItem(userId, nowSeconds);
         continue;
       }
-      const expired = Object.entries(await this.read(userId)).filter(([, existing]) => existing.expiresAt <= nowSeconds);
+      const expired = Object.entries(await this.read(userId)).filter(
+        ([, existing]) => existing.expiresAt <= nowSeconds,
+      );
       if (expired.length === 0) return { admitted: false };
-      await this.prune(userId, expired.map(([id]) => id));
+      await this.prune(
+        userId,
+        expired.map(([id]) => id),
+      );
     }
     return { admitted: false };
   }
 
   /** `join`: the connection now watches `streamId`; returns the user's older connections that left it. */
-  async moveTo(userId: string, connectionId: string, streamId: string, caps: ConnectionCaps, now: Date): Promise<string[]> {
+  async moveTo(
+    userId: string,
+    connectionId: string,
+    streamId: string,
+    caps: ConnectionCaps,
+    now: Date,
+  ): Promise<string[]> {
     try {
       await this.update(
         userId,
@@ -82,13 +119,25 @@ export class UserConnections {
   /** $disconnect: the entry and its count go; a second $disconnect finds nothing to remove. */
   async release(userId: string, connectionId: string): Promise<void> {
     try {
-      await this.update(userId, 'REMOVE conns.#connection ADD openCount :minusOne', 'attribute_exists(conns.#connection)', { '#connection': connectionId }, { ':minusOne': -1 });
+      await this.update(
+        userId,
+        'REMOVE conns.#connection ADD openCount :minusOne',
+        'attribute_exists(conns.#connection)',
+        { '#connection': connectionId },
+        { ':minusOne': -1 },
+      );
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException) && !isMissingMap(error)) throw error;
     }
   }
 
-  private async tryAdd(userId: string, connectionId: string, entry: Entry, cap: number, nowSeconds: number): Promise<'added' | 'full' | 'missing'> {
+  private async tryAdd(
+    userId: string,
+    connectionId: string,
+    entry: Entry,
+    cap: number,
+    nowSeconds: number,
+  ): Promise<'added' | 'full' | 'missing'> {
     try {
       await this.update(
         userId,
@@ -107,15 +156,32 @@ export class UserConnections {
   }
 
   /** The user's oldest connections on the stream beyond `keep` (never `connectionId` itself) leave it. */
-  private async leaveOlder(userId: string, connectionId: string, streamId: string, keep: number, nowSeconds: number): Promise<string[]> {
+  private async leaveOlder(
+    userId: string,
+    connectionId: string,
+    streamId: string,
+    keep: number,
+    nowSeconds: number,
+  ): Promise<string[]> {
     const onStream = Object.entries(await this.read(userId))
       .filter(([, entry]) => entry.streamId === streamId && entry.expiresAt > nowSeconds)
-      .sort(([idA, a], [idB, b]) => (a.joinedAt ?? a.connectedAt) - (b.joinedAt ?? b.connectedAt) || (idA < idB ? -1 : 1));
-    const leaving = onStream.slice(0, Math.max(0, onStream.length - keep)).map(([id]) => id).filter((id) => id !== connectionId);
+      .sort(
+        ([idA, a], [idB, b]) => (a.joinedAt ?? a.connectedAt) - (b.joinedAt ?? b.connectedAt) || (idA < idB ? -1 : 1),
+      );
+    const leaving = onStream
+      .slice(0, Math.max(0, onStream.length - keep))
+      .map(([id]) => id)
+      .filter((id) => id !== connectionId);
     const left: string[] = [];
     for (const id of leaving) {
       try {
-        await this.update(userId, 'REMOVE conns.#connection.streamId', 'conns.#connection.streamId = :streamId', { '#connection': id }, { ':streamId': streamId });
+        await this.update(
+          userId,
+          'REMOVE conns.#connection.streamId',
+          'conns.#connection.streamId = :streamId',
+          { '#connection': id },
+          { ':streamId': streamId },
+        );
         left.push(id);
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -128,7 +194,13 @@ export class UserConnections {
     const names = Object.fromEntries(expired.map((id, index) => [`#expired${index}`, id]));
     const paths = Object.keys(names).map((name) => `conns.${name}`);
     try {
-      await this.update(userId, `REMOVE ${paths.join(', ')} ADD openCount :minus`, paths.map((path) => `attribute_exists(${path})`).join(' AND '), names, { ':minus': -expired.length });
+      await this.update(
+        userId,
+        `REMOVE ${paths.join(', ')} ADD openCount :minus`,
+        paths.map((path) => `attribute_exists(${path})`).join(' AND '),
+        names,
+        { ':minus': -expired.length },
+      );
     } catch (error) {
       // Another $connect or $disconnect changed them first: the caller reads again.
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -140,7 +212,12 @@ export class UserConnections {
       await this.client.send(
         new PutItemCommand({
           TableName: this.tableName,
-          Item: marshall({ connectionId: userConnectionsKey(userId), conns: {}, openCount: 0, expiresAt: nowSeconds + CONNECTION_TTL_SECONDS }),
+          Item: marshall({
+            connectionId: userConnectionsKey(userId),
+            conns: {},
+            openCount: 0,
+            expiresAt: nowSeconds + CONNECTION_TTL_SECONDS,
+          }),
           ConditionExpression: 'attribute_not_exists(connectionId)',
         }),
       );
@@ -151,12 +228,22 @@ export class UserConnections {
 
   private async read(userId: string): Promise<Record<string, Entry>> {
     const result = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: marshall({ connectionId: userConnectionsKey(userId) }), ConsistentRead: true }),
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: marshall({ connectionId: userConnectionsKey(userId) }),
+        ConsistentRead: true,
+      }),
     );
     return result.Item ? itemSchema.parse(unmarshall(result.Item)).conns : {};
   }
 
-  private async update(userId: string, expression: string, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<void> {
+  private async update(
+    userId: string,
+    expression: string,
+    condition: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+  ): Promise<void> {
     await this.client.send(
       new UpdateItemCommand({
         TableName: this.tableName,

@@ -15,9 +15,12 @@ describe('user ids inside keys (issue 17, point 1)', () => {
 
   it('leave ids without % or # exactly as they were, so existing items keep their keys', () => {
     fc.assert(
-      fc.property(fc.string().filter((id) => !id.includes('%') && !id.includes('#')), (id) => {
-        expect(keys.wallet(id).pk).toBe(`USER#${id}`);
-      }),
+      fc.property(
+        fc.string().filter((id) => !id.includes('%') && !id.includes('#')),
+        (id) => {
+          expect(keys.wallet(id).pk).toBe(`USER#${id}`);
+        },
+      ),
     );
     expect(keys.wallet('auth0|123').pk).toBe('USER#auth0|123');
   });

@@ -24,7 +24,10 @@ const cancelled = (codes: string[], item?: Record<string, AttributeValue>) => ()
   throw new TransactionCanceledException({
     message: 'cancelled',
     $metadata: {},
-    CancellationReasons: codes.map((Code) => ({ Code, ...(Code === 'ConditionalCheckFailed' && item ? { Item: item } : {}) })),
+    CancellationReasons: codes.map((Code) => ({
+      Code,
+      ...(Code === 'ConditionalCheckFailed' && item ? { Item: item } : {}),
+    })),
   });
 };
 
@@ -76,12 +79,21 @@ describe('LedgerStore.transactWrite', () => {
   it('blames the right op when the second item fails', async () => {
     const { client } = fakeClient([cancelled(['None', 'ConditionalCheckFailed'])]);
     const store = new LedgerStore(client, 'Ledger', noRetryDelay);
-    const guard = store.put('idempotency', { ...keys.idempotency('alice', 'gift', 'k'), at: 1 }, { expression: conditions.isNew }, () => new Error('replay'));
+    const guard = store.put(
+      'idempotency',
+      { ...keys.idempotency('alice', 'gift', 'k'), at: 1 },
+      { expression: conditions.isNew },
+      () => new Error('replay'),
+    );
     await expect(store.transactWrite([debit(store), guard])).rejects.toThrow('replay');
   });
 
   it('retries conflicts under the same ClientRequestToken, then succeeds', async () => {
-    const { client, sent } = fakeClient([cancelled(['TransactionConflict']), cancelled(['None', 'TransactionConflict']), () => ({})]);
+    const { client, sent } = fakeClient([
+      cancelled(['TransactionConflict']),
+      cancelled(['None', 'TransactionConflict']),
+      () => ({}),
+    ]);
     const store = new LedgerStore(client, 'Ledger', noRetryDelay);
     await store.transactWrite([debit(store)]);
     expect(sent).toHaveLength(3);
@@ -90,7 +102,11 @@ describe('LedgerStore.transactWrite', () => {
   });
 
   it('gives up after the bounded attempts with a transient error', async () => {
-    const { client, sent } = fakeClient([cancelled(['TransactionConflict']), cancelled(['TransactionConflict']), cancelled(['TransactionConflict'])]);
+    const { client, sent } = fakeClient([
+      cancelled(['TransactionConflict']),
+      cancelled(['TransactionConflict']),
+      cancelled(['TransactionConflict']),
+    ]);
     const store = new LedgerStore(client, 'Ledger', noRetryDelay);
     await expect(store.transactWrite([debit(store)])).rejects.toBeInstanceOf(TransientDependencyError);
     expect(sent).toHaveLength(3);
@@ -99,7 +115,11 @@ describe('LedgerStore.transactWrite', () => {
   it('refuses a condition failure that no op maps', async () => {
     const { client } = fakeClient([cancelled(['ConditionalCheckFailed'])]);
     const store = new LedgerStore(client, 'Ledger', noRetryDelay);
-    const unmapped = store.update('unmapped', keys.wallet('a'), { expression: 'SET x = :x', condition: 'attribute_exists(pk)', values: { ':x': 1 } });
+    const unmapped = store.update('unmapped', keys.wallet('a'), {
+      expression: 'SET x = :x',
+      condition: 'attribute_exists(pk)',
+      values: { ':x': 1 },
+    });
     await expect(store.transactWrite([unmapped])).rejects.toBeInstanceOf(InvariantViolation);
   });
 

@@ -1,5 +1,13 @@
 import { AgeRestrictedError, RegionUnavailableError } from '../../../shared/domain/errors';
-import { ageOn, assertAdult, assertLiveCountry, assertMaySpend, assertPayoutCountry, isCalendarDate, type Caller } from '../../../shared/domain/identity';
+import {
+  ageOn,
+  assertAdult,
+  assertLiveCountry,
+  assertMaySpend,
+  assertPayoutCountry,
+  isCalendarDate,
+  type Caller,
+} from '../../../shared/domain/identity';
 
 const now = new Date('2026-11-26T12:00:00Z');
 const caller = (birthdate: string | undefined, country = 'US', parentalConsent = false): Caller => ({
@@ -41,20 +49,34 @@ describe('age rules', () => {
 
 describe('claims the age and region rules rely on (issue 17)', () => {
   it('a birthdate must be a real calendar date', () => {
-    for (const bad of ['0000-00-00', '1990-13-45', '2023-02-29', '1900-02-29', '1990-04-31', '1990-00-10', '1990-1-01', '19900101']) {
+    for (const bad of [
+      '0000-00-00',
+      '1990-13-45',
+      '2023-02-29',
+      '1900-02-29',
+      '1990-04-31',
+      '1990-00-10',
+      '1990-1-01',
+      '19900101',
+    ]) {
       expect([bad, isCalendarDate(bad)]).toEqual([bad, false]);
     }
-    for (const good of ['2024-02-29', '2000-02-29', '1990-12-31', '0001-01-01']) expect([good, isCalendarDate(good)]).toEqual([good, true]);
+    for (const good of ['2024-02-29', '2000-02-29', '1990-12-31', '0001-01-01'])
+      expect([good, isCalendarDate(good)]).toEqual([good, true]);
   });
   it('a payout account needs a country Stripe Connect pays out to', () => {
     expect(() => assertPayoutCountry(caller('1990-01-01', 'CH'))).not.toThrow();
     expect(() => assertPayoutCountry(caller('1990-01-01', 'NO'))).not.toThrow();
     expect(() => assertPayoutCountry(caller('1990-01-01', 'IN'))).toThrow(RegionUnavailableError);
-    expect(() => assertPayoutCountry({ userId: 'u', birthdate: '1990-01-01', parentalConsent: false })).toThrow(RegionUnavailableError);
+    expect(() => assertPayoutCountry({ userId: 'u', birthdate: '1990-01-01', parentalConsent: false })).toThrow(
+      RegionUnavailableError,
+    );
   });
   it('going live needs a country with a price list', () => {
     expect(() => assertLiveCountry(caller('1990-01-01', 'DE'))).not.toThrow();
     expect(() => assertLiveCountry(caller('1990-01-01', 'CH'))).toThrow(RegionUnavailableError);
-    expect(() => assertLiveCountry({ userId: 'u', birthdate: '1990-01-01', parentalConsent: false })).toThrow(RegionUnavailableError);
+    expect(() => assertLiveCountry({ userId: 'u', birthdate: '1990-01-01', parentalConsent: false })).toThrow(
+      RegionUnavailableError,
+    );
   });
 });

@@ -13,7 +13,8 @@ describe('money', () => {
 
   it('builds every catalog price', () => {
     for (const country of ['US', 'GB', 'DE']) {
-      for (const coinPackage of packagesForCountry(country).packages) expect(Number.isSafeInteger(coinPackage.price.amount)).toBe(true);
+      for (const coinPackage of packagesForCountry(country).packages)
+        expect(Number.isSafeInteger(coinPackage.price.amount)).toBe(true);
     }
   });
 });

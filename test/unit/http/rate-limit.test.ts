@@ -1,7 +1,12 @@
 import { logger } from '../../../shared/logger';
 import { RateLimitedError } from '../../../shared/domain/errors';
 import type { RateWindow, SharedRateCounter } from '../../../shared/adapters/dynamo/rate-counter';
-import { SHARD_FANOUT_READ_COST, TokenBucketLimiter, UserRateLimiter, type RequestClass } from '../../../shared/http/rate-limit';
+import {
+  SHARD_FANOUT_READ_COST,
+  TokenBucketLimiter,
+  UserRateLimiter,
+  type RequestClass,
+} from '../../../shared/http/rate-limit';
 
 describe('per-user token bucket', () => {
   it('allows the burst, then refuses with Retry-After, then refills', () => {
@@ -87,7 +92,9 @@ describe('the per-user limit with its cross-instance ceiling (issue 17, points 3
     const now = 2_000_000;
     const counter = new MemoryCounter();
     const shared = { counter, windowSeconds: 10, batch: 5 };
-    const instances = [0, 1, 2].map(() => new UserRateLimiter({ write: { perSecond: 1, burst: 1000 }, read: limits.read }, shared, () => now));
+    const instances = [0, 1, 2].map(
+      () => new UserRateLimiter({ write: { perSecond: 1, burst: 1000 }, read: limits.read }, shared, () => now),
+    );
     const ceiling = instances[0]!.ceiling('write');
     let taken = 0;
     for (let round = 0; round < 2000; round += 1) {

@@ -1,4 +1,11 @@
-import { emfRecords, MAX_METRICS_PER_EMF_RECORD, metrics, PRODUCT_METRICS, type BufferedMetric, type MetricName } from '../../../shared/observability/metrics';
+import {
+  emfRecords,
+  MAX_METRICS_PER_EMF_RECORD,
+  metrics,
+  PRODUCT_METRICS,
+  type BufferedMetric,
+  type MetricName,
+} from '../../../shared/observability/metrics';
 import { runInvocation } from '../../../shared/observability/invocation';
 import type { Context } from 'aws-lambda';
 
@@ -16,19 +23,41 @@ test('counts are summed per dimension set, one record each, in the EMF shape Clo
   const records = emfRecords(NAMESPACE, counts, 1_700_000_000_000, { function_name: 'GiftsSend' });
   expect(records).toEqual([
     {
-      _aws: { Timestamp: 1_700_000_000_000, CloudWatchMetrics: [{ Namespace: NAMESPACE, Dimensions: [[]], Metrics: [{ Name: 'GiftsSent', Unit: 'Count' }, { Name: 'CoinsMinted', Unit: 'Count' }] }] },
+      _aws: {
+        Timestamp: 1_700_000_000_000,
+        CloudWatchMetrics: [
+          {
+            Namespace: NAMESPACE,
+            Dimensions: [[]],
+            Metrics: [
+              { Name: 'GiftsSent', Unit: 'Count' },
+              { Name: 'CoinsMinted', Unit: 'Count' },
+            ],
+          },
+        ],
+      },
       function_name: 'GiftsSend',
       GiftsSent: 3,
       CoinsMinted: 500,
     },
     {
-      _aws: { Timestamp: 1_700_000_000_000, CloudWatchMetrics: [{ Namespace: NAMESPACE, Dimensions: [['outcome']], Metrics: [{ Name: 'Recharges', Unit: 'Count' }] }] },
+      _aws: {
+        Timestamp: 1_700_000_000_000,
+        CloudWatchMetrics: [
+          { Namespace: NAMESPACE, Dimensions: [['outcome']], Metrics: [{ Name: 'Recharges', Unit: 'Count' }] },
+        ],
+      },
       function_name: 'GiftsSend',
       outcome: 'created',
       Recharges: 1,
     },
     {
-      _aws: { Timestamp: 1_700_000_000_000, CloudWatchMetrics: [{ Namespace: NAMESPACE, Dimensions: [['outcome']], Metrics: [{ Name: 'Recharges', Unit: 'Count' }] }] },
+      _aws: {
+        Timestamp: 1_700_000_000_000,
+        CloudWatchMetrics: [
+          { Namespace: NAMESPACE, Dimensions: [['outcome']], Metrics: [{ Name: 'Recharges', Unit: 'Count' }] },
+        ],
+      },
       function_name: 'GiftsSend',
       outcome: 'failed',
       Recharges: 1,
@@ -37,11 +66,18 @@ test('counts are summed per dimension set, one record each, in the EMF shape Clo
 });
 
 test(`a record holds at most ${MAX_METRICS_PER_EMF_RECORD} metrics (CloudWatch's limit); more go to a second record`, () => {
-  const many = (n: number): BufferedMetric[] => Array.from({ length: n }, (_, index) => ({ name: `M${index}` as MetricName, dimensions: {}, value: 1 }));
+  const many = (n: number): BufferedMetric[] =>
+    Array.from({ length: n }, (_, index) => ({ name: `M${index}` as MetricName, dimensions: {}, value: 1 }));
   const metricsIn = (records: Array<Record<string, unknown>>) =>
-    records.map((record) => (record._aws as { CloudWatchMetrics: Array<{ Metrics: unknown[] }> }).CloudWatchMetrics[0]?.Metrics.length);
+    records.map(
+      (record) =>
+        (record._aws as { CloudWatchMetrics: Array<{ Metrics: unknown[] }> }).CloudWatchMetrics[0]?.Metrics.length,
+    );
   expect(metricsIn(emfRecords(NAMESPACE, many(MAX_METRICS_PER_EMF_RECORD), 0))).toEqual([MAX_METRICS_PER_EMF_RECORD]);
-  expect(metricsIn(emfRecords(NAMESPACE, many(MAX_METRICS_PER_EMF_RECORD + 1), 0))).toEqual([MAX_METRICS_PER_EMF_RECORD, 1]);
+  expect(metricsIn(emfRecords(NAMESPACE, many(MAX_METRICS_PER_EMF_RECORD + 1), 0))).toEqual([
+    MAX_METRICS_PER_EMF_RECORD,
+    1,
+  ]);
   // The product's own metrics fit one record per dimension set.
   expect(Object.keys(PRODUCT_METRICS).length).toBeLessThanOrEqual(MAX_METRICS_PER_EMF_RECORD);
 });
@@ -75,8 +111,21 @@ test('an invocation writes its counts once, when it ends; concurrent invocations
     if (previous === undefined) delete process.env.POWERTOOLS_METRICS_DISABLED;
     else process.env.POWERTOOLS_METRICS_DISABLED = previous;
   }
-  const records = written.join('').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-  expect(records.map((record) => [record.function_request_id, record.ConnectionPostsGone, record.ConnectionPostsThrottled, record.BroadcastsFailed]).sort()).toEqual([
+  const records = written
+    .join('')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(
+    records
+      .map((record) => [
+        record.function_request_id,
+        record.ConnectionPostsGone,
+        record.ConnectionPostsThrottled,
+        record.BroadcastsFailed,
+      ])
+      .sort(),
+  ).toEqual([
     ['a', 2, undefined, undefined],
     ['b', undefined, 3, undefined],
   ]);

@@ -3,8 +3,16 @@ import { identityAttributes, parseIdentityArguments } from '../../../infra/ops/s
 /** Issue 16: the operator's script refuses bad input before it calls Cognito, and writes the pool's attribute names. */
 const POOL = ['--user-pool-id', 'eu-west-1_AbC123', '--user', 'alice@example.com'];
 
-test('birthdate, country and consent become the user pool\'s attributes', () => {
-  const args = parseIdentityArguments([...POOL, '--birthdate', '1990-04-01', '--country', 'de', '--parental-consent', 'false']);
+test("birthdate, country and consent become the user pool's attributes", () => {
+  const args = parseIdentityArguments([
+    ...POOL,
+    '--birthdate',
+    '1990-04-01',
+    '--country',
+    'de',
+    '--parental-consent',
+    'false',
+  ]);
   expect(identityAttributes(args)).toEqual([
     { Name: 'birthdate', Value: '1990-04-01' },
     { Name: 'custom:country', Value: 'DE' },
@@ -13,7 +21,9 @@ test('birthdate, country and consent become the user pool\'s attributes', () => 
 });
 
 test('only what is given is set', () => {
-  expect(identityAttributes(parseIdentityArguments([...POOL, '--country', 'US']))).toEqual([{ Name: 'custom:country', Value: 'US' }]);
+  expect(identityAttributes(parseIdentityArguments([...POOL, '--country', 'US']))).toEqual([
+    { Name: 'custom:country', Value: 'US' },
+  ]);
 });
 
 test.each([
@@ -29,6 +39,8 @@ test.each([
 
 test('refuses a missing user or a malformed pool id, and unknown flags', () => {
   expect(() => parseIdentityArguments(['--user-pool-id', 'eu-west-1_AbC123', '--country', 'US'])).toThrow(/user/);
-  expect(() => parseIdentityArguments(['--user-pool-id', 'not a pool', '--user', 'a', '--country', 'US'])).toThrow(/userPoolId/);
+  expect(() => parseIdentityArguments(['--user-pool-id', 'not a pool', '--user', 'a', '--country', 'US'])).toThrow(
+    /userPoolId/,
+  );
   expect(() => parseIdentityArguments([...POOL, '--country', 'US', '--admin', 'true'])).toThrow();
 });
