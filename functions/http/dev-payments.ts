@@ -1,7 +1,6 @@
 import * as z from 'zod';
 import { NotFoundError, TransientDependencyError, ValidationError } from '../../shared/domain/errors';
 import { httpRoute } from '../../shared/http/route';
-import { opaqueId } from '../../shared/http/schemas';
 
 /**
  * POST /dev/payments/{paymentIntentId}/{succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute}

@@ -171,9 +171,9 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       const match = compiled.pattern.exec(url.pathname);
       if (!match) continue;
       const parameters: Record<string, string> = {};
-      compiled.parameterNames.forEach(
-        (name, index) => (parameters[name] = decodePathParameter(match[index + 1] ?? '')),
-      );
+      compiled.parameterNames.forEach((name, index) => {
+        parameters[name] = decodePathParameter(match[index + 1] ?? '');
+      });
       matched = { compiled, parameters };
       break;
     }

@@ -175,7 +175,12 @@ function spawnFauxqs(port: number, portVariable: string): Promise<FauxqsProcess>
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL_CHARS)));
   let exited = child.exitCode !== null;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {

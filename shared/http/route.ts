@@ -1,6 +1,6 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import * as z from 'zod';
+import type * as z from 'zod';
 import { createHash } from 'node:crypto';
 import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import type { Caller } from '../domain/identity';

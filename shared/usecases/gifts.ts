@@ -297,7 +297,7 @@ export async function sendGift(
     // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
     const stream =
       streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
-    if (!stream || stream.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
+    if (stream?.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
     if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
     // After a balance race (one sender's concurrent gifts), subtract and read the balance after:
     // optimistic retries would make N concurrent gifts cost N^2/2 transactions.

@@ -248,7 +248,7 @@ async function debitPayout(
   const { wallet } = balance;
   if (wallet.locked) throw new WalletLockedError('The wallet is locked.');
   assertAdult(caller, now);
-  if (!account || !account.payoutsEnabled) {
+  if (!account?.payoutsEnabled) {
     throw new PayoutAccountMissingError('Link a payout account and finish its onboarding before requesting a payout.');
   }
   const cents = payoutCents(deps.economy, diamonds);

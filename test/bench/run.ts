@@ -700,13 +700,11 @@ async function main(): Promise<void> {
       gifts: hotGiftIds.length,
       measuredGiftsPerS: round(hotGiftIds.length / hotSeconds, 1),
       wcuPerGiftAllWrites: round(hotTotalUnits / hotGiftIds.length),
-      hottestKeys: ranked
-        .slice(0, 8)
-        .map(([partition, unitsOnKey]) => ({
-          partition: partition.replace(/^[^#/]*(Ledger|Connections)/, '$1'),
-          units: unitsOnKey,
-          wcuPerSAt10k: scale(unitsOnKey),
-        })),
+      hottestKeys: ranked.slice(0, 8).map(([partition, unitsOnKey]) => ({
+        partition: partition.replace(/^[^#/]*(Ledger|Connections)/, '$1'),
+        units: unitsOnKey,
+        wcuPerSAt10k: scale(unitsOnKey),
+      })),
     };
     log(
       `hotCreator: hottest key ${hotCreator.hottestKeys[0]?.partition} -> ${hotCreator.maxKeyWcuPerS} WCU/s at ${SCALE_GIFTS_PER_S} gifts/s`,

@@ -1,5 +1,5 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import type { LocalStack } from '../../infra/local/stack';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';

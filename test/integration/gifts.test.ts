@@ -1,5 +1,5 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { newId } from '../../shared/adapters/clock';

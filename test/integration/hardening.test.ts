@@ -1,4 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
 import WebSocket from 'ws';

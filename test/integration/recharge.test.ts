@@ -1,9 +1,9 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import type { LocalStack } from '../../infra/local/stack';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem, type LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 import { ADULT, ledgerFor } from '../support/ledger';

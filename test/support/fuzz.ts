@@ -377,6 +377,7 @@ export const hostileString: fc.Arbitrary<unknown> = fc.oneof(
     'constructor',
     '<script>alert(1)</script>',
     "' OR '1'='1",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, sent as a literal
     '${7*7}',
     '{{7*7}}',
     '../../etc/passwd',
@@ -665,7 +666,7 @@ function queryArbitrary(node: JsonSchemaNode | undefined, world: FuzzWorld): fc.
     'limit=-0',
     'limit=%2B5',
   );
-  if (!node || !node.properties) {
+  if (!node?.properties) {
     return fc.oneof(
       { arbitrary: fc.constant(''), weight: 6 },
       { arbitrary: hostileRaw, weight: 1 },
@@ -797,15 +798,13 @@ function authorizationArbitrary(callers: Caller[]): fc.Arbitrary<AuthorizationCa
     },
     // A tampered token: one character of the signature changed.
     {
-      arbitrary: fc
-        .tuple(caller, fc.nat())
-        .map(
-          ([chosen, at]): AuthorizationCase => ({
-            caller: `${chosen.label} (tampered)`,
-            value: `Bearer ${tamper(chosen.token, at)}`,
-            valid: false,
-          }),
-        ),
+      arbitrary: fc.tuple(caller, fc.nat()).map(
+        ([chosen, at]): AuthorizationCase => ({
+          caller: `${chosen.label} (tampered)`,
+          value: `Bearer ${tamper(chosen.token, at)}`,
+          valid: false,
+        }),
+      ),
       weight: 2,
     },
     // Duplicated header: a valid token and garbage, in both orders (which one counts is the server's choice).
@@ -1175,7 +1174,7 @@ export function leakIn(text: string): string | undefined {
  * with what was wrong.
  */
 export function checkHttpAnswer(answer: RawAnswer): void {
-  const fail = (why: string) => {
+  const fail: (why: string) => never = (why) => {
     throw new Error(`${why}: ${answer.status} ${answer.text.slice(0, 500)}`);
   };
   if (answer.status >= 500 || answer.status < 200) fail('not a 2xx-4xx answer');
@@ -1190,7 +1189,7 @@ export function checkHttpAnswer(answer: RawAnswer): void {
   }
   const body = errorBodySchema.safeParse(parsed);
   if (!body.success)
-    return fail(
+    fail(
       `the error body is not in the contract's shape (${body.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`,
     );
   const expectedStatus = KNOWN_CODES.get(body.data.error.code);
@@ -1347,7 +1346,7 @@ export const WS_PUSH_TYPES = new Set(['gift', 'wallet', 'streamEnded', 'batch'])
 
 /** A reply on the socket: JSON with a `type`; an error is in the contract's shape and never INTERNAL. */
 export function checkWsReply(text: string, requestId: string | undefined): void {
-  const fail = (why: string) => {
+  const fail: (why: string) => never = (why) => {
     throw new Error(`${why}: ${text.slice(0, 500)}`);
   };
   const leak = leakIn(text);
@@ -1362,7 +1361,7 @@ export function checkWsReply(text: string, requestId: string | undefined): void 
   if (!typed.success) fail('the reply has no type (the gateway answers `Internal server error` this way)');
   if (typed.data?.type !== 'error') return;
   const error = wsErrorSchema.safeParse(parsed);
-  if (!error.success) return fail(`the error is not in the contract's shape (${error.error.message})`);
+  if (!error.success) fail(`the error is not in the contract's shape (${error.error.message})`);
   if (error.data.error.code === 'INTERNAL') fail('an INTERNAL error');
   if (!KNOWN_CODES.has(error.data.error.code)) fail(`unknown error code ${error.data.error.code}`);
   if (requestId !== undefined && error.data.requestId !== requestId)

@@ -292,7 +292,10 @@ function broadcaster(options: { lastFrameAt?: number } = {}) {
   );
   const posts: Array<{ connectionId: string; message: any }> = [];
   const poster: ConnectionPoster = {
-    post: async (connectionId, message) => (posts.push({ connectionId, message }), 'sent'),
+    post: async (connectionId, message) => {
+      posts.push({ connectionId, message });
+      return 'sent';
+    },
   };
   const sleeps: number[] = [];
   const published: OutgoingNudge[] = [];

@@ -6,7 +6,7 @@ import {
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
 import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import {
@@ -398,7 +398,12 @@ describe('SqsGiftEventPublisher', () => {
   it('sends nudges in batches of 10, grouped by stream and deduplicated by gift id', async () => {
     const sent: SendMessageBatchCommand[] = [];
     const publisher = new SqsGiftEventPublisher(
-      { send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never,
+      {
+        send: jest.fn(async (command: SendMessageBatchCommand) => {
+          sent.push(command);
+          return {};
+        }),
+      } as never,
       'https://queue/giftEvents.fifo',
     );
     await publisher.publish(
@@ -420,7 +425,12 @@ describe('SqsGiftEventPublisher', () => {
     const sent: SendMessageBatchCommand[] = [];
     let clock = 1_000_000;
     const publisher = new SqsGiftEventPublisher(
-      { send: jest.fn(async (command: SendMessageBatchCommand) => (sent.push(command), {})) } as never,
+      {
+        send: jest.fn(async (command: SendMessageBatchCommand) => {
+          sent.push(command);
+          return {};
+        }),
+      } as never,
       'q',
       () => clock,
     );

@@ -11,7 +11,6 @@ import {
   BelowMinimumPayoutError,
   DomainError,
   InvariantViolation,
-  PayoutLimitExceededError,
   WalletLockedError,
 } from '../../shared/domain/errors';
 import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../shared/domain/identity';

@@ -813,7 +813,7 @@ async function loadGifts(): Promise<void> {
 }
 
 async function refreshStreams(): Promise<void> {
-  if (!session || session.role !== 'viewer') return;
+  if (session?.role !== 'viewer') return;
   const { items } = await api('GET', '/v1/streams', streamsSchema);
   const live = items.filter((stream) => stream.status === 'live');
   byId('streams-empty').hidden = live.length > 0;
@@ -1028,7 +1028,9 @@ class Room {
     byId('stage-caption').textContent = 'The stream has ended.';
     byId('gift-list')
       .querySelectorAll('button')
-      .forEach((button) => (button.disabled = true));
+      .forEach((button) => {
+        button.disabled = true;
+      });
   }
 
   sendGift(gift: Gift, quantity: number): void {
