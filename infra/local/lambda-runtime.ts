@@ -16,7 +16,7 @@ const loaded = new Map<string, LambdaHandler>();
 export function loadHandler(handlerFile: string): LambdaHandler {
   const cached = loaded.get(handlerFile);
   if (cached) return cached;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // require, not import(): the handler file is named at run time and loaded synchronously, as Lambda does.
   const module: unknown = require(resolve(REPO_ROOT, handlerFile));
   const handler = (module as { handler?: unknown }).handler;
   if (typeof handler !== 'function') throw new Error(`${handlerFile} has no exported 'handler' function`);

@@ -223,7 +223,7 @@ const publishedSpec = z.object({
 
 /** Reads a handler module's published route spec; undefined when it was not built with httpRoute. */
 export function loadRouteSpec(route: HttpRoute): PublishedRouteSpec | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // require, not import(): the handler file is named at run time and loaded synchronously, as Lambda does.
   const module: unknown = require(resolve(REPO_ROOT, route.handler));
   // The handler is a function (middy) carrying routeSpec as a property, so it is read by hand.
   const handler = typeof module === 'object' && module !== null && 'handler' in module ? module.handler : undefined;

@@ -53,7 +53,7 @@ const publishedWsSpec = z.object({ body: zodSchema });
 export type WsSpec = z.infer<typeof publishedWsSpec>;
 
 function handlerOf(file: string): unknown {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // require, not import(): the handler file is named at run time and loaded synchronously, as Lambda does.
   const module: unknown = require(resolve(REPO_ROOT, file));
   return typeof module === 'object' && module !== null && 'handler' in module ? module.handler : undefined;
 }
