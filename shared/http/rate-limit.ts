@@ -101,10 +101,12 @@ export class UserRateLimiter {
   /**
    * Takes one request of `requestClass` for `userId`, or throws RATE_LIMITED with a retry hint.
    * `cost` weighs a request that fans out (a query per creator shard) against the bucket.
+   * When this request completes a batch, the shared counter's write is returned: await it
+   * alongside the request's own work (`whileCounting`). It never rejects.
    */
-  async take(userId: string, requestClass: RequestClass, cost = 1): Promise<void> {
+  take(userId: string, requestClass: RequestClass, cost = 1): Promise<void> | undefined {
     this.buckets[requestClass].take(userId, cost);
-    if (!this.shared) return;
+    if (!this.shared) return undefined;
     const nowSeconds = this.nowMs() / 1000;
     const window = Math.floor(nowSeconds / this.shared.windowSeconds);
     const windowEndsIn = Math.max(1, Math.ceil((window + 1) * this.shared.windowSeconds - nowSeconds));
@@ -115,32 +117,26 @@ export class UserRateLimiter {
       });
     if (state.full) throw refuse();
     state.pending += cost;
-    if (state.pending < this.shared.batch) return;
+    if (state.pending < this.shared.batch) return undefined;
     const count = state.pending;
     state.pending = 0;
-    let total: number | undefined;
-    try {
-      total = await this.shared.counter.add(
-        {
-          userId,
-          requestClass,
-          window,
-          expiresAt: Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS),
-        },
-        count,
-        this.ceiling(requestClass),
-      );
-    } catch (error) {
-      logger.warn('shared rate counter unavailable; the per-instance limit still holds', {
-        error: error instanceof Error ? error : String(error),
+    // The write runs alongside the request's own work (the caller awaits it before answering, so
+    // nothing is left in flight when a Lambda freezes), never ahead of it: awaited first, it made
+    // every tenth gift of a busy user a third sequential DynamoDB call, and under a storm it stalled
+    // delivery by seconds. Its answer applies from this user's next request on, so a user passes
+    // the ceiling by at most what is admitted during one write's round trip.
+    const ceiling = this.ceiling(requestClass);
+    const expiresAt = Math.ceil((window + 1) * this.shared.windowSeconds + SHARED_COUNTER_TTL_SLACK_SECONDS);
+    return this.shared.counter
+      .add({ userId, requestClass, window, expiresAt }, count, ceiling)
+      .then((total) => {
+        if (total === undefined || total >= ceiling) state.full = true;
+      })
+      .catch((error: unknown) => {
+        logger.warn('shared rate counter unavailable; the per-instance limit still holds', {
+          error: error instanceof Error ? error : String(error),
+        });
       });
-      return;
-    }
-    if (total === undefined) {
-      state.full = true;
-      throw refuse();
-    }
-    if (total >= this.ceiling(requestClass)) state.full = true;
   }
 
   private windowState(key: string, window: number): WindowState {
@@ -190,4 +186,16 @@ export function userRateLimiter(): UserRateLimiter {
     );
   }
   return limiter;
+}
+
+/**
+ * Runs a request's own work while its shared-counter write (if any) is in flight, and answers only
+ * once both are done: the write costs no sequential round trip, and nothing outlives the invocation.
+ */
+export async function whileCounting<T>(counting: Promise<void> | undefined, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    await counting;
+  }
 }

@@ -6,7 +6,7 @@ import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, typ
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
 import { callerFromClaims } from './caller';
-import { userRateLimiter, type RequestClass } from './rate-limit';
+import { type RequestClass, userRateLimiter, whileCounting } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
 
 /** API.md: a request body over 1 MiB is refused with 413. */
@@ -159,8 +159,12 @@ export function httpRoute<
         }
         idempotency = { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
       }
-      if (spec.auth) await userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost);
-      const answer = await spec.handle({ body, query, path, caller, idempotency, correlationId, event });
+      const counting = spec.auth
+        ? userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost)
+        : undefined;
+      const answer = await whileCounting(counting, () =>
+        spec.handle({ body, query, path, caller, idempotency, correlationId, event }),
+      );
       return jsonResponse(answer.status, answer.body, answer.headers);
     } catch (error) {
       return errorResponse(error, correlationId);

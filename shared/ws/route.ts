@@ -6,7 +6,7 @@ import type { Caller } from '../domain/identity';
 import { logger } from '../logger';
 import { runInvocation } from '../observability/invocation';
 import { zodDetails } from '../http/route';
-import { userRateLimiter, type RequestClass } from '../http/rate-limit';
+import { type RequestClass, userRateLimiter, whileCounting } from '../http/rate-limit';
 
 /** API Gateway refuses WebSocket frames over 128 KB; we refuse far smaller ones sooner. */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -95,18 +95,20 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       if (candidate.success) requestId = candidate.data.requestId;
       // Every frame counts against its sender's limit, a malformed one too: each costs an invocation.
       const caller = callerFromAuthorizer(event);
-      await userRateLimiter().take(caller.userId, spec.requestClass);
-      if (!isJson) throw new ValidationError('The message is not valid JSON.');
-      if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
-      const parsed = spec.body.safeParse(json);
-      if (!parsed.success)
-        throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
-      const message = await spec.handle({
-        body: parsed.data,
-        caller,
-        connectionId: event.requestContext.connectionId,
-        correlationId,
-        event,
+      const counting = userRateLimiter().take(caller.userId, spec.requestClass);
+      const message = await whileCounting(counting, async () => {
+        if (!isJson) throw new ValidationError('The message is not valid JSON.');
+        if (Buffer.byteLength(text, 'utf8') > MAX_FRAME_BYTES) throw new ValidationError('The message is too large.');
+        const parsed = spec.body.safeParse(json);
+        if (!parsed.success)
+          throw new ValidationError('The message is not valid.', { details: zodDetails(parsed.error, '') });
+        return spec.handle({
+          body: parsed.data,
+          caller,
+          connectionId: event.requestContext.connectionId,
+          correlationId,
+          event,
+        });
       });
       return reply(message);
     } catch (error) {
