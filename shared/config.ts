@@ -59,12 +59,22 @@ export const tablesConfig = resettable(
   }),
 );
 
+/**
+ * Shard items a creator's diamonds, and partitions their gift entries, are spread over. Each gift
+ * costs 4 write units on its entry partition (the gift_received record, then the broadcaster's
+ * numbering, both transactional) and 2 on its credit shard. At 10,000 gifts/s to one creator,
+ * 64 partitions take 10,000 / 64 x 4 = 625 WCU/s each, under DynamoDB's 1,000 per key with room
+ * for hash imbalance; 32 took 1,250. A stream's end fences every shard in one transaction, so
+ * this stays under MAX_FENCED_SHARDS (98).
+ */
+export const DEFAULT_CREATOR_SHARDS = 64;
+
 export const ledgerConfig = resettable(
   'ledger',
   z
     .object({
       /** Shard items a creator's diamonds are spread over (DESIGN.md, hot creators). */
-      CREATOR_SHARDS: positiveInt.max(256).default(32),
+      CREATOR_SHARDS: positiveInt.max(256).default(DEFAULT_CREATOR_SHARDS),
       DIAMONDS_PER_COIN_BPS: positiveInt.default(DEFAULT_ECONOMY.diamondsPerCoinBps),
       PAYOUT_CENTS_PER_DIAMOND_BPS: positiveInt.default(DEFAULT_ECONOMY.payoutCentsPerDiamondBps),
       MIN_PAYOUT_DIAMONDS: positiveInt.default(DEFAULT_ECONOMY.minPayoutDiamonds),

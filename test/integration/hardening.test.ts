@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
 import { DynamoSharedRateCounter } from '../../shared/adapters/dynamo/rate-counter';
 import { RateLimitedError } from '../../shared/domain/errors';
+import { DEFAULT_CREATOR_SHARDS } from '../../shared/config';
 import { UserRateLimiter } from '../../shared/http/rate-limit';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
@@ -17,8 +18,6 @@ import { apiClient, expectBooksBalance, RecordingSocket, startTestStack, type Ap
  * Issue 17: the flaws a security sweep found, each replayed through the real gateway.
  */
 
-/** The stack's default (shared/config.ts): a creator's entries are spread over this many shards. */
-const CREATOR_SHARDS = 32;
 /** Small limits, so a flood is quick to show: writes 10 then 1/s, reads 20 then 1/s. */
 const WRITE_BURST = 10;
 const READ_BURST = 20;
@@ -84,7 +83,7 @@ describe('a sub containing # names no other user’s items (issue 17, point 1)',
       headers: { 'idempotency-key': 'key-gift' },
     });
     expect(sent.status).toBe(201);
-    const shard = shardFor(String(sent.body.giftTxId), CREATOR_SHARDS);
+    const shard = shardFor(String(sent.body.giftTxId), DEFAULT_CREATOR_SHARDS);
     const creatorNotifications = await api.request('GET', '/v1/notifications', { token: creatorToken });
     expect(creatorNotifications.body.items.map((item: { id: string }) => item.id)).toEqual([sent.body.giftTxId]);
 
