@@ -302,7 +302,8 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       postCounts.set(connectionId, (postCounts.get(connectionId) ?? 0) + 1);
       if (!entry || entry.socket.readyState !== WebSocket.OPEN)
         return managementError(response, 410, 'GoneException', 'Gone');
-      entry.socket.send(body.toString('utf8'));
+      // A text frame, as API Gateway sends it, from the bytes as posted (no decode and re-encode).
+      entry.socket.send(body, { binary: false });
       response.writeHead(200);
       response.end();
       return;

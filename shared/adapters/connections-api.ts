@@ -1,14 +1,9 @@
-import {
-  ApiGatewayManagementApiClient,
-  GoneException,
-  PostToConnectionCommand,
-} from '@aws-sdk/client-apigatewaymanagementapi';
 import { awsConfig, webSocketConfig } from '../config';
 import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
 import type { ConnectionsStore } from './dynamo/connections-store';
 import { metrics } from '../observability/metrics';
-import { instrumentAwsClient } from '../observability/tracing';
+import { type ConnectionsApi, SignedConnectionsApi } from './connections-http';
 
 /**
  * Posts messages to WebSocket connections through API Gateway's @connections API. Every post
@@ -23,18 +18,13 @@ export const POST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 50, maxDel
 export type PostOutcome = 'sent' | 'gone' | 'throttled' | 'failed';
 
 export interface ConnectionPoster {
-  post(connectionId: string, message: unknown): Promise<PostOutcome>;
+  /** `encoded` is `message` already serialized (a frame to many viewers is serialized once). */
+  post(connectionId: string, message: unknown, encoded?: Uint8Array): Promise<PostOutcome>;
 }
 
-let client: ApiGatewayManagementApiClient | undefined;
-function managementClient(): ApiGatewayManagementApiClient {
-  client ??= instrumentAwsClient(
-    new ApiGatewayManagementApiClient({
-      region: awsConfig().AWS_REGION,
-      endpoint: webSocketConfig().WS_MANAGEMENT_ENDPOINT,
-      maxAttempts: 1,
-    }),
-  );
+let client: SignedConnectionsApi | undefined;
+function managementApi(): ConnectionsApi {
+  client ??= new SignedConnectionsApi(webSocketConfig().WS_MANAGEMENT_ENDPOINT, awsConfig().AWS_REGION);
   return client;
 }
 
@@ -47,20 +37,16 @@ const isThrottle = (error: unknown) =>
 export class ApiGatewayConnectionPoster implements ConnectionPoster {
   constructor(
     private readonly connections: ConnectionsStore,
-    private readonly api: Pick<ApiGatewayManagementApiClient, 'send'> = managementClient(),
+    private readonly api: ConnectionsApi = managementApi(),
   ) {}
 
-  async post(connectionId: string, message: unknown): Promise<PostOutcome> {
-    const data = Buffer.from(JSON.stringify(message));
+  async post(connectionId: string, message: unknown, encoded?: Uint8Array): Promise<PostOutcome> {
+    const data = encoded ?? Buffer.from(JSON.stringify(message));
     try {
-      await retryWithBackoff(
-        () => this.api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data })),
-        POST_RETRY,
-        isThrottle,
-      );
+      await retryWithBackoff(() => this.api.postToConnection(connectionId, data), POST_RETRY, isThrottle);
       return 'sent';
     } catch (error) {
-      if (error instanceof GoneException) {
+      if (error instanceof Error && error.name === 'GoneException') {
         metrics.count('ConnectionPostsGone');
         await this.connections.remove(connectionId);
         return 'gone';
@@ -88,12 +74,14 @@ export async function postToAll(
   concurrency = FANOUT_CONCURRENCY,
 ): Promise<Record<PostOutcome, number>> {
   const counts: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
+  // Serialized once: a 32 KB frame stringified per viewer cost more CPU than posting it.
+  const encoded = Buffer.from(JSON.stringify(message));
   let next = 0;
   const worker = async () => {
     while (next < connectionIds.length) {
       const id = connectionIds[next++];
       if (id === undefined) break;
-      counts[await poster.post(id, message)] += 1;
+      counts[await poster.post(id, message, encoded)] += 1;
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, connectionIds.length) }, worker));

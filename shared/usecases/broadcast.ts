@@ -383,8 +383,8 @@ async function fanOut(
   const totals: Record<PostOutcome, number> = { sent: 0, gone: 0, throttled: 0, failed: 0 };
   const gone = new Set<string>();
   const poster: ConnectionPoster = {
-    post: async (connectionId, message) => {
-      const outcome = await deps.poster.post(connectionId, message);
+    post: async (connectionId, message, encoded) => {
+      const outcome = await deps.poster.post(connectionId, message, encoded);
       if (outcome === 'gone') gone.add(connectionId);
       return outcome;
     },

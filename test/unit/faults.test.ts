@@ -1,4 +1,3 @@
-import { GoneException, LimitExceededException } from '@aws-sdk/client-apigatewaymanagementapi';
 import { LedgerStore, TRANSACTION_RETRY } from '../../shared/adapters/dynamo/ledger-store';
 import type { ConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
 import { ApiGatewayConnectionPoster, POST_RETRY } from '../../shared/adapters/connections-api';
@@ -91,17 +90,21 @@ describe('ApiGatewayConnectionPoster', () => {
       store: { remove: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore,
     };
   };
-  const throttled = () => new LimitExceededException({ message: 'Rate exceeded', $metadata: {} });
+  // Named as SignedConnectionsApi names API Gateway's answers (429, 410).
+  const answered = (name: string) => Object.assign(new Error(`@connections answered`), { name });
+  const throttled = () => answered('LimitExceededException');
 
   it('retries a 429 and delivers; past the bound reports throttled (counted, the viewer catches up) without forgetting the connection', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0);
     const { removed, store } = connections();
     const once = jest.fn().mockRejectedValueOnce(throttled()).mockResolvedValue({});
-    expect(await new ApiGatewayConnectionPoster(store, { send: once }).post('c1', { type: 'pong' })).toBe('sent');
+    expect(await new ApiGatewayConnectionPoster(store, { postToConnection: once }).post('c1', { type: 'pong' })).toBe(
+      'sent',
+    );
     expect(once).toHaveBeenCalledTimes(2);
 
     const always = jest.fn().mockRejectedValue(throttled());
-    expect(await new ApiGatewayConnectionPoster(store, { send: always }).post('c2', { type: 'pong' })).toBe(
+    expect(await new ApiGatewayConnectionPoster(store, { postToConnection: always }).post('c2', { type: 'pong' })).toBe(
       'throttled',
     );
     expect(always).toHaveBeenCalledTimes(POST_RETRY.maxAttempts);
@@ -110,8 +113,10 @@ describe('ApiGatewayConnectionPoster', () => {
 
   it('410 Gone forgets that one connection, without retrying', async () => {
     const { removed, store } = connections();
-    const gone = jest.fn().mockRejectedValue(new GoneException({ message: 'Gone', $metadata: {} }));
-    expect(await new ApiGatewayConnectionPoster(store, { send: gone }).post('c3', { type: 'pong' })).toBe('gone');
+    const gone = jest.fn().mockRejectedValue(answered('GoneException'));
+    expect(await new ApiGatewayConnectionPoster(store, { postToConnection: gone }).post('c3', { type: 'pong' })).toBe(
+      'gone',
+    );
     expect(gone).toHaveBeenCalledTimes(1);
     expect(removed).toEqual(['c3']);
   });
