@@ -43,6 +43,16 @@ export class ForbiddenError extends DomainError {
   readonly code = 'FORBIDDEN';
   readonly status = 403;
 }
+/** A guardian set this teenager's budget; the teenager may lower it, never raise or remove it. */
+export class BudgetSetByGuardianError extends DomainError {
+  readonly code = 'BUDGET_SET_BY_GUARDIAN';
+  readonly status = 403;
+}
+/** The request is well formed but the resource is not in a state that allows it (an invite already decided). */
+export class ConflictError extends DomainError {
+  readonly code = 'CONFLICT';
+  readonly status = 409;
+}
 export class AgeRestrictedError extends DomainError {
   readonly code = 'AGE_RESTRICTED';
   readonly status = 403;

@@ -106,12 +106,32 @@ export function ageOn(birthdate: string, now: Date): number {
   return age;
 }
 
-/** Recharging and gifting: majority, or from 13 with parental consent. */
-export function assertMaySpend(caller: Caller, now: Date): void {
+/**
+ * Consent a guardian gave or revoked in the app (kept on the teenager's wallet item). It decides
+ * over the token's claim: a revocation wins over a claim that asserts consent, and a grant stands
+ * without one. With no decision in the app, the identity provider's claim is what counts.
+ */
+export type AppConsent = 'granted' | 'revoked';
+
+export function hasParentalConsent(caller: Caller, appConsent: AppConsent | null): boolean {
+  if (appConsent === 'granted') return true;
+  if (appConsent === 'revoked') return false;
+  return caller.parentalConsent;
+}
+
+/** Under the age of majority and old enough to spend with consent: who may invite a guardian. */
+export function isTeen(caller: Caller, now: Date): boolean {
+  if (caller.birthdate === undefined) return false;
+  const age = ageOn(caller.birthdate, now);
+  return age >= MINIMUM_AGE && age < ageOfMajority(caller.country);
+}
+
+/** Recharging and gifting: majority, or from 13 with parental consent (the app's decision first). */
+export function assertMaySpend(caller: Caller, now: Date, appConsent: AppConsent | null = null): void {
   if (caller.birthdate === undefined) throw new AgeRestrictedError('Your age is unknown, so spending is not allowed.');
   const age = ageOn(caller.birthdate, now);
   if (age < MINIMUM_AGE) throw new AgeRestrictedError(`You must be at least ${MINIMUM_AGE} to buy or send gifts.`);
-  if (age < ageOfMajority(caller.country) && !caller.parentalConsent) {
+  if (age < ageOfMajority(caller.country) && !hasParentalConsent(caller, appConsent)) {
     throw new AgeRestrictedError('Under the age of majority, buying and gifting need parental consent.');
   }
 }

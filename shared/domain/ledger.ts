@@ -1,3 +1,4 @@
+import type { AppConsent } from './identity';
 import type { Money } from './money';
 
 /** The kinds of ledger entry (API.md, wallet transactions). */
@@ -49,6 +50,10 @@ export interface Wallet {
   monthlyLimit: Money | null;
   /** Shards this user's gift credits are spread over; 0 until they first go live. */
   creatorShards: number;
+  /** A guardian's decision in the app about this teenager's consent; absent when there is none. */
+  appConsent?: AppConsent | null;
+  /** `guardian` when a guardian set the monthly limit: the teenager may only lower it. */
+  budgetSetBy?: 'guardian' | null;
 }
 
 export function emptyWallet(userId: string): Wallet {

@@ -29,12 +29,22 @@ export const API_ERRORS: ReadonlyArray<{ code: string; status: number; when: str
   },
   { code: 'REGION_UNAVAILABLE', status: 403, when: 'the country has no price list' },
   {
+    code: 'BUDGET_SET_BY_GUARDIAN',
+    status: 403,
+    when: 'a teenager raising or removing the monthly budget their guardian set (lowering it is allowed)',
+  },
+  {
     code: 'NOT_FOUND',
     status: 404,
     when: 'unknown id, or a private resource of someone else (its existence never leaks)',
   },
   { code: 'INSUFFICIENT_COINS', status: 409, when: 'a gift costs more than the spendable balance' },
   { code: 'INSUFFICIENT_DIAMONDS', status: 409, when: 'a payout asks for more than the available diamonds' },
+  {
+    code: 'CONFLICT',
+    status: 409,
+    when: 'the resource is no longer in a state that allows this (an invite already decided)',
+  },
   { code: 'BUDGET_EXCEEDED', status: 409, when: "a recharge would pass the user's monthly budget" },
   { code: 'STREAM_NOT_LIVE', status: 409, when: 'a gift to a stream that has ended or never started' },
   { code: 'SELF_GIFT', status: 409, when: 'a creator gifting to their own stream' },
@@ -66,6 +76,7 @@ const SUCCESS_STATUS: Readonly<Record<string, number>> = {
   'POST /v1/creator/payout-account': 201,
   'POST /v1/payouts': 202,
   'POST /v1/wallet/transactions/{}/report': 201,
+  'POST /v1/guardian-invites': 201,
 };
 
 /**
@@ -90,7 +101,41 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
     returns:
       '`{ items: [ { id, type, coins, diamonds, pendingDiamonds, createdAt, ref } ], nextCursor }`; amounts are signed deltas.',
   },
-  'PUT /v1/wallet/budget': { summary: 'Set or clear the monthly spending budget', returns: 'The wallet.' },
+  'PUT /v1/wallet/budget': {
+    summary: 'Set or clear the monthly spending budget',
+    returns: 'The wallet. A budget a guardian set can be lowered, not raised or removed (403 BUDGET_SET_BY_GUARDIAN).',
+  },
+  'POST /v1/guardian-invites': {
+    summary: 'A teenager invites a guardian to give parental consent',
+    returns:
+      '`{ inviteId, teenId, guardianId, status, createdAt, decidedAt }`; asking the same guardian again while the invite waits answers the same invite.',
+  },
+  'GET /v1/guardian-invites': {
+    summary: 'The invites waiting for the caller, as a guardian',
+    returns: '`{ items: [invite] }`, oldest first.',
+  },
+  'POST /v1/guardian-invites/{}/approve': {
+    summary: 'The invited guardian approves: parental consent, recorded with its time and guardian',
+    returns:
+      'The invite. Needs the guardian’s own majority (403 AGE_RESTRICTED); anyone but the invited guardian gets 404, the teenager 403.',
+  },
+  'POST /v1/guardian-invites/{}/decline': {
+    summary: 'The invited guardian declines',
+    returns: 'The invite; anyone but the invited guardian gets 404, the teenager 403.',
+  },
+  'GET /v1/consent': {
+    summary: 'The caller’s parental consent, as recharges and gifts judge it',
+    returns:
+      '`{ consented, appConsent: granted | revoked | none, guardianId, decidedAt }`; the app’s decision overrides the token’s claim.',
+  },
+  'POST /v1/wards/{}/consent/revoke': {
+    summary: 'The guardian of record revokes consent',
+    returns: '`{ teenId, appConsent: "revoked", decidedAt }`. Anyone else gets 404.',
+  },
+  'PUT /v1/wards/{}/budget': {
+    summary: 'The guardian of record sets the teenager’s monthly budget',
+    returns: '`{ teenId, monthlyLimit, setBy: "guardian" }`, in the teenager’s price-list currency.',
+  },
   'PUT /v1/wallet/lock': {
     summary: 'Lock or unlock the wallet',
     returns: 'The wallet. A wallet locked after a dispute stays locked.',

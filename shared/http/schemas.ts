@@ -21,6 +21,13 @@ export const opaqueId = z
   .max(128)
   .regex(/^[A-Za-z0-9_\-:.]+$/, 'not a valid id');
 
+/** A user id as the identity provider issues it (`sub`): any printable text, `auth0|123` included. */
+export const userIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((value) => ![...value].some((char) => char < ' ' || char === '\u007f'), 'not a valid user id');
+
 export function assertNever(value: never): never {
   throw new ValidationError(`unexpected value ${String(value)}`);
 }

@@ -293,7 +293,8 @@ export async function sendGift(
     ]);
     if (stored) return replay(stored.body);
     if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
-    assertMaySpend(caller, now);
+    const appConsent = walletItem?.appConsent;
+    assertMaySpend(caller, now, appConsent === 'granted' || appConsent === 'revoked' ? appConsent : null);
     // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
     const stream =
       streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });

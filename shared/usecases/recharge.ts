@@ -220,7 +220,7 @@ async function openRecharge(
 ): Promise<StoredAnswer<RechargeCreated>> {
   const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
   if (wallet.locked) throw new WalletLockedError('Your wallet is locked.');
-  assertMaySpend(caller, now);
+  assertMaySpend(caller, now, wallet.appConsent ?? null);
   const country = caller.country;
   if (country === undefined) throw new RegionUnavailableError('Your account has no country, so no price list applies.');
   const currency = currencyForCountry(country);

@@ -1,7 +1,7 @@
 import { newId } from '../adapters/clock';
 import { keys, ENTRY_PREFIX } from '../adapters/dynamo/keys';
 import type { LedgerStore } from '../adapters/dynamo/ledger-store';
-import { NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
+import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import type { Money } from '../domain/money';
 import { callerCurrency, getWallet, type WalletView } from './wallet';
@@ -44,15 +44,23 @@ export async function setBudget(
       limitMinor: monthlyLimit?.amount ?? null,
       currency: monthlyLimit?.currency ?? null,
     }),
+    // A budget a guardian set may be lowered by its teenager, never raised or removed: the
+    // condition is in the write, so a guardian's change landing at the same moment is respected.
     deps.store.update(
       'wallet budget',
       keys.wallet(caller.userId),
       monthlyLimit === null
-        ? { expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency' }
+        ? {
+            expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency',
+            condition: 'attribute_not_exists(budgetSetBy)',
+          }
         : {
             expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency',
+            condition: 'attribute_not_exists(budgetSetBy) OR monthlyLimitAmount >= :amount',
             values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency },
           },
+      () =>
+        new BudgetSetByGuardianError('Your guardian set this budget; you can lower it, but not raise or remove it.'),
     ),
   ]);
   return getWallet(deps, caller, { consistent: true });

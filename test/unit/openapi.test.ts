@@ -86,7 +86,7 @@ describe('the OpenAPI document', () => {
         'INTERNAL',
       ]),
     );
-    expect(API_ERRORS).toHaveLength(20);
+    expect(API_ERRORS).toHaveLength(22);
   });
 
   it('turns a published spec into parameters, the header and a body schema', () => {

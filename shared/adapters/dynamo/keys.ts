@@ -71,6 +71,15 @@ export const keys = {
   /** A user's report of one of their transactions (POST /v1/wallet/transactions/{id}/report). */
   transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: user(userId), sk: `REPORT#${reportId}` }),
   payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
+  /** A teenager's invitation to a guardian (shared/usecases/guardians.ts). */
+  guardianInvite: (inviteId: string): ItemKey => ({ pk: `INVITE#${inviteId}`, sk: 'INVITE' }),
+  /** One decision about a teenager's consent (granted, declined, revoked, budget set): the audit trail. */
+  consentRecord: (teenId: string, at: string, recordId: string): ItemKey => ({
+    pk: user(teenId),
+    sk: `CONSENT#${at}#${recordId}`,
+  }),
+  /** A guardian's link to a teenager whose consent they gave. */
+  ward: (guardianId: string, teenId: string): ItemKey => ({ pk: user(guardianId), sk: `WARD#${keyUserId(teenId)}` }),
   /**
    * A user's cross-instance request counter for one rate-limit window (shared/http/rate-limit.ts).
    * The `RATE#` prefix is all an authenticated function may write outside its own grants (IAM

@@ -402,6 +402,8 @@ export function walletFromItem(userId: string, item: Item): Wallet {
         ? { amount: limit, currency: currency as Currency }
         : null,
     creatorShards: wholeNumber(item.creatorShards, 'creatorShards'),
+    appConsent: item.appConsent === 'granted' || item.appConsent === 'revoked' ? item.appConsent : null,
+    budgetSetBy: item.budgetSetBy === 'guardian' ? 'guardian' : null,
   };
 }
 

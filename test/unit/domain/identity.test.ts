@@ -6,6 +6,7 @@ import {
   assertMaySpend,
   assertPayoutCountry,
   isCalendarDate,
+  isTeen,
   type Caller,
 } from '../../../shared/domain/identity';
 
@@ -78,5 +79,22 @@ describe('claims the age and region rules rely on (issue 17)', () => {
     expect(() => assertLiveCountry({ userId: 'u', birthdate: '1990-01-01', parentalConsent: false })).toThrow(
       RegionUnavailableError,
     );
+  });
+  it('the app’s consent decision wins over the token’s claim; without one the claim counts', () => {
+    const teen = (claim: boolean) => caller('2011-06-01', 'US', claim);
+    expect(() => assertMaySpend(teen(false), now, 'granted')).not.toThrow();
+    expect(() => assertMaySpend(teen(true), now, 'revoked')).toThrow(AgeRestrictedError);
+    expect(() => assertMaySpend(teen(true), now, null)).not.toThrow();
+    expect(() => assertMaySpend(teen(false), now, null)).toThrow(AgeRestrictedError);
+    // Under 13, even an approval in the app does not allow spending.
+    expect(() => assertMaySpend(caller('2014-01-01', 'US'), now, 'granted')).toThrow(AgeRestrictedError);
+  });
+  it('a teenager is 13 to under the age of majority of their country', () => {
+    expect(isTeen(caller('2013-11-26'), now)).toBe(true);
+    expect(isTeen(caller('2013-11-27'), now)).toBe(false);
+    expect(isTeen(caller('2008-11-27'), now)).toBe(true);
+    expect(isTeen(caller('2008-11-26'), now)).toBe(false);
+    expect(isTeen(caller('2007-11-27', 'KR'), now)).toBe(true);
+    expect(isTeen(caller(undefined), now)).toBe(false);
   });
 });

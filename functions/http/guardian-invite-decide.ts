@@ -1,0 +1,19 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { decideInvite } from '../../shared/usecases/guardians';
+
+/** POST /v1/guardian-invites/{inviteId}/approve | decline -> 200 the invite (one handler per route). */
+export function decideInviteRoute(decision: 'approve' | 'decline') {
+  return httpRoute({
+    auth: true,
+    rateLimited: true,
+    path: z.object({ inviteId: opaqueId }),
+    handle: async ({ caller, path }) => ({
+      status: 200,
+      body: await decideInvite({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.inviteId, decision),
+    }),
+  });
+}

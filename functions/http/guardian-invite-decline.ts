@@ -1,0 +1,4 @@
+import { decideInviteRoute } from './guardian-invite-decide';
+
+/** POST /v1/guardian-invites/{inviteId}/decline: the invited guardian says no. */
+export const handler = decideInviteRoute('decline');

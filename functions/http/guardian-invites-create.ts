@@ -1,0 +1,17 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { userIdSchema } from '../../shared/http/schemas';
+import { inviteGuardian } from '../../shared/usecases/guardians';
+
+/** POST /v1/guardian-invites { guardianId } -> 201 the invite (a waiting one is answered as it is). */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  body: z.object({ guardianId: userIdSchema }),
+  handle: async ({ caller, body: input }) => ({
+    status: 201,
+    body: await inviteGuardian({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.guardianId),
+  }),
+});

@@ -1,0 +1,30 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { CURRENCIES } from '../../shared/domain/money';
+import { httpRoute } from '../../shared/http/route';
+import { userIdSchema } from '../../shared/http/schemas';
+import { setWardBudget } from '../../shared/usecases/guardians';
+import { MAX_MONTHLY_LIMIT_MINOR } from './wallet-budget';
+
+/** PUT /v1/wards/{teenId}/budget { monthlyLimit: {amount, currency} } -> 200 { teenId, monthlyLimit, setBy }. */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  path: z.object({ teenId: userIdSchema }),
+  body: z.object({
+    monthlyLimit: z.object({
+      amount: z.number().int().min(0).max(MAX_MONTHLY_LIMIT_MINOR),
+      currency: z.enum(CURRENCIES),
+    }),
+  }),
+  handle: async ({ caller, path, body: input }) => ({
+    status: 200,
+    body: await setWardBudget(
+      { store: ledgerStore(), now: () => systemClock.now() },
+      caller,
+      path.teenId,
+      input.monthlyLimit,
+    ),
+  }),
+});

@@ -1,0 +1,17 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { userIdSchema } from '../../shared/http/schemas';
+import { revokeConsent } from '../../shared/usecases/guardians';
+
+/** POST /v1/wards/{teenId}/consent/revoke -> 200 { teenId, appConsent: 'revoked', decidedAt }. */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  path: z.object({ teenId: userIdSchema }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await revokeConsent({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.teenId),
+  }),
+});

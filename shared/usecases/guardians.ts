@@ -1,0 +1,314 @@
+import * as z from 'zod';
+import { newId } from '../adapters/clock';
+import { keys } from '../adapters/dynamo/keys';
+import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import { currencyForCountry } from '../domain/catalog';
+import { derivedIdHex } from '../domain/derived-id';
+import {
+  AgeRestrictedError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  RegionUnavailableError,
+  ValidationError,
+} from '../domain/errors';
+import { type AppConsent, assertAdult, type Caller, hasParentalConsent, isTeen } from '../domain/identity';
+import type { Money } from '../domain/money';
+
+/**
+ * Parental permission in the app. A teenager (13 to under the age of majority) invites a guardian
+ * by their user id; the guardian, signed in with their own adult account, approves or declines.
+ * Approval records consent on the teenager's wallet item (where recharges and gifts already read
+ * the wallet), the guardian may revoke it, and may set the teenager's monthly budget, which the
+ * teenager can then lower but not raise. Every decision is also kept as a consent record: who,
+ * when, what. A consent claim in the token still counts while the app holds no decision.
+ */
+
+export interface GuardiansDeps {
+  store: LedgerStore;
+  now: () => Date;
+}
+
+export type InviteStatus = 'pending' | 'approved' | 'declined';
+
+export interface InviteView {
+  inviteId: string;
+  teenId: string;
+  guardianId: string;
+  status: InviteStatus;
+  createdAt: string;
+  decidedAt: string | null;
+}
+
+export interface ConsentView {
+  /** Whether recharges and gifts are allowed on consent grounds right now. */
+  consented: boolean;
+  /** The app's decision, or `none` (then the token's claim counts). */
+  appConsent: AppConsent | 'none';
+  guardianId: string | null;
+  decidedAt: string | null;
+}
+
+/** The byStatus index partition of the invites waiting for one guardian. */
+const pendingInvitesPk = (guardianId: string) => `GUARDIAN#${guardianId}`;
+/** A guardian has at most this many invites waiting; more is spam, not family. */
+export const MAX_PENDING_INVITES_LISTED = 50;
+
+const inviteItem = z.object({
+  inviteId: z.string(),
+  teenId: z.string(),
+  guardianId: z.string(),
+  teenCountry: z.string().nullable().optional(),
+  status: z.enum(['pending', 'approved', 'declined']),
+  createdAt: z.string(),
+  decidedAt: z.string().nullable().optional(),
+});
+type InviteItem = z.infer<typeof inviteItem>;
+
+const view = (invite: InviteItem): InviteView => ({
+  inviteId: invite.inviteId,
+  teenId: invite.teenId,
+  guardianId: invite.guardianId,
+  status: invite.status,
+  createdAt: invite.createdAt,
+  decidedAt: invite.decidedAt ?? null,
+});
+
+/** One invite per teenager and guardian: asking again while it waits answers the same invite. */
+export function inviteIdFor(teenId: string, guardianId: string): string {
+  return `inv_${derivedIdHex('guardian-invite', teenId, guardianId).slice(0, 32)}`;
+}
+
+function consentRecordOp(
+  store: LedgerStore,
+  teenId: string,
+  at: string,
+  record: { action: 'granted' | 'declined' | 'revoked' | 'budget_set'; guardianId: string; [more: string]: unknown },
+): WriteOp {
+  const recordId = newId('cns', new Date(at));
+  return store.put('consent record', { ...keys.consentRecord(teenId, at, recordId), recordId, teenId, at, ...record });
+}
+
+/** POST /v1/guardian-invites { guardianId }: a teenager without consent in the app asks a guardian. */
+export async function inviteGuardian(deps: GuardiansDeps, caller: Caller, guardianId: string): Promise<InviteView> {
+  const now = deps.now();
+  if (!isTeen(caller, now))
+    throw new AgeRestrictedError('Only a user from 13 to under the age of majority can invite a guardian.');
+  if (guardianId === caller.userId)
+    throw new ValidationError('You cannot be your own guardian.', {
+      details: [{ path: 'body.guardianId', message: 'must be someone else' }],
+    });
+  const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
+  if (wallet.appConsent === 'granted') throw new ConflictError('A guardian has already given consent.');
+  const inviteId = inviteIdFor(caller.userId, guardianId);
+  const createdAt = now.toISOString();
+  const fresh: InviteItem & Item = {
+    ...keys.guardianInvite(inviteId),
+    inviteId,
+    teenId: caller.userId,
+    guardianId,
+    teenCountry: caller.country ?? null,
+    status: 'pending',
+    createdAt,
+    decidedAt: null,
+    statusPk: pendingInvitesPk(guardianId),
+    statusSk: `${createdAt}#${inviteId}`,
+  };
+  try {
+    // A decided invite is replaced by a new one; a waiting one is answered as it is.
+    await deps.store.transactWrite([
+      deps.store.put(
+        'guardian invite',
+        fresh,
+        {
+          expression: 'attribute_not_exists(pk) OR #status <> :pending',
+          names: { '#status': 'status' },
+          values: { ':pending': 'pending' },
+        },
+        () => new ConflictError('already waiting'),
+      ),
+    ]);
+    return view(fresh);
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    return view(await readInvite(deps.store, inviteId));
+  }
+}
+
+async function readInvite(store: LedgerStore, inviteId: string): Promise<InviteItem> {
+  const item = await store.getItem(keys.guardianInvite(inviteId), { consistent: true });
+  const parsed = inviteItem.safeParse(item);
+  if (!parsed.success) throw new NotFoundError('No such invite.');
+  return parsed.data;
+}
+
+/** GET /v1/guardian-invites: the invites waiting for the caller's decision, oldest first. */
+export async function listPendingInvites(deps: GuardiansDeps, caller: Caller): Promise<{ items: InviteView[] }> {
+  const page = await deps.store.query({
+    indexName: 'byStatus',
+    keyCondition: 'statusPk = :pk',
+    values: { ':pk': pendingInvitesPk(caller.userId) },
+    ascending: true,
+    limit: MAX_PENDING_INVITES_LISTED,
+  });
+  const items = page.items.flatMap((item) => {
+    const parsed = inviteItem.safeParse(item);
+    return parsed.success && parsed.data.status === 'pending' ? [view(parsed.data)] : [];
+  });
+  return { items };
+}
+
+/**
+ * POST /v1/guardian-invites/{inviteId}/approve|decline. Only the invited guardian decides (anyone
+ * else: NOT_FOUND, so an invite's existence does not leak), never the teenager, and approving
+ * needs the guardian's own majority. Approval sets consent on the teenager's wallet item, links
+ * the ward and records the decision, all in one transaction conditioned on the invite waiting.
+ */
+export async function decideInvite(
+  deps: GuardiansDeps,
+  caller: Caller,
+  inviteId: string,
+  decision: 'approve' | 'decline',
+): Promise<InviteView> {
+  const now = deps.now();
+  const invite = await readInvite(deps.store, inviteId);
+  if (invite.teenId === caller.userId) throw new ForbiddenError('You cannot decide your own invite.');
+  if (invite.guardianId !== caller.userId) throw new NotFoundError('No such invite.');
+  if (decision === 'approve') assertAdult(caller, now);
+  if (invite.status !== 'pending') throw new ConflictError(`This invite was already ${invite.status}.`);
+  const at = now.toISOString();
+  const status: InviteStatus = decision === 'approve' ? 'approved' : 'declined';
+  const ops: WriteOp[] = [
+    deps.store.update(
+      'invite decision',
+      keys.guardianInvite(inviteId),
+      {
+        expression: 'SET #status = :status, decidedAt = :at REMOVE statusPk, statusSk',
+        condition: '#status = :pending',
+        names: { '#status': 'status' },
+        values: { ':status': status, ':at': at, ':pending': 'pending' },
+      },
+      () => new ConflictError('This invite was decided meanwhile.'),
+    ),
+    consentRecordOp(deps.store, invite.teenId, at, {
+      action: decision === 'approve' ? 'granted' : 'declined',
+      guardianId: caller.userId,
+      inviteId,
+    }),
+  ];
+  if (decision === 'approve') {
+    ops.push(
+      deps.store.update('teen consent', keys.wallet(invite.teenId), {
+        expression:
+          'SET appConsent = :granted, consentGuardianId = :guardian, consentAt = :at, consentCountry = :country',
+        values: {
+          ':granted': 'granted',
+          ':guardian': caller.userId,
+          ':at': at,
+          ':country': invite.teenCountry ?? null,
+        },
+      }),
+      deps.store.put('ward link', { ...keys.ward(caller.userId, invite.teenId), teenId: invite.teenId, since: at }),
+    );
+  }
+  await deps.store.transactWrite(ops);
+  return view({ ...invite, status, decidedAt: at });
+}
+
+/** GET /v1/consent: the teenager's consent as recharges and gifts will judge it. */
+export async function readConsent(deps: GuardiansDeps, caller: Caller): Promise<ConsentView> {
+  const item = await deps.store.getItem(keys.wallet(caller.userId), { consistent: true });
+  return consentView(caller, item);
+}
+
+function consentView(caller: Caller, item: Item | undefined): ConsentView {
+  const appConsent = item?.appConsent === 'granted' || item?.appConsent === 'revoked' ? item.appConsent : null;
+  return {
+    consented: hasParentalConsent(caller, appConsent),
+    appConsent: appConsent ?? 'none',
+    guardianId: typeof item?.consentGuardianId === 'string' ? item.consentGuardianId : null,
+    decidedAt: typeof item?.consentAt === 'string' ? item.consentAt : null,
+  };
+}
+
+/** The guardian of record's write on the teenager's wallet: conditioned on being that guardian. */
+function asGuardianOf(
+  store: LedgerStore,
+  label: string,
+  guardianId: string,
+  teenId: string,
+  update: { expression: string; values: Item },
+): WriteOp {
+  return store.update(
+    label,
+    keys.wallet(teenId),
+    {
+      expression: update.expression,
+      condition: 'consentGuardianId = :guardian',
+      values: { ...update.values, ':guardian': guardianId },
+    },
+    // Whether the teenager exists, or has another guardian, does not leak.
+    () => new NotFoundError('No such ward.'),
+  );
+}
+
+/** POST /v1/wards/{teenId}/consent/revoke: the guardian of record withdraws consent; it overrides the token. */
+export async function revokeConsent(
+  deps: GuardiansDeps,
+  caller: Caller,
+  teenId: string,
+): Promise<{ teenId: string; appConsent: 'revoked'; decidedAt: string }> {
+  const at = deps.now().toISOString();
+  await deps.store.transactWrite([
+    asGuardianOf(deps.store, 'consent revoked', caller.userId, teenId, {
+      expression: 'SET appConsent = :revoked, consentAt = :at',
+      values: { ':revoked': 'revoked', ':at': at },
+    }),
+    consentRecordOp(deps.store, teenId, at, { action: 'revoked', guardianId: caller.userId }),
+  ]);
+  return { teenId, appConsent: 'revoked', decidedAt: at };
+}
+
+/**
+ * PUT /v1/wards/{teenId}/budget { monthlyLimit }: the guardian of record sets the teenager's
+ * monthly budget, in the teenager's price-list currency. The change joins the budget history
+ * the books check credits against, like the owner's own changes.
+ */
+export async function setWardBudget(
+  deps: GuardiansDeps,
+  caller: Caller,
+  teenId: string,
+  monthlyLimit: Money,
+): Promise<{ teenId: string; monthlyLimit: Money; setBy: 'guardian' }> {
+  const wallet = await deps.store.getItem(keys.wallet(teenId), { consistent: true });
+  if (wallet?.consentGuardianId !== caller.userId) throw new NotFoundError('No such ward.');
+  const country = typeof wallet.consentCountry === 'string' ? wallet.consentCountry : undefined;
+  if (country === undefined) throw new RegionUnavailableError("The teenager's country is unknown.");
+  const currency = currencyForCountry(country);
+  if (monthlyLimit.currency !== currency)
+    throw new ValidationError(`The budget must be in ${currency}, the currency of the teenager's price list.`, {
+      details: [{ path: 'body.monthlyLimit.currency', message: `must be ${currency}` }],
+    });
+  const now = deps.now();
+  const at = now.toISOString();
+  await deps.store.transactWrite([
+    deps.store.put('budget limit change', {
+      ...keys.budgetLimitChange(teenId, at, newId('blc', now)),
+      userId: teenId,
+      at,
+      limitMinor: monthlyLimit.amount,
+      currency: monthlyLimit.currency,
+      setBy: caller.userId,
+    }),
+    asGuardianOf(deps.store, 'ward budget', caller.userId, teenId, {
+      expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetSetBy = :setBy',
+      values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency, ':setBy': 'guardian' },
+    }),
+    consentRecordOp(deps.store, teenId, at, {
+      action: 'budget_set',
+      guardianId: caller.userId,
+      limitMinor: monthlyLimit.amount,
+    }),
+  ]);
+  return { teenId, monthlyLimit, setBy: 'guardian' };
+}
