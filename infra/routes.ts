@@ -262,6 +262,22 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: { ledger: 'readWrite' },
   },
   {
+    name: 'CreatorsGet',
+    method: 'GET',
+    path: '/v1/creators/{creatorId}',
+    handler: 'functions/http/creators-get.ts',
+    auth: 'jwt',
+    access: { ledger: 'read' },
+  },
+  {
+    name: 'CreatorProfileSet',
+    method: 'PUT',
+    path: '/v1/creator/profile',
+    handler: 'functions/http/creator-profile-set.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
+  {
     name: 'GuardianInvitesCreate',
     method: 'POST',
     path: '/v1/guardian-invites',

@@ -105,6 +105,15 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
     summary: 'Set or clear the monthly spending budget',
     returns: 'The wallet. A budget a guardian set can be lowered, not raised or removed (403 BUDGET_SET_BY_GUARDIAN).',
   },
+  'GET /v1/creators/{}': {
+    summary: "A creator's public profile, to check before gifting",
+    returns:
+      '`{ creatorId, displayName, streamingSince, streams, verified, giftCoinsReceived }`; someone who never went live is 404.',
+  },
+  'PUT /v1/creator/profile': {
+    summary: 'A creator sets the display name of their profile',
+    returns: 'The profile; before the first stream, 404.',
+  },
   'POST /v1/guardian-invites': {
     summary: 'A teenager invites a guardian to give parental consent',
     returns:

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { profileGiftsOp } from './creator-profiles';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor, type ItemKey } from '../adapters/dynamo/keys';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
@@ -66,8 +67,8 @@ export const LEADERBOARD_FOLD_INTERVAL_MS = 5_000;
 const LEADERBOARD_FOLD_CONCURRENCY = 16;
 /** Another sequencer for the same stream (a zombie after a visibility timeout) wins this often before we give up. */
 const SEQUENCER_CONFLICT_LIMIT = 3;
-/** A transaction carries the stream counter and the event-batch item besides the gifts. */
-const FIXED_ITEMS_PER_CHUNK = 2;
+/** A transaction carries the stream counter, the event-batch item and the creator's profile besides the gifts. */
+const FIXED_ITEMS_PER_CHUNK = 3;
 
 /** The sweeper nudges streams whose oldest unsent gift is older than this (its own nudge was lost). */
 export const SWEEP_MIN_AGE_MS = 5_000;
@@ -241,6 +242,7 @@ export function sequenceOps(
       { expression: conditions.isNew },
       conflict(`event batch ${lastSeq}`),
     ),
+    profileGiftsOp(store, stream, coins),
   ];
   return { ops, events };
 }

@@ -1,4 +1,5 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
+import { type CreatorProfile, profileOnGoLiveOp, readProfiles } from './creator-profiles';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import {
@@ -109,11 +110,11 @@ export function liveFenceAttribute(streamId: string): string {
 }
 
 /**
- * Going live writes the stream plus one fence per shard (and maybe the shard raise) in one
+ * Going live writes the stream, the creator's profile and one fence per shard (and maybe the shard raise) in one
  * transaction of at most 100 items; a creator with more shards than fit gets no fence, and their
  * gifts read the stream item each time instead of caching it.
  */
-export const MAX_FENCED_SHARDS = MAX_TRANSACTION_ITEMS - 2;
+export const MAX_FENCED_SHARDS = MAX_TRANSACTION_ITEMS - 3;
 
 function fenceOps(store: LedgerStore, creatorId: string, streamId: string, shards: number, open: boolean) {
   return Array.from({ length: shards }, (_, shard) =>
@@ -249,6 +250,7 @@ export async function createStream(
         { expression: conditions.isNew },
         () => new InvariantViolation(`stream id ${streamId} already exists`),
       ),
+      profileOnGoLiveOp(deps.store, caller.userId, startedAt),
       ...(fenced ? fenceOps(deps.store, caller.userId, streamId, shards, true) : []),
     );
     try {
@@ -356,7 +358,10 @@ export function decodeStreamCursor(cursor: string): { startedAt: string; streamI
 export async function listLiveStreams(
   deps: { store: LedgerStore },
   page: { limit: number; cursor?: string },
-): Promise<{ items: Array<CreatedStreamView & { giftCoins: number }>; nextCursor: string | null }> {
+): Promise<{
+  items: Array<CreatedStreamView & { giftCoins: number; creator: CreatorProfile | null }>;
+  nextCursor: string | null;
+}> {
   const after = page.cursor === undefined ? undefined : decodeStreamCursor(page.cursor);
   if (page.cursor !== undefined && after === undefined) {
     throw new ValidationError('The cursor is not one this API gave out.', {
@@ -379,8 +384,17 @@ export async function listLiveStreams(
   });
   const streams = result.items.map(streamFromItem);
   const last = streams[streams.length - 1];
+  // The creators' profiles, so a viewer can check a creator before joining: one BatchGetItem.
+  const profiles = await readProfiles(
+    deps.store,
+    streams.map((stream) => stream.creatorId),
+  );
   return {
-    items: streams.map((stream) => ({ ...createdView(stream), giftCoins: stream.giftCoins })),
+    items: streams.map((stream) => ({
+      ...createdView(stream),
+      giftCoins: stream.giftCoins,
+      creator: profiles.get(stream.creatorId) ?? null,
+    })),
     nextCursor: result.lastEvaluatedKey && last ? encodeStreamCursor(last) : null,
   };
 }

@@ -80,13 +80,13 @@ describe('chunkForTransactions', () => {
     );
   });
 
-  it('packs 98 gifts into one transaction whoever sent them', () => {
+  it('packs 97 gifts into one transaction whoever sent them (counter, event batch and profile take the other 3)', () => {
+    expect(
+      chunkForTransactions(Array.from({ length: 97 }, (_, index) => pending(index))).map((chunk) => chunk.length),
+    ).toEqual([97]);
     expect(
       chunkForTransactions(Array.from({ length: 98 }, (_, index) => pending(index))).map((chunk) => chunk.length),
-    ).toEqual([98]);
-    expect(
-      chunkForTransactions(Array.from({ length: 99 }, (_, index) => pending(index))).map((chunk) => chunk.length),
-    ).toEqual([98, 1]);
+    ).toEqual([97, 1]);
   });
 });
 
@@ -122,6 +122,7 @@ describe('sequenceOps', () => {
       'number gift',
       'number gift',
       'event batch',
+      'creator profile: gifts',
     ]);
     expect(ops[0]?.item.Update).toMatchObject({
       UpdateExpression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
@@ -135,6 +136,12 @@ describe('sequenceOps', () => {
     const batch = unmarshall(ops[4]?.item.Put?.Item ?? {});
     expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
     expect(JSON.parse(String(batch.events))).toEqual(events);
+    // The profile takes the window's coins in one write, not one per gift.
+    expect(ops[5]?.item.Update).toMatchObject({
+      ExpressionAttributeValues: expect.objectContaining({
+        ':coins': { N: String(gifts.reduce((sum, gift) => sum + gift.coins, 0)) },
+      }),
+    });
   });
 });
 

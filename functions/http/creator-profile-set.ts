@@ -1,0 +1,15 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { MAX_DISPLAY_NAME_LENGTH, setDisplayName } from '../../shared/usecases/creator-profiles';
+
+/** PUT /v1/creator/profile { displayName } -> 200 the profile (after going live once). */
+export const handler = httpRoute({
+  auth: true,
+  rateLimited: true,
+  body: z.object({ displayName: z.string().trim().min(1).max(MAX_DISPLAY_NAME_LENGTH) }),
+  handle: async ({ caller, body: input }) => ({
+    status: 200,
+    body: await setDisplayName({ store: ledgerStore() }, caller, input.displayName),
+  }),
+});

@@ -1,0 +1,15 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { userIdSchema } from '../../shared/http/schemas';
+import { getCreatorProfile } from '../../shared/usecases/creator-profiles';
+
+/** GET /v1/creators/{creatorId} -> 200 the creator's public profile; 404 for someone who never went live. */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ creatorId: userIdSchema }),
+  handle: async ({ path }) => ({
+    status: 200,
+    body: await getCreatorProfile({ store: ledgerStore() }, path.creatorId),
+  }),
+});

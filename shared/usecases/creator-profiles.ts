@@ -1,0 +1,132 @@
+import * as z from 'zod';
+import type { ItemKey } from '../adapters/dynamo/keys';
+import type { LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import { NotFoundError } from '../domain/errors';
+import type { Caller } from '../domain/identity';
+
+/**
+ * A creator's public profile: what a viewer checks before sending a gift. It is kept on an item of
+ * its own, written when the creator goes live (streams, since when) and by the broadcaster once
+ * per broadcast window (the coins of the gifts it numbered), never per gift: a famous creator's
+ * profile then takes a write or two a second, whatever the gift rate. `verified` is granted by
+ * operators only.
+ */
+
+export interface CreatorProfile {
+  creatorId: string;
+  displayName: string;
+  streamingSince: string;
+  streams: number;
+  verified: boolean;
+  /** Coins of the gifts received, as far as broadcast (it may lag the gifts by a window). */
+  giftCoinsReceived: number;
+}
+
+export const MAX_DISPLAY_NAME_LENGTH = 50;
+
+export function profileKey(creatorId: string): ItemKey {
+  return { pk: `PROFILE#${creatorId}`, sk: 'PROFILE' };
+}
+
+const profileItem = z.object({
+  creatorId: z.string(),
+  displayName: z.string().optional(),
+  streamingSince: z.string(),
+  streams: z.number().int().nonnegative(),
+  verified: z.boolean().optional(),
+  giftCoinsReceived: z.number().int().nonnegative().optional(),
+});
+
+function profileFrom(item: unknown): CreatorProfile | undefined {
+  const parsed = profileItem.safeParse(item);
+  if (!parsed.success) return undefined;
+  const profile = parsed.data;
+  return {
+    creatorId: profile.creatorId,
+    displayName: profile.displayName ?? profile.creatorId,
+    streamingSince: profile.streamingSince,
+    streams: profile.streams,
+    verified: profile.verified === true,
+    giftCoinsReceived: profile.giftCoinsReceived ?? 0,
+  };
+}
+
+/** Going live: one more stream, and the first stream's start is kept. Part of the go-live transaction. */
+export function profileOnGoLiveOp(store: LedgerStore, creatorId: string, startedAt: string): WriteOp {
+  return store.update('creator profile: went live', profileKey(creatorId), {
+    expression: 'SET creatorId = :id, streamingSince = if_not_exists(streamingSince, :at) ADD streams :one',
+    values: { ':id': creatorId, ':at': startedAt, ':one': 1 },
+  });
+}
+
+/**
+ * The coins of one broadcast window's gifts, folded into the profile with the numbering. It has
+ * no condition, so it can never fail the numbering: a creator who went live before profiles
+ * existed gets one, dated from this stream.
+ */
+export function profileGiftsOp(
+  store: LedgerStore,
+  stream: { creatorId: string; startedAt: string },
+  coins: number,
+): WriteOp {
+  return store.update('creator profile: gifts', profileKey(stream.creatorId), {
+    expression:
+      'SET creatorId = :id, streamingSince = if_not_exists(streamingSince, :since) ADD giftCoinsReceived :coins, streams :none',
+    values: { ':id': stream.creatorId, ':since': stream.startedAt, ':coins': coins, ':none': 0 },
+  });
+}
+
+/** GET /v1/creators/{creatorId}: a creator who never went live has no profile (NOT_FOUND). */
+export async function getCreatorProfile(deps: { store: LedgerStore }, creatorId: string): Promise<CreatorProfile> {
+  const profile = profileFrom(await deps.store.getItem(profileKey(creatorId)));
+  if (!profile) throw new NotFoundError('No such creator.');
+  return profile;
+}
+
+/** Profiles of several creators at once (the stream list), by creator id. */
+export async function readProfiles(store: LedgerStore, creatorIds: string[]): Promise<Map<string, CreatorProfile>> {
+  const unique = [...new Set(creatorIds)];
+  const profiles = new Map<string, CreatorProfile>();
+  if (unique.length === 0) return profiles;
+  for (const item of await store.batchGet(unique.map(profileKey))) {
+    const profile = profileFrom(item);
+    if (profile) profiles.set(profile.creatorId, profile);
+  }
+  return profiles;
+}
+
+/** PUT /v1/creator/profile { displayName }: a creator names themselves (after going live once). */
+export async function setDisplayName(
+  deps: { store: LedgerStore },
+  caller: Caller,
+  displayName: string,
+): Promise<CreatorProfile> {
+  await deps.store.transactWrite([
+    deps.store.update(
+      'creator profile: name',
+      profileKey(caller.userId),
+      { expression: 'SET displayName = :name', condition: 'attribute_exists(pk)', values: { ':name': displayName } },
+      () => new NotFoundError('Go live once before naming your profile.'),
+    ),
+  ]);
+  const profile = profileFrom(await deps.store.getItem(profileKey(caller.userId), { consistent: true }));
+  if (!profile) throw new NotFoundError('No such creator.');
+  return profile;
+}
+
+/** Operators only (their routes check the claim): grant or withdraw the verified badge. */
+export async function setVerified(
+  deps: { store: LedgerStore },
+  creatorId: string,
+  verified: boolean,
+): Promise<CreatorProfile> {
+  await deps.store.transactWrite([
+    deps.store.update(
+      'creator profile: verified',
+      profileKey(creatorId),
+      { expression: 'SET verified = :verified', condition: 'attribute_exists(pk)', values: { ':verified': verified } },
+      () => new NotFoundError('No such creator.'),
+    ),
+  ]);
+  return getCreatorProfile(deps, creatorId);
+}
