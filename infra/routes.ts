@@ -269,6 +269,15 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: { ledger: 'readWrite' },
   },
+  // Operators (issue 13): offers and the audit trail; 403 for anyone who is not an operator.
+  {
+    name: 'OperatorAudit',
+    method: 'GET',
+    path: '/v1/operator/audit',
+    handler: 'functions/http/operator-audit.ts',
+    auth: 'jwt',
+    access: read,
+  },
   {
     name: 'DevPayments',
     method: 'POST',

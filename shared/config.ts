@@ -101,6 +101,10 @@ export const claimsConfig = resettable(
     CLAIM_BIRTHDATE: z.string().min(1).default('birthdate'),
     CLAIM_COUNTRY: z.string().min(1).default('country'),
     CLAIM_PARENTAL_CONSENT: z.string().min(1).default('parental_consent'),
+    /** The claim that lists the user's groups (Cognito's user-pool groups by default). */
+    CLAIM_GROUPS: z.string().min(1).default('cognito:groups'),
+    /** The group whose members are operators (shared/auth/operators.ts). */
+    OPERATOR_GROUP: z.string().min(1).default('operators'),
   }),
 );
 

@@ -193,6 +193,7 @@ export interface OpenApiOperation {
   responses: Record<string, { description: string; $ref?: never } | { $ref: string }>;
   'x-local-only'?: true;
   'x-idempotent'?: true;
+  'x-operator'?: true;
 }
 
 export interface OpenApiDocument {
@@ -215,6 +216,7 @@ const zodSchema = z.custom<z.ZodType>((value) => value instanceof z.ZodType, 'a 
 /** What httpRoute publishes on a handler, checked rather than cast (it comes from another module). */
 const publishedSpec = z.object({
   auth: z.boolean(),
+  operator: z.boolean().optional(),
   idempotent: z.boolean(),
   body: zodSchema.optional(),
   query: zodSchema.optional(),
@@ -307,6 +309,7 @@ function operationFor(route: HttpRoute, spec: PublishedRouteSpec | undefined): O
   }
   if (route.localOnly) operation['x-local-only'] = true;
   if (spec?.idempotent) operation['x-idempotent'] = true;
+  if (spec?.operator) operation['x-operator'] = true;
   return operation;
 }
 
