@@ -78,7 +78,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/packages',
     handler: 'functions/http/catalog-packages.ts',
     auth: 'none',
-    access: {},
+    // Reads the open offers (issue 13).
+    access: read,
   },
   {
     name: 'CatalogGifts',
@@ -277,6 +278,30 @@ export const HTTP_ROUTES: HttpRoute[] = [
     handler: 'functions/http/operator-audit.ts',
     auth: 'jwt',
     access: read,
+  },
+  {
+    name: 'OperatorOffersCreate',
+    method: 'POST',
+    path: '/v1/operator/offers',
+    handler: 'functions/http/operator-offers-create.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
+  },
+  {
+    name: 'OperatorOffersList',
+    method: 'GET',
+    path: '/v1/operator/offers',
+    handler: 'functions/http/operator-offers-list.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'OperatorOffersEnd',
+    method: 'POST',
+    path: '/v1/operator/offers/{offerId}/end',
+    handler: 'functions/http/operator-offers-end.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite' },
   },
   {
     name: 'DevPayments',
