@@ -1,5 +1,7 @@
 import * as z from 'zod';
 import { DEFAULT_ECONOMY, type Economy } from './domain/economy';
+import { PAYMENT_METHODS } from './domain/payment-methods';
+import { checkPricingConfig, DEFAULT_PRICING, feesSchema, type PricingConfig } from './domain/pricing';
 
 /**
  * Configuration is read from the environment once per cold start, validated with zod, and fails
@@ -111,6 +113,10 @@ export const claimsConfig = resettable(
     CLAIM_BIRTHDATE: z.string().min(1).default('birthdate'),
     CLAIM_COUNTRY: z.string().min(1).default('country'),
     CLAIM_PARENTAL_CONSENT: z.string().min(1).default('parental_consent'),
+    /** The claim that lists the user's groups (Cognito's user-pool groups by default). */
+    CLAIM_GROUPS: z.string().min(1).default('cognito:groups'),
+    /** The group whose members are operators (shared/auth/operators.ts). */
+    OPERATOR_GROUP: z.string().min(1).default('operators'),
   }),
 );
 
@@ -242,4 +248,60 @@ export const broadcastConfig = resettable(
     BROADCAST_POST_CONCURRENCY: positiveInt.default(100),
     BROADCAST_SLICE_CONNECTIONS: positiveInt.default(1_000),
   }),
+);
+
+/** A JSON document in an environment variable, parsed before its schema sees it. */
+function jsonText<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((text, context) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        context.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+/**
+ * Payment methods and fees (issue 13; shared/domain/pricing.ts, docs/PAYMENTS.md). The defaults are
+ * card only and no fees: every price is the price list's. A method the Stripe account cannot take
+ * (PayPal outside Europe, or on a Connect platform Stripe has not approved) and a card surcharge
+ * in the EEA or the UK are refused here, at cold start.
+ */
+export const pricingConfig = resettable(
+  'pricing',
+  z
+    .object({
+      /** Comma-separated, in the order the catalog lists them: `card` or `card,paypal`. */
+      PAYMENT_METHODS: z
+        .string()
+        .default('card')
+        .transform((value) => value.split(',').map((method) => method.trim()))
+        .pipe(z.array(z.enum(PAYMENT_METHODS)).min(1)),
+      /** The platform's Stripe account's country (ISO 3166-1 alpha-2). */
+      STRIPE_PLATFORM_COUNTRY: z
+        .string()
+        .regex(/^[A-Z]{2}$/)
+        .default(DEFAULT_PRICING.platformCountry),
+      STRIPE_PAYPAL_CONNECT_APPROVED: booleanFlag.default(false),
+      /** `{"platform":{"*":0,"US":25},"methods":{"paypal":{"*":30}}}`: minor units, per country or `*`. */
+      PRICING_FEES: jsonText(feesSchema).default(DEFAULT_PRICING.fees),
+      /** Where a redirect method (PayPal) sends the customer back when the request names no `returnUrl`. */
+      PAYMENT_RETURN_URL: z.url().optional(),
+    })
+    .transform((env) => ({
+      pricing: {
+        methods: [...new Set(env.PAYMENT_METHODS)],
+        platformCountry: env.STRIPE_PLATFORM_COUNTRY,
+        paypalConnectApproved: env.STRIPE_PAYPAL_CONNECT_APPROVED,
+        fees: env.PRICING_FEES,
+      } satisfies PricingConfig,
+      returnUrl: env.PAYMENT_RETURN_URL,
+    }))
+    .superRefine((config, context) => {
+      for (const problem of checkPricingConfig(config.pricing)) context.addIssue({ code: 'custom', message: problem });
+    }),
 );

@@ -1,14 +1,20 @@
-import { packagesForCountry } from '../../shared/domain/catalog';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { pricingConfig } from '../../shared/config';
 import { httpRoute } from '../../shared/http/route';
 import { countryQuery } from '../../shared/http/schemas';
+import { catalogFor } from '../../shared/usecases/catalog';
 
-/** GET /v1/packages?country=US: the country's price list, or 403 REGION_UNAVAILABLE. */
+/** GET /v1/packages?country=US: the country's price list with its offers and methods, or 403 REGION_UNAVAILABLE. */
 export const handler = httpRoute({
   auth: false,
   query: countryQuery,
   handle: async ({ query }) => {
     const country = query.country.toUpperCase();
-    const { currency, packages } = packagesForCountry(country);
-    return { status: 200, body: { country, currency, packages } };
+    const catalog = await catalogFor(
+      { store: ledgerStore(), pricing: pricingConfig().pricing, now: () => systemClock.now() },
+      country,
+    );
+    return { status: 200, body: catalog };
   },
 });

@@ -19,6 +19,11 @@ export const DEV_PAYMENT_ACTIONS = [
   'refund',
   'win-dispute',
   'lose-dispute',
+  // A redirect method's page (PayPal), as the customer would click it: approve, approve with a
+  // late settlement (then `succeed` or `fail`), or cancel.
+  'redirect-approve',
+  'redirect-approve-late',
+  'redirect-cancel',
 ] as const;
 const ACTIONS_WITH_AMOUNT: ReadonlySet<string> = new Set(['refund', 'dispute']);
 

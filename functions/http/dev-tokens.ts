@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { signLocalToken } from '../../infra/local/issuer';
 import { NotFoundError } from '../../shared/domain/errors';
 import { httpRoute } from '../../shared/http/route';
+import { GROUP_NAME } from '../../shared/auth/operators';
 
 /**
  * POST /dev/tokens (local stack only): a token from the local issuer for any demo user. The
@@ -26,6 +27,8 @@ const body = z.object({
     .regex(/^[A-Za-z]{2}$/, 'an ISO 3166-1 alpha-2 code')
     .optional(),
   parentalConsent: z.boolean().optional(),
+  /** Cognito user-pool groups, signed into `cognito:groups`: `["operators"]` makes an operator. */
+  groups: z.array(z.string().regex(GROUP_NAME, '1-128 characters, no blanks or brackets')).max(10).optional(),
 });
 
 export const handler = httpRoute({

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { verifyBearerToken } from '../../shared/auth/jwt';
+import { flattenClaimForLambda } from '../../shared/auth/operators';
 import { DomainError, UnauthorizedError } from '../../shared/domain/errors';
 import { MAX_BODY_BYTES } from '../../shared/http/route';
 import { errorResponse } from '../../shared/http/responses';
@@ -218,7 +219,13 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
       const bearer = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? '');
       try {
         if (!bearer?.[1]) throw new UnauthorizedError('A bearer token is required.');
-        claims = { ...(await verifyBearerToken(bearer[1])) };
+        // As API Gateway's JWT authorizer does, array claims reach Lambda as one "[a b]" string.
+        claims = Object.fromEntries(
+          Object.entries(await verifyBearerToken(bearer[1])).map(([name, value]) => [
+            name,
+            flattenClaimForLambda(value),
+          ]),
+        );
       } catch (error) {
         if (error instanceof DomainError) return sendError(response, error, requestId);
         throw error;

@@ -37,6 +37,8 @@ export interface LocalClaims {
   birthdate?: string;
   country?: string;
   parentalConsent?: boolean;
+  /** Signed as Cognito does, into `cognito:groups` (e.g. ["operators"]). */
+  groups?: string[];
 }
 
 export async function signLocalToken(
@@ -52,6 +54,7 @@ export async function signLocalToken(
     ...(claims.birthdate !== undefined && { birthdate: claims.birthdate }),
     ...(claims.country !== undefined && { country: claims.country.toUpperCase() }),
     ...(claims.parentalConsent !== undefined && { parental_consent: claims.parentalConsent }),
+    ...(claims.groups !== undefined && { 'cognito:groups': claims.groups }),
   })
     .setProtectedHeader({ alg: 'ES256', kid: LOCAL_KEY_ID, typ: 'JWT' })
     .setSubject(claims.sub)

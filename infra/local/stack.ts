@@ -120,6 +120,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       LOCAL_STACK: 'true',
       LOCAL_ISSUER_KEY_FILE: keyFile,
       WS_MANAGEMENT_ENDPOINT: gateway.managementEndpoint,
+      // Card and PayPal, both through the payments stand-in: the local platform plays a Stripe
+      // account in Ireland that Stripe approved for PayPal on Connect (docs/PAYMENTS.md).
+      PAYMENT_METHODS: process.env.PAYMENT_METHODS ?? 'card,paypal',
+      STRIPE_PLATFORM_COUNTRY: process.env.STRIPE_PLATFORM_COUNTRY ?? 'IE',
+      STRIPE_PAYPAL_CONNECT_APPROVED: process.env.STRIPE_PAYPAL_CONNECT_APPROVED ?? 'true',
+      PAYMENT_RETURN_URL: process.env.PAYMENT_RETURN_URL ?? `${gateway.httpUrl}/`,
       ...options.env,
     });
     resetConfigForTests();

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import { IdempotencyKeyReusedError, TransientDependencyError, ValidationError } from '../domain/errors';
 import type { Money } from '../domain/money';
+import { METHOD_CONFIRMATION, type PaymentMethod } from '../domain/payment-methods';
 import { derivedIdHex } from '../domain/derived-id';
 import { stripeClient, stripeSecrets } from './stripe-client';
 
@@ -15,12 +16,21 @@ export interface CreatePaymentIntentInput {
   rechargeId: string;
   packageId: string;
   coins: number;
+  /** The all-in total: what Stripe charges. */
   price: Money;
+  /** Absent: a card payment, confirmed by the client with Stripe.js (as before methods existed). */
+  method?: PaymentMethod;
+  /** Where a redirect method sends the customer back (required with one). */
+  returnUrl?: string | undefined;
+  offerId?: string;
+  bonusCoins?: number;
 }
 
 export interface CreatedPaymentIntent {
   paymentIntentId: string;
   clientSecret: string;
+  /** A redirect method's page (PayPal's): the client sends the customer there. */
+  redirectUrl?: string;
 }
 
 /** Where a PaymentIntent stands after a cancel attempt. */
@@ -44,6 +54,32 @@ export interface Payments {
   cancelPaymentIntent(paymentIntentId: string): Promise<CancelOutcome>;
   /** The event, verified on the raw body; a bad or stale signature is a ValidationError (400). */
   verifyWebhook(rawBody: string, signatureHeader: string | undefined): Promise<unknown>;
+}
+
+/**
+ * The PaymentIntent's parameters. Every value is derived from the request, so a duplicate sends
+ * identical parameters and Stripe replays the first PaymentIntent instead of refusing the key.
+ * A card payment is left to the client (Stripe.js confirms it, wallets included); a redirect
+ * method is confirmed here, server-side, so the answer carries the page to send the customer to.
+ */
+export function paymentIntentParams(input: CreatePaymentIntentInput): Stripe.PaymentIntentCreateParams {
+  const metadata: Record<string, string> = {
+    userId: input.userId,
+    rechargeId: input.rechargeId,
+    packageId: input.packageId,
+    coins: String(input.coins),
+    ...(input.offerId !== undefined && { offerId: input.offerId, bonusCoins: String(input.bonusCoins ?? 0) }),
+  };
+  const base = { amount: input.price.amount, currency: input.price.currency.toLowerCase(), metadata };
+  if (input.method === undefined || input.method === 'card')
+    return { ...base, automatic_payment_methods: { enabled: true } };
+  return {
+    ...base,
+    allowed_payment_method_types: [input.method],
+    payment_method_data: { type: input.method },
+    confirm: true,
+    ...(input.returnUrl !== undefined && { return_url: input.returnUrl }),
+  };
 }
 
 /** Stripe's own default tolerance: an event signed more than 5 minutes ago is refused (replay guard). */
@@ -84,25 +120,19 @@ export class StripePayments implements Payments {
   async createPaymentIntent(input: CreatePaymentIntentInput): Promise<CreatedPaymentIntent> {
     const stripe = await this.client();
     try {
-      const paymentIntent = await stripe.paymentIntents.create(
-        {
-          amount: input.price.amount,
-          currency: input.price.currency.toLowerCase(),
-          automatic_payment_methods: { enabled: true },
-          // Every value is derived from the request, so a duplicate sends identical parameters
-          // and Stripe replays the first PaymentIntent instead of refusing the key.
-          metadata: {
-            userId: input.userId,
-            rechargeId: input.rechargeId,
-            packageId: input.packageId,
-            coins: String(input.coins),
-          },
-        },
-        { idempotencyKey: paymentIdempotencyKey(input.userId, input.clientKey) },
-      );
+      const paymentIntent = await stripe.paymentIntents.create(paymentIntentParams(input), {
+        idempotencyKey: paymentIdempotencyKey(input.userId, input.clientKey),
+      });
       if (!paymentIntent.client_secret)
         throw new TransientDependencyError('Stripe returned a PaymentIntent without a client secret');
-      return { paymentIntentId: paymentIntent.id, clientSecret: paymentIntent.client_secret };
+      const redirectUrl = paymentIntent.next_action?.redirect_to_url?.url ?? undefined;
+      if (input.method !== undefined && METHOD_CONFIRMATION[input.method] === 'redirect' && !redirectUrl)
+        throw new TransientDependencyError(`Stripe returned no redirect for a ${input.method} payment`);
+      return {
+        paymentIntentId: paymentIntent.id,
+        clientSecret: paymentIntent.client_secret,
+        ...(redirectUrl && { redirectUrl }),
+      };
     } catch (error) {
       if (stripeErrorOf(error).type === 'StripeIdempotencyError') {
         throw new IdempotencyKeyReusedError('This Idempotency-Key was used with a different request.', {

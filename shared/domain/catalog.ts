@@ -51,6 +51,11 @@ const COUNTRY_CURRENCY: Readonly<Record<string, Currency>> = {
   ...Object.fromEntries(EURO_COUNTRIES.map((country) => [country, 'EUR' as const])),
 };
 
+/** Every country with a price list, upper case. */
+export function countriesWithPriceList(): string[] {
+  return Object.keys(COUNTRY_CURRENCY);
+}
+
 export function packageId(coins: number): string {
   return `coins_${coins}`;
 }

@@ -128,3 +128,19 @@ export class TransientDependencyError extends Error {
     this.name = 'TransientDependencyError';
   }
 }
+
+/** Issue 13: a payment method that this deployment, or the buyer's currency, cannot take. */
+export class PaymentMethodUnavailableError extends DomainError {
+  readonly code = 'PAYMENT_METHOD_UNAVAILABLE';
+  readonly status = 409;
+}
+/** Issue 13: an offer that exists but does not apply (ended, not yet started, another country, already used). */
+export class OfferUnavailableError extends DomainError {
+  readonly code = 'OFFER_UNAVAILABLE';
+  readonly status = 409;
+}
+/** Issue 13: the all-in price is no longer the one the client showed (`expectedTotal`). */
+export class PriceChangedError extends DomainError {
+  readonly code = 'PRICE_CHANGED';
+  readonly status = 409;
+}

@@ -12,6 +12,8 @@ export interface Caller {
   /** ISO 3166-1 alpha-2, upper case. */
   country?: string;
   parentalConsent: boolean;
+  /** The identity provider's groups (the configured groups claim); `operators` makes an operator. */
+  groups?: readonly string[];
 }
 
 const DEFAULT_AGE_OF_MAJORITY = 18;

@@ -17,6 +17,8 @@ export const ENTRY_TYPES = [
   'over_budget_refund',
   /** A dispute the platform won: what that dispute took comes back, owed coins first. */
   'dispute_won',
+  /** Bonus coins of an offer, credited with their recharge (issue 13): minted, but not bought. */
+  'recharge_bonus',
 ] as const;
 export type EntryType = (typeof ENTRY_TYPES)[number];
 

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { claimsConfig } from '../config';
 import { isCalendarDate, type Caller } from '../domain/identity';
 import { UnauthorizedError } from '../domain/errors';
+import { groupsFromClaims } from '../auth/operators';
 
 /**
  * Claims arrive from the API Gateway JWT authorizer (or the local gateway playing it) already
@@ -30,5 +31,6 @@ export function callerFromClaims(claims: Record<string, unknown> | undefined): C
     ...(parsedBirthdate.success && { birthdate: parsedBirthdate.data }),
     ...(parsedCountry.success && { country: parsedCountry.data }),
     parentalConsent: consent.success ? consent.data : false,
+    groups: groupsFromClaims(claims),
   };
 }

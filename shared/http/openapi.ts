@@ -54,6 +54,17 @@ export const API_ERRORS: ReadonlyArray<{ code: string; status: number; when: str
     when: 'payout requested before a linked, payouts-enabled account exists',
   },
   { code: 'PAYOUT_LIMIT_EXCEEDED', status: 409, when: "the payout would pass the creator's daily maximum (UTC day)" },
+  {
+    code: 'PAYMENT_METHOD_UNAVAILABLE',
+    status: 409,
+    when: "the payment method is not one this deployment offers in the buyer's country",
+  },
+  {
+    code: 'OFFER_UNAVAILABLE',
+    status: 409,
+    when: "the offer is not running, not for the buyer's country, or a first-recharge offer already taken",
+  },
+  { code: 'PRICE_CHANGED', status: 409, when: 'the all-in total is not the `expectedTotal` the client showed' },
   { code: 'IDEMPOTENCY_KEY_REUSED', status: 422, when: 'the same key was used with a different request' },
   {
     code: 'BELOW_MINIMUM_PAYOUT',
@@ -77,6 +88,7 @@ const SUCCESS_STATUS: Readonly<Record<string, number>> = {
   'POST /v1/payouts': 202,
   'POST /v1/wallet/transactions/{}/report': 201,
   'POST /v1/guardian-invites': 201,
+  'POST /v1/operator/offers': 201,
 };
 
 /**
@@ -88,7 +100,7 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
   'GET /v1/packages': {
     summary: "The coin packages of a country's price list",
     returns:
-      '`{ country, currency, packages: [ { id, coins, price: { amount, currency } } ] }`; an unsupported country is 403 REGION_UNAVAILABLE.',
+      '`{ country, currency, packages: [ { id, coins, price, offer?: { offerId, kind, price, bonusCoins, endsAt, firstRechargeOnly } } ], platformFee?, methods: [ { method, confirmation, fee } ] }`: `price` is all in for a card payment (coins plus the platform fee); each method adds its `fee`. An unsupported country is 403 REGION_UNAVAILABLE.',
   },
   'GET /v1/gifts': { summary: 'The gift catalog', returns: '`{ gifts: [ { id, name, coins } ] }`.' },
   'GET /v1/wallet': {
@@ -109,6 +121,10 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
     summary: "A creator's public profile, to check before gifting",
     returns:
       '`{ creatorId, displayName, streamingSince, streams, verified, giftCoinsReceived }`; someone who never went live is 404.',
+  },
+  'PUT /v1/operator/creators/{}/verified': {
+    summary: "Operators grant or withdraw a creator's verified badge (audited)",
+    returns: 'The profile; a creator without a profile is 404, a non-operator 403.',
   },
   'PUT /v1/creator/profile': {
     summary: 'A creator sets the display name of their profile',
@@ -156,12 +172,12 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
   'POST /v1/recharges': {
     summary: 'Buy a coin package',
     returns:
-      '`{ rechargeId, status: "pending", coins, price, payment: { provider: "stripe", paymentIntentId, clientSecret } }`; coins are credited when the payment succeeds.',
+      '`{ rechargeId, status: "pending", coins, price, payment: { provider: "stripe", paymentIntentId, clientSecret, confirmation?, redirectUrl? }, method?, bonusCoins?, offerId?, breakdown? }`: `price` is the all-in amount charged. A request naming `method`, `offerId` or `expectedTotal` (or any fee) gets the breakdown `{ coins, discount, platformFee, methodFee, total }`; PayPal answers a `redirectUrl`. Coins are credited when the payment succeeds.',
   },
   'GET /v1/recharges/{}': {
     summary: 'A recharge of the caller',
     returns:
-      '`{ rechargeId, status, coins, price, createdAt }`, status `pending`, `succeeded`, `failed` or `disputed`.',
+      '`{ rechargeId, status, coins, price, createdAt, method?, bonusCoins?, offerId?, breakdown? }`, status `pending`, `succeeded`, `failed` or `disputed`; an itemized recharge repeats its breakdown as the receipt.',
   },
   'POST /v1/webhooks/stripe': {
     summary: 'Stripe webhook (signed with Stripe-Signature)',
@@ -215,7 +231,27 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
     returns: '`{ items: [ payout ], nextCursor }`, status `requested`, `processing`, `paid` or `failed`.',
   },
   'GET /v1/payouts/{}': { summary: 'A payout of the caller', returns: '`{ payoutId, status, diamonds, amount }`.' },
-  'POST /dev/tokens': { summary: 'A demo token from the local issuer', returns: '`{ token }`.' },
+  'GET /v1/operator/audit': {
+    summary: 'The operators’ audit trail, newest first (operators only)',
+    returns: '`{ items: [ { auditId, operatorId, action, target, at, details } ], nextCursor }`; anyone else 403.',
+  },
+  'POST /v1/operator/offers': {
+    summary: 'Create a special offer (operators only)',
+    returns:
+      'The offer `{ offerId, packageId, kind, discountPercent, bonusCoins, countries, firstRechargeOnly, startsAt, endsAt, createdBy, createdAt }`.',
+  },
+  'GET /v1/operator/offers': {
+    summary: 'Every offer, newest first (operators only)',
+    returns: '`{ items: [ offer ] }`.',
+  },
+  'POST /v1/operator/offers/{}/end': {
+    summary: 'End an offer now (operators only)',
+    returns: 'The offer with `endedAt`; recharges already created under it keep its terms.',
+  },
+  'POST /dev/tokens': {
+    summary: 'A demo token from the local issuer',
+    returns: '`{ token }`; `groups: ["operators"]` makes an operator (`cognito:groups`).',
+  },
   'POST /dev/payments/{}/{}': {
     summary: 'Complete, fail, dispute or refund a payment through the local stand-in',
     returns: 'The stand-in sends the matching signed Stripe event to the webhook, as Stripe would.',
@@ -247,6 +283,7 @@ export interface OpenApiOperation {
   responses: Record<string, { description: string; $ref?: never } | { $ref: string }>;
   'x-local-only'?: true;
   'x-idempotent'?: true;
+  'x-operator'?: true;
 }
 
 export interface OpenApiDocument {
@@ -269,6 +306,7 @@ const zodSchema = z.custom<z.ZodType>((value) => value instanceof z.ZodType, 'a 
 /** What httpRoute publishes on a handler, checked rather than cast (it comes from another module). */
 const publishedSpec = z.object({
   auth: z.boolean(),
+  operator: z.boolean().optional(),
   idempotent: z.boolean(),
   body: zodSchema.optional(),
   query: zodSchema.optional(),
@@ -361,6 +399,7 @@ function operationFor(route: HttpRoute, spec: PublishedRouteSpec | undefined): O
   }
   if (route.localOnly) operation['x-local-only'] = true;
   if (spec?.idempotent) operation['x-idempotent'] = true;
+  if (spec?.operator) operation['x-operator'] = true;
   return operation;
 }
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
+import { assertOperator } from '../auth/operators';
 import { callerFromClaims } from './caller';
 import { type RequestClass, userRateLimiter, whileCounting } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
@@ -42,6 +43,8 @@ export interface HttpAnswer {
 interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType, PathSchema extends z.ZodType> {
   /** false for public routes (catalog, webhooks, /dev). */
   auth: boolean;
+  /** Operators only: anyone else is 403 FORBIDDEN right after the token, before the body is read. */
+  operator?: boolean;
   /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
   idempotent?: boolean;
   /** Takes a write token even on a GET (every authenticated route is limited; this picks the class). */
@@ -142,8 +145,10 @@ export function httpRoute<
       const caller = spec.auth
         ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
         : (undefined as unknown as Caller);
-      // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
-      if (!spec.body) rawBody(event);
+      // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body
+      // and one only operators may call (the size is checked before anything else is read).
+      rawBody(event);
+      if (spec.operator) assertOperator(caller);
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
       const query = parseWith(spec.query, event.queryStringParameters ?? {}, 'query');
       const path = parseWith(spec.path, event.pathParameters ?? {}, 'path');
@@ -182,6 +187,7 @@ export function httpRoute<
   return Object.assign(middy(invocation), {
     routeSpec: {
       auth: spec.auth,
+      operator: spec.operator ?? false,
       idempotent: spec.idempotent ?? false,
       rateLimited: (spec.rateLimited ?? false) || (spec.idempotent ?? false),
       body: spec.body,
@@ -193,6 +199,8 @@ export function httpRoute<
 
 export interface PublishedRouteSpec {
   auth: boolean;
+  /** Operators only (403 FORBIDDEN for anyone else). */
+  operator?: boolean;
   idempotent: boolean;
   /** Takes a token from the caller's rate-limit bucket (every idempotent route does). */
   rateLimited?: boolean;

@@ -14,6 +14,8 @@ export const PRODUCT_METRICS = {
   GiftsSent: [],
   /** Coins created by a credited recharge. */
   CoinsMinted: [],
+  /** Bonus coins of offers, credited with their recharges (issue 13): minted, not bought. */
+  BonusCoinsMinted: [],
   /** Coins taken back for a dispute or refund (from the balance or owed). */
   CoinsClawedBack: [],
   /** Coins given back for a dispute the platform won (owed coins forgiven first). */

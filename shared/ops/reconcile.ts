@@ -5,10 +5,11 @@ import { userIdFromKey } from '../adapters/dynamo/keys';
 
 /**
  * Reads the whole ledger and checks the money rules:
- *   coins minted      = coins held + coins gifted + coins clawed back (net of disputes won)
+ *   coins minted (bought + offers' bonus) = coins held + coins gifted + coins clawed back (net of disputes won)
  *   diamonds credited = diamonds available + pending + paid out
  *   for every wallet, the sum of its entries equals its balance, and no balance is negative;
- *   no PaymentIntent is credited more than once;
+ *   no PaymentIntent is credited more than once, nor its bonus coins;
+ *   every credited recharge's bonus coins are exactly its offer's, in one `recharge_bonus` entry;
  *   no recharge is credited past the monthly limit in force when it was credited.
  * An operator tool (and the integration tests' final check): it scans, in parallel segments.
  */
@@ -26,6 +27,8 @@ export interface ReconcileReport {
     wallets: number;
     entries: number;
     coinsMinted: number;
+    /** Bonus coins of offers (`recharge_bonus` entries): minted, but not bought. */
+    bonusCoinsMinted: number;
     coinsHeld: number;
     coinsGifted: number;
     coinsClawedBack: number;
@@ -84,10 +87,12 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
   const discrepancies: string[] = [];
   const budgets = new BudgetHistory();
   const creditsByPaymentIntent = new Map<string, number>();
+  const bonuses = new BonusCheck();
   const totals: ReconcileReport['totals'] = {
     wallets: 0,
     entries: 0,
     coinsMinted: 0,
+    bonusCoinsMinted: 0,
     coinsHeld: 0,
     coinsGifted: 0,
     coinsClawedBack: 0,
@@ -108,6 +113,7 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
     const sk = String(item.sk);
     if (pk.startsWith('RECHARGE#') && sk === 'RECHARGE') {
       budgets.recordRecharge(item);
+      bonuses.recordRecharge(item);
       continue;
     }
     const user = userOf(pk);
@@ -150,6 +156,12 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
         totals.coinsMinted += delta.coins - delta.owedCoins;
         totals.coinsClawedBack += -delta.owedCoins;
         countCredit(creditsByPaymentIntent, item, discrepancies);
+        break;
+      case 'recharge_bonus':
+        // Bonus coins pay debt first too: minted = bonus credited + debt repaid.
+        totals.bonusCoinsMinted += delta.coins - delta.owedCoins;
+        totals.coinsClawedBack += -delta.owedCoins;
+        bonuses.recordEntry(item, delta.coins - delta.owedCoins, discrepancies);
         break;
       case 'dispute_won':
         // Coins given back leave the clawed-back total; forgiven debt was never in it.
@@ -199,10 +211,12 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
     if (credits > 1) discrepancies.push(`PaymentIntent ${paymentIntentId} credited ${credits} times`);
   }
   discrepancies.push(...budgets.creditsPastTheLimit());
+  discrepancies.push(...bonuses.mismatches());
 
-  if (totals.coinsMinted !== totals.coinsHeld + totals.coinsGifted + totals.coinsClawedBack) {
+  const minted = totals.coinsMinted + totals.bonusCoinsMinted;
+  if (minted !== totals.coinsHeld + totals.coinsGifted + totals.coinsClawedBack) {
     discrepancies.push(
-      `coins: minted ${totals.coinsMinted} != held ${totals.coinsHeld} + gifted ${totals.coinsGifted} + clawed back ${totals.coinsClawedBack}`,
+      `coins: minted ${totals.coinsMinted} + bonus ${totals.bonusCoinsMinted} != held ${totals.coinsHeld} + gifted ${totals.coinsGifted} + clawed back ${totals.coinsClawedBack}`,
     );
   }
   if (totals.diamondsCredited !== totals.diamondsAvailable + totals.diamondsPending + totals.diamondsPaidOut) {
@@ -306,5 +320,47 @@ class BudgetHistory {
     if (sameInstant === undefined || before === undefined) return sameInstant ?? before;
     if (before.limitMinor === null || sameInstant.limitMinor === null) return { ...before, limitMinor: null };
     return before.limitMinor >= sameInstant.limitMinor ? before : sameInstant;
+  }
+}
+
+/**
+ * Bonus coins against their recharges: a credited recharge with an offer's bonus has exactly one
+ * `recharge_bonus` entry of that many coins, and no bonus entry exists without such a recharge.
+ */
+class BonusCheck {
+  /** Credited recharges' bonus coins, by recharge id. */
+  private readonly owed = new Map<string, number>();
+  /** Bonus minted per recharge id, and how many entries did it. */
+  private readonly credited = new Map<string, { coins: number; entries: number }>();
+
+  recordRecharge(item: Record<string, unknown>): void {
+    if (item.status !== 'succeeded' && item.status !== 'disputed') return;
+    const bonus = typeof item.bonusCoins === 'number' ? item.bonusCoins : 0;
+    if (bonus > 0) this.owed.set(String(item.rechargeId), bonus);
+  }
+
+  recordEntry(item: Record<string, unknown>, minted: number, discrepancies: string[]): void {
+    const ref = typeof item.ref === 'object' && item.ref !== null ? (item.ref as Record<string, unknown>) : {};
+    if (typeof ref.rechargeId !== 'string') {
+      discrepancies.push(`${String(item.pk)}/${String(item.sk)}: bonus entry names no recharge`);
+      return;
+    }
+    const seen = this.credited.get(ref.rechargeId) ?? { coins: 0, entries: 0 };
+    this.credited.set(ref.rechargeId, { coins: seen.coins + minted, entries: seen.entries + 1 });
+  }
+
+  mismatches(): string[] {
+    const found: string[] = [];
+    for (const [rechargeId, bonus] of this.owed) {
+      const seen = this.credited.get(rechargeId);
+      if (seen === undefined) found.push(`recharge ${rechargeId}: its ${bonus} bonus coins were never credited`);
+      else if (seen.entries > 1) found.push(`recharge ${rechargeId}: bonus credited ${seen.entries} times`);
+      else if (seen.coins !== bonus)
+        found.push(`recharge ${rechargeId}: ${seen.coins} bonus coins credited, its offer gave ${bonus}`);
+    }
+    for (const rechargeId of this.credited.keys())
+      if (!this.owed.has(rechargeId))
+        found.push(`recharge ${rechargeId}: bonus coins credited without an offer's bonus`);
+    return found;
   }
 }

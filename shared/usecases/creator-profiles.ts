@@ -3,6 +3,7 @@ import type { ItemKey } from '../adapters/dynamo/keys';
 import type { LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
 import { NotFoundError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
+import { auditOp } from './audit';
 
 /**
  * A creator's public profile: what a viewer checks before sending a gift. It is kept on an item of
@@ -114,9 +115,13 @@ export async function setDisplayName(
   return profile;
 }
 
-/** Operators only (their routes check the claim): grant or withdraw the verified badge. */
+/**
+ * PUT /v1/operator/creators/{creatorId}/verified { verified } (operators only): grants or
+ * withdraws the badge, with its audit record in the same transaction.
+ */
 export async function setVerified(
-  deps: { store: LedgerStore },
+  deps: { store: LedgerStore; now: () => Date },
+  operator: Caller,
   creatorId: string,
   verified: boolean,
 ): Promise<CreatorProfile> {
@@ -127,6 +132,18 @@ export async function setVerified(
       { expression: 'SET verified = :verified', condition: 'attribute_exists(pk)', values: { ':verified': verified } },
       () => new NotFoundError('No such creator.'),
     ),
+    auditOp(
+      deps.store,
+      operator,
+      {
+        action: verified ? 'creator.verify' : 'creator.unverify',
+        target: `creator:${creatorId}`,
+        details: { verified },
+      },
+      deps.now(),
+    ),
   ]);
-  return getCreatorProfile(deps, creatorId);
+  const profile = profileFrom(await deps.store.getItem(profileKey(creatorId), { consistent: true }));
+  if (!profile) throw new NotFoundError('No such creator.');
+  return profile;
 }

@@ -2,14 +2,27 @@ import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor } from '../adapters/dynamo/keys';
 import { derivedIdHex } from '../domain/derived-id';
-import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
-import type { CancelOutcome, Payments } from '../adapters/payments';
-import { findPackage, PACKAGE_COINS, packageId as packageIdFor, currencyForCountry } from '../domain/catalog';
+import { type Item, type LedgerStore, type WriteOp, walletFromItem } from '../adapters/dynamo/ledger-store';
+import type { CancelOutcome, CreatedPaymentIntent, Payments } from '../adapters/payments';
+import { emptyWallet } from '../domain/ledger';
+import { type Offer, offerCoversCountry, offerIsOpen, offerTerms } from '../domain/offers';
+import { type Confirmation, METHOD_CONFIRMATION, PAYMENT_METHODS, type PaymentMethod } from '../domain/payment-methods';
+import { DEFAULT_PRICING, type PriceBreakdown, type PricingConfig, quote } from '../domain/pricing';
+import { readOffer } from './offers';
+import {
+  type CoinPackage,
+  currencyForCountry,
+  findPackage,
+  PACKAGE_COINS,
+  packageId as packageIdFor,
+} from '../domain/catalog';
 import {
   BudgetExceededError,
   IdempotencyKeyReusedError,
   InvariantViolation,
   NotFoundError,
+  OfferUnavailableError,
+  PriceChangedError,
   RegionUnavailableError,
   TransientDependencyError,
   ValidationError,
@@ -95,6 +108,21 @@ export const rechargeRecord = z.object({
   creditedAt: z.string().optional(),
   /** Set when the payment succeeded but the budget could not hold it: refunded, never credited. */
   overBudgetRefund: z.object({ decidedAt: z.string(), limitMinor: wholeNumber.nullable() }).optional(),
+  // Issue 13. Items written before these fields existed were card payments at the price list's
+  // price, with no fee, no offer and no bonus: the defaults say exactly that.
+  method: z.enum(PAYMENT_METHODS).default('card'),
+  /** The package at the price list's price; absent on older items, where it was the whole price. */
+  coinsValueMinor: wholeNumber.optional(),
+  discountMinor: wholeNumber.default(0),
+  platformFeeMinor: wholeNumber.default(0),
+  methodFeeMinor: wholeNumber.default(0),
+  /** Bonus coins of the offer this recharge was created under: credited with the coins, as their own entry. */
+  bonusCoins: wholeNumber.default(0),
+  offerId: z.string().optional(),
+  /** Holds the user's first-recharge offer (keys.firstRechargeOffer) until paid, or released on cancel or expiry. */
+  firstRechargeOffer: z.boolean().default(false),
+  /** Answered with the breakdown (the request named a method or an offer, or a fee applies); else v1's shape. */
+  itemized: z.boolean().default(false),
 });
 export type RechargeRecord = z.infer<typeof rechargeRecord>;
 
@@ -127,42 +155,82 @@ export function holdsBudget(recharge: RechargeRecord): boolean {
  * a late, duplicate or out-of-order event can only raise it to the same figure.
  */
 export function clawbackTarget(
-  recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'>,
+  recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'> &
+    Partial<Pick<RechargeRecord, 'bonusCoins'>>,
 ): number {
-  if (recharge.priceMinor === 0) return 0;
+  const parts = clawbackParts(recharge);
+  return parts.coins + parts.bonusCoins;
+}
+
+/**
+ * The same, split: base coins and bonus coins are each taken back in the money's proportion,
+ * each rounded down (API.md, Stripe webhook). Neither part can pass what was credited of it.
+ */
+export function clawbackParts(
+  recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'> &
+    Partial<Pick<RechargeRecord, 'bonusCoins'>>,
+): { coins: number; bonusCoins: number } {
+  if (recharge.priceMinor === 0) return { coins: 0, bonusCoins: 0 };
   const disputedMinor = Object.entries(recharge.disputes).reduce(
     (sum, [disputeId, amount]) => (recharge.wonDisputes[disputeId] ? sum : sum + amount),
     0,
   );
   const takenMinor = Math.min(recharge.priceMinor, recharge.refundedMinor + disputedMinor);
-  return Math.floor((recharge.coins * takenMinor) / recharge.priceMinor);
+  return {
+    coins: Math.floor((recharge.coins * takenMinor) / recharge.priceMinor),
+    bonusCoins: Math.floor(((recharge.bonusCoins ?? 0) * takenMinor) / recharge.priceMinor),
+  };
 }
 
-export interface RechargeCreated {
+/** The receipt's extra fields (issue 13), on itemized recharges only (see `itemized`). */
+export interface RechargeReceipt {
+  method: PaymentMethod;
+  bonusCoins: number;
+  offerId?: string;
+  breakdown: PriceBreakdown;
+}
+
+export type RechargeCreated = {
   rechargeId: string;
   status: 'pending';
   coins: number;
+  /** The all-in amount charged: the breakdown's total. */
   price: Money;
-  payment: { provider: 'stripe'; paymentIntentId: string; clientSecret: string };
-}
+  payment: {
+    provider: 'stripe';
+    paymentIntentId: string;
+    clientSecret: string;
+    confirmation?: Confirmation;
+    redirectUrl?: string;
+  };
+} & Partial<RechargeReceipt>;
 
-export interface RechargeView {
+export type RechargeView = {
   rechargeId: string;
   status: RechargeStatus;
   coins: number;
   price: Money;
   createdAt: string;
-}
+} & Partial<RechargeReceipt>;
 
 export interface RechargeDeps {
   store: LedgerStore;
   payments: Pick<Payments, 'createPaymentIntent'>;
   now: () => Date;
+  /** Methods and fees; the defaults (card, no fees) when absent. */
+  pricing?: PricingConfig;
+  /** Where a redirect method returns to when the request names no `returnUrl`. */
+  defaultReturnUrl?: string | undefined;
 }
 
 export interface CreateRechargeInput {
   packageId: string;
   country?: string | undefined;
+  method?: PaymentMethod | undefined;
+  offerId?: string | undefined;
+  returnUrl?: string | undefined;
+  /** The all-in total the client showed: another currency is VALIDATION_FAILED, another amount PRICE_CHANGED. */
+  expectedTotal?: Money | undefined;
 }
 
 /**
@@ -188,6 +256,15 @@ export async function createRecharge(
       details: [{ path: 'body.country', message: 'differs from the country of your account' }],
     });
   }
+  const method = input.method ?? 'card';
+  // A request in v1's shape (no method, offer or expected total) is answered in v1's shape.
+  const itemize = input.method !== undefined || input.offerId !== undefined || input.expectedTotal !== undefined;
+  const returnUrl = input.returnUrl ?? deps.defaultReturnUrl;
+  if (METHOD_CONFIRMATION[method] === 'redirect' && returnUrl === undefined) {
+    throw new ValidationError(`Paying with ${method} needs a returnUrl.`, {
+      details: [{ path: 'body.returnUrl', message: `required with method ${method}` }],
+    });
+  }
   const now = deps.now();
   const request: IdempotentRequest = {
     userId: caller.userId,
@@ -201,7 +278,7 @@ export async function createRecharge(
     // the checks run again against the new one.
     for (let attempt = 0; attempt < MAX_RECHARGE_WRITE_ATTEMPTS; attempt += 1) {
       try {
-        return await openRecharge(deps, caller, input.packageId, request, now);
+        return await openRecharge(deps, caller, { ...input, method, returnUrl, itemize }, request, now);
       } catch (error) {
         if (!(error instanceof ConcurrentChange)) throw error;
       }
@@ -210,93 +287,222 @@ export async function createRecharge(
   });
 }
 
+/** What a recharge will be, decided by the checks before anything is written. */
+interface PricedRecharge {
+  coinPackage: CoinPackage;
+  method: PaymentMethod;
+  breakdown: PriceBreakdown;
+  bonusCoins: number;
+  offer: Offer | undefined;
+  itemized: boolean;
+}
+
+/**
+ * The offer and the method, in that order, after region: the offer the request names must exist
+ * for this package (VALIDATION_FAILED otherwise), be open and cover the buyer (OFFER_UNAVAILABLE),
+ * and a first-recharge offer must not be held or used already; then the method must be one the
+ * buyer can pay with (PAYMENT_METHOD_UNAVAILABLE), and the total the one the client expects.
+ */
+async function priceRecharge(
+  deps: RechargeDeps,
+  caller: Caller & { country: string },
+  input: CreateRechargeInput & { method: PaymentMethod; itemize: boolean },
+  wallet: { rechargesCredited: number },
+  now: Date,
+): Promise<PricedRecharge> {
+  const coinPackage = findPackage(caller.country, input.packageId);
+  const offer = input.offerId === undefined ? undefined : await readOffer(deps.store, input.offerId);
+  if (input.offerId !== undefined && (offer === undefined || offer.packageId !== coinPackage.id)) {
+    throw new ValidationError('Unknown offer for this package.', {
+      details: [{ path: 'body.offerId', message: `no offer '${input.offerId}' on ${coinPackage.id}` }],
+    });
+  }
+  if (offer !== undefined) await assertOfferApplies(deps.store, offer, caller, wallet, now);
+  const terms = offer === undefined ? { discountMinor: 0, bonusCoins: 0 } : offerTerms(offer, coinPackage);
+  const pricing = deps.pricing ?? DEFAULT_PRICING;
+  const breakdown = quote(pricing, caller.country, coinPackage, input.method, terms.discountMinor);
+  if (input.expectedTotal !== undefined) {
+    if (input.expectedTotal.currency !== breakdown.total.currency) {
+      throw new ValidationError(`The price list of your country is in ${breakdown.total.currency}.`, {
+        details: [{ path: 'body.expectedTotal.currency', message: `must be ${breakdown.total.currency}` }],
+      });
+    }
+    if (input.expectedTotal.amount !== breakdown.total.amount)
+      throw new PriceChangedError(`The total is now ${breakdown.total.amount} ${breakdown.total.currency}.`);
+  }
+  const itemized = input.itemize || breakdown.platformFee.amount > 0 || breakdown.methodFee.amount > 0;
+  return { coinPackage, method: input.method, breakdown, bonusCoins: terms.bonusCoins, offer, itemized };
+}
+
+async function assertOfferApplies(
+  store: LedgerStore,
+  offer: Offer,
+  caller: Caller & { country: string },
+  wallet: { rechargesCredited: number },
+  now: Date,
+): Promise<void> {
+  if (!offerIsOpen(offer, now)) throw new OfferUnavailableError('This offer is not running now.');
+  if (!offerCoversCountry(offer, caller.country))
+    throw new OfferUnavailableError('This offer is not available in your country.');
+  if (!offer.firstRechargeOnly) return;
+  if (wallet.rechargesCredited > 0) throw new OfferUnavailableError('This offer is for a first recharge only.');
+  const claim = await store.getItem(keys.firstRechargeOffer(caller.userId), { consistent: true });
+  if (claim?.rechargeId !== undefined)
+    throw new OfferUnavailableError('Your first-recharge offer is already taken by another recharge.');
+}
+
+/** The month's budget against the total charged; the bound the transaction conditions on, if a limit is set. */
+async function checkBudget(
+  store: LedgerStore,
+  caller: Caller,
+  wallet: { monthlyLimit: Money | null },
+  total: Money,
+  now: Date,
+): Promise<number | undefined> {
+  if (wallet.monthlyLimit === null) return undefined;
+  if (wallet.monthlyLimit.currency !== total.currency) {
+    throw new BudgetExceededError(
+      `Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${total.currency}.`,
+    );
+  }
+  const bound = spendBound(wallet.monthlyLimit.amount, total.amount);
+  const spentMinor = await spentThisMonth(store, caller.userId, now, true);
+  if (bound < 0 || spentMinor > bound) throw budgetExceeded();
+  return bound;
+}
+
 /** One attempt at the checks and the recharge's transaction, against the wallet as read now. */
 async function openRecharge(
   deps: RechargeDeps,
   caller: Caller,
-  packageId: string,
+  input: CreateRechargeInput & { method: PaymentMethod; itemize: boolean },
   request: IdempotentRequest,
   now: Date,
 ): Promise<StoredAnswer<RechargeCreated>> {
-  const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
+  const walletItem = await deps.store.getItem(keys.wallet(caller.userId), { consistent: true });
+  const wallet = walletItem ? walletFromItem(caller.userId, walletItem) : emptyWallet(caller.userId);
   if (wallet.locked) throw new WalletLockedError('Your wallet is locked.');
   assertMaySpend(caller, now, wallet.appConsent ?? null);
   const country = caller.country;
   if (country === undefined) throw new RegionUnavailableError('Your account has no country, so no price list applies.');
-  const currency = currencyForCountry(country);
-  const coinPackage = findPackage(country, packageId);
-  const priceMinor = coinPackage.price.amount;
-
-  let budgetBoundMinor: number | undefined;
-  if (wallet.monthlyLimit !== null) {
-    if (wallet.monthlyLimit.currency !== currency) {
-      throw new BudgetExceededError(
-        `Your monthly budget is set in ${wallet.monthlyLimit.currency}; set it again in ${currency}.`,
-      );
-    }
-    budgetBoundMinor = spendBound(wallet.monthlyLimit.amount, priceMinor);
-    const spentMinor = await spentThisMonth(deps.store, caller.userId, now, true);
-    if (budgetBoundMinor < 0 || spentMinor > budgetBoundMinor) throw budgetExceeded();
-  }
+  currencyForCountry(country);
+  const rechargesCredited = typeof walletItem?.rechargesCredited === 'number' ? walletItem.rechargesCredited : 0;
+  const priced = await priceRecharge(deps, { ...caller, country }, input, { rechargesCredited }, now);
+  const budgetBoundMinor = await checkBudget(deps.store, caller, wallet, priced.breakdown.total, now);
 
   const rechargeId = rechargeIdFor(caller.userId, request.key);
   const paymentIntent = await deps.payments.createPaymentIntent({
     userId: caller.userId,
     clientKey: request.key,
     rechargeId,
-    packageId: coinPackage.id,
-    coins: coinPackage.coins,
-    price: coinPackage.price,
+    packageId: priced.coinPackage.id,
+    coins: priced.coinPackage.coins,
+    price: priced.breakdown.total,
+    // Only what differs from a v1 card purchase, so those send Stripe exactly what they always did.
+    ...(priced.method !== 'card' && { method: priced.method, returnUrl: input.returnUrl }),
+    ...(priced.offer !== undefined && { offerId: priced.offer.offerId, bonusCoins: priced.bonusCoins }),
   });
-
-  const createdAt = now.toISOString();
-  const month = utcMonth(now);
-  const answer: StoredAnswer<RechargeCreated> = {
-    status: 201,
-    body: {
-      rechargeId,
-      status: 'pending',
-      coins: coinPackage.coins,
-      price: coinPackage.price,
-      payment: {
-        provider: 'stripe',
-        paymentIntentId: paymentIntent.paymentIntentId,
-        clientSecret: paymentIntent.clientSecret,
-      },
-    },
-  };
-  const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
-  const limitCondition = monthlyLimitIs(wallet.monthlyLimit);
-  const ops: WriteOp[] = [
-    // First, so a concurrent duplicate is told AlreadyDone (and replays) rather than anything else.
-    recordAnswerOp(deps.store, request, answer, now),
-    deps.store.put(
-      'recharge',
-      {
-        ...keys.recharge(rechargeId),
-        rechargeId,
-        userId: caller.userId,
-        status: 'pending',
-        coins: coinPackage.coins,
-        priceMinor,
-        currency,
-        packageId: coinPackage.id,
-        paymentIntentId: paymentIntent.paymentIntentId,
-        createdAt,
-        budgetMonth: month,
-        budgetHeld: true,
-        version: 0,
-        clawedCoins: 0,
-        refundedMinor: 0,
-        disputes: {},
-        wonDisputes: {},
-        statusPk: pendingStatusPk(rechargeId),
-        statusSk: `${createdAt}#${rechargeId}`,
-      },
-      { expression: conditions.isNew },
-      keyTaken,
+  const answer = rechargeAnswer(rechargeId, priced, paymentIntent);
+  const ops = openRechargeOps(deps.store, { caller, rechargeId, priced, paymentIntent, wallet, now });
+  ops.unshift(recordAnswerOp(deps.store, request, answer, now));
+  ops.push(
+    budgetHoldOp(
+      deps.store,
+      { userId: caller.userId, budgetMonth: utcMonth(now), priceMinor: priced.breakdown.total.amount },
+      priced.breakdown.total.currency,
+      budgetBoundMinor,
     ),
-    deps.store.put(
+  );
+  // No fixed ClientRequestToken: a racing duplicate carries another createdAt, and DynamoDB would
+  // refuse the same token with another payload; the idempotency record decides between them.
+  await deps.store.transactWrite(ops);
+  return answer;
+}
+
+function rechargeAnswer(
+  rechargeId: string,
+  priced: PricedRecharge,
+  paymentIntent: CreatedPaymentIntent,
+): StoredAnswer<RechargeCreated> {
+  const payment: RechargeCreated['payment'] = {
+    provider: 'stripe',
+    paymentIntentId: paymentIntent.paymentIntentId,
+    clientSecret: paymentIntent.clientSecret,
+  };
+  const body: RechargeCreated = {
+    rechargeId,
+    status: 'pending',
+    coins: priced.coinPackage.coins,
+    price: priced.breakdown.total,
+    payment,
+  };
+  if (priced.itemized) {
+    payment.confirmation = METHOD_CONFIRMATION[priced.method];
+    if (paymentIntent.redirectUrl !== undefined) payment.redirectUrl = paymentIntent.redirectUrl;
+    Object.assign(body, receiptOf(priced.method, priced.bonusCoins, priced.offer?.offerId, priced.breakdown));
+  }
+  return { status: 201, body };
+}
+
+function receiptOf(
+  method: PaymentMethod,
+  bonusCoins: number,
+  offerId: string | undefined,
+  breakdown: PriceBreakdown,
+): RechargeReceipt {
+  return { method, bonusCoins, ...(offerId !== undefined && { offerId }), breakdown };
+}
+
+/** The recharge's transaction, but for the idempotency record and the budget. */
+function openRechargeOps(
+  store: LedgerStore,
+  opening: {
+    caller: Caller;
+    rechargeId: string;
+    priced: PricedRecharge;
+    paymentIntent: CreatedPaymentIntent;
+    wallet: { monthlyLimit: Money | null };
+    now: Date;
+  },
+): WriteOp[] {
+  const { caller, rechargeId, priced, paymentIntent, now } = opening;
+  const { breakdown, offer } = priced;
+  const createdAt = now.toISOString();
+  const firstRechargeOffer = offer?.firstRechargeOnly === true;
+  const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
+  const recharge = {
+    ...keys.recharge(rechargeId),
+    rechargeId,
+    userId: caller.userId,
+    status: 'pending',
+    coins: priced.coinPackage.coins,
+    priceMinor: breakdown.total.amount,
+    currency: breakdown.total.currency,
+    packageId: priced.coinPackage.id,
+    paymentIntentId: paymentIntent.paymentIntentId,
+    createdAt,
+    budgetMonth: utcMonth(now),
+    budgetHeld: true,
+    version: 0,
+    clawedCoins: 0,
+    refundedMinor: 0,
+    disputes: {},
+    wonDisputes: {},
+    statusPk: pendingStatusPk(rechargeId),
+    statusSk: `${createdAt}#${rechargeId}`,
+    method: priced.method,
+    coinsValueMinor: breakdown.coins.amount,
+    discountMinor: breakdown.discount.amount,
+    platformFeeMinor: breakdown.platformFee.amount,
+    methodFeeMinor: breakdown.methodFee.amount,
+    bonusCoins: priced.bonusCoins,
+    ...(offer !== undefined && { offerId: offer.offerId }),
+    firstRechargeOffer,
+    itemized: priced.itemized,
+  };
+  const ops: WriteOp[] = [
+    store.put('recharge', recharge, { expression: conditions.isNew }, keyTaken),
+    store.put(
       'payment intent mapping',
       {
         ...keys.paymentIntent(paymentIntent.paymentIntentId),
@@ -307,22 +513,80 @@ async function openRecharge(
       { expression: conditions.isNew },
       keyTaken,
     ),
-    deps.store.conditionCheck(
-      'wallet unlocked, same budget',
-      keys.wallet(caller.userId),
-      {
-        expression: `${conditions.walletUnlocked} AND ${limitCondition.expression}`,
-        values: { ':false': false, ...limitCondition.values },
-      },
-      (old) =>
-        old?.locked === true ? new WalletLockedError('Your wallet is locked.') : new ConcurrentChange('monthly limit'),
-    ),
-    budgetHoldOp(deps.store, { userId: caller.userId, budgetMonth: month, priceMinor }, currency, budgetBoundMinor),
+    walletCheckOp(store, caller.userId, opening.wallet.monthlyLimit, firstRechargeOffer),
   ];
-  // No fixed ClientRequestToken: a racing duplicate carries another createdAt, and DynamoDB would
-  // refuse the same token with another payload; the idempotency record decides between them.
-  await deps.store.transactWrite(ops);
-  return answer;
+  if (offer !== undefined) ops.push(...offerHoldOps(store, caller.userId, rechargeId, offer, now));
+  return ops;
+}
+
+/** Unlocked, the same budget as read, and for a first-recharge offer, no recharge credited yet. */
+function walletCheckOp(store: LedgerStore, userId: string, limit: Money | null, firstRechargeOffer: boolean): WriteOp {
+  const limitCondition = monthlyLimitIs(limit);
+  const parts = [conditions.walletUnlocked, limitCondition.expression];
+  if (firstRechargeOffer) parts.push('(attribute_not_exists(rechargesCredited) OR rechargesCredited = :zero)');
+  return store.conditionCheck(
+    'wallet unlocked, same budget',
+    keys.wallet(userId),
+    {
+      expression: parts.join(' AND '),
+      values: { ':false': false, ...limitCondition.values, ...(firstRechargeOffer && { ':zero': 0 }) },
+    },
+    (old) => {
+      if (old?.locked === true) return new WalletLockedError('Your wallet is locked.');
+      if (firstRechargeOffer && typeof old?.rechargesCredited === 'number' && old.rechargesCredited > 0)
+        return new OfferUnavailableError('This offer is for a first recharge only.');
+      return new ConcurrentChange('monthly limit');
+    },
+  );
+}
+
+/**
+ * The offer is still not ended when the recharge is written (an operator may end it in between),
+ * and a first-recharge offer is reserved for this recharge: of two requests racing for it, the
+ * second's transaction fails here and it is told the offer is taken.
+ */
+function offerHoldOps(store: LedgerStore, userId: string, rechargeId: string, offer: Offer, now: Date): WriteOp[] {
+  const ops: WriteOp[] = [
+    store.conditionCheck(
+      'offer still running',
+      keys.offer(offer.offerId),
+      { expression: 'attribute_not_exists(endedAt) OR endedAt > :now', values: { ':now': now.toISOString() } },
+      () => new OfferUnavailableError('This offer has ended.'),
+    ),
+  ];
+  if (offer.firstRechargeOnly) {
+    ops.push(
+      store.update(
+        'first-recharge offer reserved',
+        keys.firstRechargeOffer(userId),
+        {
+          expression: 'SET rechargeId = :rechargeId, offerId = :offerId',
+          condition: 'attribute_not_exists(rechargeId)',
+          values: { ':rechargeId': rechargeId, ':offerId': offer.offerId },
+        },
+        () => new OfferUnavailableError('Your first-recharge offer is already taken by another recharge.'),
+      ),
+    );
+  }
+  return ops;
+}
+
+/** Releases a first-recharge offer this recharge holds (cancelled, expired, or refunded over budget). */
+export function offerReleaseOps(store: LedgerStore, recharge: RechargeRecord): WriteOp[] {
+  if (!recharge.firstRechargeOffer) return [];
+  return [
+    store.update(
+      'first-recharge offer released',
+      keys.firstRechargeOffer(recharge.userId),
+      {
+        expression: 'REMOVE rechargeId, offerId',
+        // Only if this recharge holds it: another one's reservation is never released here.
+        condition: 'rechargeId = :rechargeId',
+        values: { ':rechargeId': recharge.rechargeId },
+      },
+      () => new ConcurrentChange('first-recharge offer'),
+    ),
+  ];
 }
 
 /**
@@ -375,12 +639,26 @@ export function budgetExceeded(): BudgetExceededError {
 }
 
 export function rechargeView(recharge: RechargeRecord): RechargeView {
-  return {
+  const view: RechargeView = {
     rechargeId: recharge.rechargeId,
     status: recharge.status,
     coins: recharge.coins,
     price: { amount: recharge.priceMinor, currency: recharge.currency },
     createdAt: recharge.createdAt,
+  };
+  if (!recharge.itemized) return view;
+  return { ...view, ...receiptOf(recharge.method, recharge.bonusCoins, recharge.offerId, breakdownOf(recharge)) };
+}
+
+/** The recharge's breakdown as it was quoted and charged: the receipt. */
+export function breakdownOf(recharge: RechargeRecord): PriceBreakdown {
+  const amount = (minor: number): Money => ({ amount: minor, currency: recharge.currency });
+  return {
+    coins: amount(recharge.coinsValueMinor ?? recharge.priceMinor),
+    discount: amount(recharge.discountMinor),
+    platformFee: amount(recharge.platformFeeMinor),
+    methodFee: amount(recharge.methodFeeMinor),
+    total: amount(recharge.priceMinor),
   };
 }
 
@@ -472,6 +750,7 @@ export async function cancelRecharge(
       ...extraOps(),
       rechargeTransitionOp(store, recharge, { status: 'failed', budgetHeld: false }, { leavePendingIndex: true }),
       budgetReleaseOp(store, recharge),
+      ...offerReleaseOps(store, recharge),
     ];
   }).then((done) => (done ? 'canceled' : 'unchanged'));
 }

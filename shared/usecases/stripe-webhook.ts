@@ -14,6 +14,7 @@ import {
   budgetHoldOp,
   budgetReleaseOp,
   cancelRecharge,
+  clawbackParts,
   clawbackTarget,
   ConcurrentChange,
   declineRecharge,
@@ -21,6 +22,7 @@ import {
   isCredited,
   MAX_RECHARGE_WRITE_ATTEMPTS,
   monthlyLimitIs,
+  offerReleaseOps,
   overBudgetRefundKey,
   pendingStatusPk,
   rechargeTransitionOp,
@@ -405,8 +407,8 @@ function entry(
 
 /** Raised by the budget op when the month cannot hold the payment: it is refunded instead. */
 class BudgetCannotHold extends Error {
-  constructor() {
-    super('the monthly budget cannot hold this payment');
+  constructor(why = 'the monthly budget cannot hold this payment') {
+    super(why);
     this.name = 'BudgetCannotHold';
   }
 }
@@ -461,6 +463,7 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
       const credit = creditOps(deps, event, recharge, before);
       await deps.store.transactWrite(credit.ops);
       metrics.count('CoinsMinted', recharge.coins);
+      if (recharge.bonusCoins > 0) metrics.count('BonusCoinsMinted', recharge.bonusCoins);
       metrics.count('CoinsClawedBack', credit.claim);
       return 'credited';
     } catch (error) {
@@ -473,6 +476,47 @@ async function creditRecharge(deps: WebhookDeps, event: ParsedEvent, rechargeId:
   throw new TransientDependencyError(`recharge ${rechargeId} kept changing; Stripe will deliver the event again`);
 }
 
+/** What a credit moves: base and bonus coins, debt paid first from each, and the claim it applies at once. */
+interface CreditAmounts {
+  debtPaid: number;
+  net: number;
+  bonusDebtPaid: number;
+  bonusNet: number;
+  claim: number;
+  take: number;
+  owedAdded: number;
+}
+
+function creditAmounts(recharge: RechargeRecord, before: WalletBalances): CreditAmounts {
+  const debtPaid = Math.min(recharge.coins, before.owedCoins);
+  const net = recharge.coins - debtPaid;
+  // Bonus coins pay what debt the base coins left, then land in the balance.
+  const bonusDebtPaid = Math.min(recharge.bonusCoins, before.owedCoins - debtPaid);
+  const bonusNet = recharge.bonusCoins - bonusDebtPaid;
+  const claim = Math.max(0, clawbackTarget(recharge) - recharge.clawedCoins);
+  const take = Math.min(before.coins + net + bonusNet, claim);
+  return { debtPaid, net, bonusDebtPaid, bonusNet, claim, take, owedAdded: claim - take };
+}
+
+/**
+ * A recharge created under a first-recharge offer holds the user's reservation; one whose
+ * reservation was released (cancelled, then paid after all) takes it again, unless another
+ * recharge has it by now: then the payment is refunded like one the budget cannot hold.
+ */
+function offerClaimOp(store: LedgerStore, recharge: RechargeRecord): WriteOp | undefined {
+  if (!recharge.firstRechargeOffer) return undefined;
+  return store.update(
+    'first-recharge offer held',
+    keys.firstRechargeOffer(recharge.userId),
+    {
+      expression: 'SET rechargeId = :rechargeId, offerId = :offerId',
+      condition: 'attribute_not_exists(rechargeId) OR rechargeId = :rechargeId',
+      values: { ':rechargeId': recharge.rechargeId, ':offerId': recharge.offerId ?? '' },
+    },
+    () => new BudgetCannotHold('the first-recharge offer went to another recharge'),
+  );
+}
+
 /** The credit's transaction, from the recharge and wallet as read, and the coins it claws back. Throws BudgetCannotHold early when no write could fit. */
 function creditOps(
   deps: WebhookDeps,
@@ -481,27 +525,15 @@ function creditOps(
   before: WalletBalances,
 ): { ops: WriteOp[]; claim: number } {
   const budgetOp = creditBudgetOp(deps.store, recharge, before.monthlyLimit);
-  const debtPaid = Math.min(recharge.coins, before.owedCoins);
-  const net = recharge.coins - debtPaid;
-  const target = clawbackTarget(recharge);
-  const claim = Math.max(0, target - recharge.clawedCoins);
-  const take = Math.min(before.coins + net, claim);
-  const owedAdded = claim - take;
+  const amounts = creditAmounts(recharge, before);
   const disputed = Object.keys(recharge.disputes).length > 0 || recharge.refundedMinor > 0;
-
   const now = deps.now();
-  const { rechargeId } = recharge;
   const ref = {
-    rechargeId,
+    rechargeId: recharge.rechargeId,
     paymentIntentId: recharge.paymentIntentId,
     packageId: recharge.packageId,
     coinsPurchased: recharge.coins,
   };
-  const limit = monthlyLimitIs(before.monthlyLimit);
-  // The budget decision used this limit: the wallet write conditions on it, so a limit changed
-  // meanwhile makes the credit read again.
-  const walletCondition = [equalsRead('owedCoins', ':owedBefore', before.owedCoins), limit.expression];
-  if (claim > 0) walletCondition.push(equalsRead('coins', ':coinsBefore', before.coins));
   const ops: WriteOp[] = [
     markerOp(deps, event),
     rechargeTransitionOp(
@@ -510,38 +542,31 @@ function creditOps(
       {
         status: disputed ? 'disputed' : 'succeeded',
         creditedAt: now.toISOString(),
-        clawedCoins: recharge.clawedCoins + claim,
+        clawedCoins: recharge.clawedCoins + amounts.claim,
         budgetHeld: true,
       },
       { leavePendingIndex: true },
     ),
-    deps.store.update(
-      'wallet credit',
-      keys.wallet(recharge.userId),
-      {
-        expression: `SET coins = if_not_exists(coins, :zero) + :coinsDelta, owedCoins = if_not_exists(owedCoins, :zero) + :owedDelta${disputed ? ', locked = :true, lockReason = :dispute' : ''}`,
-        condition: walletCondition.join(' AND '),
-        values: {
-          ':zero': 0,
-          ':coinsDelta': net - take,
-          ':owedDelta': owedAdded - debtPaid,
-          ':owedBefore': before.owedCoins,
-          ...limit.values,
-          ...(claim > 0 && { ':coinsBefore': before.coins }),
-          ...(disputed && { ':true': true, ':dispute': 'dispute' }),
-        },
-      },
-      () => new ConcurrentChange('wallet'),
-    ),
+    walletCreditOp(deps.store, recharge.userId, before, amounts, disputed),
     deps.store.put(
       'recharge entry',
-      entry(recharge.userId, 'recharge', now, { coins: net, owedCoins: -debtPaid }, { ...ref, debtPaid }),
+      entry(
+        recharge.userId,
+        'recharge',
+        now,
+        { coins: amounts.net, owedCoins: -amounts.debtPaid },
+        { ...ref, debtPaid: amounts.debtPaid },
+      ),
     ),
   ];
+  if (recharge.bonusCoins > 0) ops.push(bonusEntryOp(deps.store, recharge, amounts, now));
+  const claimOp = offerClaimOp(deps.store, recharge);
+  if (claimOp) ops.push(claimOp);
   if (budgetOp) ops.push(budgetOp);
-  if (claim > 0) {
+  if (amounts.claim > 0) {
     // A millisecond later, so the history lists the chargeback after the credit it corrects.
     const later = new Date(now.getTime() + 1);
+    const { bonusCoins } = clawbackParts(recharge);
     ops.push(
       deps.store.put(
         'chargeback entry',
@@ -549,13 +574,73 @@ function creditOps(
           recharge.userId,
           'chargeback',
           later,
-          { coins: -take, owedCoins: owedAdded },
-          { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim },
+          { coins: -amounts.take, owedCoins: amounts.owedAdded },
+          {
+            rechargeId: recharge.rechargeId,
+            paymentIntentId: recharge.paymentIntentId,
+            coinsClaimed: amounts.claim,
+            ...(recharge.bonusCoins > 0 && { bonusCoinsClaimed: bonusCoins }),
+          },
         ),
       ),
     );
   }
-  return { ops, claim };
+  return { ops, claim: amounts.claim };
+}
+
+/** Bonus coins are an entry of their own kind (`recharge_bonus`), so the books can tell them from bought coins. */
+function bonusEntryOp(store: LedgerStore, recharge: RechargeRecord, amounts: CreditAmounts, at: Date): WriteOp {
+  return store.put(
+    'bonus entry',
+    entry(
+      recharge.userId,
+      'recharge_bonus',
+      at,
+      { coins: amounts.bonusNet, owedCoins: -amounts.bonusDebtPaid },
+      {
+        rechargeId: recharge.rechargeId,
+        paymentIntentId: recharge.paymentIntentId,
+        offerId: recharge.offerId ?? '',
+        bonusCoins: recharge.bonusCoins,
+        debtPaid: amounts.bonusDebtPaid,
+      },
+    ),
+  );
+}
+
+/** The wallet's side of a credit, conditioned on the balances and the limit it was decided on. */
+function walletCreditOp(
+  store: LedgerStore,
+  userId: string,
+  before: WalletBalances,
+  amounts: CreditAmounts,
+  disputed: boolean,
+): WriteOp {
+  const limit = monthlyLimitIs(before.monthlyLimit);
+  // The budget decision used this limit: the wallet write conditions on it, so a limit changed
+  // meanwhile makes the credit read again.
+  const walletCondition = [equalsRead('owedCoins', ':owedBefore', before.owedCoins), limit.expression];
+  if (amounts.claim > 0) walletCondition.push(equalsRead('coins', ':coinsBefore', before.coins));
+  return store.update(
+    'wallet credit',
+    keys.wallet(userId),
+    {
+      // rechargesCredited: a first-recharge offer is only for a wallet that has none (recharge.ts).
+      expression: `SET coins = if_not_exists(coins, :zero) + :coinsDelta, owedCoins = if_not_exists(owedCoins, :zero) + :owedDelta, rechargesCredited = if_not_exists(rechargesCredited, :zero) + :one${disputed ? ', locked = :true, lockReason = :dispute' : ''}`,
+      condition: walletCondition.join(' AND '),
+      values: {
+        ':zero': 0,
+        ':one': 1,
+        ':coinsDelta': amounts.net + amounts.bonusNet - amounts.take,
+        ':owedDelta': amounts.owedAdded - amounts.debtPaid - amounts.bonusDebtPaid,
+        ':owedBefore': before.owedCoins,
+        ...limit.values,
+        ...(amounts.claim > 0 && { ':coinsBefore': before.coins }),
+        ...(disputed && { ':true': true, ':dispute': 'dispute' }),
+      },
+    },
+    () => new ConcurrentChange('wallet'),
+  );
 }
 
 /**
@@ -605,7 +690,9 @@ async function refundOverBudget(
         ),
       ),
     ];
-    if (holdsBudget(recharge)) ops.push(budgetReleaseOp(deps.store, recharge));
+    // The budget and a first-recharge offer are held and released together.
+    if (holdsBudget(recharge))
+      ops.push(budgetReleaseOp(deps.store, recharge), ...offerReleaseOps(deps.store, recharge));
     try {
       await deps.store.transactWrite(ops);
     } catch (error) {
@@ -704,7 +791,15 @@ async function applyClaim(
               'chargeback',
               now,
               { coins: -take, owedCoins: owedAdded },
-              { rechargeId, paymentIntentId: recharge.paymentIntentId, coinsClaimed: claim, ...source },
+              {
+                rechargeId,
+                paymentIntentId: recharge.paymentIntentId,
+                coinsClaimed: claim,
+                ...(recharge.bonusCoins > 0 && {
+                  bonusCoinsClaimed: clawbackParts(updated).bonusCoins - clawbackParts(recharge).bonusCoins,
+                }),
+                ...source,
+              },
             ),
           ),
         );

@@ -99,4 +99,41 @@ describe('creator profiles', () => {
     // Nothing about verification can be set by the creator.
     expect((await store.getItem(profileKey(creatorId), { consistent: true }))?.verified).toBeUndefined();
   });
+
+  it('only operators grant the verified badge, and each change is in the audit trail', async () => {
+    const creatorId = unique('verified');
+    await goLive(api, creatorId);
+    const operatorToken = async (sub: string, groups?: string[]) => {
+      const answer = await api.request('POST', '/dev/tokens', { body: { sub, ...ADULT, ...(groups && { groups }) } });
+      return String(answer.body.token);
+    };
+    const operatorId = unique('operator');
+    const operator = await operatorToken(operatorId, ['operators']);
+    const someone = await operatorToken(unique('user'));
+    const path = `/v1/operator/creators/${creatorId}/verified`;
+
+    const refused = await api.request('PUT', path, { token: someone, body: { verified: true } });
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    expect((await api.request('GET', `/v1/creators/${creatorId}`, { token: someone })).body.verified).toBe(false);
+
+    const granted = await api.request('PUT', path, { token: operator, body: { verified: true } });
+    expect(granted.body).toMatchObject({ creatorId, verified: true });
+    expect((await api.request('GET', `/v1/creators/${creatorId}`, { token: someone })).body.verified).toBe(true);
+    const unknown = await api.request('PUT', `/v1/operator/creators/${unique('nobody')}/verified`, {
+      token: operator,
+      body: { verified: true },
+    });
+    expect(unknown.status).toBe(404);
+
+    const trail = await api.request('GET', '/v1/operator/audit?limit=100', { token: operator });
+    const mine = trail.body.items.filter((record: { target: string }) => record.target === `creator:${creatorId}`);
+    expect(mine).toEqual([
+      expect.objectContaining({
+        operatorId,
+        action: 'creator.verify',
+        details: { verified: true },
+        at: expect.any(String),
+      }),
+    ]);
+  });
 });

@@ -32,7 +32,13 @@ export interface ApiClient {
     path: string,
     options?: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> },
   ): Promise<{ status: number; body: any; headers: Headers }>;
-  token(claims: { sub: string; birthdate?: string; country?: string; parentalConsent?: boolean }): Promise<string>;
+  token(claims: {
+    sub: string;
+    birthdate?: string;
+    country?: string;
+    parentalConsent?: boolean;
+    groups?: string[];
+  }): Promise<string>;
 }
 
 export function apiClient(baseUrl: string): ApiClient {

@@ -84,9 +84,13 @@ describe('the OpenAPI document', () => {
         'WALLET_LOCKED',
         'RATE_LIMITED',
         'INTERNAL',
+        // Issue 13's refusals of a payment method, an offer and a changed total.
+        'PAYMENT_METHOD_UNAVAILABLE',
+        'OFFER_UNAVAILABLE',
+        'PRICE_CHANGED',
       ]),
     );
-    expect(API_ERRORS).toHaveLength(22);
+    expect(API_ERRORS).toHaveLength(25);
   });
 
   it('turns a published spec into parameters, the header and a body schema', () => {

@@ -3,6 +3,9 @@ import http from 'node:http';
 import * as z from 'zod';
 import { decodeForm, FormDecodeError, paramsDigest, type FormObject } from './form';
 import {
+  approveAtRedirect,
+  approveAtRedirectLate,
+  cancelAtRedirect,
   cancelPayment,
   closeDispute,
   completeOnboarding,
@@ -14,7 +17,14 @@ import {
   type OperationsContext,
 } from './operations';
 import { matchStripeRoute, StripeApiError, type ApiContext, type ApiResult, type StripeErrorBody } from './stripe-api';
-import { newId, StateStore, type State, type Transfer } from './state';
+import { ownEntry, newId, StateStore, type State, type Transfer } from './state';
+import {
+  REDIRECT_ACTION_PATH,
+  REDIRECT_PAGE_PATH,
+  type RedirectAction,
+  redirectPage,
+  returnLocation,
+} from './redirect';
 import { EVENT_API_VERSION, WebhookDispatcher, type DeliveryResult, type LogSink } from './webhooks';
 
 export type { DeliveryResult } from './webhooks';
@@ -95,7 +105,7 @@ const faultSchema = z.strictObject({
 const amountBodySchema = z.strictObject({ amount: z.number().int().positive().optional() });
 
 const CONTROL_PAYMENT_PATH =
-  /^\/_standin\/payments\/([^/]+)\/(succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute)$/;
+  /^\/_standin\/payments\/([^/]+)\/(succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute|redirect-approve|redirect-approve-late|redirect-cancel)$/;
 const CONTROL_ONBOARDING_PATH = /^\/_standin\/accounts\/([^/]+)\/complete-onboarding$/;
 const ONBOARDING_PAGE_PATH = /^\/connect\/onboarding\/([^/]+)$/;
 
@@ -468,6 +478,9 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
       refund: () => refundPayment(operations, paymentIntentId, amount),
       'win-dispute': () => closeDispute(operations, paymentIntentId, 'won'),
       'lose-dispute': () => closeDispute(operations, paymentIntentId, 'lost'),
+      'redirect-approve': () => approveAtRedirect(operations, paymentIntentId),
+      'redirect-approve-late': () => approveAtRedirectLate(operations, paymentIntentId),
+      'redirect-cancel': () => cancelAtRedirect(operations, paymentIntentId),
     };
     const operation = action === undefined ? undefined : byAction[action];
     if (operation === undefined) {
@@ -492,12 +505,46 @@ export async function startPaymentsStandIn(options: PaymentsStandInOptions): Pro
     });
   }
 
+  /** The customer's side of a redirect method: its page, and what each of its buttons does. */
+  async function handleRedirect(response: http.ServerResponse, method: string, path: string): Promise<void> {
+    const page = REDIRECT_PAGE_PATH.exec(path);
+    const action = REDIRECT_ACTION_PATH.exec(path);
+    const paymentIntentId = pathSegment((page ?? action)?.[2]);
+    const paymentIntent = ownEntry(state.paymentIntents, paymentIntentId);
+    const returnUrl = paymentIntent?.next_action?.redirect_to_url.return_url;
+    if (paymentIntent === undefined || returnUrl === undefined) {
+      send(response, 404, '<!doctype html><p>This payment is not waiting for you here.</p>', {
+        'content-type': 'text/html; charset=utf-8',
+      });
+      return;
+    }
+    if (page !== null && method === 'GET') {
+      send(response, 200, redirectPage(page[1] ?? 'paypal', paymentIntent), {
+        'content-type': 'text/html; charset=utf-8',
+      });
+      return;
+    }
+    const chosen = (action?.[3] ?? '') as RedirectAction;
+    const byChoice: Record<RedirectAction, () => Promise<DeliveryResult>> = {
+      approve: () => approveAtRedirect(operations, paymentIntentId),
+      'approve-late': () => approveAtRedirectLate(operations, paymentIntentId),
+      cancel: () => cancelAtRedirect(operations, paymentIntentId),
+    };
+    if (method !== 'POST' || byChoice[chosen] === undefined) {
+      send(response, 405, '', { allow: 'POST' });
+      return;
+    }
+    await byChoice[chosen]();
+    send(response, 303, '', { location: returnLocation(returnUrl, paymentIntent, chosen) });
+  }
+
   async function handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const method = (request.method ?? 'GET').toUpperCase();
     const url = new URL(request.url ?? '/', baseUrl);
     const path = url.pathname;
     if (path.startsWith('/v1/')) return handleStripe(request, response, method, url);
     if (path.startsWith('/_standin/')) return handleControl(request, response, method, path);
+    if (path.startsWith('/redirect/')) return handleRedirect(response, method, path);
     const onboarding = ONBOARDING_PAGE_PATH.exec(path);
     if (method === 'GET' && onboarding !== null) return handleOnboardingPage(response, pathSegment(onboarding[1]));
     sendJson(response, 404, stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path}).`));

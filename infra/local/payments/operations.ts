@@ -111,6 +111,7 @@ export async function succeedPayment(context: OperationsContext, paymentIntentId
   charge.refunds.url = `/v1/charges/${charge.id}/refunds`;
   state.charges[charge.id] = charge;
   paymentIntent.status = 'succeeded';
+  paymentIntent.next_action = null;
   paymentIntent.amount_received = paymentIntent.amount;
   paymentIntent.latest_charge = charge.id;
   paymentIntent.last_payment_error = null;
@@ -136,8 +137,55 @@ export async function failPayment(context: OperationsContext, paymentIntentId: s
     };
     return emit(context, null, 'payment_intent.payment_failed', earlierAttempt);
   }
+  // A redirect payment declined at the method (or after it settled late) needs a new attempt, as Stripe has it.
+  paymentIntent.status = 'requires_payment_method';
+  paymentIntent.next_action = null;
   paymentIntent.last_payment_error = CARD_DECLINED;
   paymentIntent.payment_method = null;
+  return emit(context, null, 'payment_intent.payment_failed', paymentIntent);
+}
+
+/** What Stripe reports when the customer leaves PayPal's page without approving. */
+const REDIRECT_CANCELLED = {
+  type: 'invalid_request_error',
+  code: 'payment_intent_payment_attempt_failed',
+  message: 'The customer cancelled the payment at the redirect.',
+};
+
+function requireAtRedirect(context: OperationsContext, paymentIntentId: string): PaymentIntent {
+  const paymentIntent = requirePaymentIntent(context.state, paymentIntentId);
+  if (paymentIntent.status !== 'requires_action')
+    throw new StandInError(409, `${paymentIntentId} is not waiting at a redirect (status ${paymentIntent.status})`);
+  return paymentIntent;
+}
+
+/** The customer approves at the method's page: the payment succeeds at once. */
+export async function approveAtRedirect(context: OperationsContext, paymentIntentId: string): Promise<DeliveryResult> {
+  requireAtRedirect(context, paymentIntentId);
+  return succeedPayment(context, paymentIntentId);
+}
+
+/**
+ * The customer approves, but the money settles later: the PaymentIntent is `processing`
+ * (`payment_intent.processing`), and `succeed` (or `fail`) settles it afterwards.
+ */
+export async function approveAtRedirectLate(
+  context: OperationsContext,
+  paymentIntentId: string,
+): Promise<DeliveryResult> {
+  const paymentIntent = requireAtRedirect(context, paymentIntentId);
+  paymentIntent.status = 'processing';
+  paymentIntent.next_action = null;
+  return emit(context, null, 'payment_intent.processing', paymentIntent);
+}
+
+/** The customer cancels at the method's page: the attempt fails and the PaymentIntent waits for another. */
+export async function cancelAtRedirect(context: OperationsContext, paymentIntentId: string): Promise<DeliveryResult> {
+  const paymentIntent = requireAtRedirect(context, paymentIntentId);
+  paymentIntent.status = 'requires_payment_method';
+  paymentIntent.next_action = null;
+  paymentIntent.payment_method = null;
+  paymentIntent.last_payment_error = REDIRECT_CANCELLED;
   return emit(context, null, 'payment_intent.payment_failed', paymentIntent);
 }
 
@@ -201,10 +249,11 @@ export async function closeDispute(
 /** Cancels a payment that was never paid, as the customer abandoning checkout would; Stripe sends `payment_intent.canceled`. */
 export async function cancelPayment(context: OperationsContext, paymentIntentId: string): Promise<DeliveryResult> {
   const paymentIntent = requirePaymentIntent(context.state, paymentIntentId);
-  if (paymentIntent.status !== 'requires_payment_method') {
+  if (paymentIntent.status !== 'requires_payment_method' && paymentIntent.status !== 'requires_action') {
     throw new StandInError(409, `Cannot cancel ${paymentIntentId}: it has status ${paymentIntent.status}`);
   }
   paymentIntent.status = 'canceled';
+  paymentIntent.next_action = null;
   paymentIntent.canceled_at = unixSeconds();
   paymentIntent.cancellation_reason = 'abandoned';
   return emit(context, null, 'payment_intent.canceled', paymentIntent);

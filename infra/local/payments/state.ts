@@ -22,7 +22,15 @@ const listSchema = <T extends z.ZodType>(item: T) =>
     url: z.string(),
   });
 
-export const paymentIntentStatusSchema = z.enum(['requires_payment_method', 'succeeded', 'canceled']);
+export const paymentIntentStatusSchema = z.enum([
+  'requires_payment_method',
+  // A redirect method (PayPal) confirmed server-side: the customer is on the method's page.
+  'requires_action',
+  // Approved at the redirect, but the money is not settled yet ("succeeded late").
+  'processing',
+  'succeeded',
+  'canceled',
+]);
 
 const paymentIntentSchema = z.object({
   id: z.string(),
@@ -41,11 +49,19 @@ const paymentIntentSchema = z.object({
   customer: z.string().nullable(),
   description: z.string().nullable(),
   last_payment_error: z
-    .object({ type: z.string(), code: z.string(), decline_code: z.string(), message: z.string() })
+    .object({ type: z.string(), code: z.string(), decline_code: z.string().optional(), message: z.string() })
     .nullable(),
   latest_charge: z.string().nullable(),
   livemode: z.literal(false),
   metadata: metadataSchema,
+  /** Absent in state files written before redirect methods existed. */
+  next_action: z
+    .object({
+      type: z.literal('redirect_to_url'),
+      redirect_to_url: z.object({ url: z.string(), return_url: z.string() }),
+    })
+    .nullable()
+    .optional(),
   payment_method: z.string().nullable(),
   payment_method_types: z.array(z.string()),
   receipt_email: z.string().nullable(),

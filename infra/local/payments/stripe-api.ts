@@ -107,6 +107,11 @@ const createPaymentIntentParams = z.strictObject({
     .strictObject({ enabled: booleanParam, allow_redirects: z.enum(['always', 'never']).optional() })
     .optional(),
   payment_method_types: z.array(z.string()).optional(),
+  // The current API's name for the same list, as the SDK sends it.
+  allowed_payment_method_types: z.array(z.string()).optional(),
+  payment_method_data: z.strictObject({ type: z.string() }).optional(),
+  confirm: booleanParam.optional(),
+  return_url: z.string().optional(),
   capture_method: z.enum(['automatic', 'automatic_async', 'manual']).optional(),
   customer: z.string().optional(),
   description: textParam.optional(),
@@ -248,10 +253,47 @@ function requirePaymentIntent(state: State, id: string): PaymentIntent {
   return paymentIntent;
 }
 
-const createPaymentIntent: Handler = ({ state }, raw) => {
+/**
+ * The redirect methods the stand-in confirms server-side: the PaymentIntent waits in
+ * `requires_action` on the stand-in's page for the method (payments/redirect.ts).
+ */
+const REDIRECT_METHODS: ReadonlySet<string> = new Set(['paypal']);
+
+function redirectConfirmation(
+  params: z.infer<typeof createPaymentIntentParams>,
+  baseUrl: string,
+  id: string,
+): Pick<PaymentIntent, 'status' | 'next_action' | 'payment_method'> | undefined {
+  if (params.confirm !== true) return undefined;
+  const type = params.payment_method_data?.type;
+  if (type === undefined || !REDIRECT_METHODS.has(type))
+    throw new StripeApiError(
+      400,
+      'invalid_request_error',
+      'The stand-in confirms only redirect methods (paypal) on creation.',
+      {
+        param: 'payment_method_data[type]',
+      },
+    );
+  if (params.return_url === undefined || !/^https?:\/\//.test(params.return_url))
+    throw new StripeApiError(400, 'invalid_request_error', 'A return_url is required to confirm a redirect payment.', {
+      param: 'return_url',
+    });
+  return {
+    status: 'requires_action',
+    payment_method: newId('pm'),
+    next_action: {
+      type: 'redirect_to_url',
+      redirect_to_url: { url: `${baseUrl}/redirect/${type}/${id}`, return_url: params.return_url },
+    },
+  };
+}
+
+const createPaymentIntent: Handler = ({ state, baseUrl }, raw) => {
   const params = parseParams(createPaymentIntentParams, raw);
   const id = newId('pi');
-  const explicitTypes = params.payment_method_types;
+  const explicitTypes = params.allowed_payment_method_types ?? params.payment_method_types;
+  const confirmation = redirectConfirmation(params, baseUrl, id);
   const paymentIntent: PaymentIntent = {
     id,
     object: 'payment_intent',
@@ -279,6 +321,8 @@ const createPaymentIntent: Handler = ({ state }, raw) => {
     receipt_email: params.receipt_email ?? null,
     status: 'requires_payment_method',
     transfer_group: params.transfer_group ?? null,
+    next_action: null,
+    ...confirmation,
   };
   state.paymentIntents[id] = paymentIntent;
   return ok(paymentIntent);
@@ -292,7 +336,7 @@ const retrievePaymentIntent: Handler = ({ state }, raw, [id = '']) => {
 const cancelPaymentIntent: Handler = ({ state, dispatcher }, raw, [id = '']) => {
   const params = parseParams(cancelPaymentIntentParams, raw);
   const paymentIntent = requirePaymentIntent(state, id);
-  if (paymentIntent.status !== 'requires_payment_method') {
+  if (paymentIntent.status !== 'requires_payment_method' && paymentIntent.status !== 'requires_action') {
     throw new StripeApiError(
       400,
       'invalid_request_error',
@@ -301,6 +345,7 @@ const cancelPaymentIntent: Handler = ({ state, dispatcher }, raw, [id = '']) => 
     );
   }
   paymentIntent.status = 'canceled';
+  paymentIntent.next_action = null;
   paymentIntent.canceled_at = unixSeconds();
   paymentIntent.cancellation_reason = params.cancellation_reason ?? null;
   dispatcher.deliverSoon(dispatcher.record('payment_intent.canceled', paymentIntent).id);

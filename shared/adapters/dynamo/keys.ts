@@ -104,6 +104,15 @@ export const keys = {
     pk: streamEventPartition(streamId, lastSeq % EVENT_LOG_PARTITIONS),
     sk: `B#${String(lastSeq).padStart(12, '0')}`,
   }),
+  /** One operator change (shared/usecases/audit.ts): one partition, newest last. */
+  auditRecord: (at: string, auditId: string): ItemKey => ({ pk: 'AUDIT', sk: `AUDIT#${at}#${auditId}` }),
+  /** A special offer (shared/usecases/offers.ts): one partition, read whole by the catalog. */
+  offer: (offerId: string): ItemKey => ({ pk: 'OFFERS', sk: `OFFER#${offerId}` }),
+  /**
+   * A user's first-recharge offer: held by the one recharge that reserved it (`rechargeId`), so a
+   * user is granted it once, however many requests race for it.
+   */
+  firstRechargeOffer: (userId: string): ItemKey => ({ pk: user(userId), sk: 'FIRSTRECHARGEOFFER' }),
   leaderboardEntry: (streamId: string, shard: number, userId: string): ItemKey => ({
     pk: `STREAM#${streamId}#LB${shard}`,
     sk: `U#${keyUserId(userId)}`,

@@ -1,0 +1,24 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { userIdSchema } from '../../shared/http/schemas';
+import { setVerified } from '../../shared/usecases/creator-profiles';
+
+/** PUT /v1/operator/creators/{creatorId}/verified { verified } (operators): the badge, audited. */
+export const handler = httpRoute({
+  auth: true,
+  operator: true,
+  rateLimited: true,
+  path: z.object({ creatorId: userIdSchema }),
+  body: z.object({ verified: z.boolean() }),
+  handle: async ({ caller, path, body: input }) => ({
+    status: 200,
+    body: await setVerified(
+      { store: ledgerStore(), now: () => systemClock.now() },
+      caller,
+      path.creatorId,
+      input.verified,
+    ),
+  }),
+});

@@ -1,0 +1,18 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { systemClock } from '../../shared/adapters/clock';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { endOffer } from '../../shared/usecases/offers';
+
+/** POST /v1/operator/offers/{offerId}/end (operators): the offer stops applying now. */
+export const handler = httpRoute({
+  auth: true,
+  operator: true,
+  rateLimited: true,
+  path: z.object({ offerId: opaqueId }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await endOffer(ledgerStore(), caller, path.offerId, systemClock.now()),
+  }),
+});
