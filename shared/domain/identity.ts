@@ -1,4 +1,5 @@
 import { currencyForCountry } from './catalog';
+import { EEA_COUNTRIES } from './regions';
 import { AgeRestrictedError, RegionUnavailableError } from './errors';
 
 /**
@@ -52,37 +53,8 @@ export const STRIPE_CONNECT_PAYOUT_COUNTRIES: ReadonlySet<string> = new Set([
   'GB',
   'CA',
   'CH',
-  // EEA: the 27 EU members, Iceland, Liechtenstein, Norway.
-  'AT',
-  'BE',
-  'BG',
-  'HR',
-  'CY',
-  'CZ',
-  'DK',
-  'EE',
-  'FI',
-  'FR',
-  'DE',
-  'GR',
-  'HU',
-  'IE',
-  'IT',
-  'LV',
-  'LT',
-  'LU',
-  'MT',
-  'NL',
-  'PL',
-  'PT',
-  'RO',
-  'SK',
-  'SI',
-  'ES',
-  'SE',
-  'IS',
-  'LI',
-  'NO',
+  // The EEA.
+  ...EEA_COUNTRIES,
 ]);
 
 /** Opening a payout account: the token's country must be one Stripe Connect pays out to. */

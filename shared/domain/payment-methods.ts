@@ -1,4 +1,5 @@
 import type { Currency } from './money';
+import { EEA_COUNTRIES } from './regions';
 
 /**
  * Payment methods and Stripe's rules for them (docs/PAYMENTS.md has the sources). Availability is
@@ -19,39 +20,7 @@ export const METHOD_CONFIRMATION: Readonly<Record<PaymentMethod, Confirmation>> 
   paypal: 'redirect',
 };
 
-/** The EEA: the 27 EU members, Iceland, Liechtenstein, Norway. */
-export const EEA_COUNTRIES: ReadonlySet<string> = new Set([
-  'AT',
-  'BE',
-  'BG',
-  'HR',
-  'CY',
-  'CZ',
-  'DK',
-  'EE',
-  'FI',
-  'FR',
-  'DE',
-  'GR',
-  'HU',
-  'IE',
-  'IT',
-  'LV',
-  'LT',
-  'LU',
-  'MT',
-  'NL',
-  'PL',
-  'PT',
-  'RO',
-  'SK',
-  'SI',
-  'ES',
-  'SE',
-  'IS',
-  'LI',
-  'NO',
-]);
+export { EEA_COUNTRIES };
 
 /**
  * Where a surcharge on consumer cards is against the law: the EEA (PSD2, Directive (EU)
