@@ -178,6 +178,12 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
   };
 
   const server: Server = createServer({ key: pems.private, cert: pems.cert }, (request, response) => {
+    if (request.method === 'GET' && request.url === '/') {
+      // Where a person opens the stand-in once to accept its generated certificate (npm start says so).
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('AppSync Events stand-in: this browser now trusts its certificate. Go back to the demo page.\n');
+      return;
+    }
     if (request.method !== 'POST' || request.url?.split('?')[0] !== '/event') {
       answer(response, 404, { errors: error('NotFoundException', 'Not found.', 404) });
       return;

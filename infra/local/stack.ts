@@ -92,6 +92,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stoppers.push(() => started.stop());
     }
 
+    // Known once the Event API stand-in has its port; the page reads it per request.
+    let eventsHttpUrl = '';
     const keyFile = join(options.dataDir, 'issuer', 'key.json');
     const { publicJwk } = await ensureIssuerKey(keyFile);
     const staticRoutes: StaticRoute[] = [
@@ -102,7 +104,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
       // The demo page (/, /app.js, /styles.css), /openapi.json and /docs; the page learns the
       // WebSocket URL per request, once the gateway has its port.
-      ...(await (await import('./web/build')).webStaticRoutes(() => gateway.wsUrl)),
+      ...(await (
+        await import('./web/build')
+      ).webStaticRoutes(
+        () => gateway.wsUrl,
+        () => eventsHttpUrl,
+      )),
     ];
     const gateway = await startGateway({
       httpPort: options.httpPort,
@@ -182,6 +189,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       publishKey,
     });
     stoppers.push(() => eventApi.stop());
+    eventsHttpUrl = eventApi.httpUrl;
     const eventApiDir = join(options.dataDir, 'event-api');
     mkdirSync(eventApiDir, { recursive: true });
     writeFileSync(join(eventApiDir, 'certificate.pem'), eventApi.certificate);
