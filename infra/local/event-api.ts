@@ -127,9 +127,12 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
 
   const deliver = (channel: string, events: string[]): void => {
+    // Each event is escaped once, not once per subscriber: only the subscription id differs.
+    const escaped = events.map((event) => JSON.stringify(event));
     for (const [connection, ids] of channels.get(channel) ?? []) {
       for (const id of ids)
-        for (const event of events) connection.socket.send(JSON.stringify({ type: 'data', id, event }));
+        for (const event of escaped)
+          connection.socket.send(`{"type":"data","id":${JSON.stringify(id)},"event":${event}}`);
     }
   };
 
