@@ -8,6 +8,8 @@ import { broadcastConfig } from '../../shared/config';
 import { broadcastStream, BROADCAST_WINDOW_MS, newBroadcasterMemory } from '../../shared/usecases/broadcast';
 import { instrumented } from '../../shared/observability/invocation';
 import { metrics } from '../../shared/observability/metrics';
+import { roomChannelPublisher } from '../../shared/events/publisher';
+import { EVENT_API_DELIVERIES_PER_SECOND_PER_ROOM } from '../../shared/usecases/room-channel';
 
 /** Streams of one batch broadcast at once (a FIFO batch holds at most 10 messages). */
 const STREAMS_IN_PARALLEL = 10;
@@ -52,6 +54,7 @@ export const handler = instrumented(async function handler(
 
   const failed: string[] = [];
   const fanout = broadcastConfig();
+  const channelPublisher = roomChannelPublisher();
   const streams = [...byStream.entries()];
   let next = 0;
   const worker = async () => {
@@ -76,6 +79,9 @@ export const handler = instrumented(async function handler(
               concurrency: fanout.BROADCAST_POST_CONCURRENCY,
               sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS,
             },
+            ...(channelPublisher && {
+              eventApi: { publisher: channelPublisher, deliveriesPerSecond: EVENT_API_DELIVERIES_PER_SECOND_PER_ROOM },
+            }),
           },
           streamId,
           { namedGifts: work.named, ended: work.ended, until: work.until },

@@ -14,6 +14,7 @@ import { LOCAL_ISSUER, startLocalStack, type LocalStack } from './stack';
 const environment = z.object({
   LOCAL_HTTP_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   LOCAL_WS_PORT: z.coerce.number().int().min(1).max(65535).default(3001),
+  LOCAL_EVENTS_PORT: z.coerce.number().int().min(1).max(65535).default(3002),
   LOCAL_DATA_DIR: z.string().min(1).default('.data'),
 });
 
@@ -21,12 +22,14 @@ async function main(): Promise<void> {
   const env = environment.parse(process.env);
   await assertPortFree(env.LOCAL_HTTP_PORT, 'LOCAL_HTTP_PORT');
   await assertPortFree(env.LOCAL_WS_PORT, 'LOCAL_WS_PORT');
+  await assertPortFree(env.LOCAL_EVENTS_PORT, 'LOCAL_EVENTS_PORT');
   const dataDir = resolve(env.LOCAL_DATA_DIR);
   const stack: LocalStack = await startLocalStack({
     dataDir,
     persistDynamo: true,
     httpPort: env.LOCAL_HTTP_PORT,
     wsPort: env.LOCAL_WS_PORT,
+    eventsPort: env.LOCAL_EVENTS_PORT,
   });
 
   // Tools such as `npm run reconcile` find the running stack here.
@@ -65,6 +68,8 @@ async function main(): Promise<void> {
       `  Demo page       ${stack.httpUrl}/        (API docs: ${stack.httpUrl}/docs)`,
       `  HTTP API        ${stack.httpUrl}        (health: ${stack.httpUrl}/health)`,
       `  WebSocket API   ${stack.wsUrl}/?token=<JWT>&streamId=<id>`,
+      `  Event API       ${stack.eventApi.httpUrl}   (AppSync Events stand-in: ${stack.eventApi.realtimeUrl}, channels /rooms/<id>;`,
+      `                  certificate generated at start: open ${stack.eventApi.httpUrl.replace(/\/event$/, '/')} once to trust it)`,
       `  DynamoDB Local  ${stack.dynamoEndpoint}`,
       `  SQS (fauxqs)    ${stack.queues.endpoint}`,
       `  Payments        ${stack.payments.url}   (Stripe stand-in; webhook secret ${stack.webhookSecret})`,

@@ -18,6 +18,9 @@ import { resetStripeForTests } from '../../shared/adapters/stripe-client';
 import { startPaymentsStandIn, type PaymentsStandIn } from './payments';
 import { ensureIssuerKey, LOCAL_AUDIENCE } from './issuer';
 import { freePort } from './ports';
+import { startEventApiStandIn, type EventApiStandIn } from './event-api';
+import { resetRoomChannelPublisherForTests } from '../../shared/events/publisher';
+import type { EventApiAuthorizerResult } from '../../shared/events/authorize';
 
 /** The local issuer's name; fixed, so tokens outlive a restart on other ports. */
 export const LOCAL_ISSUER = 'https://issuer.local.live-gifting';
@@ -31,6 +34,8 @@ export interface LocalStackOptions {
   persistDynamo: boolean;
   httpPort: number;
   wsPort: number;
+  /** The Event API stand-in's port (0: any free one). */
+  eventsPort?: number;
   /** Table names are `<prefix>Ledger` and `<prefix>Connections`. */
   tablePrefix?: string;
   /** Extra environment for the functions (configuration overrides). */
@@ -57,6 +62,8 @@ export interface LocalStack {
   payments: PaymentsStandIn;
   /** The webhook signing secret, as `stripe listen` prints it. */
   webhookSecret: string;
+  /** The AppSync Events stand-in (room channels). */
+  eventApi: EventApiStandIn;
   /** An SQS client pointed at the local queues. */
   sqs: SQSClient;
   /** Runs one of the route table's schedules now, as its timer would. */
@@ -85,6 +92,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stoppers.push(() => started.stop());
     }
 
+    // Known once the Event API stand-in has its port; the page reads it per request.
+    let eventsHttpUrl = '';
     const keyFile = join(options.dataDir, 'issuer', 'key.json');
     const { publicJwk } = await ensureIssuerKey(keyFile);
     const staticRoutes: StaticRoute[] = [
@@ -95,7 +104,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
       // The demo page (/, /app.js, /styles.css), /openapi.json and /docs; the page learns the
       // WebSocket URL per request, once the gateway has its port.
-      ...(await (await import('./web/build')).webStaticRoutes(() => gateway.wsUrl)),
+      ...(await (
+        await import('./web/build')
+      ).webStaticRoutes(
+        () => gateway.wsUrl,
+        () => eventsHttpUrl,
+      )),
     ];
     const gateway = await startGateway({
       httpPort: options.httpPort,
@@ -167,6 +181,31 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ...options.env,
     });
     resetStripeForTests();
+
+    // AppSync Events: the broadcaster publishes each frame to the room's channel with a key only
+    // it is given (IAM on AWS); subscribers are decided by the same authorizer the CDK deploys.
+    const publishKey = randomBytes(24).toString('base64url');
+    const eventApi = await startEventApiStandIn({
+      port: options.eventsPort ?? 0,
+      authorizer: async (event) =>
+        (await loadHandler('functions/events/authorizer.ts')(
+          event,
+          lambdaContext('events-authorizer'),
+        )) as EventApiAuthorizerResult,
+      publishKey,
+    });
+    stoppers.push(() => eventApi.stop());
+    eventsHttpUrl = eventApi.httpUrl;
+    const eventApiDir = join(options.dataDir, 'event-api');
+    mkdirSync(eventApiDir, { recursive: true });
+    writeFileSync(join(eventApiDir, 'certificate.pem'), eventApi.certificate);
+    Object.assign(process.env, {
+      EVENT_API_HTTP_URL: eventApi.httpUrl,
+      EVENT_API_PUBLISH_KEY: publishKey,
+      EVENT_API_CA_FILE: join(eventApiDir, 'certificate.pem'),
+      ...options.env,
+    });
+    resetRoomChannelPublisherForTests();
 
     // SQS (fauxqs) with every queue of the route table and its DLQ, and a poller per consumer
     // playing Lambda's event source mapping.
@@ -252,6 +291,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       gateway,
       queues,
       payments,
+      eventApi,
       webhookSecret: stripeKeys.webhookSecret,
       sqs,
       runSchedule,

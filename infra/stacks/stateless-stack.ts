@@ -48,6 +48,7 @@ import {
   type Schedule,
 } from '../routes';
 import type { StatefulStack } from './stateful-stack';
+import { EVENT_API_AUTHORIZER, RoomEvents } from '../constructs/room-events';
 
 /**
  * Stage throttling is the global guard (per-user limits live in the application, DESIGN.md).
@@ -137,6 +138,8 @@ export class StatelessStack extends Stack {
   readonly webSocketStage: WebSocketStage;
   readonly functions: NamedFunction[] = [];
   readonly alarmTopic: Topic;
+  /** The rooms' broadcast channels (AppSync Events). */
+  readonly roomEvents: RoomEvents;
 
   private readonly resources: BindableResources;
   private readonly functionEnvironment: Record<string, string>;
@@ -277,6 +280,7 @@ export class StatelessStack extends Stack {
 
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: `${this.stackName} alarms`, enforceSSL: true });
     if (props.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
+    this.roomEvents = this.addRoomEvents(stateful);
     this.addAlarms(stateful, httpAccessLogs, webSocketAccessLogs);
 
     const httpUrl = this.httpStage.url;
@@ -302,6 +306,33 @@ export class StatelessStack extends Stack {
       new CfnOutput(this, 'UserPoolId', { value: stateful.identity.userPool.userPoolId });
       new CfnOutput(this, 'UserPoolClientId', { value: stateful.identity.userPoolClient.userPoolClientId });
     }
+  }
+
+  /** The Event API: its authorizer verifies tokens as the WebSocket authorizer does, and reads the ledger only. */
+  private addRoomEvents(stateful: StatefulStack): RoomEvents {
+    const broadcaster = this.functions.find(
+      (named) =>
+        QUEUE_CONSUMERS.find((consumer) => consumer.name === named.name)?.handler ===
+        'functions/queue/broadcast-gifts.ts',
+    );
+    if (!broadcaster) throw new Error('The route table has no broadcast-gifts consumer to publish room frames');
+    const authorizer = this.addFunction(EVENT_API_AUTHORIZER.name, {
+      handler: EVENT_API_AUTHORIZER.handler,
+      description: 'Event API authorizer: verifies the token, allows only a live room channel',
+      access: { ledger: 'read' },
+      environment: {
+        JWT_ISSUER: stateful.identity.issuer,
+        JWT_AUDIENCE: stateful.identity.audience,
+        JWT_JWKS_URL: stateful.identity.jwksUrl,
+        ...this.claimNames,
+      },
+    });
+    return new RoomEvents(this, 'RoomEvents', {
+      broadcaster: broadcaster.fn,
+      authorizer,
+      alarmTopic: this.alarmTopic,
+      metricsNamespace: metricsNamespace(this.stackName),
+    });
   }
 
   private addFunction(

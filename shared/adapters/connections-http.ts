@@ -34,7 +34,7 @@ export const MANAGEMENT_MAX_SOCKETS = 256;
 /** A post that has not been answered in this long is abandoned (the viewer catches up). */
 export const MANAGEMENT_POST_TIMEOUT_MS = 5_000;
 
-class NodeSha256 implements Checksum {
+export class NodeSha256 implements Checksum {
   private readonly hash;
   constructor(secret?: SourceData) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret));

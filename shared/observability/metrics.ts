@@ -38,6 +38,10 @@ export const PRODUCT_METRICS = {
   FramesSummarized: [],
   /** @connections posts to a connection that was gone (it is forgotten). */
   ConnectionPostsGone: [],
+  /** Frames published to rooms' Event API channels (one request per frame). */
+  EventApiPublishes: [],
+  /** Event API publishes that failed (subscribers catch up from the events route). */
+  EventApiPublishesFailed: [],
 } as const satisfies Record<string, readonly string[]>;
 
 export type MetricName = keyof typeof PRODUCT_METRICS;

@@ -22,6 +22,7 @@ import {
   type StreamRecord,
 } from './streams';
 import { buildFrame, type RoomMessage } from './frames';
+import { publishToRoomChannel, type RoomChannelDeps } from './room-channel';
 
 /**
  * The broadcaster: one sequencer per stream (DESIGN.md, Live fan-out).
@@ -341,6 +342,8 @@ export interface BroadcastDeps {
   remainingMs: () => number;
   /** @connections posts a second one room may use, and the fan-out's parallelism. */
   fanout: { postsPerSecond: number; concurrency: number; sliceConnections: number };
+  /** The room's Event API channel (room-channel.ts); absent where no Event API is configured. */
+  eventApi?: RoomChannelDeps;
 }
 
 export interface BroadcastRequest {
@@ -547,7 +550,11 @@ async function sendFrame(
   const frame = silent ? undefined : buildFrame(stream.streamId, events, { ...(room && { room }), ended: final });
   if (!frame) return false;
   if (frame.summarized > 0) metrics.count('FramesSummarized');
-  await fanOut(deps, stream.streamId, viewerIds, frame.body);
+  // The same frame on both paths: @connections for joined connections, one publish for the channel.
+  await Promise.all([
+    fanOut(deps, stream.streamId, viewerIds, frame.body),
+    deps.eventApi && publishToRoomChannel(deps.eventApi, stream.streamId, frame.body),
+  ]);
   return true;
 }
 
@@ -585,7 +592,10 @@ export async function broadcastStream(
       return result;
     }
     const viewers = await roomViewers(deps, streamId);
-    const spacing = frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond);
+    const spacing = Math.max(
+      frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond),
+      deps.eventApi ? frameSpacingMs(deps.windowMs, viewers, deps.eventApi.deliveriesPerSecond) : 0,
+    );
     const ending = request.ended && stream.status === 'ended' && stream.endAnnounced !== true;
     // Gifts that committed just before the end may still be on their way into the index.
     const notBefore = Math.max(

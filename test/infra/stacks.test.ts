@@ -38,6 +38,7 @@ import {
   type QueueName,
 } from '../../infra/routes';
 import { TABLES } from '../../shared/adapters/dynamo/schema';
+import { EVENT_API_AUTHORIZER } from '../../infra/constructs/room-events';
 
 /**
  * The synthesized templates of the default deployment (the stack's own Cognito user pool), checked
@@ -184,6 +185,7 @@ function expectedFunctions(): Array<{
     ...cloudHttpRoutes().map((route) => ({ name: route.name, access: route.access, kind: 'http' as const })),
     ...WEBSOCKET_ROUTES.map((route) => ({ name: route.name, access: route.access, kind: 'ws' as const })),
     { name: WEBSOCKET_AUTHORIZER.name, access: {}, kind: 'authorizer' as const },
+    { name: EVENT_API_AUTHORIZER.name, access: { ledger: 'read' }, kind: 'authorizer' as const },
     ...QUEUE_CONSUMERS.map((consumer) => ({ name: consumer.name, access: consumer.access, kind: 'consumer' as const })),
     ...SCHEDULES.map((schedule) => ({ name: schedule.name, access: schedule.access, kind: 'schedule' as const })),
   ];
@@ -925,5 +927,83 @@ describe('cdk-nag (AwsSolutionsChecks)', () => {
 
   test('no acknowledgment covers a wildcard action', () => {
     for (const acknowledgment of acknowledgments) expect(acknowledgment.id).not.toMatch(/Action::/);
+  });
+});
+
+// ---- Event API (rooms' broadcast channels) ----
+
+describe('Event API', () => {
+  const eventApi = () => {
+    const found = resources(statelessTemplate, 'AWS::AppSync::Api');
+    expect(found).toHaveLength(1);
+    return found[0]?.[1].Properties as Record<string, any>;
+  };
+
+  test('viewers connect and subscribe through the Lambda authorizer, never cached; only IAM publishes', () => {
+    const config = eventApi().EventConfig;
+    const authorizer = functionNamed(EVENT_API_AUTHORIZER.name);
+    expect(config.AuthProviders).toEqual(
+      expect.arrayContaining([
+        { AuthType: 'AWS_IAM' },
+        {
+          AuthType: 'AWS_LAMBDA',
+          LambdaAuthorizerConfig: expect.objectContaining({
+            AuthorizerUri: { 'Fn::GetAtt': [authorizer.id, 'Arn'] },
+            AuthorizerResultTtlInSeconds: 0,
+          }),
+        },
+      ]),
+    );
+    expect(config.DefaultPublishAuthModes).toEqual([{ AuthType: 'AWS_IAM' }]);
+    expect(config.DefaultSubscribeAuthModes).toEqual([{ AuthType: 'AWS_LAMBDA' }]);
+    const namespaces = resources(statelessTemplate, 'AWS::AppSync::ChannelNamespace');
+    expect(namespaces).toHaveLength(1);
+    const rooms = namespaces[0]?.[1].Properties as Record<string, unknown>;
+    expect(rooms).toMatchObject({
+      Name: 'rooms',
+      PublishAuthModes: [{ AuthType: 'AWS_IAM' }],
+      SubscribeAuthModes: [{ AuthType: 'AWS_LAMBDA' }],
+    });
+    // No handler code and no data source: nothing behind the Event API can write anything.
+    expect(rooms.CodeHandlers).toBeUndefined();
+    expect(rooms.HandlerConfigs ?? {}).toEqual({});
+    expect(resources(statelessTemplate, 'AWS::AppSync::DataSource')).toHaveLength(0);
+  });
+
+  test('only the broadcaster may publish, to the rooms namespace; the authorizer only reads the ledger', () => {
+    const broadcaster = functionNamed('GiftBroadcaster');
+    const publishers = resources(statelessTemplate, 'AWS::IAM::Policy').filter(([, policy]) =>
+      JSON.stringify(policy.Properties.PolicyDocument).includes('appsync:EventPublish'),
+    );
+    expect(publishers).toHaveLength(1);
+    expect(JSON.stringify(publishers[0]?.[1].Properties.Roles)).toContain(`"${broadcaster.roleId}"`);
+    const publish = statementsOfRole(broadcaster.roleId).filter((statement) =>
+      actionsOf(statement).some((action) => action.startsWith('appsync:')),
+    );
+    expect(publish.flatMap(actionsOf)).toEqual(['appsync:EventPublish']);
+    expect(resourceText(publish[0] as Statement)).toContain('channelNamespace/rooms');
+    expect(JSON.stringify(environmentOf('GiftBroadcaster').EVENT_API_HTTP_URL)).toContain('/event');
+
+    const authorizer = functionNamed(EVENT_API_AUTHORIZER.name);
+    const actions = statementsOfRole(authorizer.roleId).flatMap(actionsOf);
+    expect([...new Set(actions.filter((action) => action.startsWith('dynamodb:')))].sort()).toEqual(
+      [...TABLE_READ_ACTIONS].sort(),
+    );
+    expect(actions.some((action) => action.startsWith('appsync:'))).toBe(false);
+  });
+
+  test("the Event API's 5xx and 4xx, and the broadcaster's failed publishes, alarm to the topic", () => {
+    const apiId = logicalId(stateless.roomEvents.api);
+    const alarms = resources(statelessTemplate, 'AWS::CloudWatch::Alarm').map(([, alarm]) => alarm.Properties);
+    for (const metricName of ['5XXError', '4XXError']) {
+      expect(alarms).toContainEqual(
+        expect.objectContaining({
+          Namespace: 'AWS/AppSync',
+          MetricName: metricName,
+          Dimensions: [{ Name: 'EventAPIId', Value: { 'Fn::GetAtt': [apiId, 'ApiId'] } }],
+        }),
+      );
+    }
+    expect(alarms).toContainEqual(expect.objectContaining({ MetricName: 'EventApiPublishesFailed' }));
   });
 });

@@ -5,6 +5,7 @@
  * bundle small); every error code is shown in plain words.
  */
 import * as z from 'zod/mini';
+import { subscribeToRoom, type RoomSubscription } from './room-channel';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and timings. Each is a bound on work the page may cause.
@@ -973,6 +974,9 @@ async function tokenRefused(token: string): Promise<'refused' | 'accepted' | 'ne
 class Room {
   readonly streamId: string;
   private socket: WebSocket | undefined;
+  /** The room's Event API channel (room-channel.ts): the broadcast's frames, besides the socket's. */
+  private channel: RoomSubscription | undefined;
+  private channelFrames = 0;
   private left = false;
   private ended: boolean;
   private reconnectAttempts = 0;
@@ -1010,11 +1014,43 @@ class Room {
       : `${this.stream.creatorId} is live`;
     this.renderStatus();
     this.connect();
+    this.subscribeChannel();
     this.refreshStats();
+  }
+
+  /** Frames from the room's channel go through the same reader as the socket's; seq keeps them once. */
+  private subscribeChannel(): void {
+    if (this.ended) return;
+    const status = byId('connection-status');
+    freshToken()
+      .then((token) =>
+        subscribeToRoom(this.streamId, token, (frame) => {
+          this.channelFrames += 1;
+          status.dataset.channelFrames = String(this.channelFrames);
+          this.onFrame(JSON.stringify(frame));
+        }),
+      )
+      .then(
+        (channel) => {
+          if (this.left) {
+            channel.close();
+            return;
+          }
+          this.channel = channel;
+          status.dataset.channel = 'subscribed';
+          // Frames published before the subscription took effect come from the events route.
+          this.catchUp();
+        },
+        () => {
+          // No channel (no stand-in, an untrusted certificate, an ended room): the socket's frames remain.
+          status.dataset.channel = 'unavailable';
+        },
+      );
   }
 
   leave(): void {
     this.left = true;
+    this.channel?.close();
     clearTimeout(this.reconnectTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.statsTimers.soon);

@@ -7,6 +7,8 @@ import { renderDocsPage } from './docs';
 
 /** Where index.html asks for the WebSocket endpoint; filled in per request (ports are chosen at start). */
 const WS_URL_PLACEHOLDER = '%WS_URL%';
+/** Where index.html asks for the Event API's HTTP endpoint (Amplify's API.Events.endpoint). */
+const EVENTS_URL_PLACEHOLDER = '%EVENTS_URL%';
 
 export interface WebApp {
   html: string;
@@ -49,14 +51,17 @@ function escapeAttribute(value: string): string {
  * after the routes are declared. The OpenAPI document is built on first request, once every
  * handler can load.
  */
-export async function webStaticRoutes(wsUrl: () => string): Promise<StaticRoute[]> {
+export async function webStaticRoutes(wsUrl: () => string, eventsUrl: () => string = () => ''): Promise<StaticRoute[]> {
   const app = await buildWebApp();
   let docs: string | undefined;
   return [
     {
       path: '/',
       contentType: 'text/html; charset=utf-8',
-      body: () => app.html.replace(WS_URL_PLACEHOLDER, escapeAttribute(wsUrl())),
+      body: () =>
+        app.html
+          .replace(WS_URL_PLACEHOLDER, escapeAttribute(wsUrl()))
+          .replace(EVENTS_URL_PLACEHOLDER, escapeAttribute(eventsUrl())),
     },
     { path: '/app.js', contentType: 'text/javascript; charset=utf-8', body: () => app.js },
     { path: '/styles.css', contentType: 'text/css; charset=utf-8', body: () => app.css },
