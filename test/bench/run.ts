@@ -17,6 +17,7 @@ import { readStream } from '../../shared/usecases/streams';
 import { giftEventsSqsClient } from '../../shared/adapters/gift-events';
 import { measureBundles, type BundleFigure } from './bundles';
 import { runStorm } from './storm';
+import { runEventApiBench } from './event-api';
 import { costFigures } from './cost';
 import { CapacityModel, withKeys, writesOf, type CapturedWrite } from './capacity';
 
@@ -44,6 +45,8 @@ const HOT_VIEWERS = 200;
 const HOT_CONCURRENCY = 16;
 const SCALE_GIFTS_PER_S = 10_000;
 const FANOUT_VIEWERS = 1_000;
+/** Issue 15: a room's channel on the Event API stand-in, subscribers in another process. */
+const EVENT_API_SUBSCRIBERS = 5_000;
 const FANOUT_VIEWER_USERS = 20;
 const FANOUT_REPEATS = 10;
 const FANOUT_PAUSE_MS = 600;
@@ -80,6 +83,7 @@ const TARGETS = {
   stormDrainedMs: 1_000,
   sqsMessagesPerGift: 0.2,
   fanoutP99Ms: 1_000,
+  eventApiP99Ms: 1_000,
   postsPerViewerPerS: 2,
   maxFrameBytes: 32_768,
   rcuPerRead: 2,
@@ -911,6 +915,13 @@ async function main(): Promise<void> {
     log('bundles: building every function as the CDK does and importing each in a fresh process');
     const bundles: BundleFigure[] = await measureBundles();
 
+    // ---------- big rooms: one publish per frame to 5,000 channel subscribers in another process ----------
+    log('eventApi: 5,000 subscribers of one room channel on the local Event API stand-in');
+    const eventApi = await runEventApiBench();
+    log(
+      `eventApi: p99 ${eventApi.p99Ms} ms to ${eventApi.subscribers} subscribers, ${eventApi.publishesPerFrame} publish per frame`,
+    );
+
     const cost = costFigures({
       giftWcu: capacity.giftWcu,
       broadcastWcuPerGift: Math.max(0, hotCreator.wcuPerGiftAllWrites - capacity.giftWcu),
@@ -929,6 +940,7 @@ async function main(): Promise<void> {
       viewerCount,
       cost,
       bundles,
+      eventApi,
       invariantsHold: report.ok,
       targets: targetsMet({
         gift,
@@ -939,6 +951,7 @@ async function main(): Promise<void> {
         viewerCount,
         cost,
         bundles,
+        eventApi,
         invariantsHold: report.ok,
       }),
       machine: {
@@ -988,6 +1001,7 @@ interface Figures {
   viewerCount: { viewers: number; rcuPerRead: number };
   cost: { usdPerMillionGifts: number };
   bundles: BundleFigure[];
+  eventApi: { subscribers: number; p99Ms: number; publishesPerFrame: number };
   invariantsHold: boolean;
 }
 
@@ -1015,6 +1029,10 @@ function targetsMet(figures: Figures): Record<string, boolean> {
     bundles:
       figures.bundles.length >= TARGETS.bundles &&
       figures.bundles.every((bundle) => bundle.bytes <= TARGETS.bundleBytes && bundle.initMs <= TARGETS.bundleInitMs),
+    eventApi:
+      figures.eventApi.subscribers >= EVENT_API_SUBSCRIBERS &&
+      figures.eventApi.p99Ms <= TARGETS.eventApiP99Ms &&
+      figures.eventApi.publishesPerFrame === 1,
     invariants: figures.invariantsHold,
   };
 }
@@ -1095,6 +1113,12 @@ function printTable(result: any): void {
       `${result.bundles.length} bundles, ${Math.max(...result.bundles.map((b: BundleFigure) => b.bytes)).toLocaleString('en-US')} B / ${Math.max(...result.bundles.map((b: BundleFigure) => b.initMs))} ms`,
       '<= 1 MB / 200 ms',
       mark(t.bundles),
+    ],
+    [
+      'room channel (Event API stand-in)',
+      `p99 ${result.eventApi.p99Ms} ms to ${result.eventApi.subscribers} subscribers, ${result.eventApi.publishesPerFrame} publish/frame`,
+      `p99 <= ${TARGETS.eventApiP99Ms} ms, 1 publish`,
+      mark(t.eventApi),
     ],
     ['invariants (reconcile)', String(result.invariantsHold), 'true', mark(t.invariants)],
   ];
