@@ -56,7 +56,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['shared/ops/reconcile.ts:reconcileLedger', 'reconcile split'],
   ['shared/usecases/payouts.ts:debitPayout', 'payouts split'],
   ['shared/usecases/payouts.ts:settle', 'payouts split'],
-  ['test/support/fuzz.ts:httpCaseArbitrary', 'fuzz split'],
 ]);
 
 const ALLOWED = new Map([...ALLOWED_FOR_GOOD, ...ALLOWED_UNTIL_SPLIT]);
