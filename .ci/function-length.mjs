@@ -54,8 +54,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['infra/stacks/stateless-stack.ts:StatelessStack.addAlarms', 'stateless stack constructs'],
   ['shared/http/openapi.ts:buildOpenApiDocument', 'openapi routes handed in'],
   ['shared/ops/reconcile.ts:reconcileLedger', 'reconcile split'],
-  ['shared/usecases/payouts.ts:debitPayout', 'payouts split'],
-  ['shared/usecases/payouts.ts:settle', 'payouts split'],
 ]);
 
 const ALLOWED = new Map([...ALLOWED_FOR_GOOD, ...ALLOWED_UNTIL_SPLIT]);
