@@ -48,7 +48,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
   ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
   // Split on the house branch itself, one commit each.
-  ['infra/local/queues.ts:spawnFauxqs', 'queues split'],
   ['infra/local/stack.ts:startLocalStack', 'local stack split'],
   ['infra/stacks/stateless-stack.ts:StatelessStack.constructor', 'stateless stack constructs'],
   ['infra/stacks/stateless-stack.ts:StatelessStack.addAlarms', 'stateless stack constructs'],

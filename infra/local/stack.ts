@@ -7,9 +7,9 @@ import { resetJwksForTests } from '../../shared/auth/jwt';
 import { startDynamoDbLocal, type LocalDynamoDb } from './dynamodb';
 import { startGateway, type LocalGateway, type StaticRoute } from './gateway';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { QUEUE_CONSUMERS, QUEUES, SCHEDULES, type QueueName } from '../routes';
+import { QUEUE_CONSUMERS, QUEUES, queueUrlEnvVar, SCHEDULES } from '../routes';
 import { lambdaContext, loadHandler } from './lambda-runtime';
-import { startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
+import { logThrough, startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
 import { logger } from '../../shared/logger';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,11 +39,6 @@ export interface LocalStackOptions {
   schedules?: boolean;
   /** Start the queue consumers (tests of redelivery may drive the queues themselves). */
   consumers?: boolean;
-}
-
-/** The environment variable that carries a queue's URL: payouts -> PAYOUTS_QUEUE_URL. */
-export function queueUrlVariable(name: QueueName): string {
-  return `${name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}_QUEUE_URL`;
 }
 
 export interface LocalStack {
@@ -169,7 +164,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     process.env.SQS_ENDPOINT = queues.endpoint;
     for (const queue of QUEUES) {
       const urls = queues.urls[queue.logicalName];
-      if (urls) process.env[queueUrlVariable(queue.logicalName)] = urls.queueUrl;
+      if (urls) process.env[queueUrlEnvVar(queue.logicalName)] = urls.queueUrl;
     }
     resetConfigForTests();
     const sqs = new SQSClient({
@@ -195,7 +190,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           reportBatchItemFailures: true,
           timeoutMs: consumer.timeoutSeconds * 1000,
           functionName: consumer.name,
-          log: (line) => logger.info('event source mapping', line),
+          log: logThrough(logger),
         });
         stoppers.push(() => mapping.stop());
       }
