@@ -19,7 +19,7 @@ import {
   type RawAnswer,
 } from '../support/fuzz';
 import { apiClient, expectBooksBalance, startTestStack, type ApiClient } from '../support/local-stack';
-import { seedDiamonds } from '../unit/payout-fixtures';
+import { seedDiamonds } from './usecases/payout-fixtures';
 
 /**
  * Issue 8, part 4: forged, expired and misdirected tokens are refused on every JWT route and at

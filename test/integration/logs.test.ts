@@ -8,7 +8,7 @@ import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { logger } from '../../shared/logger';
 import { sendRaw, stripeSignature, tryUpgrade, type RawAnswer } from '../support/fuzz';
 import { expectBooksBalance, RecordingSocket, startTestStack } from '../support/local-stack';
-import { seedDiamonds } from '../unit/payout-fixtures';
+import { seedDiamonds } from './usecases/payout-fixtures';
 
 /**
  * Issue 8, part 6: the functions log structured JSON, with a correlation id per request (the

@@ -9,7 +9,5 @@ export default async function globalSetup(): Promise<void> {
   const port = await freePort();
   const dynamo = await startDynamoDbLocal({ port });
   process.env.TEST_DYNAMODB_ENDPOINT = dynamo.endpoint;
-  // EMF lines only where a test reads them (test/integration/observability.test.ts turns them on).
-  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   (globalThis as { __dynamo__?: typeof dynamo }).__dynamo__ = dynamo;
 }

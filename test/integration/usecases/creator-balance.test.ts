@@ -1,13 +1,13 @@
-import { closeBalancedBooks } from '../support/ledger';
+import { closeBalancedBooks } from '../../support/ledger';
 import { TransactionCanceledException, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore, type DynamoSend } from '../../shared/adapters/dynamo/ledger-store';
-import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
-import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
-import { logger } from '../../shared/logger';
-import { processPayout, requestPayout } from '../../shared/usecases/payouts';
-import { getWallet } from '../../shared/usecases/wallet';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { LedgerStore, type DynamoSend } from '../../../shared/adapters/dynamo/ledger-store';
+import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
+import { DEFAULT_ECONOMY } from '../../../shared/domain/economy';
+import { logger } from '../../../shared/logger';
+import { processPayout, requestPayout } from '../../../shared/usecases/payouts';
+import { getWallet } from '../../../shared/usecases/wallet';
 import {
   adultCaller,
   FakeConnect,
