@@ -51,7 +51,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['infra/local/stack.ts:startLocalStack', 'local stack split'],
   ['infra/stacks/stateless-stack.ts:StatelessStack.constructor', 'stateless stack constructs'],
   ['infra/stacks/stateless-stack.ts:StatelessStack.addAlarms', 'stateless stack constructs'],
-  ['shared/http/openapi.ts:buildOpenApiDocument', 'openapi routes handed in'],
   ['shared/ops/reconcile.ts:reconcileLedger', 'reconcile split'],
 ]);
 

@@ -117,7 +117,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     name: 'DevTokens',
     method: 'POST',
     path: '/dev/tokens',
-    handler: 'functions/http/dev-tokens.ts',
+    handler: 'infra/local/handlers/dev-tokens.ts',
     auth: 'none',
     localOnly: true,
     access: {},

@@ -1,7 +1,7 @@
 import * as z from 'zod';
-import { signLocalToken } from '../../infra/local/issuer';
-import { NotFoundError } from '../../shared/domain/errors';
-import { httpRoute } from '../../shared/http/route';
+import { signLocalToken } from '../issuer';
+import { NotFoundError } from '../../../shared/domain/errors';
+import { httpRoute } from '../../../shared/http/route';
 
 /**
  * POST /dev/tokens (local stack only): a token from the local issuer for any demo user. The
