@@ -1,4 +1,4 @@
-/** What every tier shares: the TypeScript transform, the test files' names, the timeout. */
+/** What every tier shares: the TypeScript transform, the test files' names, the quiet metrics. */
 const common = {
   rootDir: __dirname,
   testEnvironment: 'node',
@@ -14,7 +14,6 @@ const common = {
   testMatch: ['**/*.test.ts'],
   // EMF lines only where a test reads them (test/integration/observability.test.ts turns them on).
   setupFiles: ['<rootDir>/test/support/quiet-metrics.ts'],
-  testTimeout: 60_000,
 };
 
 /**
@@ -41,6 +40,8 @@ module.exports = {
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
     },
   ],
+  // Global options (jest ignores them inside a project).
+  testTimeout: 60_000,
   maxWorkers: 2,
   // `npm test` runs `jest --coverage`: V8's own counters, so the run is barely slower.
   coverageProvider: 'v8',
