@@ -48,10 +48,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
   ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
   // Split on the house branch itself, one commit each.
-  ['infra/local/stack.ts:startLocalStack', 'local stack split'],
-  ['infra/stacks/stateless-stack.ts:StatelessStack.constructor', 'stateless stack constructs'],
-  ['infra/stacks/stateless-stack.ts:StatelessStack.addAlarms', 'stateless stack constructs'],
-  ['shared/ops/reconcile.ts:reconcileLedger', 'reconcile split'],
 ]);
 
 const ALLOWED = new Map([...ALLOWED_FOR_GOOD, ...ALLOWED_UNTIL_SPLIT]);
