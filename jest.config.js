@@ -29,7 +29,7 @@ module.exports = {
       ...common,
       displayName: 'unit',
       roots: ['<rootDir>/test/unit'],
-      setupFiles: [...common.setupFiles, '<rootDir>/test/support/no-network.ts'],
+      setupFilesAfterEnv: ['<rootDir>/test/support/no-network.ts'],
     },
     { ...common, displayName: 'infra', roots: ['<rootDir>/test/infra'] },
     {
@@ -47,4 +47,7 @@ module.exports = {
   coverageProvider: 'v8',
   collectCoverageFrom: ['<rootDir>/shared/**/*.ts'],
   coverageReporters: ['text-summary', 'json-summary'],
+  // Measured on 2026-11-30 (npm test: 97.34% statements and lines, 87.04% branches, 97.51%
+  // functions): a change that leaves shared/ less tested fails npm test. Raise as it grows.
+  coverageThreshold: { './shared/': { statements: 97, branches: 87, functions: 97, lines: 97 } },
 };

@@ -266,6 +266,12 @@ describe('a whole session, logged at DEBUG', () => {
       () => call('GET', `/v1/payouts/${encodeURIComponent(String(payoutId))}`, { token: creatorToken }),
       (answer) => answer.json?.status === 'paid',
     );
+    // The worker logs after the settlement and the wallet push: paid can show before its line does.
+    await until(
+      "the worker's line",
+      async () => logLines().filter((line) => line.payoutId === payoutId && line.message === 'payout message handled'),
+      (lines) => lines.length > 0,
+    );
 
     // A 500, deterministically: the local payments route pointed at a port where nothing listens.
     const standIn = process.env.PAYMENTS_STANDIN_URL;

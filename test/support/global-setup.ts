@@ -6,6 +6,8 @@ import { freePort } from '../../infra/local/ports';
  * are created per test file with unique names, so files never see each other's data.
  */
 export default async function globalSetup(): Promise<void> {
+  // One started already (test/mutation/run.ts keeps one JVM across Stryker's many jest runs).
+  if (process.env.TEST_DYNAMODB_ENDPOINT) return;
   const port = await freePort();
   const dynamo = await startDynamoDbLocal({ port });
   process.env.TEST_DYNAMODB_ENDPOINT = dynamo.endpoint;
