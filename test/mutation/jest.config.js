@@ -11,6 +11,7 @@ module.exports = {
   roots: ['<rootDir>/test/unit', '<rootDir>/test/integration/usecases'],
   // The use-case tests need DynamoDB Local, so the unit tier's no-network guard does not apply here.
   setupFiles: ['<rootDir>/test/support/quiet-metrics.ts'],
+  setupFilesAfterEnv: [],
   globalSetup: integration.globalSetup,
   globalTeardown: integration.globalTeardown,
   testTimeout: base.testTimeout,
