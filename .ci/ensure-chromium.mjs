@@ -1,5 +1,6 @@
-// Makes sure Debian's Chromium is present for the browser test, installing it when missing
-// (CI runs as root on a fresh machine; `npx playwright install` cannot download here).
+// .ci/run's step before npm test: makes sure Debian's Chromium is present for the browser test,
+// installing it when missing (CI runs as root on a fresh machine; `npx playwright install` cannot
+// download here). npm test itself installs no OS package.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 

@@ -41,12 +41,21 @@ export interface WebSocketRoute {
 
 export type QueueName = 'payouts' | 'giftEvents';
 
-export interface QueueDefinition {
-  logicalName: QueueName;
+/** A queue and its dead-letter queue. The local SQS stand-in takes any name (its tests use their own queues). */
+export interface QueueDefinition<Name extends string = QueueName> {
+  logicalName: Name;
   fifo: boolean;
   /** At least 6x the consumer's timeout (AWS guidance for SQS event sources). */
   visibilityTimeoutSeconds: number;
   deadLetter: { maxReceiveCount: number };
+}
+
+/**
+ * The environment variable that carries a queue's URL, the one namer for the CDK stack, the local
+ * stack and shared/config.ts: `giftEvents` -> `GIFT_EVENTS_QUEUE_URL`, `payouts2` -> `PAYOUTS2_QUEUE_URL`.
+ */
+export function queueUrlEnvVar(queue: string): string {
+  return `${queue.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}_QUEUE_URL`;
 }
 
 export interface QueueConsumer {
@@ -109,7 +118,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     name: 'DevTokens',
     method: 'POST',
     path: '/dev/tokens',
-    handler: 'functions/http/dev-tokens.ts',
+    handler: 'infra/local/handlers/dev-tokens.ts',
     auth: 'none',
     localOnly: true,
     access: {},

@@ -6,7 +6,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { RATE_PREFIX } from '../../shared/adapters/dynamo/keys';
 import type { TableDefinition } from '../../shared/adapters/dynamo/schema';
-import type { Access, QueueName } from '../routes';
+import { type Access, type QueueName, queueUrlEnvVar } from '../routes';
 import type { AppFunction } from './app-function';
 
 /** A table and its definition in the one schema (for its index names). */
@@ -49,11 +49,6 @@ export function tableActions(envVar: TableDefinition['envVar'], level: 'read' | 
 export const INDEX_ACTIONS = ['dynamodb:Query'] as const;
 /** postToConnection is `POST @connections/{id}`; deleting a gone connection happens in the table. */
 export const MANAGE_CONNECTIONS_ACTION = 'execute-api:ManageConnections';
-
-/** `giftEvents` -> `GIFT_EVENTS_QUEUE_URL`, `payouts` -> `PAYOUTS_QUEUE_URL` (shared/config.ts). */
-export function queueUrlEnvVar(queue: QueueName): string {
-  return `${queue.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}_QUEUE_URL`;
-}
 
 /**
  * What a function may really touch: the route table's `access`, plus the table access posting

@@ -1,71 +1,41 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
-import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
-import {
-  type CfnStage,
-  CorsHttpMethod,
-  HttpApi,
-  HttpMethod,
-  HttpStage,
-  LogGroupLogDestination,
-  WebSocketApi,
-  WebSocketStage,
-  type HttpRoute as CdkHttpRoute,
-  type IHttpRouteAuthorizer,
-} from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpJwtAuthorizer, WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
-import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import {
-  Alarm,
-  ComparisonOperator,
-  MathExpression,
-  Metric,
-  TreatMissingData,
-  type IMetric,
-} from 'aws-cdk-lib/aws-cloudwatch';
-import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { HttpApi, HttpStage, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Rule, Schedule as EventSchedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import type { Role } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { FilterPattern, LogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
-import { CONNECTIONS_TABLE, LEDGER_TABLE, TABLES } from '../../shared/adapters/dynamo/schema';
-import { AppFunction, LOG_RETENTION, metricsNamespace } from '../constructs/app-function';
-import { UNVERIFIED_EVENT_TYPE, type MetricName } from '../../shared/observability/metrics';
-import { bindAccess, type BindableResources } from '../constructs/access';
-import {
-  cloudHttpRoutes,
-  QUEUE_CONSUMERS,
-  QUEUES,
-  SCHEDULES,
-  WEBSOCKET_AUTHORIZER,
-  WEBSOCKET_ROUTES,
-  type Access,
-  type QueueConsumer,
-  type QueueName,
-  type Schedule,
-} from '../routes';
-import type { StatefulStack } from './stateful-stack';
+import { CONNECTIONS_TABLE, LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
+import { AppFunction, metricsNamespace } from '../constructs/app-function';
 import { EVENT_API_AUTHORIZER, RoomEvents } from '../constructs/room-events';
+import { bindAccess, type BindableResources } from '../constructs/access';
+import { cloudHttpRoutes, QUEUE_CONSUMERS, QUEUES, SCHEDULES, type QueueConsumer, type Schedule } from '../routes';
+import type { StatefulStack } from './stateful-stack';
+import { addAlarms } from './stateless/alarms';
+import type { FunctionSpec } from './stateless/functions';
+import { addHttpRoutes, createHttpApi } from './stateless/http-api';
+import { addWebSocketRoutes, createWebSocketApi } from './stateless/websocket-api';
 
-/**
- * Stage throttling is the global guard (per-user limits live in the application, DESIGN.md).
- * An account has 10,000 requests/s and a 5,000 burst per region across all its APIs; one
- * deployment takes a fifth so that a second stage or product in the account keeps headroom.
- */
-export const HTTP_STAGE_THROTTLE = { rateLimit: 2_000, burstLimit: 1_000 } as const;
-/**
- * Routes without a bearer token (catalog, health, the Stripe webhook) have no per-user limit
- * in the application, so each gets its own ceiling below the stage's: an anonymous flood on one
- * of them cannot use up the budget that signed-in users share. Stripe retries a 429 for days.
- */
-export const PUBLIC_ROUTE_THROTTLE = { rateLimit: 200, burstLimit: 400 } as const;
-/** WebSocket messages (gifts, pings, joins); new connections are capped by AWS at 500/s anyway. */
-export const WEBSOCKET_STAGE_THROTTLE = { rateLimit: 2_000, burstLimit: 1_000 } as const;
-/** API.md: `wss://<ws-endpoint>/<stage>`. */
-export const WEBSOCKET_STAGE_NAME = 'v1';
+// The parts of the stack live in ./stateless (HTTP API, WebSocket API, access logs, alarms); their
+// limits are exported from here too, where the tests and the README look for them.
+export {
+  ALARM_PERIOD,
+  API_5XX_ALARM_COUNT,
+  API_THROTTLE_ALARM_COUNT,
+  BROADCASTS_FAILED_ALARM_COUNT,
+  CONNECTION_POSTS_THROTTLED_ALARM_COUNT,
+  DEAD_LETTER_ALARM_MESSAGES,
+  DYNAMODB_THROTTLE_ALARM_EVENTS,
+  LAMBDA_ERROR_ALARM_COUNT,
+  OLDEST_MESSAGE_AGE_ALARM_SECONDS,
+  PAYOUTS_FAILED_ALARM_COUNT,
+  WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT,
+  WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT,
+} from './stateless/alarms';
+export { HTTP_STAGE_THROTTLE, PUBLIC_ROUTE_THROTTLE } from './stateless/http-api';
+export { WEBSOCKET_STAGE_NAME, WEBSOCKET_STAGE_THROTTLE } from './stateless/websocket-api';
+
 /** The webhook Stripe is told to call (API.md); its URL is a stack output. */
 export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
 /** EventBridge rate expressions cannot go below one minute. */
@@ -76,38 +46,6 @@ export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 export const MAX_CONCURRENCY_RANGE = { min: 2, max: 1_000 } as const;
 /** Lambda allows batches over 10 messages from a standard queue only with a batching window. */
 export const MAX_BATCH_WITHOUT_WINDOW = 10;
-
-/** Alarm thresholds: each is "someone should look", not "the system is down". */
-export const ALARM_PERIOD = Duration.minutes(5);
-/** Any dead letter is money or a broadcast that did not happen: one is enough. */
-export const DEAD_LETTER_ALARM_MESSAGES = 1;
-/** A handler maps every expected error to 4xx; a few 5xx in five minutes is a bug or an outage. */
-export const API_5XX_ALARM_COUNT = 5;
-/** Throttled requests mean the global guard is hit: clients are already being refused. */
-export const API_THROTTLE_ALARM_COUNT = 10;
-/** Lambda errors are crashes and timeouts, never expected refusals. */
-export const LAMBDA_ERROR_ALARM_COUNT = 1;
-/** On-demand tables throttle only on hot keys; contributor insights names the key. */
-export const DYNAMODB_THROTTLE_ALARM_EVENTS = 10;
-/** Every failed payout is a creator not paid: one is enough. */
-export const PAYOUTS_FAILED_ALARM_COUNT = 1;
-/** A failed broadcast is retried; several in five minutes mean viewers are missing gifts. */
-export const BROADCASTS_FAILED_ALARM_COUNT = 3;
-/** Posts still throttled after their retries: frames lost for viewers. */
-export const CONNECTION_POSTS_THROTTLED_ALARM_COUNT = 10;
-/**
- * Signature failures in five minutes that are a spike rather than a stray scanner: a rotated
- * webhook secret fails every event Stripe sends, and Stripe retries each for days.
- */
-export const WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT = 10;
-/** One event from the other mode is already a misrouted endpoint: its payments are credited nowhere. */
-export const WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT = 1;
-/**
- * Age of the oldest message per consumed queue. Payouts: API.md promises `paid` within seconds
- * locally; ten minutes on AWS means the worker or Stripe is stuck. Gift events: viewers expect a
- * gift within seconds, so one minute of backlog is already visible to them.
- */
-export const OLDEST_MESSAGE_AGE_ALARM_SECONDS: Record<QueueName, number> = { payouts: 600, giftEvents: 60 };
 
 export interface StatelessStackProps extends StackProps {
   stateful: StatefulStack;
@@ -152,30 +90,12 @@ export class StatelessStack extends Stack {
     this.functionEnvironment = props.functionEnvironment ?? {};
     this.claimNames = stateful.identity.claimNames;
     this.payoutOnboarding = props.payoutOnboarding;
+    const addFunction = (name: string, spec: FunctionSpec) => this.addFunction(name, spec);
 
     // The WebSocket API and stage come first: functions that post need the stage's callback URL.
-    this.webSocketApi = new WebSocketApi(this, 'WebSocketApi', {
-      apiName: `${this.stackName}-websocket`,
-      description: 'Live viewers: gift events, wallet pushes, sendGift/join/ping actions',
-      routeSelectionExpression: '$request.body.action',
-    });
-    const webSocketAccessLogs = new LogGroup(this, 'WebSocketAccessLogs', {
-      retention: LOG_RETENTION,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.webSocketStage = new WebSocketStage(this, 'WebSocketStage', {
-      webSocketApi: this.webSocketApi,
-      stageName: WEBSOCKET_STAGE_NAME,
-      autoDeploy: true,
-      throttle: WEBSOCKET_STAGE_THROTTLE,
-      accessLogSettings: {
-        destination: new LogGroupLogDestination(webSocketAccessLogs),
-        format: webSocketAccessLogFormat(),
-      },
-    });
-    if (stateful.apiGatewayCloudWatchRole)
-      this.apiGatewayAccountLogging(this.webSocketStage, stateful.apiGatewayCloudWatchRole);
-
+    const webSocket = createWebSocketApi(this, stateful);
+    this.webSocketApi = webSocket.webSocketApi;
+    this.webSocketStage = webSocket.webSocketStage;
     this.resources = {
       ledger: { table: stateful.ledgerTable(), definition: LEDGER_TABLE },
       connections: { table: stateful.connectionsTable(), definition: CONNECTIONS_TABLE },
@@ -184,105 +104,30 @@ export class StatelessStack extends Stack {
       webSocketStage: this.webSocketStage,
     };
 
-    // HTTP API: the cloud routes of the route table and nothing else.
-    const httpAccessLogs = new LogGroup(this, 'HttpApiAccessLogs', {
-      retention: LOG_RETENTION,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.httpApi = new HttpApi(this, 'HttpApi', {
-      apiName: `${this.stackName}-http`,
-      description: 'Coins, gifts, streams, payouts (API.md)',
-      createDefaultStage: false,
-      ...(props.corsAllowOrigins?.length && {
-        corsPreflight: {
-          allowOrigins: props.corsAllowOrigins,
-          allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
-          allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.PUT, CorsHttpMethod.DELETE],
-          maxAge: Duration.hours(1),
-        },
-      }),
-    });
-    this.httpStage = new HttpStage(this, 'HttpStage', {
-      httpApi: this.httpApi,
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: HTTP_STAGE_THROTTLE,
-      accessLogSettings: { destination: new LogGroupLogDestination(httpAccessLogs), format: httpAccessLogFormat() },
-    });
-    const jwtAuthorizer = new HttpJwtAuthorizer('JwtAuthorizer', stateful.identity.issuer, {
-      jwtAudience: [stateful.identity.audience],
-      identitySource: ['$request.header.Authorization'],
-    });
-    const publicRouteSettings: Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }> = {};
-    for (const route of cloudHttpRoutes()) {
-      const fn = this.addFunction(route.name, {
-        handler: route.handler,
-        description: `${route.method} ${route.path}`,
-        access: route.access,
-        environment: route.auth === 'jwt' ? this.claimNames : {},
-      });
-      const authorizer: IHttpRouteAuthorizer | undefined = route.auth === 'jwt' ? jwtAuthorizer : undefined;
-      const [cdkRoute] = this.httpApi.addRoutes({
-        path: route.path,
-        methods: [HttpMethod[route.method]],
-        integration: new HttpLambdaIntegration(`${route.name}Integration`, fn.function),
-        ...(authorizer && { authorizer }),
-      });
-      if (!cdkRoute) throw new Error(`No route created for ${route.method} ${route.path}`);
-      this.httpStage.node.addDependency(cdkRoute);
-      if (route.auth === 'none') {
-        publicRouteSettings[`${route.method} ${route.path}`] = {
-          ThrottlingRateLimit: PUBLIC_ROUTE_THROTTLE.rateLimit,
-          ThrottlingBurstLimit: PUBLIC_ROUTE_THROTTLE.burstLimit,
-        };
-        acknowledgePublicRoute(cdkRoute, `${route.method} ${route.path}`);
-      }
-    }
-    (this.httpStage.node.defaultChild as CfnStage).routeSettings = publicRouteSettings;
-
-    // WebSocket API: the $connect authorizer, then every route of the table.
-    const authorizerFunction = this.addFunction(WEBSOCKET_AUTHORIZER.name, {
-      handler: WEBSOCKET_AUTHORIZER.handler,
-      description: 'WebSocket $connect authorizer: verifies the token from the query string',
-      access: {},
-      environment: {
-        JWT_ISSUER: stateful.identity.issuer,
-        JWT_AUDIENCE: stateful.identity.audience,
-        JWT_JWKS_URL: stateful.identity.jwksUrl,
-        ...this.claimNames,
-      },
-    });
-    const webSocketAuthorizer = new WebSocketLambdaAuthorizer('WebSocketAuthorizer', authorizerFunction.function, {
-      identitySource: [...WEBSOCKET_AUTHORIZER.identitySource],
-    });
-    for (const route of WEBSOCKET_ROUTES) {
-      const fn = this.addFunction(route.name, {
-        handler: route.handler,
-        description: `WebSocket ${route.routeKey}`,
-        access: route.access,
-      });
-      const cdkRoute = this.webSocketApi.addRoute(route.routeKey, {
-        integration: new WebSocketLambdaIntegration(`${route.name}Integration`, fn.function),
-        returnResponse: route.returnResponse,
-        ...(route.routeKey === '$connect' && { authorizer: webSocketAuthorizer }),
-      });
-      if (route.routeKey !== '$connect') {
-        Validations.of(cdkRoute).acknowledge({
-          id: 'AwsSolutions-APIG4',
-          reason:
-            'API Gateway authorizes a WebSocket connection once, on $connect (Lambda REQUEST authorizer); later routes of that connection carry its authorizer context and cannot have an authorizer of their own.',
-        });
-      }
-    }
-
+    const http = createHttpApi(this, props.corsAllowOrigins);
+    this.httpApi = http.httpApi;
+    this.httpStage = http.httpStage;
+    addHttpRoutes(http, stateful, this.claimNames, addFunction);
+    addWebSocketRoutes(this.webSocketApi, stateful, this.claimNames, addFunction);
     for (const consumer of QUEUE_CONSUMERS) this.addConsumer(consumer);
     for (const schedule of SCHEDULES) this.addSchedule(schedule);
 
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: `${this.stackName} alarms`, enforceSSL: true });
     if (props.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
     this.roomEvents = this.addRoomEvents(stateful);
-    this.addAlarms(stateful, httpAccessLogs, webSocketAccessLogs);
+    addAlarms(this, {
+      stateful,
+      topic: this.alarmTopic,
+      httpApi: this.httpApi,
+      httpAccessLogs: http.accessLogs,
+      webSocketApi: this.webSocketApi,
+      webSocketAccessLogs: webSocket.accessLogs,
+      functions: this.functions,
+    });
+    this.addOutputs(stateful);
+  }
 
+  private addOutputs(stateful: StatefulStack): void {
     const httpUrl = this.httpStage.url;
     new CfnOutput(this, 'HttpApiUrl', {
       value: httpUrl,
@@ -335,16 +180,7 @@ export class StatelessStack extends Stack {
     });
   }
 
-  private addFunction(
-    name: string,
-    spec: {
-      handler: string;
-      description: string;
-      access: Access;
-      timeoutSeconds?: number;
-      environment?: Record<string, string>;
-    },
-  ): AppFunction {
+  private addFunction(name: string, spec: FunctionSpec): AppFunction {
     if (this.functions.some((existing) => existing.name === name))
       throw new Error(`Two functions are named ${name} in the route table`);
     const fn = new AppFunction(this, name, {
@@ -417,245 +253,4 @@ export class StatelessStack extends Stack {
       targets: [new LambdaFunction(fn.function, { retryAttempts: 2, maxEventAge: Duration.minutes(minutes) })],
     });
   }
-
-  /**
-   * Sets API Gateway's account-level CloudWatch role, which WebSocket access logs require. The
-   * role comes from the stateful stack, deployed before this one, so it has propagated in IAM by
-   * the time the account names it. Account-wide: it is the one logging role of every API Gateway
-   * API in this account and region, and it is retained when the stack goes.
-   */
-  private apiGatewayAccountLogging(stage: WebSocketStage, role: Role): void {
-    const account = new CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
-    account.applyRemovalPolicy(RemovalPolicy.RETAIN);
-    stage.node.addDependency(account);
-  }
-
-  private addAlarms(stateful: StatefulStack, httpAccessLogs: LogGroup, webSocketAccessLogs: LogGroup): void {
-    const alarm = (id: string, metric: IMetric, threshold: number, description: string) => {
-      const created = new Alarm(this, id, {
-        metric,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-        alarmDescription: description,
-      });
-      created.addAlarmAction(new SnsAction(this.alarmTopic));
-      created.addOkAction(new SnsAction(this.alarmTopic));
-      return created;
-    };
-
-    for (const [name, deadLetterQueue] of stateful.deadLetterQueues) {
-      alarm(
-        `${pascal(name)}DeadLetterAlarm`,
-        deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        DEAD_LETTER_ALARM_MESSAGES,
-        `The ${name} dead-letter queue is not empty: inspect and redrive (README, Operating).`,
-      );
-    }
-    for (const consumer of QUEUE_CONSUMERS) {
-      alarm(
-        `${consumer.name}QueueAgeAlarm`,
-        stateful
-          .queue(consumer.queue)
-          .metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        OLDEST_MESSAGE_AGE_ALARM_SECONDS[consumer.queue],
-        `${consumer.name}: the oldest message on ${consumer.queue} is older than ${OLDEST_MESSAGE_AGE_ALARM_SECONDS[consumer.queue]} s.`,
-      );
-    }
-
-    alarm(
-      'HttpApi5xxAlarm',
-      this.httpApi.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
-      API_5XX_ALARM_COUNT,
-      'HTTP API answers 5xx.',
-    );
-    alarm(
-      'HttpApiThrottleAlarm',
-      this.throttledRequestsMetric('HttpApi', httpAccessLogs),
-      API_THROTTLE_ALARM_COUNT,
-      'HTTP API stage or route throttling (429) is refusing requests.',
-    );
-    const webSocketMetric = (metricName: string) =>
-      new Metric({
-        namespace: 'AWS/ApiGateway',
-        metricName,
-        dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: WEBSOCKET_STAGE_NAME },
-        period: ALARM_PERIOD,
-        statistic: 'Sum',
-      });
-    alarm(
-      'WebSocket5xxAlarm',
-      new MathExpression({
-        expression: 'executionErrors + integrationErrors',
-        usingMetrics: {
-          executionErrors: webSocketMetric('ExecutionError'),
-          integrationErrors: webSocketMetric('IntegrationError'),
-        },
-        period: ALARM_PERIOD,
-        label: 'WebSocket server-side errors',
-      }),
-      API_5XX_ALARM_COUNT,
-      'WebSocket API execution or integration errors (the 5xx of a WebSocket API).',
-    );
-    alarm(
-      'WebSocketThrottleAlarm',
-      this.throttledRequestsMetric('WebSocket', webSocketAccessLogs),
-      API_THROTTLE_ALARM_COUNT,
-      'WebSocket stage throttling (429) is refusing messages.',
-    );
-
-    for (const { name, fn } of this.functions) {
-      alarm(
-        `${name}ErrorsAlarm`,
-        fn.function.metricErrors({ period: ALARM_PERIOD, statistic: 'Sum' }),
-        LAMBDA_ERROR_ALARM_COUNT,
-        `${name} crashed or timed out.`,
-      );
-    }
-
-    this.addProductAlarms(alarm);
-
-    for (const definition of TABLES) {
-      const table = definition.envVar === 'LEDGER_TABLE' ? stateful.ledgerTable() : stateful.connectionsTable();
-      const usingMetrics: Record<string, IMetric> = {};
-      const scopes: Array<Record<string, string>> = [
-        { TableName: table.tableName },
-        ...definition.globalSecondaryIndexes.map((index) => ({
-          TableName: table.tableName,
-          GlobalSecondaryIndexName: index.indexName,
-        })),
-      ];
-      scopes.forEach((dimensionsMap, scopeIndex) => {
-        for (const metricName of ['ReadThrottleEvents', 'WriteThrottleEvents']) {
-          usingMetrics[`${metricName === 'ReadThrottleEvents' ? 'read' : 'write'}${scopeIndex}`] = new Metric({
-            namespace: 'AWS/DynamoDB',
-            metricName,
-            dimensionsMap,
-            period: ALARM_PERIOD,
-            statistic: 'Sum',
-          });
-        }
-      });
-      alarm(
-        `${definition.logicalName}TableThrottleAlarm`,
-        new MathExpression({
-          expression: Object.keys(usingMetrics).join(' + '),
-          usingMetrics,
-          period: ALARM_PERIOD,
-          label: `${definition.logicalName} throttle events`,
-        }),
-        DYNAMODB_THROTTLE_ALARM_EVENTS,
-        `DynamoDB throttles ${definition.logicalName} (table or index): a hot key; see its contributor insights.`,
-      );
-    }
-  }
-
-  /**
-   * Alarms on the product's own metrics (EMF, shared/observability/metrics.ts), in this
-   * deployment's namespace. A missing datapoint means nothing happened: not breaching.
-   */
-  private addProductAlarms(
-    alarm: (id: string, metric: IMetric, threshold: number, description: string) => Alarm,
-  ): void {
-    const productMetric = (metricName: MetricName, dimensionsMap: Record<string, string> = {}) =>
-      new Metric({
-        namespace: metricsNamespace(this.stackName),
-        metricName,
-        dimensionsMap,
-        period: ALARM_PERIOD,
-        statistic: 'Sum',
-      });
-    alarm(
-      'PayoutsFailedAlarm',
-      productMetric('PayoutsFailed'),
-      PAYOUTS_FAILED_ALARM_COUNT,
-      'A payout failed at Stripe: the diamonds went back to the creator; look at the payout and the Connect account.',
-    );
-    alarm(
-      'BroadcastsFailedAlarm',
-      productMetric('BroadcastsFailed'),
-      BROADCASTS_FAILED_ALARM_COUNT,
-      'Gift broadcasts failed: viewers are not seeing gifts live (the nudges are retried, then dead-lettered).',
-    );
-    alarm(
-      'ConnectionPostsThrottledAlarm',
-      productMetric('ConnectionPostsThrottled'),
-      CONNECTION_POSTS_THROTTLED_ALARM_COUNT,
-      "@connections posts are throttled after retries: fan-out is over the account's @connections rate; viewers miss frames.",
-    );
-    alarm(
-      'WebhookSignatureFailuresAlarm',
-      productMetric('WebhookEvents', { type: UNVERIFIED_EVENT_TYPE, outcome: 'signature_failed' }),
-      WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT,
-      'A spike of Stripe webhook signature failures: a rotated signing secret not yet in the Stripe secret, or forged requests. Paid coins are not credited meanwhile.',
-    );
-    alarm(
-      'WebhookLivemodeMismatchAlarm',
-      productMetric('WebhookLivemodeMismatches'),
-      WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT,
-      "Stripe events from the other mode reach this deployment (a live endpoint pointed at a test stack, or the reverse): they are acknowledged and applied to nothing, so that mode's payments are not credited here. Fix the endpoint's URL or the stack's key.",
-    );
-  }
-
-  /** Neither API publishes a throttle metric of its own; their access logs record every 429. */
-  private throttledRequestsMetric(api: string, accessLogs: LogGroup): IMetric {
-    const filter = new MetricFilter(this, `${api}ThrottledRequests`, {
-      logGroup: accessLogs,
-      // The access log format writes the status as a JSON string.
-      filterPattern: FilterPattern.stringValue('$.status', '=', '429'),
-      metricNamespace: `LiveGifting/${this.stackName}`,
-      metricName: `${api}ThrottledRequests`,
-      metricValue: '1',
-      defaultValue: 0,
-    });
-    return filter.metric({ period: ALARM_PERIOD, statistic: 'Sum' });
-  }
-}
-
-function acknowledgePublicRoute(route: CdkHttpRoute, routeKey: string): void {
-  Validations.of(route).acknowledge({
-    id: 'AwsSolutions-APIG4',
-    reason: `${routeKey} is public by contract (API.md): the catalog and health need no account, and Stripe's webhook authenticates with its Stripe-Signature header, verified by the handler over the raw body.`,
-  });
-}
-
-/** One JSON object per request; ids and status only (no tokens, bodies or query strings). */
-function httpAccessLogFormat(): AccessLogFormat {
-  return AccessLogFormat.custom(
-    JSON.stringify({
-      requestId: '$context.requestId',
-      requestTime: '$context.requestTime',
-      ip: '$context.identity.sourceIp',
-      routeKey: '$context.routeKey',
-      status: '$context.status',
-      responseLength: '$context.responseLength',
-      latencyMs: '$context.responseLatency',
-      integrationStatus: '$context.integrationStatus',
-      integrationError: '$context.integrationErrorMessage',
-      authorizerError: '$context.authorizer.error',
-      userId: '$context.authorizer.claims.sub',
-    }),
-  );
-}
-
-function webSocketAccessLogFormat(): AccessLogFormat {
-  return AccessLogFormat.custom(
-    JSON.stringify({
-      requestId: '$context.requestId',
-      requestTime: '$context.requestTime',
-      ip: '$context.identity.sourceIp',
-      routeKey: '$context.routeKey',
-      eventType: '$context.eventType',
-      connectionId: '$context.connectionId',
-      status: '$context.status',
-      integrationError: '$context.integrationErrorMessage',
-      authorizerError: '$context.authorizer.error',
-      userId: '$context.authorizer.principalId',
-    }),
-  );
-}
-
-function pascal(name: string): string {
-  return name.charAt(0).toUpperCase() + name.slice(1);
 }

@@ -1,8 +1,21 @@
 import { resolve } from 'node:path';
 import * as z from 'zod';
-import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
 import type { PublishedRouteSpec } from './route';
 import { IDEMPOTENCY_KEY_PATTERN, MAX_BODY_BYTES } from './route';
+
+/**
+ * What the document needs of a route. The caller hands the routes in (the route table lives in
+ * infra/, and shared/ never imports infra/); the route table's HttpRoute fits this shape.
+ */
+export interface DocumentedRoute {
+  name: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  /** The handler file, relative to the repository root; its published routeSpec describes the inputs. */
+  handler: string;
+  auth: 'jwt' | 'none';
+  localOnly?: boolean;
+}
 
 /**
  * The OpenAPI 3.1 document of the HTTP API, generated from the route table and the zod schemas
@@ -314,7 +327,7 @@ const publishedSpec = z.object({
 });
 
 /** Reads a handler module's published route spec; undefined when it was not built with httpRoute. */
-export function loadRouteSpec(route: HttpRoute): PublishedRouteSpec | undefined {
+export function loadRouteSpec(route: DocumentedRoute): PublishedRouteSpec | undefined {
   // require, not import(): the handler file is named at run time and loaded synchronously, as Lambda does.
   const module: unknown = require(resolve(REPO_ROOT, route.handler));
   // The handler is a function (middy) carrying routeSpec as a property, so it is read by hand.
@@ -359,7 +372,7 @@ function summaryOf(name: string): string {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-function operationFor(route: HttpRoute, spec: PublishedRouteSpec | undefined): OpenApiOperation {
+function operationFor(route: DocumentedRoute, spec: PublishedRouteSpec | undefined): OpenApiOperation {
   const auth = spec?.auth ?? route.auth === 'jwt';
   const parameters: OpenApiOperation['parameters'] = [];
 
@@ -417,10 +430,10 @@ const DESCRIPTION = [
   'Operations marked `x-local-only` exist only on the local stack (`npm start`).',
 ].join('\n');
 
-/** Builds the document; `loadSpec` is injectable so tests can feed routes of their own. */
+/** Builds the document from the routes it is handed; `loadSpec` is injectable so tests can feed specs of their own. */
 export function buildOpenApiDocument(
-  routes: readonly HttpRoute[] = HTTP_ROUTES,
-  loadSpec: (route: HttpRoute) => PublishedRouteSpec | undefined = loadRouteSpec,
+  routes: readonly DocumentedRoute[],
+  loadSpec: (route: DocumentedRoute) => PublishedRouteSpec | undefined = loadRouteSpec,
 ): OpenApiDocument {
   const paths: OpenApiDocument['paths'] = {};
   const tags = new Set<string>();
@@ -428,9 +441,8 @@ export function buildOpenApiDocument(
     const operation = operationFor(route, loadSpec(route));
     for (const tag of operation.tags) tags.add(tag);
     const item = (paths[route.path] ??= {});
-    item[route.method.toLowerCase() as Lowercase<HttpRoute['method']>] = operation;
+    item[route.method.toLowerCase() as Lowercase<DocumentedRoute['method']>] = operation;
   }
-  const codes = API_ERRORS.map((error) => error.code);
   return {
     openapi: '3.1.0',
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
@@ -439,63 +451,66 @@ export function buildOpenApiDocument(
     servers: [{ url: '/', description: 'the server that serves this document' }],
     tags: [...tags].sort().map((name) => ({ name })),
     paths,
-    components: {
-      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      parameters: {
-        IdempotencyKey: {
-          name: 'Idempotency-Key',
-          in: 'header',
-          required: true,
-          description:
-            'The client-chosen key of this request: the same key with the same body replays the first answer; with another body it is 422 IDEMPOTENCY_KEY_REUSED.',
-          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN.source },
-        },
-      },
-      schemas: {
-        ErrorCode: {
-          type: 'string',
-          enum: codes,
-          description: API_ERRORS.map((error) => `${error.code} (${error.status}): ${error.when}`).join('\n'),
-        },
-        Error: {
+    components: COMPONENTS,
+  };
+}
+
+/** The parts every operation refers to: bearer auth, the Idempotency-Key header, the error shape. */
+const COMPONENTS: OpenApiDocument['components'] = {
+  securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+  parameters: {
+    IdempotencyKey: {
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: true,
+      description:
+        'The client-chosen key of this request: the same key with the same body replays the first answer; with another body it is 422 IDEMPOTENCY_KEY_REUSED.',
+      schema: { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN.source },
+    },
+  },
+  schemas: {
+    ErrorCode: {
+      type: 'string',
+      enum: API_ERRORS.map((error) => error.code),
+      description: API_ERRORS.map((error) => `${error.code} (${error.status}): ${error.when}`).join('\n'),
+    },
+    Error: {
+      type: 'object',
+      required: ['error'],
+      properties: {
+        error: {
           type: 'object',
-          required: ['error'],
+          required: ['code', 'message'],
           properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: {
-                code: { $ref: '#/components/schemas/ErrorCode' },
-                message: { type: 'string' },
-                details: {
-                  type: 'array',
-                  description: 'Validation problems, one per field.',
-                  items: {
-                    type: 'object',
-                    required: ['path', 'message'],
-                    properties: { path: { type: 'string' }, message: { type: 'string' } },
-                  },
-                },
-                correlationId: { type: 'string', description: 'On INTERNAL: quote it to support.' },
+            code: { $ref: '#/components/schemas/ErrorCode' },
+            message: { type: 'string' },
+            details: {
+              type: 'array',
+              description: 'Validation problems, one per field.',
+              items: {
+                type: 'object',
+                required: ['path', 'message'],
+                properties: { path: { type: 'string' }, message: { type: 'string' } },
               },
             },
+            correlationId: { type: 'string', description: 'On INTERNAL: quote it to support.' },
           },
         },
       },
-      responses: {
-        Error: {
-          description: 'A refusal: `{ "error": { "code", "message", "details"? } }`. 429 carries `Retry-After`.',
-          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-        },
-      },
     },
-  };
-}
+  },
+  responses: {
+    Error: {
+      description: 'A refusal: `{ "error": { "code", "message", "details"? } }`. 429 carries `Retry-After`.',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    },
+  },
+};
 
 let cached: string | undefined;
 
 /** The document as served at /openapi.json: built once, on first request, when every handler can load. */
-export function openApiJson(): string {
-  cached ??= JSON.stringify(buildOpenApiDocument(), null, 2);
+export function openApiJson(routes: readonly DocumentedRoute[]): string {
+  cached ??= JSON.stringify(buildOpenApiDocument(routes), null, 2);
   return cached;
 }

@@ -80,118 +80,165 @@ async function scanAll(client: DynamoSend, tableName: string): Promise<Record<st
   return segments.flat();
 }
 
+/** What a reconciliation accumulates as it reads the ledger. */
+interface Books {
+  /** Per user: what the wallet and shard items hold. */
+  balances: Map<string, Balances>;
+  /** Per user: what the entries add up to. */
+  sums: Map<string, Balances>;
+  discrepancies: string[];
+  budgets: BudgetHistory;
+  creditsByPaymentIntent: Map<string, number>;
+  bonuses: BonusCheck;
+  totals: ReconcileReport['totals'];
+}
+
+function emptyBooks(): Books {
+  return {
+    balances: new Map(),
+    sums: new Map(),
+    discrepancies: [],
+    budgets: new BudgetHistory(),
+    creditsByPaymentIntent: new Map(),
+    bonuses: new BonusCheck(),
+    totals: {
+      wallets: 0,
+      entries: 0,
+      coinsMinted: 0,
+      bonusCoinsMinted: 0,
+      coinsHeld: 0,
+      coinsGifted: 0,
+      coinsClawedBack: 0,
+      coinsOwed: 0,
+      diamondsCredited: 0,
+      diamondsAvailable: 0,
+      diamondsPending: 0,
+      diamondsPaidOut: 0,
+    },
+  };
+}
+
+function account(map: Map<string, Balances>, user: string): Balances {
+  let value = map.get(user);
+  if (!value) map.set(user, (value = zero()));
+  return value;
+}
+
 export async function reconcileLedger(client: DynamoSend, tableName: string): Promise<ReconcileReport> {
-  const items = await scanAll(client, tableName);
-  const balances = new Map<string, Balances>();
-  const sums = new Map<string, Balances>();
-  const discrepancies: string[] = [];
-  const budgets = new BudgetHistory();
-  const creditsByPaymentIntent = new Map<string, number>();
-  const bonuses = new BonusCheck();
-  const totals: ReconcileReport['totals'] = {
-    wallets: 0,
-    entries: 0,
-    coinsMinted: 0,
-    bonusCoinsMinted: 0,
-    coinsHeld: 0,
-    coinsGifted: 0,
-    coinsClawedBack: 0,
-    coinsOwed: 0,
-    diamondsCredited: 0,
-    diamondsAvailable: 0,
-    diamondsPending: 0,
-    diamondsPaidOut: 0,
-  };
-  const account = (map: Map<string, Balances>, user: string) => {
-    let value = map.get(user);
-    if (!value) map.set(user, (value = zero()));
-    return value;
-  };
-
-  for (const item of items) {
-    const pk = String(item.pk);
-    const sk = String(item.sk);
-    if (pk.startsWith('RECHARGE#') && sk === 'RECHARGE') {
-      budgets.recordRecharge(item);
-      bonuses.recordRecharge(item);
-      continue;
-    }
-    const user = userOf(pk);
-    if (user === undefined) continue;
-    if (sk.startsWith('BUDGETLIMIT#')) {
-      budgets.recordLimit(user, item);
-      continue;
-    }
-    if (sk === 'WALLET' || sk === 'SHARD') {
-      const balance = account(balances, user);
-      // Shards only grow; the main item's diamonds already count `shardDiamondsFolded` of them.
-      if (sk === 'WALLET') balance.diamonds -= integer(item.shardDiamondsFolded) ?? 0;
-      for (const field of FIELDS) {
-        const value = integer(item[field]);
-        if (value === undefined) {
-          discrepancies.push(`${pk}/${sk}: ${field} is not an integer (${String(item[field])})`);
-          continue;
-        }
-        if (value < 0) discrepancies.push(`${pk}/${sk}: ${field} is negative (${value})`);
-        balance[field] += value;
-      }
-      continue;
-    }
-    if (!sk.startsWith('TX#')) continue;
-    totals.entries += 1;
-    const delta: Balances = zero();
-    for (const field of FIELDS) {
-      const value = integer(item[field]);
-      if (value === undefined) {
-        discrepancies.push(`${pk}/${sk}: entry ${field} is not an integer`);
-        continue;
-      }
-      delta[field] = value;
-    }
-    const sum = account(sums, user);
-    for (const field of FIELDS) sum[field] += delta[field];
-    switch (item.entryType) {
-      case 'recharge':
-        // A credit pays the user's debt first: minted = coins credited + debt repaid.
-        totals.coinsMinted += delta.coins - delta.owedCoins;
-        totals.coinsClawedBack += -delta.owedCoins;
-        countCredit(creditsByPaymentIntent, item, discrepancies);
-        break;
-      case 'recharge_bonus':
-        // Bonus coins pay debt first too: minted = bonus credited + debt repaid.
-        totals.bonusCoinsMinted += delta.coins - delta.owedCoins;
-        totals.coinsClawedBack += -delta.owedCoins;
-        bonuses.recordEntry(item, delta.coins - delta.owedCoins, discrepancies);
-        break;
-      case 'dispute_won':
-        // Coins given back leave the clawed-back total; forgiven debt was never in it.
-        totals.coinsClawedBack -= delta.coins;
-        break;
-      case 'over_budget_refund':
-        break;
-      case 'gift_sent':
-        totals.coinsGifted += -delta.coins;
-        break;
-      case 'chargeback':
-        totals.coinsClawedBack += -delta.coins;
-        break;
-      case 'gift_received':
-        totals.diamondsCredited += delta.diamonds;
-        break;
-      case 'payout_paid':
-        totals.diamondsPaidOut += -delta.pendingDiamonds;
-        break;
-      case 'payout_requested':
-      case 'payout_reversed':
-        break;
-      default:
-        discrepancies.push(`${pk}/${sk}: unknown entry type ${String(item.entryType)}`);
-    }
+  const books = emptyBooks();
+  for (const item of await scanAll(client, tableName)) readItem(books, item);
+  checkWallets(books);
+  const { totals, discrepancies } = books;
+  for (const [paymentIntentId, credits] of books.creditsByPaymentIntent) {
+    if (credits > 1) discrepancies.push(`PaymentIntent ${paymentIntentId} credited ${credits} times`);
   }
+  discrepancies.push(...books.budgets.creditsPastTheLimit());
+  discrepancies.push(...books.bonuses.mismatches());
 
-  for (const user of new Set([...balances.keys(), ...sums.keys()])) {
-    const balance = balances.get(user) ?? zero();
-    const sum = sums.get(user) ?? zero();
+  const minted = totals.coinsMinted + totals.bonusCoinsMinted;
+  if (minted !== totals.coinsHeld + totals.coinsGifted + totals.coinsClawedBack) {
+    discrepancies.push(
+      `coins: minted ${totals.coinsMinted} + bonus ${totals.bonusCoinsMinted} != held ${totals.coinsHeld} + gifted ${totals.coinsGifted} + clawed back ${totals.coinsClawedBack}`,
+    );
+  }
+  if (totals.diamondsCredited !== totals.diamondsAvailable + totals.diamondsPending + totals.diamondsPaidOut) {
+    discrepancies.push(
+      `diamonds: credited ${totals.diamondsCredited} != available ${totals.diamondsAvailable} + pending ${totals.diamondsPending} + paid out ${totals.diamondsPaidOut}`,
+    );
+  }
+  return { totals, discrepancies, ok: discrepancies.length === 0 };
+}
+
+/** One item of the ledger: a recharge, a limit change, a wallet or shard balance, an entry, or nothing to count. */
+function readItem(books: Books, item: Record<string, unknown>): void {
+  const pk = String(item.pk);
+  const sk = String(item.sk);
+  if (pk.startsWith('RECHARGE#') && sk === 'RECHARGE') {
+    books.budgets.recordRecharge(item);
+    books.bonuses.recordRecharge(item);
+    return;
+  }
+  const user = userOf(pk);
+  if (user === undefined) return;
+  if (sk.startsWith('BUDGETLIMIT#')) books.budgets.recordLimit(user, item);
+  else if (sk === 'WALLET' || sk === 'SHARD') readBalance(books, user, pk, sk, item);
+  else if (sk.startsWith('TX#')) readEntry(books, user, pk, sk, item);
+}
+
+function readBalance(books: Books, user: string, pk: string, sk: string, item: Record<string, unknown>): void {
+  const balance = account(books.balances, user);
+  // Shards only grow; the main item's diamonds already count `shardDiamondsFolded` of them.
+  if (sk === 'WALLET') balance.diamonds -= integer(item.shardDiamondsFolded) ?? 0;
+  for (const field of FIELDS) {
+    const value = integer(item[field]);
+    if (value === undefined) {
+      books.discrepancies.push(`${pk}/${sk}: ${field} is not an integer (${String(item[field])})`);
+      continue;
+    }
+    if (value < 0) books.discrepancies.push(`${pk}/${sk}: ${field} is negative (${value})`);
+    balance[field] += value;
+  }
+}
+
+function readEntry(books: Books, user: string, pk: string, sk: string, item: Record<string, unknown>): void {
+  const { totals } = books;
+  totals.entries += 1;
+  const delta: Balances = zero();
+  for (const field of FIELDS) {
+    const value = integer(item[field]);
+    if (value === undefined) {
+      books.discrepancies.push(`${pk}/${sk}: entry ${field} is not an integer`);
+      continue;
+    }
+    delta[field] = value;
+  }
+  const sum = account(books.sums, user);
+  for (const field of FIELDS) sum[field] += delta[field];
+  switch (item.entryType) {
+    case 'recharge':
+      // A credit pays the user's debt first: minted = coins credited + debt repaid.
+      totals.coinsMinted += delta.coins - delta.owedCoins;
+      totals.coinsClawedBack += -delta.owedCoins;
+      countCredit(books.creditsByPaymentIntent, item, books.discrepancies);
+      break;
+    case 'recharge_bonus':
+      // Bonus coins pay debt first too: minted = bonus credited + debt repaid.
+      totals.bonusCoinsMinted += delta.coins - delta.owedCoins;
+      totals.coinsClawedBack += -delta.owedCoins;
+      books.bonuses.recordEntry(item, delta.coins - delta.owedCoins, books.discrepancies);
+      break;
+    case 'dispute_won':
+      // Coins given back leave the clawed-back total; forgiven debt was never in it.
+      totals.coinsClawedBack -= delta.coins;
+      break;
+    case 'over_budget_refund':
+      break;
+    case 'gift_sent':
+      totals.coinsGifted += -delta.coins;
+      break;
+    case 'chargeback':
+      totals.coinsClawedBack += -delta.coins;
+      break;
+    case 'gift_received':
+      totals.diamondsCredited += delta.diamonds;
+      break;
+    case 'payout_paid':
+      totals.diamondsPaidOut += -delta.pendingDiamonds;
+      break;
+    case 'payout_requested':
+    case 'payout_reversed':
+      break;
+    default:
+      books.discrepancies.push(`${pk}/${sk}: unknown entry type ${String(item.entryType)}`);
+  }
+}
+
+/** Every wallet's balance against the sum of its entries, and the totals of what wallets hold. */
+function checkWallets(books: Books): void {
+  const { totals, discrepancies } = books;
+  for (const user of new Set([...books.balances.keys(), ...books.sums.keys()])) {
+    const balance = books.balances.get(user) ?? zero();
+    const sum = books.sums.get(user) ?? zero();
     totals.wallets += 1;
     totals.coinsHeld += balance.coins;
     totals.coinsOwed += balance.owedCoins;
@@ -206,25 +253,6 @@ export async function reconcileLedger(client: DynamoSend, tableName: string): Pr
         discrepancies.push(`wallet ${user}: ${field} is ${balance[field]} but its entries sum to ${sum[field]}`);
     }
   }
-
-  for (const [paymentIntentId, credits] of creditsByPaymentIntent) {
-    if (credits > 1) discrepancies.push(`PaymentIntent ${paymentIntentId} credited ${credits} times`);
-  }
-  discrepancies.push(...budgets.creditsPastTheLimit());
-  discrepancies.push(...bonuses.mismatches());
-
-  const minted = totals.coinsMinted + totals.bonusCoinsMinted;
-  if (minted !== totals.coinsHeld + totals.coinsGifted + totals.coinsClawedBack) {
-    discrepancies.push(
-      `coins: minted ${totals.coinsMinted} + bonus ${totals.bonusCoinsMinted} != held ${totals.coinsHeld} + gifted ${totals.coinsGifted} + clawed back ${totals.coinsClawedBack}`,
-    );
-  }
-  if (totals.diamondsCredited !== totals.diamondsAvailable + totals.diamondsPending + totals.diamondsPaidOut) {
-    discrepancies.push(
-      `diamonds: credited ${totals.diamondsCredited} != available ${totals.diamondsAvailable} + pending ${totals.diamondsPending} + paid out ${totals.diamondsPaidOut}`,
-    );
-  }
-  return { totals, discrepancies, ok: discrepancies.length === 0 };
 }
 
 /** Counts a recharge entry against its PaymentIntent; an entry that names none cannot be traced to a payment. */

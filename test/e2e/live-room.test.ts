@@ -42,7 +42,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `Chromium is missing at ${CHROMIUM}: the browser test needs Debian's chromium. ` +
-        '`npm test` installs it first (node .ci/ensure-chromium.mjs, as root); or run `sudo apt-get install -y chromium`, or set CHROMIUM_PATH.',
+        '`.ci/run` installs it (node .ci/ensure-chromium.mjs, as root); or run `sudo apt-get install -y chromium`, or set CHROMIUM_PATH.',
     );
   }
   [stack, browser] = await Promise.all([

@@ -10,7 +10,6 @@ import {
   effectiveAccess,
   INDEX_ACTIONS,
   MANAGE_CONNECTIONS_ACTION,
-  queueUrlEnvVar,
   tableActions as grantedTableActions,
   TABLE_READ_ACTIONS,
 } from '../../infra/constructs/access';
@@ -31,6 +30,7 @@ import {
   HTTP_ROUTES,
   QUEUE_CONSUMERS,
   QUEUES,
+  queueUrlEnvVar,
   SCHEDULES,
   WEBSOCKET_AUTHORIZER,
   WEBSOCKET_ROUTES,

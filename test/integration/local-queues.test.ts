@@ -15,7 +15,7 @@ import {
   type EventSourceMappingOptions,
   type LocalQueues,
   type LogLine,
-  type QueueDefinition,
+  type LocalQueueDefinition,
 } from '../../infra/local/queues';
 import { freePort } from '../../infra/local/ports';
 
@@ -30,7 +30,7 @@ const REGION = 'us-east-1';
 const WAIT_TIMEOUT_MS = 10_000;
 const WAIT_INTERVAL_MS = 25;
 
-const definitions: QueueDefinition[] = [
+const definitions: LocalQueueDefinition[] = [
   { logicalName: 'batches', fifo: false, visibilityTimeoutSeconds: 5, deadLetter: { maxReceiveCount: 5 } },
   { logicalName: 'poison', fifo: false, visibilityTimeoutSeconds: 1, deadLetter: { maxReceiveCount: 3 } },
   { logicalName: 'failing', fifo: false, visibilityTimeoutSeconds: 1, deadLetter: { maxReceiveCount: 6 } },

@@ -22,7 +22,7 @@ import { logger } from '../../shared/logger';
 import { processPayout } from '../../shared/usecases/payouts';
 import { handler } from '../../functions/queue/payout-worker';
 import { apiClient, expectBooksBalance, type ApiClient } from '../support/local-stack';
-import { seedDiamonds, TEST_CREATOR_SHARDS } from '../unit/payout-fixtures';
+import { seedDiamonds, TEST_CREATOR_SHARDS } from './usecases/payout-fixtures';
 
 /**
  * The payout worker's failure modes against the real pieces: DynamoDB Local, the payments

@@ -9,7 +9,7 @@ import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { SqsPayoutQueue } from '../../shared/adapters/payout-queue';
 import { logger } from '../../shared/logger';
 import { apiClient, expectBooksBalance, RecordingSocket, type ApiClient } from '../support/local-stack';
-import { seedDiamonds } from '../unit/payout-fixtures';
+import { seedDiamonds } from './usecases/payout-fixtures';
 
 /**
  * Creator payouts end to end on the local stack: HTTP API, the payments stand-in (accounts,

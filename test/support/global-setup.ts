@@ -6,10 +6,10 @@ import { freePort } from '../../infra/local/ports';
  * are created per test file with unique names, so files never see each other's data.
  */
 export default async function globalSetup(): Promise<void> {
+  // One started already (test/mutation/run.ts keeps one JVM across Stryker's many jest runs).
+  if (process.env.TEST_DYNAMODB_ENDPOINT) return;
   const port = await freePort();
   const dynamo = await startDynamoDbLocal({ port });
   process.env.TEST_DYNAMODB_ENDPOINT = dynamo.endpoint;
-  // EMF lines only where a test reads them (test/integration/observability.test.ts turns them on).
-  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   (globalThis as { __dynamo__?: typeof dynamo }).__dynamo__ = dynamo;
 }

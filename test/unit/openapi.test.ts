@@ -20,7 +20,7 @@ function declaresIdempotencyKey(op: OpenApiOperation): boolean {
 }
 
 describe('the OpenAPI document', () => {
-  const document = buildOpenApiDocument();
+  const document = buildOpenApiDocument(HTTP_ROUTES);
 
   it('is OpenAPI 3.1 and survives a JSON round trip', () => {
     expect(document.openapi).toBe('3.1.0');

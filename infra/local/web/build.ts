@@ -2,6 +2,7 @@ import { build } from 'esbuild';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openApiJson, buildOpenApiDocument } from '../../../shared/http/openapi';
+import { HTTP_ROUTES } from '../../routes';
 import type { StaticRoute } from '../gateway';
 import { renderDocsPage } from './docs';
 
@@ -65,11 +66,11 @@ export async function webStaticRoutes(wsUrl: () => string, eventsUrl: () => stri
     },
     { path: '/app.js', contentType: 'text/javascript; charset=utf-8', body: () => app.js },
     { path: '/styles.css', contentType: 'text/css; charset=utf-8', body: () => app.css },
-    { path: '/openapi.json', contentType: 'application/json; charset=utf-8', body: () => openApiJson() },
+    { path: '/openapi.json', contentType: 'application/json; charset=utf-8', body: () => openApiJson(HTTP_ROUTES) },
     {
       path: '/docs',
       contentType: 'text/html; charset=utf-8',
-      body: () => (docs ??= renderDocsPage(buildOpenApiDocument())),
+      body: () => (docs ??= renderDocsPage(buildOpenApiDocument(HTTP_ROUTES))),
     },
   ];
 }

@@ -11,6 +11,10 @@ describe('money', () => {
     expect(() => money(Number.NaN, 'GBP')).toThrow(RangeError);
   });
 
+  it('names the field and the value it refused (what an operator reads in the log)', () => {
+    expect(() => money(-1, 'USD')).toThrow('amount must be a non-negative safe integer, got -1');
+  });
+
   it('builds every catalog price', () => {
     for (const country of ['US', 'GB', 'DE']) {
       for (const coinPackage of packagesForCountry(country).packages)

@@ -1,13 +1,13 @@
-import { closeBalancedBooks } from '../support/ledger';
+import { closeBalancedBooks } from '../../support/ledger';
 import { TransactionCanceledException, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore, type DynamoSend } from '../../shared/adapters/dynamo/ledger-store';
-import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
-import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
-import { logger } from '../../shared/logger';
-import { processPayout, requestPayout } from '../../shared/usecases/payouts';
-import { getWallet } from '../../shared/usecases/wallet';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { LedgerStore, type DynamoSend } from '../../../shared/adapters/dynamo/ledger-store';
+import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
+import { DEFAULT_ECONOMY } from '../../../shared/domain/economy';
+import { logger } from '../../../shared/logger';
+import { processPayout, requestPayout } from '../../../shared/usecases/payouts';
+import { getWallet } from '../../../shared/usecases/wallet';
 import {
   adultCaller,
   FakeConnect,
@@ -93,6 +93,7 @@ it('keeps reads exact while gifts keep landing on the shards and a payout folds 
   })();
   const payout = requestPayout(requestDeps(), adultCaller(userId), { diamonds: 4_000 }, idem());
   const readings = await readWhile(userId, Promise.all([gifts, payout]));
+  expect(readings.length).toBeGreaterThan(0);
   // Every reading is 4,000 plus some number of the 100-diamond gifts, never less.
   for (const reading of readings) {
     const total = reading.diamonds + reading.pendingDiamonds;

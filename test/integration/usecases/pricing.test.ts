@@ -1,15 +1,15 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { paymentIntentParams } from '../../shared/adapters/payments';
-import { ConfigError, pricingConfig, resetConfigForTests } from '../../shared/config';
-import { countriesWithPriceList, packagesForCountry } from '../../shared/domain/catalog';
-import { DomainError } from '../../shared/domain/errors';
-import { checkPricingConfig, DEFAULT_PRICING, type PricingConfig, quote } from '../../shared/domain/pricing';
-import { createRecharge } from '../../shared/usecases/recharge';
-import { setBudget } from '../../shared/usecases/wallet-settings';
-import { getWallet } from '../../shared/usecases/wallet';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { paymentIntentParams } from '../../../shared/adapters/payments';
+import { ConfigError, pricingConfig, resetConfigForTests } from '../../../shared/config';
+import { countriesWithPriceList, packagesForCountry } from '../../../shared/domain/catalog';
+import { DomainError } from '../../../shared/domain/errors';
+import { checkPricingConfig, DEFAULT_PRICING, type PricingConfig, quote } from '../../../shared/domain/pricing';
+import { createRecharge } from '../../../shared/usecases/recharge';
+import { setBudget } from '../../../shared/usecases/wallet-settings';
+import { getWallet } from '../../../shared/usecases/wallet';
 import { adult, FakePayments, freshLedger } from './recharge-fixtures';
 
 /** Issue 13, parts 2 and 3: fees and methods as configuration, and the quote that is the charge. */

@@ -1,8 +1,8 @@
 import * as z from 'zod';
-import { signLocalToken } from '../../infra/local/issuer';
-import { NotFoundError } from '../../shared/domain/errors';
-import { httpRoute } from '../../shared/http/route';
-import { GROUP_NAME } from '../../shared/auth/operators';
+import { signLocalToken } from '../issuer';
+import { GROUP_NAME } from '../../../shared/auth/operators';
+import { NotFoundError } from '../../../shared/domain/errors';
+import { httpRoute } from '../../../shared/http/route';
 
 /**
  * POST /dev/tokens (local stack only): a token from the local issuer for any demo user. The

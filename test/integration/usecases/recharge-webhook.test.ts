@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { TransientDependencyError } from '../../shared/domain/errors';
-import { createRecharge, getRecharge } from '../../shared/usecases/recharge';
-import { handleStripeEvent, type WebhookDeps } from '../../shared/usecases/stripe-webhook';
-import { setLock } from '../../shared/usecases/wallet-settings';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { TransientDependencyError } from '../../../shared/domain/errors';
+import { createRecharge, getRecharge } from '../../../shared/usecases/recharge';
+import { handleStripeEvent, type WebhookDeps } from '../../../shared/usecases/stripe-webhook';
+import { setLock } from '../../../shared/usecases/wallet-settings';
 import {
   adult,
   entriesOf,

@@ -1,10 +1,10 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { DomainError } from '../../shared/domain/errors';
-import { clawbackTarget, createRecharge, holdsBudget, readRecharge } from '../../shared/usecases/recharge';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { DomainError } from '../../../shared/domain/errors';
+import { clawbackTarget, createRecharge, holdsBudget, readRecharge } from '../../../shared/usecases/recharge';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import { adult, entriesOf, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
 
 /**

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { paymentIdempotencyKey } from '../../shared/adapters/payments';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { paymentIdempotencyKey } from '../../../shared/adapters/payments';
 import {
   BudgetExceededError,
   DomainError,
@@ -9,18 +9,18 @@ import {
   NotFoundError,
   ValidationError,
   WalletLockedError,
-} from '../../shared/domain/errors';
-import type { Caller } from '../../shared/domain/identity';
+} from '../../../shared/domain/errors';
+import type { Caller } from '../../../shared/domain/identity';
 import {
   clawbackTarget,
   createRecharge,
   expirePendingRecharges,
   getRecharge,
   rechargeIdFor,
-} from '../../shared/usecases/recharge';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
-import { reportTransaction, setBudget, setLock } from '../../shared/usecases/wallet-settings';
-import { getWallet } from '../../shared/usecases/wallet';
+} from '../../../shared/usecases/recharge';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
+import { reportTransaction, setBudget, setLock } from '../../../shared/usecases/wallet-settings';
+import { getWallet } from '../../../shared/usecases/wallet';
 import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
 
 let store: LedgerStore;

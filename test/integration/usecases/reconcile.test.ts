@@ -1,8 +1,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, type LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import type { LedgerEntry } from '../../shared/domain/ledger';
-import { reconcileLedger } from '../../shared/ops/reconcile';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { entryItem, type LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { LedgerEntry } from '../../../shared/domain/ledger';
+import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { freshLedger } from './recharge-fixtures';
 
 /**

@@ -1,9 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
-import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
-import { ENTRY_PREFIX, keys } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore, type Item } from '../../shared/adapters/dynamo/ledger-store';
-import { LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
+import { ensureTable } from '../../../shared/adapters/dynamo/create-tables';
+import { ENTRY_PREFIX, keys } from '../../../shared/adapters/dynamo/keys';
+import { LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
+import { LEDGER_TABLE } from '../../../shared/adapters/dynamo/schema';
 import {
   paymentIdempotencyKey,
   type CancelOutcome,
@@ -11,14 +11,14 @@ import {
   type CreatePaymentIntentInput,
   type Payments,
   type RefundInput,
-} from '../../shared/adapters/payments';
-import type { WebhookDeps } from '../../shared/usecases/stripe-webhook';
-import { IdempotencyKeyReusedError, TransientDependencyError } from '../../shared/domain/errors';
-import type { Caller } from '../../shared/domain/identity';
-import { conditions } from '../../shared/adapters/dynamo/conditions';
-import { entryItem } from '../../shared/adapters/dynamo/ledger-store';
-import { InsufficientCoinsError } from '../../shared/domain/errors';
-import { logger } from '../../shared/logger';
+} from '../../../shared/adapters/payments';
+import type { WebhookDeps } from '../../../shared/usecases/stripe-webhook';
+import { IdempotencyKeyReusedError, TransientDependencyError } from '../../../shared/domain/errors';
+import type { Caller } from '../../../shared/domain/identity';
+import { conditions } from '../../../shared/adapters/dynamo/conditions';
+import { entryItem } from '../../../shared/adapters/dynamo/ledger-store';
+import { InsufficientCoinsError } from '../../../shared/domain/errors';
+import { logger } from '../../../shared/logger';
 
 /**
  * Shared pieces of the recharge tests: a fresh ledger table in the run's DynamoDB Local (the

@@ -1,8 +1,8 @@
-import { reconcileLedger } from '../../shared/ops/reconcile';
-import { closeBalancedBooks } from '../support/ledger';
+import { reconcileLedger } from '../../../shared/ops/reconcile';
+import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { DomainError } from '../../shared/domain/errors';
+import { DomainError } from '../../../shared/domain/errors';
 import {
   createRecharge,
   expirePendingRecharges,
@@ -11,14 +11,14 @@ import {
   overBudgetRefundKey,
   readRecharge,
   RECHARGE_PENDING_LIFETIME_SECONDS,
-} from '../../shared/usecases/recharge';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
-import { getWallet } from '../../shared/usecases/wallet';
-import { setBudget } from '../../shared/usecases/wallet-settings';
+} from '../../../shared/usecases/recharge';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
+import { getWallet } from '../../../shared/usecases/wallet';
+import { setBudget } from '../../../shared/usecases/wallet-settings';
 import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { utcMonth } from '../../shared/usecases/wallet';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { utcMonth } from '../../../shared/usecases/wallet';
 
 /**
  * The monthly budget against every order of payment events: no recharge is created, and none is

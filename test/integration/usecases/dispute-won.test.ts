@@ -1,8 +1,8 @@
-import { closeBalancedBooks } from '../support/ledger';
+import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { createRecharge, readRecharge } from '../../shared/usecases/recharge';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { createRecharge, readRecharge } from '../../../shared/usecases/recharge';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import {
   adult,
   entriesOf,

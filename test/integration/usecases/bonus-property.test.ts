@@ -1,10 +1,10 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { reconcileLedger } from '../../shared/ops/reconcile';
-import { clawbackParts, createRecharge, readRecharge } from '../../shared/usecases/recharge';
-import { createOffer } from '../../shared/usecases/offers';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { reconcileLedger } from '../../../shared/ops/reconcile';
+import { clawbackParts, createRecharge, readRecharge } from '../../../shared/usecases/recharge';
+import { createOffer } from '../../../shared/usecases/offers';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import { adult, entriesOf, events, FakePayments, freshLedger, spendCoins, webhookDeps } from './recharge-fixtures';
 
 /**

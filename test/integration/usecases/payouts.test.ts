@@ -1,9 +1,9 @@
-import { closeBalancedBooks } from '../support/ledger';
+import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
-import { DEFAULT_ECONOMY, type Economy } from '../../shared/domain/economy';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
+import { DEFAULT_ECONOMY, type Economy } from '../../../shared/domain/economy';
 import {
   AgeRestrictedError,
   BelowMinimumPayoutError,
@@ -14,8 +14,8 @@ import {
   TransientDependencyError,
   WalletLockedError,
   NotFoundError,
-} from '../../shared/domain/errors';
-import { logger } from '../../shared/logger';
+} from '../../../shared/domain/errors';
+import { logger } from '../../../shared/logger';
 import {
   getPayout,
   listPayouts,
@@ -26,7 +26,7 @@ import {
   TRANSFER_LOOKUP_AFTER_MS,
   UnknownPayoutError,
   type ProcessPayoutDeps,
-} from '../../shared/usecases/payouts';
+} from '../../../shared/usecases/payouts';
 import {
   adultCaller,
   FakeConnect,

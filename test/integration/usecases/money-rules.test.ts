@@ -1,27 +1,27 @@
-import { closeBalancedBooks } from '../support/ledger';
+import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ItemKey } from '../../shared/adapters/dynamo/keys';
-import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore, type Item } from '../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../shared/adapters/clock';
-import { PermanentTransferError } from '../../shared/adapters/stripe-connect';
-import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../shared/domain/economy';
+import type { ItemKey } from '../../../shared/adapters/dynamo/keys';
+import { keys } from '../../../shared/adapters/dynamo/keys';
+import { entryItem, LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../../shared/adapters/clock';
+import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
+import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../../shared/domain/economy';
 import {
   AgeRestrictedError,
   BelowMinimumPayoutError,
   DomainError,
   InvariantViolation,
   WalletLockedError,
-} from '../../shared/domain/errors';
-import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../shared/domain/identity';
-import { logger } from '../../shared/logger';
-import { sendGift, type SendGiftDeps } from '../../shared/usecases/gifts';
-import { processPayout, requestPayout, utcDay } from '../../shared/usecases/payouts';
-import { createRecharge, expirePendingRecharges, readRecharge } from '../../shared/usecases/recharge';
-import { createStream } from '../../shared/usecases/streams';
-import { handleStripeEvent } from '../../shared/usecases/stripe-webhook';
-import { setBudget, setLock } from '../../shared/usecases/wallet-settings';
-import { spentThisMonth } from '../../shared/usecases/wallet';
+} from '../../../shared/domain/errors';
+import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../../shared/domain/identity';
+import { logger } from '../../../shared/logger';
+import { sendGift, type SendGiftDeps } from '../../../shared/usecases/gifts';
+import { processPayout, requestPayout, utcDay } from '../../../shared/usecases/payouts';
+import { createRecharge, expirePendingRecharges, readRecharge } from '../../../shared/usecases/recharge';
+import { createStream } from '../../../shared/usecases/streams';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
+import { setBudget, setLock } from '../../../shared/usecases/wallet-settings';
+import { spentThisMonth } from '../../../shared/usecases/wallet';
 import {
   adultCaller,
   FakeConnect,

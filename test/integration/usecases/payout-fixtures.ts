@@ -1,17 +1,17 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
-import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
-import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
-import type { PayoutQueue } from '../../shared/adapters/payout-queue';
+import { ensureTable } from '../../../shared/adapters/dynamo/create-tables';
+import { keys, shardFor } from '../../../shared/adapters/dynamo/keys';
+import { entryItem, LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { LEDGER_TABLE } from '../../../shared/adapters/dynamo/schema';
+import type { PayoutQueue } from '../../../shared/adapters/payout-queue';
 import type {
   ConnectAccount,
   ConnectPayouts,
   TransferMade,
   TransferRequest,
-} from '../../shared/adapters/stripe-connect';
-import type { Caller } from '../../shared/domain/identity';
+} from '../../../shared/adapters/stripe-connect';
+import type { Caller } from '../../../shared/domain/identity';
 
 /**
  * Shared pieces of the payout tests: seeding a creator's diamonds the way a gift credits them,
