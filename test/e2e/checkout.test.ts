@@ -48,7 +48,7 @@ async function waitForValue(page: Page, testId: string, value: number): Promise<
 
 async function breakdown(page: Page): Promise<string[]> {
   return page.$$eval(`${byTestId('checkout-breakdown')} li`, (rows) =>
-    rows.map((row) => [...row.children].map((cell) => cell.textContent ?? '').join(' ')),
+    rows.map((row) => Array.from(row.children, (cell) => cell.textContent ?? '').join(' ')),
   );
 }
 
