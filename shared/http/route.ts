@@ -43,7 +43,7 @@ export interface HttpAnswer {
 interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType, PathSchema extends z.ZodType> {
   /** false for public routes (catalog, webhooks, /dev). */
   auth: boolean;
-  /** Operators only: anyone else is 403 FORBIDDEN right after the token, before the body is read. */
+  /** Operators only: anyone else is 403 FORBIDDEN after the token and the body's size, before the body is parsed. */
   operator?: boolean;
   /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
   idempotent?: boolean;
@@ -145,7 +145,12 @@ export function httpRoute<
       const caller = spec.auth
         ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
         : (undefined as unknown as Caller);
-      if (spec.operator) assertOperator(caller);
+      // Operators only: after the token and the body's size (API.md, check order), before the
+      // body is parsed, so a non-operator learns nothing about what the route accepts.
+      if (spec.operator) {
+        rawBody(event);
+        assertOperator(caller);
+      }
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
       if (!spec.body) rawBody(event);
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
