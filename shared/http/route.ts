@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
-import { assertOperator } from '../auth/operators';
+import { assertOperator, isOperator } from '../auth/operators';
 import { callerFromClaims } from './caller';
 import { userRateLimiter, type RequestClass } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
@@ -149,7 +149,11 @@ export function httpRoute<
       // body is parsed, so a non-operator learns nothing about what the route accepts.
       if (spec.operator) {
         rawBody(event);
-        assertOperator(caller);
+        if (!isOperator(caller)) {
+          // Refused requests still take from the caller's bucket: hammering an operator route is limited too.
+          await userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost);
+          assertOperator(caller);
+        }
       }
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body.
       if (!spec.body) rawBody(event);
