@@ -39,7 +39,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['infra/local/payments/index.ts:startPaymentsStandIn', 'payments stand-in split'],
   ['infra/local/payments/index.ts:handleStripe', 'payments stand-in split'],
   // The money use cases (recharge, the Stripe webhook, gifts).
-  ['shared/usecases/stripe-webhook.ts:applyClaim', 'webhook split'],
   ['shared/usecases/gifts.ts:giftOps', 'gifts split'],
   ['shared/usecases/gifts.ts:sendGift', 'gifts split'],
   // The broadcaster.

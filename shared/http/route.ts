@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
-import { assertOperator } from '../auth/operators';
+import { assertOperator, isOperator } from '../auth/operators';
 import { callerFromClaims } from './caller';
 import { type RequestClass, userRateLimiter, whileCounting } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
@@ -43,7 +43,7 @@ export interface HttpAnswer {
 interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType, PathSchema extends z.ZodType> {
   /** false for public routes (catalog, webhooks, /dev). */
   auth: boolean;
-  /** Operators only: anyone else is 403 FORBIDDEN right after the token, before the body is read. */
+  /** Operators only: anyone else is 403 FORBIDDEN after the token and the body's size, before the body is parsed. */
   operator?: boolean;
   /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
   idempotent?: boolean;
@@ -146,9 +146,15 @@ export function httpRoute<
         ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
         : (undefined as unknown as Caller);
       // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body
-      // and one only operators may call (the size is checked before anything else is read).
+      // and one only operators may call: the size is checked before anything else is read.
       rawBody(event);
-      if (spec.operator) assertOperator(caller);
+      // Operators only: after the token and the body's size (API.md, check order), before the
+      // body is parsed, so a non-operator learns nothing about what the route accepts.
+      if (spec.operator && !isOperator(caller)) {
+        // Refused requests still take from the caller's bucket: hammering an operator route is limited too.
+        await userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost);
+        assertOperator(caller);
+      }
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
       const query = parseWith(spec.query, event.queryStringParameters ?? {}, 'query');
       const path = parseWith(spec.path, event.pathParameters ?? {}, 'path');

@@ -719,6 +719,35 @@ async function ensureOverBudgetRefund(deps: WebhookDeps, recharge: RechargeRecor
   });
 }
 
+/** The chargeback entry of a dispute or refund on a credited recharge; bonus coins taken are named apart. */
+function claimEntryOp(
+  store: LedgerStore,
+  before: RechargeRecord,
+  after: RechargeRecord,
+  amounts: { take: number; owedAdded: number; claim: number },
+  source: Record<string, string>,
+  at: Date,
+): WriteOp {
+  return store.put(
+    'chargeback entry',
+    entry(
+      before.userId,
+      'chargeback',
+      at,
+      { coins: -amounts.take, owedCoins: amounts.owedAdded },
+      {
+        rechargeId: before.rechargeId,
+        paymentIntentId: before.paymentIntentId,
+        coinsClaimed: amounts.claim,
+        ...(before.bonusCoins > 0 && {
+          bonusCoinsClaimed: clawbackParts(after).bonusCoins - clawbackParts(before).bonusCoins,
+        }),
+        ...source,
+      },
+    ),
+  );
+}
+
 /**
  * Records a dispute or refund on a recharge and, once the recharge is credited, takes back what
  * it now owes: as far as the balance allows (the write conditions on the balance it read), the
@@ -782,28 +811,7 @@ async function applyClaim(
           () => new ConcurrentChange('wallet'),
         ),
       ];
-      if (claim > 0) {
-        ops.push(
-          deps.store.put(
-            'chargeback entry',
-            entry(
-              recharge.userId,
-              'chargeback',
-              now,
-              { coins: -take, owedCoins: owedAdded },
-              {
-                rechargeId,
-                paymentIntentId: recharge.paymentIntentId,
-                coinsClaimed: claim,
-                ...(recharge.bonusCoins > 0 && {
-                  bonusCoinsClaimed: clawbackParts(updated).bonusCoins - clawbackParts(recharge).bonusCoins,
-                }),
-                ...source,
-              },
-            ),
-          ),
-        );
-      }
+      if (claim > 0) ops.push(claimEntryOp(deps.store, recharge, updated, { take, owedAdded, claim }, source, now));
       await deps.store.transactWrite(ops);
       metrics.count('CoinsClawedBack', claim);
       return 'clawed_back';

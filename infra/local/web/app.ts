@@ -95,7 +95,25 @@ type Transaction = z.infer<typeof transactionsSchema>['items'][number];
 const packagesSchema = z.object({
   country: z.string(),
   currency: z.string(),
-  packages: z.array(z.object({ id: z.string(), coins: z.int(), price: money })),
+  packages: z.array(
+    z.object({
+      id: z.string(),
+      coins: z.int(),
+      price: money,
+      offer: z.optional(
+        z.object({
+          offerId: z.string(),
+          kind: z.string(),
+          price: money,
+          bonusCoins: z.int(),
+          endsAt: z.string(),
+          firstRechargeOnly: z.boolean(),
+        }),
+      ),
+    }),
+  ),
+  platformFee: z.optional(money),
+  methods: z.array(z.object({ method: z.string(), confirmation: z.string(), fee: money })),
 });
 type CoinPackage = z.infer<typeof packagesSchema>['packages'][number];
 
@@ -108,7 +126,8 @@ const rechargeCreatedSchema = z.object({
   status: z.string(),
   coins: z.int(),
   price: money,
-  payment: z.object({ paymentIntentId: z.string() }),
+  payment: z.object({ paymentIntentId: z.string(), redirectUrl: z.optional(z.string()) }),
+  bonusCoins: z.optional(z.int()),
 });
 const rechargeSchema = z.object({ rechargeId: z.string(), status: z.string(), coins: z.int() });
 
@@ -694,6 +713,20 @@ async function saveBudget(clear: boolean): Promise<void> {
 // Buying coins.
 // ---------------------------------------------------------------------------------------------
 
+/** An offer on a package: its price or bonus, and when it ends (in the person's time zone). */
+function offerBadge(pack: CoinPackage): HTMLElement {
+  const offer = pack.offer;
+  if (!offer) return element('span', {});
+  const ends = new Date(offer.endsAt).toLocaleString('en', { dateStyle: 'medium', timeStyle: 'short' });
+  const what = offer.bonusCoins > 0 ? `+${count(offer.bonusCoins)} bonus coins` : `now ${formatMoney(offer.price)}`;
+  const first = offer.firstRechargeOnly ? ' · first recharge' : '';
+  return element(
+    'span',
+    { class: 'offer', 'data-testid': `package-offer-${pack.id}`, 'data-ends-at': offer.endsAt },
+    `🎁 ${what}${first} · ends ${ends}`,
+  );
+}
+
 async function loadCatalog(): Promise<void> {
   if (!session) return;
   const list = byId('package-list');
@@ -716,7 +749,12 @@ async function loadCatalog(): Promise<void> {
           'aria-label': `Buy ${count(pack.coins)} coins for ${formatMoney(pack.price)}`,
         },
         element('span', { class: 'coins' }, `🪙 ${count(pack.coins)}`),
-        element('span', { class: 'price' }, formatMoney(pack.price)),
+        element(
+          'span',
+          { class: pack.offer && pack.offer.price.amount < pack.price.amount ? 'price was' : 'price' },
+          formatMoney(pack.price),
+        ),
+        ...(pack.offer ? [offerBadge(pack)] : []),
       );
       button.addEventListener('click', () => openCheckout(pack));
       return element('li', {}, button);
@@ -725,13 +763,83 @@ async function loadCatalog(): Promise<void> {
 }
 
 /** One checkout = one idempotency key: pressing Pay twice, or again after a dropped answer, buys once. */
-let checkout: { pack: CoinPackage; key: string } | undefined;
+let checkout: { pack: CoinPackage; key: string; method: string } | undefined;
+
+/** sessionStorage: the recharge a PayPal redirect is paying, to pick up when PayPal sends the person back. */
+const REDIRECT_PAYMENT_KEY = 'live-gifting.redirect-payment';
+const redirectPaymentSchema = z.object({ rechargeId: z.string(), coins: z.int(), bonusCoins: z.int() });
+
+interface Breakdown {
+  coins: Money;
+  discount: Money;
+  platformFee: Money;
+  methodFee: Money;
+  total: Money;
+}
+
+/** The all-in price before paying, from the catalog: what POST /v1/recharges will charge (it is sent as expectedTotal). */
+function quoteFor(pack: CoinPackage, method: string): Breakdown | undefined {
+  const list = priceList;
+  const chosen = list?.methods.find((candidate) => candidate.method === method);
+  if (!list || !chosen) return undefined;
+  const currency = pack.price.currency;
+  const platformFee = list.platformFee ?? { amount: 0, currency };
+  const offerPrice = pack.offer?.price.amount ?? pack.price.amount;
+  const coinsValue = pack.price.amount - platformFee.amount;
+  return {
+    coins: { amount: coinsValue, currency },
+    discount: { amount: pack.price.amount - offerPrice, currency },
+    platformFee,
+    methodFee: chosen.fee,
+    total: { amount: offerPrice + chosen.fee.amount, currency },
+  };
+}
+
+function renderBreakdown(pack: CoinPackage, method: string): void {
+  const quote = quoteFor(pack, method);
+  if (!quote) return;
+  const bonus = pack.offer?.bonusCoins ?? 0;
+  const coinsText = bonus > 0 ? `${count(pack.coins)} coins + ${count(bonus)} bonus` : `${count(pack.coins)} coins`;
+  byId('checkout-summary').textContent = `${coinsText} for ${formatMoney(quote.total)}.`;
+  const row = (label: string, value: Money, testId: string) =>
+    element('li', { 'data-testid': testId }, element('span', {}, label), element('span', {}, formatMoney(value)));
+  const rows = [row(`${count(pack.coins)} coins`, quote.coins, 'breakdown-coins')];
+  if (quote.discount.amount > 0)
+    rows.push(row('Offer discount', { ...quote.discount, amount: -quote.discount.amount }, 'breakdown-discount'));
+  rows.push(row('Platform fee', quote.platformFee, 'breakdown-platform-fee'));
+  rows.push(row(`${method === 'paypal' ? 'PayPal' : 'Card'} fee`, quote.methodFee, 'breakdown-method-fee'));
+  rows.push(row('Total', quote.total, 'breakdown-total'));
+  byId('checkout-breakdown').replaceChildren(...rows);
+  byId('checkout-pay').textContent = `Pay ${formatMoney(quote.total)}${method === 'paypal' ? ' with PayPal' : ''}`;
+  byId('checkout-pay').setAttribute('aria-label', `Pay ${formatMoney(quote.total)} for ${coinsText}`);
+}
+
+function renderMethods(pack: CoinPackage): void {
+  const methods = priceList?.methods ?? [];
+  byId('checkout-methods').replaceChildren(
+    ...methods.map((offer) => {
+      const input = element('input', {
+        type: 'radio',
+        name: 'checkout-method',
+        value: offer.method,
+        'data-testid': `method-${offer.method}`,
+      });
+      input.checked = offer.method === checkout?.method;
+      input.addEventListener('change', () => {
+        if (!checkout) return;
+        checkout.method = offer.method;
+        renderBreakdown(pack, offer.method);
+      });
+      const label = offer.method === 'paypal' ? 'PayPal (you will be sent to PayPal)' : 'Card';
+      return element('label', {}, input, ` ${label}`);
+    }),
+  );
+}
 
 function openCheckout(pack: CoinPackage): void {
-  checkout = { pack, key: newKey('recharge') };
-  byId('checkout-summary').textContent = `${count(pack.coins)} coins for ${formatMoney(pack.price)}.`;
-  byId('checkout-pay').textContent = `Pay ${formatMoney(pack.price)}`;
-  byId('checkout-pay').setAttribute('aria-label', `Pay ${formatMoney(pack.price)} for ${count(pack.coins)} coins`);
+  checkout = { pack, key: newKey('recharge'), method: 'card' };
+  renderMethods(pack);
+  renderBreakdown(pack, 'card');
   const status = byId('checkout-status');
   status.textContent = '';
   delete status.dataset.state;
@@ -746,34 +854,88 @@ function checkoutStatus(text: string, state: 'working' | 'done' | 'error'): void
 
 async function pay(): Promise<void> {
   if (!checkout) return;
-  const { pack, key } = checkout;
+  const { pack, key, method } = checkout;
+  const quote = quoteFor(pack, method);
   checkoutStatus('Creating the payment…', 'working');
   const recharge = await api('POST', '/v1/recharges', rechargeCreatedSchema, {
-    body: { packageId: pack.id },
+    body: {
+      packageId: pack.id,
+      method,
+      ...(pack.offer && { offerId: pack.offer.offerId }),
+      ...(quote && { expectedTotal: quote.total }),
+      ...(method === 'paypal' && { returnUrl: `${location.origin}/` }),
+    },
     idempotencyKey: key,
   });
+  if (recharge.payment.redirectUrl !== undefined) {
+    checkoutStatus('Taking you to PayPal…', 'working');
+    const pending = { rechargeId: recharge.rechargeId, coins: recharge.coins, bonusCoins: recharge.bonusCoins ?? 0 };
+    sessionStorage.setItem(REDIRECT_PAYMENT_KEY, JSON.stringify(pending));
+    location.assign(recharge.payment.redirectUrl);
+    return;
+  }
   checkoutStatus('Confirming the payment with the card processor…', 'working');
   // Local stack only: the payments stand-in completes the PaymentIntent and sends the signed
   // webhook, as Stripe would once the card is confirmed.
   await api('POST', `/dev/payments/${encodeURIComponent(recharge.payment.paymentIntentId)}/succeed`, z.unknown());
   checkoutStatus('Payment received. Adding your coins…', 'working');
-  const deadline = Date.now() + RECHARGE_POLL_DEADLINE_MS;
-  for (;;) {
-    const current = await api('GET', `/v1/recharges/${encodeURIComponent(recharge.rechargeId)}`, rechargeSchema);
-    if (current.status === 'succeeded') break;
-    if (current.status === 'failed' || current.status === 'disputed')
-      throw new ApiError('PAYMENT_FAILED', 'The payment did not go through.', 402);
-    if (Date.now() > deadline) {
-      checkoutStatus('The payment is still being processed. Your coins will appear when it completes.', 'working');
-      return;
-    }
-    await sleep(RECHARGE_POLL_INTERVAL_MS);
+  const outcome = await awaitCredit(recharge.rechargeId);
+  if (outcome === 'pending') {
+    checkoutStatus('The payment is still being processed. Your coins will appear when it completes.', 'working');
+    return;
   }
   await refreshWallet();
-  checkoutStatus(`Done: ${count(recharge.coins)} coins added.`, 'done');
+  const added = recharge.coins + (recharge.bonusCoins ?? 0);
+  checkoutStatus(`Done: ${count(added)} coins added.`, 'done');
   checkout = undefined;
   byId<HTMLDialogElement>('checkout').close();
-  notify(`${count(recharge.coins)} coins added to your wallet.`);
+  notify(`${count(added)} coins added to your wallet.`);
+}
+
+/** Polls the recharge until the webhook credited it, it failed, or the deadline passed. */
+async function awaitCredit(rechargeId: string): Promise<'succeeded' | 'pending'> {
+  const deadline = Date.now() + RECHARGE_POLL_DEADLINE_MS;
+  for (;;) {
+    const current = await api('GET', `/v1/recharges/${encodeURIComponent(rechargeId)}`, rechargeSchema);
+    if (current.status === 'succeeded') return 'succeeded';
+    if (current.status === 'failed' || current.status === 'disputed')
+      throw new ApiError('PAYMENT_FAILED', 'The payment did not go through.', 402);
+    if (Date.now() > deadline) return 'pending';
+    await sleep(RECHARGE_POLL_INTERVAL_MS);
+  }
+}
+
+/**
+ * Back from PayPal: Stripe's `redirect_status` says what the person did there; the coins still
+ * come only with the webhook, so a success waits for the recharge to be credited.
+ */
+async function resumeRedirectPayment(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  const redirectStatus = params.get('redirect_status');
+  const stored = sessionStorage.getItem(REDIRECT_PAYMENT_KEY);
+  if (redirectStatus === null || stored === null) return;
+  sessionStorage.removeItem(REDIRECT_PAYMENT_KEY);
+  history.replaceState(null, '', location.pathname);
+  const pending = redirectPaymentSchema.safeParse(JSON.parse(stored));
+  if (!pending.success) return;
+  const added = pending.data.coins + pending.data.bonusCoins;
+  const status = byId('payment-return');
+  status.hidden = false;
+  status.dataset.state = redirectStatus;
+  if (redirectStatus === 'failed') {
+    status.textContent = 'PayPal payment cancelled: nothing was charged.';
+    return;
+  }
+  if (redirectStatus === 'processing') {
+    status.textContent = `PayPal approved the payment. Your ${count(added)} coins arrive when it settles.`;
+    return;
+  }
+  status.textContent = 'PayPal approved the payment. Adding your coins…';
+  if ((await awaitCredit(pending.data.rechargeId)) === 'succeeded') {
+    await refreshWallet();
+    status.textContent = `Paid with PayPal: ${count(added)} coins added.`;
+    notify(`${count(added)} coins added to your wallet.`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1693,7 +1855,7 @@ function restoreSession(): void {
     return;
   }
   session = result.data;
-  enter().catch(showError);
+  enter().then(resumeRedirectPayment).catch(showError);
 }
 
 wire();
