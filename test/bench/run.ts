@@ -18,6 +18,8 @@ import { giftEventsSqsClient } from '../../shared/adapters/gift-events';
 import { measureBundles, type BundleFigure } from './bundles';
 import { runStorm } from './storm';
 import { runEventApiBench } from './event-api';
+import { currentInvocation } from '../../shared/observability/invocation';
+import { HTTP_ROUTES } from '../../infra/routes';
 import { costFigures } from './cost';
 import { CapacityModel, withKeys, writesOf, type CapturedWrite } from './capacity';
 
@@ -59,6 +61,9 @@ const STORM_GIFTS_PER_S = 50;
 const STORM_SECONDS = 60;
 const STORM_SENDERS = 5;
 const STORM_DRAIN_TIMEOUT_MS = 30_000;
+/** The gift route's function: only its invocations' calls are the gift's critical path. */
+const GIFT_FUNCTION_NAME =
+  HTTP_ROUTES.find((route) => route.method === 'POST' && route.path === '/v1/streams/{streamId}/gifts')?.name ?? '';
 /** Serial gifts whose DynamoDB calls are traced for the critical path's round trips. */
 const ROUND_TRIP_GIFTS = 10;
 const FUND_CONCURRENCY = 8;
@@ -152,7 +157,7 @@ const capture = {
   readLog: [] as string[],
   /** Every call with its start and end, while tracing the gift's critical path. */
   trace: false,
-  calls: [] as Array<{ command: string; input: string; start: number; end: number }>,
+  calls: [] as Array<{ command: string; input: string; start: number; end: number; fn: string }>,
 };
 
 function instrument(client: DynamoDBClient): void {
@@ -165,7 +170,16 @@ function instrument(client: DynamoDBClient): void {
       if (capture.writes && WRITE_COMMANDS.has(command)) capture.writeLog.push({ command, input });
       const start = performance.now();
       const result = await next(args);
-      if (capture.trace) capture.calls.push({ command, input: JSON.stringify(input), start, end: performance.now() });
+      if (capture.trace)
+        capture.calls.push({
+          command,
+          input: JSON.stringify(input),
+          start,
+          end: performance.now(),
+          // The function whose invocation made the call: the broadcaster, nudged by the gift, may
+          // number it before the answer reaches us, and its calls are not the gift's.
+          fn: currentInvocation()?.lambda.functionName ?? '',
+        });
       if (readCaptured) {
         const consumed = (
           result.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }
@@ -574,10 +588,11 @@ async function main(): Promise<void> {
       capture.trace = false;
       const own = capture.calls.filter(
         (call) =>
-          call.input.includes(tracer.id) ||
-          (call.command === 'GetItemCommand' &&
-            call.input.includes(`STREAM#${httpStream.streamId}"`) &&
-            !call.input.includes('"ConsistentRead":true')),
+          call.fn === GIFT_FUNCTION_NAME &&
+          (call.input.includes(tracer.id) ||
+            (call.command === 'GetItemCommand' &&
+              call.input.includes(`STREAM#${httpStream.streamId}"`) &&
+              !call.input.includes('"ConsistentRead":true'))),
       );
       roundTrips.push(sequentialRoundTrips(own));
     }
