@@ -77,11 +77,16 @@ export function profileGiftsOp(
   });
 }
 
-/** GET /v1/creators/{creatorId}: a creator who never went live has no profile (NOT_FOUND). */
-export async function getCreatorProfile(deps: { store: LedgerStore }, creatorId: string): Promise<CreatorProfile> {
-  const profile = profileFrom(await deps.store.getItem(profileKey(creatorId)));
+/** A creator's profile, or NOT_FOUND for someone who never went live. */
+async function readProfile(store: LedgerStore, creatorId: string, consistent = false): Promise<CreatorProfile> {
+  const profile = profileFrom(await store.getItem(profileKey(creatorId), { consistent }));
   if (!profile) throw new NotFoundError('No such creator.');
   return profile;
+}
+
+/** GET /v1/creators/{creatorId}: a creator who never went live has no profile (NOT_FOUND). */
+export async function getCreatorProfile(deps: { store: LedgerStore }, creatorId: string): Promise<CreatorProfile> {
+  return readProfile(deps.store, creatorId);
 }
 
 /** Profiles of several creators at once (the stream list), by creator id. */
@@ -110,9 +115,7 @@ export async function setDisplayName(
       () => new NotFoundError('Go live once before naming your profile.'),
     ),
   ]);
-  const profile = profileFrom(await deps.store.getItem(profileKey(caller.userId), { consistent: true }));
-  if (!profile) throw new NotFoundError('No such creator.');
-  return profile;
+  return readProfile(deps.store, caller.userId, true);
 }
 
 /**
@@ -143,7 +146,5 @@ export async function setVerified(
       deps.now(),
     ),
   ]);
-  const profile = profileFrom(await deps.store.getItem(profileKey(creatorId), { consistent: true }));
-  if (!profile) throw new NotFoundError('No such creator.');
-  return profile;
+  return readProfile(deps.store, creatorId, true);
 }

@@ -1,8 +1,8 @@
-import { closeBalancedBooks } from '../../support/ledger';
+import { closeBalancedBooks, seedCoins } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ItemKey } from '../../../shared/adapters/dynamo/keys';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
+import { LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
 import { newId } from '../../../shared/adapters/clock';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../../shared/domain/economy';
@@ -85,33 +85,6 @@ class StaleReads extends LedgerStore {
   }
 }
 const sameKey = (a: ItemKey, b: ItemKey) => a.pk === b.pk && a.sk === b.sk;
-
-/**
- * Coins as a recharge credits them, each under a PaymentIntent of its own: the books flag two
- * credits under one PaymentIntent (test/support/ledger.ts's seedCoins names none, so two of its
- * seeds read as one PaymentIntent credited twice).
- */
-async function seedCoins(userId: string, coins: number): Promise<void> {
-  const createdAt = new Date().toISOString();
-  const id = newId('seed', new Date());
-  await store.transactWrite([
-    store.update('credit', keys.wallet(userId), { expression: 'ADD coins :coins', values: { ':coins': coins } }),
-    store.put(
-      'entry',
-      entryItem(keys.entry(userId, createdAt, id), {
-        id,
-        userId,
-        type: 'recharge',
-        coins,
-        owedCoins: 0,
-        diamonds: 0,
-        pendingDiamonds: 0,
-        createdAt,
-        ref: { seed: 'test', paymentIntentId: `pi_seed_${id}` },
-      }),
-    ),
-  ]);
-}
 
 /** A creator with `diamonds` available, all on the main wallet item (shards folded by a first payout a day earlier). */
 async function creatorWithFoldedDiamonds(diamonds: number, foldDay: Date): Promise<string> {
@@ -299,7 +272,7 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
   it('refuses a gift while locked and lets it through once unlocked', async () => {
     const { streamId } = await liveStream();
     const sender = uniqueUser('fan');
-    await seedCoins(sender, 100);
+    await seedCoins(store, sender, 100);
     const gift = () =>
       sendGift(giftDeps(store), adult(sender), {
         streamId,
@@ -320,7 +293,7 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
   it('refuses a gift in the write itself when the read saw the wallet unlocked', async () => {
     const { streamId } = await liveStream();
     const sender = uniqueUser('fan');
-    await seedCoins(sender, 100);
+    await seedCoins(store, sender, 100);
     await setLock({ store, now: () => new Date() }, adult(sender), true);
     const walletKey = keys.wallet(sender);
     const stale = new StaleReads(client, tableName, (key, item) =>
