@@ -5,11 +5,12 @@ import { giftEventPublisher } from '../../shared/adapters/gift-events';
 import { ledgerConfig } from '../../shared/config';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
-import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache } from '../../shared/usecases/gifts';
+import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
 import { metrics } from '../../shared/observability/metrics';
 
 /** Live streams this warm instance read recently: most gifts then read no stream item. */
 const streamCache = new StreamCache();
+const balanceRaces = new BalanceRaces();
 
 /** POST /v1/streams/{streamId}/gifts { giftId, quantity } (Idempotency-Key): coins become the creator's diamonds in one step. */
 export const handler = httpRoute({
@@ -29,6 +30,7 @@ export const handler = httpRoute({
         newId,
         economy: ledgerConfig().economy,
         streamCache,
+        balanceRaces,
       },
       caller,
       { streamId: path.streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: idempotency.key },

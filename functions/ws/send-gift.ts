@@ -6,10 +6,11 @@ import { giftEventPublisher } from '../../shared/adapters/gift-events';
 import { ledgerConfig } from '../../shared/config';
 import { ValidationError } from '../../shared/domain/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/http/route';
-import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache } from '../../shared/usecases/gifts';
+import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
 
 /** Live streams this warm instance read recently: most gifts then read no stream item. */
 const streamCache = new StreamCache();
+const balanceRaces = new BalanceRaces();
 import { authorizerContext, wsRoute } from '../../shared/ws/route';
 import { metrics } from '../../shared/observability/metrics';
 
@@ -44,6 +45,7 @@ export const handler = wsRoute({
         newId,
         economy: ledgerConfig().economy,
         streamCache,
+        balanceRaces,
       },
       caller,
       { streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: body.requestId },

@@ -17,6 +17,8 @@ import {
   RECENTLY_ENDED_STATUS_PK,
   RECENTLY_ENDED_SWEEP_MS,
   streamFromItem,
+  unsentPartitionCount,
+  unsentPartitionsFor,
   unsentStatusPk,
   type GiftEvent,
   type StreamRecord,
@@ -42,8 +44,13 @@ import { publishToRoomChannel, type RoomChannelDeps } from './room-channel';
 
 /** API.md: frames at least 500 ms apart, so a viewer gets at most two broadcast frames a second per room. */
 export const BROADCAST_WINDOW_MS = 500;
-/** Pending gifts read per UNSENT shard partition per run; a longer backlog takes another run. */
-export const UNSENT_PAGE_PER_SHARD = 50;
+/**
+ * Pending gifts read per run, over all of the stream's unsent partitions (at least
+ * MIN_UNSENT_PAGE each); a longer backlog takes another run. 1,600 records of about 450 bytes
+ * stay well under a query page's 1 MB even on one partition.
+ */
+export const UNSENT_PER_RUN = 1_600;
+export const MIN_UNSENT_PAGE = 25;
 /** Runs per stream per invocation; a backlog longer than that is handed to a fresh nudge. */
 export const MAX_RUNS_PER_INVOCATION = 40;
 /** Stop starting runs when less than this is left of the invocation's time. */
@@ -147,14 +154,16 @@ export async function collectPending(
   stream: StreamRecord,
   named: ItemKey[],
 ): Promise<{ gifts: PendingGift[]; more: boolean }> {
+  const partitions = unsentPartitionCount(stream);
+  const pageSize = Math.max(MIN_UNSENT_PAGE, Math.ceil(UNSENT_PER_RUN / partitions));
   const pages = await Promise.all(
-    Array.from({ length: stream.creatorShards }, (_, shard) =>
+    Array.from({ length: partitions }, (_, partition) =>
       store.query({
         indexName: 'byStatus',
         keyCondition: 'statusPk = :pk',
-        values: { ':pk': unsentStatusPk(stream.streamId, shard) },
+        values: { ':pk': unsentStatusPk(stream.streamId, partition) },
         ascending: true,
-        limit: UNSENT_PAGE_PER_SHARD,
+        limit: pageSize,
       }),
     ),
   );
@@ -558,6 +567,49 @@ async function sendFrame(
   return true;
 }
 
+/** Another run raised the count at least as far meanwhile. */
+class PartitionsAlreadyRaised extends Error {}
+
+/**
+ * Raises the stream's unsent partitions (streams.ts, unsentPartitionsFor) when this run's gifts,
+ * collected over about one frame spacing, show a rate the current count cannot take, or when the
+ * run left a backlog behind. The count only grows, so gifts that read an older count still land
+ * on partitions this broadcaster reads. Older streams without the attribute read every shard.
+ */
+async function raiseUnsentPartitions(
+  store: LedgerStore,
+  stream: StreamRecord,
+  collected: number,
+  more: boolean,
+  spacingMs: number,
+): Promise<void> {
+  const current = stream.unsentPartitions;
+  if (current === undefined) return;
+  const giftsPerS = (collected * 1000) / spacingMs;
+  const wanted = Math.max(
+    unsentPartitionsFor(giftsPerS, stream.creatorShards),
+    more ? Math.min(current * 2, stream.creatorShards) : current,
+  );
+  if (wanted <= current) return;
+  try {
+    await store.transactWrite([
+      store.update(
+        'raise unsent partitions',
+        keys.stream(stream.streamId),
+        {
+          expression: 'SET unsentPartitions = :wanted',
+          condition: 'unsentPartitions < :wanted',
+          values: { ':wanted': wanted },
+        },
+        () => new PartitionsAlreadyRaised(),
+      ),
+    ]);
+    logger.info('unsent partitions raised', { streamId: stream.streamId, from: current, to: wanted, giftsPerS });
+  } catch (error) {
+    if (!(error instanceof PartitionsAlreadyRaised)) throw error;
+  }
+}
+
 /**
  * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
  * buckets are over and nothing is left; when the stream ended, the last frame carries
@@ -606,6 +658,7 @@ export async function broadcastStream(
     if (waitMs > 0) await deps.sleep(waitMs);
     const { gifts, more } = await collectPending(deps.store, stream, named);
     named = [];
+    await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
     const final = ending && !more;
     if (gifts.length === 0 && !final) {
       const left = collectUntil - deps.now().getTime();
@@ -699,11 +752,11 @@ async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<
 /** The oldest unsent gift's index sort key (`<createdAt>#<giftTxId>`), or undefined when none is pending. */
 async function oldestUnsent(store: LedgerStore, stream: StreamRecord): Promise<string | undefined> {
   const pages = await Promise.all(
-    Array.from({ length: stream.creatorShards }, (_, shard) =>
+    Array.from({ length: unsentPartitionCount(stream) }, (_, partition) =>
       store.query({
         indexName: 'byStatus',
         keyCondition: 'statusPk = :pk',
-        values: { ':pk': unsentStatusPk(stream.streamId, shard) },
+        values: { ':pk': unsentStatusPk(stream.streamId, partition) },
         ascending: true,
         limit: 1,
       }),

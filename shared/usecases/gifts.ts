@@ -17,8 +17,15 @@ import {
 import { assertMaySpend, type Caller } from '../domain/identity';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
-import { AlreadyDone, findStoredAnswer, recordAnswerOp, type IdempotentRequest } from './idempotency';
-import { liveFenceAttribute, readStream, unsentStatusPk, type StreamRecord } from './streams';
+import { AlreadyDone, findStoredAnswerWith, recordAnswerOp, type IdempotentRequest } from './idempotency';
+import {
+  liveFenceAttribute,
+  readStream,
+  unsentPartitionCount,
+  unsentPartitionOf,
+  unsentStatusPk,
+  type StreamRecord,
+} from './streams';
 
 /**
  * Sending a gift: one use case behind `POST /v1/streams/{id}/gifts` and the WebSocket `sendGift`.
@@ -29,8 +36,8 @@ import { liveFenceAttribute, readStream, unsentStatusPk, type StreamRecord } fro
  *   3. one of the creator's diamond shards (USER#c#S<k>): + diamonds,
  *   4. the sender's gift_sent entry,
  *   5. the creator's gift_received entry on USER#c#E<k>, which is also the stream's gift record
- *      and the broadcast outbox: while it carries statusPk `UNSENT#<stream>#<k>` the sparse
- *      byStatus index lists it as not yet broadcast.
+ *      and the broadcast outbox: while it carries statusPk `UNSENT#<stream>#<p>` (p is k modulo
+ *      the stream's unsent partitions) the sparse byStatus index lists it as not yet broadcast.
  * k is picked from the gift id, so a famous creator's credits spread over `creatorShards` keys.
  * Nothing in it touches the stream item: a stream takes gifts at the rate of its creator's shards.
  */
@@ -63,6 +70,8 @@ export interface SendGiftDeps {
   economy: Economy;
   /** Live streams read recently by this instance (the handlers keep one per warm instance). */
   streamCache?: StreamCache;
+  /** Senders who lost a balance race lately, per warm instance (the handlers keep one). */
+  balanceRaces?: BalanceRaces;
 }
 
 /** What is stored with the idempotency key: the balance is read again on every answer. */
@@ -100,6 +109,8 @@ export function giftOps(
     creatorId: string;
     streamId: string;
     creatorShards: number;
+    /** The stream's unsent partitions as read (unsentPartitionCount): the record's index partition. */
+    unsentPartitions: number;
     giftId: string;
     quantity: number;
     cost: number;
@@ -169,7 +180,7 @@ export function giftOps(
     store.put(
       'gift_received entry',
       entryItem(keys.shardEntry(input.creatorId, shard, createdAt, input.giftTxId), received, {
-        statusPk: unsentStatusPk(input.streamId, shard),
+        statusPk: unsentStatusPk(input.streamId, unsentPartitionOf(shard, input.unsentPartitions)),
         statusSk: `${createdAt}#${input.giftTxId}`,
       }),
     ),
@@ -286,9 +297,8 @@ export async function sendGift(
   // checks below still run in the contract's order. Round trip 2: the transaction. The balance
   // read is consistent, so the debit can be conditioned on it and the answer needs no third.
   for (let attempt = 1; ; attempt += 1) {
-    const [stored, walletItem, streamSeen] = await Promise.all([
-      findStoredAnswer<unknown>(deps.store, idempotency, now),
-      deps.store.getItem(keys.wallet(caller.userId), { consistent: true }),
+    const [{ stored, other: walletItem }, streamSeen] = await Promise.all([
+      findStoredAnswerWith<unknown>(deps.store, idempotency, keys.wallet(caller.userId), now),
       liveStream(deps, request.streamId),
     ]);
     if (stored) return replay(stored.body);
@@ -302,8 +312,14 @@ export async function sendGift(
     if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
     // After a balance race (one sender's concurrent gifts), subtract and read the balance after:
     // optimistic retries would make N concurrent gifts cost N^2/2 transactions.
+    // A sender in a burst would lose the race again: a cancelled transaction costs as much as a write.
+    const racing = deps.balanceRaces?.racing(caller.userId, now.getTime()) === true;
     const seenCoins =
-      attempt <= BALANCE_RACE_ATTEMPTS ? (typeof walletItem?.coins === 'number' ? walletItem.coins : 0) : undefined;
+      attempt <= BALANCE_RACE_ATTEMPTS && !racing
+        ? typeof walletItem?.coins === 'number'
+          ? walletItem.coins
+          : 0
+        : undefined;
     const giftTxId = deps.newId('gift', now);
     try {
       await deps.store.transactWrite(
@@ -313,6 +329,7 @@ export async function sendGift(
           creatorId: stream.creatorId,
           streamId: stream.streamId,
           creatorShards: stream.creatorShards,
+          unsentPartitions: unsentPartitionCount(stream),
           giftId: gift.id,
           quantity: request.quantity,
           cost,
@@ -325,7 +342,10 @@ export async function sendGift(
       );
     } catch (error) {
       if (error instanceof AlreadyDone) return replay(error.answer.body);
-      if (error instanceof BalanceMoved) continue;
+      if (error instanceof BalanceMoved) {
+        deps.balanceRaces?.lost(caller.userId, now.getTime());
+        continue;
+      }
       if (error instanceof StreamNotLiveError) deps.streamCache?.forget(stream.streamId);
       throw error;
     }
@@ -335,6 +355,34 @@ export async function sendGift(
 
 /** Attempts conditioned on the balance read; a gift that loses a balance race then subtracts instead. */
 export const BALANCE_RACE_ATTEMPTS = 1;
+
+/** How long a sender who lost a balance race has their gifts subtract at once (BalanceRaces). */
+export const BALANCE_RACE_MEMORY_MS = 2_000;
+
+/**
+ * Senders who lost a balance race in the last BALANCE_RACE_MEMORY_MS, per warm instance. A
+ * sender in a burst (a combo of taps) has several gifts in flight at once: conditioning the next
+ * one on the balance as read would fail again and cost a cancelled transaction, so their gifts
+ * subtract at once and read the balance after (three round trips instead of a wasted write and
+ * three). A sender who sends one gift at a time never loses a race and keeps two round trips.
+ */
+export class BalanceRaces {
+  private readonly until = new Map<string, number>();
+  constructor(private readonly maxEntries = 10_000) {}
+
+  lost(senderId: string, now: number): void {
+    if (this.until.size >= this.maxEntries) this.until.clear();
+    this.until.set(senderId, now + BALANCE_RACE_MEMORY_MS);
+  }
+
+  racing(senderId: string, now: number): boolean {
+    const until = this.until.get(senderId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.until.delete(senderId);
+    return false;
+  }
+}
 
 async function committed(
   deps: SendGiftDeps,
@@ -364,7 +412,22 @@ export const STREAM_CACHE_TTL_MS = 2_000;
 
 export class StreamCache {
   private readonly streams = new Map<string, { stream: StreamRecord; until: number }>();
+  private readonly reads = new Map<string, Promise<StreamRecord | undefined>>();
   constructor(private readonly maxEntries = 1_000) {}
+
+  /** The read of this stream in flight, if any. */
+  reading(streamId: string): Promise<StreamRecord | undefined> | undefined {
+    return this.reads.get(streamId);
+  }
+
+  /** Shares a read in flight with the gifts that miss the cache meanwhile; forgotten once settled. */
+  read(streamId: string, read: Promise<StreamRecord | undefined>): void {
+    this.reads.set(streamId, read);
+    const settled = () => {
+      if (this.reads.get(streamId) === read) this.reads.delete(streamId);
+    };
+    read.then(settled, settled);
+  }
 
   get(streamId: string, now: number): StreamRecord | undefined {
     const hit = this.streams.get(streamId);
@@ -383,11 +446,18 @@ export class StreamCache {
 }
 
 async function liveStream(deps: SendGiftDeps, streamId: string): Promise<StreamRecord | undefined> {
+  const cache = deps.streamCache;
   const now = deps.now().getTime();
-  const cached = deps.streamCache?.get(streamId, now);
+  const cached = cache?.get(streamId, now);
   if (cached) return cached;
+  // Gifts that miss the cache together share one read rather than each making their own.
+  const pending = cache?.reading(streamId);
+  if (pending) return pending;
   // Eventually consistent: half the units of a consistent read; a refusal is confirmed consistently.
-  const stream = await readStream(deps.store, streamId);
-  if (stream) deps.streamCache?.remember(stream, now);
-  return stream;
+  const read = readStream(deps.store, streamId).then((stream) => {
+    if (stream) cache?.remember(stream, now);
+    return stream;
+  });
+  cache?.read(streamId, read);
+  return read;
 }

@@ -36,9 +36,44 @@ export const RECENTLY_ENDED_STATUS_PK = 'ENDED_RECENTLY';
 /** How long an ended stream is still swept for gifts not yet broadcast. */
 export const RECENTLY_ENDED_SWEEP_MS = 10 * 60 * 1000;
 
-/** The sparse index partition of one stream's gifts not yet broadcast, per creator shard. */
-export function unsentStatusPk(streamId: string, shard: number): string {
-  return `UNSENT#${streamId}#${shard}`;
+/** The sparse index partition of one stream's gifts not yet broadcast (unsentPartitionOf). */
+export function unsentStatusPk(streamId: string, partition: number): string {
+  return `UNSENT#${streamId}#${partition}`;
+}
+
+/**
+ * A stream's gifts not yet broadcast are spread over `unsentPartitions` index partitions, and
+ * the broadcaster queries every one of them on every run. A quiet room starts on one (one query
+ * a run); the broadcaster raises the count as the room's gift rate rises (unsentPartitionsFor),
+ * never lowers it, and never past the creator's shards. Gifts read the count from a stream item
+ * up to STREAM_CACHE_TTL_MS old, so they may land on a partition below the current count, never
+ * above it: every partition a gift can use is one the broadcaster reads. Streams from before
+ * this attribute have none and use one partition per creator shard, as they always did.
+ */
+export const INITIAL_UNSENT_PARTITIONS = 1;
+/**
+ * Each gift writes its partition twice (the gift record enters the index, the numbering takes it
+ * out), both transactional at up to 1 KB: 4 write units. DynamoDB allows 1,000 a second per
+ * partition key; 100 gifts a second per partition is 400, room for hash imbalance and for the
+ * rate to double before the broadcaster's next run raises the count.
+ */
+export const UNSENT_PARTITION_GIFTS_PER_S = 100;
+
+/** The partitions a room at this gift rate needs: a power of two, at most the creator's shards. */
+export function unsentPartitionsFor(giftsPerS: number, creatorShards: number): number {
+  let partitions = INITIAL_UNSENT_PARTITIONS;
+  while (partitions * UNSENT_PARTITION_GIFTS_PER_S < giftsPerS && partitions < creatorShards) partitions *= 2;
+  return Math.min(partitions, creatorShards);
+}
+
+/** How many unsent partitions the broadcaster reads for this stream. */
+export function unsentPartitionCount(stream: Pick<StreamRecord, 'unsentPartitions' | 'creatorShards'>): number {
+  return stream.unsentPartitions ?? stream.creatorShards;
+}
+
+/** The unsent partition of a gift on this creator shard. */
+export function unsentPartitionOf(shard: number, partitions: number): number {
+  return shard % partitions;
 }
 
 export const MAX_TITLE_LENGTH = 140;
@@ -65,6 +100,8 @@ export interface StreamRecord {
   giftCoins: number;
   /** The creator's shard count when the stream started: gifts to it land on these shards. */
   creatorShards: number;
+  /** Index partitions of its gifts not yet broadcast (unsentPartitionCount); absent on older streams. */
+  unsentPartitions?: number;
   /** Epoch ms of the last frame sent to viewers (the broadcaster's window). */
   lastFrameAt?: number;
   /** The last seq whose gift is folded into the leaderboard (broadcast.ts, foldLeaderboard). */
@@ -90,6 +127,7 @@ const streamItemSchema = z.object({
   seq: nonNegativeInt,
   giftCoins: nonNegativeInt,
   creatorShards: z.number().int().positive(),
+  unsentPartitions: z.number().int().positive().optional(),
   lastFrameAt: nonNegativeInt.optional(),
   lbSeq: nonNegativeInt.optional(),
   lbFoldTo: nonNegativeInt.optional(),
@@ -131,11 +169,13 @@ export function streamFromItem(item: Item): StreamRecord {
   const parsed = streamItemSchema.safeParse(item);
   if (!parsed.success)
     throw new InvariantViolation(`stream item ${String(item.pk)} is malformed: ${parsed.error.message}`);
-  const { endedAt, lastFrameAt, lbSeq, lbFoldTo, lbFoldAt, endAnnounced, fenced, ...rest } = parsed.data;
+  const { endedAt, unsentPartitions, lastFrameAt, lbSeq, lbFoldTo, lbFoldAt, endAnnounced, fenced, ...rest } =
+    parsed.data;
   // exactOptionalPropertyTypes: an absent attribute stays absent rather than `undefined`.
   return {
     ...rest,
     ...(endedAt !== undefined && { endedAt }),
+    ...(unsentPartitions !== undefined && { unsentPartitions }),
     ...(lastFrameAt !== undefined && { lastFrameAt }),
     ...(lbSeq !== undefined && { lbSeq }),
     ...(lbFoldTo !== undefined && { lbFoldTo }),
@@ -225,6 +265,7 @@ export async function createStream(
       seq: 0,
       giftCoins: 0,
       creatorShards: shards,
+      unsentPartitions: Math.min(INITIAL_UNSENT_PARTITIONS, shards),
       ...(fenced && { fenced: true }),
     };
     const ops = [];

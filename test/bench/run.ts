@@ -13,7 +13,7 @@ import { CONNECTIONS_TABLE, LEDGER_TABLE, type TableDefinition } from '../../sha
 import { DEFAULT_ECONOMY, diamondsForCoins } from '../../shared/domain/economy';
 import { reconcileLedger } from '../../shared/ops/reconcile';
 import { GIFT_IDEMPOTENCY_SCOPE, giftFingerprint, giftOps } from '../../shared/usecases/gifts';
-import { readStream } from '../../shared/usecases/streams';
+import { readStream, unsentPartitionsFor } from '../../shared/usecases/streams';
 import { giftEventsSqsClient } from '../../shared/adapters/gift-events';
 import { measureBundles, type BundleFigure } from './bundles';
 import { runStorm } from './storm';
@@ -301,6 +301,20 @@ async function httpGift(user: User, streamId: string): Promise<{ ms: number; gif
   return { ms, giftTxId: String(answer.body.giftTxId) };
 }
 
+/** Sets a new stream's unsent partitions to what the broadcaster raises them to at this gift rate. */
+async function spreadLikeARoomAt(bareStore: LedgerStore, streamId: string, giftsPerS: number): Promise<number> {
+  const stream = await readStream(bareStore, streamId, { consistent: true });
+  if (!stream) throw new Error(`stream ${streamId} not found`);
+  const partitions = unsentPartitionsFor(giftsPerS, stream.creatorShards);
+  await bareStore.transactWrite([
+    bareStore.update('bench: unsent partitions at scale', keys.stream(streamId), {
+      expression: 'SET unsentPartitions = :partitions',
+      values: { ':partitions': partitions },
+    }),
+  ]);
+  return partitions;
+}
+
 /** Waits until the broadcaster has numbered every gift sent to a stream (its counter's giftCoins), so its work stays out of the next timed round. */
 async function drained(stream: { token: string; streamId: string }, coinsSent: number): Promise<void> {
   await waitFor(
@@ -354,6 +368,7 @@ async function bareGift(
     creatorId: stream.creatorId,
     streamId: stream.streamId,
     creatorShards: stream.creatorShards,
+    unsentPartitions: stream.creatorShards,
     giftId: GIFT.giftId,
     quantity: GIFT.quantity,
     cost,
@@ -711,6 +726,10 @@ async function main(): Promise<void> {
     // ---------- hot creator ----------
     log(`hotCreator: ${HOT_GIFTS} gifts from ${HOT_VIEWERS} viewers to one creator, every write captured`);
     const hotStream = await goLive('hot-creator');
+    // This machine sends a few hundred gifts a second, not 10,000: the broadcaster would keep the
+    // stream on the few unsent partitions that rate needs. Put the stream where the broadcaster
+    // puts a 10,000 gifts/s room (unsentPartitionsFor), so the shares below are that room's.
+    const hotUnsentPartitions = await spreadLikeARoomAt(bareStore, hotStream.streamId, SCALE_GIFTS_PER_S);
     capture.writeLog.length = 0;
     capture.writes = true;
     const hotStarted = performance.now();
@@ -744,6 +763,7 @@ async function main(): Promise<void> {
       giftsPerS: SCALE_GIFTS_PER_S,
       maxKeyWcuPerS: scale(ranked[0]?.[1] ?? 0),
       shards: hotStreamRecord?.creatorShards ?? 0,
+      unsentPartitions: hotUnsentPartitions,
       gifts: hotGiftIds.length,
       measuredGiftsPerS: round(hotGiftIds.length / hotSeconds, 1),
       wcuPerGiftAllWrites: round(hotTotalUnits / hotGiftIds.length),

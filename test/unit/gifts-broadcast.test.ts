@@ -27,6 +27,8 @@ import {
 import {
   LIVE_STATUS_PK,
   RECENTLY_ENDED_STATUS_PK,
+  UNSENT_PARTITION_GIFTS_PER_S,
+  unsentPartitionsFor,
   unsentStatusPk,
   type GiftEvent,
   type StreamRecord,
@@ -456,6 +458,55 @@ describe('broadcastStream', () => {
     ).toEqual([1, 2]);
     // The frames are one window apart.
     expect(sleeps[0]).toBe(300);
+  });
+});
+
+describe('unsent partitions', () => {
+  it('start at one for a quiet room and double up to the creator shards as the gift rate rises', () => {
+    expect(unsentPartitionsFor(0, 64)).toBe(1);
+    expect(unsentPartitionsFor(UNSENT_PARTITION_GIFTS_PER_S, 64)).toBe(1);
+    expect(unsentPartitionsFor(UNSENT_PARTITION_GIFTS_PER_S + 1, 64)).toBe(2);
+    expect(unsentPartitionsFor(50, 64)).toBe(1);
+    // 10,000 gifts/s to one creator: every shard, 156 gifts/s (625 write units/s) per partition.
+    expect(unsentPartitionsFor(10_000, 64)).toBe(64);
+    expect(unsentPartitionsFor(10_000, 48)).toBe(48);
+    expect(unsentPartitionsFor(10_000, 1)).toBe(1);
+  });
+
+  it('a busy run raises the count (never past the shards), and the next run reads the new partitions too', async () => {
+    const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, unsentPartitions: 1, lastFrameAt: NOW_MS - 10_000 });
+    // 120 gifts in one 300 ms window: 400 gifts/s, past one partition's 100.
+    for (let index = 0; index < 120; index += 1) {
+      const record = giftRecord(index);
+      tables.put({ ...record, statusPk: unsentStatusPk('st_1', 0) });
+    }
+    const first = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    expect(first.events).toBe(120);
+    expect(new Set(tables.queries)).toEqual(new Set([unsentStatusPk('st_1', 0)]));
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ unsentPartitions: SHARDS });
+
+    // A gift indexed on the highest partition is found by the next run.
+    tables.queries.length = 0;
+    const late = giftRecord(200);
+    tables.put({ ...late, statusPk: unsentStatusPk('st_1', SHARDS - 1) });
+    const second = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    expect(second.events).toBe(1);
+    expect(new Set(tables.queries)).toEqual(
+      new Set(Array.from({ length: SHARDS }, (_, partition) => unsentStatusPk('st_1', partition))),
+    );
+  });
+
+  it('a quiet run never lowers the count, and a stream from before the attribute keeps reading every shard', async () => {
+    const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, unsentPartitions: 2, lastFrameAt: NOW_MS - 10_000 });
+    tables.put({ ...giftRecord(0), statusPk: unsentStatusPk('st_1', 1) });
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ unsentPartitions: 2, seq: 1 });
+    const raises = tables.transactions.filter((items) =>
+      items.some((item) => item.Update?.UpdateExpression?.includes('unsentPartitions')),
+    );
+    expect(raises).toEqual([]);
   });
 });
 

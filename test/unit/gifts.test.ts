@@ -1,4 +1,5 @@
 import {
+  BatchGetItemCommand,
   GetItemCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
@@ -19,7 +20,15 @@ import {
 } from '../../shared/adapters/gift-events';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import type { Caller } from '../../shared/domain/identity';
-import { giftFingerprint, giftOps, sendGift, StreamCache, type SendGiftDeps } from '../../shared/usecases/gifts';
+import {
+  BALANCE_RACE_MEMORY_MS,
+  BalanceRaces,
+  giftFingerprint,
+  giftOps,
+  sendGift,
+  StreamCache,
+  type SendGiftDeps,
+} from '../../shared/usecases/gifts';
 import { liveFenceAttribute } from '../../shared/usecases/streams';
 
 /*
@@ -81,6 +90,16 @@ function fakeDynamo(world: FakeWorld) {
         const item = world.items.get(`${String(key.pk)}|${String(key.sk)}`);
         return item ? { Item: marshall(item, { removeUndefinedValues: true }) } : {};
       }
+      if (command instanceof BatchGetItemCommand) {
+        const found = Object.entries(command.input.RequestItems ?? {}).flatMap(([table, request]) =>
+          (request.Keys ?? []).flatMap((marshalled) => {
+            const key = unmarshall(marshalled);
+            const item = world.items.get(`${String(key.pk)}|${String(key.sk)}`);
+            return item ? [{ table, item: marshall(item, { removeUndefinedValues: true }) }] : [];
+          }),
+        );
+        return { Responses: { Ledger: found.map(({ item }) => item) } };
+      }
       if (command instanceof TransactWriteItemsCommand) {
         const cancel = world.cancelNext;
         if (cancel) {
@@ -139,6 +158,7 @@ describe('giftOps: one transaction of five small items', () => {
     creatorId: 'c'.repeat(128),
     streamId: 's'.repeat(128),
     creatorShards: 256,
+    unsentPartitions: 256,
     giftId: 'ice_cream',
     quantity: 99,
     cost: 990,
@@ -198,6 +218,34 @@ describe('giftOps: one transaction of five small items', () => {
   });
 });
 
+describe('giftOps: the unsent partition', () => {
+  it("puts the record on its creator shard but indexes it on the shard's partition among the stream's unsent partitions", () => {
+    const { deps } = setup();
+    const giftTxId = 'gift_01M8BFS3SEGAP9TRQS89XR6HXH';
+    const shard = shardFor(giftTxId, 64);
+    const record = (unsentPartitions: number) =>
+      unmarshall(
+        giftOps(deps.store, {
+          idempotency: { userId: 'alice', scope: 'gift', key: 'k', fingerprint: giftFingerprint(request) },
+          senderId: 'alice',
+          creatorId: 'carol',
+          streamId: 'st_1',
+          creatorShards: 64,
+          unsentPartitions,
+          giftId: 'heart',
+          quantity: 1,
+          cost: 5,
+          diamonds: 5,
+          giftTxId,
+          now: NOW,
+        })[4]?.item.Put?.Item ?? {},
+      );
+    expect(record(1)).toMatchObject({ pk: `USER#carol#E${shard}`, statusPk: 'UNSENT#st_1#0' });
+    expect(record(4)).toMatchObject({ pk: `USER#carol#E${shard}`, statusPk: `UNSENT#st_1#${shard % 4}` });
+    expect(record(64)).toMatchObject({ statusPk: `UNSENT#st_1#${shard}` });
+  });
+});
+
 describe('sendGift', () => {
   it('commits one transaction conditioned on the balance it read, answers the new balance without another read, and nudges the stream once per bucket', async () => {
     const { deps, world, published, client } = setup({ coins: 100 });
@@ -209,9 +257,12 @@ describe('sendGift', () => {
       ConditionExpression: 'coins = :seen AND coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
       ExpressionAttributeValues: marshall({ ':newCoins': 85, ':seen': 100, ':cost': 15, ':false': false }),
     });
-    // Two round trips: the reads at once (idempotency record, consistent balance, stream), then the transaction.
+    // Two round trips: the reads at once (idempotency record and consistent balance in one batch, the stream), then
+    // the transaction.
     const commands = client.send.mock.calls.map(([command]) => (command as object).constructor.name);
-    expect(commands).toEqual(['GetItemCommand', 'GetItemCommand', 'GetItemCommand', 'TransactWriteItemsCommand']);
+    expect(commands).toEqual(['BatchGetItemCommand', 'GetItemCommand', 'TransactWriteItemsCommand']);
+    const batch = client.send.mock.calls[0]?.[0] as BatchGetItemCommand;
+    expect(batch.input.RequestItems?.Ledger?.ConsistentRead).toBe(true);
     const shard = shardFor('gift_TX1', 32);
     const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
     expect(published).toEqual([
@@ -245,6 +296,49 @@ describe('sendGift', () => {
       UpdateExpression: 'SET coins = coins - :cost',
       ConditionExpression: 'coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
     });
+  });
+
+  it("after losing a balance race, the same sender's next gifts subtract at once (no doomed conditioned attempt) until the memory lapses", async () => {
+    const { deps, world } = setup({ coins: 100 });
+    let now = NOW.getTime();
+    deps.now = () => new Date(now);
+    deps.balanceRaces = new BalanceRaces();
+    const debitOf = (index: number) => world.transactions[index]?.[1]?.Update?.UpdateExpression;
+    world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 90 } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
+    await sendGift(deps, SENDER, request);
+    expect(debitOf(0)).toBe('SET coins = coins - :cost');
+    // The next gift goes straight to the subtracting debit: one transaction, no cancelled one.
+    const second = await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' });
+    expect(second.wallet.coins).toBe(70);
+    expect(world.items.get('USER#alice|WALLET')?.coins).toBe(70);
+    expect(world.transactions).toHaveLength(2);
+    expect(debitOf(1)).toBe('SET coins = coins - :cost');
+    // Another sender is not affected.
+    expect(deps.balanceRaces.racing('bob', now)).toBe(false);
+    // Once the memory lapses, gifts are conditioned on the balance read again (two round trips).
+    now += BALANCE_RACE_MEMORY_MS;
+    await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-3' });
+    expect(debitOf(2)).not.toBe('SET coins = coins - :cost');
+    expect(world.transactions[2]?.[1]?.Update?.ConditionExpression).toContain(':seen');
+  });
+
+  it('gifts that miss the stream cache together share one read of the stream', async () => {
+    const { deps, client } = setup({ stream: { fenced: true } });
+    deps.streamCache = new StreamCache();
+    let key = 0;
+    await Promise.all(
+      Array.from({ length: 5 }, () => sendGift(deps, SENDER, { ...request, idempotencyKey: `key-${(key += 1)}` })),
+    );
+    const streamReads = client.send.mock.calls.filter(
+      ([command]) => command instanceof GetItemCommand && unmarshall(command.input.Key ?? {}).pk === 'STREAM#st_1',
+    );
+    expect(streamReads).toHaveLength(1);
   });
 
   it('conditions a fenced stream\'s credit on its fence, so a gift after the end\'s commit is STREAM_NOT_LIVE even from a cached "live"', async () => {
