@@ -38,11 +38,7 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   // The payments stand-in.
   ['infra/local/payments/index.ts:startPaymentsStandIn', 'payments stand-in split'],
   ['infra/local/payments/index.ts:handleStripe', 'payments stand-in split'],
-  // The money use cases (recharge, the Stripe webhook, gifts).
-  ['shared/usecases/gifts.ts:giftOps', 'gifts split'],
-  ['shared/usecases/gifts.ts:sendGift', 'gifts split'],
   // The broadcaster.
-  ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
   ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
   // The AppSync Events stand-in and its CDK construct, merged after the limit was set.
   ['infra/local/event-api.ts:startEventApiStandIn', 'event API stand-in split'],

@@ -416,13 +416,18 @@ async function fanOut(
   return totals;
 }
 
-async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string, force: boolean): Promise<void> {
-  const now = deps.now().getTime();
+/**
+ * Pushes the creator's balance, unless one went out less than CREATOR_WALLET_INTERVAL_MS ago;
+ * `waitForInterval` waits that out instead (the last push of a burst). Returns whether it pushed.
+ */
+async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string, waitForInterval: boolean): Promise<boolean> {
   const last = deps.memory.walletPushes.get(creatorId) ?? 0;
-  if (!force && now - last < CREATOR_WALLET_INTERVAL_MS) return;
-  deps.memory.walletPushes.set(creatorId, now);
+  const waitMs = last + CREATOR_WALLET_INTERVAL_MS - deps.now().getTime();
+  if (waitMs > 0 && !waitForInterval) return false;
+  if (waitMs > 0) await deps.sleep(waitMs);
+  deps.memory.walletPushes.set(creatorId, deps.now().getTime());
   const ids = await deps.connections.userConnectionIds(creatorId);
-  if (ids.length === 0) return;
+  if (ids.length === 0) return true;
   const wallet = await deps.store.readWallet(creatorId, { consistent: true });
   // API.md: the wallet message, at most once a second per creator rather than once per gift.
   await postToAll(deps.poster, ids, {
@@ -431,6 +436,7 @@ async function pushCreatorWallet(deps: BroadcastDeps, creatorId: string, force: 
     diamonds: wallet.diamonds,
     pendingDiamonds: wallet.pendingDiamonds,
   });
+  return true;
 }
 
 /** The `room` message, when its counters changed and a second has passed since the last one. */
@@ -629,13 +635,7 @@ export async function broadcastStream(
   const collectUntil = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
   for (let run = 0; ; run += 1) {
     if (run > 0 && (run >= MAX_RUNS_PER_INVOCATION || deps.remainingMs() < MIN_REMAINING_MS_FOR_RUN)) {
-      // Out of runs or time with gifts left: a fresh nudge continues in the next invocation.
-      await deps.publisher.publish([
-        {
-          nudge: { streamId, ...(request.ended && { ended: true }) },
-          deduplicationId: `more:${streamId}:${deps.now().getTime()}`,
-        },
-      ]);
+      await handOver(deps, streamId, request.ended);
       break;
     }
     stream = await readStream(deps.store, streamId, { consistent: true });
@@ -643,19 +643,7 @@ export async function broadcastStream(
       logger.warn('nudge for an unknown stream dropped', { streamId });
       return result;
     }
-    const viewers = await roomViewers(deps, streamId);
-    const spacing = Math.max(
-      frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond),
-      deps.eventApi ? frameSpacingMs(deps.windowMs, viewers, deps.eventApi.deliveriesPerSecond) : 0,
-    );
-    const ending = request.ended && stream.status === 'ended' && stream.endAnnounced !== true;
-    // Gifts that committed just before the end may still be on their way into the index.
-    const notBefore = Math.max(
-      Math.max(stream.lastFrameAt ?? 0, deps.memory.lastFrames.get(streamId) ?? 0) + spacing,
-      ending && stream.endedAt ? Date.parse(stream.endedAt) + INDEX_LAG_MARGIN_MS : 0,
-    );
-    const waitMs = notBefore - deps.now().getTime();
-    if (waitMs > 0) await deps.sleep(waitMs);
+    const { viewers, spacing, ending } = await waitForRun(deps, stream, request.ended);
     const { gifts, more } = await collectPending(deps.store, stream, named);
     named = [];
     await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
@@ -667,23 +655,13 @@ export async function broadcastStream(
       await deps.sleep(Math.min(left, deps.windowMs));
       continue;
     }
-    const now = deps.now();
-    const { events, conflict } = await sequence(deps.store, stream, gifts, now);
+    const { events, conflict } = await sequence(deps.store, stream, gifts, deps.now());
     if (events.length > 0 || final) {
-      const viewerIds = final
-        ? await streamConnectionIds(deps.connections, streamId)
-        : await roomConnectionIds(deps, streamId);
-      if (await sendFrame(deps, stream, events, viewerIds, viewers, final && !conflict)) {
-        deps.memory.lastFrames.set(streamId, now.getTime());
-        result.frames += 1;
-      }
+      const sent = await sendRun(deps, stream, events, viewers, final, conflict);
+      result.frames += sent.frames;
       result.events += events.length;
-      walletDue = walletDue || events.length > 0;
-      if (events.length > 0) {
-        await pushCreatorWallet(deps, stream.creatorId, false);
-        walletDue = false;
-      }
-      await maybeFoldLeaderboard(deps, stream, stream.seq + events.length, final);
+      // A balance change whose push fell inside the interval goes out once the interval is over.
+      walletDue = sent.walletPushed ? false : walletDue || events.length > 0;
     }
     if (conflict) {
       conflicts += 1;
@@ -702,6 +680,67 @@ export async function broadcastStream(
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
   if (stream) await settleLeaderboard(deps, streamId);
   return result;
+}
+
+/** Out of runs or time with gifts left: a fresh nudge continues in the next invocation. */
+async function handOver(deps: BroadcastDeps, streamId: string, ended: boolean): Promise<void> {
+  await deps.publisher.publish([
+    {
+      nudge: { streamId, ...(ended && { ended: true }) },
+      deduplicationId: `more:${streamId}:${deps.now().getTime()}`,
+    },
+  ]);
+}
+
+/**
+ * Waits until the room's frame spacing has passed since its last frame (from this instance or,
+ * via the stream item, another); an ending stream also waits out the index's lag after its end,
+ * since gifts that committed just before the end may still be on their way into the index.
+ */
+async function waitForRun(
+  deps: BroadcastDeps,
+  stream: StreamRecord,
+  ended: boolean,
+): Promise<{ viewers: number; spacing: number; ending: boolean }> {
+  const viewers = await roomViewers(deps, stream.streamId);
+  const spacing = Math.max(
+    frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond),
+    deps.eventApi ? frameSpacingMs(deps.windowMs, viewers, deps.eventApi.deliveriesPerSecond) : 0,
+  );
+  const ending = ended && stream.status === 'ended' && stream.endAnnounced !== true;
+  const notBefore = Math.max(
+    Math.max(stream.lastFrameAt ?? 0, deps.memory.lastFrames.get(stream.streamId) ?? 0) + spacing,
+    ending && stream.endedAt ? Date.parse(stream.endedAt) + INDEX_LAG_MARGIN_MS : 0,
+  );
+  const waitMs = notBefore - deps.now().getTime();
+  if (waitMs > 0) await deps.sleep(waitMs);
+  return { viewers, spacing, ending };
+}
+
+/**
+ * Posts a run's frame (its gifts, and `streamEnded` after the last ones), then the creator's
+ * wallet (unless one went out within the interval) and, when due, a leaderboard fold.
+ */
+async function sendRun(
+  deps: BroadcastDeps,
+  stream: StreamRecord,
+  events: GiftEvent[],
+  viewers: number,
+  final: boolean,
+  conflict: boolean,
+): Promise<{ frames: number; walletPushed: boolean }> {
+  const frameAt = deps.now().getTime();
+  const viewerIds = final
+    ? await streamConnectionIds(deps.connections, stream.streamId)
+    : await roomConnectionIds(deps, stream.streamId);
+  let frames = 0;
+  if (await sendFrame(deps, stream, events, viewerIds, viewers, final && !conflict)) {
+    deps.memory.lastFrames.set(stream.streamId, frameAt);
+    frames = 1;
+  }
+  const walletPushed = events.length > 0 && (await pushCreatorWallet(deps, stream.creatorId, false));
+  await maybeFoldLeaderboard(deps, stream, stream.seq + events.length, final);
+  return { frames, walletPushed };
 }
 
 /**

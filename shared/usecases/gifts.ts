@@ -96,40 +96,34 @@ function insufficientOrLocked(cost: number) {
   };
 }
 
-/**
- * The five ops of one gift. Exported for the unit test that pins the exact items and for the
- * benchmark that prices them; the op order puts the idempotency record first, so a concurrent
- * duplicate that also finds the coins spent replays rather than answering INSUFFICIENT_COINS.
- */
-export function giftOps(
-  store: LedgerStore,
-  input: {
-    idempotency: IdempotentRequest;
-    senderId: string;
-    creatorId: string;
-    streamId: string;
-    creatorShards: number;
-    /** The stream's unsent partitions as read (unsentPartitionCount): the record's index partition. */
-    unsentPartitions: number;
-    giftId: string;
-    quantity: number;
-    cost: number;
-    diamonds: number;
-    giftTxId: string;
-    now: Date;
-    /**
-     * The sender's balance as read (consistently) before: the debit then sets the new balance and
-     * is conditioned on the balance still being this one, so the answer needs no read after the
-     * commit. Without it the debit subtracts and the balance is read after (the fallback).
-     */
-    seenCoins?: number;
-    /** The stream's gift fence is open on the creator's shards (streams.ts): the credit is conditioned on it. */
-    fenced?: boolean;
-  },
-): WriteOp[] {
+/** What one gift's transaction is built from. */
+export interface GiftOpsInput {
+  idempotency: IdempotentRequest;
+  senderId: string;
+  creatorId: string;
+  streamId: string;
+  creatorShards: number;
+  /** The stream's unsent partitions as read (unsentPartitionCount): the record's index partition. */
+  unsentPartitions: number;
+  giftId: string;
+  quantity: number;
+  cost: number;
+  diamonds: number;
+  giftTxId: string;
+  now: Date;
+  /**
+   * The sender's balance as read (consistently) before: the debit then sets the new balance and
+   * is conditioned on the balance still being this one, so the answer needs no read after the
+   * commit. Without it the debit subtracts and the balance is read after (the fallback).
+   */
+  seenCoins?: number;
+  /** The stream's gift fence is open on the creator's shards (streams.ts): the credit is conditioned on it. */
+  fenced?: boolean;
+}
+
+/** The gift's two ledger entries: the sender's gift_sent and the creator's gift_received. */
+function giftEntries(input: GiftOpsInput): { sent: LedgerEntry; received: LedgerEntry } {
   const createdAt = input.now.toISOString();
-  const shard = shardFor(input.giftTxId, input.creatorShards);
-  const answer: StoredGiftAnswer = { giftTxId: input.giftTxId, coinsSpent: input.cost };
   const sent: LedgerEntry = {
     id: input.giftTxId,
     userId: input.senderId,
@@ -159,6 +153,19 @@ export function giftOps(
       coins: input.cost,
     },
   };
+  return { sent, received };
+}
+
+/**
+ * The five ops of one gift. Exported for the unit test that pins the exact items and for the
+ * benchmark that prices them; the op order puts the idempotency record first, so a concurrent
+ * duplicate that also finds the coins spent replays rather than answering INSUFFICIENT_COINS.
+ */
+export function giftOps(store: LedgerStore, input: GiftOpsInput): WriteOp[] {
+  const createdAt = input.now.toISOString();
+  const shard = shardFor(input.giftTxId, input.creatorShards);
+  const answer: StoredGiftAnswer = { giftTxId: input.giftTxId, coinsSpent: input.cost };
+  const { sent, received } = giftEntries(input);
   return [
     recordAnswerOp(store, input.idempotency, { status: GIFT_ANSWER_STATUS, body: answer }, input.now),
     debitOp(store, input.senderId, input.cost, input.seenCoins),
@@ -253,10 +260,64 @@ async function nudge(
   }
 }
 
+function assertQuantity(quantity: number): void {
+  if (!Number.isInteger(quantity) || quantity < MIN_GIFT_QUANTITY || quantity > MAX_GIFT_QUANTITY) {
+    throw new ValidationError('The quantity is not valid.', {
+      details: [{ path: 'quantity', message: `an integer ${MIN_GIFT_QUANTITY}-${MAX_GIFT_QUANTITY}` }],
+    });
+  }
+}
+
+/**
+ * Round trip 1: the reads the checks need, at once (the stream usually from the cache), then the
+ * checks in the contract's order: a stored answer, wallet lock, age, stream live, not the
+ * creator's own stream. The balance read is consistent, so the debit can be conditioned on it.
+ */
+async function readAndCheck(
+  deps: SendGiftDeps,
+  caller: Caller,
+  streamId: string,
+  idempotency: IdempotentRequest,
+  now: Date,
+): Promise<{ storedBody: unknown } | { walletItem: Item | undefined; stream: StreamRecord }> {
+  const [{ stored, other: walletItem }, streamSeen] = await Promise.all([
+    findStoredAnswerWith<unknown>(deps.store, idempotency, keys.wallet(caller.userId), now),
+    liveStream(deps, streamId),
+  ]);
+  if (stored) return { storedBody: stored.body };
+  if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
+  const appConsent = walletItem?.appConsent;
+  assertMaySpend(caller, now, appConsent === 'granted' || appConsent === 'revoked' ? appConsent : null);
+  // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
+  const stream =
+    streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, streamId, { consistent: true });
+  if (stream?.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
+  if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
+  return { walletItem, stream };
+}
+
+/**
+ * The balance the debit is conditioned on, or undefined to subtract and read the balance after:
+ * after a balance race (one sender's concurrent gifts), since optimistic retries would make N
+ * concurrent gifts cost N^2/2 transactions, and for a sender in a burst, who would lose the race
+ * again (a cancelled transaction costs as much as a write).
+ */
+function conditionedBalance(
+  deps: SendGiftDeps,
+  senderId: string,
+  walletItem: Item | undefined,
+  attempt: number,
+  now: Date,
+): number | undefined {
+  if (attempt > BALANCE_RACE_ATTEMPTS || deps.balanceRaces?.racing(senderId, now.getTime()) === true) return undefined;
+  return typeof walletItem?.coins === 'number' ? walletItem.coins : 0;
+}
+
 /**
  * Checks in API.md's order: validation, wallet lock, age, stream live, not the creator's own
  * stream, coins. The coins (and the lock, again) are checked by the transaction's condition, never
  * by the read before it. A replay answers the first gift with the balance as it is now.
+ * Two round trips: the reads (readAndCheck), then the transaction; the answer needs no third.
  */
 export async function sendGift(
   deps: SendGiftDeps,
@@ -264,15 +325,7 @@ export async function sendGift(
   request: SendGiftRequest,
 ): Promise<GiftAnswer & { replayed: boolean }> {
   const gift = findGift(request.giftId);
-  if (
-    !Number.isInteger(request.quantity) ||
-    request.quantity < MIN_GIFT_QUANTITY ||
-    request.quantity > MAX_GIFT_QUANTITY
-  ) {
-    throw new ValidationError('The quantity is not valid.', {
-      details: [{ path: 'quantity', message: `an integer ${MIN_GIFT_QUANTITY}-${MAX_GIFT_QUANTITY}` }],
-    });
-  }
+  assertQuantity(request.quantity);
   const cost = gift.coins * request.quantity;
   const now = deps.now();
   const idempotency: IdempotentRequest = {
@@ -281,45 +334,12 @@ export async function sendGift(
     key: request.idempotencyKey,
     fingerprint: giftFingerprint(request),
   };
-
-  const replay = async (stored: unknown): Promise<GiftAnswer & { replayed: boolean }> => {
-    const answer = storedGiftAnswer.safeParse(stored);
-    if (!answer.success) throw new InvariantViolation('stored gift answer is malformed');
-    // The first attempt may have died between its commit and its nudge; a duplicate nudge is deduplicated or finds nothing.
-    const [coins] = await Promise.all([
-      coinsNow(deps.store, caller.userId),
-      nudge(deps.publisher, deps.now(), request.streamId, answer.data.giftTxId),
-    ]);
-    return { ...answer.data, wallet: { coins }, replayed: true };
-  };
-
-  // Round trip 1: the reads the checks need, at once (the stream usually from the cache); the
-  // checks below still run in the contract's order. Round trip 2: the transaction. The balance
-  // read is consistent, so the debit can be conditioned on it and the answer needs no third.
+  const replay = (stored: unknown) => replayGift(deps, caller.userId, request.streamId, stored);
   for (let attempt = 1; ; attempt += 1) {
-    const [{ stored, other: walletItem }, streamSeen] = await Promise.all([
-      findStoredAnswerWith<unknown>(deps.store, idempotency, keys.wallet(caller.userId), now),
-      liveStream(deps, request.streamId),
-    ]);
-    if (stored) return replay(stored.body);
-    if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
-    const appConsent = walletItem?.appConsent;
-    assertMaySpend(caller, now, appConsent === 'granted' || appConsent === 'revoked' ? appConsent : null);
-    // A refusal is confirmed by a consistent read, so a stream created a moment ago is never refused.
-    const stream =
-      streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, request.streamId, { consistent: true });
-    if (stream?.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
-    if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
-    // After a balance race (one sender's concurrent gifts), subtract and read the balance after:
-    // optimistic retries would make N concurrent gifts cost N^2/2 transactions.
-    // A sender in a burst would lose the race again: a cancelled transaction costs as much as a write.
-    const racing = deps.balanceRaces?.racing(caller.userId, now.getTime()) === true;
-    const seenCoins =
-      attempt <= BALANCE_RACE_ATTEMPTS && !racing
-        ? typeof walletItem?.coins === 'number'
-          ? walletItem.coins
-          : 0
-        : undefined;
+    const read = await readAndCheck(deps, caller, request.streamId, idempotency, now);
+    if ('storedBody' in read) return replay(read.storedBody);
+    const { walletItem, stream } = read;
+    const seenCoins = conditionedBalance(deps, caller.userId, walletItem, attempt, now);
     const giftTxId = deps.newId('gift', now);
     try {
       await deps.store.transactWrite(
@@ -351,6 +371,23 @@ export async function sendGift(
     }
     return committed(deps, stream, giftTxId, cost, now, caller.userId, seenCoins);
   }
+}
+
+/** A replay answers the first gift with the balance as it is now, and nudges again. */
+async function replayGift(
+  deps: SendGiftDeps,
+  senderId: string,
+  streamId: string,
+  stored: unknown,
+): Promise<GiftAnswer & { replayed: boolean }> {
+  const answer = storedGiftAnswer.safeParse(stored);
+  if (!answer.success) throw new InvariantViolation('stored gift answer is malformed');
+  // The first attempt may have died between its commit and its nudge; a duplicate nudge is deduplicated or finds nothing.
+  const [coins] = await Promise.all([
+    coinsNow(deps.store, senderId),
+    nudge(deps.publisher, deps.now(), streamId, answer.data.giftTxId),
+  ]);
+  return { ...answer.data, wallet: { coins }, replayed: true };
 }
 
 /** Attempts conditioned on the balance read; a gift that loses a balance race then subtracts instead. */

@@ -15,6 +15,7 @@ import { LedgerStore, MAX_TRANSACTION_ITEMS } from '../../shared/adapters/dynamo
 import type { OutgoingNudge } from '../../shared/adapters/gift-events';
 import {
   broadcastStream,
+  CREATOR_WALLET_INTERVAL_MS,
   chunkForTransactions,
   foldLeaderboard,
   frameSpacingMs,
@@ -458,6 +459,22 @@ describe('broadcastStream', () => {
     ).toEqual([1, 2]);
     // The frames are one window apart.
     expect(sleeps[0]).toBe(300);
+  });
+
+  it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
+    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put(giftRecord(0));
+    const originalSleep = deps.sleep;
+    deps.sleep = async (ms) => {
+      if (sleeps.length === 0) tables.put(giftRecord(1));
+      await originalSleep(ms);
+    };
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
+    const pushes = posts.filter((post) => post.connectionId === 'c1');
+    // The second frame's push fell within the second: it went out when the second was over, not never.
+    expect(pushes).toHaveLength(2);
+    expect(pushes.map((post) => post.message.type)).toEqual(['wallet', 'wallet']);
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(CREATOR_WALLET_INTERVAL_MS);
   });
 });
 
