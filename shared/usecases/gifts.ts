@@ -7,6 +7,7 @@ import { bucketNudge, type GiftEventPublisher } from '../adapters/gift-events';
 import { findGift } from '../domain/catalog';
 import { diamondsForCoins, type Economy } from '../domain/economy';
 import {
+  AgeRestrictedError,
   InsufficientCoinsError,
   InvariantViolation,
   SelfGiftError,
@@ -14,7 +15,7 @@ import {
   ValidationError,
   WalletLockedError,
 } from '../domain/errors';
-import { assertMaySpend, type Caller } from '../domain/identity';
+import { assertMaySpend, isTeen, type Caller } from '../domain/identity';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { AlreadyDone, findStoredAnswerWith, recordAnswerOp, type IdempotentRequest } from './idempotency';
@@ -88,9 +89,34 @@ export function giftFingerprint(request: Pick<SendGiftRequest, 'streamId' | 'gif
     .digest('hex');
 }
 
-function insufficientOrLocked(cost: number) {
+/**
+ * A teenager's spending rests on consent: the token's claim unless the app recorded a decision
+ * (guardians.ts), and the app's decision wins. The debit is conditioned on it, so a guardian's
+ * revocation that commits between the gift's read and its transaction still stops the gift.
+ * Adults (and callers the read already refused) carry no condition.
+ */
+export type ConsentCondition = 'token-claim-not-revoked' | 'granted-in-app';
+
+export function consentCondition(caller: Caller, now: Date): ConsentCondition | undefined {
+  if (!isTeen(caller, now)) return undefined;
+  return caller.parentalConsent ? 'token-claim-not-revoked' : 'granted-in-app';
+}
+
+const CONSENT_EXPRESSIONS: Record<ConsentCondition, string> = {
+  'token-claim-not-revoked': '(attribute_not_exists(appConsent) OR appConsent <> :revoked)',
+  'granted-in-app': 'appConsent = :granted',
+};
+
+function consentHolds(condition: ConsentCondition | undefined, old: Item | undefined): boolean {
+  if (condition === undefined) return true;
+  return condition === 'granted-in-app' ? old?.appConsent === 'granted' : old?.appConsent !== 'revoked';
+}
+
+function insufficientOrLocked(cost: number, consent?: ConsentCondition) {
   return (old: Item | undefined): Error => {
     if (old?.locked === true) return new WalletLockedError('Your wallet is locked.');
+    if (!consentHolds(consent, old))
+      return new AgeRestrictedError('Under the age of majority, buying and gifting need parental consent.');
     const balance = typeof old?.coins === 'number' ? old.coins : 0;
     return new InsufficientCoinsError(`This gift costs ${cost} coins; your balance is ${balance}.`);
   };
@@ -119,6 +145,8 @@ export interface GiftOpsInput {
   seenCoins?: number;
   /** The stream's gift fence is open on the creator's shards (streams.ts): the credit is conditioned on it. */
   fenced?: boolean;
+  /** A teenager's debit is conditioned on their consent as the wallet records it (consentCondition). */
+  consent?: ConsentCondition;
 }
 
 /** The gift's two ledger entries: the sender's gift_sent and the creator's gift_received. */
@@ -168,7 +196,7 @@ export function giftOps(store: LedgerStore, input: GiftOpsInput): WriteOp[] {
   const { sent, received } = giftEntries(input);
   return [
     recordAnswerOp(store, input.idempotency, { status: GIFT_ANSWER_STATUS, body: answer }, input.now),
-    debitOp(store, input.senderId, input.cost, input.seenCoins),
+    debitOp(store, input.senderId, input.cost, input.seenCoins, input.consent),
     store.update(
       'credit creator shard',
       keys.walletShard(input.creatorId, shard),
@@ -202,17 +230,28 @@ class BalanceMoved extends Error {}
  * the balance is still the one read (and covers the cost, and the wallet is unlocked); a balance
  * that moved meanwhile is BalanceMoved, and the gift is tried again on a fresh read.
  */
-function debitOp(store: LedgerStore, senderId: string, cost: number, seenCoins: number | undefined): WriteOp {
+function debitOp(
+  store: LedgerStore,
+  senderId: string,
+  cost: number,
+  seenCoins: number | undefined,
+  consent: ConsentCondition | undefined,
+): WriteOp {
+  const guard = `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}${
+    consent ? ` AND ${CONSENT_EXPRESSIONS[consent]}` : ''
+  }`;
+  const consentValues =
+    consent === undefined ? {} : consent === 'granted-in-app' ? { ':granted': 'granted' } : { ':revoked': 'revoked' };
   if (seenCoins === undefined) {
     return store.update(
       'debit sender',
       keys.wallet(senderId),
       {
         expression: 'SET coins = coins - :cost',
-        condition: `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
-        values: { ':cost': cost, ':false': false },
+        condition: guard,
+        values: { ':cost': cost, ':false': false, ...consentValues },
       },
-      insufficientOrLocked(cost),
+      insufficientOrLocked(cost, consent),
     );
   }
   return store.update(
@@ -220,13 +259,14 @@ function debitOp(store: LedgerStore, senderId: string, cost: number, seenCoins: 
     keys.wallet(senderId),
     {
       expression: 'SET coins = :newCoins',
-      condition: `coins = :seen AND ${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}`,
-      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false },
+      condition: `coins = :seen AND ${guard}`,
+      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false, ...consentValues },
     },
     (old) => {
       const coins = typeof old?.coins === 'number' ? old.coins : 0;
-      if (old?.locked !== true && coins >= cost && coins !== seenCoins) return new BalanceMoved();
-      return insufficientOrLocked(cost)(old);
+      if (old?.locked !== true && consentHolds(consent, old) && coins >= cost && coins !== seenCoins)
+        return new BalanceMoved();
+      return insufficientOrLocked(cost, consent)(old);
     },
   );
 }
@@ -340,6 +380,7 @@ export async function sendGift(
     if ('storedBody' in read) return replay(read.storedBody);
     const { walletItem, stream } = read;
     const seenCoins = conditionedBalance(deps, caller.userId, walletItem, attempt, now);
+    const consent = consentCondition(caller, now);
     const giftTxId = deps.newId('gift', now);
     try {
       await deps.store.transactWrite(
@@ -358,6 +399,7 @@ export async function sendGift(
           now,
           ...(seenCoins !== undefined && { seenCoins }),
           fenced: stream.fenced === true,
+          ...(consent && { consent }),
         }),
       );
     } catch (error) {

@@ -328,6 +328,29 @@ describe('sendGift', () => {
     expect(world.transactions[2]?.[1]?.Update?.ConditionExpression).toContain(':seen');
   });
 
+  it("conditions a teenager's debit on their consent, so a guardian's revocation that commits after the read still stops the gift", async () => {
+    const teen: Caller = { userId: 'alice', birthdate: '2011-01-01', country: 'US', parentalConsent: true };
+    const { deps, world } = setup({ coins: 100 });
+    // The read saw no decision in the app (the token's claim counts); the revocation commits before the transaction.
+    world.cancelNext = [
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 100, appConsent: 'revoked' } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'None' },
+    ];
+    await expect(sendGift(deps, teen, request)).rejects.toMatchObject({ code: 'AGE_RESTRICTED' });
+    expect(world.transactions).toHaveLength(0);
+
+    // Granted in the app (no claim in the token): the debit requires the grant to still be there.
+    world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: 100, appConsent: 'granted' });
+    await sendGift(deps, { ...teen, parentalConsent: false }, { ...request, idempotencyKey: 'key-2' });
+    expect(world.transactions[0]?.[1]?.Update?.ConditionExpression).toContain('appConsent = :granted');
+    // An adult's debit carries no consent condition.
+    await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-3' });
+    expect(world.transactions[1]?.[1]?.Update?.ConditionExpression).not.toContain('appConsent');
+  });
+
   it('gifts that miss the stream cache together share one read of the stream', async () => {
     const { deps, client } = setup({ stream: { fenced: true } });
     deps.streamCache = new StreamCache();
