@@ -15,7 +15,14 @@ import {
   ValidationError,
   WalletLockedError,
 } from '../domain/errors';
-import { assertMaySpend, isTeen, type Caller } from '../domain/identity';
+import { assertMaySpend, type Caller } from '../domain/identity';
+import {
+  CONSENT_EXPRESSIONS,
+  consentCondition,
+  consentHolds,
+  consentValues,
+  type ConsentCondition,
+} from './consent-condition';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { AlreadyDone, findStoredAnswerWith, recordAnswerOp, type IdempotentRequest } from './idempotency';
@@ -87,29 +94,6 @@ export function giftFingerprint(request: Pick<SendGiftRequest, 'streamId' | 'gif
   return createHash('sha256')
     .update(JSON.stringify(['gift', request.streamId, request.giftId, request.quantity]))
     .digest('hex');
-}
-
-/**
- * A teenager's spending rests on consent: the token's claim unless the app recorded a decision
- * (guardians.ts), and the app's decision wins. The debit is conditioned on it, so a guardian's
- * revocation that commits between the gift's read and its transaction still stops the gift.
- * Adults (and callers the read already refused) carry no condition.
- */
-export type ConsentCondition = 'token-claim-not-revoked' | 'granted-in-app';
-
-export function consentCondition(caller: Caller, now: Date): ConsentCondition | undefined {
-  if (!isTeen(caller, now)) return undefined;
-  return caller.parentalConsent ? 'token-claim-not-revoked' : 'granted-in-app';
-}
-
-const CONSENT_EXPRESSIONS: Record<ConsentCondition, string> = {
-  'token-claim-not-revoked': '(attribute_not_exists(appConsent) OR appConsent <> :revoked)',
-  'granted-in-app': 'appConsent = :granted',
-};
-
-function consentHolds(condition: ConsentCondition | undefined, old: Item | undefined): boolean {
-  if (condition === undefined) return true;
-  return condition === 'granted-in-app' ? old?.appConsent === 'granted' : old?.appConsent !== 'revoked';
 }
 
 function insufficientOrLocked(cost: number, consent?: ConsentCondition) {
@@ -240,8 +224,7 @@ function debitOp(
   const guard = `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}${
     consent ? ` AND ${CONSENT_EXPRESSIONS[consent]}` : ''
   }`;
-  const consentValues =
-    consent === undefined ? {} : consent === 'granted-in-app' ? { ':granted': 'granted' } : { ':revoked': 'revoked' };
+  const consentNeeds = consentValues(consent);
   if (seenCoins === undefined) {
     return store.update(
       'debit sender',
@@ -249,7 +232,7 @@ function debitOp(
       {
         expression: 'SET coins = coins - :cost',
         condition: guard,
-        values: { ':cost': cost, ':false': false, ...consentValues },
+        values: { ':cost': cost, ':false': false, ...consentNeeds },
       },
       insufficientOrLocked(cost, consent),
     );
@@ -260,7 +243,7 @@ function debitOp(
     {
       expression: 'SET coins = :newCoins',
       condition: `coins = :seen AND ${guard}`,
-      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false, ...consentValues },
+      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false, ...consentNeeds },
     },
     (old) => {
       const coins = typeof old?.coins === 'number' ? old.coins : 0;

@@ -17,6 +17,7 @@ import {
   packageId as packageIdFor,
 } from '../domain/catalog';
 import {
+  AgeRestrictedError,
   BudgetExceededError,
   IdempotencyKeyReusedError,
   InvariantViolation,
@@ -29,6 +30,13 @@ import {
   WalletLockedError,
 } from '../domain/errors';
 import { assertMaySpend, type Caller } from '../domain/identity';
+import {
+  CONSENT_EXPRESSIONS,
+  consentCondition,
+  consentHolds,
+  consentValues,
+  type ConsentCondition,
+} from './consent-condition';
 import { CURRENCIES, type Money } from '../domain/money';
 import { logger } from '../logger';
 import { once, recordAnswerOp, type IdempotentRequest, type StoredAnswer } from './idempotency';
@@ -513,26 +521,43 @@ function openRechargeOps(
       { expression: conditions.isNew },
       keyTaken,
     ),
-    walletCheckOp(store, caller.userId, opening.wallet.monthlyLimit, firstRechargeOffer),
+    walletCheckOp(store, caller.userId, opening.wallet.monthlyLimit, firstRechargeOffer, consentCondition(caller, now)),
   ];
   if (offer !== undefined) ops.push(...offerHoldOps(store, caller.userId, rechargeId, offer, now));
   return ops;
 }
 
-/** Unlocked, the same budget as read, and for a first-recharge offer, no recharge credited yet. */
-function walletCheckOp(store: LedgerStore, userId: string, limit: Money | null, firstRechargeOffer: boolean): WriteOp {
+/**
+ * Unlocked, the same budget as read, a teenager's consent still holding, and for a first-recharge
+ * offer, no recharge credited yet.
+ */
+function walletCheckOp(
+  store: LedgerStore,
+  userId: string,
+  limit: Money | null,
+  firstRechargeOffer: boolean,
+  consent: ConsentCondition | undefined,
+): WriteOp {
   const limitCondition = monthlyLimitIs(limit);
   const parts = [conditions.walletUnlocked, limitCondition.expression];
   if (firstRechargeOffer) parts.push('(attribute_not_exists(rechargesCredited) OR rechargesCredited = :zero)');
+  if (consent) parts.push(CONSENT_EXPRESSIONS[consent]);
   return store.conditionCheck(
     'wallet unlocked, same budget',
     keys.wallet(userId),
     {
       expression: parts.join(' AND '),
-      values: { ':false': false, ...limitCondition.values, ...(firstRechargeOffer && { ':zero': 0 }) },
+      values: {
+        ':false': false,
+        ...limitCondition.values,
+        ...(firstRechargeOffer && { ':zero': 0 }),
+        ...consentValues(consent),
+      },
     },
     (old) => {
       if (old?.locked === true) return new WalletLockedError('Your wallet is locked.');
+      if (!consentHolds(consent, old))
+        return new AgeRestrictedError('Under the age of majority, buying and gifting need parental consent.');
       if (firstRechargeOffer && typeof old?.rechargesCredited === 'number' && old.rechargesCredited > 0)
         return new OfferUnavailableError('This offer is for a first recharge only.');
       return new ConcurrentChange('monthly limit');

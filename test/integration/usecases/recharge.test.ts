@@ -166,6 +166,27 @@ describe('POST /v1/recharges (use case)', () => {
     );
   });
 
+  it("refuses a teenager's recharge when their guardian's revocation commits after the request's read", async () => {
+    const teen: Caller = { userId: 'teen-racing', birthdate: '2010-06-01', country: 'US', parentalConsent: true };
+    const revokingPayments = new FakePayments();
+    const createIntent = revokingPayments.createPaymentIntent.bind(revokingPayments);
+    // The revocation lands while the PaymentIntent is being created: after the read, before the transaction.
+    revokingPayments.createPaymentIntent = async (input) => {
+      await store.transactWrite([
+        store.update('revoke consent', keys.wallet(teen.userId), {
+          expression: 'SET appConsent = :revoked',
+          values: { ':revoked': 'revoked' },
+        }),
+      ]);
+      return createIntent(input);
+    };
+    expect(await codeOf(createRecharge(deps(revokingPayments), teen, { packageId: 'coins_100' }, idem('race')))).toBe(
+      'AGE_RESTRICTED',
+    );
+    // Nothing was recorded: no recharge, so nothing can ever be credited for it.
+    expect(await store.getItem(keys.recharge(rechargeIdFor(teen.userId, 'race')))).toBeUndefined();
+  });
+
   it('lets only as many concurrent recharges through as the budget holds', async () => {
     const payments = new FakePayments();
     const caller = adult('budget-race', 'GB');
