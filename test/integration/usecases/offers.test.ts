@@ -7,7 +7,8 @@ import { type Offer, offerTerms, perCoinOrderProblems } from '../../../shared/do
 import { createOffer } from '../../../shared/usecases/offers';
 import { cancelRecharge, createRecharge } from '../../../shared/usecases/recharge';
 import { getWallet } from '../../../shared/usecases/wallet';
-import { adult, FakePayments, freshLedger } from './recharge-fixtures';
+import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
+import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
 
 /** Issue 13: offers' rules, and an offer that has expired by the time the recharge is created. */
 
@@ -104,5 +105,44 @@ describe('with DynamoDB Local', () => {
     expect(claim?.rechargeId).toBeUndefined();
     // Cancelled twice (redelivered): released once, nothing else moves.
     expect(await cancelRecharge(store, created.body.rechargeId)).toBe('unchanged');
+  });
+
+  test('a cancelled recharge paid after another recharge took its first-recharge offer is refunded once and credits nothing', async () => {
+    const payments = new FakePayments();
+    const caller = adult('late-payer');
+    const open = (key: string) =>
+      createRecharge(
+        { store, payments, now: () => T0 },
+        caller,
+        { packageId: 'coins_10000', offerId: offer.offerId },
+        { key, fingerprint: `f-${key}` },
+      );
+    const first = await open('first');
+    expect(await cancelRecharge(store, first.body.rechargeId)).toBe('canceled');
+    const second = await open('second');
+    const webhook = webhookDeps(store, () => T0, payments);
+
+    // The first payment goes through after all: the offer it was priced with is the second's now.
+    await handleStripeEvent(webhook, events.succeeded(first.body.payment.paymentIntentId));
+    await handleStripeEvent(webhook, events.succeeded(first.body.payment.paymentIntentId));
+    expect(payments.refundCalls.map((call) => call.paymentIntentId)).toEqual([
+      first.body.payment.paymentIntentId,
+      first.body.payment.paymentIntentId,
+    ]);
+    expect(new Set(payments.refundCalls.map((call) => call.idempotencyKey)).size).toBe(1);
+    expect(payments.refundedKeys.size).toBe(1);
+    expect((await getWallet({ store, now: () => T0 }, caller)).coins).toBe(0);
+    expect(await store.getItem(keys.firstRechargeOffer(caller.userId), { consistent: true })).toMatchObject({
+      rechargeId: second.body.rechargeId,
+    });
+    const refundEntries = (await entriesOf(store, caller.userId)).filter(
+      (item) => item.entryType === 'over_budget_refund',
+    );
+    expect(refundEntries).toHaveLength(1);
+    expect(refundEntries[0]).toMatchObject({ coins: 0, ref: { rechargeId: first.body.rechargeId } });
+
+    // The second, which holds the offer, is credited with its bonus coins.
+    await handleStripeEvent(webhook, events.succeeded(second.body.payment.paymentIntentId));
+    expect((await getWallet({ store, now: () => T0 }, caller)).coins).toBe(10_000 + 500);
   });
 });
