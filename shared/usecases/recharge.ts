@@ -106,6 +106,11 @@ export const rechargeRecord = z.object({
   /** When `payment_intent.payment_failed` said the card was declined; the payment may still be retried. */
   declinedAt: z.string().optional(),
   creditedAt: z.string().optional(),
+  /**
+   * Set by the support desk before it asks Stripe to refund this payment (shared/usecases/desk.ts):
+   * the refund's `charge.refunded` then knows it as the desk's and does not lock the wallet.
+   */
+  deskRefund: z.object({ caseId: z.string().min(1), requestedAt: z.string() }).optional(),
   /** Set when the payment succeeded but the budget could not hold it: refunded, never credited. */
   overBudgetRefund: z.object({ decidedAt: z.string(), limitMinor: wholeNumber.nullable() }).optional(),
   // Issue 13. Items written before these fields existed were card payments at the price list's
