@@ -15,7 +15,13 @@ import {
   recordAnswerOp,
   type StoredAnswer,
 } from './idempotency';
-import { ConcurrentChange, MAX_RECHARGE_WRITE_ATTEMPTS, readRecharge, rechargeTransitionOp } from './recharge';
+import {
+  ConcurrentChange,
+  MAX_RECHARGE_WRITE_ATTEMPTS,
+  pendingStatusPk,
+  readRecharge,
+  rechargeTransitionOp,
+} from './recharge';
 import { applyClaim } from './stripe-webhook';
 
 /**
@@ -33,7 +39,8 @@ import { applyClaim } from './stripe-webhook';
  *
  * A crash after the close and before Stripe (or before the coins are taken) is finished by the
  * same request again: its Idempotency-Key finds the stored answer, and the refunds still to do
- * are done before it is replayed. Stripe's own idempotency key (one per recharge) makes the
+ * are done before it is replayed; if it never comes, the recharges' expiry sweep finishes them a
+ * day later (the close puts each refunded recharge in its index). Stripe's own idempotency key (one per recharge) makes the
  * second call the same refund. Coins only ever leave the case's wallet: nothing is moved to
  * anyone else.
  */
@@ -156,7 +163,15 @@ async function closeCase(
         },
         now,
       ),
-      ...recharges.map((recharge) => rechargeTransitionOp(deps.store, recharge, { deskRefund })),
+      // Into the recharges' expiry index too: if no one sends this request again after a crash,
+      // the sweep finishes the refund; applying it takes the recharge out again.
+      ...recharges.map((recharge) =>
+        rechargeTransitionOp(deps.store, recharge, {
+          deskRefund,
+          statusPk: pendingStatusPk(recharge.rechargeId),
+          statusSk: `${resolution.resolvedAt}#${recharge.rechargeId}`,
+        }),
+      ),
       ...(input.lock === 'lift' ? [unlockOp(deps.store, deskCase.userId)] : []),
       ...reporterOps(deps.store, deskCase, resolution, now),
     ];

@@ -811,6 +811,8 @@ export interface ExpiryDeps {
   store: LedgerStore;
   payments: Pick<Payments, 'cancelPaymentIntent' | 'refundPayment'>;
   now: () => Date;
+  /** Finishes the refunds a support-desk case still owes (shared/usecases/desk.ts completeDeskRefunds). */
+  finishDeskRefund?: (caseId: string) => Promise<void>;
 }
 
 /**
@@ -820,6 +822,8 @@ export interface ExpiryDeps {
  *   webhook; one still processing is looked at again on the next run.
  * - over-budget refunds whose `charge.refunded` never came: the refund is asked for again
  *   (idempotent at Stripe), so a crash between the decision and the refund cannot keep the money.
+ * - support-desk refunds still owed a day after their case closed (the resolve crashed and was
+ *   never sent again): the desk's own completion runs, idempotent like the resolve's replay.
  */
 export async function expirePendingRecharges(
   deps: ExpiryDeps,
@@ -856,6 +860,8 @@ export async function expirePendingRecharges(
 
 async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired' | 'skipped' | 'refunded'> {
   const recharge = await readRecharge(deps.store, rechargeId);
+  if (recharge?.deskRefund !== undefined && recharge.refundedMinor < recharge.priceMinor)
+    return finishDeskRefund(deps, recharge.deskRefund.caseId);
   if (!recharge || isCredited(recharge)) return 'skipped';
   if (recharge.overBudgetRefund !== undefined) {
     if (recharge.refundedMinor >= recharge.priceMinor) return 'skipped';
@@ -869,6 +875,18 @@ async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired
   const outcome: CancelOutcome = await deps.payments.cancelPaymentIntent(recharge.paymentIntentId);
   if (outcome === 'succeeded' || outcome === 'processing') return 'skipped';
   return (await cancelRecharge(deps.store, rechargeId)) === 'canceled' ? 'expired' : 'skipped';
+}
+
+/** One desk refund that Stripe keeps refusing must not stop the sweep's other work: logged, left for the next run. */
+async function finishDeskRefund(deps: ExpiryDeps, caseId: string): Promise<'refunded' | 'skipped'> {
+  if (!deps.finishDeskRefund) return 'skipped';
+  try {
+    await deps.finishDeskRefund(caseId);
+    return 'refunded';
+  } catch (error) {
+    logger.error('desk refund still owed', { caseId, error: error instanceof Error ? error.name : String(error) });
+    return 'skipped';
+  }
 }
 
 /** Stripe's idempotency key for a recharge's over-budget refund: one refund, however often it is asked for. */

@@ -853,11 +853,13 @@ export async function applyClaim(
       const locks = claimLocks(recharge, change);
       const ops: WriteOp[] = [
         ...once.ops(),
-        rechargeTransitionOp(deps.store, recharge, {
-          ...change,
-          status: 'disputed',
-          clawedCoins: recharge.clawedCoins + claim,
-        }),
+        rechargeTransitionOp(
+          deps.store,
+          recharge,
+          { ...change, status: 'disputed', clawedCoins: recharge.clawedCoins + claim },
+          // A desk refund waits in the expiry index until it is applied, by the desk or by this event.
+          { leavePendingIndex: recharge.deskRefund !== undefined && updated.refundedMinor >= updated.priceMinor },
+        ),
         walletClawbackOp(deps.store, recharge.userId, before.coins, { take, owedAdded }, locks),
       ];
       // A wallet this claim locks is a case for the support desk (shared/usecases/desk.ts).

@@ -7,7 +7,7 @@ import type { Caller } from '../../../shared/domain/identity';
 import { listAudit } from '../../../shared/usecases/audit';
 import { completeDeskRefunds, deskRefundKey, getReportStatus, resolveCase } from '../../../shared/usecases/desk';
 import { getCaseDetail, listOpenCases, readCase } from '../../../shared/usecases/desk-cases';
-import { createRecharge, readRecharge } from '../../../shared/usecases/recharge';
+import { createRecharge, expirePendingRecharges, readRecharge } from '../../../shared/usecases/recharge';
 import { listNotifications } from '../../../shared/usecases/streams';
 import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import { reportTransaction } from '../../../shared/usecases/wallet-settings';
@@ -205,6 +205,36 @@ it('a crash between closing the case and calling Stripe is finished by the same 
   await resolveCase(deps, operator, user.caseId, body, { key: 'k3', fingerprint: 'f3' });
   expect(payments.refundedKeys.size).toBe(1);
   expect(await books(user.userId)).toEqual({ coins: 0, owedCoins: 0, locked: true, chargebacks: 1 });
+});
+
+it('a crash that is never retried is finished by the expiry sweep a day later, once, and leaves its index', async () => {
+  const payments = new DeskStripe();
+  const deps = { store, payments, now: () => new Date() };
+  const user = await reportedUser(payments, 0);
+  payments.failNextRefund = true;
+  await expect(
+    resolveCase(deps, operator, user.caseId, refundAndLift(user.rechargeId), { key: 'k8', fingerprint: 'f8' }),
+  ).rejects.toBeInstanceOf(TransientDependencyError);
+  const inIndex = async () => {
+    const item = await store.getItem(keys.recharge(user.rechargeId), { consistent: true });
+    return typeof item?.statusPk === 'string';
+  };
+  expect(await inIndex()).toBe(true);
+
+  const dayLater = () => new Date(Date.now() + 25 * 60 * 60 * 1000);
+  const sweep = () =>
+    expirePendingRecharges({
+      store,
+      payments,
+      now: dayLater,
+      finishDeskRefund: (caseId) => completeDeskRefunds(deps, caseId),
+    });
+  await sweep();
+  expect(await books(user.userId)).toEqual({ coins: 0, owedCoins: 0, locked: false, chargebacks: 1 });
+  expect(await inIndex()).toBe(false);
+  await sweep();
+  expect(payments.refundedKeys.size).toBe(1);
+  expect(await books(user.userId)).toEqual({ coins: 0, owedCoins: 0, locked: false, chargebacks: 1 });
 });
 
 it('a refund the desk did not ask for still locks the wallet and opens a case', async () => {
