@@ -351,6 +351,14 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: { ledger: 'readWrite' },
   },
+  {
+    name: 'WalletReportGet',
+    method: 'GET',
+    path: '/v1/wallet/reports/{reportId}',
+    handler: 'functions/http/wallet-report-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
   // Operators (issue 13): offers and the audit trail; 403 for anyone who is not an operator.
   {
     name: 'OperatorAudit',
@@ -391,6 +399,31 @@ export const HTTP_ROUTES: HttpRoute[] = [
     handler: 'functions/http/operator-creator-verified.ts',
     auth: 'jwt',
     access: { ledger: 'readWrite' },
+  },
+  // The support desk (issue 14): open cases, one case, its resolution; 403 for anyone else.
+  {
+    name: 'OperatorCasesList',
+    method: 'GET',
+    path: '/v1/operator/cases',
+    handler: 'functions/http/operator-cases-list.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'OperatorCasesGet',
+    method: 'GET',
+    path: '/v1/operator/cases/{caseId}',
+    handler: 'functions/http/operator-cases-get.ts',
+    auth: 'jwt',
+    access: read,
+  },
+  {
+    name: 'OperatorCasesResolve',
+    method: 'POST',
+    path: '/v1/operator/cases/{caseId}/resolve',
+    handler: 'functions/http/operator-cases-resolve.ts',
+    auth: 'jwt',
+    access: { ledger: 'readWrite', stripe: true },
   },
   {
     name: 'DevPayments',

@@ -2,19 +2,21 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { stripePayments } from '../../shared/adapters/payments';
 import { logger } from '../../shared/logger';
+import { completeDeskRefunds } from '../../shared/usecases/desk';
 import { expirePendingRecharges } from '../../shared/usecases/recharge';
 import { instrumented } from '../../shared/observability/invocation';
 import { metrics } from '../../shared/observability/metrics';
 
 /**
  * A schedule (EventBridge on AWS, a timer locally): recharges pending for 24 hours fail and their
- * PaymentIntents are cancelled. Each run is bounded; what it leaves, the next run takes.
+ * PaymentIntents are cancelled; refunds still owed (over budget, support desk) are finished. Each
+ * run is bounded; what it leaves, the next run takes.
  */
 export const handler = instrumented(async (): Promise<{ expired: number; skipped: number }> => {
+  const deps = { store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() };
   const result = await expirePendingRecharges({
-    store: ledgerStore(),
-    payments: stripePayments(),
-    now: () => systemClock.now(),
+    ...deps,
+    finishDeskRefund: (caseId) => completeDeskRefunds(deps, caseId),
   });
   logger.info('pending recharges swept', result);
   metrics.count('Recharges', result.expired, { outcome: 'expired' });

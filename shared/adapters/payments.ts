@@ -37,13 +37,15 @@ export interface CreatedPaymentIntent {
 export type CancelOutcome = 'canceled' | 'succeeded' | 'processing' | 'missing';
 
 /** Why the platform gives a payment back (Stripe's refund metadata says it too). */
-export type RefundReason = 'over_budget';
+export type RefundReason = 'over_budget' | 'support_desk';
 
 export interface RefundInput {
   paymentIntentId: string;
   /** The same key always makes the same one refund (Stripe keeps keys 24 hours; after that it refuses a second full refund). */
   idempotencyKey: string;
   reason: RefundReason;
+  /** The support-desk case that asked for it, in the refund's metadata for whoever reads Stripe's dashboard. */
+  caseId?: string;
 }
 
 export interface Payments {
@@ -171,7 +173,11 @@ export class StripePayments implements Payments {
     const stripe = await this.client();
     try {
       await stripe.refunds.create(
-        { payment_intent: input.paymentIntentId, reason: 'requested_by_customer', metadata: { reason: input.reason } },
+        {
+          payment_intent: input.paymentIntentId,
+          reason: 'requested_by_customer',
+          metadata: { reason: input.reason, ...(input.caseId !== undefined && { caseId: input.caseId }) },
+        },
         { idempotencyKey: input.idempotencyKey },
       );
       return 'refunded';

@@ -223,9 +223,9 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
     returns: '`{ giftTxId, coinsSpent, wallet: { coins } }`; every viewer of the stream receives the gift event.',
   },
   'GET /v1/notifications': {
-    summary: 'Gifts received by the caller',
+    summary: 'Gifts received by the caller, and the outcome of their reports',
     returns:
-      '`{ items: [ { id, type: "gift_received", streamId, fromUserId, giftId, quantity, diamonds, createdAt } ], nextCursor }`.',
+      '`{ items: [ { id, type: "gift_received", streamId, fromUserId, giftId, quantity, diamonds, createdAt } | { id, type: "report_resolved", reportId, outcome: { lock, refundedRechargeIds }, createdAt } ], nextCursor }`.',
   },
   'POST /v1/creator/payout-account': {
     summary: 'Create or resume the payout account',
@@ -260,6 +260,26 @@ const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>>
   'POST /v1/operator/offers/{}/end': {
     summary: 'End an offer now (operators only)',
     returns: 'The offer with `endedAt`; recharges already created under it keep its terms.',
+  },
+  'GET /v1/operator/cases': {
+    summary: 'Open support cases, oldest first (operators only)',
+    returns:
+      '`{ items: [ { caseId, kind: "report" | "wallet_locked", userId, status, createdAt, reportId?, transactionId?, reportReason?, rechargeId? } ], nextCursor }`; anyone else 403.',
+  },
+  'GET /v1/operator/cases/{}': {
+    summary: 'One support case with its wallet and ledger (operators only)',
+    returns:
+      '`{ case, wallet: { userId, coins, owedCoins, locked, lockReason }, transaction, ledger: { before, after }, recharges: [ { rechargeId, price, status, refundedMinor, refundable, ... } ] }`.',
+  },
+  'POST /v1/operator/cases/{}/resolve': {
+    summary: 'Resolve a support case: refunds through Stripe, keep or lift the lock, a note (operators only, audited)',
+    returns:
+      '`{ caseId, status: "resolved", resolution: { operatorId, resolvedAt, lock, note, reason, refunds: [ { rechargeId, paymentIntentId } ] } }`; a replay with the same Idempotency-Key answers the same and finishes refunds still owed. A recharge not of the case\'s wallet is 400; one that cannot be refunded, or a case already resolved, 409.',
+  },
+  'GET /v1/wallet/reports/{}': {
+    summary: "The caller's report and its outcome",
+    returns:
+      '`{ reportId, transactionId, status: "open" | "resolved", createdAt, outcome: { lock: "kept" | "lifted", refundedRechargeIds } | null, resolvedAt }`; another user\'s report is 404.',
   },
   'POST /dev/tokens': {
     summary: 'A demo token from the local issuer',

@@ -114,6 +114,11 @@ export const rechargeRecord = z.object({
   /** When `payment_intent.payment_failed` said the card was declined; the payment may still be retried. */
   declinedAt: z.string().optional(),
   creditedAt: z.string().optional(),
+  /**
+   * Set by the support desk before it asks Stripe to refund this payment (shared/usecases/desk.ts):
+   * the refund's `charge.refunded` then knows it as the desk's and does not lock the wallet.
+   */
+  deskRefund: z.object({ caseId: z.string().min(1), requestedAt: z.string() }).optional(),
   /** Set when the payment succeeded but the budget could not hold it: refunded, never credited. */
   overBudgetRefund: z.object({ decidedAt: z.string(), limitMinor: wholeNumber.nullable() }).optional(),
   // Issue 13. Items written before these fields existed were card payments at the price list's
@@ -831,6 +836,8 @@ export interface ExpiryDeps {
   store: LedgerStore;
   payments: Pick<Payments, 'cancelPaymentIntent' | 'refundPayment'>;
   now: () => Date;
+  /** Finishes the refunds a support-desk case still owes (shared/usecases/desk.ts completeDeskRefunds). */
+  finishDeskRefund?: (caseId: string) => Promise<void>;
 }
 
 /**
@@ -840,6 +847,8 @@ export interface ExpiryDeps {
  *   webhook; one still processing is looked at again on the next run.
  * - over-budget refunds whose `charge.refunded` never came: the refund is asked for again
  *   (idempotent at Stripe), so a crash between the decision and the refund cannot keep the money.
+ * - support-desk refunds still owed a day after their case closed (the resolve crashed and was
+ *   never sent again): the desk's own completion runs, idempotent like the resolve's replay.
  */
 export async function expirePendingRecharges(
   deps: ExpiryDeps,
@@ -876,6 +885,8 @@ export async function expirePendingRecharges(
 
 async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired' | 'skipped' | 'refunded'> {
   const recharge = await readRecharge(deps.store, rechargeId);
+  if (recharge?.deskRefund !== undefined && recharge.refundedMinor < recharge.priceMinor)
+    return finishDeskRefund(deps, recharge.deskRefund.caseId);
   if (!recharge || isCredited(recharge)) return 'skipped';
   if (recharge.overBudgetRefund !== undefined) {
     if (recharge.refundedMinor >= recharge.priceMinor) return 'skipped';
@@ -889,6 +900,18 @@ async function expireOne(deps: ExpiryDeps, rechargeId: string): Promise<'expired
   const outcome: CancelOutcome = await deps.payments.cancelPaymentIntent(recharge.paymentIntentId);
   if (outcome === 'succeeded' || outcome === 'processing') return 'skipped';
   return (await cancelRecharge(deps.store, rechargeId)) === 'canceled' ? 'expired' : 'skipped';
+}
+
+/** One desk refund that Stripe keeps refusing must not stop the sweep's other work: logged, left for the next run. */
+async function finishDeskRefund(deps: ExpiryDeps, caseId: string): Promise<'refunded' | 'skipped'> {
+  if (!deps.finishDeskRefund) return 'skipped';
+  try {
+    await deps.finishDeskRefund(caseId);
+    return 'refunded';
+  } catch (error) {
+    logger.error('desk refund still owed', { caseId, error: error instanceof Error ? error.name : String(error) });
+    return 'skipped';
+  }
 }
 
 /** Stripe's idempotency key for a recharge's over-budget refund: one refund, however often it is asked for. */

@@ -15,6 +15,7 @@ import type { GiftEventPublisher } from '../adapters/gift-events';
 import { ForbiddenError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
 import { assertAdult, assertLiveCountry, type Caller } from '../domain/identity';
 import { logger } from '../logger';
+import { reportOutcomeSchema } from './desk-cases';
 import { decodeCursor, encodeCursor } from './wallet';
 
 /**
@@ -564,15 +565,53 @@ export async function readEventRange(
   return events;
 }
 
-export interface NotificationView {
-  id: string;
-  type: 'gift_received';
-  streamId: string;
-  fromUserId: string;
-  giftId: string;
-  quantity: number;
-  diamonds: number;
-  createdAt: string;
+export type NotificationView =
+  | {
+      id: string;
+      type: 'gift_received';
+      streamId: string;
+      fromUserId: string;
+      giftId: string;
+      quantity: number;
+      diamonds: number;
+      createdAt: string;
+    }
+  | {
+      id: string;
+      type: 'report_resolved';
+      reportId: string;
+      outcome: z.infer<typeof reportOutcomeSchema>;
+      createdAt: string;
+    };
+
+const reportResolvedItem = z.object({
+  notificationId: z.string(),
+  notificationType: z.literal('report_resolved'),
+  reportId: z.string(),
+  outcome: reportOutcomeSchema,
+  createdAt: z.string(),
+});
+
+function notificationView(item: Item): NotificationView {
+  if (item.notificationType === 'report_resolved') {
+    const parsed = reportResolvedItem.safeParse(item);
+    if (!parsed.success) throw new InvariantViolation(`notification ${String(item.sk)} is malformed`);
+    const { notificationId, reportId, outcome, createdAt } = parsed.data;
+    return { id: notificationId, type: 'report_resolved', reportId, outcome, createdAt };
+  }
+  const parsed = giftReceivedItem.safeParse(item);
+  if (!parsed.success) throw new InvariantViolation(`gift_received entry ${String(item.sk)} is malformed`);
+  const entry = parsed.data;
+  return {
+    id: entry.entryId,
+    type: 'gift_received',
+    streamId: entry.ref.streamId,
+    fromUserId: entry.ref.fromUserId,
+    giftId: entry.ref.giftId,
+    quantity: entry.ref.quantity,
+    diamonds: entry.diamonds,
+    createdAt: entry.createdAt,
+  };
 }
 
 const giftReceivedItem = z.object({
@@ -585,9 +624,10 @@ const giftReceivedItem = z.object({
 });
 
 /**
- * GET /v1/notifications: the caller's gift_received entries, newest first. They live on the
- * creator's shard entry partitions (USER#c#E<k>), so a page merges one query per shard; the
- * cursor is the last sort key returned, which orders them all.
+ * GET /v1/notifications: the caller's gift_received entries and report_resolved notices, newest
+ * first. Gifts live on the creator's shard entry partitions (USER#c#E<k>), notices on USER#c#N,
+ * so a page merges one query per partition; the cursor is the last sort key returned, which
+ * orders them all.
  */
 export async function listNotifications(
   deps: { store: LedgerStore },
@@ -602,11 +642,16 @@ export async function listNotifications(
       details: [{ path: 'query.cursor', message: 'unknown cursor' }],
     });
   }
+  // The creator's entry shards, and the partition of notifications that are not entries (report_resolved).
+  const partitions = [
+    ...Array.from({ length: shards }, (_, shard) => keys.shardEntryPartition(caller.userId, shard)),
+    keys.notificationPartition(caller.userId),
+  ];
   const pages = await Promise.all(
-    Array.from({ length: shards }, (_, shard) =>
+    partitions.map((pk) =>
       deps.store.query({
         keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
-        values: { ':pk': keys.shardEntryPartition(caller.userId, shard), ':lower': ENTRY_PREFIX, ':upper': upper },
+        values: { ':pk': pk, ':lower': ENTRY_PREFIX, ':upper': upper },
         ascending: false,
         // One extra to know whether a next page exists, one more because BETWEEN includes the cursor.
         limit: page.limit + (page.cursor === undefined ? 1 : 2),
@@ -618,21 +663,7 @@ export async function listNotifications(
     .filter((item) => typeof item.sk === 'string' && item.sk < upper)
     .sort((a, b) => (String(b.sk) < String(a.sk) ? -1 : String(b.sk) > String(a.sk) ? 1 : 0));
   const pageItems = merged.slice(0, page.limit);
-  const items = pageItems.map((item): NotificationView => {
-    const parsed = giftReceivedItem.safeParse(item);
-    if (!parsed.success) throw new InvariantViolation(`gift_received entry ${String(item.sk)} is malformed`);
-    const entry = parsed.data;
-    return {
-      id: entry.entryId,
-      type: 'gift_received',
-      streamId: entry.ref.streamId,
-      fromUserId: entry.ref.fromUserId,
-      giftId: entry.ref.giftId,
-      quantity: entry.ref.quantity,
-      diamonds: entry.diamonds,
-      createdAt: entry.createdAt,
-    };
-  });
+  const items = pageItems.map(notificationView);
   const last = pageItems[pageItems.length - 1];
   return { items, nextCursor: merged.length > page.limit && last ? encodeCursor(String(last.sk)) : null };
 }

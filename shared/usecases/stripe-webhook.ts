@@ -8,6 +8,7 @@ import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { applyAccountUpdated } from './payout-account';
 import type { Payments } from '../adapters/payments';
+import { lockCaseOp } from './desk-cases';
 import { walletFromItem } from '../adapters/dynamo/ledger-store';
 import { metrics } from '../observability/metrics';
 import {
@@ -240,10 +241,16 @@ async function onDispute(deps: WebhookDeps, event: ParsedEvent): Promise<Webhook
   const dispute = parseObject(disputeObject, event);
   const mapping = await rechargeFor(deps, dispute.payment_intent);
   if (!mapping) return 'ignored';
-  const outcome = await applyClaim(deps, event, mapping.rechargeId, { disputeId: dispute.id }, (recharge) => {
-    if (recharge.disputes[dispute.id] !== undefined) return undefined;
-    return { disputes: { ...recharge.disputes, [dispute.id]: Math.min(dispute.amount, recharge.priceMinor) } };
-  });
+  const outcome = await applyClaim(
+    deps,
+    eventOnce(deps, event),
+    mapping.rechargeId,
+    { disputeId: dispute.id },
+    (recharge) => {
+      if (recharge.disputes[dispute.id] !== undefined) return undefined;
+      return { disputes: { ...recharge.disputes, [dispute.id]: Math.min(dispute.amount, recharge.priceMinor) } };
+    },
+  );
   if (outcome === 'clawed_back') await notify(deps, mapping.userId);
   return outcome;
 }
@@ -337,12 +344,18 @@ async function onRefund(deps: WebhookDeps, event: ParsedEvent): Promise<WebhookO
   const charge = parseObject(chargeObject, event);
   const mapping = await rechargeFor(deps, charge.payment_intent);
   if (!mapping) return 'ignored';
-  const outcome = await applyClaim(deps, event, mapping.rechargeId, { chargeId: charge.id }, (recharge) => {
-    // charge.refunded carries the charge's cumulative refunded amount: an older event that
-    // arrives after a newer one says less and changes nothing, and no refund counts twice.
-    const refundedMinor = Math.min(charge.amount_refunded, recharge.priceMinor);
-    return refundedMinor > recharge.refundedMinor ? { refundedMinor } : undefined;
-  });
+  const outcome = await applyClaim(
+    deps,
+    eventOnce(deps, event),
+    mapping.rechargeId,
+    { chargeId: charge.id },
+    (recharge) => {
+      // charge.refunded carries the charge's cumulative refunded amount: an older event that
+      // arrives after a newer one says less and changes nothing, and no refund counts twice.
+      const refundedMinor = Math.min(charge.amount_refunded, recharge.priceMinor);
+      return refundedMinor > recharge.refundedMinor ? { refundedMinor } : undefined;
+    },
+  );
   if (outcome === 'clawed_back') await notify(deps, mapping.userId);
   return outcome;
 }
@@ -560,6 +573,8 @@ function creditOps(
     ),
   ];
   if (recharge.bonusCoins > 0) ops.push(bonusEntryOp(deps.store, recharge, amounts, now));
+  // A claim that arrived before the credit locks the wallet with it: that is a desk case too.
+  if (disputed) ops.push(lockCaseOp(deps.store, recharge, event.id, {}, now));
   const claimOp = offerClaimOp(deps.store, recharge);
   if (claimOp) ops.push(claimOp);
   if (budgetOp) ops.push(budgetOp);
@@ -749,14 +764,65 @@ function claimEntryOp(
 }
 
 /**
+ * What makes a claim apply once: the ops that ride in its transaction (the webhook's event
+ * marker; the desk's refund has none, the recharge's version and its refundedMinor guard it) and
+ * the seed of the support case a locking claim opens.
+ */
+export interface ClaimOnce {
+  ops: () => WriteOp[];
+  caseSeed: string;
+}
+
+function eventOnce(deps: WebhookDeps, event: ParsedEvent): ClaimOnce {
+  return { ops: () => [markerOp(deps, event)], caseSeed: event.id };
+}
+
+/**
+ * A dispute always locks the wallet, and so does a refund made outside the desk (Stripe's
+ * dashboard). A refund the support desk asked for does not: the operator decided the lock when
+ * resolving the case, and the desk recorded the refund on the recharge before calling Stripe, so
+ * its `charge.refunded` (whether it lands before or after the desk applies the refund) never
+ * locks again a wallet the operator unlocked.
+ */
+export function claimLocks(recharge: RechargeRecord, change: Partial<Pick<RechargeRecord, 'disputes'>>): boolean {
+  return change.disputes !== undefined || recharge.deskRefund === undefined;
+}
+
+function walletClawbackOp(
+  store: LedgerStore,
+  userId: string,
+  coinsBefore: number,
+  amounts: { take: number; owedAdded: number },
+  locks: boolean,
+): WriteOp {
+  return store.update(
+    'wallet clawback',
+    keys.wallet(userId),
+    {
+      expression: `SET coins = if_not_exists(coins, :zero) - :take, owedCoins = if_not_exists(owedCoins, :zero) + :owedAdded${locks ? ', locked = :true, lockReason = :dispute' : ''}`,
+      // The balance read above, in the write itself: if a gift spent coins in between, read again.
+      condition: equalsRead('coins', ':coinsBefore', coinsBefore),
+      values: {
+        ':zero': 0,
+        ':take': amounts.take,
+        ':owedAdded': amounts.owedAdded,
+        ':coinsBefore': coinsBefore,
+        ...(locks && { ':true': true, ':dispute': 'dispute' }),
+      },
+    },
+    () => new ConcurrentChange('wallet'),
+  );
+}
+
+/**
  * Records a dispute or refund on a recharge and, once the recharge is credited, takes back what
  * it now owes: as far as the balance allows (the write conditions on the balance it read), the
  * rest into owedCoins; the wallet is locked for the dispute. Before the credit, only the claim is
  * stored; creditRecharge applies it when the coins land.
  */
-async function applyClaim(
-  deps: WebhookDeps,
-  event: ParsedEvent,
+export async function applyClaim(
+  deps: Pick<WebhookDeps, 'store' | 'now' | 'notifyWallet'>,
+  once: ClaimOnce,
   rechargeId: string,
   source: Record<string, string>,
   nextClaim: (recharge: RechargeRecord) => Partial<Pick<RechargeRecord, 'disputes' | 'refundedMinor'>> | undefined,
@@ -774,7 +840,7 @@ async function applyClaim(
         // back and nothing locked; once refunded in full, the expiry sweep has nothing left to retry.
         const refundDone = recharge.overBudgetRefund !== undefined && updated.refundedMinor >= recharge.priceMinor;
         await deps.store.transactWrite([
-          markerOp(deps, event),
+          ...once.ops(),
           rechargeTransitionOp(deps.store, recharge, change, { leavePendingIndex: refundDone }),
         ]);
         return 'recorded';
@@ -784,33 +850,20 @@ async function applyClaim(
       const take = Math.min(before.coins, claim);
       const owedAdded = claim - take;
       const now = deps.now();
+      const locks = claimLocks(recharge, change);
       const ops: WriteOp[] = [
-        markerOp(deps, event),
-        rechargeTransitionOp(deps.store, recharge, {
-          ...change,
-          status: 'disputed',
-          clawedCoins: recharge.clawedCoins + claim,
-        }),
-        deps.store.update(
-          'wallet clawback',
-          keys.wallet(recharge.userId),
-          {
-            expression:
-              'SET coins = if_not_exists(coins, :zero) - :take, owedCoins = if_not_exists(owedCoins, :zero) + :owedAdded, locked = :true, lockReason = :dispute',
-            // The balance read above, in the write itself: if a gift spent coins in between, read again.
-            condition: equalsRead('coins', ':coinsBefore', before.coins),
-            values: {
-              ':zero': 0,
-              ':take': take,
-              ':owedAdded': owedAdded,
-              ':coinsBefore': before.coins,
-              ':true': true,
-              ':dispute': 'dispute',
-            },
-          },
-          () => new ConcurrentChange('wallet'),
+        ...once.ops(),
+        rechargeTransitionOp(
+          deps.store,
+          recharge,
+          { ...change, status: 'disputed', clawedCoins: recharge.clawedCoins + claim },
+          // A desk refund waits in the expiry index until it is applied, by the desk or by this event.
+          { leavePendingIndex: recharge.deskRefund !== undefined && updated.refundedMinor >= updated.priceMinor },
         ),
+        walletClawbackOp(deps.store, recharge.userId, before.coins, { take, owedAdded }, locks),
       ];
+      // A wallet this claim locks is a case for the support desk (shared/usecases/desk.ts).
+      if (locks) ops.push(lockCaseOp(deps.store, recharge, once.caseSeed, source, now));
       if (claim > 0) ops.push(claimEntryOp(deps.store, recharge, updated, { take, owedAdded, claim }, source, now));
       await deps.store.transactWrite(ops);
       metrics.count('CoinsClawedBack', claim);

@@ -1,9 +1,10 @@
 import { newId } from '../adapters/clock';
-import { keys, ENTRY_PREFIX } from '../adapters/dynamo/keys';
+import { keys, ENTRY_PREFIX, type ItemKey } from '../adapters/dynamo/keys';
 import type { LedgerStore } from '../adapters/dynamo/ledger-store';
 import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import type { Money } from '../domain/money';
+import { reportCaseOp } from './desk-cases';
 import { callerCurrency, getWallet, type WalletView } from './wallet';
 
 /**
@@ -94,8 +95,8 @@ export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: 
   return getWallet(deps, caller, { consistent: true });
 }
 
-/** Whether the transaction id is one of the caller's ledger entries (creator shards included). */
-async function ownsTransaction(store: LedgerStore, userId: string, transactionId: string): Promise<boolean> {
+/** Where the caller's ledger entry with this id is stored (creator shards included); undefined if it is not theirs. */
+async function findOwnEntry(store: LedgerStore, userId: string, transactionId: string): Promise<ItemKey | undefined> {
   const wallet = await store.readWallet(userId, { consistent: true });
   const partitions = [keys.wallet(userId).pk];
   for (let shard = 0; shard < wallet.creatorShards; shard += 1)
@@ -104,23 +105,24 @@ async function ownsTransaction(store: LedgerStore, userId: string, transactionId
   for (const pk of partitions) {
     let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
     do {
-      if (pagesLeft-- <= 0) return false;
+      if (pagesLeft-- <= 0) return undefined;
       const page = await store.query({
         keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
         filter: 'entryId = :id',
         values: { ':pk': pk, ':prefix': ENTRY_PREFIX, ':id': transactionId },
         ...(startKey && { exclusiveStartKey: startKey }),
       });
-      if (page.items.length > 0) return true;
+      const found = page.items[0];
+      if (found) return { pk: String(found.pk), sk: String(found.sk) };
       startKey = page.lastEvaluatedKey;
     } while (startKey);
   }
-  return false;
+  return undefined;
 }
 
 /**
  * POST /v1/wallet/transactions/{id}/report: records the report and locks the wallet (owner lock)
- * in one transaction. An id outside the caller's history is NOT_FOUND, whoever it belongs to.
+ * in one transaction, with the support desk's case. An id outside the caller's history is NOT_FOUND, whoever it belongs to.
  */
 export async function reportTransaction(
   deps: WalletSettingsDeps,
@@ -128,8 +130,8 @@ export async function reportTransaction(
   transactionId: string,
   reason: string,
 ): Promise<{ reportId: string }> {
-  if (!(await ownsTransaction(deps.store, caller.userId, transactionId)))
-    throw new NotFoundError('No such transaction.');
+  const transactionKey = await findOwnEntry(deps.store, caller.userId, transactionId);
+  if (!transactionKey) throw new NotFoundError('No such transaction.');
   const now = deps.now();
   const reportId = newId('rpt', now);
   await deps.store.transactWrite([
@@ -142,6 +144,8 @@ export async function reportTransaction(
       status: 'open',
       createdAt: now.toISOString(),
     }),
+    // The support desk's case, in the same write: no report goes unseen by the desk.
+    reportCaseOp(deps.store, { reportId, userId: caller.userId, transactionId, transactionKey, reason }, now),
     deps.store.update('wallet lock', keys.wallet(caller.userId), {
       expression: LOCK_EXPRESSION,
       values: { ':true': true, ':owner': 'owner' },

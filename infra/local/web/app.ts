@@ -6,6 +6,7 @@
  */
 import * as z from 'zod/mini';
 import { subscribeToRoom, type RoomSubscription } from './room-channel';
+import { mountDesk } from './desk';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and timings. Each is a bound on work the page may cause.
@@ -1860,4 +1861,5 @@ function restoreSession(): void {
 
 wire();
 restoreSession();
+mountDesk();
 document.documentElement.dataset.ready = 'true';

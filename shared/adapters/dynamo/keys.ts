@@ -70,6 +70,18 @@ export const keys = {
   stripeEvent: (eventId: string): ItemKey => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
   /** A user's report of one of their transactions (POST /v1/wallet/transactions/{id}/report). */
   transactionReport: (userId: string, reportId: string): ItemKey => ({ pk: user(userId), sk: `REPORT#${reportId}` }),
+  /** A support-desk case (a report, or a wallet locked by a dispute or refund): shared/usecases/desk-cases.ts. */
+  deskCase: (caseId: string): ItemKey => ({ pk: `CASE#${caseId}`, sk: 'CASE' }),
+  /**
+   * A notification that is not a ledger entry (`report_resolved`), on a partition of its own that
+   * sorts like the creator's entry shards (`TX#<time>#<id>`), so one cursor pages them all. The
+   * reconciler reads only `USER#<id>`, `#S<n>` and `#E<n>` partitions as money.
+   */
+  notificationPartition: (userId: string): string => `${user(userId)}#N`,
+  notification: (userId: string, createdAt: string, notificationId: string): ItemKey => ({
+    pk: `${user(userId)}#N`,
+    sk: `${ENTRY_PREFIX}${createdAt}#${notificationId}`,
+  }),
   payout: (payoutId: string): ItemKey => ({ pk: `PAYOUT#${payoutId}`, sk: 'PAYOUT' }),
   /** A teenager's invitation to a guardian (shared/usecases/guardians.ts). */
   guardianInvite: (inviteId: string): ItemKey => ({ pk: `INVITE#${inviteId}`, sk: 'INVITE' }),

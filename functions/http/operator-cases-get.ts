@@ -1,0 +1,13 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { getCaseDetail } from '../../shared/usecases/desk-cases';
+
+/** GET /v1/operator/cases/{caseId} (operators): the case, its wallet, its transaction and the ledger around it. */
+export const handler = httpRoute({
+  auth: true,
+  operator: true,
+  path: z.object({ caseId: opaqueId }),
+  handle: async ({ path }) => ({ status: 200, body: await getCaseDetail(ledgerStore(), path.caseId) }),
+});

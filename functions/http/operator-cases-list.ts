@@ -1,0 +1,21 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { decodeCaseCursor, listOpenCases } from '../../shared/usecases/desk-cases';
+
+/** GET /v1/operator/cases?limit&cursor (operators): open support cases, oldest first. */
+const query = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z
+    .string()
+    .max(1024)
+    .refine((cursor) => decodeCaseCursor(cursor) !== undefined, 'not a cursor this API gave out')
+    .optional(),
+});
+
+export const handler = httpRoute({
+  auth: true,
+  operator: true,
+  query,
+  handle: async ({ query: page }) => ({ status: 200, body: await listOpenCases(ledgerStore(), page) }),
+});

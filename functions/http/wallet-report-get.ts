@@ -1,0 +1,15 @@
+import * as z from 'zod';
+import { ledgerStore } from '../../shared/adapters/clients';
+import { httpRoute } from '../../shared/http/route';
+import { opaqueId } from '../../shared/http/schemas';
+import { getReportStatus } from '../../shared/usecases/desk';
+
+/** GET /v1/wallet/reports/{reportId}: the caller's own report, open or resolved with its outcome. */
+export const handler = httpRoute({
+  auth: true,
+  path: z.object({ reportId: opaqueId }),
+  handle: async ({ caller, path }) => ({
+    status: 200,
+    body: await getReportStatus(ledgerStore(), caller, path.reportId),
+  }),
+});
