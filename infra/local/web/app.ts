@@ -606,8 +606,8 @@ function applyConsent(fresh: Consent): void {
 }
 
 /**
- * A teenager without consent (or whose consent a guardian gave or withdrew in the app) sees the
- * consent card, kept current; anyone else who can spend sees "Family", where a guardian answers.
+ * A teenager sees the consent card (why buying and gifting are closed, or who allowed them),
+ * kept current; an adult sees "Family", where a guardian answers. A child sees neither.
  */
 async function enterConsent(): Promise<void> {
   const who = signedInAs();
