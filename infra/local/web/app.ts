@@ -5,6 +5,17 @@
  * bundle small); every error code is shown in plain words.
  */
 import * as z from 'zod/mini';
+import { ageOfMajority, ageOn, isCalendarDate, MINIMUM_AGE } from '../../../shared/domain/identity';
+import {
+  type Consent,
+  enterFamily,
+  leaveFamily,
+  loadConsent,
+  renderConsent,
+  watchConsent,
+  wireConsent,
+} from './guardian';
+import { amountOf, byId, type CallOptions, count, element, giftImage, type PageKit } from './kit';
 import { subscribeToRoom, type RoomSubscription } from './room-channel';
 import { mountDesk } from './desk';
 
@@ -50,8 +61,6 @@ const LEADERBOARD_REFRESH_MS = 5_000;
 /** And once more this long after the last gift: the server folds the last gifts within 5 s. */
 const LEADERBOARD_TRAILING_MS = 8_000;
 const WALLET_REFRESH_DEBOUNCE_MS = 600;
-/** Catch-up events older than this are history: listed in the feed, not animated. */
-const ANIMATE_IF_YOUNGER_THAN_MS = 15_000;
 const MAX_CONCURRENT_ANIMATIONS = 24;
 const ANIMATION_DURATION_MS = 2_600;
 const NOTICE_DURATION_MS = 6_000;
@@ -132,6 +141,16 @@ const rechargeCreatedSchema = z.object({
 });
 const rechargeSchema = z.object({ rechargeId: z.string(), status: z.string(), coins: z.int() });
 
+/** API.md, "Creator profiles": what a viewer checks before sending a gift. */
+const profileSchema = z.object({
+  creatorId: z.string(),
+  displayName: z.string(),
+  streamingSince: z.string(),
+  streams: z.int(),
+  verified: z.boolean(),
+  giftCoinsReceived: z.int(),
+});
+type Profile = z.infer<typeof profileSchema>;
 const streamSchema = z.object({
   streamId: z.string(),
   creatorId: z.string(),
@@ -140,6 +159,7 @@ const streamSchema = z.object({
   startedAt: z.optional(z.string()),
   giftCoins: z.optional(z.int()),
   viewers: z.optional(z.int()),
+  creator: z.optional(z.nullable(profileSchema)),
 });
 type Stream = z.infer<typeof streamSchema>;
 const streamsSchema = z.object({ items: z.array(streamSchema), nextCursor: z.optional(z.nullable(z.string())) });
@@ -237,6 +257,8 @@ const PLAIN_WORDS: Readonly<Record<string, string>> = {
   UNAUTHORIZED: 'Your session has expired. Please sign in again.',
   FORBIDDEN: 'You are not allowed to do that.',
   AGE_RESTRICTED: "You're too young for this",
+  BUDGET_SET_BY_GUARDIAN: 'Your guardian set this budget: you can lower it, but not raise or remove it.',
+  CONFLICT: 'That was already decided.',
   REGION_UNAVAILABLE: 'Coins are not sold in your country yet.',
   NOT_FOUND: 'We could not find that.',
   INSUFFICIENT_COINS: 'Not enough coins — buy more',
@@ -285,23 +307,6 @@ function plainWords(error: unknown): string {
 // Small helpers.
 // ---------------------------------------------------------------------------------------------
 
-function byId<T extends HTMLElement = HTMLElement>(id: string): T {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`the page has no #${id}`);
-  return element as T;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attributes: Record<string, string> = {},
-  ...children: Array<Node | string>
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A random key for Idempotency-Key and requestId; getRandomValues works on plain http too. */
@@ -309,9 +314,6 @@ function newKey(prefix: string): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `${prefix}-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
 }
-
-const integerFormat = new Intl.NumberFormat('en');
-const count = (value: number) => integerFormat.format(value);
 
 /** Minor-unit digits of a currency (2 for USD, EUR, GBP; 0 for JPY). */
 function currencyDigits(currency: string): number {
@@ -349,18 +351,6 @@ function timeOf(iso: string | undefined): string {
     : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
-const GIFT_EMOJI: Readonly<Record<string, string>> = {
-  rose: '🌹',
-  heart: '❤️',
-  ice_cream: '🍦',
-  star: '⭐',
-  rocket: '🚀',
-  lion: '🦁',
-  castle: '🏰',
-  universe: '🌌',
-};
-const emojiOf = (giftId: string) => GIFT_EMOJI[giftId] ?? '🎁';
-
 // ---------------------------------------------------------------------------------------------
 // State.
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +359,8 @@ let session: Session | undefined;
 let wallet: Wallet | undefined;
 let priceList: z.infer<typeof packagesSchema> | undefined;
 let giftCatalog: Gift[] = [];
+/** Consent as recharges and gifts judge it (GET /v1/consent); undefined until read. */
+let consent: Consent | undefined;
 let room: Room | undefined;
 let historyCursor: string | null = null;
 let streamsTimer: ReturnType<typeof setInterval> | undefined;
@@ -387,11 +379,6 @@ function wsBaseUrl(): string {
 // ---------------------------------------------------------------------------------------------
 // The API client.
 // ---------------------------------------------------------------------------------------------
-
-interface CallOptions {
-  body?: unknown;
-  idempotencyKey?: string;
-}
 
 async function api<S extends z.ZodMiniType>(
   method: string,
@@ -489,18 +476,37 @@ function showError(error: unknown): void {
 }
 
 function clearError(): void {
-  byId('alert').hidden = true;
+  clearTimeout(alertTimer);
+  const alert = byId('alert');
+  alert.hidden = true;
+  alert.textContent = '';
+  delete alert.dataset.code;
 }
 
-/** Runs a button's action with the button disabled, showing any error in words. */
+/** Sign-out: nothing said to the last person stays on screen for the next one. */
+function clearMessages(): void {
+  clearError();
+  clearTimeout(noticeTimer);
+  byId('notice').textContent = '';
+  const status = byId('checkout-status');
+  status.textContent = '';
+  delete status.dataset.state;
+  byId('payment-return').hidden = true;
+}
+
+/**
+ * Runs a button's action with the button disabled, showing any error in words; an error that
+ * comes back after a sign-out belongs to the earlier person and is not shown to the next one.
+ */
 async function busy(button: HTMLButtonElement, action: () => Promise<void>): Promise<void> {
   if (button.disabled) return;
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
+  const epoch = sessionEpoch;
   try {
     await action();
   } catch (error) {
-    showError(error);
+    if (epoch === sessionEpoch) showError(error);
   } finally {
     button.disabled = false;
     button.removeAttribute('aria-busy');
@@ -551,6 +557,12 @@ function signOut(): void {
   room = undefined;
   session = undefined;
   wallet = undefined;
+  consent = undefined;
+  checkout = undefined;
+  const dialog = byId<HTMLDialogElement>('checkout');
+  if (dialog.open) dialog.close();
+  clearMessages();
+  leaveFamily();
   sessionStorage.removeItem(SESSION_KEY);
   clearInterval(streamsTimer);
   for (const id of ['wallet', 'buy', 'studio', 'lobby', 'room', 'whoami']) byId(id).hidden = true;
@@ -561,9 +573,58 @@ function signOut(): void {
   byId('history-list').replaceChildren();
 }
 
+/** What the page's parts (guardian.ts, an operator's desk) get from here: see kit.ts. */
+const kit: PageKit = {
+  api,
+  notify,
+  showError,
+  userId: () => session?.userId,
+  epoch: () => sessionEpoch,
+  busy,
+};
+
+/**
+ * Whether the signed-in person is a teenager, by the token's birthdate and country and the
+ * API's own rule (shared/domain/identity.ts): only they need a guardian. The server decides
+ * every request; this only chooses what the page shows.
+ */
+function signedInAs(): 'teen' | 'adult' | 'child' {
+  if (!session) return 'child';
+  const claims = tokenClaims(session.token);
+  const birthdate =
+    typeof claims.birthdate === 'string' && isCalendarDate(claims.birthdate) ? claims.birthdate : undefined;
+  if (birthdate === undefined) return 'child';
+  const age = ageOn(birthdate, new Date());
+  if (age >= ageOfMajority(session.country)) return 'adult';
+  return age >= MINIMUM_AGE ? 'teen' : 'child';
+}
+
+/** Consent decides whether buying and gifting are open; a change re-renders both. */
+function applyConsent(fresh: Consent): void {
+  consent = fresh;
+  renderConsent(fresh);
+  renderSpendable();
+}
+
+/**
+ * A teenager sees the consent card (why buying and gifting are closed, or who allowed them),
+ * kept current; an adult sees "Family", where a guardian answers. A child sees neither.
+ */
+async function enterConsent(): Promise<void> {
+  const who = signedInAs();
+  if (who === 'adult') {
+    await enterFamily(kit, wallet?.budget.spentThisMonth.currency ?? 'USD');
+    return;
+  }
+  if (who !== 'teen') return;
+  applyConsent(await loadConsent(kit));
+  watchConsent(kit, applyConsent);
+}
+
 async function enter(): Promise<void> {
   if (!session) return;
   const current = session;
+  clearError();
   byId('signin').hidden = true;
   byId('whoami').hidden = false;
   byId('whoami-name').textContent = `${current.userId} · ${current.role} · ${current.country}`;
@@ -572,7 +633,7 @@ async function enter(): Promise<void> {
   byId('buy').hidden = false;
   byId('studio').hidden = current.role !== 'creator';
   byId('lobby').hidden = current.role !== 'viewer';
-  await Promise.all([refreshWallet(), loadCatalog(), loadGifts()]);
+  await Promise.all([refreshWallet(), loadCatalog(), loadGifts(), enterConsent()]);
   if (current.role === 'creator') {
     await Promise.all([resumeOwnStream(), refreshPayoutAccount(), refreshPayouts()]);
   } else {
@@ -598,18 +659,19 @@ function renderWallet(): void {
   setCount('wallet-pending', wallet.pendingDiamonds);
   const owed = byId('wallet-owed');
   owed.hidden = wallet.owedCoins <= 0;
-  owed.textContent = `You owe ${count(wallet.owedCoins)} coins after a disputed payment; your next purchase pays them first.`;
+  owed.textContent = `You owe ${amountOf(wallet.owedCoins, 'coin')} after a disputed payment; your next purchase pays them first.`;
   const locked = byId('wallet-locked');
   locked.hidden = !wallet.locked;
   locked.textContent = '🔒 Your wallet is locked: buying, gifting and payouts are paused.';
   // In the room, the balance that matters there: coins to spend, or diamonds arriving.
   byId('room-balance').textContent =
-    session?.role === 'creator' ? `💎 ${count(wallet.diamonds)} diamonds` : `🪙 ${count(wallet.coins)} coins`;
+    session?.role === 'creator' ? `💎 ${amountOf(wallet.diamonds, 'diamond')}` : `🪙 ${amountOf(wallet.coins, 'coin')}`;
   const budget = wallet.budget;
   byId('budget-current').textContent = budget.monthlyLimit
     ? `Monthly budget ${formatMoney(budget.monthlyLimit)}; spent this month ${formatMoney(budget.spentThisMonth)}.`
     : `No monthly budget; spent this month ${formatMoney(budget.spentThisMonth)}.`;
   renderPayoutEstimate();
+  renderSpendable();
 }
 
 /** A wallet push (WS) carries the balances only; the budget and history come from a re-fetch. */
@@ -657,15 +719,16 @@ const TRANSACTION_WORDS: Readonly<Record<string, string>> = {
   chargeback: 'Payment disputed',
 };
 
-function signed(value: number | undefined, unit: string): string {
+function signed(value: number | undefined, unit: 'coin' | 'diamond' | 'pending'): string {
   if (!value) return '';
-  return `${value > 0 ? '+' : '−'}${count(Math.abs(value))} ${unit}`;
+  const amount = unit === 'pending' ? `${count(Math.abs(value))} pending` : amountOf(Math.abs(value), unit);
+  return `${value > 0 ? '+' : '−'}${amount}`;
 }
 
 function historyItem(entry: Transaction): HTMLLIElement {
   const amounts = [
-    signed(entry.coins, 'coins'),
-    signed(entry.diamonds, 'diamonds'),
+    signed(entry.coins, 'coin'),
+    signed(entry.diamonds, 'diamond'),
     signed(entry.pendingDiamonds, 'pending'),
   ]
     .filter(Boolean)
@@ -719,7 +782,10 @@ function offerBadge(pack: CoinPackage): HTMLElement {
   const offer = pack.offer;
   if (!offer) return element('span', {});
   const ends = new Date(offer.endsAt).toLocaleString('en', { dateStyle: 'medium', timeStyle: 'short' });
-  const what = offer.bonusCoins > 0 ? `+${count(offer.bonusCoins)} bonus coins` : `now ${formatMoney(offer.price)}`;
+  const what =
+    offer.bonusCoins > 0
+      ? `+${count(offer.bonusCoins)} bonus ${offer.bonusCoins === 1 ? 'coin' : 'coins'}`
+      : `now ${formatMoney(offer.price)}`;
   const first = offer.firstRechargeOnly ? ' · first recharge' : '';
   return element(
     'span',
@@ -747,7 +813,7 @@ async function loadCatalog(): Promise<void> {
         {
           type: 'button',
           'data-testid': `package-${pack.id}`,
-          'aria-label': `Buy ${count(pack.coins)} coins for ${formatMoney(pack.price)}`,
+          'aria-label': `Buy ${amountOf(pack.coins, 'coin')} for ${formatMoney(pack.price)}`,
         },
         element('span', { class: 'coins' }, `🪙 ${count(pack.coins)}`),
         element(
@@ -761,6 +827,7 @@ async function loadCatalog(): Promise<void> {
       return element('li', {}, button);
     }),
   );
+  renderSpendable();
 }
 
 /** One checkout = one idempotency key: pressing Pay twice, or again after a dropped answer, buys once. */
@@ -800,11 +867,12 @@ function renderBreakdown(pack: CoinPackage, method: string): void {
   const quote = quoteFor(pack, method);
   if (!quote) return;
   const bonus = pack.offer?.bonusCoins ?? 0;
-  const coinsText = bonus > 0 ? `${count(pack.coins)} coins + ${count(bonus)} bonus` : `${count(pack.coins)} coins`;
+  const coinsText =
+    bonus > 0 ? `${amountOf(pack.coins, 'coin')} + ${count(bonus)} bonus` : `${amountOf(pack.coins, 'coin')}`;
   byId('checkout-summary').textContent = `${coinsText} for ${formatMoney(quote.total)}.`;
   const row = (label: string, value: Money, testId: string) =>
     element('li', { 'data-testid': testId }, element('span', {}, label), element('span', {}, formatMoney(value)));
-  const rows = [row(`${count(pack.coins)} coins`, quote.coins, 'breakdown-coins')];
+  const rows = [row(`${amountOf(pack.coins, 'coin')}`, quote.coins, 'breakdown-coins')];
   if (quote.discount.amount > 0)
     rows.push(row('Offer discount', { ...quote.discount, amount: -quote.discount.amount }, 'breakdown-discount'));
   rows.push(row('Platform fee', quote.platformFee, 'breakdown-platform-fee'));
@@ -887,10 +955,10 @@ async function pay(): Promise<void> {
   }
   await refreshWallet();
   const added = recharge.coins + (recharge.bonusCoins ?? 0);
-  checkoutStatus(`Done: ${count(added)} coins added.`, 'done');
+  checkoutStatus(`Done: ${amountOf(added, 'coin')} added.`, 'done');
   checkout = undefined;
   byId<HTMLDialogElement>('checkout').close();
-  notify(`${count(added)} coins added to your wallet.`);
+  notify(`${amountOf(added, 'coin')} added to your wallet.`);
 }
 
 /** Polls the recharge until the webhook credited it, it failed, or the deadline passed. */
@@ -928,20 +996,22 @@ async function resumeRedirectPayment(): Promise<void> {
     return;
   }
   if (redirectStatus === 'processing') {
-    status.textContent = `PayPal approved the payment. Your ${count(added)} coins arrive when it settles.`;
+    status.textContent = `PayPal approved the payment. Your ${amountOf(added, 'coin')} arrive when it settles.`;
     return;
   }
   status.textContent = 'PayPal approved the payment. Adding your coins…';
   if ((await awaitCredit(pending.data.rechargeId)) === 'succeeded') {
     await refreshWallet();
-    status.textContent = `Paid with PayPal: ${count(added)} coins added.`;
-    notify(`${count(added)} coins added to your wallet.`);
+    status.textContent = `Paid with PayPal: ${amountOf(added, 'coin')} added.`;
+    notify(`${amountOf(added, 'coin')} added to your wallet.`);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Streams: the lobby (viewers) and the studio (creators).
 // ---------------------------------------------------------------------------------------------
+
+const nameOf = (giftId: string) => giftCatalog.find((gift) => gift.id === giftId)?.name ?? giftId;
 
 async function loadGifts(): Promise<void> {
   giftCatalog = (await api('GET', '/v1/gifts', giftsSchema)).gifts;
@@ -953,12 +1023,15 @@ async function loadGifts(): Promise<void> {
           type: 'button',
           class: 'gift',
           'data-testid': `gift-${gift.id}`,
-          'aria-label': `Send ${gift.name}, ${count(gift.coins)} ${gift.coins === 1 ? 'coin' : 'coins'} each`,
+          'aria-label': `Send ${gift.name}, ${amountOf(gift.coins, 'coin')} each`,
         },
-        element('span', { class: 'emoji', 'aria-hidden': 'true' }, emojiOf(gift.id)),
+        giftImage(gift.id, gift.name),
         element('span', { class: 'name' }, gift.name),
-        element('span', { class: 'cost' }, `🪙 ${count(gift.coins)}`),
+        element('span', { class: 'cost' }, amountOf(gift.coins, 'coin')),
+        element('span', { class: 'reason', 'data-testid': `gift-reason-${gift.id}` }),
       );
+      button.dataset.giftId = gift.id;
+      button.dataset.coins = String(gift.coins);
       button.addEventListener('click', () => {
         const quantity = Number(byId<HTMLInputElement>('gift-quantity').value);
         if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
@@ -973,6 +1046,93 @@ async function loadGifts(): Promise<void> {
       });
       return element('li', {}, button);
     }),
+  );
+  renderSpendable();
+}
+
+/** Why this person cannot spend at all right now, in words; undefined when they can. */
+function spendBlockedReason(): string | undefined {
+  if (consent && !consent.consented)
+    return consent.appConsent === 'revoked'
+      ? 'Your guardian withdrew permission'
+      : "Needs a parent's or guardian's permission";
+  if (wallet?.locked) return 'Your wallet is locked';
+  return undefined;
+}
+
+/** The gift quantity typed in, or 1 while the field does not hold a whole number from 1 to 99. */
+function giftQuantity(): number {
+  const quantity = Number(byId<HTMLInputElement>('gift-quantity').value);
+  return Number.isInteger(quantity) && quantity >= 1 && quantity <= 99 ? quantity : 1;
+}
+
+/**
+ * Buttons that spend are enabled only when the server would accept them: a gift the balance
+ * cannot pay (at the quantity chosen) says how many coins are missing; a closed wallet or
+ * missing consent says so on every package and gift. Re-run whenever the balance, the
+ * quantity, the consent or the room changes.
+ */
+function renderSpendable(): void {
+  const blocked = spendBlockedReason();
+  const notice = byId('buy-blocked');
+  notice.hidden = blocked === undefined;
+  notice.textContent = blocked ? `${blocked}: buying coins is closed.` : '';
+  byId('package-list')
+    .querySelectorAll('button')
+    .forEach((button) => {
+      button.disabled = blocked !== undefined;
+    });
+  const quantity = giftQuantity();
+  byId('gift-list')
+    .querySelectorAll<HTMLButtonElement>('button[data-gift-id]')
+    .forEach((button) => {
+      const cost = Number(button.dataset.coins) * quantity;
+      let reason = blocked;
+      if (room?.hasEnded) reason = 'The stream has ended';
+      else if (reason === undefined && wallet && cost > wallet.coins)
+        reason = `Needs ${amountOf(cost - wallet.coins, 'more coin')}`;
+      button.disabled = reason !== undefined;
+      button.title = reason ?? '';
+      const text = button.querySelector<HTMLElement>('.reason');
+      if (text) text.textContent = reason ?? '';
+    });
+}
+
+/** A creator's credentials in a line: name, verified badge, since when, how many streams, gifts received. */
+function profileFacts(profile: Profile): HTMLElement {
+  const since = new Date(profile.streamingSince);
+  const sinceText = Number.isNaN(since.getTime())
+    ? ''
+    : since.toLocaleDateString('en', { year: 'numeric', month: 'short', day: 'numeric' });
+  return element(
+    'span',
+    { class: 'profile-facts', 'data-testid': 'creator-profile', 'data-creator-id': profile.creatorId },
+    element('strong', { 'data-testid': 'creator-name' }, profile.displayName),
+    ...(profile.verified
+      ? [element('span', { class: 'badge verified', 'data-testid': 'creator-verified' }, '✓ Verified')]
+      : []),
+    element(
+      'small',
+      { 'data-testid': 'creator-facts' },
+      [
+        sinceText ? `streaming since ${sinceText}` : '',
+        amountOf(profile.streams, 'stream'),
+        `${amountOf(profile.giftCoinsReceived, 'coin')} in gifts received`,
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    ),
+  );
+}
+
+/** The room's creator, for a viewer checking before gifting; a creator without a profile yet shows by id. */
+function renderProfile(profile: Profile | undefined, creatorId: string): void {
+  const box = byId('room-creator');
+  box.hidden = false;
+  box.replaceChildren(
+    profile
+      ? profileFacts(profile)
+      : element('span', { class: 'profile-facts' }, element('strong', {}, creatorId), ' · new creator'),
   );
 }
 
@@ -989,7 +1149,7 @@ async function refreshStreams(): Promise<void> {
           type: 'button',
           'data-testid': 'join-stream',
           'data-stream-id': stream.streamId,
-          'aria-label': `Join ${stream.title} by ${stream.creatorId}`,
+          'aria-label': `Join ${stream.title} by ${stream.creator?.displayName ?? stream.creatorId}`,
         },
         'Join',
       );
@@ -1004,11 +1164,10 @@ async function refreshStreams(): Promise<void> {
           'span',
           { class: 'stream-title' },
           element('strong', {}, stream.title),
-          element(
-            'small',
-            {},
-            ` by ${stream.creatorId}${stream.startedAt ? ` · since ${timeOf(stream.startedAt)}` : ''}`,
-          ),
+          element('small', {}, `${stream.startedAt ? ` live since ${timeOf(stream.startedAt)}` : ''}`),
+          stream.creator
+            ? profileFacts(stream.creator)
+            : element('span', { class: 'profile-facts' }, element('strong', {}, stream.creatorId)),
         ),
         join,
       );
@@ -1149,11 +1308,15 @@ class Room {
   /** The highest seq applied: events are applied once each, in order. */
   private lastSeq = 0;
   private readonly ahead = new Map<number, GiftEvent>();
+  /** Seqs that came live while an earlier gap was filled: they animate even if catch-up reads them first. */
+  private readonly seenLive = new Set<number>();
   private catchingUp = false;
   private catchUpAgain = false;
   private gapAttempts = 0;
   private readonly pending = new Map<string, PendingGift>();
   private animations = 0;
+  /** `room` messages seen: a read of the stream that started before one does not overwrite it. */
+  private roomMessages = 0;
 
   constructor(
     private readonly stream: Stream,
@@ -1171,11 +1334,15 @@ class Room {
     byId('gift-tray').hidden = this.asCreator;
     byId('gift-feed').replaceChildren();
     byId('leaderboard').replaceChildren();
+    byId('leaderboard-empty').hidden = true;
     byId('animation-layer').replaceChildren();
+    this.showCounters(this.stream.viewers, this.stream.giftCoins);
+    renderProfile(this.stream.creator ?? undefined, this.stream.creatorId);
     byId('stage-caption').textContent = this.asCreator
       ? 'Gifts from your viewers land here.'
       : `${this.stream.creatorId} is live`;
     this.renderStatus();
+    renderSpendable();
     this.connect();
     this.subscribeChannel();
     this.refreshStats();
@@ -1221,15 +1388,15 @@ class Room {
     this.socket?.close(1000, 'left');
   }
 
+  get hasEnded(): boolean {
+    return this.ended;
+  }
+
   markEnded(): void {
     this.ended = true;
     this.renderStatus();
     byId('stage-caption').textContent = 'The stream has ended.';
-    byId('gift-list')
-      .querySelectorAll('button')
-      .forEach((button) => {
-        button.disabled = true;
-      });
+    renderSpendable();
   }
 
   sendGift(gift: Gift, quantity: number): void {
@@ -1296,6 +1463,7 @@ class Room {
       this.flushPending(true);
       // Whatever was broadcast while we were away (or before we came) comes from the events route.
       this.catchUp();
+      this.readCounters();
     });
     socket.addEventListener('message', (event) => {
       if (this.socket === socket) this.onFrame(event.data);
@@ -1415,8 +1583,20 @@ class Room {
     }
   }
 
+  /** The broadcaster's `room` message: the counters as they are now, pushed; no read needed. */
   private showRoom(viewers: number, giftCoins: number): void {
-    byId('room-stats').textContent = `${count(viewers)} watching · 🪙 ${count(giftCoins)} in gifts`;
+    this.roomMessages += 1;
+    this.showCounters(viewers, giftCoins);
+  }
+
+  private showCounters(viewers: number | undefined, giftCoins: number | undefined): void {
+    const watching = byId('room-viewers');
+    watching.textContent = viewers === undefined ? '' : `${count(viewers)} watching`;
+    if (viewers !== undefined) watching.dataset.value = String(viewers);
+    else delete watching.dataset.value;
+    const coins = byId('room-gift-coins');
+    coins.textContent = giftCoins === undefined ? '' : ` · ${amountOf(giftCoins, 'coin')} in gifts`;
+    coins.dataset.value = String(giftCoins ?? 0);
   }
 
   /**
@@ -1438,13 +1618,13 @@ class Room {
         { 'data-testid': 'gift-feed-summary', 'data-seq': String(summary.toSeq) },
         element(
           'span',
-          { class: 'emoji', 'aria-hidden': 'true' },
-          summary.gifts.map((gift) => emojiOf(gift.giftId)).join(''),
+          { class: 'gift-images' },
+          ...summary.gifts.map((gift) => giftImage(gift.giftId, nameOf(gift.giftId))),
         ),
         element(
           'span',
           {},
-          `${count(summary.toSeq - summary.fromSeq + 1)} more gifts from ${count(summary.senders)} viewers`,
+          `${amountOf(summary.toSeq - summary.fromSeq + 1, 'more gift')} from ${amountOf(summary.senders, 'viewer')}`,
         ),
         element('span', { class: 'amount' }, `🪙 ${count(total)}`),
       ),
@@ -1459,6 +1639,7 @@ class Room {
     if (event.streamId !== this.streamId || event.seq <= this.lastSeq) return;
     if (event.seq > this.lastSeq + 1) {
       this.ahead.set(event.seq, event);
+      if (source === 'live') this.seenLive.add(event.seq);
       this.catchUp();
       return;
     }
@@ -1469,9 +1650,10 @@ class Room {
   private drainAhead(): void {
     for (let next = this.ahead.get(this.lastSeq + 1); next; next = this.ahead.get(this.lastSeq + 1)) {
       this.ahead.delete(next.seq);
-      this.apply(next, 'live');
+      this.apply(next, 'catch-up');
     }
     for (const seq of this.ahead.keys()) if (seq <= this.lastSeq) this.ahead.delete(seq);
+    for (const seq of this.seenLive) if (seq <= this.lastSeq) this.seenLive.delete(seq);
   }
 
   private catchUp(): void {
@@ -1529,23 +1711,23 @@ class Room {
 
   private apply(event: GiftEvent, source: 'live' | 'catch-up'): void {
     this.lastSeq = event.seq;
-    const gift = giftCatalog.find((candidate) => candidate.id === event.giftId);
-    const name = gift?.name ?? event.giftId;
+    const name = nameOf(event.giftId);
     const from = event.fromUserId === session?.userId ? 'You' : event.fromUserId;
     const feed = byId('gift-feed');
     feed.prepend(
       element(
         'li',
         { 'data-testid': 'gift-feed-item', 'data-seq': String(event.seq), 'data-gift-id': event.giftId },
-        element('span', { class: 'emoji', 'aria-hidden': 'true' }, emojiOf(event.giftId)),
+        giftImage(event.giftId, name),
         element('span', {}, `${from} sent ${event.quantity} × ${name}`),
         element('span', { class: 'amount' }, `🪙 ${count(event.coins)}`),
         element('time', { datetime: event.at }, timeOf(event.at)),
       ),
     );
     while (feed.children.length > FEED_MAX_ITEMS) feed.lastElementChild?.remove();
-    const age = Date.now() - Date.parse(event.at);
-    if (source === 'live' || age < ANIMATE_IF_YOUNGER_THAN_MS) this.animate(event);
+    // Only what arrives while watching flies across the stage; what catch-up reads back (before
+    // joining, or while the connection was down) is history: the feed lists it, quietly.
+    if (source === 'live' || this.seenLive.delete(event.seq)) this.animate(event);
     this.scheduleLeaderboard();
     // The creator's diamonds come with the gift's transaction: a wallet push says so; the re-fetch covers a missed push.
     if (this.asCreator) scheduleWalletRefresh();
@@ -1557,7 +1739,7 @@ class Room {
     const bubble = element(
       'div',
       { class: 'flying', 'data-testid': 'gift-animation' },
-      element('span', { class: 'emoji' }, emojiOf(event.giftId)),
+      giftImage(event.giftId, nameOf(event.giftId)),
       element('span', { class: 'label' }, `×${event.quantity}`),
     );
     bubble.style.left = `${10 + Math.round(Math.random() * 70)}%`;
@@ -1583,14 +1765,23 @@ class Room {
   private refreshStats(): void {
     if (this.left) return;
     this.refreshLeaderboard();
+    // The profile once on joining (API.md): the stream list's copy may be a few seconds old.
+    api('GET', `/v1/creators/${encodeURIComponent(this.stream.creatorId)}`, profileSchema)
+      .then((profile) => !this.left && renderProfile(profile, this.stream.creatorId))
+      .catch(() => undefined);
+  }
+
+  /**
+   * The counters read once per (re)connection, after the socket is open so that this viewer is
+   * counted; between reads the broadcaster's `room` messages keep them, never a poll per gift.
+   */
+  private readCounters(): void {
+    const messagesBefore = this.roomMessages;
     api('GET', `/v1/streams/${encodeURIComponent(this.streamId)}`, streamSchema)
       .then((stream) => {
         if (this.left) return;
-        const parts = [
-          stream.viewers !== undefined ? `${count(stream.viewers)} watching` : '',
-          stream.giftCoins !== undefined ? `🪙 ${count(stream.giftCoins)} in gifts` : '',
-        ];
-        byId('room-stats').textContent = parts.filter(Boolean).join(' · ');
+        // A `room` message that came meanwhile is newer than this read.
+        if (this.roomMessages === messagesBefore) this.showCounters(stream.viewers, stream.giftCoins);
         if (stream.status !== 'live' && !this.ended) this.markEnded();
       })
       .catch(() => undefined);
@@ -1602,8 +1793,8 @@ class Room {
     api('GET', `/v1/streams/${id}/leaderboard?limit=${LEADERBOARD_SIZE}`, leaderboardSchema)
       .then(({ items }) => {
         if (this.left) return;
-        const list = byId('leaderboard');
-        list.replaceChildren(
+        byId('leaderboard-empty').hidden = items.length > 0;
+        byId('leaderboard').replaceChildren(
           ...items.map((item) =>
             element(
               'li',
@@ -1613,7 +1804,6 @@ class Room {
             ),
           ),
         );
-        if (items.length === 0) list.append(element('li', { class: 'fine' }, 'No gifts yet.'));
       })
       .catch(() => undefined);
   }
@@ -1706,10 +1896,10 @@ function renderPayoutEstimate(): void {
   input.placeholder = String(Math.max(MIN_PAYOUT_DIAMONDS_HINT, 0));
   const estimate =
     Number.isInteger(diamonds) && diamonds > 0 && diamonds % CENTS_PER_DIAMOND_DENOMINATOR === 0
-      ? ` ${count(diamonds)} diamonds pay ${formatMoney({ amount: diamonds / CENTS_PER_DIAMOND_DENOMINATOR, currency: 'USD' })}.`
+      ? ` ${amountOf(diamonds, 'diamond')} pay ${formatMoney({ amount: diamonds / CENTS_PER_DIAMOND_DENOMINATOR, currency: 'USD' })}.`
       : '';
   byId('payout-estimate').textContent =
-    `${count(available)} diamonds available.${estimate} Payouts start at ${count(MIN_PAYOUT_DIAMONDS_HINT)} diamonds; 1 diamond pays 0.5 US cents.`;
+    `${amountOf(available, 'diamond')} available.${estimate} Payouts start at ${amountOf(MIN_PAYOUT_DIAMONDS_HINT, 'diamond')}; 1 diamond pays 0.5 US cents.`;
 }
 
 function payoutItem(payout: Payout): HTMLLIElement {
@@ -1740,8 +1930,8 @@ async function refreshPayouts(): Promise<boolean> {
       const amount = payout.amount ? ` (${formatMoney(payout.amount)})` : '';
       notify(
         payout.status === 'paid'
-          ? `Payout of ${count(payout.diamonds)} diamonds paid${amount}.`
-          : `A payout failed; its ${count(payout.diamonds)} diamonds are back in your balance.`,
+          ? `Payout of ${amountOf(payout.diamonds, 'diamond')} paid${amount}.`
+          : `A payout failed; its ${amountOf(payout.diamonds, 'diamond')} are back in your balance.`,
       );
     }
     shownPayoutStatus.set(payout.payoutId, payout.status);
@@ -1762,7 +1952,7 @@ async function requestPayout(): Promise<void> {
   });
   payoutRequest = undefined;
   notify(
-    `Payout of ${count(payout.diamonds)} diamonds requested${payout.amount ? ` (${formatMoney(payout.amount)})` : ''}.`,
+    `Payout of ${amountOf(payout.diamonds, 'diamond')} requested${payout.amount ? ` (${formatMoney(payout.amount)})` : ''}.`,
   );
   await Promise.all([refreshWallet(), refreshPayouts()]);
   void pollPayouts();
@@ -1804,6 +1994,7 @@ function submitButton(form: HTMLFormElement): HTMLButtonElement {
 }
 
 function wire(): void {
+  wireConsent(kit, applyConsent);
   on('signin-form', 'submit', (event) => {
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
@@ -1839,6 +2030,7 @@ function wire(): void {
     void busy(submitButton(event.currentTarget as HTMLFormElement), requestPayout);
   });
   on('payout-diamonds', 'input', () => renderPayoutEstimate());
+  on('gift-quantity', 'input', () => renderSpendable());
 }
 
 function restoreSession(): void {

@@ -1,5 +1,5 @@
 import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openApiJson, buildOpenApiDocument } from '../../../shared/http/openapi';
 import { HTTP_ROUTES } from '../../routes';
@@ -15,6 +15,20 @@ export interface WebApp {
   html: string;
   js: string;
   css: string;
+  /** The gifts' pictures (infra/local/web/gifts/<giftId>.svg), by file name: drawn, not emoji, so no font is needed. */
+  giftImages: ReadonlyMap<string, string>;
+}
+
+/** Where the page asks for a gift's picture: `/gifts/<giftId>.svg`. */
+export const GIFT_IMAGES_PATH = '/gifts/';
+const GIFT_IMAGES_DIR = join(__dirname, 'gifts');
+
+async function readGiftImages(): Promise<Map<string, string>> {
+  const names = (await readdir(GIFT_IMAGES_DIR)).filter((name) => name.endsWith('.svg'));
+  const images = await Promise.all(
+    names.map(async (name) => [name, await readFile(join(GIFT_IMAGES_DIR, name), 'utf8')] as const),
+  );
+  return new Map(images);
 }
 
 /**
@@ -22,9 +36,10 @@ export interface WebApp {
  * one IIFE, no source map (the page is a demo; the bundle stays small). Takes a few tens of ms.
  */
 export async function buildWebApp(): Promise<WebApp> {
-  const [html, css, bundle] = await Promise.all([
+  const [html, css, giftImages, bundle] = await Promise.all([
     readFile(join(__dirname, 'index.html'), 'utf8'),
     readFile(join(__dirname, 'styles.css'), 'utf8'),
+    readGiftImages(),
     build({
       entryPoints: [join(__dirname, 'app.ts')],
       bundle: true,
@@ -39,7 +54,7 @@ export async function buildWebApp(): Promise<WebApp> {
   ]);
   const output = bundle.outputFiles[0];
   if (!output) throw new Error('esbuild produced no bundle for infra/local/web/app.ts');
-  return { html, js: output.text, css };
+  return { html, js: output.text, css, giftImages };
 }
 
 function escapeAttribute(value: string): string {
@@ -47,7 +62,7 @@ function escapeAttribute(value: string): string {
 }
 
 /**
- * The local stack's static routes for the page and the docs: `/`, `/app.js`, `/styles.css`,
+ * The local stack's static routes for the page and the docs: `/`, `/app.js`, `/styles.css`, `/gifts/*.svg`,
  * `/openapi.json` and `/docs`. `wsUrl` is read per request, as the gateway picks its ports
  * after the routes are declared. The OpenAPI document is built on first request, once every
  * handler can load.
@@ -66,6 +81,11 @@ export async function webStaticRoutes(wsUrl: () => string, eventsUrl: () => stri
     },
     { path: '/app.js', contentType: 'text/javascript; charset=utf-8', body: () => app.js },
     { path: '/styles.css', contentType: 'text/css; charset=utf-8', body: () => app.css },
+    ...Array.from(app.giftImages, ([name, svg]) => ({
+      path: `${GIFT_IMAGES_PATH}${name}`,
+      contentType: 'image/svg+xml; charset=utf-8',
+      body: () => svg,
+    })),
     { path: '/openapi.json', contentType: 'application/json; charset=utf-8', body: () => openApiJson(HTTP_ROUTES) },
     {
       path: '/docs',
