@@ -443,14 +443,15 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
     routeKey: '$connect',
     handler: 'functions/ws/connect.ts',
     returnResponse: false,
-    access: { connections: 'readWrite', ledger: 'read' },
+    // Nudges the broadcaster so that the room's "watching" count goes out without waiting for a gift.
+    access: { connections: 'readWrite', ledger: 'read', sendsTo: ['giftEvents'] },
   },
   {
     name: 'WsDisconnect',
     routeKey: '$disconnect',
     handler: 'functions/ws/disconnect.ts',
     returnResponse: false,
-    access: { connections: 'readWrite' },
+    access: { connections: 'readWrite', sendsTo: ['giftEvents'] },
   },
   { name: 'WsDefault', routeKey: '$default', handler: 'functions/ws/default.ts', returnResponse: true, access: {} },
   { name: 'WsPing', routeKey: 'ping', handler: 'functions/ws/ping.ts', returnResponse: true, access: {} },

@@ -31,7 +31,10 @@ export const handler = instrumented(async function handler(
   event: SQSEvent,
   context: Context,
 ): Promise<SQSBatchResponse> {
-  const byStream = new Map<string, { records: SQSRecord[]; named: ItemKey[]; ended: boolean; until: number }>();
+  const byStream = new Map<
+    string,
+    { records: SQSRecord[]; named: ItemKey[]; ended: boolean; until: number; counters: boolean }
+  >();
   for (const record of event.Records) {
     let body: unknown;
     try {
@@ -44,11 +47,18 @@ export const handler = instrumented(async function handler(
       logger.error('malformed gift-events message dropped', { messageId: record.messageId });
       continue;
     }
-    const entry = byStream.get(parsed.data.streamId) ?? { records: [], named: [], ended: false, until: 0 };
+    const entry = byStream.get(parsed.data.streamId) ?? {
+      records: [],
+      named: [],
+      ended: false,
+      until: 0,
+      counters: false,
+    };
     entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
     if (parsed.data.gift) entry.named.push(parsed.data.gift);
     if (parsed.data.ended) entry.ended = true;
+    if (parsed.data.counters) entry.counters = true;
     byStream.set(parsed.data.streamId, entry);
   }
 
@@ -84,7 +94,7 @@ export const handler = instrumented(async function handler(
             }),
           },
           streamId,
-          { namedGifts: work.named, ended: work.ended, until: work.until },
+          { namedGifts: work.named, ended: work.ended, until: work.until, counters: work.counters },
         );
         if (result.events > 0)
           logger.info('gifts broadcast', {

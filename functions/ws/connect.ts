@@ -2,6 +2,7 @@ import type { APIGatewayProxyResultV2 } from 'aws-lambda';
 import { connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { connectionCaps, connectionStreams, userConnections } from '../../shared/adapters/dynamo/connection-streams';
+import { announceRoomCounters } from '../../shared/adapters/gift-events';
 import { logger } from '../../shared/logger';
 import { readStream } from '../../shared/usecases/streams';
 import { authorizerContext, type WsEvent } from '../../shared/ws/route';
@@ -46,6 +47,7 @@ export const handler = instrumented(
     if (context.streamId !== undefined) {
       const streamId = context.streamId;
       await Promise.all(admission.leftStream.map((older) => connectionStreams().leaveStream(older, streamId)));
+      await announceRoomCounters(streamId, now);
     }
     logger.info('connected', { connectionId, streamId: context.streamId, tookOver: admission.leftStream.length });
     return { statusCode: 200 };

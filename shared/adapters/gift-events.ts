@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { awsConfig, queuesConfig } from '../config';
+import { logger } from '../logger';
 import { instrumentAwsClient } from '../observability/tracing';
 
 /**
@@ -32,6 +33,11 @@ export const giftNudge = z.object({
    * one keeps collecting until after `until` (README, "Nudges per window").
    */
   until: z.number().int().nonnegative().optional(),
+  /**
+   * A viewer joined or left: the broadcaster sends the room's counters (`room`) even without a
+   * gift, so the "watching" count does not wait for the next gift.
+   */
+  counters: z.literal(true).optional(),
 });
 export type GiftNudge = z.infer<typeof giftNudge>;
 
@@ -53,6 +59,15 @@ export function bucketNudge(streamId: string, now: Date, gift?: { pk: string; sk
   return {
     nudge: { streamId, until: (bucket + 1) * NUDGE_BUCKET_MS, ...(gift && { gift }) },
     deduplicationId: `b:${streamId}:${bucket}`,
+  };
+}
+
+/** The nudge a connection joining or leaving a room sends at `now`: one per stream and bucket, like gifts'. */
+export function countersNudge(streamId: string, now: Date): OutgoingNudge {
+  const bucket = Math.floor(now.getTime() / NUDGE_BUCKET_MS);
+  return {
+    nudge: { streamId, until: (bucket + 1) * NUDGE_BUCKET_MS, counters: true },
+    deduplicationId: `r:${streamId}:${bucket}`,
   };
 }
 
@@ -118,6 +133,22 @@ let publisherClient: SQSClient | undefined;
 /** The publisher's SQS client once built (the benchmark counts its sends with middleware). */
 export function giftEventsSqsClient(): SQSClient | undefined {
   return publisherClient;
+}
+
+/**
+ * $connect and $disconnect: tell the broadcaster the room's audience changed. Best effort: a
+ * nudge that cannot be sent only leaves the count to the next gift's frame, and never refuses
+ * or fails a connection.
+ */
+export async function announceRoomCounters(streamId: string, now: Date): Promise<void> {
+  try {
+    await giftEventPublisher().publish([countersNudge(streamId, now)]);
+  } catch (error) {
+    logger.warn('room counters nudge not sent', {
+      streamId,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
 }
 
 /** Built once per cold start, at first use. Fails fast, naming the variable, when the queue is not configured. */

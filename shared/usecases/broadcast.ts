@@ -360,6 +360,8 @@ export interface BroadcastRequest {
   ended: boolean;
   /** The latest bucket end of the nudges taken (epoch ms); 0 for sweeper and hand-over nudges. */
   until: number;
+  /** A viewer joined or left (gift-events.ts, countersNudge): send the counters even without a gift. */
+  counters?: boolean;
 }
 
 export interface BroadcastResult {
@@ -617,6 +619,28 @@ async function raiseUnsentPartitions(
 }
 
 /**
+ * Until when a run keeps looking: its nudges' buckets, plus the index's lag; after a join or a
+ * leave, also one `room` interval, so that the new counters go out even if a `room` message
+ * went out just before (API.md: at most once a second).
+ */
+function collectDeadline(deps: BroadcastDeps, request: BroadcastRequest): number {
+  const buckets = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
+  const counters = request.counters === true ? deps.now().getTime() + ROOM_INTERVAL_MS + INDEX_LAG_MARGIN_MS : 0;
+  return Math.max(buckets, counters);
+}
+
+/**
+ * A join or a leave with no gift to carry the counters: a frame of the `room` message alone,
+ * when the counters changed and the interval allows (else nothing, and the caller tries again).
+ */
+async function sendCounters(deps: BroadcastDeps, stream: StreamRecord, viewers: number): Promise<boolean> {
+  const viewerIds = await roomConnectionIds(deps, stream.streamId);
+  if (!(await sendFrame(deps, stream, [], viewerIds, viewers, false))) return false;
+  deps.memory.lastFrames.set(stream.streamId, deps.now().getTime());
+  return true;
+}
+
+/**
  * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
  * buckets are over and nothing is left; when the stream ended, the last frame carries
  * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
@@ -632,7 +656,8 @@ export async function broadcastStream(
   let conflicts = 0;
   let walletDue = false;
   let stream: StreamRecord | undefined;
-  const collectUntil = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
+  let countersDue = request.counters === true;
+  const collectUntil = collectDeadline(deps, request);
   for (let run = 0; ; run += 1) {
     if (run > 0 && (run >= MAX_RUNS_PER_INVOCATION || deps.remainingMs() < MIN_REMAINING_MS_FOR_RUN)) {
       await handOver(deps, streamId, request.ended);
@@ -649,6 +674,10 @@ export async function broadcastStream(
     await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
     const final = ending && !more;
     if (gifts.length === 0 && !final) {
+      if (countersDue && (await sendCounters(deps, stream, viewers))) {
+        countersDue = false;
+        result.frames += 1;
+      }
       const left = collectUntil - deps.now().getTime();
       if (left <= 0) break;
       // Idle until the buckets are over, but look again every window: a gift may come meanwhile.

@@ -243,6 +243,8 @@ it('profiles, SVG gifts, affordable gifts only, no numbered empty leaderboard, q
     // The viewer's own page counts them (the room counts every open connection, the creator's too),
     // read once the socket is open.
     await waitForValue(viewer, 'room-viewers', 2);
+    // The creator's page hears of the join from the broadcaster's `room` message, before any gift.
+    await waitForValue(creator, 'room-viewers', 2);
     // Two rockets cost more than the 500 coins held: the quantity is part of the judgement.
     await viewer.fill(byTestId('gift-quantity'), '2');
     await viewer.waitForSelector(`${byTestId('gift-rocket')}:disabled`);
@@ -253,7 +255,6 @@ it('profiles, SVG gifts, affordable gifts only, no numbered empty leaderboard, q
     await viewer.click(byTestId('gift-rose'));
     await waitForValue(viewer, 'wallet-coins', 499);
     await viewer.waitForSelector(`${byTestId('animation-layer')} img[src="/gifts/rose.svg"]`);
-    await waitForValue(creator, 'room-viewers', 2);
     await waitForText(creator, 'room-balance', '1 diamond');
     expect(await creator.textContent(byTestId('room-balance'))).not.toContain('diamonds');
     await viewer.fill(byTestId('gift-quantity'), '99');
@@ -281,10 +282,14 @@ it('profiles, SVG gifts, affordable gifts only, no numbered empty leaderboard, q
       await late.$$eval(`${byTestId('gift-feed')} img`, (nodes) => nodes.map((node) => node.getAttribute('src'))),
     ).toEqual(['/gifts/heart.svg', '/gifts/rose.svg']);
     await waitForValue(late, 'room-viewers', 3);
-    // Its first live gift does fly on the late joiner's page, and the creator sees two watching.
+    await waitForValue(creator, 'room-viewers', 3);
+    // The next live gift does fly on the late joiner's page.
     await viewer.click(byTestId('gift-rose'));
     await late.waitForSelector(`${byTestId('animation-layer')} img[src="/gifts/rose.svg"]`);
-    await waitForValue(creator, 'room-viewers', 3);
+    // Leaving is counted too, without a gift.
+    await late.click(byTestId('room-leave'));
+    await waitForValue(creator, 'room-viewers', 2);
+    await waitForValue(viewer, 'room-viewers', 2);
     expect(errors).toEqual([]);
   } finally {
     await Promise.all(contexts.map((context) => context?.close()));

@@ -439,6 +439,44 @@ describe('broadcastStream', () => {
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 2 });
   });
 
+  it('after a join or a leave, sends the room counters alone, without a gift, and only when they changed', async () => {
+    const { deps, posts, tables } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    const joined = { namedGifts: [], ended: false, until: NOW_MS + 100, counters: true };
+    await expect(broadcastStream(deps, 'st_1', joined)).resolves.toEqual({ events: 0, frames: 1 });
+    const toViewers = posts.filter((post) => post.connectionId !== 'c1');
+    expect(toViewers.map((post) => post.connectionId).sort()).toEqual(['v1', 'v2']);
+    const messages = (frame: { type: string; events?: unknown[] }) => (frame.type === 'batch' ? frame.events : [frame]);
+    expect(messages(toViewers[0]?.message)).toEqual([{ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 0 }]);
+    expect(tables.transactions).toHaveLength(0);
+
+    // The same counters again: nothing to say. A nudge without `counters` and without gifts: nothing either.
+    posts.length = 0;
+    await expect(broadcastStream(deps, 'st_1', { ...joined, until: deps.now().getTime() + 100 })).resolves.toEqual({
+      events: 0,
+      frames: 0,
+    });
+    await expect(
+      broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: deps.now().getTime() + 100 }),
+    ).resolves.toEqual({ events: 0, frames: 0 });
+    expect(posts).toEqual([]);
+  });
+
+  it('after a join right behind another room message, waits out the room interval and then sends the new count', async () => {
+    const { deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    // A `room` message with other counters went out 200 ms ago: API.md allows one a second.
+    deps.memory.rooms.set('st_1', { at: NOW_MS - 200, viewers: 5, giftCoins: 0 });
+    const result = await broadcastStream(deps, 'st_1', {
+      namedGifts: [],
+      ended: false,
+      until: NOW_MS + 100,
+      counters: true,
+    });
+    expect(result).toEqual({ events: 0, frames: 1 });
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(800);
+    const toViewer = posts.filter((post) => post.connectionId === 'v1');
+    expect(toViewer).toHaveLength(1);
+  });
+
   it('keeps collecting until its nudge bucket is over, so gifts whose nudges were deduplicated away still go out', async () => {
     const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));

@@ -47,13 +47,18 @@ export class ConnectionsStore {
     if (connection.streamId) await this.rooms.adjust(connection.streamId, connection.connectionId, 1);
   }
 
-  /** Forgets a connection and takes it off its room's viewer count (once: a second remove finds nothing). */
-  async remove(connectionId: string): Promise<void> {
+  /**
+   * Forgets a connection and takes it off its room's viewer count (once: a second remove finds
+   * nothing). Answers the stream it was watching, when this remove took it off that count.
+   */
+  async remove(connectionId: string): Promise<string | undefined> {
     const answer = await this.client.send(
       new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ReturnValues: 'ALL_OLD' }),
     );
     const streamId = answer.Attributes ? unmarshall(answer.Attributes).streamId : undefined;
-    if (typeof streamId === 'string' && streamId !== '') await this.rooms.adjust(streamId, connectionId, -1);
+    if (typeof streamId !== 'string' || streamId === '') return undefined;
+    await this.rooms.adjust(streamId, connectionId, -1);
+    return streamId;
   }
 
   /** Every connection id watching a stream, page by page. */
