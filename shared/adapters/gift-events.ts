@@ -62,13 +62,13 @@ export function bucketNudge(streamId: string, now: Date, gift?: { pk: string; sk
   };
 }
 
-/** The nudge a connection joining or leaving a room sends at `now`: one per stream and bucket, like gifts'. */
+/**
+ * The nudge a connection joining or leaving a room sends at `now`: one per stream and bucket,
+ * like gifts'. It has no `until`: alone, it sends the counters and collects no gift.
+ */
 export function countersNudge(streamId: string, now: Date): OutgoingNudge {
   const bucket = Math.floor(now.getTime() / NUDGE_BUCKET_MS);
-  return {
-    nudge: { streamId, until: (bucket + 1) * NUDGE_BUCKET_MS, counters: true },
-    deduplicationId: `r:${streamId}:${bucket}`,
-  };
+  return { nudge: { streamId, counters: true }, deduplicationId: `r:${streamId}:${bucket}` };
 }
 
 export interface GiftEventPublisher {

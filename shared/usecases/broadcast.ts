@@ -641,6 +641,26 @@ async function sendCounters(deps: BroadcastDeps, stream: StreamRecord, viewers: 
 }
 
 /**
+ * Only joins and leaves were nudged: the counters alone, once the frame spacing and the `room`
+ * interval allow. Gifts are left to their own nudges (and the sweeper), as without a join.
+ */
+async function broadcastCounters(deps: BroadcastDeps, streamId: string): Promise<BroadcastResult> {
+  const deadline = collectDeadline(deps, { namedGifts: [], ended: false, until: 0, counters: true });
+  for (;;) {
+    const stream = await readStream(deps.store, streamId, { consistent: true });
+    if (!stream) return { events: 0, frames: 0 };
+    const viewers = await roomViewers(deps, streamId);
+    const lastFrame = Math.max(stream.lastFrameAt ?? 0, deps.memory.lastFrames.get(streamId) ?? 0);
+    const spacing = frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond);
+    const waitMs = lastFrame + spacing - deps.now().getTime();
+    if (waitMs <= 0 && (await sendCounters(deps, stream, viewers))) return { events: 0, frames: 1 };
+    const left = deadline - deps.now().getTime();
+    if (left <= 0) return { events: 0, frames: 0 };
+    await deps.sleep(Math.min(left, Math.max(waitMs, deps.windowMs)));
+  }
+}
+
+/**
  * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
  * buckets are over and nothing is left; when the stream ended, the last frame carries
  * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
@@ -651,6 +671,8 @@ export async function broadcastStream(
   streamId: string,
   request: BroadcastRequest,
 ): Promise<BroadcastResult> {
+  if (request.counters === true && request.until === 0 && request.namedGifts.length === 0 && !request.ended)
+    return broadcastCounters(deps, streamId);
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
   let conflicts = 0;
