@@ -48,7 +48,7 @@ export class ApiGatewayConnectionPoster implements ConnectionPoster {
     } catch (error) {
       if (error instanceof Error && error.name === 'GoneException') {
         metrics.count('ConnectionPostsGone');
-        await this.connections.remove(connectionId);
+        await this.connections.removeGone(connectionId, new Date());
         return 'gone';
       }
       // Still throttled after the backoff: this viewer misses one frame. The next frame's seq

@@ -2,6 +2,7 @@ import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import type { LocalStack } from '../../infra/local/stack';
+import { CONNECTION_SETTLE_MS } from '../../shared/adapters/dynamo/connections-store';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 
 /*
@@ -73,6 +74,7 @@ describe('fan-out', () => {
         }),
       );
       const postsBefore = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0);
+      // The joins' `room` frames (a join sends the room's counters) may still be going out meanwhile.
       const started = Date.now();
       // A storm: every sender fires all of its gifts at once.
       const answers = await Promise.all(
@@ -110,7 +112,9 @@ describe('fan-out', () => {
       for (const viewer of viewers)
         expect(viewer.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch')).toEqual(frames);
       const posts = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0) - postsBefore;
-      expect(posts).toBe(frames.length * VIEWERS);
+      // One post per viewer per frame (not per gift), plus at most a couple of `room` frames from the joins.
+      expect(posts).toBeGreaterThanOrEqual(frames.length * VIEWERS);
+      expect(posts).toBeLessThanOrEqual((frames.length + 2) * VIEWERS);
       // The measured figures, for the report.
       process.stdout.write(
         `fan-out: ${total} gifts to ${VIEWERS} viewers in ${frames.length} frames (${posts} posts instead of ${total * VIEWERS}), all committed ${committedMs} ms and all delivered ${elapsedMs} ms after the storm began\n`,
@@ -138,6 +142,17 @@ describe('fan-out', () => {
     const stayB = await openIdentified(urlOf(tokenB));
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(3);
+      // Past the handshake window, in which a post finding a connection gone leaves it be (removeGone).
+      await new Promise((resolve) => setTimeout(resolve, CONNECTION_SETTLE_MS));
+      // Joins send the room's counters: posts before the drop reached a live connection.
+      const before = new Map(
+        [vanished, stayA, stayB].map((entry) => [
+          entry.connectionId,
+          stack.gateway.postCounts.get(entry.connectionId) ?? 0,
+        ]),
+      );
+      const postsSince = (connectionId: string) =>
+        (stack.gateway.postCounts.get(connectionId) ?? 0) - (before.get(connectionId) ?? 0);
       stack.gateway.dropConnectionSilently(vanished.connectionId);
       await seedCoins(store, 'gone-sender', 10);
       const sender = await api.token({ sub: 'gone-sender', ...ADULT });
@@ -151,9 +166,9 @@ describe('fan-out', () => {
         await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === first.body.giftTxId));
       // The posts go out side by side: the one to the vanished connection may land after the others.
       const postedBy = Date.now() + 10_000;
-      while (stack.gateway.postCounts.get(vanished.connectionId) === undefined && Date.now() < postedBy)
+      while (postsSince(vanished.connectionId) === 0 && Date.now() < postedBy)
         await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
+      expect(postsSince(vanished.connectionId)).toBe(1);
       // The gone connection leaves the room's viewer counter when its removal lands, which can be
       // just after the other viewers' posts.
       const deadline = Date.now() + 10_000;
@@ -174,10 +189,10 @@ describe('fan-out', () => {
           await stay.socket.waitFor((messages) => messages.some((message) => message.giftTxId === second.body.giftTxId))
         ).filter((message) => message.type === 'gift');
         expect(events.map((event) => event.seq)).toEqual([1, 2]);
-        expect(stack.gateway.postCounts.get(stay.connectionId)).toBe(2);
+        expect(postsSince(stay.connectionId)).toBe(2);
       }
       // Forgotten at the first GoneException: never posted to again.
-      expect(stack.gateway.postCounts.get(vanished.connectionId)).toBe(1);
+      expect(postsSince(vanished.connectionId)).toBe(1);
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token })).body.viewers).toBe(2);
     } finally {
       await Promise.all([vanished, stayA, stayB].map((entry) => entry.socket.close()));

@@ -12,6 +12,8 @@ import { RoomCounters } from './room-counters';
 /** API Gateway closes every WebSocket connection after 2 hours; records live a little longer. */
 export const CONNECTION_MAX_AGE_SECONDS = 2 * 60 * 60;
 export const CONNECTION_TTL_SECONDS = CONNECTION_MAX_AGE_SECONDS + 10 * 60;
+/** A connection this young that a post finds gone may still be completing its handshake (removeGone). */
+export const CONNECTION_SETTLE_MS = 2_000;
 /** Connections read per index page during fan-out. */
 export const CONNECTIONS_PAGE_SIZE = 1000;
 
@@ -52,13 +54,43 @@ export class ConnectionsStore {
    * nothing). Answers the stream it was watching, when this remove took it off that count.
    */
   async remove(connectionId: string): Promise<string | undefined> {
-    const answer = await this.client.send(
+    return this.forget(
       new DeleteItemCommand({ TableName: this.tableName, Key: marshall({ connectionId }), ReturnValues: 'ALL_OLD' }),
     );
+  }
+
+  private async forget(command: DeleteItemCommand): Promise<string | undefined> {
+    const answer = await this.client.send(command);
+    const connectionId = unmarshall(command.input.Key ?? {}).connectionId as string;
     const streamId = answer.Attributes ? unmarshall(answer.Attributes).streamId : undefined;
     if (typeof streamId !== 'string' || streamId === '') return undefined;
     await this.rooms.adjust(streamId, connectionId, -1);
     return streamId;
+  }
+
+  /**
+   * A post found this connection gone: forget it, unless it connected less than
+   * CONNECTION_SETTLE_MS ago. Its record is written during `$connect`, before API Gateway
+   * completes the handshake, so a frame posted meanwhile finds it "gone" although the viewer is
+   * about to be there; removing it would leave a viewer who never gets a frame. A connection that
+   * really vanished that young is removed by the next post, its `$disconnect` or the TTL.
+   */
+  async removeGone(connectionId: string, now: Date): Promise<string | undefined> {
+    const settledBy = new Date(now.getTime() - CONNECTION_SETTLE_MS).toISOString();
+    try {
+      return await this.forget(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ connectionId }),
+          ConditionExpression: 'connectedAt <= :settledBy',
+          ExpressionAttributeValues: marshall({ ':settledBy': settledBy }),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
   }
 
   /** Every connection id watching a stream, page by page. */
