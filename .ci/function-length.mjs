@@ -40,7 +40,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
   ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
   // The AppSync Events stand-in and its CDK construct, merged after the limit was set.
-  ['infra/local/event-api.ts:startEventApiStandIn', 'event API stand-in split'],
   ['infra/constructs/room-events.ts:RoomEvents.constructor', 'room events construct split'],
 ]);
 
