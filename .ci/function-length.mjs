@@ -39,8 +39,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   // The broadcaster.
   ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
   ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
-  // The AppSync Events stand-in and its CDK construct, merged after the limit was set.
-  ['infra/constructs/room-events.ts:RoomEvents.constructor', 'room events construct split'],
 ]);
 
 const ALLOWED = new Map([...ALLOWED_FOR_GOOD, ...ALLOWED_UNTIL_SPLIT]);
