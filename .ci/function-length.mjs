@@ -38,7 +38,6 @@ const ALLOWED_UNTIL_SPLIT = new Map([
   ['shared/usecases/gifts.ts:sendGift', 'gifts split'],
   // The broadcaster.
   ['shared/usecases/broadcast.ts:broadcastStream', 'broadcaster split'],
-  ['functions/queue/broadcast-gifts.ts:handler', 'broadcaster split'],
 ]);
 
 const ALLOWED = new Map([...ALLOWED_FOR_GOOD, ...ALLOWED_UNTIL_SPLIT]);
