@@ -1,19 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { ConnectionRegistry, type ConnectionsFault, connectionsApi } from './gateway/connections';
-import { httpApi, type StaticRoute } from './gateway/http-api';
-import { listen } from './gateway/http-wire';
-import { webSocketApi } from './gateway/websocket-api';
+import { ConnectionRegistry, type ConnectionsFault, connectionsApi } from './connections';
+import { httpApi, type StaticRoute } from './http-api';
+import { listen } from './http-wire';
+import { webSocketApi } from './websocket-api';
 
 /**
  * The local API Gateway: the HTTP API (payload format 2.0 events, the JWT authorizer's checks),
  * the WebSocket API ($connect with the REQUEST authorizer, routes by `$request.body.action`,
  * $disconnect), and the @connections management API the SDK calls, GoneException included.
- * Each lives in its own module under ./gateway; this one starts and stops their two servers.
+ * Each lives in its own module beside this one, which starts and stops their two servers.
  */
 
-export { type ConnectionsFault, MAX_WEBSOCKET_MESSAGE_BYTES } from './gateway/connections';
-export { MAX_GATEWAY_PAYLOAD_BYTES, type StaticRoute } from './gateway/http-api';
+export { type ConnectionsFault, MAX_WEBSOCKET_MESSAGE_BYTES } from './connections';
+export { MAX_GATEWAY_PAYLOAD_BYTES, type StaticRoute } from './http-api';
 
 export interface GatewayOptions {
   httpPort: number;
