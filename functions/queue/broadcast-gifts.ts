@@ -5,7 +5,12 @@ import type { ItemKey } from '../../shared/adapters/dynamo/keys';
 import { giftEventPublisher, giftNudge } from '../../shared/adapters/gift-events';
 import { logger } from '../../shared/logger';
 import { broadcastConfig } from '../../shared/config';
-import { broadcastStream, BROADCAST_WINDOW_MS, newBroadcasterMemory } from '../../shared/usecases/broadcast';
+import {
+  type BroadcastDeps,
+  broadcastStream,
+  BROADCAST_WINDOW_MS,
+  newBroadcasterMemory,
+} from '../../shared/usecases/broadcast';
 import { instrumented } from '../../shared/observability/invocation';
 import { metrics } from '../../shared/observability/metrics';
 import { roomChannelPublisher } from '../../shared/events/publisher';
@@ -21,21 +26,23 @@ const STREAMS_IN_PARALLEL = 10;
  */
 const memory = newBroadcasterMemory();
 
+/** One stream's share of a batch: its messages, and the run they ask for together. */
+interface StreamWork {
+  records: SQSRecord[];
+  named: ItemKey[];
+  ended: boolean;
+  until: number;
+  /** A viewer joined or left: send the room's counters even without a gift. */
+  counters: boolean;
+}
+
 /**
- * The gift-events FIFO consumer. A batch may hold several nudges of one stream (they coalesce
- * into the same run) and nudges of other streams (broadcast side by side). A stream that fails
- * reports all of its messages as failed, so the queue redelivers them, in order; the others are
- * done. A malformed nudge is dropped: it names nothing the sweeper would not find.
+ * Groups a batch's nudges by stream: several nudges of one stream coalesce into one run. A
+ * malformed nudge is dropped: it names nothing the sweeper would not find.
  */
-export const handler = instrumented(async function handler(
-  event: SQSEvent,
-  context: Context,
-): Promise<SQSBatchResponse> {
-  const byStream = new Map<
-    string,
-    { records: SQSRecord[]; named: ItemKey[]; ended: boolean; until: number; counters: boolean }
-  >();
-  for (const record of event.Records) {
+function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
+  const byStream = new Map<string, StreamWork>();
+  for (const record of records) {
     let body: unknown;
     try {
       body = JSON.parse(record.body);
@@ -61,56 +68,91 @@ export const handler = instrumented(async function handler(
     if (parsed.data.counters) entry.counters = true;
     byStream.set(parsed.data.streamId, entry);
   }
+  return byStream;
+}
 
-  const failed: string[] = [];
+/** The broadcaster's adapters and limits, from this instance's clients and configuration. */
+function broadcastDependencies(
+  context: Context,
+  fanout: ReturnType<typeof broadcastConfig>,
+  channelPublisher: ReturnType<typeof roomChannelPublisher>,
+): BroadcastDeps {
+  return {
+    store: ledgerStore(),
+    connections: connectionsStore(),
+    poster: connectionPoster(),
+    publisher: giftEventPublisher(),
+    now: () => systemClock.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    windowMs: BROADCAST_WINDOW_MS,
+    memory,
+    remainingMs: () => context.getRemainingTimeInMillis(),
+    fanout: {
+      postsPerSecond: fanout.BROADCAST_POSTS_PER_SECOND,
+      concurrency: fanout.BROADCAST_POST_CONCURRENCY,
+      sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS,
+    },
+    ...(channelPublisher && {
+      eventApi: { publisher: channelPublisher, deliveriesPerSecond: EVENT_API_DELIVERIES_PER_SECOND_PER_ROOM },
+    }),
+  };
+}
+
+/**
+ * Broadcasts one stream's run; false when it failed and its messages must be redelivered. The
+ * adapters are built inside the try: a client that cannot be built fails this stream's messages
+ * (redelivered), not the whole batch.
+ */
+async function broadcastOne(dependencies: () => BroadcastDeps, streamId: string, work: StreamWork): Promise<boolean> {
+  try {
+    const result = await broadcastStream(dependencies(), streamId, {
+      namedGifts: work.named,
+      ended: work.ended,
+      until: work.until,
+      counters: work.counters,
+    });
+    if (result.events > 0)
+      logger.info('gifts broadcast', {
+        streamId,
+        events: result.events,
+        frames: result.frames,
+        nudges: work.records.length,
+      });
+    return true;
+  } catch (error) {
+    logger.error("broadcast failed; the stream's nudges will be redelivered", {
+      streamId,
+      error: error instanceof Error ? error : String(error),
+    });
+    metrics.count('BroadcastsFailed');
+    return false;
+  }
+}
+
+/**
+ * The gift-events FIFO consumer. A batch may hold several nudges of one stream (they coalesce
+ * into the same run) and nudges of other streams (broadcast side by side). A stream that fails
+ * reports all of its messages as failed, so the queue redelivers them, in order; the others are
+ * done.
+ */
+export const handler = instrumented(async function handler(
+  event: SQSEvent,
+  context: Context,
+): Promise<SQSBatchResponse> {
+  const streams = [...workByStream(event.Records).entries()];
   const fanout = broadcastConfig();
   const channelPublisher = roomChannelPublisher();
-  const streams = [...byStream.entries()];
+  const dependencies = () => broadcastDependencies(context, fanout, channelPublisher);
+  const failed: string[] = [];
   let next = 0;
+  // At most STREAMS_IN_PARALLEL workers, each taking the next stream until none is left.
   const worker = async () => {
     while (next < streams.length) {
       const current = streams[next++];
       if (!current) break;
       const [streamId, work] = current;
-      try {
-        const result = await broadcastStream(
-          {
-            store: ledgerStore(),
-            connections: connectionsStore(),
-            poster: connectionPoster(),
-            publisher: giftEventPublisher(),
-            now: () => systemClock.now(),
-            sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-            windowMs: BROADCAST_WINDOW_MS,
-            memory,
-            remainingMs: () => context.getRemainingTimeInMillis(),
-            fanout: {
-              postsPerSecond: fanout.BROADCAST_POSTS_PER_SECOND,
-              concurrency: fanout.BROADCAST_POST_CONCURRENCY,
-              sliceConnections: fanout.BROADCAST_SLICE_CONNECTIONS,
-            },
-            ...(channelPublisher && {
-              eventApi: { publisher: channelPublisher, deliveriesPerSecond: EVENT_API_DELIVERIES_PER_SECOND_PER_ROOM },
-            }),
-          },
-          streamId,
-          { namedGifts: work.named, ended: work.ended, until: work.until, counters: work.counters },
-        );
-        if (result.events > 0)
-          logger.info('gifts broadcast', {
-            streamId,
-            events: result.events,
-            frames: result.frames,
-            nudges: work.records.length,
-          });
-      } catch (error) {
-        logger.error("broadcast failed; the stream's nudges will be redelivered", {
-          streamId,
-          error: error instanceof Error ? error : String(error),
-        });
+      if (!(await broadcastOne(dependencies, streamId, work)))
         failed.push(...work.records.map((record) => record.messageId));
-        metrics.count('BroadcastsFailed');
-      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(STREAMS_IN_PARALLEL, streams.length) }, worker));

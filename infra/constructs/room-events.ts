@@ -78,6 +78,12 @@ export class RoomEvents extends Construct {
     this.rooms.grantPublish(props.broadcaster.role);
     props.broadcaster.function.addEnvironment('EVENT_API_HTTP_URL', `https://${this.api.httpDns}/event`);
 
+    this.alarmOnLostFrames(props);
+    this.outputEndpoints(scope);
+  }
+
+  /** Alarms on frames not reaching viewers: the API's own errors, and the broadcaster's failed publishes. */
+  private alarmOnLostFrames(props: RoomEventsProps): void {
     const alarm = (alarmId: string, metric: Metric, threshold: number, description: string) => {
       const created = new Alarm(this, alarmId, {
         metric,
@@ -121,7 +127,10 @@ export class RoomEvents extends Construct {
       EVENT_API_PUBLISHES_FAILED_ALARM_COUNT,
       'The broadcaster could not publish frames to room channels; viewers catch up by seq, but live frames are lost.',
     );
+  }
 
+  /** The endpoints a deployment prints, for Amplify clients to be configured with. */
+  private outputEndpoints(scope: Construct): void {
     new CfnOutput(scope, 'EventApiHttpEndpoint', {
       value: `https://${this.api.httpDns}/event`,
       description: "Amplify's API.Events.endpoint (room channels /rooms/<mapped stream id>)",

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generate } from 'selfsigned';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -104,12 +104,61 @@ interface Connection {
   socket: WebSocket;
   token: string | undefined;
   acknowledged: boolean;
+  /** This connection's subscriptions: subscription id to channel. */
   subscriptions: Map<string, string>;
   keepAlive?: NodeJS.Timeout;
 }
 
-export async function startEventApiStandIn(options: EventApiStandInOptions): Promise<EventApiStandIn> {
-  const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+/**
+ * Who listens to which channel: a publish is delivered to every subscription of its channel, and
+ * a closed connection leaves no subscriber behind.
+ */
+class Subscriptions {
+  /** Subscribers by channel: connection and its subscription ids there. */
+  private readonly byChannel = new Map<string, Map<Connection, Set<string>>>();
+
+  add(connection: Connection, id: string, channel: string): void {
+    connection.subscriptions.set(id, channel);
+    const subscribers = this.byChannel.get(channel) ?? new Map<Connection, Set<string>>();
+    subscribers.set(connection, (subscribers.get(connection) ?? new Set()).add(id));
+    this.byChannel.set(channel, subscribers);
+  }
+
+  /** False when the connection has no subscription of that id. */
+  remove(connection: Connection, id: string): boolean {
+    const channel = connection.subscriptions.get(id);
+    if (channel === undefined) return false;
+    connection.subscriptions.delete(id);
+    const subscribers = this.byChannel.get(channel);
+    const ids = subscribers?.get(connection);
+    ids?.delete(id);
+    if (ids && ids.size === 0) subscribers?.delete(connection);
+    if (subscribers && subscribers.size === 0) this.byChannel.delete(channel);
+    return true;
+  }
+
+  removeAll(connection: Connection): void {
+    for (const id of [...connection.subscriptions.keys()]) this.remove(connection, id);
+  }
+
+  deliver(channel: string, events: string[]): void {
+    // Each event is escaped once, not once per subscriber: only the subscription id differs.
+    const escaped = events.map((event) => JSON.stringify(event));
+    for (const [connection, ids] of this.byChannel.get(channel) ?? []) {
+      for (const id of ids)
+        for (const event of escaped)
+          connection.socket.send(`{"type":"data","id":${JSON.stringify(id)},"event":${event}}`);
+    }
+  }
+
+  count(channel: string): number {
+    return [...(this.byChannel.get(channel)?.values() ?? [])].reduce((sum, ids) => sum + ids.size, 0);
+  }
+}
+
+/** A certificate for 127.0.0.1 and localhost, made at start: Amplify only speaks TLS to AppSync. */
+function selfSignedCertificate() {
+  return generate([{ name: 'commonName', value: '127.0.0.1' }], {
     keyType: 'ec',
     extensions: [
       { name: 'basicConstraints', cA: true },
@@ -122,65 +171,68 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
       },
     ],
   });
-  /** Subscribers by channel: connection and subscription id. */
-  const channels = new Map<string, Map<Connection, Set<string>>>();
-  const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+}
 
-  const deliver = (channel: string, events: string[]): void => {
-    // Each event is escaped once, not once per subscriber: only the subscription id differs.
-    const escaped = events.map((event) => JSON.stringify(event));
-    for (const [connection, ids] of channels.get(channel) ?? []) {
-      for (const id of ids)
-        for (const event of escaped)
-          connection.socket.send(`{"type":"data","id":${JSON.stringify(id)},"event":${event}}`);
-    }
-  };
+// ---- HTTPS: publishing ----
 
-  const answer = (response: ServerResponse, status: number, body: unknown): void => {
-    response.writeHead(status, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(body));
-  };
+function answer(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' });
+  response.end(JSON.stringify(body));
+}
 
-  const onPublish = (request: IncomingMessage, response: ServerResponse, raw: string): void => {
-    const key = request.headers['x-api-key'];
-    if (!sameKey(typeof key === 'string' ? key : undefined, options.publishKey)) {
-      answer(response, 401, { errors: error('UnauthorizedException', 'You are not authorized to publish.', 401) });
-      return;
-    }
-    let parsed: z.infer<typeof publishBody>;
-    try {
-      parsed = publishBody.parse(JSON.parse(raw));
-    } catch {
-      answer(response, 400, { errors: error('BadRequestException', 'Invalid publish request.', 400) });
-      return;
-    }
-    const namespace = parsed.channel.split('/')[1];
-    const oversized = parsed.events.some((event) => Buffer.byteLength(event) > MAX_EVENT_BYTES);
-    const invalidJson = parsed.events.some((event) => {
-      try {
-        JSON.parse(event);
-        return false;
-      } catch {
-        return true;
-      }
-    });
-    if (
-      !isValidChannelPath(parsed.channel, { wildcard: false }) ||
-      namespace !== ROOMS_NAMESPACE ||
-      oversized ||
-      invalidJson
-    ) {
-      answer(response, 400, { errors: error('BadRequestException', 'Invalid channel or events.', 400) });
-      return;
-    }
-    deliver(parsed.channel, parsed.events);
-    answer(response, 200, {
-      failed: [],
-      successful: parsed.events.map((_, index) => ({ identifier: `${Date.now()}-${index}`, index })),
-    });
-  };
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-  const server: Server = createServer({ key: pems.private, cert: pems.cert }, (request, response) => {
+/** The publish request, or why AppSync would refuse it with a 400. */
+function checkPublish(raw: string): { publish: z.infer<typeof publishBody> } | { refusal: string } {
+  let parsed: z.infer<typeof publishBody>;
+  try {
+    parsed = publishBody.parse(JSON.parse(raw));
+  } catch {
+    return { refusal: 'Invalid publish request.' };
+  }
+  const namespace = parsed.channel.split('/')[1];
+  const valid =
+    isValidChannelPath(parsed.channel, { wildcard: false }) &&
+    namespace === ROOMS_NAMESPACE &&
+    parsed.events.every((event) => Buffer.byteLength(event) <= MAX_EVENT_BYTES && isJson(event));
+  return valid ? { publish: parsed } : { refusal: 'Invalid channel or events.' };
+}
+
+function onPublish(
+  options: EventApiStandInOptions,
+  subscriptions: Subscriptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  raw: string,
+): void {
+  const key = request.headers['x-api-key'];
+  if (!sameKey(typeof key === 'string' ? key : undefined, options.publishKey)) {
+    answer(response, 401, { errors: error('UnauthorizedException', 'You are not authorized to publish.', 401) });
+    return;
+  }
+  const checked = checkPublish(raw);
+  if ('refusal' in checked) {
+    answer(response, 400, { errors: error('BadRequestException', checked.refusal, 400) });
+    return;
+  }
+  const { channel, events } = checked.publish;
+  subscriptions.deliver(channel, events);
+  answer(response, 200, {
+    failed: [],
+    successful: events.map((_, index) => ({ identifier: `${Date.now()}-${index}`, index })),
+  });
+}
+
+/** The HTTPS request listener: the certificate page and `POST /event`, its body read under a limit. */
+function publishListener(options: EventApiStandInOptions, subscriptions: Subscriptions): RequestListener {
+  return (request, response) => {
     if (request.method === 'GET' && request.url === '/') {
       // Where a person opens the stand-in once to accept its generated certificate (npm start says so).
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
@@ -203,10 +255,115 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
       chunks.push(chunk);
     });
     request.on('end', () => {
-      if (!response.headersSent) onPublish(request, response, Buffer.concat(chunks).toString());
+      if (!response.headersSent) onPublish(options, subscriptions, request, response, Buffer.concat(chunks).toString());
     });
-  });
+  };
+}
 
+// ---- WSS: the realtime protocol ----
+
+interface Realtime {
+  authorizer: EventApiAuthorizer;
+  subscriptions: Subscriptions;
+  keepAliveMs: number;
+}
+
+function sendMessage(connection: Connection, message: unknown): void {
+  if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(message));
+}
+
+async function authorize(
+  authorizer: EventApiAuthorizer,
+  token: string | undefined,
+  operation: string,
+  channel?: string,
+): Promise<boolean> {
+  try {
+    const result = await authorizer({
+      authorizationToken: token,
+      requestContext: {
+        operation,
+        ...(channel !== undefined && { channel, channelNamespaceName: channel.split('/')[1] }),
+      },
+    });
+    return result.isAuthorized === true;
+  } catch {
+    // AppSync treats an authorizer that fails as a refusal.
+    return false;
+  }
+}
+
+async function onConnectionInit(realtime: Realtime, connection: Connection): Promise<void> {
+  // Connect authorization: an expired or forged token ends here, before any subscription.
+  if (!(await authorize(realtime.authorizer, connection.token, 'EVENT_CONNECT'))) {
+    sendMessage(connection, { type: 'connection_error', errors: error('UnauthorizedException', 'Unauthorized', 401) });
+    connection.socket.close(4401, 'Unauthorized');
+    return;
+  }
+  connection.acknowledged = true;
+  sendMessage(connection, { type: 'connection_ack', connectionTimeoutMs: CONNECTION_TIMEOUT_MS });
+  connection.keepAlive = setInterval(() => sendMessage(connection, { type: 'ka' }), realtime.keepAliveMs);
+  connection.keepAlive.unref();
+}
+
+type SubscribeMessage = Extract<z.infer<typeof clientMessage>, { type: 'subscribe' }>;
+
+async function onSubscribe(realtime: Realtime, connection: Connection, message: SubscribeMessage): Promise<void> {
+  const refuse = (errorType: string, text: string) =>
+    sendMessage(connection, { type: 'subscribe_error', id: message.id, errors: error(errorType, text) });
+  if (connection.subscriptions.has(message.id)) {
+    refuse('BadRequestException', 'Subscription id already in use.');
+    return;
+  }
+  if (!isValidChannelPath(message.channel, { wildcard: true }) || message.channel.split('/')[1] !== ROOMS_NAMESPACE) {
+    refuse('BadRequestException', 'Invalid channel.');
+    return;
+  }
+  const token = message.authorization?.Authorization ?? connection.token;
+  if (!(await authorize(realtime.authorizer, token, 'EVENT_SUBSCRIBE', message.channel))) {
+    refuse('UnauthorizedException', 'You are not authorized to subscribe to this channel.');
+    return;
+  }
+  realtime.subscriptions.add(connection, message.id, message.channel);
+  sendMessage(connection, { type: 'subscribe_success', id: message.id });
+}
+
+async function onMessage(realtime: Realtime, connection: Connection, raw: string): Promise<void> {
+  let message: z.infer<typeof clientMessage>;
+  try {
+    message = clientMessage.parse(JSON.parse(raw));
+  } catch {
+    sendMessage(connection, { type: 'error', errors: error('BadRequestException', 'Unknown or malformed message.') });
+    return;
+  }
+  if (message.type === 'connection_init') return onConnectionInit(realtime, connection);
+  if (!connection.acknowledged) {
+    sendMessage(connection, { type: 'error', errors: error('BadRequestException', 'connection_init first.') });
+    return;
+  }
+  if (message.type === 'publish') {
+    // The rooms namespace publishes with IAM only: no client token can publish.
+    sendMessage(connection, {
+      type: 'publish_error',
+      id: message.id,
+      errors: error('UnauthorizedException', 'You are not authorized to publish to this channel.'),
+    });
+    return;
+  }
+  if (message.type === 'unsubscribe') {
+    const known = realtime.subscriptions.remove(connection, message.id);
+    sendMessage(connection, {
+      type: known ? 'unsubscribe_success' : 'unsubscribe_error',
+      id: message.id,
+      ...(!known && { errors: error('UnknownOperationError', 'Unknown subscription id.') }),
+    });
+    return;
+  }
+  return onSubscribe(realtime, connection, message);
+}
+
+/** Serves `/event/realtime` upgrades that ask for the AppSync subprotocol; refuses the rest (400). */
+function realtimeEndpoint(server: Server, realtime: Realtime): WebSocketServer {
   const wss = new WebSocketServer({
     noServer: true,
     handleProtocols: (protocols) => (protocols.has(EVENT_WS_PROTOCOL) ? EVENT_WS_PROTOCOL : false),
@@ -230,113 +387,25 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
         acknowledged: false,
         subscriptions: new Map(),
       };
-      ws.on('message', (data) => void onMessage(connection, data.toString()));
-      ws.on('close', () => closeConnection(connection));
+      ws.on('message', (data) => void onMessage(realtime, connection, data.toString()));
+      ws.on('close', () => {
+        clearInterval(connection.keepAlive);
+        realtime.subscriptions.removeAll(connection);
+      });
     });
   });
+  return wss;
+}
 
-  const send = (connection: Connection, message: unknown): void => {
-    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(message));
-  };
-
-  const authorize = async (token: string | undefined, operation: string, channel?: string): Promise<boolean> => {
-    try {
-      const result = await options.authorizer({
-        authorizationToken: token,
-        requestContext: {
-          operation,
-          ...(channel !== undefined && { channel, channelNamespaceName: channel.split('/')[1] }),
-        },
-      });
-      return result.isAuthorized === true;
-    } catch {
-      // AppSync treats an authorizer that fails as a refusal.
-      return false;
-    }
-  };
-
-  const unsubscribe = (connection: Connection, id: string): boolean => {
-    const channel = connection.subscriptions.get(id);
-    if (channel === undefined) return false;
-    connection.subscriptions.delete(id);
-    const subscribers = channels.get(channel);
-    const ids = subscribers?.get(connection);
-    ids?.delete(id);
-    if (ids && ids.size === 0) subscribers?.delete(connection);
-    if (subscribers && subscribers.size === 0) channels.delete(channel);
-    return true;
-  };
-
-  const closeConnection = (connection: Connection): void => {
-    clearInterval(connection.keepAlive);
-    for (const id of [...connection.subscriptions.keys()]) unsubscribe(connection, id);
-  };
-
-  const onMessage = async (connection: Connection, raw: string): Promise<void> => {
-    let message: z.infer<typeof clientMessage>;
-    try {
-      message = clientMessage.parse(JSON.parse(raw));
-    } catch {
-      send(connection, { type: 'error', errors: error('BadRequestException', 'Unknown or malformed message.') });
-      return;
-    }
-    if (message.type === 'connection_init') {
-      // Connect authorization: an expired or forged token ends here, before any subscription.
-      if (!(await authorize(connection.token, 'EVENT_CONNECT'))) {
-        send(connection, { type: 'connection_error', errors: error('UnauthorizedException', 'Unauthorized', 401) });
-        connection.socket.close(4401, 'Unauthorized');
-        return;
-      }
-      connection.acknowledged = true;
-      send(connection, { type: 'connection_ack', connectionTimeoutMs: CONNECTION_TIMEOUT_MS });
-      connection.keepAlive = setInterval(() => send(connection, { type: 'ka' }), keepAliveMs);
-      connection.keepAlive.unref();
-      return;
-    }
-    if (!connection.acknowledged) {
-      send(connection, { type: 'error', errors: error('BadRequestException', 'connection_init first.') });
-      return;
-    }
-    if (message.type === 'publish') {
-      // The rooms namespace publishes with IAM only: no client token can publish.
-      send(connection, {
-        type: 'publish_error',
-        id: message.id,
-        errors: error('UnauthorizedException', 'You are not authorized to publish to this channel.'),
-      });
-      return;
-    }
-    if (message.type === 'unsubscribe') {
-      const known = unsubscribe(connection, message.id);
-      send(connection, {
-        type: known ? 'unsubscribe_success' : 'unsubscribe_error',
-        id: message.id,
-        ...(!known && { errors: error('UnknownOperationError', 'Unknown subscription id.') }),
-      });
-      return;
-    }
-    const refuse = (errorType: string, text: string) =>
-      send(connection, { type: 'subscribe_error', id: message.id, errors: error(errorType, text) });
-    if (connection.subscriptions.has(message.id)) {
-      refuse('BadRequestException', 'Subscription id already in use.');
-      return;
-    }
-    if (!isValidChannelPath(message.channel, { wildcard: true }) || message.channel.split('/')[1] !== ROOMS_NAMESPACE) {
-      refuse('BadRequestException', 'Invalid channel.');
-      return;
-    }
-    const token = message.authorization?.Authorization ?? connection.token;
-    if (!(await authorize(token, 'EVENT_SUBSCRIBE', message.channel))) {
-      refuse('UnauthorizedException', 'You are not authorized to subscribe to this channel.');
-      return;
-    }
-    connection.subscriptions.set(message.id, message.channel);
-    const subscribers = channels.get(message.channel) ?? new Map<Connection, Set<string>>();
-    subscribers.set(connection, (subscribers.get(connection) ?? new Set()).add(message.id));
-    channels.set(message.channel, subscribers);
-    send(connection, { type: 'subscribe_success', id: message.id });
-  };
-
+export async function startEventApiStandIn(options: EventApiStandInOptions): Promise<EventApiStandIn> {
+  const pems = await selfSignedCertificate();
+  const subscriptions = new Subscriptions();
+  const server: Server = createServer({ key: pems.private, cert: pems.cert }, publishListener(options, subscriptions));
+  const wss = realtimeEndpoint(server, {
+    authorizer: options.authorizer,
+    subscriptions,
+    keepAliveMs: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', () => resolve());
@@ -346,7 +415,7 @@ export async function startEventApiStandIn(options: EventApiStandInOptions): Pro
     httpUrl: `https://127.0.0.1:${port}/event`,
     realtimeUrl: `wss://127.0.0.1:${port}/event/realtime`,
     certificate: pems.cert,
-    subscribers: (channel) => [...(channels.get(channel)?.values() ?? [])].reduce((sum, ids) => sum + ids.size, 0),
+    subscribers: (channel) => subscriptions.count(channel),
     async stop() {
       for (const client of wss.clients) client.terminate();
       wss.close();
