@@ -45,6 +45,8 @@ export interface OutgoingNudge {
   nudge: GiftNudge;
   /** FIFO deduplication (5 minutes): the gift id, so a retried send is not a second nudge. */
   deduplicationId: string;
+  /** The FIFO message group, when not the stream's own (countersNudge). */
+  group?: string;
 }
 
 /**
@@ -67,9 +69,18 @@ export function bucketNudge(streamId: string, now: Date, gift?: { pk: string; sk
  * like gifts'. It has no `until`: alone, it sends the counters and collects no gift.
  */
 export function countersNudge(streamId: string, now: Date): OutgoingNudge {
-  const bucket = Math.floor(now.getTime() / NUDGE_BUCKET_MS);
-  return { nudge: { streamId, counters: true }, deduplicationId: `r:${streamId}:${bucket}` };
+  const bucket = Math.floor(now.getTime() / COUNTERS_BUCKET_MS);
+  // A group of its own: a room's joins send no gift, and their `room` frames (a post per viewer
+  // each) must not queue up in front of the stream's gift nudges, which share its group.
+  return {
+    nudge: { streamId, counters: true },
+    deduplicationId: `r:${streamId}:${bucket}`,
+    group: `${streamId}:room`,
+  };
 }
+
+/** Joins and leaves of one room nudge at most once per this bucket (API.md: `room` at most once a second). */
+export const COUNTERS_BUCKET_MS = 1_000;
 
 export interface GiftEventPublisher {
   publish(nudges: OutgoingNudge[]): Promise<void>;
@@ -101,10 +112,10 @@ export class SqsGiftEventPublisher implements GiftEventPublisher {
     );
     for (let start = 0; start < nudges.length; start += SQS_MAX_BATCH_ENTRIES) {
       const chunk = nudges.slice(start, start + SQS_MAX_BATCH_ENTRIES);
-      const entries: SendMessageBatchRequestEntry[] = chunk.map(({ nudge, deduplicationId }, index) => ({
+      const entries: SendMessageBatchRequestEntry[] = chunk.map(({ nudge, deduplicationId, group }, index) => ({
         Id: String(index),
         MessageBody: JSON.stringify(nudge),
-        MessageGroupId: nudge.streamId,
+        MessageGroupId: (group ?? nudge.streamId).slice(0, SQS_MAX_ID_LENGTH),
         MessageDeduplicationId: deduplicationId.slice(0, SQS_MAX_ID_LENGTH),
       }));
       const answer = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));

@@ -625,7 +625,7 @@ async function raiseUnsentPartitions(
  */
 function collectDeadline(deps: BroadcastDeps, request: BroadcastRequest): number {
   const buckets = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
-  const counters = request.counters === true ? deps.now().getTime() + ROOM_INTERVAL_MS + INDEX_LAG_MARGIN_MS : 0;
+  const counters = request.counters === true ? deps.now().getTime() + ROOM_INTERVAL_MS : 0;
   return Math.max(buckets, counters);
 }
 
