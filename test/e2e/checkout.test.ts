@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import type { LocalStack } from '../../infra/local/stack';
-import { apiClient, expectBooksBalance, startTestStack } from '../support/local-stack';
+import type { Page } from 'playwright-core';
+import { apiClient, expectBooksBalance } from '../support/local-stack';
+import { useBrowserAndStack } from '../support/browser';
 
 /**
  * Issue 13, part 5, in a real browser: the package list shows a running offer with its end; the
@@ -9,32 +8,13 @@ import { apiClient, expectBooksBalance, startTestStack } from '../support/local-
  * the payments stand-in's redirect page and back; the offer's bonus coins arrive with the coins.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PHONE = { width: 390, height: 844 };
 const STEP_TIMEOUT_MS = 15_000;
 const TEST_TIMEOUT_MS = 90_000;
 
 jest.setTimeout(TEST_TIMEOUT_MS);
 
-let stack: LocalStack | undefined;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: see test/e2e/live-room.test.ts`);
-  [stack, browser] = await Promise.all([
-    startTestStack(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-sync', '--no-first-run'],
-    }),
-  ]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const environment = useBrowserAndStack();
 
 const byTestId = (testId: string) => `[data-testid="${testId}"]`;
 
@@ -53,8 +33,8 @@ async function breakdown(page: Page): Promise<string[]> {
 }
 
 it('offers with their end, a method picker, the breakdown before paying, and PayPal through the redirect', async () => {
-  if (!stack || !browser) throw new Error('the stack or the browser did not start');
-  const api = apiClient(stack.httpUrl);
+  if (!environment.stack || !environment.browser) throw new Error('the stack or the browser did not start');
+  const api = apiClient(environment.stack.httpUrl);
   const operator = await api.token({ sub: 'page-operator', groups: ['operators'] });
   const endsAt = new Date(Date.now() + 3_600_000).toISOString();
   const offer = await api.request('POST', '/v1/operator/offers', {
@@ -63,13 +43,13 @@ it('offers with their end, a method picker, the breakdown before paying, and Pay
   });
   expect(offer.status).toBe(201);
 
-  const context = await browser.newContext({ viewport: PHONE });
+  const context = await environment.browser.newContext({ viewport: PHONE });
   const errors: string[] = [];
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (error) => errors.push(`${error.name}: ${error.message}`));
   try {
-    await page.goto(stack.httpUrl);
+    await page.goto(environment.stack.httpUrl);
     await page.waitForSelector('html[data-ready="true"]');
     await page.fill(byTestId('signin-name'), 'paula');
     await page.fill(byTestId('signin-age'), '30');
@@ -98,7 +78,9 @@ it('offers with their end, a method picker, the breakdown before paying, and Pay
     await page.waitForURL(/\/redirect\/paypal\/pi_/);
     expect(await page.textContent('[data-amount]')).toBe('5.99 USD');
     await page.click('button[data-action="approve"]');
-    await page.waitForURL((url) => url.href.startsWith(stack?.httpUrl ?? '') && !url.pathname.includes('redirect'));
+    await page.waitForURL(
+      (url) => url.href.startsWith(environment.stack?.httpUrl ?? '') && !url.pathname.includes('redirect'),
+    );
     await page.waitForSelector(`${byTestId('payment-return')}:not([hidden])`);
     await waitForValue(page, 'wallet-coins', 500);
     await page.waitForFunction(
@@ -117,5 +99,5 @@ it('offers with their end, a method picker, the breakdown before paying, and Pay
   } finally {
     await context.close();
   }
-  await expectBooksBalance(stack);
+  await expectBooksBalance(environment.stack);
 });

@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
-import type { LocalStack } from '../../infra/local/stack';
-import { apiClient, expectBooksBalance, startTestStack } from '../support/local-stack';
+import { apiClient, expectBooksBalance } from '../support/local-stack';
+import { useBrowserAndStack } from '../support/browser';
 
 /**
  * Issue 14, the page's operator view of the support desk, in a real browser: an operator signs in
@@ -10,31 +8,12 @@ import { apiClient, expectBooksBalance, startTestStack } from '../support/local-
  * say so, and the books balance.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const STEP_TIMEOUT_MS = 15_000;
 const TEST_TIMEOUT_MS = 90_000;
 
 jest.setTimeout(TEST_TIMEOUT_MS);
 
-let stack: LocalStack | undefined;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: see test/e2e/live-room.test.ts`);
-  [stack, browser] = await Promise.all([
-    startTestStack(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-sync', '--no-first-run'],
-    }),
-  ]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const environment = useBrowserAndStack();
 
 const byTestId = (testId: string) => `[data-testid="${testId}"]`;
 
@@ -49,8 +28,8 @@ async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean): 
 }
 
 it('an operator lists, opens and resolves a reported purchase from the page: refunded once, lock lifted', async () => {
-  if (!stack || !browser) throw new Error('the stack or the browser did not start');
-  const api = apiClient(stack.httpUrl);
+  if (!environment.stack || !environment.browser) throw new Error('the stack or the browser did not start');
+  const api = apiClient(environment.stack.httpUrl);
   const token = await api.token({ sub: 'page-reporter', birthdate: '1990-01-01', country: 'US' });
   const bought = await api.request('POST', '/v1/recharges', {
     token,
@@ -69,13 +48,13 @@ it('an operator lists, opens and resolves a reported purchase from the page: ref
   });
   const reportId = String(reported.body.reportId);
 
-  const context = await browser.newContext({ viewport: { width: 1024, height: 900 } });
+  const context = await environment.browser.newContext({ viewport: { width: 1024, height: 900 } });
   const errors: string[] = [];
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (error) => errors.push(`${error.name}: ${error.message}`));
   try {
-    await page.goto(`${stack.httpUrl}/#desk`);
+    await page.goto(`${environment.stack.httpUrl}/#desk`);
     await page.waitForSelector('html[data-ready="true"]');
     await page.fill(byTestId('desk-operator'), 'page-ops');
     await page.click(byTestId('desk-signin-submit'));
@@ -118,5 +97,5 @@ it('an operator lists, opens and resolves a reported purchase from the page: ref
   });
   const after = await api.request('GET', '/v1/wallet/transactions', { token });
   expect(after.body.items.map((item: { type: string }) => item.type)).toEqual(['chargeback', 'recharge']);
-  await expectBooksBalance(stack);
+  await expectBooksBalance(environment.stack);
 });

@@ -1,9 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { LocalStack } from '../../infra/local/stack';
-import { startTestStack } from '../support/local-stack';
+import type { BrowserContext, Page } from 'playwright-core';
+import { useBrowserAndStack } from '../support/browser';
 
 /**
  * The demo page in a real browser (Debian's Chromium, driven by playwright-core): a creator and
@@ -15,7 +14,6 @@ import { startTestStack } from '../support/local-stack';
  * taken on the way.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /**
  * The README's screenshots are refreshed with UPDATE_SCREENSHOTS=true; otherwise they go to a
  * temporary directory, so that a test run does not rewrite tracked files (times on the page
@@ -35,37 +33,7 @@ const TEST_TIMEOUT_MS = 90_000;
 
 jest.setTimeout(TEST_TIMEOUT_MS);
 
-let stack: LocalStack | undefined;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: the browser test needs Debian's chromium. ` +
-        '`.ci/run` installs it (node .ci/ensure-chromium.mjs, as root); or run `sudo apt-get install -y chromium`, or set CHROMIUM_PATH.',
-    );
-  }
-  [stack, browser] = await Promise.all([
-    startTestStack(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    }),
-  ]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const environment = useBrowserAndStack();
 
 const byTestId = (testId: string) => `[data-testid="${testId}"]`;
 
@@ -73,8 +41,8 @@ async function openPage(context: BrowserContext, errors: string[]): Promise<Page
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (error) => errors.push(`${error.name}: ${error.message}`));
-  if (!stack) throw new Error('the stack did not start');
-  await page.goto(stack.httpUrl);
+  if (!environment.stack) throw new Error('the stack did not start');
+  await page.goto(environment.stack.httpUrl);
   await page.waitForSelector('html[data-ready="true"]');
   return page;
 }
@@ -146,12 +114,20 @@ async function sendGift(page: Page, giftId: string, quantity: number): Promise<v
 }
 
 it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid out', async () => {
-  if (!stack || !browser) throw new Error('the stack or the browser did not start');
+  if (!environment.stack || !environment.browser) throw new Error('the stack or the browser did not start');
   mkdirSync(SCREENSHOTS, { recursive: true });
   const errors: string[] = [];
   // The Event API stand-in serves a certificate generated at start, for 127.0.0.1 only.
-  const creatorContext = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 2, ignoreHTTPSErrors: true });
-  const viewerContext = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 2, ignoreHTTPSErrors: true });
+  const creatorContext = await environment.browser.newContext({
+    viewport: PHONE,
+    deviceScaleFactor: 2,
+    ignoreHTTPSErrors: true,
+  });
+  const viewerContext = await environment.browser.newContext({
+    viewport: PHONE,
+    deviceScaleFactor: 2,
+    ignoreHTTPSErrors: true,
+  });
   try {
     // The creator goes live.
     const creator = await openPage(creatorContext, errors);
@@ -167,7 +143,7 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
     await waitForAttribute(creator, 'connection-status', 'state', 'connected');
     const streamId = await creator.getAttribute(byTestId('room'), 'data-stream-id');
     expect(streamId).toBeTruthy();
-    const creatorConnections = stack.gateway.openConnectionIds();
+    const creatorConnections = environment.stack.gateway.openConnectionIds();
     expect(creatorConnections).toHaveLength(1);
 
     // The viewer buys 5,000 coins: the checkout says plainly that coins are final, then pays
@@ -197,7 +173,7 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
     // The creator's connection vanishes: its page must reconnect and catch up on what it missed.
     const [dropped] = creatorConnections;
     if (!dropped) throw new Error('no creator connection');
-    stack.gateway.dropConnectionSilently(dropped);
+    environment.stack.gateway.dropConnectionSilently(dropped);
 
     await sendGift(viewer, 'heart', 3);
     await waitForValue(viewer, 'wallet-coins', 4985);
@@ -227,7 +203,7 @@ it('a viewer buys coins and gifts a live creator, who sees the gifts and is paid
     );
     await waitForValue(creator, 'wallet-diamonds', 2015);
     await waitForAttribute(creator, 'connection-status', 'state', 'connected');
-    expect(stack.gateway.openConnectionIds()).not.toContain(dropped);
+    expect(environment.stack.gateway.openConnectionIds()).not.toContain(dropped);
     // It read the events route when it first joined and again after the reconnect.
     expect(creatorCatchUps.length).toBeGreaterThanOrEqual(2);
 

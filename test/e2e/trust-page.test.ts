@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { LocalStack } from '../../infra/local/stack';
-import { apiClient, startTestStack } from '../support/local-stack';
+import type { BrowserContext, Page } from 'playwright-core';
+import { apiClient } from '../support/local-stack';
+import { useBrowserAndStack } from '../support/browser';
 
 /**
  * Issue 14, part 4, in a real browser: a teenager asks a guardian for permission and the guardian
@@ -12,7 +11,6 @@ import { apiClient, startTestStack } from '../support/local-stack';
  * "watching" count).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PHONE = { width: 390, height: 844 };
 const STEP_TIMEOUT_MS = 15_000;
 const TEST_TIMEOUT_MS = 120_000;
@@ -22,34 +20,16 @@ const GIFT_IDS = ['rose', 'heart', 'ice_cream', 'star', 'rocket', 'lion', 'castl
 
 jest.setTimeout(TEST_TIMEOUT_MS);
 
-let stack: LocalStack | undefined;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: see test/e2e/live-room.test.ts`);
-  [stack, browser] = await Promise.all([
-    startTestStack(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-sync', '--no-first-run'],
-    }),
-  ]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const environment = useBrowserAndStack();
 
 const byTestId = (testId: string) => `[data-testid="${testId}"]`;
 
 async function openPage(context: BrowserContext, errors: string[]): Promise<Page> {
-  if (!stack) throw new Error('the stack did not start');
+  if (!environment.stack) throw new Error('the stack did not start');
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (error) => errors.push(`${error.name}: ${error.message}`));
-  await page.goto(stack.httpUrl);
+  await page.goto(environment.stack.httpUrl);
   await page.waitForSelector('html[data-ready="true"]');
   return page;
 }
@@ -95,10 +75,10 @@ async function buy(page: Page, packageId: string, coinsAfter: number): Promise<v
 }
 
 it('a teenager asks a guardian; the guardian approves, sets the budget and withdraws it; errors end with the session', async () => {
-  if (!stack || !browser) throw new Error('the stack or the browser did not start');
+  if (!environment.stack || !environment.browser) throw new Error('the stack or the browser did not start');
   const errors: string[] = [];
-  const teenContext = await browser.newContext({ viewport: PHONE });
-  const guardianContext = await browser.newContext({ viewport: PHONE });
+  const teenContext = await environment.browser.newContext({ viewport: PHONE });
+  const guardianContext = await environment.browser.newContext({ viewport: PHONE });
   try {
     // A 15-year-old without consent sees why buying is closed, on every package.
     const teen = await openPage(teenContext, errors);
@@ -175,16 +155,16 @@ it('a teenager asks a guardian; the guardian approves, sets the budget and withd
 });
 
 it('profiles, SVG gifts, affordable gifts only, no numbered empty leaderboard, quiet late joiners, live watching counts', async () => {
-  if (!stack || !browser) throw new Error('the stack or the browser did not start');
+  if (!environment.stack || !environment.browser) throw new Error('the stack or the browser did not start');
   const errors: string[] = [];
-  const api = apiClient(stack.httpUrl);
-  const contexts = await Promise.all([1, 2, 3].map(() => browser?.newContext({ viewport: PHONE })));
+  const api = apiClient(environment.stack.httpUrl);
+  const contexts = await Promise.all([1, 2, 3].map(() => environment.browser?.newContext({ viewport: PHONE })));
   const [creatorContext, viewerContext, lateContext] = contexts;
   if (!creatorContext || !viewerContext || !lateContext) throw new Error('no browser context');
   try {
     // Every gift's picture is an SVG the local server ships.
     for (const giftId of GIFT_IDS) {
-      const response = await fetch(`${stack.httpUrl}/gifts/${giftId}.svg`);
+      const response = await fetch(`${environment.stack.httpUrl}/gifts/${giftId}.svg`);
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
       expect(await response.text()).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
