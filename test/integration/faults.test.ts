@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { connectionsStore, dynamoClient } from '../../shared/adapters/clients';
+import { CONNECTION_SETTLE_MS } from '../../shared/adapters/dynamo/connections-store';
 import { TRANSACTION_RETRY } from '../../shared/adapters/dynamo/ledger-store';
 import { POST_RETRY } from '../../shared/adapters/connections-api';
 import { logger } from '../../shared/logger';
@@ -538,6 +539,8 @@ describe('@connections faults', () => {
     await fund(sender.token);
     const sockets = await twoViewers(streamId);
     try {
+      // Past the handshake window, in which a post finding a connection gone leaves it be (removeGone).
+      await new Promise((resolve) => setTimeout(resolve, CONNECTION_SETTLE_MS));
       stack.gateway.injectConnectionsFault({ kind: 'gone', times: 1 });
       const first = await gift(sender.token, streamId, 'gone-1');
       expect(first.status).toBe(201);

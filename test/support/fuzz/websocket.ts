@@ -117,8 +117,11 @@ export function expectedRequestId(frame: FrameCase): string | undefined {
   const parsed = z.object({ requestId: z.string().max(255) }).safeParse(value);
   return parsed.success ? parsed.data.requestId : undefined;
 }
-/** Server-to-client pushes that are not replies (API.md, WebSocket). */
-export const WS_PUSH_TYPES = new Set(['gift', 'wallet', 'streamEnded', 'batch']);
+/**
+ * Server-to-client pushes that are not replies (API.md, WebSocket). `room` comes on its own when
+ * a viewer joins or leaves, between a frame and its reply.
+ */
+export const WS_PUSH_TYPES = new Set(['gift', 'giftSummary', 'room', 'wallet', 'streamEnded', 'batch']);
 /** A socket whose messages are read one reply at a time. */
 export class ReplyQueue {
   private readonly replies: string[] = [];
