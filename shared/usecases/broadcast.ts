@@ -625,7 +625,8 @@ async function raiseUnsentPartitions(
  */
 function collectDeadline(deps: BroadcastDeps, request: BroadcastRequest): number {
   const buckets = request.until > 0 ? request.until + INDEX_LAG_MARGIN_MS : 0;
-  const counters = request.counters === true ? deps.now().getTime() + ROOM_INTERVAL_MS : 0;
+  // Past the interval by a margin: the last try must come after `room` is allowed again.
+  const counters = request.counters === true ? deps.now().getTime() + ROOM_INTERVAL_MS + INDEX_LAG_MARGIN_MS : 0;
   return Math.max(buckets, counters);
 }
 
