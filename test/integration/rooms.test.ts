@@ -189,6 +189,8 @@ describe('live rooms under load', () => {
     const viewer = await RecordingSocket.open(`${stack.wsUrl}/?token=${viewerToken}&streamId=${streamId}`);
     try {
       expect((await api.request('GET', `/v1/streams/${streamId}`, { token: viewerToken })).body.viewers).toBe(1);
+      // The join's own `room` message first: the fault below is meant for the first gift's frame.
+      await viewer.waitFor((all) => all.some((message) => message.type === 'room'), WAIT_MS);
       // Every attempt of the next post is answered 429 (the poster retries a few times, then gives up on that frame).
       stack.gateway.injectConnectionsFault({ kind: 'throttle', times: 3 });
       const first = await gift(sender?.token ?? '', streamId, 'thr-1');
