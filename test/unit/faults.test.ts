@@ -87,7 +87,7 @@ describe('ApiGatewayConnectionPoster', () => {
     const removed: string[] = [];
     return {
       removed,
-      store: { remove: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore,
+      store: { removeGone: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore,
     };
   };
   // Named as SignedConnectionsApi names API Gateway's answers (429, 410).
