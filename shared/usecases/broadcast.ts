@@ -641,12 +641,29 @@ async function sendCounters(deps: BroadcastDeps, stream: StreamRecord, viewers: 
   return true;
 }
 
+/** A counters run gives up this long after it started, whatever other runs sent meanwhile. */
+export const COUNTERS_MAX_WAIT_MS = 3 * ROOM_INTERVAL_MS;
+
+/**
+ * Until when a counters run keeps trying: one `room` interval past the later of its start and
+ * the last `room` message. Another run (the stream's gift run) may send `room` with counts it
+ * read before this join or leave; the new counts must still follow once the interval allows,
+ * by which time the audience read behind that message has expired (AUDIENCE_REFRESH_MS).
+ */
+function countersDeadline(deps: BroadcastDeps, streamId: string, startedAt: number): number {
+  const lastRoomAt = deps.memory.rooms.get(streamId)?.at ?? 0;
+  return Math.min(
+    startedAt + COUNTERS_MAX_WAIT_MS,
+    Math.max(startedAt, lastRoomAt) + ROOM_INTERVAL_MS + INDEX_LAG_MARGIN_MS,
+  );
+}
+
 /**
  * Only joins and leaves were nudged: the counters alone, once the frame spacing and the `room`
  * interval allow. Gifts are left to their own nudges (and the sweeper), as without a join.
  */
 async function broadcastCounters(deps: BroadcastDeps, streamId: string): Promise<BroadcastResult> {
-  const deadline = collectDeadline(deps, { namedGifts: [], ended: false, until: 0, counters: true });
+  const startedAt = deps.now().getTime();
   for (;;) {
     const stream = await readStream(deps.store, streamId, { consistent: true });
     if (!stream) return { events: 0, frames: 0 };
@@ -655,7 +672,7 @@ async function broadcastCounters(deps: BroadcastDeps, streamId: string): Promise
     const spacing = frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond);
     const waitMs = lastFrame + spacing - deps.now().getTime();
     if (waitMs <= 0 && (await sendCounters(deps, stream, viewers))) return { events: 0, frames: 1 };
-    const left = deadline - deps.now().getTime();
+    const left = countersDeadline(deps, streamId, startedAt) - deps.now().getTime();
     if (left <= 0) return { events: 0, frames: 0 };
     await deps.sleep(Math.min(left, Math.max(waitMs, deps.windowMs)));
   }

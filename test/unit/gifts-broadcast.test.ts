@@ -474,6 +474,24 @@ describe('broadcastStream', () => {
     expect(toViewer).toHaveLength(1);
   });
 
+  it('after a leave, still sends the new count when another run sends stale counters while it waits', async () => {
+    const { deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    deps.memory.rooms.set('st_1', { at: NOW_MS - 200, viewers: 5, giftCoins: 0 });
+    // The stream's gift run, holding an audience read from before the leave, sends `room` with
+    // the old count 600 ms into this run's wait: the interval starts again from there.
+    const originalSleep = deps.sleep;
+    deps.sleep = async (ms) => {
+      await originalSleep(ms);
+      if (sleeps.length === 1) deps.memory.rooms.set('st_1', { at: deps.now().getTime(), viewers: 5, giftCoins: 0 });
+    };
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
+    expect(result).toEqual({ events: 0, frames: 1 });
+    const toViewer = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
+    expect(toViewer).toHaveLength(1);
+    expect(toViewer[0].events ?? [toViewer[0]]).toEqual([{ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 0 }]);
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(1_000 + sleeps[0]!);
+  });
+
   it('keeps collecting until its nudge bucket is over, so gifts whose nudges were deduplicated away still go out', async () => {
     const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));
