@@ -355,18 +355,48 @@ function timeOf(iso: string | undefined): string {
 // State.
 // ---------------------------------------------------------------------------------------------
 
-let session: Session | undefined;
-let wallet: Wallet | undefined;
-let priceList: z.infer<typeof packagesSchema> | undefined;
-let giftCatalog: Gift[] = [];
-/** Consent as recharges and gifts judge it (GET /v1/consent); undefined until read. */
-let consent: Consent | undefined;
-let room: Room | undefined;
-let historyCursor: string | null = null;
-let streamsTimer: ReturnType<typeof setInterval> | undefined;
-let walletRefreshTimer: ReturnType<typeof setTimeout> | undefined;
-/** Bumped at sign-out so that loops started for an earlier session stop. */
-let sessionEpoch = 0;
+/** Everything the page remembers, in one place: sign-out resets it field by field (signOut). */
+interface PageState {
+  session: Session | undefined;
+  wallet: Wallet | undefined;
+  priceList: z.infer<typeof packagesSchema> | undefined;
+  giftCatalog: Gift[];
+  /** Consent as recharges and gifts judge it (GET /v1/consent); undefined until read. */
+  consent: Consent | undefined;
+  room: Room | undefined;
+  historyCursor: string | null;
+  streamsTimer: ReturnType<typeof setInterval> | undefined;
+  walletRefreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bumped at sign-out so that loops started for an earlier session stop. */
+  sessionEpoch: number;
+  noticeTimer: ReturnType<typeof setTimeout> | undefined;
+  alertTimer: ReturnType<typeof setTimeout> | undefined;
+  /** One checkout = one idempotency key: pressing Pay twice, or again after a dropped answer, buys once. */
+  checkout: { pack: CoinPackage; key: string; method: string } | undefined;
+  payoutAccountPolling: boolean;
+  payoutsPollingUntil: number;
+  /** A payout request keeps its key until it succeeds: a retry after a dropped answer pays once. */
+  payoutRequest: { key: string; diamonds: number } | undefined;
+}
+
+const state: PageState = {
+  session: undefined,
+  wallet: undefined,
+  priceList: undefined,
+  giftCatalog: [],
+  consent: undefined,
+  room: undefined,
+  historyCursor: null,
+  streamsTimer: undefined,
+  walletRefreshTimer: undefined,
+  sessionEpoch: 0,
+  noticeTimer: undefined,
+  alertTimer: undefined,
+  checkout: undefined,
+  payoutAccountPolling: false,
+  payoutsPollingUntil: 0,
+  payoutRequest: undefined,
+};
 
 function wsBaseUrl(): string {
   const configured = document.querySelector<HTMLMetaElement>('meta[name="ws-url"]')?.content ?? '';
@@ -387,7 +417,7 @@ async function api<S extends z.ZodMiniType>(
   options: CallOptions = {},
 ): Promise<z.infer<S>> {
   const headers: Record<string, string> = {};
-  if (session) headers.authorization = `Bearer ${session.token}`;
+  if (state.session) headers.authorization = `Bearer ${state.session.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
   for (let attempt = 0; ; attempt += 1) {
@@ -436,7 +466,7 @@ async function api<S extends z.ZodMiniType>(
       await sleep(Math.min(MAX_RETRY_AFTER_MS, Math.max(1, error.retryAfterSeconds ?? 1) * 1000));
       continue;
     }
-    if (error.code === 'UNAUTHORIZED' && session) {
+    if (error.code === 'UNAUTHORIZED' && state.session) {
       signOut();
       showError(error);
     }
@@ -448,14 +478,11 @@ async function api<S extends z.ZodMiniType>(
 // Notices and errors.
 // ---------------------------------------------------------------------------------------------
 
-let noticeTimer: ReturnType<typeof setTimeout> | undefined;
-let alertTimer: ReturnType<typeof setTimeout> | undefined;
-
 function notify(text: string): void {
   const notice = byId('notice');
   notice.textContent = text;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => (notice.textContent = ''), NOTICE_DURATION_MS);
+  clearTimeout(state.noticeTimer);
+  state.noticeTimer = setTimeout(() => (notice.textContent = ''), NOTICE_DURATION_MS);
 }
 
 function showError(error: unknown): void {
@@ -471,12 +498,12 @@ function showError(error: unknown): void {
   alert.textContent = text;
   alert.dataset.code = error instanceof ApiError ? error.code : 'INTERNAL';
   alert.hidden = false;
-  clearTimeout(alertTimer);
-  alertTimer = setTimeout(() => (alert.hidden = true), NOTICE_DURATION_MS * 2);
+  clearTimeout(state.alertTimer);
+  state.alertTimer = setTimeout(() => (alert.hidden = true), NOTICE_DURATION_MS * 2);
 }
 
 function clearError(): void {
-  clearTimeout(alertTimer);
+  clearTimeout(state.alertTimer);
   const alert = byId('alert');
   alert.hidden = true;
   alert.textContent = '';
@@ -486,7 +513,7 @@ function clearError(): void {
 /** Sign-out: nothing said to the last person stays on screen for the next one. */
 function clearMessages(): void {
   clearError();
-  clearTimeout(noticeTimer);
+  clearTimeout(state.noticeTimer);
   byId('notice').textContent = '';
   const status = byId('checkout-status');
   status.textContent = '';
@@ -502,11 +529,11 @@ async function busy(button: HTMLButtonElement, action: () => Promise<void>): Pro
   if (button.disabled) return;
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
-  const epoch = sessionEpoch;
+  const epoch = state.sessionEpoch;
   try {
     await action();
   } catch (error) {
-    if (epoch === sessionEpoch) showError(error);
+    if (epoch === state.sessionEpoch) showError(error);
   } finally {
     button.disabled = false;
     button.removeAttribute('aria-busy');
@@ -546,25 +573,25 @@ async function signIn(form: HTMLFormElement): Promise<void> {
   const { token } = await api('POST', '/dev/tokens', tokenSchema, {
     body: { sub: userId, birthdate: birthdateForAge(age), country, parentalConsent: data.get('consent') === 'on' },
   });
-  session = { token, userId, role, country };
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  state.session = { token, userId, role, country };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
   await enter();
 }
 
 function signOut(): void {
-  sessionEpoch += 1;
-  room?.leave();
-  room = undefined;
-  session = undefined;
-  wallet = undefined;
-  consent = undefined;
-  checkout = undefined;
+  state.sessionEpoch += 1;
+  state.room?.leave();
+  state.room = undefined;
+  state.session = undefined;
+  state.wallet = undefined;
+  state.consent = undefined;
+  state.checkout = undefined;
   const dialog = byId<HTMLDialogElement>('checkout');
   if (dialog.open) dialog.close();
   clearMessages();
   leaveFamily();
   sessionStorage.removeItem(SESSION_KEY);
-  clearInterval(streamsTimer);
+  clearInterval(state.streamsTimer);
   for (const id of ['wallet', 'buy', 'studio', 'lobby', 'room', 'whoami']) byId(id).hidden = true;
   byId('signin').hidden = false;
   delete document.body.dataset.role;
@@ -578,8 +605,8 @@ const kit: PageKit = {
   api,
   notify,
   showError,
-  userId: () => session?.userId,
-  epoch: () => sessionEpoch,
+  userId: () => state.session?.userId,
+  epoch: () => state.sessionEpoch,
   busy,
 };
 
@@ -589,19 +616,19 @@ const kit: PageKit = {
  * every request; this only chooses what the page shows.
  */
 function signedInAs(): 'teen' | 'adult' | 'child' {
-  if (!session) return 'child';
-  const claims = tokenClaims(session.token);
+  if (!state.session) return 'child';
+  const claims = tokenClaims(state.session.token);
   const birthdate =
     typeof claims.birthdate === 'string' && isCalendarDate(claims.birthdate) ? claims.birthdate : undefined;
   if (birthdate === undefined) return 'child';
   const age = ageOn(birthdate, new Date());
-  if (age >= ageOfMajority(session.country)) return 'adult';
+  if (age >= ageOfMajority(state.session.country)) return 'adult';
   return age >= MINIMUM_AGE ? 'teen' : 'child';
 }
 
 /** Consent decides whether buying and gifting are open; a change re-renders both. */
 function applyConsent(fresh: Consent): void {
-  consent = fresh;
+  state.consent = fresh;
   renderConsent(fresh);
   renderSpendable();
 }
@@ -613,7 +640,7 @@ function applyConsent(fresh: Consent): void {
 async function enterConsent(): Promise<void> {
   const who = signedInAs();
   if (who === 'adult') {
-    await enterFamily(kit, wallet?.budget.spentThisMonth.currency ?? 'USD');
+    await enterFamily(kit, state.wallet?.budget.spentThisMonth.currency ?? 'USD');
     return;
   }
   if (who !== 'teen') return;
@@ -622,8 +649,8 @@ async function enterConsent(): Promise<void> {
 }
 
 async function enter(): Promise<void> {
-  if (!session) return;
-  const current = session;
+  if (!state.session) return;
+  const current = state.session;
   clearError();
   byId('signin').hidden = true;
   byId('whoami').hidden = false;
@@ -653,20 +680,22 @@ function setCount(id: string, value: number): void {
 }
 
 function renderWallet(): void {
-  if (!wallet) return;
-  setCount('wallet-coins', wallet.coins);
-  setCount('wallet-diamonds', wallet.diamonds);
-  setCount('wallet-pending', wallet.pendingDiamonds);
+  if (!state.wallet) return;
+  setCount('wallet-coins', state.wallet.coins);
+  setCount('wallet-diamonds', state.wallet.diamonds);
+  setCount('wallet-pending', state.wallet.pendingDiamonds);
   const owed = byId('wallet-owed');
-  owed.hidden = wallet.owedCoins <= 0;
-  owed.textContent = `You owe ${amountOf(wallet.owedCoins, 'coin')} after a disputed payment; your next purchase pays them first.`;
+  owed.hidden = state.wallet.owedCoins <= 0;
+  owed.textContent = `You owe ${amountOf(state.wallet.owedCoins, 'coin')} after a disputed payment; your next purchase pays them first.`;
   const locked = byId('wallet-locked');
-  locked.hidden = !wallet.locked;
+  locked.hidden = !state.wallet.locked;
   locked.textContent = '🔒 Your wallet is locked: buying, gifting and payouts are paused.';
   // In the room, the balance that matters there: coins to spend, or diamonds arriving.
   byId('room-balance').textContent =
-    session?.role === 'creator' ? `💎 ${amountOf(wallet.diamonds, 'diamond')}` : `🪙 ${amountOf(wallet.coins, 'coin')}`;
-  const budget = wallet.budget;
+    state.session?.role === 'creator'
+      ? `💎 ${amountOf(state.wallet.diamonds, 'diamond')}`
+      : `🪙 ${amountOf(state.wallet.coins, 'coin')}`;
+  const budget = state.wallet.budget;
   byId('budget-current').textContent = budget.monthlyLimit
     ? `Monthly budget ${formatMoney(budget.monthlyLimit)}; spent this month ${formatMoney(budget.spentThisMonth)}.`
     : `No monthly budget; spent this month ${formatMoney(budget.spentThisMonth)}.`;
@@ -676,9 +705,14 @@ function renderWallet(): void {
 
 /** A wallet push (WS) carries the balances only; the budget and history come from a re-fetch. */
 function applyWalletPush(update: { coins: number; diamonds: number; pendingDiamonds: number }): void {
-  if (!wallet) return;
-  const gained = update.diamonds - wallet.diamonds;
-  wallet = { ...wallet, coins: update.coins, diamonds: update.diamonds, pendingDiamonds: update.pendingDiamonds };
+  if (!state.wallet) return;
+  const gained = update.diamonds - state.wallet.diamonds;
+  state.wallet = {
+    ...state.wallet,
+    coins: update.coins,
+    diamonds: update.diamonds,
+    pendingDiamonds: update.pendingDiamonds,
+  };
   renderWallet();
   if (gained > 0) popDiamonds(gained);
   scheduleWalletRefresh();
@@ -694,18 +728,18 @@ function popDiamonds(gained: number): void {
 }
 
 async function refreshWallet(): Promise<void> {
-  const before = wallet?.diamonds;
+  const before = state.wallet?.diamonds;
   const [fresh] = await Promise.all([api('GET', '/v1/wallet', walletSchema), refreshHistory()]);
-  wallet = fresh;
+  state.wallet = fresh;
   renderWallet();
   if (before !== undefined && fresh.diamonds > before) popDiamonds(fresh.diamonds - before);
 }
 
 function scheduleWalletRefresh(): void {
-  clearTimeout(walletRefreshTimer);
-  const epoch = sessionEpoch;
-  walletRefreshTimer = setTimeout(() => {
-    if (epoch === sessionEpoch) refreshWallet().catch(showError);
+  clearTimeout(state.walletRefreshTimer);
+  const epoch = state.sessionEpoch;
+  state.walletRefreshTimer = setTimeout(() => {
+    if (epoch === state.sessionEpoch) refreshWallet().catch(showError);
   }, WALLET_REFRESH_DEBOUNCE_MS);
 }
 
@@ -743,22 +777,22 @@ function historyItem(entry: Transaction): HTMLLIElement {
 }
 
 async function refreshHistory(more = false): Promise<void> {
-  const cursor = more && historyCursor ? `&cursor=${encodeURIComponent(historyCursor)}` : '';
+  const cursor = more && state.historyCursor ? `&cursor=${encodeURIComponent(state.historyCursor)}` : '';
   const page = await api('GET', `/v1/wallet/transactions?limit=${HISTORY_PAGE_SIZE}${cursor}`, transactionsSchema);
   const list = byId('history-list');
   const items = page.items.map(historyItem);
   if (more) list.append(...items);
   else list.replaceChildren(...items);
   if (!more && items.length === 0) list.append(element('li', { class: 'fine' }, 'Nothing yet.'));
-  historyCursor = page.nextCursor ?? null;
-  byId('history-more').hidden = historyCursor === null;
+  state.historyCursor = page.nextCursor ?? null;
+  byId('history-more').hidden = state.historyCursor === null;
 }
 
 async function saveBudget(clear: boolean): Promise<void> {
   // Pressed before the first wallet load finished: load it now rather than ignore the press.
-  if (!wallet) await refreshWallet();
-  if (!wallet) return;
-  const currency = priceList?.currency ?? wallet.budget.spentThisMonth.currency;
+  if (!state.wallet) await refreshWallet();
+  if (!state.wallet) return;
+  const currency = state.priceList?.currency ?? state.wallet.budget.spentThisMonth.currency;
   let monthlyLimit: Money | null = null;
   if (!clear) {
     const amount = parseMoneyInput(byId<HTMLInputElement>('budget-amount').value, currency);
@@ -768,7 +802,7 @@ async function saveBudget(clear: boolean): Promise<void> {
       ]);
     monthlyLimit = { amount, currency };
   }
-  wallet = await api('PUT', '/v1/wallet/budget', walletSchema, { body: { monthlyLimit } });
+  state.wallet = await api('PUT', '/v1/wallet/budget', walletSchema, { body: { monthlyLimit } });
   renderWallet();
   notify(monthlyLimit ? `Monthly budget set to ${formatMoney(monthlyLimit)}.` : 'Monthly budget removed.');
 }
@@ -795,19 +829,23 @@ function offerBadge(pack: CoinPackage): HTMLElement {
 }
 
 async function loadCatalog(): Promise<void> {
-  if (!session) return;
+  if (!state.session) return;
   const list = byId('package-list');
   try {
-    priceList = await api('GET', `/v1/packages?country=${encodeURIComponent(session.country)}`, packagesSchema);
+    state.priceList = await api(
+      'GET',
+      `/v1/packages?country=${encodeURIComponent(state.session.country)}`,
+      packagesSchema,
+    );
   } catch (error) {
-    priceList = undefined;
+    state.priceList = undefined;
     list.replaceChildren();
     byId('buy-region').textContent = plainWords(error);
     return;
   }
-  byId('buy-region').textContent = `Prices for ${priceList.country}, in ${priceList.currency}.`;
+  byId('buy-region').textContent = `Prices for ${state.priceList.country}, in ${state.priceList.currency}.`;
   list.replaceChildren(
-    ...priceList.packages.map((pack) => {
+    ...state.priceList.packages.map((pack) => {
       const button = element(
         'button',
         {
@@ -830,9 +868,6 @@ async function loadCatalog(): Promise<void> {
   renderSpendable();
 }
 
-/** One checkout = one idempotency key: pressing Pay twice, or again after a dropped answer, buys once. */
-let checkout: { pack: CoinPackage; key: string; method: string } | undefined;
-
 /** sessionStorage: the recharge a PayPal redirect is paying, to pick up when PayPal sends the person back. */
 const REDIRECT_PAYMENT_KEY = 'live-gifting.redirect-payment';
 const redirectPaymentSchema = z.object({ rechargeId: z.string(), coins: z.int(), bonusCoins: z.int() });
@@ -847,7 +882,7 @@ interface Breakdown {
 
 /** The all-in price before paying, from the catalog: what POST /v1/recharges will charge (it is sent as expectedTotal). */
 function quoteFor(pack: CoinPackage, method: string): Breakdown | undefined {
-  const list = priceList;
+  const list = state.priceList;
   const chosen = list?.methods.find((candidate) => candidate.method === method);
   if (!list || !chosen) return undefined;
   const currency = pack.price.currency;
@@ -884,7 +919,7 @@ function renderBreakdown(pack: CoinPackage, method: string): void {
 }
 
 function renderMethods(pack: CoinPackage): void {
-  const methods = priceList?.methods ?? [];
+  const methods = state.priceList?.methods ?? [];
   byId('checkout-methods').replaceChildren(
     ...methods.map((offer) => {
       const input = element('input', {
@@ -893,10 +928,10 @@ function renderMethods(pack: CoinPackage): void {
         value: offer.method,
         'data-testid': `method-${offer.method}`,
       });
-      input.checked = offer.method === checkout?.method;
+      input.checked = offer.method === state.checkout?.method;
       input.addEventListener('change', () => {
-        if (!checkout) return;
-        checkout.method = offer.method;
+        if (!state.checkout) return;
+        state.checkout.method = offer.method;
         renderBreakdown(pack, offer.method);
       });
       const label = offer.method === 'paypal' ? 'PayPal (you will be sent to PayPal)' : 'Card';
@@ -906,7 +941,7 @@ function renderMethods(pack: CoinPackage): void {
 }
 
 function openCheckout(pack: CoinPackage): void {
-  checkout = { pack, key: newKey('recharge'), method: 'card' };
+  state.checkout = { pack, key: newKey('recharge'), method: 'card' };
   renderMethods(pack);
   renderBreakdown(pack, 'card');
   const status = byId('checkout-status');
@@ -915,15 +950,15 @@ function openCheckout(pack: CoinPackage): void {
   byId<HTMLDialogElement>('checkout').showModal();
 }
 
-function checkoutStatus(text: string, state: 'working' | 'done' | 'error'): void {
+function checkoutStatus(text: string, phase: 'working' | 'done' | 'error'): void {
   const status = byId('checkout-status');
   status.textContent = text;
-  status.dataset.state = state;
+  status.dataset.state = phase;
 }
 
 async function pay(): Promise<void> {
-  if (!checkout) return;
-  const { pack, key, method } = checkout;
+  if (!state.checkout) return;
+  const { pack, key, method } = state.checkout;
   const quote = quoteFor(pack, method);
   checkoutStatus('Creating the payment…', 'working');
   const recharge = await api('POST', '/v1/recharges', rechargeCreatedSchema, {
@@ -956,7 +991,7 @@ async function pay(): Promise<void> {
   await refreshWallet();
   const added = recharge.coins + (recharge.bonusCoins ?? 0);
   checkoutStatus(`Done: ${amountOf(added, 'coin')} added.`, 'done');
-  checkout = undefined;
+  state.checkout = undefined;
   byId<HTMLDialogElement>('checkout').close();
   notify(`${amountOf(added, 'coin')} added to your wallet.`);
 }
@@ -1011,12 +1046,12 @@ async function resumeRedirectPayment(): Promise<void> {
 // Streams: the lobby (viewers) and the studio (creators).
 // ---------------------------------------------------------------------------------------------
 
-const nameOf = (giftId: string) => giftCatalog.find((gift) => gift.id === giftId)?.name ?? giftId;
+const nameOf = (giftId: string) => state.giftCatalog.find((gift) => gift.id === giftId)?.name ?? giftId;
 
 async function loadGifts(): Promise<void> {
-  giftCatalog = (await api('GET', '/v1/gifts', giftsSchema)).gifts;
+  state.giftCatalog = (await api('GET', '/v1/gifts', giftsSchema)).gifts;
   byId('gift-list').replaceChildren(
-    ...giftCatalog.map((gift) => {
+    ...state.giftCatalog.map((gift) => {
       const button = element(
         'button',
         {
@@ -1042,7 +1077,7 @@ async function loadGifts(): Promise<void> {
           );
           return;
         }
-        room?.sendGift(gift, quantity);
+        state.room?.sendGift(gift, quantity);
       });
       return element('li', {}, button);
     }),
@@ -1052,11 +1087,11 @@ async function loadGifts(): Promise<void> {
 
 /** Why this person cannot spend at all right now, in words; undefined when they can. */
 function spendBlockedReason(): string | undefined {
-  if (consent && !consent.consented)
-    return consent.appConsent === 'revoked'
+  if (state.consent && !state.consent.consented)
+    return state.consent.appConsent === 'revoked'
       ? 'Your guardian withdrew permission'
       : "Needs a parent's or guardian's permission";
-  if (wallet?.locked) return 'Your wallet is locked';
+  if (state.wallet?.locked) return 'Your wallet is locked';
   return undefined;
 }
 
@@ -1088,9 +1123,9 @@ function renderSpendable(): void {
     .forEach((button) => {
       const cost = Number(button.dataset.coins) * quantity;
       let reason = blocked;
-      if (room?.hasEnded) reason = 'The stream has ended';
-      else if (reason === undefined && wallet && cost > wallet.coins)
-        reason = `Needs ${amountOf(cost - wallet.coins, 'more coin')}`;
+      if (state.room?.hasEnded) reason = 'The stream has ended';
+      else if (reason === undefined && state.wallet && cost > state.wallet.coins)
+        reason = `Needs ${amountOf(cost - state.wallet.coins, 'more coin')}`;
       button.disabled = reason !== undefined;
       button.title = reason ?? '';
       const text = button.querySelector<HTMLElement>('.reason');
@@ -1137,7 +1172,7 @@ function renderProfile(profile: Profile | undefined, creatorId: string): void {
 }
 
 async function refreshStreams(): Promise<void> {
-  if (session?.role !== 'viewer') return;
+  if (state.session?.role !== 'viewer') return;
   const { items } = await api('GET', '/v1/streams', streamsSchema);
   const live = items.filter((stream) => stream.status === 'live');
   byId('streams-empty').hidden = live.length > 0;
@@ -1154,7 +1189,7 @@ async function refreshStreams(): Promise<void> {
         'Join',
       );
       join.addEventListener('click', () => joinStream(stream, false));
-      const current = room?.streamId === stream.streamId;
+      const current = state.room?.streamId === stream.streamId;
       if (current) join.textContent = 'Watching';
       return element(
         'li',
@@ -1176,25 +1211,25 @@ async function refreshStreams(): Promise<void> {
 }
 
 function startStreamsRefresh(): void {
-  clearInterval(streamsTimer);
-  const epoch = sessionEpoch;
-  streamsTimer = setInterval(() => {
-    if (epoch !== sessionEpoch || document.hidden || !session || session.role !== 'viewer') return;
+  clearInterval(state.streamsTimer);
+  const epoch = state.sessionEpoch;
+  state.streamsTimer = setInterval(() => {
+    if (epoch !== state.sessionEpoch || document.hidden || !state.session || state.session.role !== 'viewer') return;
     refreshStreams().catch(() => undefined);
   }, STREAMS_REFRESH_INTERVAL_MS);
 }
 
 function joinStream(stream: Stream, asCreator: boolean): void {
-  if (room?.streamId === stream.streamId) return;
-  room?.leave();
-  room = new Room(stream, asCreator);
-  room.start();
+  if (state.room?.streamId === stream.streamId) return;
+  state.room?.leave();
+  state.room = new Room(stream, asCreator);
+  state.room.start();
   void refreshStreams().catch(() => undefined);
 }
 
 function leaveRoom(): void {
-  room?.leave();
-  room = undefined;
+  state.room?.leave();
+  state.room = undefined;
   byId('room').hidden = true;
   void refreshStreams().catch(() => undefined);
 }
@@ -1207,8 +1242,8 @@ function showLiveControls(stream: Stream | undefined): void {
 
 /** After a reload, a creator who is still live lands back in their room. */
 async function resumeOwnStream(): Promise<void> {
-  if (!session) return;
-  const userId = session.userId;
+  if (!state.session) return;
+  const userId = state.session.userId;
   const { items } = await api('GET', '/v1/streams', streamsSchema);
   const own = items.find((stream) => stream.creatorId === userId && stream.status === 'live');
   showLiveControls(own);
@@ -1225,9 +1260,9 @@ async function goLive(form: HTMLFormElement): Promise<void> {
 }
 
 async function endStream(): Promise<void> {
-  if (!room) return;
-  await api('POST', `/v1/streams/${encodeURIComponent(room.streamId)}/end`, streamSchema);
-  room.markEnded();
+  if (!state.room) return;
+  await api('POST', `/v1/streams/${encodeURIComponent(state.room.streamId)}/end`, streamSchema);
+  state.room.markEnded();
   showLiveControls(undefined);
   notify('Your stream has ended.');
 }
@@ -1261,25 +1296,25 @@ function tokenClaims(token: string): Record<string, unknown> {
  * Cognito calls InitiateAuth with REFRESH_TOKEN_AUTH instead (docs: the client example).
  */
 async function refreshToken(): Promise<string> {
-  if (!session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
-  const claims = tokenClaims(session.token);
+  if (!state.session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
+  const claims = tokenClaims(state.session.token);
   const { token } = await api('POST', '/dev/tokens', tokenSchema, {
     body: {
-      sub: session.userId,
+      sub: state.session.userId,
       ...(typeof claims.birthdate === 'string' && { birthdate: claims.birthdate }),
-      country: typeof claims.country === 'string' ? claims.country : session.country,
+      country: typeof claims.country === 'string' ? claims.country : state.session.country,
       parentalConsent: claims.parental_consent === true,
     },
   });
-  session = { ...session, token };
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  state.session = { ...state.session, token };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
   return token;
 }
 
 async function freshToken(): Promise<string> {
-  if (!session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
-  const exp = tokenClaims(session.token).exp;
-  if (typeof exp === 'number' && exp * 1000 - Date.now() > TOKEN_REFRESH_MARGIN_MS) return session.token;
+  if (!state.session) throw new ApiError('UNAUTHORIZED', 'signed out', 401);
+  const exp = tokenClaims(state.session.token).exp;
+  if (typeof exp === 'number' && exp * 1000 - Date.now() > TOKEN_REFRESH_MARGIN_MS) return state.session.token;
   return refreshToken();
 }
 
@@ -1434,7 +1469,7 @@ class Room {
   }
 
   private connect(): void {
-    if (!session || this.left) return;
+    if (!state.session || this.left) return;
     this.setConnection(this.reconnectAttempts === 0 ? 'connecting' : 'reconnecting');
     // ID tokens last an hour and API Gateway closes every connection after two: a reconnect
     // carries a token that is still good for a while.
@@ -1445,7 +1480,7 @@ class Room {
   }
 
   private open(token: string): void {
-    if (!session || this.left) return;
+    if (!state.session || this.left) return;
     const url = `${wsBaseUrl()}/?token=${encodeURIComponent(token)}&streamId=${encodeURIComponent(this.streamId)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
@@ -1503,7 +1538,7 @@ class Room {
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
-  private setConnection(state: 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'lost'): void {
+  private setConnection(connection: 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'lost'): void {
     const words = {
       connecting: 'Connecting…',
       connected: 'Connected',
@@ -1512,8 +1547,8 @@ class Room {
       lost: 'Connection lost',
     } as const;
     const node = byId('connection-status');
-    node.textContent = words[state];
-    node.dataset.state = state;
+    node.textContent = words[connection];
+    node.dataset.state = connection;
   }
 
   private renderStatus(): void {
@@ -1547,8 +1582,8 @@ class Room {
       case 'giftAck': {
         const entry = this.pending.get(message.requestId);
         this.pending.delete(message.requestId);
-        if (wallet) {
-          wallet = { ...wallet, coins: message.wallet.coins };
+        if (state.wallet) {
+          state.wallet = { ...state.wallet, coins: message.wallet.coins };
           renderWallet();
         }
         if (entry) notify(`Sent ${entry.quantity} × ${entry.gift.name}.`);
@@ -1712,7 +1747,7 @@ class Room {
   private apply(event: GiftEvent, source: 'live' | 'catch-up'): void {
     this.lastSeq = event.seq;
     const name = nameOf(event.giftId);
-    const from = event.fromUserId === session?.userId ? 'You' : event.fromUserId;
+    const from = event.fromUserId === state.session?.userId ? 'You' : event.fromUserId;
     const feed = byId('gift-feed');
     feed.prepend(
       element(
@@ -1799,7 +1834,7 @@ class Room {
             element(
               'li',
               { 'data-testid': 'leaderboard-item', 'data-user-id': item.userId, 'data-coins': String(item.coins) },
-              element('span', {}, item.userId === session?.userId ? `${item.userId} (you)` : item.userId),
+              element('span', {}, item.userId === state.session?.userId ? `${item.userId} (you)` : item.userId),
               element('span', { class: 'amount' }, `🪙 ${count(item.coins)}`),
             ),
           ),
@@ -1813,21 +1848,16 @@ class Room {
 // Payouts.
 // ---------------------------------------------------------------------------------------------
 
-let payoutAccountPolling = false;
-let payoutsPollingUntil = 0;
-/** A payout request keeps its key until it succeeds: a retry after a dropped answer pays once. */
-let payoutRequest: { key: string; diamonds: number } | undefined;
-
-function renderPayoutAccount(state: 'none' | 'onboarding' | 'enabled'): void {
+function renderPayoutAccount(account: 'none' | 'onboarding' | 'enabled'): void {
   const node = byId('payout-account-status');
-  node.dataset.state = state;
+  node.dataset.state = account;
   node.textContent = {
     none: 'No payout account linked yet.',
     onboarding: 'Finish onboarding in the new tab. This page notices when payouts are enabled.',
     enabled: '✓ Payouts enabled: your payout account is linked.',
-  }[state];
-  byId('payout-link').hidden = state === 'enabled';
-  if (state === 'enabled') byId('payout-onboarding-link').hidden = true;
+  }[account];
+  byId('payout-link').hidden = account === 'enabled';
+  if (account === 'enabled') byId('payout-onboarding-link').hidden = true;
 }
 
 async function refreshPayoutAccount(): Promise<boolean> {
@@ -1872,12 +1902,12 @@ async function linkPayoutAccount(): Promise<void> {
 }
 
 async function pollPayoutAccount(): Promise<void> {
-  if (payoutAccountPolling) return;
-  payoutAccountPolling = true;
-  const epoch = sessionEpoch;
+  if (state.payoutAccountPolling) return;
+  state.payoutAccountPolling = true;
+  const epoch = state.sessionEpoch;
   const deadline = Date.now() + ONBOARDING_POLL_DEADLINE_MS;
   try {
-    while (epoch === sessionEpoch && Date.now() < deadline) {
+    while (epoch === state.sessionEpoch && Date.now() < deadline) {
       if (await refreshPayoutAccount().catch(() => false)) {
         notify('Payouts enabled.');
         return;
@@ -1885,14 +1915,14 @@ async function pollPayoutAccount(): Promise<void> {
       await sleep(ONBOARDING_POLL_INTERVAL_MS);
     }
   } finally {
-    payoutAccountPolling = false;
+    state.payoutAccountPolling = false;
   }
 }
 
 function renderPayoutEstimate(): void {
   const input = byId<HTMLInputElement>('payout-diamonds');
   const diamonds = Number(input.value);
-  const available = wallet?.diamonds ?? 0;
+  const available = state.wallet?.diamonds ?? 0;
   input.placeholder = String(Math.max(MIN_PAYOUT_DIAMONDS_HINT, 0));
   const estimate =
     Number.isInteger(diamonds) && diamonds > 0 && diamonds % CENTS_PER_DIAMOND_DENOMINATOR === 0
@@ -1945,12 +1975,12 @@ async function requestPayout(): Promise<void> {
     throw new ApiError('VALIDATION_FAILED', 'diamonds', 400, [
       { path: 'diamonds', message: 'a whole number of diamonds' },
     ]);
-  if (payoutRequest?.diamonds !== diamonds) payoutRequest = { key: newKey('payout'), diamonds };
+  if (state.payoutRequest?.diamonds !== diamonds) state.payoutRequest = { key: newKey('payout'), diamonds };
   const payout = await api('POST', '/v1/payouts', payoutSchema, {
     body: { diamonds },
-    idempotencyKey: payoutRequest.key,
+    idempotencyKey: state.payoutRequest.key,
   });
-  payoutRequest = undefined;
+  state.payoutRequest = undefined;
   notify(
     `Payout of ${amountOf(payout.diamonds, 'diamond')} requested${payout.amount ? ` (${formatMoney(payout.amount)})` : ''}.`,
   );
@@ -1959,20 +1989,20 @@ async function requestPayout(): Promise<void> {
 }
 
 async function pollPayouts(): Promise<void> {
-  const polling = payoutsPollingUntil > Date.now();
-  payoutsPollingUntil = Date.now() + PAYOUT_POLL_DEADLINE_MS;
+  const polling = state.payoutsPollingUntil > Date.now();
+  state.payoutsPollingUntil = Date.now() + PAYOUT_POLL_DEADLINE_MS;
   if (polling) return;
-  const epoch = sessionEpoch;
-  while (epoch === sessionEpoch && Date.now() < payoutsPollingUntil) {
+  const epoch = state.sessionEpoch;
+  while (epoch === state.sessionEpoch && Date.now() < state.payoutsPollingUntil) {
     await sleep(PAYOUT_POLL_INTERVAL_MS);
-    if (epoch !== sessionEpoch) break;
+    if (epoch !== state.sessionEpoch) break;
     const unsettled = await refreshPayouts().catch(() => true);
     if (!unsettled) {
       await refreshWallet().catch(() => undefined);
       break;
     }
   }
-  payoutsPollingUntil = 0;
+  state.payoutsPollingUntil = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2013,7 +2043,7 @@ function wire(): void {
   );
   on('checkout-pay', 'click', (event) => void busy(event.currentTarget as HTMLButtonElement, pay));
   on('checkout-cancel', 'click', () => {
-    checkout = undefined;
+    state.checkout = undefined;
     byId<HTMLDialogElement>('checkout').close();
   });
   on('golive-form', 'submit', (event) => {
@@ -2047,7 +2077,7 @@ function restoreSession(): void {
     sessionStorage.removeItem(SESSION_KEY);
     return;
   }
-  session = result.data;
+  state.session = result.data;
   enter().then(resumeRedirectPayment).catch(showError);
 }
 
