@@ -747,8 +747,31 @@ export async function broadcastStream(
     if (!more && !ending && deps.now().getTime() >= collectUntil) break;
   }
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
+  if (stream && (await sendHeldRoom(deps, streamId))) result.frames += 1;
   if (stream) await settleLeaderboard(deps, streamId);
   return result;
+}
+
+/**
+ * On the way out: counters whose `room` message the interval held back (a frame went out within
+ * a second of the last `room`) go out once the interval is over, so the last gifts of a burst
+ * (and their coins) reach every viewer's counters without waiting for another gift.
+ */
+async function sendHeldRoom(deps: BroadcastDeps, streamId: string): Promise<boolean> {
+  const held = async () => {
+    const last = deps.memory.rooms.get(streamId);
+    const stream = last && (await readStream(deps.store, streamId, { consistent: true }));
+    if (!last || !stream || stream.endAnnounced === true) return undefined;
+    const viewers = await roomViewers(deps, streamId);
+    return last.viewers === viewers && last.giftCoins === stream.giftCoins ? undefined : { last, stream, viewers };
+  };
+  const before = await held();
+  if (!before) return false;
+  const waitMs = before.last.at + ROOM_INTERVAL_MS - deps.now().getTime();
+  if (waitMs <= 0) return sendCounters(deps, before.stream, before.viewers);
+  await deps.sleep(waitMs);
+  const after = await held();
+  return after !== undefined && sendCounters(deps, after.stream, after.viewers);
 }
 
 /** Out of runs or time with gifts left: a fresh nudge continues in the next invocation. */

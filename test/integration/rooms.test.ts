@@ -211,8 +211,13 @@ describe('live rooms under load', () => {
         [1, first.body.giftTxId],
         [2, second.body.giftTxId],
       ]);
-      const rooms = messages.filter((message) => message.type === 'room');
-      expect(rooms.length).toBeGreaterThan(0);
+      // The counters follow, in the gift's frame or (when the frame came within a second of the
+      // last `room`) once the second is over.
+      const withCounters = await viewer.waitFor(
+        (all) => all.some((message) => message.type === 'room' && message.giftCoins === 2),
+        WAIT_MS,
+      );
+      const rooms = withCounters.filter((message) => message.type === 'room');
       expect(rooms[rooms.length - 1]).toEqual({ type: 'room', streamId, viewers: 1, giftCoins: 2 });
     } finally {
       await viewer.close();

@@ -502,16 +502,19 @@ describe('broadcastStream', () => {
       await originalSleep(ms);
     };
     const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
-    expect(result).toEqual({ events: 2, frames: 2 });
+    // Two gift frames, then the counters the second frame could not carry (API.md: `room` once a second).
+    expect(result).toEqual({ events: 2, frames: 3 });
     const frames = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
+    const messages = frames.flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame]));
     expect(
-      frames
-        .flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame]))
-        .filter((event: { type: string }) => event.type === 'gift')
-        .map((event: GiftEvent) => event.seq),
+      messages.filter((event: { type: string }) => event.type === 'gift').map((event: GiftEvent) => event.seq),
     ).toEqual([1, 2]);
     // The frames are one window apart.
     expect(sleeps[0]).toBe(300);
+    // The burst's last coins reach the counters once the second is over, without another gift.
+    const rooms = messages.filter((event: { type: string }) => event.type === 'room');
+    expect(rooms.map((room: { giftCoins: number }) => room.giftCoins)).toEqual([5, 10]);
+    expect(messages.at(-1)).toMatchObject({ type: 'room', giftCoins: 10 });
   });
 
   it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
