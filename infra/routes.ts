@@ -79,6 +79,9 @@ export interface Schedule {
 
 const read: Access = { ledger: 'read' };
 
+/** The webhook Stripe is told to call (API.md): the route below, the stack's output and the local stand-in's target. */
+export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
+
 export const HTTP_ROUTES: HttpRoute[] = [
   { name: 'Health', method: 'GET', path: '/health', handler: 'functions/http/health.ts', auth: 'none', access: {} },
   {
@@ -250,7 +253,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
   {
     name: 'StripeWebhook',
     method: 'POST',
-    path: '/v1/webhooks/stripe',
+    path: STRIPE_WEBHOOK_PATH,
     handler: 'functions/http/stripe-webhook.ts',
     auth: 'none',
     access: { ledger: 'readWrite', stripe: true, connections: 'readWrite', postsToConnections: true },

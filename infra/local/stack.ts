@@ -7,7 +7,7 @@ import { resetJwksForTests } from '../../shared/auth/jwt';
 import { startDynamoDbLocal, type LocalDynamoDb } from './dynamodb';
 import { startGateway, type LocalGateway, type StaticRoute } from './gateway';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { QUEUE_CONSUMERS, QUEUES, queueUrlEnvVar, SCHEDULES } from '../routes';
+import { QUEUE_CONSUMERS, QUEUES, queueUrlEnvVar, SCHEDULES, STRIPE_WEBHOOK_PATH } from '../routes';
 import { lambdaContext, loadHandler } from './lambda-runtime';
 import { logThrough, startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
 import { logger } from '../../shared/logger';
@@ -200,7 +200,7 @@ async function startPayments(
   const payments = await startPaymentsStandIn({
     port: Number(process.env.LOCAL_PAYMENTS_PORT ?? 0),
     dataDir: join(options.dataDir, 'payments'),
-    webhookUrl: `${gateway.httpUrl}/v1/webhooks/stripe`,
+    webhookUrl: `${gateway.httpUrl}${STRIPE_WEBHOOK_PATH}`,
     webhookSecret: stripeKeys.webhookSecret,
     log: (line) => logger.debug('payments stand-in', line),
   });

@@ -10,7 +10,15 @@ import { CONNECTIONS_TABLE, LEDGER_TABLE } from '../../shared/adapters/dynamo/sc
 import { AppFunction, metricsNamespace } from '../constructs/app-function';
 import { EVENT_API_AUTHORIZER, RoomEvents } from '../constructs/room-events';
 import { bindAccess, type BindableResources } from '../constructs/access';
-import { cloudHttpRoutes, QUEUE_CONSUMERS, QUEUES, SCHEDULES, type QueueConsumer, type Schedule } from '../routes';
+import {
+  cloudHttpRoutes,
+  QUEUE_CONSUMERS,
+  QUEUES,
+  SCHEDULES,
+  type QueueConsumer,
+  type Schedule,
+  STRIPE_WEBHOOK_PATH,
+} from '../routes';
 import type { StatefulStack } from './stateful-stack';
 import { addAlarms } from './stateless/alarms';
 import type { FunctionSpec } from './stateless/functions';
@@ -36,8 +44,8 @@ export {
 export { HTTP_STAGE_THROTTLE, PUBLIC_ROUTE_THROTTLE } from './stateless/http-api';
 export { WEBSOCKET_STAGE_NAME, WEBSOCKET_STAGE_THROTTLE } from './stateless/websocket-api';
 
-/** The webhook Stripe is told to call (API.md); its URL is a stack output. */
-export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
+/** The webhook Stripe is told to call (routes.ts); its URL is a stack output. */
+export { STRIPE_WEBHOOK_PATH };
 /** EventBridge rate expressions cannot go below one minute. */
 export const MIN_SCHEDULE_MINUTES = 1;
 /** AWS guidance: an SQS queue's visibility timeout at least six times its consumer's timeout. */
