@@ -7,6 +7,7 @@
  * textContent only, never as HTML, since cases carry what users typed.
  */
 import * as z from 'zod/mini';
+import { NetworkUnreachable, sendJson } from './kit';
 
 const DESK_HASH = '#desk';
 /** sessionStorage: the operator's token, apart from the viewer/creator session of the page. */
@@ -79,28 +80,15 @@ async function deskCall<S extends z.ZodMiniType>(
   schema: S,
   options: { body?: unknown; idempotencyKey?: string; token?: string | null } = {},
 ): Promise<z.infer<S>> {
-  const headers: Record<string, string> = {};
   const token = options.token === undefined ? sessionStorage.getItem(DESK_TOKEN_KEY) : options.token;
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
-  let response: Response;
+  let answer: Awaited<ReturnType<typeof sendJson>>;
   try {
-    response = await fetch(path, {
-      method,
-      headers,
-      ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-    });
-  } catch {
-    throw new DeskError('The network is not reachable. Try again.');
+    answer = await sendJson(method, path, { ...options, token });
+  } catch (error) {
+    if (error instanceof NetworkUnreachable) throw new DeskError('The network is not reachable. Try again.');
+    throw error;
   }
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  const { response, json } = answer;
   if (!response.ok) {
     const failure = errorSchema.safeParse(json);
     if (response.status === 403) throw new DeskError('This needs an operator: sign in to the desk as one.');

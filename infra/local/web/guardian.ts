@@ -7,6 +7,7 @@
  */
 import * as z from 'zod/mini';
 import { amountOf, byId, element, type PageKit } from './kit';
+import { formatMoney, parseMoneyInput } from './page/format';
 
 /** The teenager's page reads consent this often while it is shown, so a guardian's decision appears by itself. */
 const CONSENT_REFRESH_MS = 3_000;
@@ -201,7 +202,7 @@ function wardItem(kit: PageKit, teenId: string, currency: string): HTMLLIElement
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     void kit.busy(save, async () => {
-      const minor = minorUnits(amount.value, currencies.value);
+      const minor = parseMoneyInput(amount.value, currencies.value);
       if (minor === undefined) {
         budget.textContent = 'Enter an amount such as 20.00.';
         return;
@@ -209,7 +210,7 @@ function wardItem(kit: PageKit, teenId: string, currency: string): HTMLLIElement
       const set = await kit.api('PUT', `/v1/wards/${encodeURIComponent(teenId)}/budget`, wardBudgetSchema, {
         body: { monthlyLimit: { amount: minor, currency: currencies.value } },
       });
-      budget.textContent = `Monthly budget ${formatMinor(set.monthlyLimit.amount, set.monthlyLimit.currency)}: ${teenId} can lower it, not raise it.`;
+      budget.textContent = `Monthly budget ${formatMoney(set.monthlyLimit)}: ${teenId} can lower it, not raise it.`;
       budget.dataset.amount = String(set.monthlyLimit.amount);
       kit.notify(`${teenId}'s monthly budget is set.`);
     });
@@ -223,24 +224,6 @@ function wardItem(kit: PageKit, teenId: string, currency: string): HTMLLIElement
     form,
     budget,
   );
-}
-
-const digitsOf = (currency: string) =>
-  new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-
-/** "20" or "20.50" in minor units, by integer arithmetic; undefined when not an amount. */
-function minorUnits(input: string, currency: string): number | undefined {
-  const digits = digitsOf(currency);
-  const match = /^\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*$/.exec(input);
-  if (!match) return undefined;
-  const fraction = (match[2] ?? '').padEnd(digits, '0');
-  if (fraction.length > digits) return undefined;
-  return Number(match[1]) * 10 ** digits + (fraction === '' ? 0 : Number(fraction));
-}
-
-function formatMinor(amount: number, currency: string): string {
-  const digits = digitsOf(currency);
-  return new Intl.NumberFormat('en', { style: 'currency', currency }).format(amount / 10 ** digits);
 }
 
 let familyCurrency = 'USD';

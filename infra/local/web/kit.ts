@@ -75,6 +75,41 @@ export interface CallOptions {
   idempotencyKey?: string;
 }
 
+/** The network did not answer at all (offline, refused): callers say so in their own words. */
+export class NetworkUnreachable extends Error {}
+
+/**
+ * One HTTP call with the API's conventions: bearer token, JSON body, idempotency key. Answers the
+ * response and its body parsed as JSON (undefined when empty or not JSON); throws only
+ * NetworkUnreachable. Callers judge the status and the body.
+ */
+export async function sendJson(
+  method: string,
+  path: string,
+  options: CallOptions & { token?: string | null },
+): Promise<{ response: Response; json: unknown }> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+    });
+  } catch {
+    throw new NetworkUnreachable(`${method} ${path}`);
+  }
+  const text = await response.text();
+  try {
+    return { response, json: text === '' ? undefined : JSON.parse(text) };
+  } catch {
+    return { response, json: undefined };
+  }
+}
+
 /** The page's API client: parses the answer with `schema`, throws the contract's error as an ApiError. */
 export type Api = <S extends z.ZodMiniType>(
   method: string,

@@ -1,6 +1,6 @@
 /** The page's API client: bearer token, idempotency keys, rate-limit retries, errors as ApiError. */
 import type * as z from 'zod/mini';
-import type { CallOptions } from '../kit';
+import { type CallOptions, NetworkUnreachable, sendJson } from '../kit';
 import { ApiError } from './words';
 import { MAX_RATE_LIMIT_RETRIES, MAX_RETRY_AFTER_MS } from './limits';
 import { errorBodySchema } from './answers';
@@ -15,28 +15,15 @@ export async function api<S extends z.ZodMiniType>(
   schema: S,
   options: CallOptions = {},
 ): Promise<z.infer<S>> {
-  const headers: Record<string, string> = {};
-  if (state.session) headers.authorization = `Bearer ${state.session.token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
   for (let attempt = 0; ; attempt += 1) {
-    let response: Response;
+    let answer: Awaited<ReturnType<typeof sendJson>>;
     try {
-      response = await fetch(path, {
-        method,
-        headers,
-        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-      });
-    } catch {
-      throw new ApiError('NETWORK', 'network error', 0);
+      answer = await sendJson(method, path, { ...options, token: state.session?.token });
+    } catch (error) {
+      if (error instanceof NetworkUnreachable) throw new ApiError('NETWORK', 'network error', 0);
+      throw error;
     }
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const { response, json } = answer;
     if (response.ok) {
       const parsed = schema.safeParse(json);
       if (!parsed.success)
