@@ -1,7 +1,8 @@
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from '../adapters/dynamo/keys';
-import { entryFromItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { entryFromItem } from '../adapters/dynamo/items';
 import { derivedIdHex } from '../domain/derived-id';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
 import { isCredited, parseRecharge, type RechargeRecord } from './recharge';

@@ -1,6 +1,6 @@
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, type ItemKey } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { IdempotencyKeyReusedError, InvariantViolation } from '../domain/errors';
 
 /**

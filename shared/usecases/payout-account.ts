@@ -1,6 +1,6 @@
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore } from '../ports/ledger-store';
 import type { ConnectPayouts } from '../adapters/stripe-connect';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
 import { assertAdult, assertPayoutCountry, type Caller } from '../domain/identity';

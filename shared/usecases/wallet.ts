@@ -1,5 +1,5 @@
 import { keys } from '../adapters/dynamo/keys';
-import type { LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../ports/ledger-store';
 import type { Caller } from '../domain/identity';
 import type { LedgerEntry, Wallet } from '../domain/ledger';
 import { currencyForCountry } from '../domain/catalog';

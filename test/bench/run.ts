@@ -8,7 +8,7 @@ import { dynamoClient } from '../../shared/adapters/clients';
 import { newId } from '../../shared/adapters/clock';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { CONNECTIONS_TABLE, LEDGER_TABLE, type TableDefinition } from '../../shared/adapters/dynamo/schema';
 import { DEFAULT_ECONOMY, diamondsForCoins } from '../../shared/domain/economy';
 import { reconcileLedger } from '../../shared/ops/reconcile';
@@ -302,7 +302,7 @@ async function httpGift(user: User, streamId: string): Promise<{ ms: number; gif
 }
 
 /** Sets a new stream's unsent partitions to what the broadcaster raises them to at this gift rate. */
-async function spreadLikeARoomAt(bareStore: LedgerStore, streamId: string, giftsPerS: number): Promise<number> {
+async function spreadLikeARoomAt(bareStore: DynamoLedgerStore, streamId: string, giftsPerS: number): Promise<number> {
   const stream = await readStream(bareStore, streamId, { consistent: true });
   if (!stream) throw new Error(`stream ${streamId} not found`);
   const partitions = unsentPartitionsFor(giftsPerS, stream.creatorShards);
@@ -350,7 +350,7 @@ async function copyUsers(client: DynamoDBClient, from: string, to: string, prefi
  * is at least this plus its reads, so gift p50 / floor p50 is >= 1 by construction.
  */
 async function bareGift(
-  store: LedgerStore,
+  store: DynamoLedgerStore,
   senderId: string,
   stream: { streamId: string; creatorId: string; creatorShards: number },
 ): Promise<number> {
@@ -513,12 +513,12 @@ async function main(): Promise<void> {
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
-  const bareStore = new LedgerStore(bare, stack.tableNames.ledger);
+  const bareStore = new DynamoLedgerStore(bare, stack.tableNames.ledger);
   // The floor's bare transactions move coins without ledger entries, so they run on a table of
   // their own (same definition, same DynamoDB Local): the books checked at the end stay whole.
   const floorTable = `${stack.tableNames.ledger}-floor`;
   await ensureTable(bare, LEDGER_TABLE, floorTable);
-  const floorStore = new LedgerStore(bare, floorTable);
+  const floorStore = new DynamoLedgerStore(bare, floorTable);
   const tables = definitions(stack);
   const model = new CapacityModel(tables, bare);
   let viewers: ViewerPool | undefined;

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../shared/adapters/dynamo/items';
 import { MAX_BODY_BYTES } from '../../shared/http/route';
 import { logger } from '../../shared/logger';
 import { signLocalToken } from '../../infra/local/issuer';
@@ -60,7 +61,7 @@ const COINS_GIFTED_IN_SEED = 1_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 /** Shared by every route, so one route's effects (a lock, a budget) meet another's cases. */
 let callers: Caller[];
@@ -367,7 +368,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
   await seedWallets();
   richTokens = {
     gifter: await token({ sub: 'rich-gifter', birthdate: yearsAgo(30), country: 'US' }),

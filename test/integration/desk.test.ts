@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LocalStack } from '../../infra/local/stack';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { readRecharge } from '../../shared/usecases/recharge';
 import { apiClient, startTestStack, type ApiClient } from '../support/local-stack';
 import { ADULT, closeBalancedBooks, ledgerFor } from '../support/ledger';
@@ -13,7 +13,7 @@ import { ADULT, closeBalancedBooks, ledgerFor } from '../support/ledger';
  */
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

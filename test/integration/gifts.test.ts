@@ -1,7 +1,7 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { newId } from '../../shared/adapters/clock';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
@@ -18,7 +18,7 @@ const WAIT_MS = 10_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { DynamoSharedRateCounter } from '../../shared/adapters/dynamo/rate-count
 import { RateLimitedError } from '../../shared/domain/errors';
 import { DEFAULT_CREATOR_SHARDS } from '../../shared/config';
 import { UserRateLimiter } from '../../shared/http/rate-limit';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
 import { rechargeIdFor } from '../../shared/usecases/recharge';
 import { tryUpgrade } from '../support/fuzz';
@@ -24,7 +24,7 @@ const READ_BURST = 20;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

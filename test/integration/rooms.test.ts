@@ -1,6 +1,6 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { newId } from '../../shared/adapters/clock';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
@@ -25,7 +25,7 @@ const WAIT_MS = 30_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { newId } from '../../adapters/clock';
 import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
-import type { CreatorBalance, LedgerStore, WriteOp } from '../../adapters/dynamo/ledger-store';
+import type { CreatorBalance, LedgerStore, WriteOp } from '../../ports/ledger-store';
 import type { PayoutQueue } from '../../adapters/payout-queue';
 import { type Economy, payoutCents } from '../../domain/economy';
 import {

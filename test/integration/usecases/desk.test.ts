@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import type { RefundInput } from '../../../shared/adapters/payments';
 import { ConflictError, NotFoundError, TransientDependencyError, ValidationError } from '../../../shared/domain/errors';
 import type { Caller } from '../../../shared/domain/identity';
@@ -31,7 +31,7 @@ import {
  * nothing. The books must balance at the end (`npm run reconcile`'s check).
  */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let sequence = 0;
 const operator: Caller = { ...adult('op-desk'), groups: ['operators'] };

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { paymentIntentParams } from '../../../shared/adapters/payments';
 import { ConfigError, pricingConfig, resetConfigForTests } from '../../../shared/config';
 import { countriesWithPriceList, packagesForCountry } from '../../../shared/domain/catalog';
@@ -106,7 +106,7 @@ describe('configuration', () => {
 });
 
 describe('recharges under fees and methods (DynamoDB Local)', () => {
-  let store: LedgerStore;
+  let store: DynamoLedgerStore;
   let client: DynamoDBClient;
   const NOW = new Date('2026-05-10T12:00:00.000Z');
   beforeAll(async () => {
