@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { keys } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { currencyForCountry } from '../domain/catalog';

@@ -1,4 +1,4 @@
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore } from '../ports/ledger-store';

@@ -1,4 +1,4 @@
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { keys, ENTRY_PREFIX, type ItemKey } from '../adapters/dynamo/keys';
 import type { LedgerStore } from '../ports/ledger-store';
 import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';

@@ -5,7 +5,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { dynamoClient } from '../../shared/adapters/clients';
-import { newId } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
 import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';

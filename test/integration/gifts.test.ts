@@ -2,7 +2,7 @@ import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
 import type { LocalStack } from '../../infra/local/stack';

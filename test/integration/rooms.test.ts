@@ -1,7 +1,7 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
 import { MAX_FRAME_BYTES } from '../../shared/usecases/frames';

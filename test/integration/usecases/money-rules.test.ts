@@ -4,7 +4,7 @@ import type { ItemKey } from '../../../shared/adapters/dynamo/keys';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import type { Item } from '../../../shared/ports/ledger-store';
-import { newId } from '../../../shared/adapters/clock';
+import { newId } from '../../../shared/adapters/ids';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../../shared/domain/economy';
 import {
