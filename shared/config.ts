@@ -31,8 +31,11 @@ function section<T extends z.ZodType>(name: string, schema: T): () => z.infer<T>
   };
 }
 
-/** Forget cached sections (tests that change the environment between cases). */
-export const resetConfigForTests = (): void => {
+/**
+ * Forget the parsed sections, so the next read parses the environment again: the local stack sets
+ * it after handlers may have loaded, and tests change it between cases.
+ */
+export const forgetConfig = (): void => {
   for (const reset of resetters) reset();
 };
 const resetters: Array<() => void> = [];

@@ -7,7 +7,7 @@ import { LOCAL_AUDIENCE, LOCAL_KEY_ID, signLocalToken } from '../../infra/local/
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
 import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
 import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { rateLimitConfig, resetConfigForTests } from '../../shared/config';
+import { rateLimitConfig, forgetConfig } from '../../shared/config';
 import { logger } from '../../shared/logger';
 import {
   httpSpecOf,
@@ -435,12 +435,12 @@ describe('per-user rate limiting of money routes', () => {
     delete process.env.RATE_LIMIT_PER_SECOND;
     delete process.env.RATE_LIMIT_BURST;
     try {
-      resetConfigForTests();
+      forgetConfig();
       expect(rateLimitConfig()).toEqual({ RATE_LIMIT_PER_SECOND: 50, RATE_LIMIT_BURST: 200 });
     } finally {
       if (saved.perSecond !== undefined) process.env.RATE_LIMIT_PER_SECOND = saved.perSecond;
       if (saved.burst !== undefined) process.env.RATE_LIMIT_BURST = saved.burst;
-      resetConfigForTests();
+      forgetConfig();
     }
   });
 
