@@ -344,7 +344,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: { ledger: 'readWrite' },
   },
   {
-    name: 'WalletReport',
+    name: 'TransactionReportsCreate',
     method: 'POST',
     path: '/v1/wallet/transactions/{transactionId}/report',
     handler: 'functions/http/wallet-report.ts',
@@ -352,7 +352,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: { ledger: 'readWrite' },
   },
   {
-    name: 'WalletReportGet',
+    name: 'TransactionReportsGet',
     method: 'GET',
     path: '/v1/wallet/reports/{reportId}',
     handler: 'functions/http/wallet-report-get.ts',
