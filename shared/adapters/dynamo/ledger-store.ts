@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
 import { emptyWallet, type Wallet } from '../../domain/ledger';
 import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';
+import { unreachable } from '../../domain/unreachable';
 import {
   MAX_TRANSACTION_ITEMS,
   type Condition,
@@ -148,6 +149,8 @@ export class DynamoLedgerStore implements LedgerStore {
           },
         };
       }
+      default:
+        return unreachable(request, 'write request');
     }
   }
 
