@@ -89,7 +89,7 @@ export async function postToAll(
   return counts;
 }
 
-/** API.md: `{ type: 'wallet', coins, diamonds, pendingDiamonds }` to every connection of a user whose balance changed. */
+/** docs/API.md: `{ type: 'wallet', coins, diamonds, pendingDiamonds }` to every connection of a user whose balance changed. */
 export async function pushWallet(
   deps: { connections: ConnectionsStore; poster: ConnectionPoster },
   wallet: { userId: string; coins: number; diamonds: number; pendingDiamonds: number },

@@ -9,7 +9,7 @@ import { isCredited, parseRecharge, type RechargeRecord } from './recharge';
 import { transactionView, type TransactionView } from './wallet';
 
 /**
- * The support desk's cases (issue 14): a user's report of a transaction, or a wallet that a
+ * The support desk's cases: a user's report of a transaction, or a wallet that a
  * dispute or a refund locked. A case is one item (`CASE#<id>`), written in the same transaction
  * as what opens it (the report, the clawback that locks), so there is no report without its case.
  *

@@ -25,7 +25,7 @@ import {
 import { applyClaim } from './stripe-webhook';
 
 /**
- * Resolving a support-desk case (issue 14): refund chosen recharges of the case's wallet through
+ * Resolving a support-desk case: refund chosen recharges of the case's wallet through
  * Stripe, keep or lift the wallet's lock, add a note; and tell the reporter.
  *
  * Closing is one transaction: the case closed with its resolution, the operator's audit record,

@@ -49,7 +49,7 @@ export async function createPayoutAccount(
   caller: Caller,
 ): Promise<PayoutAccountCreated> {
   const now = deps.now();
-  // Only adults receive payouts (API.md, Age): linking a bank account is the first step of one.
+  // Only adults receive payouts (docs/API.md, Age): linking a bank account is the first step of one.
   assertAdult(caller, now);
   assertPayoutCountry(caller);
   let account = await readPayoutAccount(deps.store, caller.userId, { consistent: true });

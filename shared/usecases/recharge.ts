@@ -53,7 +53,7 @@ import { spentThisMonth, utcMonth } from './wallet';
 export const RECHARGE_STATUSES = ['pending', 'succeeded', 'failed', 'disputed'] as const;
 export type RechargeStatus = (typeof RECHARGE_STATUSES)[number];
 
-/** API.md: a recharge still pending after 24 hours expires. */
+/** docs/API.md: a recharge still pending after 24 hours expires. */
 export const RECHARGE_PENDING_LIFETIME_SECONDS = 24 * 60 * 60;
 /**
  * Pending recharges are listed in the sparse `byStatus` index under this many partitions, so the
@@ -178,7 +178,7 @@ export function clawbackTarget(
 
 /**
  * The same, split: base coins and bonus coins are each taken back in the money's proportion,
- * each rounded down (API.md, Stripe webhook). Neither part can pass what was credited of it.
+ * each rounded down (docs/API.md, Stripe webhook). Neither part can pass what was credited of it.
  */
 export function clawbackParts(
   recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'> &
@@ -196,7 +196,7 @@ export function clawbackParts(
   };
 }
 
-/** The receipt's extra fields (issue 13), on itemized recharges only (see `itemized`). */
+/** The receipt's extra fields, on itemized recharges only (see `itemized`). */
 export interface RechargeReceipt {
   method: PaymentMethod;
   bonusCoins: number;

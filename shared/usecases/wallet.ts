@@ -28,7 +28,7 @@ export function callerCurrency(caller: Caller): Currency {
   }
 }
 
-/** What a recharge counts toward this month's budget (API.md: from creation until it fails or expires). */
+/** What a recharge counts toward this month's budget (docs/API.md: from creation until it fails or expires). */
 export async function spentThisMonth(
   store: LedgerStore,
   userId: string,

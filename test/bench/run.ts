@@ -24,8 +24,8 @@ import { costFigures } from './cost';
 import { CapacityModel, withKeys, writesOf, type CapturedWrite } from './capacity';
 
 /**
- * `npm run bench -- --out FILE`: the gift path against its floor and against AWS's limits
- * (issue 7). It starts the local stack on fresh data (in-memory DynamoDB Local), funds users
+ * `npm run bench -- --out FILE`: the gift path against its floor and against AWS's limits.
+ * It starts the local stack on fresh data (in-memory DynamoDB Local), funds users
  * through the real recharge path, runs the scenarios, checks the books, prints a table and
  * writes the JSON. `--url` (a running stack) is not supported: the capacity figures come from
  * middleware on the functions' own DynamoDB client, which only exists in this process.
@@ -56,7 +56,7 @@ const OPEN_CONCURRENCY = 50;
 /** The fan-out storm: posts per viewer per second at a busy room's gift rate. */
 const FANOUT_STORM_GIFTS_PER_S = 100;
 const FANOUT_STORM_SECONDS = 5;
-/** The delivery storm (issue 12): one viewer, 50 gifts a second for 60 seconds. */
+/** The delivery storm: one viewer, 50 gifts a second for 60 seconds. */
 const STORM_GIFTS_PER_S = 50;
 const STORM_SECONDS = 60;
 const STORM_SENDERS = 5;
@@ -344,7 +344,7 @@ async function copyUsers(client: DynamoDBClient, from: string, to: string, prefi
 }
 
 /**
- * The floor (issue 12): one bare TransactWriteItems of the three items every gift needs (the
+ * The floor: one bare TransactWriteItems of the three items every gift needs (the
  * sender's conditional debit, the creator's shard credit, the idempotency record), built by the
  * same giftOps, sent straight to the same DynamoDB Local with the same client settings. A gift
  * is at least this plus its reads, so gift p50 / floor p50 is >= 1 by construction.

@@ -252,7 +252,7 @@ async function fuzzHttpRoute(route: HttpRoute, routeStats: RouteStats): Promise<
         count(routeStats, `${answer.status}${errorCodeOf(answer.text)}`);
         checkPrototypesUnpolluted();
         checkHttpAnswer(answer);
-        // API.md: a body over 1 MiB is 413, unless the token (401) or the path (404) failed first.
+        // docs/API.md: a body over 1 MiB is 413, unless the token (401) or the path (404) failed first.
         if (fuzzed.body.kind === 'oversized' && ![401, 404, 413].includes(answer.status)) {
           throw new Error(`a body of ${fuzzed.body.bytes} bytes was answered ${answer.status}, not 413`);
         }
@@ -292,7 +292,7 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
             }
             if (!validToken && outcome.status !== 401)
               throw new Error(`a bad token was answered ${outcome.status} at the upgrade (${outcome.error ?? ''})`);
-            // 404: no such stream; 409: the stream has ended; 429: the user's connection cap (issue 17).
+            // 404: no such stream; 409: the stream has ended; 429: the user's connection cap.
             if (![101, 401, 404, 409, 429].includes(outcome.status))
               throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
           },

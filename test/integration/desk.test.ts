@@ -6,7 +6,7 @@ import { apiClient, startTestStack, type ApiClient } from '../support/local-stac
 import { ADULT, closeBalancedBooks, ledgerFor } from '../support/ledger';
 
 /**
- * The support desk over real HTTP (issue 14): the local issuer makes operators, the payments
+ * The support desk over real HTTP: the local issuer makes operators, the payments
  * stand-in refunds through the Stripe SDK and sends its signed `charge.refunded` to the webhook
  * (on its own schedule, so it may land before or after the desk applies the refund). Every desk
  * route is 403 to a non-operator, before its input is read. The books balance at the end.

@@ -23,7 +23,7 @@ let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
-  // Hundreds of sockets of one viewer user on one stream: lift the per-user caps (issue 17) here.
+  // Hundreds of sockets of one viewer user on one stream: lift the per-user caps here.
   stack = await startTestStack({ WS_MAX_CONNECTIONS_PER_USER: '1000', WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: '1000' });
   api = apiClient(stack.httpUrl);
   ({ dynamo, store } = ledgerFor(stack));

@@ -14,7 +14,7 @@ import { logger } from '../../shared/logger';
 import { apiClient, expectBooksBalance, RecordingSocket, type ApiClient } from '../support/local-stack';
 
 /*
- * Fault injection at each adapter (issue 8 §2), on the local stack with the real handlers:
+ * Fault injection at each adapter, on the local stack with the real handlers:
  * - DynamoDB: TransactWriteItems cancelled with TransactionConflict, ThrottlingException, and a
  *   TimeoutError raised AFTER the command was sent (committed, answer lost), through a middleware
  *   on the very client the handlers' DynamoLedgerStore uses; throttling past the retry bound.

@@ -17,7 +17,7 @@ import { seedDiamonds } from './usecases/payout-fixtures';
  * recharge paid through a signed webhook, a payout through the queue, refusals, and a 500.
  */
 
-/** API.md: locally a payout is paid within 10 seconds. */
+/** docs/API.md: locally a payout is paid within 10 seconds. */
 const PAID_WITHIN_MS = 10_000;
 const POLL_MS = 100;
 /** Test card numbers (Stripe's), sent where a careless handler might log them. */

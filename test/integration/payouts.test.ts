@@ -17,7 +17,7 @@ import { seedDiamonds } from './usecases/payout-fixtures';
  * WebSocket wallet pushes, and a restart of the whole stack on the same data.
  */
 
-/** API.md: locally a payout is paid within 10 seconds. */
+/** docs/API.md: locally a payout is paid within 10 seconds. */
 const PAID_WITHIN_MS = 10_000;
 const POLL_MS = 100;
 

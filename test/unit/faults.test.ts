@@ -5,7 +5,7 @@ import { TransientDependencyError } from '../../shared/domain/errors';
 import { retryWithBackoff } from '../../shared/domain/retry';
 
 /*
- * Retry bounds and jitter of every retry loop in the adapters (issue 8 §2), with doubles: how many
+ * Retry bounds and jitter of every retry loop in the adapters, with doubles: how many
  * attempts, how long each wait may be, and that a failure past the bound surfaces.
  */
 

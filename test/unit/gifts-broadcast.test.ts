@@ -462,7 +462,7 @@ describe('broadcastStream', () => {
 
   it('after a join right behind another room message, waits out the room interval and then sends the new count', async () => {
     const { deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
-    // A `room` message with other counters went out 200 ms ago: API.md allows one a second.
+    // A `room` message with other counters went out 200 ms ago: docs/API.md allows one a second.
     deps.memory.rooms.set('st_1', { at: NOW_MS - 200, viewers: 5, giftCoins: 0 });
     const result = await broadcastStream(deps, 'st_1', {
       namedGifts: [],

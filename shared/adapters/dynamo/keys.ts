@@ -4,7 +4,7 @@ import type { ItemKey } from '../../ports/ledger-store';
 /**
  * Every key of the ledger table, in one place. Partition keys are chosen so that no single key
  * takes a hot creator's whole traffic: a creator's gift credits and their entries are spread
- * over `shards` partitions picked from the gift id (DESIGN.md, hot creators).
+ * over `shards` partitions picked from the gift id (docs/DESIGN.md, Creator balances).
  */
 export type { ItemKey };
 

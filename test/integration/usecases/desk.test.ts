@@ -24,7 +24,7 @@ import {
 } from './recharge-fixtures';
 
 /**
- * The support desk's money rules (issue 14), against DynamoDB Local: a desk refund takes coins
+ * The support desk's money rules, against DynamoDB Local: a desk refund takes coins
  * back once, whether its `charge.refunded` lands before or after the desk applies it, and however
  * often either is repeated; its webhook never locks again a wallet the operator unlocked; a crash
  * between closing the case and calling Stripe is finished by the same request; bad input changes
