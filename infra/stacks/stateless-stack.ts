@@ -36,7 +36,7 @@ export {
 export { HTTP_STAGE_THROTTLE, PUBLIC_ROUTE_THROTTLE } from './stateless/http-api';
 export { WEBSOCKET_STAGE_NAME, WEBSOCKET_STAGE_THROTTLE } from './stateless/websocket-api';
 
-/** The webhook Stripe is told to call (docs/API.md); its URL is a stack output. */
+/** The webhook Stripe is told to call (API.md); its URL is a stack output. */
 export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
 /** EventBridge rate expressions cannot go below one minute. */
 export const MIN_SCHEDULE_MINUTES = 1;

@@ -1,6 +1,6 @@
 /**
  * The live-room demo page (browser code, bundled by build.ts with esbuild). It talks only to the
- * public API and WebSocket of docs/API.md, plus the local-only /dev routes for sign-in and for
+ * public API and WebSocket of API.md, plus the local-only /dev routes for sign-in and for
  * completing a payment through the payments stand-in. Every answer is parsed (zod/mini keeps the
  * bundle small); every error code is shown in plain words.
  */
@@ -28,7 +28,7 @@ const SESSION_KEY = 'live-gifting.session';
 const HISTORY_PAGE_SIZE = 20;
 const FEED_MAX_ITEMS = 50;
 const LEADERBOARD_SIZE = 10;
-/** docs/API.md's example page size for catch-up. */
+/** API.md's example page size for catch-up. */
 const CATCH_UP_PAGE_SIZE = 100;
 /** A catch-up reads at most this many pages before letting live events through again. */
 const MAX_CATCH_UP_PAGES = 20;
@@ -47,14 +47,14 @@ const RECHARGE_POLL_DEADLINE_MS = 30_000;
 const ONBOARDING_POLL_INTERVAL_MS = 1_000;
 const ONBOARDING_POLL_DEADLINE_MS = 5 * 60_000;
 const PAYOUT_POLL_INTERVAL_MS = 1_000;
-/** docs/API.md: locally a payout is paid within 10 s (60 s after a crash); polling stops well after. */
+/** API.md: locally a payout is paid within 10 s (60 s after a crash); polling stops well after. */
 const PAYOUT_POLL_DEADLINE_MS = 2 * 60_000;
 const STREAMS_REFRESH_INTERVAL_MS = 5_000;
-/** docs/API.md: RATE_LIMITED says when to come back; the page retries that many times at most. */
+/** API.md: RATE_LIMITED says when to come back; the page retries that many times at most. */
 const MAX_RATE_LIMIT_RETRIES = 3;
 const MAX_RETRY_AFTER_MS = 10_000;
 /**
- * The room's counters come as `room` messages (docs/API.md), so the page never polls the stream per
+ * The room's counters come as `room` messages (API.md), so the page never polls the stream per
  * gift. The leaderboard has no message: while gifts arrive it is read at most this often.
  */
 const LEADERBOARD_REFRESH_MS = 5_000;
@@ -64,13 +64,13 @@ const WALLET_REFRESH_DEBOUNCE_MS = 600;
 const MAX_CONCURRENT_ANIMATIONS = 24;
 const ANIMATION_DURATION_MS = 2_600;
 const NOTICE_DURATION_MS = 6_000;
-/** docs/API.md defaults, shown as hints only: the server decides. */
+/** API.md defaults, shown as hints only: the server decides. */
 const MIN_PAYOUT_DIAMONDS_HINT = 2_000;
 const CENTS_PER_DIAMOND_DENOMINATOR = 2;
 const MAX_NAME_LENGTH = 40;
 
 // ---------------------------------------------------------------------------------------------
-// What the API answers (docs/API.md), parsed rather than trusted.
+// What the API answers (API.md), parsed rather than trusted.
 // ---------------------------------------------------------------------------------------------
 
 const money = z.object({ amount: z.int(), currency: z.string() });
@@ -141,7 +141,7 @@ const rechargeCreatedSchema = z.object({
 });
 const rechargeSchema = z.object({ rechargeId: z.string(), status: z.string(), coins: z.int() });
 
-/** docs/API.md, "Creator profiles": what a viewer checks before sending a gift. */
+/** API.md, "Creator profiles": what a viewer checks before sending a gift. */
 const profileSchema = z.object({
   creatorId: z.string(),
   displayName: z.string(),
@@ -1765,7 +1765,7 @@ class Room {
   private refreshStats(): void {
     if (this.left) return;
     this.refreshLeaderboard();
-    // The profile once on joining (docs/API.md): the stream list's copy may be a few seconds old.
+    // The profile once on joining (API.md): the stream list's copy may be a few seconds old.
     api('GET', `/v1/creators/${encodeURIComponent(this.stream.creatorId)}`, profileSchema)
       .then((profile) => !this.left && renderProfile(profile, this.stream.creatorId))
       .catch(() => undefined);
