@@ -90,7 +90,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/packages',
     handler: 'functions/http/catalog-packages.ts',
     auth: 'none',
-    // Reads the open offers (issue 13).
+    // Reads the open offers.
     access: read,
   },
   {
@@ -126,7 +126,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     localOnly: true,
     access: {},
   },
-  // Live streams and gifts (issue 4)
+  // Live streams and gifts
   {
     name: 'StreamsCreate',
     method: 'POST',
@@ -192,7 +192,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: read,
   },
-  // Creator payouts (issue 5)
+  // Creator payouts
   {
     name: 'PayoutAccountCreate',
     method: 'POST',
@@ -233,7 +233,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: read,
   },
-  // Recharge (issue 3)
+  // Recharge
   {
     name: 'RechargesCreate',
     method: 'POST',
@@ -347,7 +347,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: { ledger: 'readWrite' },
   },
   {
-    name: 'WalletReport',
+    name: 'TransactionReportsCreate',
     method: 'POST',
     path: '/v1/wallet/transactions/{transactionId}/report',
     handler: 'functions/http/wallet-report.ts',
@@ -355,14 +355,14 @@ export const HTTP_ROUTES: HttpRoute[] = [
     access: { ledger: 'readWrite' },
   },
   {
-    name: 'WalletReportGet',
+    name: 'TransactionReportsGet',
     method: 'GET',
     path: '/v1/wallet/reports/{reportId}',
     handler: 'functions/http/wallet-report-get.ts',
     auth: 'jwt',
     access: read,
   },
-  // Operators (issue 13): offers and the audit trail; 403 for anyone who is not an operator.
+  // Operators: offers and the audit trail; 403 for anyone who is not an operator.
   {
     name: 'OperatorAudit',
     method: 'GET',
@@ -403,7 +403,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     auth: 'jwt',
     access: { ledger: 'readWrite' },
   },
-  // The support desk (issue 14): open cases, one case, its resolution; 403 for anyone else.
+  // The support desk: open cases, one case, its resolution; 403 for anyone else.
   {
     name: 'OperatorCasesList',
     method: 'GET',
@@ -475,7 +475,7 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
 ];
 
 // Every authenticated HTTP route and every WebSocket action counts its callers' requests in the
-// shared rate-limit counters (shared/http/rate-limit.ts, issue 17); $connect and $disconnect are not actions.
+// shared rate-limit counters (shared/http/rate-limit.ts); $connect and $disconnect are not actions.
 for (const route of HTTP_ROUTES) if (route.auth === 'jwt') route.access = { ...route.access, rateLimit: true };
 for (const route of WEBSOCKET_ROUTES)
   if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect')
@@ -501,7 +501,7 @@ export const QUEUES: QueueDefinition[] = [
     visibilityTimeoutSeconds: 6 * PAYOUT_WORKER_TIMEOUT_SECONDS,
     deadLetter: { maxReceiveCount: 5 },
   },
-  // FIFO, grouped by stream: one sequencer per stream (DESIGN.md, Live fan-out). Nudges only; the ledger is the outbox.
+  // FIFO, grouped by stream: one sequencer per stream (docs/DESIGN.md, Live fan-out). Nudges only; the ledger is the outbox.
   {
     logicalName: 'giftEvents',
     fifo: true,
@@ -516,7 +516,7 @@ export const QUEUE_CONSUMERS: QueueConsumer[] = [
     queue: 'payouts',
     handler: 'functions/queue/payout-worker.ts',
     batchSize: 10,
-    // No window: a payout should be paid within seconds (API.md), and batches form under load anyway.
+    // No window: a payout should be paid within seconds (docs/API.md), and batches form under load anyway.
     maximumBatchingWindowMs: 0,
     // Records run one at a time per invocation: 5 invocations keep transfers well under Stripe's 25/s.
     maxConcurrency: 5,
@@ -539,7 +539,7 @@ export const QUEUE_CONSUMERS: QueueConsumer[] = [
 
 export const SCHEDULES: Schedule[] = [
   // Recharges pending 24 h expire; a 15-minute sweep keeps the lag small at 96 runs a day.
-  // Payouts outbox: re-sends payouts left `requested` or stuck `processing` (API.md: paid within 60 s of a restart).
+  // Payouts outbox: re-sends payouts left `requested` or stuck `processing` (docs/API.md: paid within 60 s of a restart).
   {
     name: 'SweepPayouts',
     handler: 'functions/scheduled/sweep-payouts.ts',

@@ -31,8 +31,11 @@ function section<T extends z.ZodType>(name: string, schema: T): () => z.infer<T>
   };
 }
 
-/** Forget cached sections (tests that change the environment between cases). */
-export const resetConfigForTests = (): void => {
+/**
+ * Forget the parsed sections, so the next read parses the environment again: the local stack sets
+ * it after handlers may have loaded, and tests change it between cases.
+ */
+export const forgetConfig = (): void => {
   for (const reset of resetters) reset();
 };
 const resetters: Array<() => void> = [];
@@ -75,7 +78,7 @@ export const ledgerConfig = resettable(
   'ledger',
   z
     .object({
-      /** Shard items a creator's diamonds are spread over (DESIGN.md, hot creators). */
+      /** Shard items a creator's diamonds are spread over (docs/DESIGN.md, Creator balances). */
       CREATOR_SHARDS: positiveInt.max(256).default(DEFAULT_CREATOR_SHARDS),
       DIAMONDS_PER_COIN_BPS: positiveInt.default(DEFAULT_ECONOMY.diamondsPerCoinBps),
       PAYOUT_CENTS_PER_DIAMOND_BPS: positiveInt.default(DEFAULT_ECONOMY.payoutCentsPerDiamondBps),
@@ -123,7 +126,7 @@ export const claimsConfig = resettable(
 export const rateLimitConfig = resettable(
   'rateLimit',
   z.object({
-    /** Per-user token bucket on writes (every POST/PUT, sendGift, join); the defaults allow 50/s with bursts of 200 (API.md). */
+    /** Per-user token bucket on writes (every POST/PUT, sendGift, join); the defaults allow 50/s with bursts of 200 (docs/API.md). */
     RATE_LIMIT_PER_SECOND: positiveInt.default(50),
     RATE_LIMIT_BURST: positiveInt.default(200),
   }),
@@ -226,7 +229,7 @@ export const payoutsConfig = resettable(
   z.object({
     /** A payout still `requested` this long after its last touch lost its message: the sweeper sends it again. */
     PAYOUT_SWEEP_REQUESTED_AFTER_SECONDS: positiveInt.default(10),
-    /** A payout `processing` this long without progress is sent again (API.md: paid within 60 s of a restart). */
+    /** A payout `processing` this long without progress is sent again (docs/API.md: paid within 60 s of a restart). */
     PAYOUT_SWEEP_PROCESSING_AFTER_SECONDS: positiveInt.default(30),
     /** Where Stripe's onboarding sends the creator back; unset locally (the stand-in shows its own page). */
     PAYOUT_ONBOARDING_RETURN_URL: z.url().optional(),
@@ -266,7 +269,7 @@ function jsonText<T extends z.ZodType>(schema: T) {
 }
 
 /**
- * Payment methods and fees (issue 13; shared/domain/pricing.ts, docs/PAYMENTS.md). The defaults are
+ * Payment methods and fees (shared/domain/pricing.ts, docs/PAYMENTS.md). The defaults are
  * card only and no fees: every price is the price list's. A method the Stripe account cannot take
  * (PayPal outside Europe, or on a Connect platform Stripe has not approved) and a card surcharge
  * in the EEA or the UK are refused here, at cold start.

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
-import { newId, systemClock } from '../../shared/adapters/clock';
+import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { ledgerConfig } from '../../shared/config';
 import { httpRoute } from '../../shared/http/route';
 import { createStream, MAX_TITLE_LENGTH } from '../../shared/usecases/streams';

@@ -2,8 +2,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
 import { TABLES } from '../../shared/adapters/dynamo/schema';
-import { resetConfigForTests } from '../../shared/config';
-import { resetJwksForTests } from '../../shared/auth/jwt';
+import { forgetConfig } from '../../shared/config';
+import { forgetJwks } from '../../shared/auth/jwt';
 import { startDynamoDbLocal, type LocalDynamoDb } from './dynamodb';
 import { startGateway, type LocalGateway, type StaticRoute } from './gateway';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -14,12 +14,12 @@ import { logger } from '../../shared/logger';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as z from 'zod';
-import { resetStripeForTests } from '../../shared/adapters/stripe-client';
+import { forgetStripeClient } from '../../shared/adapters/stripe-client';
 import { startPaymentsStandIn, type PaymentsStandIn } from './payments';
 import { ensureIssuerKey, LOCAL_AUDIENCE } from './issuer';
 import { freePort } from './ports';
 import { startEventApiStandIn, type EventApiStandIn } from './event-api';
-import { resetRoomChannelPublisherForTests } from '../../shared/events/publisher';
+import { forgetRoomChannelPublisher } from '../../shared/events/publisher';
 import type { EventApiAuthorizerResult } from '../../shared/events/authorize';
 
 /** The local issuer's name; fixed, so tokens outlive a restart on other ports. */
@@ -139,8 +139,8 @@ async function configureFunctions(
     PAYMENT_RETURN_URL: process.env.PAYMENT_RETURN_URL ?? `${gateway.httpUrl}/`,
     ...options.env,
   });
-  resetConfigForTests();
-  resetJwksForTests();
+  forgetConfig();
+  forgetJwks();
   // The logger was built at import, before this environment existed: apply its level now.
   const level = process.env.LOG_LEVEL;
   if (level === 'DEBUG' || level === 'INFO' || level === 'WARN' || level === 'ERROR' || level === 'SILENT')
@@ -183,7 +183,7 @@ async function startRoomChannels(options: LocalStackOptions, stoppers: Stoppers)
     EVENT_API_CA_FILE: join(eventApiDir, 'certificate.pem'),
     ...options.env,
   });
-  resetRoomChannelPublisherForTests();
+  forgetRoomChannelPublisher();
   return eventApi;
 }
 
@@ -215,7 +215,7 @@ async function startPayments(
     PAYMENTS_STANDIN_URL: payments.url,
     ...options.env,
   });
-  resetStripeForTests();
+  forgetStripeClient();
   return { payments, webhookSecret: stripeKeys.webhookSecret };
 }
 
@@ -234,7 +234,7 @@ async function startQueues(
     const urls = queues.urls[queue.logicalName];
     if (urls) process.env[queueUrlEnvVar(queue.logicalName)] = urls.queueUrl;
   }
-  resetConfigForTests();
+  forgetConfig();
   const sqs = new SQSClient({
     endpoint: queues.endpoint,
     region: 'us-east-1',

@@ -10,7 +10,7 @@ import { COGNITO_CLAIM_NAMES } from '../stacks/stateful-stack';
 /**
  * `npm run set-identity -- --user-pool-id <id> --user <email or sub> --birthdate 1990-04-01 --country DE [--parental-consent false]`
  *
- * The operator's way to set the attributes the age and region rules rely on (API.md,
+ * The operator's way to set the attributes the age and region rules rely on (docs/API.md,
  * Conventions): a self-signed-up user has none, so every new user is AGE_RESTRICTED until these
  * are set. The app client cannot write them; this uses the Cognito admin API with the operator's
  * own AWS credentials (cognito-idp:AdminUpdateUserAttributes on the pool). Every value is

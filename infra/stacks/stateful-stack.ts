@@ -50,7 +50,7 @@ export interface IdentityConfig {
   issuer: string;
   audience: string;
   jwksUrl: string;
-  /** Claim names that differ from API.md's defaults (Cognito's custom attributes). */
+  /** Claim names that differ from docs/API.md's defaults (Cognito's custom attributes). */
   claimNames: Record<string, string>;
   userPool?: UserPool;
   userPoolClient?: UserPoolClient;
@@ -259,7 +259,7 @@ export class StatefulStack extends Stack {
   /**
    * The stack's own identity provider. `birthdate` (OIDC standard), `country` and
    * `parental_consent` are attributes app clients may read but never write: the age and region
-   * rules depend on them (API.md, Conventions), so only an administrator (or a verification
+   * rules depend on them (docs/API.md, Conventions), so only an administrator (or a verification
    * process with IAM access) sets them.
    */
   private createUserPool(ses: SesEmailConfig | undefined): IdentityConfig {

@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { awsConfig, tablesConfig } from '../config';
-import { LedgerStore } from './dynamo/ledger-store';
-import { ConnectionsStore } from './dynamo/connections-store';
+import type { LedgerStore } from '../ports/ledger-store';
+import { DynamoLedgerStore } from './dynamo/ledger-store';
+import { DynamoConnectionsStore } from './dynamo/connections-store';
 import { ApiGatewayConnectionPoster, type ConnectionPoster } from './connections-api';
 import { instrumentAwsClient } from '../observability/tracing';
 
@@ -27,13 +28,13 @@ export function dynamoClient(): DynamoDBClient {
 
 let ledger: LedgerStore | undefined;
 export function ledgerStore(): LedgerStore {
-  ledger ??= new LedgerStore(dynamoClient(), tablesConfig().LEDGER_TABLE);
+  ledger ??= new DynamoLedgerStore(dynamoClient(), tablesConfig().LEDGER_TABLE);
   return ledger;
 }
 
-let connections: ConnectionsStore | undefined;
-export function connectionsStore(): ConnectionsStore {
-  connections ??= new ConnectionsStore(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
+let connections: DynamoConnectionsStore | undefined;
+export function connectionsStore(): DynamoConnectionsStore {
+  connections ??= new DynamoConnectionsStore(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
   return connections;
 }
 

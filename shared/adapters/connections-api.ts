@@ -1,7 +1,8 @@
 import { awsConfig, webSocketConfig } from '../config';
 import { logger } from '../logger';
 import { retryWithBackoff, type RetryPolicy } from '../domain/retry';
-import type { ConnectionsStore } from './dynamo/connections-store';
+import type { DynamoConnectionsStore } from './dynamo/connections-store';
+import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
 import { type ConnectionsApi, SignedConnectionsApi } from './connections-http';
 
@@ -36,7 +37,7 @@ const isThrottle = (error: unknown) =>
 
 export class ApiGatewayConnectionPoster implements ConnectionPoster {
   constructor(
-    private readonly connections: ConnectionsStore,
+    private readonly connections: DynamoConnectionsStore,
     private readonly api: ConnectionsApi = managementApi(),
   ) {}
 
@@ -88,7 +89,7 @@ export async function postToAll(
   return counts;
 }
 
-/** API.md: `{ type: 'wallet', coins, diamonds, pendingDiamonds }` to every connection of a user whose balance changed. */
+/** docs/API.md: `{ type: 'wallet', coins, diamonds, pendingDiamonds }` to every connection of a user whose balance changed. */
 export async function pushWallet(
   deps: { connections: ConnectionsStore; poster: ConnectionPoster },
   wallet: { userId: string; coins: number; diamonds: number; pendingDiamonds: number },

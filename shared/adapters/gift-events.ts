@@ -8,7 +8,7 @@ import { instrumentAwsClient } from '../observability/tracing';
  * The gift-events FIFO queue: after a gift commits, a small "nudge" tells the broadcaster that
  * the stream has something to send. MessageGroupId = the stream id, so one stream's nudges are
  * consumed in order and never by two invocations at once: that is what makes the broadcaster
- * the stream's single sequencer (DESIGN.md, Live fan-out). The nudge carries no money and no
+ * the stream's single sequencer (docs/DESIGN.md, Live fan-out). The nudge carries no money and no
  * event: the gift record in the ledger is the outbox, and a lost nudge only delays the event
  * until the sweeper finds the record.
  */
@@ -79,7 +79,7 @@ export function countersNudge(streamId: string, now: Date): OutgoingNudge {
   };
 }
 
-/** Joins and leaves of one room nudge at most once per this bucket (API.md: `room` at most once a second). */
+/** Joins and leaves of one room nudge at most once per this bucket (docs/API.md: `room` at most once a second). */
 export const COUNTERS_BUCKET_MS = 1_000;
 
 export interface GiftEventPublisher {

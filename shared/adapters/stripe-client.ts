@@ -140,7 +140,8 @@ export function tracedStripeHttpClient(inner: Stripe.HttpClient): Stripe.HttpCli
   return new TracedHttpClient();
 }
 
-export function resetStripeForTests(): void {
+/** Forget the Stripe client and its cached keys, so the next use reads the secret again. */
+export function forgetStripeClient(): void {
   secretsCache = undefined;
   client = undefined;
 }

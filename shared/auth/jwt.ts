@@ -35,6 +35,7 @@ export async function verifyBearerToken(token: string): Promise<JWTPayload> {
   }
 }
 
-export function resetJwksForTests(): void {
+/** Forget the issuer's keys, so the next verification fetches them from the configured JWKS URL again. */
+export function forgetJwks(): void {
   jwks = undefined;
 }

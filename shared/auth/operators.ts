@@ -4,7 +4,7 @@ import { ForbiddenError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 
 /**
- * Who an operator is (issue 13; the trust-and-safety work reuses it): a caller whose groups claim
+ * Who an operator is (the trust-and-safety work reuses it): a caller whose groups claim
  * holds the configured operator group. On AWS that is the Cognito group `operators` in
  * `cognito:groups`; locally `POST /dev/tokens` signs `groups: ["operators"]` into the same claim.
  * The claim's name and the group's name are configuration (CLAIM_GROUPS, OPERATOR_GROUP), like

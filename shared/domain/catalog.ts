@@ -1,7 +1,7 @@
 import { money, type Currency, type Money } from './money';
 import { RegionUnavailableError, ValidationError } from './errors';
 
-/** The coin packages every price list sells (API.md, Catalog). */
+/** The coin packages every price list sells (docs/API.md, Catalog). */
 export const PACKAGE_COINS = [100, 500, 1000, 5000, 10000] as const;
 export type PackageCoins = (typeof PACKAGE_COINS)[number];
 

@@ -1,7 +1,7 @@
 import { BelowMinimumPayoutError } from './errors';
 
 /**
- * The exchange rules between coins, diamonds and money. Configuration (API.md, "Economy
+ * The exchange rules between coins, diamonds and money. Configuration (docs/API.md, "Economy
  * defaults"); basis points keep every rate an integer.
  */
 export interface Economy {
@@ -29,7 +29,7 @@ export function diamondsForCoins(economy: Economy, coins: number): number {
 
 /**
  * The payout amount in US cents for `diamonds`. A payout must be at least the minimum and a whole
- * number of cents (API.md: BELOW_MINIMUM_PAYOUT), so nothing is lost to rounding.
+ * number of cents (docs/API.md: BELOW_MINIMUM_PAYOUT), so nothing is lost to rounding.
  */
 export function payoutCents(economy: Economy, diamonds: number): number {
   if (diamonds < economy.minPayoutDiamonds) {

@@ -18,7 +18,7 @@ export interface Caller {
 }
 
 const DEFAULT_AGE_OF_MAJORITY = 18;
-/** Countries whose age of majority is not 18 (API.md: 19 in KR). */
+/** Countries whose age of majority is not 18 (docs/API.md: 19 in KR). */
 const AGE_OF_MAJORITY_BY_COUNTRY: Readonly<Record<string, number>> = { KR: 19 };
 /** Below this age nobody may recharge or gift, consent or not. */
 export const MINIMUM_AGE = 13;

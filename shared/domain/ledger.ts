@@ -1,7 +1,7 @@
 import type { AppConsent } from './identity';
 import type { Money } from './money';
 
-/** The kinds of ledger entry (API.md, wallet transactions). */
+/** The kinds of ledger entry (docs/API.md, wallet transactions). */
 export const ENTRY_TYPES = [
   'recharge',
   'gift_sent',
@@ -17,7 +17,7 @@ export const ENTRY_TYPES = [
   'over_budget_refund',
   /** A dispute the platform won: what that dispute took comes back, owed coins first. */
   'dispute_won',
-  /** Bonus coins of an offer, credited with their recharge (issue 13): minted, but not bought. */
+  /** Bonus coins of an offer, credited with their recharge: minted, but not bought. */
   'recharge_bonus',
 ] as const;
 export type EntryType = (typeof ENTRY_TYPES)[number];

@@ -3,7 +3,7 @@ import { type CoinPackage, countriesWithPriceList, packagesForCountry } from './
 import { CURRENCIES, type Currency } from './money';
 
 /**
- * Special offers on coin packages (issue 13): a time-boxed discount on a package's price, or
+ * Special offers on coin packages: a time-boxed discount on a package's price, or
  * bonus coins on top of it; everywhere or in some countries; for anyone or for a user's first
  * recharge only (once per user). Pure rules here; storage and the operator routes are in
  * shared/usecases/offers.ts.

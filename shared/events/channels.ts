@@ -22,7 +22,7 @@ export function channelSegmentForStream(streamId: string): string | undefined {
   let segment = '';
   for (const character of streamId) {
     const code = character.codePointAt(0) ?? 0;
-    // Stream ids are ASCII (API.md); anything wider has no two-digit escape.
+    // Stream ids are ASCII (docs/API.md); anything wider has no two-digit escape.
     if (code > 0xff) return undefined;
     segment += /[A-Za-z0-9]/.test(character) ? character : `-${code.toString(16).padStart(2, '0')}`;
   }

@@ -149,7 +149,7 @@ export function roomChannelPublisher(): RoomChannelPublisher | undefined {
   return shared;
 }
 
-/** Forget the publisher (the local stack sets the environment after handlers may have loaded). */
-export function resetRoomChannelPublisherForTests(): void {
+/** Forget the publisher, so the next use builds it from the environment (the local stack sets it after handlers may have loaded). */
+export function forgetRoomChannelPublisher(): void {
   shared = undefined;
 }

@@ -7,7 +7,7 @@ import { logger } from '../logger';
 /**
  * A per-user token bucket held in memory by each function instance. API Gateway throttles per
  * stage and route, not per user; this bounds one user's requests per instance, UserRateLimiter
- * below adds the ceiling across instances, and the stage throttle bounds the total (DESIGN.md,
+ * below adds the ceiling across instances, and the stage throttle bounds the total (docs/DESIGN.md,
  * rate limits).
  */
 export class TokenBucketLimiter {
@@ -68,7 +68,7 @@ interface WindowState {
 /**
  * The per-user limit of every authenticated door (HTTP routes and WebSocket actions). Two layers:
  * - a token bucket per user and class in this instance's memory (the fine-grained limit; writes
- *   keep API.md's 50/s with bursts of 200 by default);
+ *   keep docs/API.md's 50/s with bursts of 200 by default);
  * - a ceiling across instances: per user, class and fixed window, all instances together take at
  *   most burst + perSecond x window, which is what one instance's bucket allows in a window. Each
  *   instance adds a user's requests to a DynamoDB counter once per `batch`, so a user spread over

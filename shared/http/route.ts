@@ -10,9 +10,9 @@ import { callerFromClaims } from './caller';
 import { type RequestClass, userRateLimiter, whileCounting } from './rate-limit';
 import { errorResponse, jsonResponse } from './responses';
 
-/** API.md: a request body over 1 MiB is refused with 413. */
+/** docs/API.md: a request body over 1 MiB is refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
-/** API.md: an Idempotency-Key is 1-255 printable ASCII characters. */
+/** docs/API.md: an Idempotency-Key is 1-255 printable ASCII characters. */
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
 
 /** The event as the JWT authorizer leaves it (payload format 2.0). */
@@ -58,7 +58,7 @@ interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType,
 }
 
 /**
- * Every authenticated route takes from the caller's limit (issue 17): money routes and every
+ * Every authenticated route takes from the caller's limit: money routes and every
  * other POST/PUT as a write, GETs as a read, which has a higher limit of its own.
  */
 function requestClassOf(spec: { rateLimited?: boolean; idempotent?: boolean }, event: HttpEvent): RequestClass {
@@ -92,7 +92,7 @@ export function rawBody(event: APIGatewayProxyEventV2): string {
 
 function parseJsonBody(event: APIGatewayProxyEventV2): unknown {
   const text = rawBody(event);
-  // API.md: requests without a body accept an empty body, with or without Content-Type.
+  // docs/API.md: requests without a body accept an empty body, with or without Content-Type.
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
@@ -145,10 +145,10 @@ export function httpRoute<
       const caller = spec.auth
         ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
         : (undefined as unknown as Caller);
-      // API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body
+      // docs/API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body
       // and one only operators may call: the size is checked before anything else is read.
       rawBody(event);
-      // Operators only: after the token and the body's size (API.md, check order), before the
+      // Operators only: after the token and the body's size (docs/API.md, check order), before the
       // body is parsed, so a non-operator learns nothing about what the route accepts.
       if (spec.operator && !isOperator(caller)) {
         // Refused requests still take from the caller's bucket: hammering an operator route is limited too.

@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { ValidationError } from '../domain/errors';
 import { decodeCursor } from '../usecases/wallet';
 
 /** Shared request pieces, so every list route pages the same way. */
@@ -27,7 +26,3 @@ export const userIdSchema = z
   .min(1)
   .max(255)
   .refine((value) => ![...value].some((char) => char < ' ' || char === '\u007f'), 'not a valid user id');
-
-export function assertNever(value: never): never {
-  throw new ValidationError(`unexpected value ${String(value)}`);
-}

@@ -14,7 +14,7 @@ export const PRODUCT_METRICS = {
   GiftsSent: [],
   /** Coins created by a credited recharge. */
   CoinsMinted: [],
-  /** Bonus coins of offers, credited with their recharges (issue 13): minted, not bought. */
+  /** Bonus coins of offers, credited with their recharges: minted, not bought. */
   BonusCoinsMinted: [],
   /** Coins taken back for a dispute or refund (from the balance or owed). */
   CoinsClawedBack: [],

@@ -1,8 +1,8 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { InvariantViolation } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 

@@ -1,4 +1,4 @@
-import type { LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../ports/ledger-store';
 import { type CoinPackage, packagesForCountry } from '../domain/catalog';
 import { type Currency, type Money, money } from '../domain/money';
 import { type Offer, offerClosesAt, offerTerms } from '../domain/offers';

@@ -1,4 +1,4 @@
-import type { Item } from '../adapters/dynamo/ledger-store';
+import type { Item } from '../ports/ledger-store';
 import { isTeen, type Caller } from '../domain/identity';
 
 /**

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { ItemKey } from '../adapters/dynamo/keys';
-import type { LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore, WriteOp } from '../ports/ledger-store';
 import { NotFoundError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { auditOp } from './audit';

@@ -1,14 +1,15 @@
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from '../adapters/dynamo/keys';
-import { entryFromItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { entryFromItem } from '../adapters/dynamo/items';
 import { derivedIdHex } from '../domain/derived-id';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
 import { isCredited, parseRecharge, type RechargeRecord } from './recharge';
 import { transactionView, type TransactionView } from './wallet';
 
 /**
- * The support desk's cases (issue 14): a user's report of a transaction, or a wallet that a
+ * The support desk's cases: a user's report of a transaction, or a wallet that a
  * dispute or a refund locked. A case is one item (`CASE#<id>`), written in the same transaction
  * as what opens it (the report, the clawback that locks), so there is no report without its case.
  *

@@ -1,8 +1,8 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import type { LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore, WriteOp } from '../ports/ledger-store';
 import type { Payments } from '../adapters/payments';
 import { ConflictError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
@@ -25,7 +25,7 @@ import {
 import { applyClaim } from './stripe-webhook';
 
 /**
- * Resolving a support-desk case (issue 14): refund chosen recharges of the case's wallet through
+ * Resolving a support-desk case: refund chosen recharges of the case's wallet through
  * Stripe, keep or lift the wallet's lock, add a note; and tell the reporter.
  *
  * Closing is one transaction: the case closed with its resolution, the operator's audit record,

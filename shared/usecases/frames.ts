@@ -1,7 +1,7 @@
 import type { GiftEvent } from './streams';
 
 /**
- * What one broadcast frame holds (API.md, WebSocket): a room's gift events of one window, its
+ * What one broadcast frame holds (docs/API.md, WebSocket): a room's gift events of one window, its
  * `room` counters and `streamEnded`, packed into one message of at most one API Gateway billing
  * unit. When the window's gifts do not fit, as many single `gift` events as fit go first and one
  * `giftSummary` covers the rest, so every seq is covered by exactly one of them, in order.

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor } from '../adapters/dynamo/keys';
-import { entryItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { entryItem } from '../adapters/dynamo/items';
 import { bucketNudge, type GiftEventPublisher } from '../adapters/gift-events';
 import { findGift } from '../domain/catalog';
 import { diamondsForCoins, type Economy } from '../domain/economy';
@@ -50,7 +51,7 @@ import {
  * Nothing in it touches the stream item: a stream takes gifts at the rate of its creator's shards.
  */
 
-/** API.md: quantity 1-99 in one send. */
+/** docs/API.md: quantity 1-99 in one send. */
 export const MIN_GIFT_QUANTITY = 1;
 export const MAX_GIFT_QUANTITY = 99;
 export const GIFT_IDEMPOTENCY_SCOPE = 'gift';
@@ -337,7 +338,7 @@ function conditionedBalance(
 }
 
 /**
- * Checks in API.md's order: validation, wallet lock, age, stream live, not the creator's own
+ * Checks in docs/API.md's order: validation, wallet lock, age, stream live, not the creator's own
  * stream, coins. The coins (and the lock, again) are checked by the transaction's condition, never
  * by the read before it. A replay answers the first gift with the balance as it is now.
  * Two round trips: the reads (readAndCheck), then the transaction; the answer needs no third.

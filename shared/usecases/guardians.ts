@@ -1,7 +1,7 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { keys } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { currencyForCountry } from '../domain/catalog';
 import { derivedIdHex } from '../domain/derived-id';
 import {

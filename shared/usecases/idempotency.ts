@@ -1,17 +1,17 @@
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, type ItemKey } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { IdempotencyKeyReusedError, InvariantViolation } from '../domain/errors';
 
 /**
- * Client idempotency keys (API.md, Idempotency), built into the money transaction itself: the
+ * Client idempotency keys (docs/API.md, Idempotency), built into the money transaction itself: the
  * record that stores a success is written by the same TransactWriteItems that moves the money,
  * under a condition that it is new (or expired). So two identical requests at the same instant
  * do the work once: the loser's transaction is cancelled on the record, and it replays the
  * winner's answer. Refusals (409s) are never stored, so the same key may succeed later.
  */
 
-/** API.md: the same key replays within 24 hours. TTL deletes later; expiry is also checked here. */
+/** docs/API.md: the same key replays within 24 hours. TTL deletes later; expiry is also checked here. */
 export const IDEMPOTENCY_WINDOW_SECONDS = 24 * 60 * 60;
 
 export interface IdempotentRequest {

@@ -1,7 +1,7 @@
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore } from '../ports/ledger-store';
 import { countriesWithPriceList, findPackage } from '../domain/catalog';
 import { InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
 import type { Caller } from '../domain/identity';

@@ -1,6 +1,6 @@
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore } from '../ports/ledger-store';
 import type { ConnectPayouts } from '../adapters/stripe-connect';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
 import { assertAdult, assertPayoutCountry, type Caller } from '../domain/identity';
@@ -49,7 +49,7 @@ export async function createPayoutAccount(
   caller: Caller,
 ): Promise<PayoutAccountCreated> {
   const now = deps.now();
-  // Only adults receive payouts (API.md, Age): linking a bank account is the first step of one.
+  // Only adults receive payouts (docs/API.md, Age): linking a bank account is the first step of one.
   assertAdult(caller, now);
   assertPayoutCountry(caller);
   let account = await readPayoutAccount(deps.store, caller.userId, { consistent: true });

@@ -2,7 +2,8 @@ import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor } from '../adapters/dynamo/keys';
 import { derivedIdHex } from '../domain/derived-id';
-import { type Item, type LedgerStore, type WriteOp, walletFromItem } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { walletFromItem } from '../adapters/dynamo/items';
 import type { CancelOutcome, CreatedPaymentIntent, Payments } from '../adapters/payments';
 import { emptyWallet } from '../domain/ledger';
 import { type Offer, offerCoversCountry, offerIsOpen, offerTerms } from '../domain/offers';
@@ -52,7 +53,7 @@ import { spentThisMonth, utcMonth } from './wallet';
 export const RECHARGE_STATUSES = ['pending', 'succeeded', 'failed', 'disputed'] as const;
 export type RechargeStatus = (typeof RECHARGE_STATUSES)[number];
 
-/** API.md: a recharge still pending after 24 hours expires. */
+/** docs/API.md: a recharge still pending after 24 hours expires. */
 export const RECHARGE_PENDING_LIFETIME_SECONDS = 24 * 60 * 60;
 /**
  * Pending recharges are listed in the sparse `byStatus` index under this many partitions, so the
@@ -177,7 +178,7 @@ export function clawbackTarget(
 
 /**
  * The same, split: base coins and bonus coins are each taken back in the money's proportion,
- * each rounded down (API.md, Stripe webhook). Neither part can pass what was credited of it.
+ * each rounded down (docs/API.md, Stripe webhook). Neither part can pass what was credited of it.
  */
 export function clawbackParts(
   recharge: Pick<RechargeRecord, 'coins' | 'priceMinor' | 'refundedMinor' | 'disputes' | 'wonDisputes'> &
@@ -195,7 +196,7 @@ export function clawbackParts(
   };
 }
 
-/** The receipt's extra fields (issue 13), on itemized recharges only (see `itemized`). */
+/** The receipt's extra fields, on itemized recharges only (see `itemized`). */
 export interface RechargeReceipt {
   method: PaymentMethod;
   bonusCoins: number;

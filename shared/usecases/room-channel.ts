@@ -23,7 +23,7 @@ export interface RoomChannelDeps {
 /**
  * Publishes one frame. A failed publish is counted and logged, never retried into a duplicate
  * and never thrown: the gifts are already numbered and stored, so a subscriber that missed the
- * frame sees the seq jump on the next one and catches up from the events route (API.md).
+ * frame sees the seq jump on the next one and catches up from the events route (docs/API.md).
  */
 export async function publishToRoomChannel(deps: RoomChannelDeps, streamId: string, body: unknown): Promise<void> {
   try {

@@ -1,4 +1,3 @@
-import { marshall } from '@aws-sdk/util-dynamodb';
 import { type CreatorProfile, profileOnGoLiveOp, readProfiles } from './creator-profiles';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
@@ -9,8 +8,8 @@ import {
   keys,
   streamEventPartition,
 } from '../adapters/dynamo/keys';
-import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore } from '../adapters/dynamo/ledger-store';
-import type { ConnectionsStore } from '../adapters/dynamo/connections-store';
+import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore } from '../ports/ledger-store';
+import type { ConnectionsStore } from '../ports/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
 import { ForbiddenError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
 import { assertAdult, assertLiveCountry, type Caller } from '../domain/identity';
@@ -417,11 +416,11 @@ export async function listLiveStreams(
     ascending: false,
     limit: page.limit,
     ...(after && {
-      exclusiveStartKey: marshall({
+      exclusiveStartKey: {
         ...keys.stream(after.streamId),
         statusPk: LIVE_STATUS_PK,
         statusSk: after.startedAt,
-      }),
+      },
     }),
   });
   const streams = result.items.map(streamFromItem);

@@ -1,15 +1,15 @@
 import * as z from 'zod';
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
-import { entryItem, type Item, type LedgerStore, type WriteOp } from '../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { entryItem, walletFromItem } from '../adapters/dynamo/items';
 import { InvariantViolation, TransientDependencyError } from '../domain/errors';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { applyAccountUpdated } from './payout-account';
 import type { Payments } from '../adapters/payments';
 import { lockCaseOp } from './desk-cases';
-import { walletFromItem } from '../adapters/dynamo/ledger-store';
 import { metrics } from '../observability/metrics';
 import {
   budgetHoldOp,

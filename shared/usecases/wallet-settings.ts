@@ -1,6 +1,6 @@
-import { newId } from '../adapters/clock';
+import { newId } from '../adapters/ids';
 import { keys, ENTRY_PREFIX, type ItemKey } from '../adapters/dynamo/keys';
-import type { LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../ports/ledger-store';
 import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import type { Money } from '../domain/money';

@@ -1,5 +1,5 @@
 import { keys } from '../adapters/dynamo/keys';
-import type { LedgerStore } from '../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../ports/ledger-store';
 import type { Caller } from '../domain/identity';
 import type { LedgerEntry, Wallet } from '../domain/ledger';
 import { currencyForCountry } from '../domain/catalog';
@@ -28,7 +28,7 @@ export function callerCurrency(caller: Caller): Currency {
   }
 }
 
-/** What a recharge counts toward this month's budget (API.md: from creation until it fails or expires). */
+/** What a recharge counts toward this month's budget (docs/API.md: from creation until it fails or expires). */
 export async function spentThisMonth(
   store: LedgerStore,
   userId: string,

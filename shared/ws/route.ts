@@ -89,7 +89,7 @@ export function wsRoute<Schema extends z.ZodType>(spec: {
       } catch {
         isJson = false;
       }
-      // The requestId is read before any refusal, so every error can repeat it (API.md). Parsing
+      // The requestId is read before any refusal, so every error can repeat it (docs/API.md). Parsing
       // first costs little: API Gateway never delivers a frame over 128 KB.
       const candidate = z.object({ requestId: z.string().max(255) }).safeParse(json);
       if (candidate.success) requestId = candidate.data.requestId;

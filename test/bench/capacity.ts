@@ -4,7 +4,7 @@ import type { TableDefinition } from '../../shared/adapters/dynamo/schema';
 /**
  * Capacity as AWS bills it, computed from what the functions actually send.
  *
- * DynamoDB Local 3.3 does not double transactional ConsumedCapacity (TOOLCHAIN.md), so write units
+ * DynamoDB Local 3.3 does not double transactional ConsumedCapacity (measured on 3.3), so write units
  * are computed here from item sizes by AWS's rule: a write costs 1 unit per KB of item (rounded up),
  * 2 inside a transaction (ConditionCheck included), and every index write costs the same again for
  * the projected item. An item's size is the sum of its attribute names' and values' sizes.

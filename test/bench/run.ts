@@ -5,10 +5,10 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { dynamoClient } from '../../shared/adapters/clients';
-import { newId } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { ensureTable } from '../../shared/adapters/dynamo/create-tables';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { CONNECTIONS_TABLE, LEDGER_TABLE, type TableDefinition } from '../../shared/adapters/dynamo/schema';
 import { DEFAULT_ECONOMY, diamondsForCoins } from '../../shared/domain/economy';
 import { reconcileLedger } from '../../shared/ops/reconcile';
@@ -24,8 +24,8 @@ import { costFigures } from './cost';
 import { CapacityModel, withKeys, writesOf, type CapturedWrite } from './capacity';
 
 /**
- * `npm run bench -- --out FILE`: the gift path against its floor and against AWS's limits
- * (issue 7). It starts the local stack on fresh data (in-memory DynamoDB Local), funds users
+ * `npm run bench -- --out FILE`: the gift path against its floor and against AWS's limits.
+ * It starts the local stack on fresh data (in-memory DynamoDB Local), funds users
  * through the real recharge path, runs the scenarios, checks the books, prints a table and
  * writes the JSON. `--url` (a running stack) is not supported: the capacity figures come from
  * middleware on the functions' own DynamoDB client, which only exists in this process.
@@ -56,7 +56,7 @@ const OPEN_CONCURRENCY = 50;
 /** The fan-out storm: posts per viewer per second at a busy room's gift rate. */
 const FANOUT_STORM_GIFTS_PER_S = 100;
 const FANOUT_STORM_SECONDS = 5;
-/** The delivery storm (issue 12): one viewer, 50 gifts a second for 60 seconds. */
+/** The delivery storm: one viewer, 50 gifts a second for 60 seconds. */
 const STORM_GIFTS_PER_S = 50;
 const STORM_SECONDS = 60;
 const STORM_SENDERS = 5;
@@ -302,7 +302,7 @@ async function httpGift(user: User, streamId: string): Promise<{ ms: number; gif
 }
 
 /** Sets a new stream's unsent partitions to what the broadcaster raises them to at this gift rate. */
-async function spreadLikeARoomAt(bareStore: LedgerStore, streamId: string, giftsPerS: number): Promise<number> {
+async function spreadLikeARoomAt(bareStore: DynamoLedgerStore, streamId: string, giftsPerS: number): Promise<number> {
   const stream = await readStream(bareStore, streamId, { consistent: true });
   if (!stream) throw new Error(`stream ${streamId} not found`);
   const partitions = unsentPartitionsFor(giftsPerS, stream.creatorShards);
@@ -344,13 +344,13 @@ async function copyUsers(client: DynamoDBClient, from: string, to: string, prefi
 }
 
 /**
- * The floor (issue 12): one bare TransactWriteItems of the three items every gift needs (the
+ * The floor: one bare TransactWriteItems of the three items every gift needs (the
  * sender's conditional debit, the creator's shard credit, the idempotency record), built by the
  * same giftOps, sent straight to the same DynamoDB Local with the same client settings. A gift
  * is at least this plus its reads, so gift p50 / floor p50 is >= 1 by construction.
  */
 async function bareGift(
-  store: LedgerStore,
+  store: DynamoLedgerStore,
   senderId: string,
   stream: { streamId: string; creatorId: string; creatorShards: number },
 ): Promise<number> {
@@ -513,12 +513,12 @@ async function main(): Promise<void> {
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
-  const bareStore = new LedgerStore(bare, stack.tableNames.ledger);
+  const bareStore = new DynamoLedgerStore(bare, stack.tableNames.ledger);
   // The floor's bare transactions move coins without ledger entries, so they run on a table of
   // their own (same definition, same DynamoDB Local): the books checked at the end stay whole.
   const floorTable = `${stack.tableNames.ledger}-floor`;
   await ensureTable(bare, LEDGER_TABLE, floorTable);
-  const floorStore = new LedgerStore(bare, floorTable);
+  const floorStore = new DynamoLedgerStore(bare, floorTable);
   const tables = definitions(stack);
   const model = new CapacityModel(tables, bare);
   let viewers: ViewerPool | undefined;

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 
 /**
- * The storm (issue 12): one WebSocket viewer times each gift from its HTTP send to its arrival,
+ * The storm: one WebSocket viewer times each gift from its HTTP send to its arrival,
  * second by second, while gifts go to one stream at a steady rate. A gift covered by a
  * `giftSummary` arrives when the summary does (it names seqs, so the viewer maps seq to gift
  * through the catch-up log afterwards: here every gift's seq is learned from `gift` events or

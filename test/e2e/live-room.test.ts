@@ -26,7 +26,7 @@ const SCREENSHOTS =
 /** A phone-sized viewport: the page is built for it. */
 const PHONE = { width: 390, height: 844 };
 const STEP_TIMEOUT_MS = 15_000;
-/** API.md: locally a payout is paid within 10 seconds. */
+/** docs/API.md: locally a payout is paid within 10 seconds. */
 const PAYOUT_PAID_TIMEOUT_MS = 20_000;
 /** The stack, the browser and the whole story fit well inside this on a busy 2-core machine. */
 const TEST_TIMEOUT_MS = 90_000;

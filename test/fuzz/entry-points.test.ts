@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../shared/adapters/dynamo/items';
 import { MAX_BODY_BYTES } from '../../shared/http/route';
 import { logger } from '../../shared/logger';
 import { signLocalToken } from '../../infra/local/issuer';
@@ -60,7 +61,7 @@ const COINS_GIFTED_IN_SEED = 1_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 /** Shared by every route, so one route's effects (a lock, a budget) meet another's cases. */
 let callers: Caller[];
@@ -251,7 +252,7 @@ async function fuzzHttpRoute(route: HttpRoute, routeStats: RouteStats): Promise<
         count(routeStats, `${answer.status}${errorCodeOf(answer.text)}`);
         checkPrototypesUnpolluted();
         checkHttpAnswer(answer);
-        // API.md: a body over 1 MiB is 413, unless the token (401) or the path (404) failed first.
+        // docs/API.md: a body over 1 MiB is 413, unless the token (401) or the path (404) failed first.
         if (fuzzed.body.kind === 'oversized' && ![401, 404, 413].includes(answer.status)) {
           throw new Error(`a body of ${fuzzed.body.bytes} bytes was answered ${answer.status}, not 413`);
         }
@@ -291,7 +292,7 @@ async function fuzzWsRoute(route: WebSocketRoute, routeStats: RouteStats): Promi
             }
             if (!validToken && outcome.status !== 401)
               throw new Error(`a bad token was answered ${outcome.status} at the upgrade (${outcome.error ?? ''})`);
-            // 404: no such stream; 409: the stream has ended; 429: the user's connection cap (issue 17).
+            // 404: no such stream; 409: the stream has ended; 429: the user's connection cap.
             if (![101, 401, 404, 409, 429].includes(outcome.status))
               throw new Error(`the upgrade was answered ${outcome.status} (${outcome.error ?? ''})`);
           },
@@ -367,7 +368,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
   await seedWallets();
   richTokens = {
     gifter: await token({ sub: 'rich-gifter', birthdate: yearsAgo(30), country: 'US' }),

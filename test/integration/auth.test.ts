@@ -6,8 +6,8 @@ import { exportSPKI, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK
 import { LOCAL_AUDIENCE, LOCAL_KEY_ID, signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
 import { HTTP_ROUTES, type HttpRoute } from '../../infra/routes';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { rateLimitConfig, resetConfigForTests } from '../../shared/config';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { rateLimitConfig, forgetConfig } from '../../shared/config';
 import { logger } from '../../shared/logger';
 import {
   httpSpecOf,
@@ -40,7 +40,7 @@ const PAYOUTS_ENABLED_WITHIN_MS = 10_000;
 let stack: LocalStack;
 let api: ApiClient;
 let dynamo: DynamoDBClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 
 const storedKey = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { privateJwk: JWK; publicJwk: JWK };
 
@@ -165,7 +165,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
   dynamo.destroy();
@@ -435,12 +435,12 @@ describe('per-user rate limiting of money routes', () => {
     delete process.env.RATE_LIMIT_PER_SECOND;
     delete process.env.RATE_LIMIT_BURST;
     try {
-      resetConfigForTests();
+      forgetConfig();
       expect(rateLimitConfig()).toEqual({ RATE_LIMIT_PER_SECOND: 50, RATE_LIMIT_BURST: 200 });
     } finally {
       if (saved.perSecond !== undefined) process.env.RATE_LIMIT_PER_SECOND = saved.perSecond;
       if (saved.burst !== undefined) process.env.RATE_LIMIT_BURST = saved.burst;
-      resetConfigForTests();
+      forgetConfig();
     }
   });
 

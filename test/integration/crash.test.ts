@@ -10,7 +10,7 @@ import { reconcileLedger } from '../../shared/ops/reconcile';
 import { apiClient, type ApiClient } from '../support/local-stack';
 
 /*
- * Crash safety (issue 8 §3): the whole `npm start` process group (node + the DynamoDB Local JVM)
+ * Crash safety: the whole `npm start` process group (node + the DynamoDB Local JVM)
  * is killed with SIGKILL while gifts, recharges and a payout are in flight, restarted on the same
  * data folder, and every request is retried with its idempotency key. Afterwards every balance is
  * exact, the payout is paid exactly once, and the books balance.
@@ -22,7 +22,7 @@ const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 1);
 const ADULT = { birthdate: '1990-01-01', country: 'US' };
 /** JVM start + tsx compile on a busy 2-core machine. */
 const STARTUP_TIMEOUT_MS = 45_000;
-/** API.md: a payout interrupted by a crash is paid within 60 s of the restart. */
+/** docs/API.md: a payout interrupted by a crash is paid within 60 s of the restart. */
 const PAYOUT_SETTLE_TIMEOUT_MS = 60_000;
 const POLL_MS = 200;
 const SENDERS = 3;

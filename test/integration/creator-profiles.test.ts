@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import type { LocalStack } from '../../infra/local/stack';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { profileKey } from '../../shared/usecases/creator-profiles';
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import { apiClient, type ApiClient, expectBooksBalance, startTestStack } from '../support/local-stack';
@@ -13,7 +13,7 @@ import { apiClient, type ApiClient, expectBooksBalance, startTestStack } from '.
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

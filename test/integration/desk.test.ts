@@ -1,19 +1,19 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LocalStack } from '../../infra/local/stack';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { readRecharge } from '../../shared/usecases/recharge';
 import { apiClient, startTestStack, type ApiClient } from '../support/local-stack';
 import { ADULT, closeBalancedBooks, ledgerFor } from '../support/ledger';
 
 /**
- * The support desk over real HTTP (issue 14): the local issuer makes operators, the payments
+ * The support desk over real HTTP: the local issuer makes operators, the payments
  * stand-in refunds through the Stripe SDK and sends its signed `charge.refunded` to the webhook
  * (on its own schedule, so it may land before or after the desk applies the refund). Every desk
  * route is 403 to a non-operator, before its input is read. The books balance at the end.
  */
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

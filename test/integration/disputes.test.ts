@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import type { LocalStack } from '../../infra/local/stack';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { reconcileLedger } from '../../shared/ops/reconcile';
 import { readRecharge } from '../../shared/usecases/recharge';
 import { apiClient, startTestStack, type ApiClient } from '../support/local-stack';
@@ -16,7 +16,7 @@ import { ADULT, goLive, ledgerFor } from '../support/ledger';
  */
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

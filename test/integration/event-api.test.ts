@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Amplify } from 'aws-amplify';
 import { events } from 'aws-amplify/data';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { roomChannel } from '../../shared/events/channels';
 import { signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, startLocalStack, type LocalStack } from '../../infra/local/stack';
@@ -26,7 +26,7 @@ const WAIT_MS = 30_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 let dataDir: string;
 

@@ -1,6 +1,6 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import type { LocalStack } from '../../infra/local/stack';
 import { CONNECTION_SETTLE_MS } from '../../shared/adapters/dynamo/connections-store';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
@@ -19,11 +19,11 @@ const OPEN_CONCURRENCY = 50;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
-  // Hundreds of sockets of one viewer user on one stream: lift the per-user caps (issue 17) here.
+  // Hundreds of sockets of one viewer user on one stream: lift the per-user caps here.
   stack = await startTestStack({ WS_MAX_CONNECTIONS_PER_USER: '1000', WS_MAX_CONNECTIONS_PER_USER_PER_STREAM: '1000' });
   api = apiClient(stack.httpUrl);
   ({ dynamo, store } = ledgerFor(stack));

@@ -14,10 +14,10 @@ import { logger } from '../../shared/logger';
 import { apiClient, expectBooksBalance, RecordingSocket, type ApiClient } from '../support/local-stack';
 
 /*
- * Fault injection at each adapter (issue 8 §2), on the local stack with the real handlers:
+ * Fault injection at each adapter, on the local stack with the real handlers:
  * - DynamoDB: TransactWriteItems cancelled with TransactionConflict, ThrottlingException, and a
  *   TimeoutError raised AFTER the command was sent (committed, answer lost), through a middleware
- *   on the very client the handlers' LedgerStore uses; throttling past the retry bound.
+ *   on the very client the handlers' DynamoLedgerStore uses; throttling past the retry bound.
  * - SQS: the gift-events nudge refused after the gift committed; the sweeper broadcasts it.
  * - Stripe: 500, 429 and timeouts on PaymentIntent creation (the payments stand-in's faults).
  * - @connections: 429 (retried, the frame arrives) and 410 (only that connection is removed).
@@ -144,7 +144,7 @@ type DynamoFault = 'conflict' | 'throttle' | 'timeoutAfterCommit';
 /**
  * Fails the next `times` TransactWriteItems that touch `walletPk` (the sender's wallet: the gift's
  * transaction, not the broadcaster's). Added at the initialize step, above the SDK's own retries,
- * so the LedgerStore's retry loop is what must cope. Returns every ClientRequestToken it saw.
+ * so the DynamoLedgerStore's retry loop is what must cope. Returns every ClientRequestToken it saw.
  */
 function injectDynamoFault(walletPk: string, kind: DynamoFault, times: number): { tokens: string[] } {
   const seen = { tokens: [] as string[] };

@@ -1,8 +1,8 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../shared/adapters/clock';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../shared/adapters/ids';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
 import type { LocalStack } from '../../infra/local/stack';
@@ -18,7 +18,7 @@ const WAIT_MS = 10_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

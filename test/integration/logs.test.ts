@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { signLocalToken } from '../../infra/local/issuer';
 import { LOCAL_ISSUER, type LocalStack } from '../../infra/local/stack';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { logger } from '../../shared/logger';
 import { sendRaw, stripeSignature, tryUpgrade, type RawAnswer } from '../support/fuzz';
 import { expectBooksBalance, RecordingSocket, startTestStack } from '../support/local-stack';
@@ -17,7 +17,7 @@ import { seedDiamonds } from './usecases/payout-fixtures';
  * recharge paid through a signed webhook, a payout through the queue, refusals, and a 500.
  */
 
-/** API.md: locally a payout is paid within 10 seconds. */
+/** docs/API.md: locally a payout is paid within 10 seconds. */
 const PAID_WITHIN_MS = 10_000;
 const POLL_MS = 100;
 /** Test card numbers (Stripe's), sent where a careless handler might log them. */
@@ -25,7 +25,7 @@ const CARD_NUMBERS = ['4242424242424242', '4000 0566 5566 5556', '5555-5555-5555
 
 let stack: LocalStack;
 let dynamo: DynamoDBClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 const captured: string[] = [];
 let restoreWrites: (() => void) | undefined;
 /** Every secret handed out or used during the session: none may appear in the logs. */
@@ -137,7 +137,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
   remember('STRIPE_SECRET_KEY', String(process.env.STRIPE_SECRET_KEY));
   remember('STRIPE_WEBHOOK_SECRET', stack.webhookSecret);
   const issuerKey = JSON.parse(readFileSync(String(process.env.LOCAL_ISSUER_KEY_FILE), 'utf8')) as {

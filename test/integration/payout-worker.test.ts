@@ -15,7 +15,7 @@ import { startEventSourceMapping } from '../../infra/local/queues';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { QUEUE_CONSUMERS, QUEUES } from '../../infra/routes';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
 import { TransientDependencyError } from '../../shared/domain/errors';
 import { logger } from '../../shared/logger';
@@ -35,7 +35,7 @@ const WAIT_MS = 15_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
@@ -60,7 +60,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
   await stack.stop();

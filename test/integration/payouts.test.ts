@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import { SqsPayoutQueue } from '../../shared/adapters/payout-queue';
 import { logger } from '../../shared/logger';
 import { apiClient, expectBooksBalance, RecordingSocket, type ApiClient } from '../support/local-stack';
@@ -17,7 +17,7 @@ import { seedDiamonds } from './usecases/payout-fixtures';
  * WebSocket wallet pushes, and a restart of the whole stack on the same data.
  */
 
-/** API.md: locally a payout is paid within 10 seconds. */
+/** docs/API.md: locally a payout is paid within 10 seconds. */
 const PAID_WITHIN_MS = 10_000;
 const POLL_MS = 100;
 
@@ -32,7 +32,7 @@ const env = {
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 function start(): Promise<LocalStack> {
@@ -51,7 +51,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  store = new LedgerStore(dynamo, stack.tableNames.ledger);
+  store = new DynamoLedgerStore(dynamo, stack.tableNames.ledger);
 });
 afterAll(async () => {
   await stack.stop();

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import type { LocalStack } from '../../infra/local/stack';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, type LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../shared/adapters/dynamo/items';
 import { paymentIdempotencyKey } from '../../shared/adapters/payments';
 import { apiClient, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 import { ADULT, ledgerFor } from '../support/ledger';
@@ -14,7 +15,7 @@ import { ADULT, ledgerFor } from '../support/ledger';
  */
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../shared/adapters/clock';
+import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../shared/adapters/ids';
 import { DEFAULT_ECONOMY } from '../../shared/domain/economy';
 import { sendGift } from '../../shared/usecases/gifts';
 import { MAX_FRAME_BYTES } from '../../shared/usecases/frames';
@@ -25,7 +25,7 @@ const WAIT_MS = 30_000;
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {

@@ -1,19 +1,20 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { conditions } from '../../shared/adapters/dynamo/conditions';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../shared/adapters/dynamo/items';
 import { InsufficientCoinsError } from '../../shared/domain/errors';
 import type { LocalStack } from '../../infra/local/stack';
 import { apiClient, expectBooksBalance, RecordingSocket, startTestStack, type ApiClient } from '../support/local-stack';
 
 let stack: LocalStack;
 let api: ApiClient;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 
 beforeAll(async () => {
   stack = await startTestStack();
   api = apiClient(stack.httpUrl);
-  store = new LedgerStore(
+  store = new DynamoLedgerStore(
     new DynamoDBClient({
       endpoint: stack.dynamoEndpoint,
       region: 'us-east-1',

@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { keys } from '../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../shared/adapters/dynamo/items';
 import type { LocalStack } from '../../infra/local/stack';
 import { reconcileLedger } from '../../shared/ops/reconcile';
 import type { ApiClient } from './local-stack';
@@ -9,18 +10,18 @@ import type { ApiClient } from './local-stack';
 /** An adult US user's claims, for tokens from /dev/tokens. */
 export const ADULT = { birthdate: '1990-01-01', country: 'US' };
 
-/** A LedgerStore on a test stack's table, for seeding and for reading what the API did. */
-export function ledgerFor(stack: LocalStack): { dynamo: DynamoDBClient; store: LedgerStore } {
+/** A DynamoLedgerStore on a test stack's table, for seeding and for reading what the API did. */
+export function ledgerFor(stack: LocalStack): { dynamo: DynamoDBClient; store: DynamoLedgerStore } {
   const dynamo = new DynamoDBClient({
     endpoint: stack.dynamoEndpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
   });
-  return { dynamo, store: new LedgerStore(dynamo, stack.tableNames.ledger) };
+  return { dynamo, store: new DynamoLedgerStore(dynamo, stack.tableNames.ledger) };
 }
 
 /** Coins the way a recharge credits them: the balance and its entry in one transaction. */
-export async function seedCoins(store: LedgerStore, userId: string, coins: number): Promise<void> {
+export async function seedCoins(store: DynamoLedgerStore, userId: string, coins: number): Promise<void> {
   const createdAt = new Date().toISOString();
   const id = `seed-${userId}-${randomUUID()}`;
   await store.transactWrite([

@@ -1,5 +1,5 @@
 import { resolveBody } from '../../functions/http/operator-cases-resolve';
-import { MAX_TRANSACTION_ITEMS } from '../../shared/adapters/dynamo/ledger-store';
+import { MAX_TRANSACTION_ITEMS } from '../../shared/ports/ledger-store';
 import { MAX_DESK_NOTE_LENGTH, MAX_DESK_REFUNDS } from '../../shared/usecases/desk';
 
 /** The resolve body at its edges: the refunds' count is what one DynamoDB transaction holds. */

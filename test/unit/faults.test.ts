@@ -1,11 +1,11 @@
-import { LedgerStore, TRANSACTION_RETRY } from '../../shared/adapters/dynamo/ledger-store';
-import type { ConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
+import { DynamoLedgerStore, TRANSACTION_RETRY } from '../../shared/adapters/dynamo/ledger-store';
+import type { DynamoConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
 import { ApiGatewayConnectionPoster, POST_RETRY } from '../../shared/adapters/connections-api';
 import { TransientDependencyError } from '../../shared/domain/errors';
 import { retryWithBackoff } from '../../shared/domain/retry';
 
 /*
- * Retry bounds and jitter of every retry loop in the adapters (issue 8 §2), with doubles: how many
+ * Retry bounds and jitter of every retry loop in the adapters, with doubles: how many
  * attempts, how long each wait may be, and that a failure past the bound surfaces.
  */
 
@@ -66,7 +66,7 @@ describe('retryWithBackoff', () => {
   });
 });
 
-describe('LedgerStore.batchGet under UnprocessedKeys', () => {
+describe('DynamoLedgerStore.batchGet under UnprocessedKeys', () => {
   it('asks again a bounded number of times, with jittered waits, then fails as transient', async () => {
     const table = 'Ledger';
     const send = jest.fn(async (command: { input: { RequestItems: Record<string, { Keys: unknown[] }> } }) => ({
@@ -74,7 +74,10 @@ describe('LedgerStore.batchGet under UnprocessedKeys', () => {
       UnprocessedKeys: { [table]: { Keys: command.input.RequestItems[table]?.Keys ?? [] } },
     }));
     const random = jest.spyOn(Math, 'random').mockReturnValue(0);
-    const store = new LedgerStore({ send } as unknown as ConstructorParameters<typeof LedgerStore>[0], table);
+    const store = new DynamoLedgerStore(
+      { send } as unknown as ConstructorParameters<typeof DynamoLedgerStore>[0],
+      table,
+    );
     await expect(store.batchGet([{ pk: 'USER#a', sk: 'WALLET' }])).rejects.toBeInstanceOf(TransientDependencyError);
     expect(send).toHaveBeenCalledTimes(TRANSACTION_RETRY.maxAttempts);
     // One jittered wait after each answer that left keys unprocessed.
@@ -87,7 +90,7 @@ describe('ApiGatewayConnectionPoster', () => {
     const removed: string[] = [];
     return {
       removed,
-      store: { removeGone: jest.fn(async (id: string) => void removed.push(id)) } as unknown as ConnectionsStore,
+      store: { removeGone: jest.fn(async (id: string) => void removed.push(id)) } as unknown as DynamoConnectionsStore,
     };
   };
   // Named as SignedConnectionsApi names API Gateway's answers (429, 410).

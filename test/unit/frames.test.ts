@@ -9,7 +9,7 @@ import {
 import type { GiftEvent } from '../../shared/usecases/streams';
 
 /*
- * One broadcast frame per window (API.md, WebSocket): never over 32 KB, every seq covered by
+ * One broadcast frame per window (docs/API.md, WebSocket): never over 32 KB, every seq covered by
  * exactly one single gift or one summary, in order, and events that fit never summarized.
  */
 

@@ -9,9 +9,10 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import fc from 'fast-check';
 import type { ConnectionPoster } from '../../shared/adapters/connections-api';
-import { ConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
+import { DynamoConnectionsStore } from '../../shared/adapters/dynamo/connections-store';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore, MAX_TRANSACTION_ITEMS } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { MAX_TRANSACTION_ITEMS } from '../../shared/ports/ledger-store';
 import type { OutgoingNudge } from '../../shared/adapters/gift-events';
 import {
   broadcastStream,
@@ -104,9 +105,10 @@ describe('frameSpacingMs', () => {
 
 describe('sequenceOps', () => {
   it('numbers a chunk with one conditional counter write, marks each gift once and stores the events (no leaderboard write per frame)', () => {
-    const store = new LedgerStore({ send: jest.fn() }, 'Ledger');
+    const store = new DynamoLedgerStore({ send: jest.fn() }, 'Ledger');
     const gifts = [pending(0, 'alice'), pending(1, 'bob'), pending(2, 'alice')];
     const { ops, events } = sequenceOps(store, { ...STREAM, seq: 7 }, gifts, 8, new Date(NOW_MS));
+    const written = ops.map((op) => store.toTransactItem(op));
     expect(events.map((event) => event.seq)).toEqual([8, 9, 10]);
     expect(events[0]).toEqual({
       type: 'gift',
@@ -127,20 +129,20 @@ describe('sequenceOps', () => {
       'event batch',
       'creator profile: gifts',
     ]);
-    expect(ops[0]?.item.Update).toMatchObject({
+    expect(written[0]?.Update).toMatchObject({
       UpdateExpression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
       ConditionExpression: 'seq = :oldSeq',
       ExpressionAttributeValues: marshall({ ':newSeq': 10, ':oldSeq': 7, ':now': NOW_MS, ':coins': 6 }),
     });
-    expect(ops[1]?.item.Update).toMatchObject({
+    expect(written[1]?.Update).toMatchObject({
       UpdateExpression: 'SET seq = :seq REMOVE statusPk, statusSk',
       ConditionExpression: 'attribute_not_exists(seq)',
     });
-    const batch = unmarshall(ops[4]?.item.Put?.Item ?? {});
+    const batch = unmarshall(written[4]?.Put?.Item ?? {});
     expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
     expect(JSON.parse(String(batch.events))).toEqual(events);
     // The profile takes the window's coins in one write, not one per gift.
-    expect(ops[5]?.item.Update).toMatchObject({
+    expect(written[5]?.Update).toMatchObject({
       ExpressionAttributeValues: expect.objectContaining({
         ':coins': { N: String(gifts.reduce((sum, gift) => sum + gift.coins, 0)) },
       }),
@@ -265,8 +267,8 @@ function fakeTables() {
     queries,
     put,
     cancel: (times: number) => (cancelNext = times),
-    store: new LedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 }),
-    connectionsStore: new ConnectionsStore(client, 'Connections'),
+    store: new DynamoLedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 }),
+    connectionsStore: new DynamoConnectionsStore(client, 'Connections'),
   };
 }
 
@@ -460,7 +462,7 @@ describe('broadcastStream', () => {
 
   it('after a join right behind another room message, waits out the room interval and then sends the new count', async () => {
     const { deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
-    // A `room` message with other counters went out 200 ms ago: API.md allows one a second.
+    // A `room` message with other counters went out 200 ms ago: docs/API.md allows one a second.
     deps.memory.rooms.set('st_1', { at: NOW_MS - 200, viewers: 5, giftCoins: 0 });
     const result = await broadcastStream(deps, 'st_1', {
       namedGifts: [],

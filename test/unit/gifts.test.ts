@@ -9,7 +9,7 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { keys, shardFor } from '../../shared/adapters/dynamo/keys';
-import { LedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
 import {
   bucketNudge,
   NUDGE_BUCKET_MS,
@@ -135,7 +135,7 @@ function setup(options: { coins?: number; locked?: boolean; stream?: Record<stri
   if (options.stream !== null)
     world.items.set('STREAM#st_1|STREAM', { ...keys.stream('st_1'), ...STREAM, ...options.stream });
   const client = fakeDynamo(world);
-  const store = new LedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
+  const store = new DynamoLedgerStore(client, 'Ledger', { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
   const published: OutgoingNudge[] = [];
   const publisher: GiftEventPublisher = { publish: async (nudges) => void published.push(...nudges) };
   const deps: SendGiftDeps = {
@@ -151,8 +151,8 @@ function setup(options: { coins?: number; locked?: boolean; stream?: Record<stri
 const request = { streamId: 'st_1', giftId: 'heart', quantity: 3, idempotencyKey: 'key-1' };
 
 describe('giftOps: one transaction of five small items', () => {
-  const { deps } = setup();
-  const ops = giftOps(deps.store, {
+  const store = new DynamoLedgerStore({ send: jest.fn() }, 'Ledger');
+  const ops = giftOps(store, {
     idempotency: { userId: 'alice', scope: 'gift', key: 'k'.repeat(255), fingerprint: giftFingerprint(request) },
     senderId: 'u'.repeat(128),
     creatorId: 'c'.repeat(128),
@@ -166,6 +166,7 @@ describe('giftOps: one transaction of five small items', () => {
     giftTxId: 'gift_01M8BFS3SEGAP9TRQS89XR6HXH',
     now: NOW,
   });
+  const written = ops.map((op) => store.toTransactItem(op));
 
   it('puts the idempotency record first, then the debit, the shard credit and both entries', () => {
     expect(ops.map((op) => op.label)).toEqual([
@@ -175,30 +176,30 @@ describe('giftOps: one transaction of five small items', () => {
       'gift_sent entry',
       'gift_received entry',
     ]);
-    const debit = ops[1]?.item.Update;
+    const debit = written[1]?.Update;
     expect(debit?.UpdateExpression).toBe('SET coins = coins - :cost');
     expect(debit?.ConditionExpression).toBe('coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)');
     expect(debit?.ReturnValuesOnConditionCheckFailure).toBe('ALL_OLD');
-    expect(ops[2]?.item.Update?.UpdateExpression).toBe('ADD diamonds :diamonds');
+    expect(written[2]?.Update?.UpdateExpression).toBe('ADD diamonds :diamonds');
     // No condition on the creator's side: credits never fail, and nothing there is a hot key.
-    expect(ops[2]?.item.Update?.ConditionExpression).toBeUndefined();
+    expect(written[2]?.Update?.ConditionExpression).toBeUndefined();
   });
 
   it('keeps every item under 1 KB even with the longest ids, so the gift costs 10 write units plus its index write', () => {
-    const sizes = ops.map((op) => itemSize(writtenImage(op.item)));
+    const sizes = written.map((item) => itemSize(writtenImage(item)));
     for (const size of sizes) expect(size).toBeLessThan(1024);
     const tableUnits = sizes.reduce((sum, size) => sum + transactionalUnits(size), 0);
     expect(tableUnits).toBe(10);
     // The gift_received record is the only item in an index (byStatus, projection ALL): one more KB-sized write.
-    const indexed = ops.filter((op) => op.item.Put?.Item?.statusPk !== undefined);
+    const indexed = written.filter((item) => item.Put?.Item?.statusPk !== undefined);
     expect(indexed).toHaveLength(1);
-    const indexUnits = transactionalUnits(itemSize(writtenImage(indexed[0]!.item)));
+    const indexUnits = transactionalUnits(itemSize(writtenImage(indexed[0]!)));
     expect(tableUnits + indexUnits).toBeLessThanOrEqual(14);
   });
 
   it("marks the creator entry as the stream's unsent gift record on the gift's shard", () => {
     const shard = shardFor('gift_01M8BFS3SEGAP9TRQS89XR6HXH', 256);
-    const record = unmarshall(ops[4]?.item.Put?.Item ?? {});
+    const record = unmarshall(written[4]?.Put?.Item ?? {});
     expect(record).toMatchObject({
       pk: `USER#${'c'.repeat(128)}#E${shard}`,
       entryType: 'gift_received',
@@ -208,8 +209,8 @@ describe('giftOps: one transaction of five small items', () => {
       statusSk: `${NOW.toISOString()}#gift_01M8BFS3SEGAP9TRQS89XR6HXH`,
       ref: { streamId: 's'.repeat(128), fromUserId: 'u'.repeat(128), giftId: 'ice_cream', quantity: 99, coins: 990 },
     });
-    expect(ops[2]?.item.Update?.Key).toEqual(marshall(keys.walletShard('c'.repeat(128), shard)));
-    expect(unmarshall(ops[3]?.item.Put?.Item ?? {})).toMatchObject({
+    expect(written[2]?.Update?.Key).toEqual(marshall(keys.walletShard('c'.repeat(128), shard)));
+    expect(unmarshall(written[3]?.Put?.Item ?? {})).toMatchObject({
       pk: `USER#${'u'.repeat(128)}`,
       entryType: 'gift_sent',
       coins: -990,
@@ -220,26 +221,26 @@ describe('giftOps: one transaction of five small items', () => {
 
 describe('giftOps: the unsent partition', () => {
   it("puts the record on its creator shard but indexes it on the shard's partition among the stream's unsent partitions", () => {
-    const { deps } = setup();
+    const store = new DynamoLedgerStore({ send: jest.fn() }, 'Ledger');
     const giftTxId = 'gift_01M8BFS3SEGAP9TRQS89XR6HXH';
     const shard = shardFor(giftTxId, 64);
-    const record = (unsentPartitions: number) =>
-      unmarshall(
-        giftOps(deps.store, {
-          idempotency: { userId: 'alice', scope: 'gift', key: 'k', fingerprint: giftFingerprint(request) },
-          senderId: 'alice',
-          creatorId: 'carol',
-          streamId: 'st_1',
-          creatorShards: 64,
-          unsentPartitions,
-          giftId: 'heart',
-          quantity: 1,
-          cost: 5,
-          diamonds: 5,
-          giftTxId,
-          now: NOW,
-        })[4]?.item.Put?.Item ?? {},
-      );
+    const record = (unsentPartitions: number) => {
+      const ops = giftOps(store, {
+        idempotency: { userId: 'alice', scope: 'gift', key: 'k', fingerprint: giftFingerprint(request) },
+        senderId: 'alice',
+        creatorId: 'carol',
+        streamId: 'st_1',
+        creatorShards: 64,
+        unsentPartitions,
+        giftId: 'heart',
+        quantity: 1,
+        cost: 5,
+        diamonds: 5,
+        giftTxId,
+        now: NOW,
+      });
+      return unmarshall(store.toTransactItem(ops[4]!).Put?.Item ?? {});
+    };
     expect(record(1)).toMatchObject({ pk: `USER#carol#E${shard}`, statusPk: 'UNSENT#st_1#0' });
     expect(record(4)).toMatchObject({ pk: `USER#carol#E${shard}`, statusPk: `UNSENT#st_1#${shard % 4}` });
     expect(record(64)).toMatchObject({ statusPk: `UNSENT#st_1#${shard}` });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { assertOperator, flattenClaimForLambda, isOperator, parseGroupsClaim } from '../../shared/auth/operators';
-import { resetConfigForTests } from '../../shared/config';
+import { forgetConfig } from '../../shared/config';
 import { ForbiddenError } from '../../shared/domain/errors';
 import { callerFromClaims } from '../../shared/http/caller';
 
@@ -9,7 +9,7 @@ import { callerFromClaims } from '../../shared/http/caller';
 afterEach(() => {
   delete process.env.CLAIM_GROUPS;
   delete process.env.OPERATOR_GROUP;
-  resetConfigForTests();
+  forgetConfig();
 });
 
 test('the groups claim parses as API Gateway hands it ("[a b]") and as the JSON array', () => {
@@ -52,7 +52,7 @@ test('a caller is an operator only with the operator group in the configured cla
 test('the claim and the group are configuration', () => {
   process.env.CLAIM_GROUPS = 'roles';
   process.env.OPERATOR_GROUP = 'staff';
-  resetConfigForTests();
+  forgetConfig();
   expect(isOperator(callerFromClaims({ sub: 'a', roles: '[staff]' }))).toBe(true);
   expect(isOperator(callerFromClaims({ sub: 'b', 'cognito:groups': '[operators]' }))).toBe(false);
 });

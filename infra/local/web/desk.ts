@@ -1,5 +1,5 @@
 /**
- * The support desk's operator view on the demo page (issue 14), at `/#desk`: sign in as an
+ * The support desk's operator view on the demo page, at `/#desk`: sign in as an
  * operator (a /dev/tokens token in the `operators` group, kept apart from the page's own
  * session), list open cases oldest first, open one (wallet, reported entry, ledger around it,
  * refundable recharges) and resolve it with a refund selection, a lock decision and a note.

@@ -1,5 +1,5 @@
 /**
- * Parental permission on the page (API.md, "Parental permission"). A teenager without consent sees
+ * Parental permission on the page (docs/API.md, "Parental permission"). A teenager without consent sees
  * why buying and gifting are closed and asks a guardian by user name; the guardian, signed in
  * with their own adult account in another tab, sees the request in "Family", approves or
  * declines, and then manages the teenager there: withdraws permission or sets the monthly budget.

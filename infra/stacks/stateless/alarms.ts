@@ -44,7 +44,7 @@ export const WEBHOOK_SIGNATURE_FAILURES_ALARM_COUNT = 10;
 /** One event from the other mode is already a misrouted endpoint: its payments are credited nowhere. */
 export const WEBHOOK_LIVEMODE_MISMATCH_ALARM_COUNT = 1;
 /**
- * Age of the oldest message per consumed queue. Payouts: API.md promises `paid` within seconds
+ * Age of the oldest message per consumed queue. Payouts: docs/API.md promises `paid` within seconds
  * locally; ten minutes on AWS means the worker or Stripe is stuck. Gift events: viewers expect a
  * gift within seconds, so one minute of backlog is already visible to them.
  */

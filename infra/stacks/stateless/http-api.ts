@@ -18,7 +18,7 @@ import { accessLogGroup, httpAccessLogFormat } from './access-logs';
 import type { AddFunction } from './functions';
 
 /**
- * Stage throttling is the global guard (per-user limits live in the application, DESIGN.md).
+ * Stage throttling is the global guard (per-user limits live in the application, docs/DESIGN.md).
  * An account has 10,000 requests/s and a 5,000 burst per region across all its APIs; one
  * deployment takes a fifth so that a second stage or product in the account keeps headroom.
  */

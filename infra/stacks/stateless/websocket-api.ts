@@ -12,7 +12,7 @@ import type { AddFunction } from './functions';
 
 /** WebSocket messages (gifts, pings, joins); new connections are capped by AWS at 500/s anyway. */
 export const WEBSOCKET_STAGE_THROTTLE = { rateLimit: 2_000, burstLimit: 1_000 } as const;
-/** API.md: `wss://<ws-endpoint>/<stage>`. */
+/** docs/API.md: `wss://<ws-endpoint>/<stage>`. */
 export const WEBSOCKET_STAGE_NAME = 'v1';
 
 export interface WebSocketApiParts {

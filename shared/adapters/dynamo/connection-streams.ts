@@ -8,7 +8,7 @@ import { UserConnections, type ConnectionCaps } from './user-connections';
 
 /**
  * Which stream a WebSocket connection watches: read by `sendGift` (the gift goes to the stream
- * the connection is on) and changed by `join`. Kept apart from ConnectionsStore, which serves
+ * the connection is on) and changed by `join`. Kept apart from DynamoConnectionsStore, which serves
  * $connect/$disconnect and the fan-out indexes.
  */
 export class ConnectionStreams {

@@ -6,6 +6,7 @@ import {
   type QueryCommandOutput,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { ConnectionsStore } from '../../ports/connections-store';
 import type { DynamoSend } from './ledger-store';
 import { RoomCounters } from './room-counters';
 
@@ -25,7 +26,7 @@ export interface ConnectionRecord {
 }
 
 /** Open WebSocket connections, found by stream or by user through their indexes (never a Scan). */
-export class ConnectionsStore {
+export class DynamoConnectionsStore implements ConnectionsStore {
   /** Viewers per room, kept as counters next to the connections (room-counters.ts). */
   readonly rooms: RoomCounters;
 

@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
+import type { ItemKey } from '../../ports/ledger-store';
 
 /**
  * Every key of the ledger table, in one place. Partition keys are chosen so that no single key
  * takes a hot creator's whole traffic: a creator's gift credits and their entries are spread
- * over `shards` partitions picked from the gift id (DESIGN.md, hot creators).
+ * over `shards` partitions picked from the gift id (docs/DESIGN.md, Creator balances).
  */
-export interface ItemKey {
-  pk: string;
-  sk: string;
-}
+export type { ItemKey };
 
 /** Partition-key prefix of the rate-limit counters (the IAM grant of every authenticated function names it). */
 export const RATE_PREFIX = 'RATE#';

@@ -12,20 +12,28 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
-import {
-  emptyWallet,
-  ENTRY_TYPES,
-  type EntryType,
-  type LedgerEntry,
-  type LockReason,
-  type Wallet,
-} from '../../domain/ledger';
-import { CURRENCIES, type Currency } from '../../domain/money';
+import { emptyWallet, type Wallet } from '../../domain/ledger';
 import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';
-import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from './keys';
+import { unreachable } from '../../domain/unreachable';
+import {
+  MAX_TRANSACTION_ITEMS,
+  type Condition,
+  type ConditionFailure,
+  type CreatorBalance,
+  type EntryPage,
+  type Item,
+  type ItemKey,
+  type LedgerStore,
+  type PageKey,
+  type QueryInput,
+  type QueryPage,
+  type ReadOptions,
+  type UpdateSpec,
+  type WriteOp,
+} from '../../ports/ledger-store';
+import { entryFromItem, walletFromItem, wholeNumber } from './items';
+import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys } from './keys';
 
-/** DynamoDB's limit on one TransactWriteItems call (DESIGN.md, Scale). */
-export const MAX_TRANSACTION_ITEMS = 100;
 /** BatchGetItem reads at most 100 keys per call. */
 export const MAX_BATCH_GET_KEYS = 100;
 /** A creator's balance read is taken again when a payout changed it meanwhile, at most this often. */
@@ -40,29 +48,7 @@ export const MAX_PAGE_SIZE = 100;
  */
 export const TRANSACTION_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 500 };
 
-export type Item = Record<string, unknown>;
-
-export interface WriteOp {
-  /** What this op is, for logs and invariant messages. */
-  label: string;
-  item: TransactWriteItem;
-  /** Turns this op's failed condition into the error it means, given the item as it was. */
-  onConditionFailed?: (oldItem: Item | undefined) => Error;
-}
-
 export type DynamoSend = Pick<DynamoDBClient, 'send'>;
-
-/** A wallet as one consistent state, with the parts a payout's fold conditions on. */
-export interface CreatorBalance {
-  /** `diamonds` is the total available: the main item's, plus what the shards hold beyond what was folded. */
-  wallet: Wallet;
-  mainDiamonds: number;
-  /** Every diamond ever credited to the creator's shards. */
-  shardCredits: number;
-  /** How much of `shardCredits` the main item's `diamonds` already counts. */
-  shardDiamondsFolded: number;
-  diamondsVersion: number;
-}
 
 const RETRYABLE_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
 const RETRYABLE_ERROR_NAMES = new Set([
@@ -83,92 +69,89 @@ export function isRetryableDynamoError(error: unknown): boolean {
 }
 
 /**
- * The DynamoDB ledger: typed reads and the one transactional write path every money move uses.
- * It knows keys and conditions, not business rules: use cases build the ops.
+ * The ledger on DynamoDB: typed reads and the one transactional write path every money move uses.
+ * Ops are plain data until `transactWrite` turns them into TransactWriteItems.
  */
-export class LedgerStore {
+export class DynamoLedgerStore implements LedgerStore {
   constructor(
     private readonly client: DynamoSend,
     readonly tableName: string,
     private readonly retry: RetryPolicy = TRANSACTION_RETRY,
   ) {}
 
-  /** Helpers to build ops against this table. */
-  put(
-    label: string,
-    item: Item,
-    condition?: { expression: string; values?: Item; names?: Record<string, string> },
-    onConditionFailed?: WriteOp['onConditionFailed'],
-  ): WriteOp {
+  put(label: string, item: Item, condition?: Condition, onConditionFailed?: ConditionFailure): WriteOp {
     return {
       label,
-      item: {
-        Put: {
-          TableName: this.tableName,
-          Item: marshall(item, { removeUndefinedValues: true }),
-          ...(condition && {
-            ConditionExpression: condition.expression,
-            ...(condition.values && {
-              ExpressionAttributeValues: marshall(condition.values, { removeUndefinedValues: true }),
+      request: { kind: 'put', item, ...(condition && { condition }) },
+      ...(onConditionFailed && { onConditionFailed }),
+    };
+  }
+
+  update(label: string, key: ItemKey, update: UpdateSpec, onConditionFailed?: ConditionFailure): WriteOp {
+    return { label, request: { kind: 'update', key, update }, ...(onConditionFailed && { onConditionFailed }) };
+  }
+
+  conditionCheck(label: string, key: ItemKey, condition: Condition, onConditionFailed: ConditionFailure): WriteOp {
+    return { label, request: { kind: 'conditionCheck', key, condition }, onConditionFailed };
+  }
+
+  /** The TransactWriteItem an op becomes on this table; every condition returns the old item, for its error. */
+  toTransactItem(op: WriteOp): TransactWriteItem {
+    const request = op.request;
+    switch (request.kind) {
+      case 'put': {
+        const { condition } = request;
+        return {
+          Put: {
+            TableName: this.tableName,
+            Item: marshall(request.item, { removeUndefinedValues: true }),
+            ...(condition && {
+              ConditionExpression: condition.expression,
+              ...(condition.values && {
+                ExpressionAttributeValues: marshall(condition.values, { removeUndefinedValues: true }),
+              }),
+              ...(condition.names && { ExpressionAttributeNames: condition.names }),
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             }),
-            ...(condition.names && { ExpressionAttributeNames: condition.names }),
+          },
+        };
+      }
+      case 'update': {
+        const { update } = request;
+        const values =
+          update.values && Object.keys(update.values).length > 0
+            ? marshall(update.values, { removeUndefinedValues: true })
+            : undefined;
+        return {
+          Update: {
+            TableName: this.tableName,
+            Key: marshall(request.key),
+            UpdateExpression: update.expression,
+            ...(update.condition && {
+              ConditionExpression: update.condition,
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+            }),
+            ...(values && { ExpressionAttributeValues: values }),
+            ...(update.names && { ExpressionAttributeNames: update.names }),
+          },
+        };
+      }
+      case 'conditionCheck': {
+        const { condition } = request;
+        return {
+          ConditionCheck: {
+            TableName: this.tableName,
+            Key: marshall(request.key),
+            ConditionExpression: condition.expression,
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          }),
-        },
-      },
-      ...(onConditionFailed && { onConditionFailed }),
-    };
-  }
-
-  update(
-    label: string,
-    key: ItemKey,
-    update: { expression: string; condition?: string; values?: Item; names?: Record<string, string> },
-    onConditionFailed?: WriteOp['onConditionFailed'],
-  ): WriteOp {
-    const values =
-      update.values && Object.keys(update.values).length > 0
-        ? marshall(update.values, { removeUndefinedValues: true })
-        : undefined;
-    return {
-      label,
-      item: {
-        Update: {
-          TableName: this.tableName,
-          Key: marshall(key),
-          UpdateExpression: update.expression,
-          ...(update.condition && {
-            ConditionExpression: update.condition,
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
-          }),
-          ...(values && { ExpressionAttributeValues: values }),
-          ...(update.names && { ExpressionAttributeNames: update.names }),
-        },
-      },
-      ...(onConditionFailed && { onConditionFailed }),
-    };
-  }
-
-  conditionCheck(
-    label: string,
-    key: ItemKey,
-    condition: { expression: string; values?: Item; names?: Record<string, string> },
-    onConditionFailed: WriteOp['onConditionFailed'],
-  ): WriteOp {
-    return {
-      label,
-      item: {
-        ConditionCheck: {
-          TableName: this.tableName,
-          Key: marshall(key),
-          ConditionExpression: condition.expression,
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          ...(condition.values && { ExpressionAttributeValues: marshall(condition.values) }),
-          ...(condition.names && { ExpressionAttributeNames: condition.names }),
-        },
-      },
-      ...(onConditionFailed && { onConditionFailed }),
-    };
+            ...(condition.values && { ExpressionAttributeValues: marshall(condition.values) }),
+            ...(condition.names && { ExpressionAttributeNames: condition.names }),
+          },
+        };
+      }
+      default:
+        return unreachable(request, 'write request');
+    }
   }
 
   /**
@@ -182,12 +165,13 @@ export class LedgerStore {
       throw new InvariantViolation(`a transaction holds at most ${MAX_TRANSACTION_ITEMS} items, got ${ops.length}`);
     }
     const clientRequestToken = options.clientRequestToken ?? randomUUID();
+    const transactItems = ops.map((op) => this.toTransactItem(op));
     await retryWithBackoff(
       async () => {
         try {
           await this.client.send(
             new TransactWriteItemsCommand({
-              TransactItems: ops.map((op) => op.item),
+              TransactItems: transactItems,
               ClientRequestToken: clientRequestToken,
             }),
           );
@@ -219,7 +203,7 @@ export class LedgerStore {
     });
   }
 
-  async getItem(key: ItemKey, options: { consistent?: boolean } = {}): Promise<Item | undefined> {
+  async getItem(key: ItemKey, options: ReadOptions = {}): Promise<Item | undefined> {
     const result = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,
@@ -230,7 +214,7 @@ export class LedgerStore {
     return result.Item ? unmarshall(result.Item) : undefined;
   }
 
-  async batchGet(itemKeys: ItemKey[], options: { consistent?: boolean } = {}): Promise<Item[]> {
+  async batchGet(itemKeys: ItemKey[], options: ReadOptions = {}): Promise<Item[]> {
     const found: Item[] = [];
     for (let start = 0; start < itemKeys.length; start += MAX_BATCH_GET_KEYS) {
       let pending: Record<string, AttributeValue>[] | undefined = itemKeys
@@ -257,17 +241,7 @@ export class LedgerStore {
     return found;
   }
 
-  async query(input: {
-    keyCondition: string;
-    values: Item;
-    names?: Record<string, string>;
-    indexName?: string;
-    limit?: number;
-    ascending?: boolean;
-    filter?: string;
-    consistent?: boolean;
-    exclusiveStartKey?: Record<string, AttributeValue>;
-  }): Promise<{ items: Item[]; lastEvaluatedKey?: Record<string, AttributeValue> }> {
+  async query(input: QueryInput): Promise<QueryPage> {
     const result = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -277,19 +251,19 @@ export class LedgerStore {
         ...(input.indexName && { IndexName: input.indexName }),
         ...(input.limit !== undefined && { Limit: input.limit }),
         ...(input.filter && { FilterExpression: input.filter }),
-        ...(input.exclusiveStartKey && { ExclusiveStartKey: input.exclusiveStartKey }),
+        ...(input.exclusiveStartKey && { ExclusiveStartKey: marshall(input.exclusiveStartKey) }),
         ScanIndexForward: input.ascending ?? true,
         ConsistentRead: input.consistent ?? false,
       }),
     );
     return {
       items: (result.Items ?? []).map((item) => unmarshall(item)),
-      ...(result.LastEvaluatedKey && { lastEvaluatedKey: result.LastEvaluatedKey }),
+      ...(result.LastEvaluatedKey && { lastEvaluatedKey: pageKeyFrom(result.LastEvaluatedKey) }),
     };
   }
 
   /** A wallet with its creator shards summed in; a user who never recharged has zeros. */
-  async readWallet(userId: string, options: { consistent?: boolean } = {}): Promise<Wallet> {
+  async readWallet(userId: string, options: ReadOptions = {}): Promise<Wallet> {
     return (await this.readCreatorBalance(userId, options)).wallet;
   }
 
@@ -304,7 +278,7 @@ export class LedgerStore {
    * again if it moved in between. A creator's reads are strongly consistent: a stale shard could
    * read below what was already folded.
    */
-  async readCreatorBalance(userId: string, options: { consistent?: boolean } = {}): Promise<CreatorBalance> {
+  async readCreatorBalance(userId: string, options: ReadOptions = {}): Promise<CreatorBalance> {
     for (let attempt = 0; attempt < MAX_SNAPSHOT_ATTEMPTS; attempt += 1) {
       // After a first attempt that moved (or read a stale main item), every read is strongly consistent.
       const main = await this.getItem(keys.wallet(userId), attempt === 0 ? options : { consistent: true });
@@ -349,7 +323,7 @@ export class LedgerStore {
   async listEntries(
     userId: string,
     options: { limit: number; cursor?: string; creatorShards: number },
-  ): Promise<{ entries: LedgerEntry[]; nextCursor: string | null }> {
+  ): Promise<EntryPage> {
     const partitions = [keys.wallet(userId).pk];
     for (let shard = 0; shard < options.creatorShards; shard += 1)
       partitions.push(keys.shardEntryPartition(userId, shard));
@@ -377,75 +351,16 @@ export class LedgerStore {
   }
 }
 
-function wholeNumber(value: unknown, name: string): number {
-  if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value))
-    throw new InvariantViolation(`${name} is not an integer: ${String(value)}`);
-  return value;
-}
-
-export function walletFromItem(userId: string, item: Item): Wallet {
-  const currency = item.monthlyLimitCurrency;
-  const limit = item.monthlyLimitAmount;
-  const lockReason =
-    item.lockReason === 'owner' || item.lockReason === 'dispute' ? (item.lockReason as LockReason) : null;
-  return {
-    userId,
-    coins: wholeNumber(item.coins, 'coins'),
-    owedCoins: wholeNumber(item.owedCoins, 'owedCoins'),
-    diamonds: wholeNumber(item.diamonds, 'diamonds'),
-    pendingDiamonds: wholeNumber(item.pendingDiamonds, 'pendingDiamonds'),
-    locked: item.locked === true,
-    lockReason: item.locked === true ? lockReason : null,
-    monthlyLimit:
-      typeof limit === 'number' && typeof currency === 'string' && (CURRENCIES as readonly string[]).includes(currency)
-        ? { amount: limit, currency: currency as Currency }
-        : null,
-    creatorShards: wholeNumber(item.creatorShards, 'creatorShards'),
-    appConsent: item.appConsent === 'granted' || item.appConsent === 'revoked' ? item.appConsent : null,
-    budgetSetBy: item.budgetSetBy === 'guardian' ? 'guardian' : null,
-  };
-}
-
-export function entryFromItem(item: Item): LedgerEntry {
-  const type = item.entryType;
-  if (typeof type !== 'string' || !(ENTRY_TYPES as readonly string[]).includes(type)) {
-    throw new InvariantViolation(`ledger entry ${String(item.sk)} has unknown type ${String(type)}`);
+/**
+ * A LastEvaluatedKey as our own PageKey. The ledger's key attributes (table and indexes) are
+ * strings or numbers (schema.ts), so anything else is a broken table, not a page.
+ */
+function pageKeyFrom(lastEvaluatedKey: Record<string, AttributeValue>): PageKey {
+  const pageKey: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(unmarshall(lastEvaluatedKey))) {
+    if (typeof value !== 'string' && typeof value !== 'number')
+      throw new InvariantViolation(`page key attribute ${name} is neither a string nor a number`);
+    pageKey[name] = value;
   }
-  const ref = item.ref;
-  return {
-    id: String(item.entryId),
-    userId: String(item.userId),
-    type: type as EntryType,
-    coins: wholeSigned(item.coins),
-    owedCoins: wholeSigned(item.owedCoins),
-    diamonds: wholeSigned(item.diamonds),
-    pendingDiamonds: wholeSigned(item.pendingDiamonds),
-    createdAt: String(item.createdAt),
-    ref: typeof ref === 'object' && ref !== null ? (ref as Record<string, string | number>) : {},
-  };
-}
-
-function wholeSigned(value: unknown): number {
-  if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value))
-    throw new InvariantViolation(`entry amount is not an integer: ${String(value)}`);
-  return value;
-}
-
-/** The attributes of an entry item, ready for `LedgerStore.put`. */
-export function entryItem(key: ItemKey, entry: LedgerEntry, extra: Item = {}): Item {
-  return {
-    ...key,
-    entryId: entry.id,
-    userId: entry.userId,
-    entryType: entry.type,
-    coins: entry.coins,
-    owedCoins: entry.owedCoins,
-    diamonds: entry.diamonds,
-    pendingDiamonds: entry.pendingDiamonds,
-    createdAt: entry.createdAt,
-    ref: entry.ref,
-    ...extra,
-  };
+  return pageKey;
 }

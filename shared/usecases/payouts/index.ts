@@ -1,5 +1,5 @@
 /**
- * Creator payouts (API.md, Creator payouts; DESIGN.md, Money rules: outbox).
+ * Creator payouts (docs/API.md, Creator payouts; docs/DESIGN.md, Money rules: outbox).
  *
  * request  -> one transaction moves diamonds from available to pending and writes the payout
  *             (status `requested`, in the sparse `byStatus` index), its entry and the idempotency

@@ -1,6 +1,6 @@
 import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../../ports/ledger-store';
 import { PermanentTransferError, type ConnectPayouts, type TransferMade } from '../../adapters/stripe-connect';
 import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
 import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';

@@ -1,5 +1,5 @@
 import { keys } from '../../adapters/dynamo/keys';
-import type { LedgerStore } from '../../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../../ports/ledger-store';
 import { InvariantViolation, NotFoundError } from '../../domain/errors';
 import type { Caller } from '../../domain/identity';
 import { payoutFromItem, type PayoutView, payoutView, USER_PAYOUT_PREFIX, USER_PAYOUT_PREFIX_END } from './record';

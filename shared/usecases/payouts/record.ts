@@ -1,8 +1,9 @@
 import * as z from 'zod';
-import { newId } from '../../adapters/clock';
+import { newId } from '../../adapters/ids';
 import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
-import { entryItem, type Item, type LedgerStore, type WriteOp } from '../../adapters/dynamo/ledger-store';
+import type { Item, LedgerStore, WriteOp } from '../../ports/ledger-store';
+import { entryItem } from '../../adapters/dynamo/items';
 import { InvariantViolation } from '../../domain/errors';
 import type { LedgerEntry } from '../../domain/ledger';
 import type { Money } from '../../domain/money';

@@ -1,7 +1,7 @@
-import { newId } from '../../adapters/clock';
+import { newId } from '../../adapters/ids';
 import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
-import type { CreatorBalance, LedgerStore, WriteOp } from '../../adapters/dynamo/ledger-store';
+import type { CreatorBalance, LedgerStore, WriteOp } from '../../ports/ledger-store';
 import type { PayoutQueue } from '../../adapters/payout-queue';
 import { type Economy, payoutCents } from '../../domain/economy';
 import {
@@ -95,7 +95,7 @@ interface CheckedPayout {
   maxPerDay: number;
 }
 
-/** The checks in API.md's order against one consistent read. */
+/** The checks in docs/API.md's order against one consistent read. */
 async function checkPayout(
   deps: RequestPayoutDeps,
   caller: Caller,
@@ -189,7 +189,7 @@ function payoutItemOps(
 }
 
 /**
- * One attempt: the checks (API.md's order: wallet lock, age, payout account, minimum and whole
+ * One attempt: the checks (docs/API.md's order: wallet lock, age, payout account, minimum and whole
  * cents, daily maximum, available diamonds) against one consistent read, then the one
  * transaction. The reads give the right error; the conditions in the transaction make it true
  * under concurrency.

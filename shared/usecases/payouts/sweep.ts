@@ -1,5 +1,5 @@
 import { keys } from '../../adapters/dynamo/keys';
-import type { LedgerStore } from '../../adapters/dynamo/ledger-store';
+import type { LedgerStore } from '../../ports/ledger-store';
 import type { PayoutQueue } from '../../adapters/payout-queue';
 import { logger } from '../../logger';
 import { type Payout, PAYOUT_OPEN, payoutFromItem, STATUS_NAMES } from './record';

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { clawbackParts, createRecharge, readRecharge } from '../../../shared/usecases/recharge';
 import { createOffer } from '../../../shared/usecases/offers';
@@ -35,7 +35,7 @@ const BONUS = 1_000;
 const PRICE = 10_999;
 const RUNS = 20;
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let offerId: string;
 let run = 0;

@@ -16,7 +16,7 @@ import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import { getWallet } from '../../../shared/usecases/wallet';
 import { setBudget } from '../../../shared/usecases/wallet-settings';
 import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import { utcMonth } from '../../../shared/usecases/wallet';
 
@@ -25,7 +25,7 @@ import { utcMonth } from '../../../shared/usecases/wallet';
  * credited, past the limit in force. US prices: coins_100 129, coins_500 599, coins_1000 1149.
  */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let tableName: string;
 

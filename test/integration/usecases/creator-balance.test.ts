@@ -2,7 +2,7 @@ import { closeBalancedBooks } from '../../support/ledger';
 import { TransactionCanceledException, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import { LedgerStore, type DynamoSend } from '../../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore, type DynamoSend } from '../../../shared/adapters/dynamo/ledger-store';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY } from '../../../shared/domain/economy';
 import { logger } from '../../../shared/logger';
@@ -23,7 +23,7 @@ import {
  */
 
 const SHARDS = 8;
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let tableName: string;
 
@@ -42,7 +42,7 @@ async function creatorWith(diamondsPerSeed: number, seeds: number): Promise<stri
 }
 
 const idem = () => ({ key: randomBytes(6).toString('hex'), fingerprint: 'f' });
-const requestDeps = (target: LedgerStore = store) => ({
+const requestDeps = (target: DynamoLedgerStore = store) => ({
   store: target,
   queue: new RecordingQueue(),
   economy: DEFAULT_ECONOMY,
@@ -153,7 +153,7 @@ function conflicting(inner: DynamoSend, conflicts: number): DynamoSend & { cance
 it('requests a payout through transaction conflicts on AWS (injected), with the balance exact after', async () => {
   const userId = await creatorWith(1_000, 10);
   const busy = conflicting(client, 2);
-  const busyStore = new LedgerStore(busy, tableName, { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 5 });
+  const busyStore = new DynamoLedgerStore(busy, tableName, { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 5 });
   const answer = await requestPayout(requestDeps(busyStore), adultCaller(userId), { diamonds: 10_000 }, idem());
   expect(answer.status).toBe(202);
   expect(busy.cancelled).toBe(2);

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import type { RefundInput } from '../../../shared/adapters/payments';
 import { ConflictError, NotFoundError, TransientDependencyError, ValidationError } from '../../../shared/domain/errors';
 import type { Caller } from '../../../shared/domain/identity';
@@ -24,14 +24,14 @@ import {
 } from './recharge-fixtures';
 
 /**
- * The support desk's money rules (issue 14), against DynamoDB Local: a desk refund takes coins
+ * The support desk's money rules, against DynamoDB Local: a desk refund takes coins
  * back once, whether its `charge.refunded` lands before or after the desk applies it, and however
  * often either is repeated; its webhook never locks again a wallet the operator unlocked; a crash
  * between closing the case and calling Stripe is finished by the same request; bad input changes
  * nothing. The books must balance at the end (`npm run reconcile`'s check).
  */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let sequence = 0;
 const operator: Caller = { ...adult('op-desk'), groups: ['operators'] };

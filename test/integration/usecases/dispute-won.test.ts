@@ -1,6 +1,6 @@
 import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { createRecharge, readRecharge } from '../../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
 import {
@@ -16,7 +16,7 @@ import {
 
 /** `charge.dispute.closed` with status `won`: what that dispute took comes back, owed coins first, once. */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 const payments = new FakePayments();
 let sequence = 0;

@@ -2,8 +2,9 @@ import { closeBalancedBooks, seedCoins } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ItemKey } from '../../../shared/adapters/dynamo/keys';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import { LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
-import { newId } from '../../../shared/adapters/clock';
+import { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { Item } from '../../../shared/ports/ledger-store';
+import { newId } from '../../../shared/adapters/ids';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, payoutCents, type Economy } from '../../../shared/domain/economy';
 import {
@@ -39,7 +40,7 @@ import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from
  * bound or condition in the product makes it fail.
  */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let tableName: string;
 let sequence = 0;
@@ -71,7 +72,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
  * (`rewrite` returns the item as read). Writes are untouched: what the write's own condition
  * refuses is then the only thing that can refuse.
  */
-class StaleReads extends LedgerStore {
+class StaleReads extends DynamoLedgerStore {
   constructor(
     dynamo: DynamoDBClient,
     table: string,
@@ -251,7 +252,7 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
 // -------------------------------------------------------------------------------------------------
 
 describe('the unlocked-wallet condition on debits, after a lock and an unlock', () => {
-  const giftDeps = (ledger: LedgerStore): SendGiftDeps => ({
+  const giftDeps = (ledger: DynamoLedgerStore): SendGiftDeps => ({
     store: ledger,
     publisher: { publish: async () => undefined },
     now: () => new Date(),
@@ -362,12 +363,12 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
 
 describe('the monthly budget at its edge', () => {
   const NOW = new Date('2026-03-10T12:00:00.000Z');
-  const rechargeDeps = (ledger: LedgerStore = store) => ({
+  const rechargeDeps = (ledger: DynamoLedgerStore = store) => ({
     store: ledger,
     payments: new FakePayments(),
     now: () => NOW,
   });
-  const buy = (caller: Caller, packageId: string, ledger?: LedgerStore) =>
+  const buy = (caller: Caller, packageId: string, ledger?: DynamoLedgerStore) =>
     codeOf(createRecharge(rechargeDeps(ledger), caller, { packageId }, idem()));
 
   it('accepts a recharge that brings the month exactly to the limit, and refuses one cent more', async () => {
@@ -419,11 +420,16 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
   const HOUR = 60 * 60 * 1000;
   const MINUTE = 60 * 1000;
 
-  async function openRecharge(ledger: LedgerStore, payments: FakePayments, caller: Caller, packageId = 'coins_500') {
+  async function openRecharge(
+    ledger: DynamoLedgerStore,
+    payments: FakePayments,
+    caller: Caller,
+    packageId = 'coins_500',
+  ) {
     const answer = await createRecharge({ store: ledger, payments, now: () => CREATED }, caller, { packageId }, idem());
     return { rechargeId: answer.body.rechargeId, paymentIntentId: answer.body.payment.paymentIntentId };
   }
-  const expireAt = (ledger: LedgerStore, payments: FakePayments, now: Date) =>
+  const expireAt = (ledger: DynamoLedgerStore, payments: FakePayments, now: Date) =>
     expirePendingRecharges({ store: ledger, payments, now: () => now });
 
   it('keeps a recharge 23h59m old, expires it at 24h01m and releases its price once', async () => {

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { countriesWithPriceList, packagesForCountry } from '../../../shared/domain/catalog';
 import { type Offer, offerTerms, perCoinOrderProblems } from '../../../shared/domain/offers';
 import { createOffer } from '../../../shared/usecases/offers';
@@ -47,7 +47,7 @@ test('an offer the rule accepts keeps every larger package no dearer per coin, i
 });
 
 describe('with DynamoDB Local', () => {
-  let store: LedgerStore;
+  let store: DynamoLedgerStore;
   let client: DynamoDBClient;
   const T0 = new Date('2026-06-01T10:00:00.000Z');
   const LATER = new Date('2026-06-01T12:00:00.000Z');

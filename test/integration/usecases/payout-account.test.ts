@@ -1,12 +1,12 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { AgeRestrictedError, NotFoundError } from '../../../shared/domain/errors';
 import { logger } from '../../../shared/logger';
 import { applyAccountUpdated, createPayoutAccount, getPayoutAccount } from '../../../shared/usecases/payout-account';
 import { adultCaller, FakeConnect, freshPayoutLedger } from './payout-fixtures';
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 
 beforeAll(async () => {

@@ -2,7 +2,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { ensureTable } from '../../../shared/adapters/dynamo/create-tables';
 import { keys, shardFor } from '../../../shared/adapters/dynamo/keys';
-import { entryItem, LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../../shared/adapters/dynamo/items';
 import { LEDGER_TABLE } from '../../../shared/adapters/dynamo/schema';
 import type { PayoutQueue } from '../../../shared/adapters/payout-queue';
 import type {
@@ -19,7 +20,11 @@ import type { Caller } from '../../../shared/domain/identity';
  */
 
 /** A fresh ledger table in the run's DynamoDB Local: the use cases run against the real engine's conditions. */
-export async function freshPayoutLedger(): Promise<{ store: LedgerStore; client: DynamoDBClient; tableName: string }> {
+export async function freshPayoutLedger(): Promise<{
+  store: DynamoLedgerStore;
+  client: DynamoDBClient;
+  tableName: string;
+}> {
   const endpoint = process.env.TEST_DYNAMODB_ENDPOINT;
   if (!endpoint)
     throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
@@ -30,7 +35,7 @@ export async function freshPayoutLedger(): Promise<{ store: LedgerStore; client:
   });
   const tableName = `p${randomBytes(4).toString('hex')}-Ledger`;
   await ensureTable(client, LEDGER_TABLE, tableName);
-  return { store: new LedgerStore(client, tableName), client, tableName };
+  return { store: new DynamoLedgerStore(client, tableName), client, tableName };
 }
 
 /** Test creators go live with this many shards (the real default is 32; fewer keeps reads small). */
@@ -45,7 +50,7 @@ export function adultCaller(userId: string, country = 'US'): Caller {
  * shard's entry partition, in one transaction (and the wallet's shard count, set when going live).
  */
 export async function seedDiamonds(
-  store: LedgerStore,
+  store: DynamoLedgerStore,
   userId: string,
   diamonds: number,
   shards = TEST_CREATOR_SHARDS,
@@ -79,7 +84,7 @@ export async function seedDiamonds(
   ]);
 }
 
-export async function setLocked(store: LedgerStore, userId: string, locked: boolean): Promise<void> {
+export async function setLocked(store: DynamoLedgerStore, userId: string, locked: boolean): Promise<void> {
   await store.transactWrite([
     store.update('lock', keys.wallet(userId), {
       expression: 'SET locked = :locked, lockReason = :reason',
@@ -147,7 +152,7 @@ export class RecordingQueue implements PayoutQueue {
 
 /** Links a payouts-enabled account for a user directly in the ledger (what onboarding + account.updated leave). */
 export async function linkEnabledAccount(
-  store: LedgerStore,
+  store: DynamoLedgerStore,
   userId: string,
   accountId = `acct_${randomBytes(4).toString('hex')}`,
   payoutsEnabled = true,

@@ -1,7 +1,7 @@
 import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, type Economy } from '../../../shared/domain/economy';
 import {
@@ -40,7 +40,7 @@ import {
 
 const noDelay = { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 };
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 let tableName: string;
 let userSequence = 0;

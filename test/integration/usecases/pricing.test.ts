@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { paymentIntentParams } from '../../../shared/adapters/payments';
-import { ConfigError, pricingConfig, resetConfigForTests } from '../../../shared/config';
+import { ConfigError, pricingConfig, forgetConfig } from '../../../shared/config';
 import { countriesWithPriceList, packagesForCountry } from '../../../shared/domain/catalog';
 import { DomainError } from '../../../shared/domain/errors';
 import { checkPricingConfig, DEFAULT_PRICING, type PricingConfig, quote } from '../../../shared/domain/pricing';
@@ -24,13 +24,13 @@ const PAYPAL_IE: PricingConfig = {
 afterEach(() => {
   for (const name of ['PAYMENT_METHODS', 'STRIPE_PLATFORM_COUNTRY', 'STRIPE_PAYPAL_CONNECT_APPROVED', 'PRICING_FEES'])
     delete process.env[name];
-  resetConfigForTests();
+  forgetConfig();
 });
 
 function configWith(env: Record<string, string>): () => unknown {
   return () => {
     Object.assign(process.env, env);
-    resetConfigForTests();
+    forgetConfig();
     return pricingConfig();
   };
 }
@@ -106,7 +106,7 @@ describe('configuration', () => {
 });
 
 describe('recharges under fees and methods (DynamoDB Local)', () => {
-  let store: LedgerStore;
+  let store: DynamoLedgerStore;
   let client: DynamoDBClient;
   const NOW = new Date('2026-05-10T12:00:00.000Z');
   beforeAll(async () => {

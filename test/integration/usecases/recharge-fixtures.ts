@@ -2,7 +2,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { ensureTable } from '../../../shared/adapters/dynamo/create-tables';
 import { ENTRY_PREFIX, keys } from '../../../shared/adapters/dynamo/keys';
-import { LedgerStore, type Item } from '../../../shared/adapters/dynamo/ledger-store';
+import { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { Item } from '../../../shared/ports/ledger-store';
 import { LEDGER_TABLE } from '../../../shared/adapters/dynamo/schema';
 import {
   paymentIdempotencyKey,
@@ -16,7 +17,7 @@ import type { WebhookDeps } from '../../../shared/usecases/stripe-webhook';
 import { IdempotencyKeyReusedError, TransientDependencyError } from '../../../shared/domain/errors';
 import type { Caller } from '../../../shared/domain/identity';
 import { conditions } from '../../../shared/adapters/dynamo/conditions';
-import { entryItem } from '../../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../../shared/adapters/dynamo/items';
 import { InsufficientCoinsError } from '../../../shared/domain/errors';
 import { logger } from '../../../shared/logger';
 
@@ -26,7 +27,7 @@ import { logger } from '../../../shared/logger';
  * port that counts its calls, and Stripe-shaped events.
  */
 
-export async function freshLedger(): Promise<{ store: LedgerStore; client: DynamoDBClient }> {
+export async function freshLedger(): Promise<{ store: DynamoLedgerStore; client: DynamoDBClient }> {
   const endpoint = process.env.TEST_DYNAMODB_ENDPOINT;
   if (!endpoint)
     throw new Error('TEST_DYNAMODB_ENDPOINT is not set: run with jest (its global setup starts DynamoDB Local)');
@@ -38,7 +39,7 @@ export async function freshLedger(): Promise<{ store: LedgerStore; client: Dynam
   });
   const tableName = `r${randomBytes(4).toString('hex')}-Ledger`;
   await ensureTable(client, LEDGER_TABLE, tableName);
-  return { store: new LedgerStore(client, tableName), client };
+  return { store: new DynamoLedgerStore(client, tableName), client };
 }
 
 /** A fake Stripe: the same key with the same parameters returns the same PaymentIntent, as Stripe does. */
@@ -95,7 +96,7 @@ export class FakePayments implements Payments {
 
 /** The webhook's dependencies for a test deployment (test-mode key: events say livemode false). */
 export function webhookDeps(
-  store: LedgerStore,
+  store: DynamoLedgerStore,
   now: () => Date = () => new Date(),
   payments: FakePayments = new FakePayments(),
   extra: Partial<WebhookDeps> = {},
@@ -190,9 +191,9 @@ export const events = {
 };
 
 /** Every entry of a user's main partition (no creator shards in these tests). */
-export async function entriesOf(store: LedgerStore, userId: string): Promise<Item[]> {
+export async function entriesOf(store: DynamoLedgerStore, userId: string): Promise<Item[]> {
   const items: Item[] = [];
-  let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
+  let startKey: Parameters<DynamoLedgerStore['query']>[0]['exclusiveStartKey'];
   do {
     const page = await store.query({
       keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
@@ -206,7 +207,10 @@ export async function entriesOf(store: LedgerStore, userId: string): Promise<Ite
   return items;
 }
 
-export async function entrySums(store: LedgerStore, userId: string): Promise<{ coins: number; owedCoins: number }> {
+export async function entrySums(
+  store: DynamoLedgerStore,
+  userId: string,
+): Promise<{ coins: number; owedCoins: number }> {
   const sums = { coins: 0, owedCoins: 0 };
   for (const entry of await entriesOf(store, userId)) {
     sums.coins += Number(entry.coins ?? 0);
@@ -217,7 +221,7 @@ export async function entrySums(store: LedgerStore, userId: string): Promise<{ c
 
 let giftSequence = 0;
 /** Spends coins the way a gift does (balance condition in the write, entry in the same transaction). */
-export async function spendCoins(store: LedgerStore, userId: string, coins: number): Promise<boolean> {
+export async function spendCoins(store: DynamoLedgerStore, userId: string, coins: number): Promise<boolean> {
   giftSequence += 1;
   const createdAt = new Date().toISOString();
   const id = `gift_test${giftSequence}_${randomBytes(3).toString('hex')}`;

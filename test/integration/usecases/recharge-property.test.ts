@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { DomainError } from '../../../shared/domain/errors';
 import { clawbackTarget, createRecharge, holdsBudget, readRecharge } from '../../../shared/usecases/recharge';
 import { handleStripeEvent } from '../../../shared/usecases/stripe-webhook';
@@ -81,7 +81,7 @@ const program = fc.array(fc.record({ step, alongsideNext: fc.boolean() }), {
   size: 'max',
 });
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 beforeAll(async () => {
   ({ store, client } = await freshLedger());

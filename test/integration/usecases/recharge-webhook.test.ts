@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { TransientDependencyError } from '../../../shared/domain/errors';
 import { createRecharge, getRecharge } from '../../../shared/usecases/recharge';
 import { handleStripeEvent, type WebhookDeps } from '../../../shared/usecases/stripe-webhook';
@@ -15,7 +15,7 @@ import {
   webhookDeps,
 } from './recharge-fixtures';
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 const payments = new FakePayments();
 const pushed: string[] = [];

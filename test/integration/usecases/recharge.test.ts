@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import type { LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { paymentIdempotencyKey } from '../../../shared/adapters/payments';
 import {
   BudgetExceededError,
@@ -23,7 +23,7 @@ import { reportTransaction, setBudget, setLock } from '../../../shared/usecases/
 import { getWallet } from '../../../shared/usecases/wallet';
 import { adult, entriesOf, events, FakePayments, freshLedger, webhookDeps } from './recharge-fixtures';
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 const NOW = new Date('2026-03-10T12:00:00.000Z');
 

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import { entryItem, type LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../../shared/adapters/dynamo/items';
 import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { freshLedger } from './recharge-fixtures';
 
@@ -8,7 +9,7 @@ import { freshLedger } from './recharge-fixtures';
  * `npm run reconcile` tells bonus coins from bought ones and holds each credited bonus to its
  * offer's: ledgers written by hand the way a defect would leave them must each be flagged.
  */
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 
 beforeEach(async () => {

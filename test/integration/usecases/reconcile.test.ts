@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
-import { entryItem, type LedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { entryItem } from '../../../shared/adapters/dynamo/items';
 import type { LedgerEntry } from '../../../shared/domain/ledger';
 import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { freshLedger } from './recharge-fixtures';
@@ -10,7 +11,7 @@ import { freshLedger } from './recharge-fixtures';
  * leave them: each must be flagged, and a clean ledger must not be.
  */
 
-let store: LedgerStore;
+let store: DynamoLedgerStore;
 let client: DynamoDBClient;
 
 beforeEach(async () => {

@@ -36,7 +36,7 @@ export function leakIn(text: string): string | undefined {
 
 /**
  * The contract for every answer to hostile input: under 500, JSON, and when not 2xx, exactly
- * `{ error: { code, message, details? } }` with a code of API.md's table at its status. Throws
+ * `{ error: { code, message, details? } }` with a code of docs/API.md's table at its status. Throws
  * with what was wrong.
  */
 export function checkHttpAnswer(answer: RawAnswer): void {

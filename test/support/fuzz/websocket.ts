@@ -104,7 +104,7 @@ export function frameData(frame: FrameCase): { data: string | Buffer; binary: bo
   }
 }
 
-/** The requestId a reply to this frame must echo (API.md: "with the requestId when there is one"). */
+/** The requestId a reply to this frame must echo (docs/API.md: "with the requestId when there is one"). */
 export function expectedRequestId(frame: FrameCase): string | undefined {
   if (frame.kind === 'large') return 'large';
   if (frame.kind !== 'json') return undefined;
@@ -118,7 +118,7 @@ export function expectedRequestId(frame: FrameCase): string | undefined {
   return parsed.success ? parsed.data.requestId : undefined;
 }
 /**
- * Server-to-client pushes that are not replies (API.md, WebSocket). `room` comes on its own when
+ * Server-to-client pushes that are not replies (docs/API.md, WebSocket). `room` comes on its own when
  * a viewer joins or leaves, between a frame and its reply.
  */
 export const WS_PUSH_TYPES = new Set(['gift', 'giftSummary', 'room', 'wallet', 'streamEnded', 'batch']);

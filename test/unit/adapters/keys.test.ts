@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { keys, keyUserId, userIdFromKey } from '../../../shared/adapters/dynamo/keys';
 
-describe('user ids inside keys (issue 17, point 1)', () => {
+describe('user ids inside keys', () => {
   it('are encoded injectively and never carry the # separator', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), (a, b) => {

@@ -48,7 +48,7 @@ describe('age rules', () => {
   });
 });
 
-describe('claims the age and region rules rely on (issue 17)', () => {
+describe('claims the age and region rules rely on', () => {
   it('a birthdate must be a real calendar date', () => {
     for (const bad of [
       '0000-00-00',

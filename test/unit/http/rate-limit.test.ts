@@ -28,7 +28,7 @@ describe('per-user token bucket', () => {
   });
 });
 
-describe('the per-user limit with its cross-instance ceiling (issue 17, points 3-4)', () => {
+describe('the per-user limit with its cross-instance ceiling', () => {
   /** The shared counter's semantics (DynamoSharedRateCounter), in memory: several instances share one. */
   class MemoryCounter implements SharedRateCounter {
     readonly totals = new Map<string, number>();
