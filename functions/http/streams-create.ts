@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { newId, systemClock } from '../../shared/adapters/clock';
 import { ledgerConfig } from '../../shared/config';
+import { streamCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createStream, MAX_TITLE_LENGTH } from '../../shared/usecases/streams';
 
@@ -10,6 +11,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body: z.object({ title: z.string().trim().min(1).max(MAX_TITLE_LENGTH) }),
+  response: { status: 201, schema: streamCreatedAnswer },
   handle: async ({ caller, body }) => ({
     status: 201,
     body: await createStream(
