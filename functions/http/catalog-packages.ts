@@ -1,6 +1,7 @@
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { pricingConfig } from '../../shared/config';
+import { packageCatalogAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { countryQuery } from '../../shared/http/schemas';
 import { catalogFor } from '../../shared/usecases/catalog';
@@ -9,6 +10,7 @@ import { catalogFor } from '../../shared/usecases/catalog';
 export const handler = httpRoute({
   auth: false,
   query: countryQuery,
+  response: { status: 200, schema: packageCatalogAnswer },
   handle: async ({ query }) => {
     const country = query.country.toUpperCase();
     const catalog = await catalogFor(

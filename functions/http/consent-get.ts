@@ -1,11 +1,13 @@
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { consentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { readConsent } from '../../shared/usecases/guardians';
 
 /** GET /v1/consent -> 200 { consented, appConsent, guardianId, decidedAt }. */
 export const handler = httpRoute({
   auth: true,
+  response: { status: 200, schema: consentAnswer },
   handle: async ({ caller }) => ({
     status: 200,
     body: await readConsent({ store: ledgerStore(), now: () => systemClock.now() }, caller),

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { creatorProfileAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { MAX_DISPLAY_NAME_LENGTH, setDisplayName } from '../../shared/usecases/creator-profiles';
 
@@ -8,6 +9,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body: z.object({ displayName: z.string().trim().min(1).max(MAX_DISPLAY_NAME_LENGTH) }),
+  response: { status: 200, schema: creatorProfileAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 200,
     body: await setDisplayName({ store: ledgerStore() }, caller, input.displayName),

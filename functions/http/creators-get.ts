@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { creatorProfileAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { getCreatorProfile } from '../../shared/usecases/creator-profiles';
@@ -8,6 +9,7 @@ import { getCreatorProfile } from '../../shared/usecases/creator-profiles';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ creatorId: userIdSchema }),
+  response: { status: 200, schema: creatorProfileAnswer },
   handle: async ({ path }) => ({
     status: 200,
     body: await getCreatorProfile({ store: ledgerStore() }, path.creatorId),

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { NotFoundError, TransientDependencyError, ValidationError } from '../../shared/domain/errors';
+import { devPaymentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 
 /**
@@ -45,6 +46,7 @@ export const handler = httpRoute({
   }),
   // /dev routes accept an empty body; a refund or a dispute may name a partial amount.
   body: z.object({ amount: z.number().int().positive().optional() }).optional(),
+  response: { status: 200, schema: devPaymentAnswer },
   handle: async ({ path, body }) => {
     const env = environment.safeParse(process.env);
     if (!env.success) throw new NotFoundError('No such route.');

@@ -4,6 +4,7 @@ import { systemClock } from '../../shared/adapters/clock';
 import { newId } from '../../shared/adapters/ids';
 import { giftEventPublisher } from '../../shared/adapters/gift-events';
 import { ledgerConfig } from '../../shared/config';
+import { giftSentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
@@ -22,6 +23,7 @@ export const handler = httpRoute({
     giftId: z.string().min(1).max(64),
     quantity: z.number().int().min(MIN_GIFT_QUANTITY).max(MAX_GIFT_QUANTITY),
   }),
+  response: { status: 201, schema: giftSentAnswer },
   handle: async ({ caller, path, body, idempotency }) => {
     const { replayed, ...answer } = await sendGift(
       {

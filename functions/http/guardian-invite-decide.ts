@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { inviteAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { decideInvite } from '../../shared/usecases/guardians';
@@ -11,6 +12,7 @@ export function decideInviteRoute(decision: 'approve' | 'decline') {
     auth: true,
     rateLimited: true,
     path: z.object({ inviteId: opaqueId }),
+    response: { status: 200, schema: inviteAnswer },
     handle: async ({ caller, path }) => ({
       status: 200,
       body: await decideInvite({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.inviteId, decision),

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { inviteAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { inviteGuardian } from '../../shared/usecases/guardians';
@@ -10,6 +11,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body: z.object({ guardianId: userIdSchema }),
+  response: { status: 201, schema: inviteAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 201,
     body: await inviteGuardian({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.guardianId),

@@ -1,11 +1,13 @@
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { invitesAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { listPendingInvites } from '../../shared/usecases/guardians';
 
 /** GET /v1/guardian-invites -> 200 { items }: the invites waiting for the caller, as a guardian. */
 export const handler = httpRoute({
   auth: true,
+  response: { status: 200, schema: invitesAnswer },
   handle: async ({ caller }) => ({
     status: 200,
     body: await listPendingInvites({ store: ledgerStore(), now: () => systemClock.now() }, caller),

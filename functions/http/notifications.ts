@@ -1,4 +1,5 @@
 import { ledgerStore } from '../../shared/adapters/clients';
+import { notificationsAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { pageQuery } from '../../shared/http/schemas';
 import { listNotifications } from '../../shared/usecases/streams';
@@ -10,6 +11,7 @@ export const handler = httpRoute({
   // One query per creator shard: weighs more against the caller's read limit.
   rateLimitCost: SHARD_FANOUT_READ_COST,
   query: pageQuery,
+  response: { status: 200, schema: notificationsAnswer },
   handle: async ({ caller, query }) => ({
     status: 200,
     body: await listNotifications({ store: ledgerStore() }, caller, {

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { auditPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodeAuditCursor, listAudit } from '../../shared/usecases/audit';
 
@@ -17,5 +18,6 @@ export const handler = httpRoute({
   auth: true,
   operator: true,
   query,
+  response: { status: 200, schema: auditPageAnswer },
   handle: async ({ query: page }) => ({ status: 200, body: await listAudit(ledgerStore(), page) }),
 });

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { caseDetailAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getCaseDetail } from '../../shared/usecases/desk-cases';
@@ -9,5 +10,6 @@ export const handler = httpRoute({
   auth: true,
   operator: true,
   path: z.object({ caseId: opaqueId }),
+  response: { status: 200, schema: caseDetailAnswer },
   handle: async ({ path }) => ({ status: 200, body: await getCaseDetail(ledgerStore(), path.caseId) }),
 });

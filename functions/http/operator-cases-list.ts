@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { casesPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodeCaseCursor, listOpenCases } from '../../shared/usecases/desk-cases';
 
@@ -17,5 +18,6 @@ export const handler = httpRoute({
   auth: true,
   operator: true,
   query,
+  response: { status: 200, schema: casesPageAnswer },
   handle: async ({ query: page }) => ({ status: 200, body: await listOpenCases(ledgerStore(), page) }),
 });

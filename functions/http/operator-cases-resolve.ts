@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { stripePayments } from '../../shared/adapters/payments';
+import { caseResolvedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { LOCK_DECISIONS } from '../../shared/usecases/desk-cases';
@@ -36,6 +37,7 @@ export const handler = httpRoute({
   idempotent: true,
   path: z.object({ caseId: opaqueId }),
   body: resolveBody,
+  response: { status: 200, schema: caseResolvedAnswer },
   handle: async ({ caller, path, body, idempotency }) => {
     const answer = await resolveCase(
       { store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() },

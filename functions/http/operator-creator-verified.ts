@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { creatorProfileAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { setVerified } from '../../shared/usecases/creator-profiles';
@@ -12,6 +13,7 @@ export const handler = httpRoute({
   rateLimited: true,
   path: z.object({ creatorId: userIdSchema }),
   body: z.object({ verified: z.boolean() }),
+  response: { status: 200, schema: creatorProfileAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
     body: await setVerified(

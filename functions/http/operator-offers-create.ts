@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { MAX_DISCOUNT_PERCENT, OFFER_KINDS } from '../../shared/domain/offers';
+import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createOffer } from '../../shared/usecases/offers';
 
@@ -27,6 +28,7 @@ export const handler = httpRoute({
   operator: true,
   rateLimited: true,
   body,
+  response: { status: 201, schema: offerAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 201,
     body: await createOffer(ledgerStore(), caller, input, systemClock.now()),

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { endOffer } from '../../shared/usecases/offers';
@@ -11,6 +12,7 @@ export const handler = httpRoute({
   operator: true,
   rateLimited: true,
   path: z.object({ offerId: opaqueId }),
+  response: { status: 200, schema: offerAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await endOffer(ledgerStore(), caller, path.offerId, systemClock.now()),

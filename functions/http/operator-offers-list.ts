@@ -1,4 +1,5 @@
 import { ledgerStore } from '../../shared/adapters/clients';
+import { offersAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { listOffers } from '../../shared/usecases/offers';
 
@@ -6,5 +7,6 @@ import { listOffers } from '../../shared/usecases/offers';
 export const handler = httpRoute({
   auth: true,
   operator: true,
+  response: { status: 200, schema: offersAnswer },
   handle: async () => ({ status: 200, body: { items: await listOffers(ledgerStore(), { consistent: true }) } }),
 });

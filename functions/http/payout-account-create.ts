@@ -2,6 +2,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
 import { payoutsConfig } from '../../shared/config';
+import { payoutAccountCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createPayoutAccount } from '../../shared/usecases/payout-account';
 
@@ -21,6 +22,7 @@ function connectPayouts(): StripeConnectPayouts {
 export const handler = httpRoute({
   auth: true,
   rateLimited: true,
+  response: { status: 201, schema: payoutAccountCreatedAnswer },
   handle: async ({ caller }) => ({
     status: 201,
     body: await createPayoutAccount(

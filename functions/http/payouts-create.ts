@@ -3,6 +3,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { payoutQueue } from '../../shared/adapters/payout-queue';
 import { ledgerConfig } from '../../shared/config';
+import { payoutRequestedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { requestPayout } from '../../shared/usecases/payouts';
 
@@ -19,6 +20,7 @@ export const handler = httpRoute({
   auth: true,
   idempotent: true,
   body,
+  response: { status: 202, schema: payoutRequestedAnswer },
   handle: async ({ caller, body: input, idempotency }) => {
     const answer = await requestPayout(
       { store: ledgerStore(), queue: payoutQueue(), economy: ledgerConfig().economy, now: () => systemClock.now() },

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { payoutAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getPayout } from '../../shared/usecases/payouts';
@@ -8,6 +9,7 @@ import { getPayout } from '../../shared/usecases/payouts';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ payoutId: opaqueId }),
+  response: { status: 200, schema: payoutAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await getPayout({ store: ledgerStore() }, caller, path.payoutId),

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { payoutsPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodePayoutCursor, listPayouts, MAX_PAYOUT_PAGE } from '../../shared/usecases/payouts';
 
@@ -19,6 +20,7 @@ const query = z.object({
 export const handler = httpRoute({
   auth: true,
   query,
+  response: { status: 200, schema: payoutsPageAnswer },
   handle: async ({ caller, query: page }) => ({
     status: 200,
     body: await listPayouts({ store: ledgerStore() }, caller, {

@@ -5,6 +5,7 @@ import { stripePayments } from '../../shared/adapters/payments';
 import { pricingConfig } from '../../shared/config';
 import { CURRENCIES } from '../../shared/domain/money';
 import { PAYMENT_METHODS } from '../../shared/domain/payment-methods';
+import { rechargeCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { createRecharge } from '../../shared/usecases/recharge';
@@ -39,6 +40,7 @@ export const handler = httpRoute({
   auth: true,
   idempotent: true,
   body,
+  response: { status: 201, schema: rechargeCreatedAnswer },
   handle: async ({ caller, body: input, idempotency }) => {
     const { pricing, returnUrl } = pricingConfig();
     const answer = await createRecharge(

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { rechargeAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getRecharge } from '../../shared/usecases/recharge';
@@ -8,6 +9,7 @@ import { getRecharge } from '../../shared/usecases/recharge';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ rechargeId: opaqueId }),
+  response: { status: 200, schema: rechargeAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await getRecharge({ store: ledgerStore() }, caller, path.rechargeId),

@@ -3,6 +3,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { newId } from '../../shared/adapters/ids';
 import { ledgerConfig } from '../../shared/config';
+import { streamCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createStream, MAX_TITLE_LENGTH } from '../../shared/usecases/streams';
 
@@ -11,6 +12,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body: z.object({ title: z.string().trim().min(1).max(MAX_TITLE_LENGTH) }),
+  response: { status: 201, schema: streamCreatedAnswer },
   handle: async ({ caller, body }) => ({
     status: 201,
     body: await createStream(

@@ -3,6 +3,7 @@ import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/ad
 import { postToAll } from '../../shared/adapters/connections-api';
 import { systemClock } from '../../shared/adapters/clock';
 import { giftEventPublisher } from '../../shared/adapters/gift-events';
+import { streamAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { endStream } from '../../shared/usecases/streams';
@@ -12,6 +13,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   path: z.object({ streamId: opaqueId }),
+  response: { status: 200, schema: streamAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await endStream(

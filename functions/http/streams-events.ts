@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { giftEventsAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { MAX_EVENTS_PAGE_SIZE, streamEvents } from '../../shared/usecases/streams';
@@ -12,6 +13,7 @@ export const handler = httpRoute({
     after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
     limit: z.coerce.number().int().min(1).max(MAX_EVENTS_PAGE_SIZE).default(MAX_EVENTS_PAGE_SIZE),
   }),
+  response: { status: 200, schema: giftEventsAnswer },
   handle: async ({ path, query }) => ({
     status: 200,
     body: await streamEvents({ store: ledgerStore() }, path.streamId, { after: query.after, limit: query.limit }),

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { connectionsStore, ledgerStore } from '../../shared/adapters/clients';
+import { streamAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getStream } from '../../shared/usecases/streams';
@@ -8,6 +9,7 @@ import { getStream } from '../../shared/usecases/streams';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ streamId: opaqueId }),
+  response: { status: 200, schema: streamAnswer },
   handle: async ({ path }) => ({
     status: 200,
     body: await getStream({ store: ledgerStore(), connections: connectionsStore() }, path.streamId),

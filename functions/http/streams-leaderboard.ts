@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { leaderboardAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { DEFAULT_LEADERBOARD_SIZE, MAX_LEADERBOARD_SIZE, streamLeaderboard } from '../../shared/usecases/streams';
@@ -14,6 +15,7 @@ export const handler = httpRoute({
   query: z.object({
     limit: z.coerce.number().int().min(1).max(MAX_LEADERBOARD_SIZE).default(DEFAULT_LEADERBOARD_SIZE),
   }),
+  response: { status: 200, schema: leaderboardAnswer },
   handle: async ({ path, query }) => ({
     status: 200,
     body: await streamLeaderboard({ store: ledgerStore() }, path.streamId, query.limit),

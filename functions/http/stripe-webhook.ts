@@ -3,6 +3,7 @@ import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/ad
 import { systemClock } from '../../shared/adapters/clock';
 import { pushWallet } from '../../shared/adapters/connections-api';
 import { stripePayments } from '../../shared/adapters/payments';
+import { webhookAnswer } from '../../shared/http/answers';
 import { httpRoute, rawBody, type HttpEvent } from '../../shared/http/route';
 import { ValidationError } from '../../shared/domain/errors';
 import { metrics, UNVERIFIED_EVENT_TYPE } from '../../shared/observability/metrics';
@@ -13,9 +14,11 @@ import { handleStripeEvent, type WebhookOutcome } from '../../shared/usecases/st
  * (base64-decoded when API Gateway encoded it) is the authentication, checked by the SDK.
  * Already-processed and ignored events answer 200 too, so Stripe stops retrying them.
  */
+const SIGNATURE_HEADER = 'Stripe-Signature';
+
 function signatureHeader(event: HttpEvent): string | undefined {
   for (const [name, value] of Object.entries(event.headers ?? {}))
-    if (name.toLowerCase() === 'stripe-signature') return value;
+    if (name.toLowerCase() === SIGNATURE_HEADER.toLowerCase()) return value;
   return undefined;
 }
 
@@ -51,6 +54,8 @@ function countEvent(stripeEvent: unknown, outcome: WebhookOutcome): void {
 
 export const handler = httpRoute({
   auth: false,
+  signedBody: { header: SIGNATURE_HEADER },
+  response: { status: 200, schema: webhookAnswer },
   handle: async ({ event }) => {
     const payments = stripePayments();
     const stripeEvent = await verified(event);

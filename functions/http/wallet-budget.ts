@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { CURRENCIES } from '../../shared/domain/money';
+import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { setBudget } from '../../shared/usecases/wallet-settings';
 
@@ -19,6 +20,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body,
+  response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 200,
     body: await setBudget({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.monthlyLimit),

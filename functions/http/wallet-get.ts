@@ -1,11 +1,13 @@
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { getWallet } from '../../shared/usecases/wallet';
 
 /** GET /v1/wallet: balances and budget; a user who never recharged gets zeros. */
 export const handler = httpRoute({
   auth: true,
+  response: { status: 200, schema: walletAnswer },
   handle: async ({ caller }) => ({
     status: 200,
     body: await getWallet({ store: ledgerStore(), now: () => systemClock.now() }, caller),

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { setLock } from '../../shared/usecases/wallet-settings';
 
@@ -9,6 +10,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   body: z.object({ locked: z.boolean() }),
+  response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 200,
     body: await setLock({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.locked),

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
+import { reportAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getReportStatus } from '../../shared/usecases/desk';
@@ -8,6 +9,7 @@ import { getReportStatus } from '../../shared/usecases/desk';
 export const handler = httpRoute({
   auth: true,
   path: z.object({ reportId: opaqueId }),
+  response: { status: 200, schema: reportAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await getReportStatus(ledgerStore(), caller, path.reportId),

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { reportCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { reportTransaction } from '../../shared/usecases/wallet-settings';
@@ -14,6 +15,7 @@ export const handler = httpRoute({
   rateLimited: true,
   path: z.object({ transactionId: opaqueId }),
   body: z.object({ reason: z.string().trim().min(1).max(MAX_REPORT_REASON_LENGTH) }),
+  response: { status: 201, schema: reportCreatedAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 201,
     body: await reportTransaction(

@@ -1,4 +1,5 @@
 import { ledgerStore } from '../../shared/adapters/clients';
+import { transactionsPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { pageQuery } from '../../shared/http/schemas';
 import { listTransactions } from '../../shared/usecases/wallet';
@@ -10,6 +11,7 @@ export const handler = httpRoute({
   // One query per creator shard: weighs more against the caller's read limit.
   rateLimitCost: SHARD_FANOUT_READ_COST,
   query: pageQuery,
+  response: { status: 200, schema: transactionsPageAnswer },
   handle: async ({ caller, query }) => ({
     status: 200,
     body: await listTransactions({ store: ledgerStore() }, caller, {

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { CURRENCIES } from '../../shared/domain/money';
+import { wardBudgetAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { setWardBudget } from '../../shared/usecases/guardians';
@@ -18,6 +19,7 @@ export const handler = httpRoute({
       currency: z.enum(CURRENCIES),
     }),
   }),
+  response: { status: 200, schema: wardBudgetAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
     body: await setWardBudget(

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { consentRevokedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { revokeConsent } from '../../shared/usecases/guardians';
@@ -10,6 +11,7 @@ export const handler = httpRoute({
   auth: true,
   rateLimited: true,
   path: z.object({ teenId: userIdSchema }),
+  response: { status: 200, schema: consentRevokedAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
     body: await revokeConsent({ store: ledgerStore(), now: () => systemClock.now() }, caller, path.teenId),

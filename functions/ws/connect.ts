@@ -3,6 +3,7 @@ import { connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { connectionCaps, connectionStreams, userConnections } from '../../shared/adapters/dynamo/connection-streams';
 import { announceRoomCounters } from '../../shared/adapters/gift-events';
+import { ERROR_TABLE, type ErrorCode } from '../../shared/domain/errors';
 import { logger } from '../../shared/logger';
 import { readStream } from '../../shared/usecases/streams';
 import { authorizerContext, type WsEvent } from '../../shared/ws/route';
@@ -22,9 +23,9 @@ export const handler = instrumented(
     const now = systemClock.now();
     if (context.streamId !== undefined) {
       const stream = await readStream(ledgerStore(), context.streamId);
-      if (!stream) return refuse(404, 'NOT_FOUND', 'No such stream.', { streamId: context.streamId });
+      if (!stream) return refuse('NOT_FOUND', 'No such stream.', { streamId: context.streamId });
       if (stream.status !== 'live')
-        return refuse(409, 'STREAM_NOT_LIVE', 'The stream has ended.', { streamId: context.streamId });
+        return refuse('STREAM_NOT_LIVE', 'The stream has ended.', { streamId: context.streamId });
     }
     const admission = await userConnections().admit(
       context.userId,
@@ -34,7 +35,7 @@ export const handler = instrumented(
       now,
     );
     if (!admission.admitted)
-      return refuse(429, 'RATE_LIMITED', 'Too many open connections; close one first.', { userId: context.userId });
+      return refuse('RATE_LIMITED', 'Too many open connections; close one first.', { userId: context.userId });
     await connectionsStore().save(
       {
         connectionId,
@@ -55,15 +56,11 @@ export const handler = instrumented(
   (event) => ({ correlationId: event.requestContext.requestId, connectionId: event.requestContext.connectionId }),
 );
 
-function refuse(
-  statusCode: number,
-  code: string,
-  message: string,
-  fields: Record<string, string>,
-): APIGatewayProxyResultV2 {
+/** Refuses the upgrade with the status the error table gives the code, so HTTP and WebSocket agree. */
+function refuse(code: ErrorCode, message: string, fields: Record<string, string>): APIGatewayProxyResultV2 {
   logger.info('websocket connection refused', { code, ...fields });
   return {
-    statusCode,
+    statusCode: ERROR_TABLE[code].status,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ error: { code, message } }),
   };

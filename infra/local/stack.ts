@@ -44,6 +44,8 @@ export interface LocalStackOptions {
   schedules?: boolean;
   /** Start the queue consumers (tests of redelivery may drive the queues themselves). */
   consumers?: boolean;
+  /** Tests: the gateway answers 500 when a success answer is not what its route publishes. */
+  checkAnswers?: boolean;
 }
 
 export interface LocalStack {
@@ -104,6 +106,7 @@ async function startLocalGateway(
     wsPort: options.wsPort,
     staticRoutes,
     isReady,
+    ...(options.checkAnswers !== undefined && { checkAnswers: options.checkAnswers }),
   });
   stoppers.push(() => gateway.stop());
   return gateway;

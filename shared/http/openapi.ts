@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import * as z from 'zod';
+import { API_ERRORS } from '../domain/errors';
 import type { PublishedRouteSpec } from './route';
 import { IDEMPOTENCY_KEY_PATTERN, MAX_BODY_BYTES } from './route';
 
@@ -20,93 +21,20 @@ export interface DocumentedRoute {
 /**
  * The OpenAPI 3.1 document of the HTTP API, generated from the route table and the zod schemas
  * each handler publishes (`handler.routeSpec`, set by httpRoute): the very schemas that parse
- * the requests, so the document cannot drift from what the API accepts. Responses are
- * described from API.md (handlers do not publish response schemas); every error shares one
- * component with the contract's codes.
+ * the requests and type the answers, so the document cannot drift from what the API accepts and
+ * answers. Every error shares one component with the codes of the error table.
  */
 
 /** Handler paths in the route table are relative to the repository root. */
 const REPO_ROOT = resolve(__dirname, '..', '..');
 
-/** API.md, "Errors": every code with its status and when it is answered. */
-export const API_ERRORS: ReadonlyArray<{ code: string; status: number; when: string }> = [
-  { code: 'VALIDATION_FAILED', status: 400, when: 'body, query, path or header is malformed' },
-  { code: 'PAYLOAD_TOO_LARGE', status: 413, when: 'the body is over 1 MiB' },
-  { code: 'IDEMPOTENCY_KEY_REQUIRED', status: 400, when: 'a money-moving POST came without Idempotency-Key' },
-  { code: 'UNAUTHORIZED', status: 401, when: 'missing, malformed, expired or wrongly signed token' },
-  { code: 'FORBIDDEN', status: 403, when: 'authenticated, but not allowed to act on a resource it can see' },
-  {
-    code: 'AGE_RESTRICTED',
-    status: 403,
-    when: 'under 13, or under majority without parental consent, or under majority where majority is required',
-  },
-  { code: 'REGION_UNAVAILABLE', status: 403, when: 'the country has no price list' },
-  {
-    code: 'BUDGET_SET_BY_GUARDIAN',
-    status: 403,
-    when: 'a teenager raising or removing the monthly budget their guardian set (lowering it is allowed)',
-  },
-  {
-    code: 'NOT_FOUND',
-    status: 404,
-    when: 'unknown id, or a private resource of someone else (its existence never leaks)',
-  },
-  { code: 'INSUFFICIENT_COINS', status: 409, when: 'a gift costs more than the spendable balance' },
-  { code: 'INSUFFICIENT_DIAMONDS', status: 409, when: 'a payout asks for more than the available diamonds' },
-  {
-    code: 'CONFLICT',
-    status: 409,
-    when: 'the resource is no longer in a state that allows this (an invite already decided)',
-  },
-  { code: 'BUDGET_EXCEEDED', status: 409, when: "a recharge would pass the user's monthly budget" },
-  { code: 'STREAM_NOT_LIVE', status: 409, when: 'a gift to a stream that has ended or never started' },
-  { code: 'SELF_GIFT', status: 409, when: 'a creator gifting to their own stream' },
-  {
-    code: 'PAYOUT_ACCOUNT_MISSING',
-    status: 409,
-    when: 'payout requested before a linked, payouts-enabled account exists',
-  },
-  { code: 'PAYOUT_LIMIT_EXCEEDED', status: 409, when: "the payout would pass the creator's daily maximum (UTC day)" },
-  {
-    code: 'PAYMENT_METHOD_UNAVAILABLE',
-    status: 409,
-    when: "the payment method is not one this deployment offers in the buyer's country",
-  },
-  {
-    code: 'OFFER_UNAVAILABLE',
-    status: 409,
-    when: "the offer is not running, not for the buyer's country, or a first-recharge offer already taken",
-  },
-  { code: 'PRICE_CHANGED', status: 409, when: 'the all-in total is not the `expectedTotal` the client showed' },
-  { code: 'IDEMPOTENCY_KEY_REUSED', status: 422, when: 'the same key was used with a different request' },
-  {
-    code: 'BELOW_MINIMUM_PAYOUT',
-    status: 422,
-    when: 'the payout is under the minimum, or not a whole number of cents',
-  },
-  { code: 'WALLET_LOCKED', status: 423, when: 'the wallet is locked (by its owner, or after a dispute)' },
-  { code: 'RATE_LIMITED', status: 429, when: 'too many requests; Retry-After says when to come back' },
-  { code: 'INTERNAL', status: 500, when: 'anything unexpected; logged with a correlation id that the body repeats' },
-];
+/** The error table, re-exported for the document's readers (the docs page, the fuzzer's checks). */
+export { API_ERRORS } from '../domain/errors';
 
 /**
- * The success status of routes that do not answer 200 (API.md). The route table does not carry
- * statuses, and a handler's status is decided in code, so the contract's figures are listed here.
- */
-const SUCCESS_STATUS: Readonly<Record<string, number>> = {
-  'POST /v1/recharges': 201,
-  'POST /v1/streams': 201,
-  'POST /v1/streams/{}/gifts': 201,
-  'POST /v1/creator/payout-account': 201,
-  'POST /v1/payouts': 202,
-  'POST /v1/wallet/transactions/{}/report': 201,
-  'POST /v1/guardian-invites': 201,
-  'POST /v1/operator/offers': 201,
-};
-
-/**
- * What each route does and answers, in API.md's words, for readers of the docs. Keyed like
- * SUCCESS_STATUS; a route missing here still gets a summary made from its name.
+ * What each route does and answers, in API.md's words, for readers of the docs. Keyed by method
+ * and path shape; a route missing here still gets a summary made from its name. The success
+ * status and the schema of its body come from the handler (its published `response`).
  */
 const ROUTE_DOCS: Readonly<Record<string, { summary: string; returns: string }>> = {
   'GET /health': { summary: 'Health check', returns: '`{ "status": "ok" }` once every part of the stack is up.' },
@@ -306,14 +234,20 @@ export interface OpenApiParameter {
   schema: JsonSchema;
 }
 
+export interface OpenApiResponse {
+  description: string;
+  content?: { 'application/json': { schema: JsonSchema } };
+  $ref?: never;
+}
+
 export interface OpenApiOperation {
   operationId: string;
   summary: string;
   tags: string[];
   security: Array<Record<string, string[]>>;
   parameters: Array<OpenApiParameter | { $ref: string }>;
-  requestBody?: { required: boolean; content: { 'application/json': { schema: JsonSchema } } };
-  responses: Record<string, { description: string; $ref?: never } | { $ref: string }>;
+  requestBody?: { required: boolean; description?: string; content: { 'application/json': { schema: JsonSchema } } };
+  responses: Record<string, OpenApiResponse | { $ref: string }>;
   'x-local-only'?: true;
   'x-idempotent'?: true;
   'x-operator'?: true;
@@ -344,6 +278,8 @@ const publishedSpec = z.object({
   body: zodSchema.optional(),
   query: zodSchema.optional(),
   path: zodSchema.optional(),
+  signedBody: z.object({ header: z.string().min(1) }).optional(),
+  response: z.object({ status: z.number().int().min(200).max(299), schema: zodSchema }).optional(),
 });
 
 /** Reads a handler module's published route spec; undefined when it was not built with httpRoute. */
@@ -359,8 +295,9 @@ export function loadRouteSpec(route: DocumentedRoute): PublishedRouteSpec | unde
   return parsed.data;
 }
 
-function jsonSchema(schema: z.ZodType): JsonSchema {
-  const converted = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+/** Requests are described as clients send them (`input`), answers as handlers produce them (`output`). */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'input'): JsonSchema {
+  const converted = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   // The document declares the dialect once (jsonSchemaDialect); embedded schemas do not repeat it.
   const { $schema: _dialect, ...rest } = converted;
   return rest;
@@ -407,10 +344,19 @@ function operationFor(route: DocumentedRoute, spec: PublishedRouteSpec | undefin
     }
   }
   if (spec?.idempotent) parameters.push({ $ref: '#/components/parameters/IdempotencyKey' });
+  if (spec?.signedBody) {
+    parameters.push({
+      name: spec.signedBody.header,
+      in: 'header',
+      required: true,
+      description: 'The signature over the raw body; a missing, wrong or stale one is 400.',
+      schema: { type: 'string', minLength: 1 },
+    });
+  }
 
-  const shape = routeShape(route.method, route.path);
-  const success = SUCCESS_STATUS[shape] ?? 200;
-  const docs = ROUTE_DOCS[shape];
+  const docs = ROUTE_DOCS[routeShape(route.method, route.path)];
+  const success: OpenApiResponse = { description: docs?.returns ?? 'Success.' };
+  if (spec?.response) success.content = { 'application/json': { schema: jsonSchema(spec.response.schema, 'output') } };
   const operation: OpenApiOperation = {
     operationId: route.name,
     summary: docs?.summary ?? summaryOf(route.name),
@@ -418,7 +364,7 @@ function operationFor(route: DocumentedRoute, spec: PublishedRouteSpec | undefin
     security: auth ? [{ bearerAuth: [] }] : [],
     parameters,
     responses: {
-      [String(success)]: { description: docs?.returns ?? 'Success.' },
+      [String(spec?.response?.status ?? 200)]: success,
       '4XX': { $ref: '#/components/responses/Error' },
       '5XX': { $ref: '#/components/responses/Error' },
     },
@@ -430,10 +376,23 @@ function operationFor(route: DocumentedRoute, spec: PublishedRouteSpec | undefin
       content: { 'application/json': { schema: jsonSchema(spec.body) } },
     };
   }
+  if (spec?.signedBody) operation.requestBody = signedRequestBody(spec.signedBody.header);
   if (route.localOnly) operation['x-local-only'] = true;
   if (spec?.idempotent) operation['x-idempotent'] = true;
   if (spec?.operator) operation['x-operator'] = true;
   return operation;
+}
+
+/**
+ * A signed body is verified over its exact bytes: it is JSON, but a client (or a proxy) that
+ * parses and re-serializes it breaks the signature, so it is declared as raw bytes.
+ */
+function signedRequestBody(header: string): NonNullable<OpenApiOperation['requestBody']> {
+  return {
+    required: true,
+    description: `The event exactly as the sender sent it: \`${header}\` signs these raw bytes, so they are passed on unparsed.`,
+    content: { 'application/json': { schema: { type: 'string', format: 'binary' } } },
+  };
 }
 
 const DESCRIPTION = [

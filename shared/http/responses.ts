@@ -1,9 +1,9 @@
 import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { DomainError, type ErrorDetail } from '../domain/errors';
+import { DomainError, ERROR_TABLE, type ErrorCode, type ErrorDetail } from '../domain/errors';
 import { logger } from '../logger';
 
 export interface ErrorBody {
-  error: { code: string; message: string; details?: ErrorDetail[]; correlationId?: string };
+  error: { code: ErrorCode; message: string; details?: ErrorDetail[]; correlationId?: string };
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
@@ -31,7 +31,7 @@ export function errorResponse(error: unknown, correlationId: string): APIGateway
     return jsonResponse(error.status, body, headers);
   }
   logger.error('unhandled error', { correlationId, error: error instanceof Error ? error : String(error) });
-  return jsonResponse(500, {
+  return jsonResponse(ERROR_TABLE.INTERNAL.status, {
     error: {
       code: 'INTERNAL',
       message: 'Something went wrong on our side. Quote the correlation id if you contact support.',

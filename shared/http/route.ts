@@ -34,13 +34,24 @@ export interface HttpRequest<Body, Query, Path> {
   event: HttpEvent;
 }
 
-export interface HttpAnswer {
+export interface HttpAnswer<Body = unknown> {
   status: number;
-  body: unknown;
+  body: Body;
   headers?: Record<string, string>;
 }
 
-interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType, PathSchema extends z.ZodType> {
+/** A route's success answer as the contract states it: published for the OpenAPI document. */
+export interface RouteResponse<Schema extends z.ZodType = z.ZodType> {
+  status: number;
+  schema: Schema;
+}
+
+interface RouteSpec<
+  BodySchema extends z.ZodType,
+  QuerySchema extends z.ZodType,
+  PathSchema extends z.ZodType,
+  ResponseSchema extends z.ZodType,
+> {
   /** false for public routes (catalog, webhooks, /dev). */
   auth: boolean;
   /** Operators only: anyone else is 403 FORBIDDEN after the token and the body's size, before the body is parsed. */
@@ -54,7 +65,19 @@ interface RouteSpec<BodySchema extends z.ZodType, QuerySchema extends z.ZodType,
   body?: BodySchema;
   query?: QuerySchema;
   path?: PathSchema;
-  handle: (request: HttpRequest<z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>) => Promise<HttpAnswer>;
+  /**
+   * A body authenticated by a signature over its raw bytes (webhooks): the handler reads it raw
+   * and checks the named header itself. Published so the document declares both.
+   */
+  signedBody?: { header: string };
+  /**
+   * The success answer. `handle` must answer a body of this schema's type, so a missing or
+   * mistyped field fails `tsc`; it is never parsed per request (the local gateway checks it in tests).
+   */
+  response: RouteResponse<ResponseSchema>;
+  handle: (
+    request: HttpRequest<z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>,
+  ) => Promise<HttpAnswer<z.input<ResponseSchema>>>;
 }
 
 /**
@@ -138,7 +161,8 @@ export function httpRoute<
   BodySchema extends z.ZodType = z.ZodUndefined,
   QuerySchema extends z.ZodType = z.ZodUndefined,
   PathSchema extends z.ZodType = z.ZodUndefined,
->(spec: RouteSpec<BodySchema, QuerySchema, PathSchema>) {
+  ResponseSchema extends z.ZodType = z.ZodType,
+>(spec: RouteSpec<BodySchema, QuerySchema, PathSchema, ResponseSchema>) {
   const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
     try {
@@ -199,6 +223,8 @@ export function httpRoute<
       body: spec.body,
       query: spec.query,
       path: spec.path,
+      signedBody: spec.signedBody,
+      response: spec.response,
     },
   });
 }
@@ -213,4 +239,8 @@ export interface PublishedRouteSpec {
   body?: z.ZodType;
   query?: z.ZodType;
   path?: z.ZodType;
+  /** A raw body signed in this header (webhooks). */
+  signedBody?: { header: string };
+  /** The success status and the schema of its body. */
+  response?: RouteResponse;
 }

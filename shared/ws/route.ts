@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2, Context } from 'aws-lambda';
 import * as z from 'zod';
-import { DomainError, ValidationError } from '../domain/errors';
+import { DomainError, type ErrorCode, ValidationError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { logger } from '../logger';
 import { runInvocation } from '../observability/invocation';
@@ -57,7 +57,7 @@ export function errorMessage(error: unknown, requestId: string | undefined, corr
   return {
     type: 'error',
     ...(requestId !== undefined && { requestId }),
-    error: { code: 'INTERNAL', message: 'Something went wrong on our side.', correlationId },
+    error: { code: 'INTERNAL' satisfies ErrorCode, message: 'Something went wrong on our side.', correlationId },
   };
 }
 

@@ -23,6 +23,8 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     wsPort: 0,
     tablePrefix: `t${randomBytes(4).toString('hex')}-`,
     env: { LOG_LEVEL: 'SILENT', ...env },
+    // Every success answer of every integration test is held to the schema its route publishes.
+    checkAnswers: true,
   });
 }
 

@@ -46,6 +46,38 @@ describe('the OpenAPI document', () => {
     },
   );
 
+  it.each(HTTP_ROUTES.map((route) => [`${route.method} ${route.path}`, route] as const))(
+    'describes the success body of %s with a schema',
+    (_, route) => {
+      const op = operation(document, route);
+      const successes = Object.entries(op?.responses ?? {}).filter(([status]) => /^2\d\d$/.test(status));
+      expect(successes).toHaveLength(1);
+      const [status, success] = successes[0] ?? [];
+      expect(Number(status)).toBe(loadRouteSpec(route)?.response?.status);
+      expect(success).toMatchObject({ content: { 'application/json': { schema: { type: 'object' } } } });
+    },
+  );
+
+  it('declares the webhook signature header and its raw body', () => {
+    const op = operation(document, { method: 'POST', path: '/v1/webhooks/stripe' });
+    expect(op?.parameters).toContainEqual(
+      expect.objectContaining({ name: 'Stripe-Signature', in: 'header', required: true }),
+    );
+    expect(op?.requestBody).toMatchObject({
+      required: true,
+      content: { 'application/json': { schema: { type: 'string', format: 'binary' } } },
+    });
+    expect(op?.security).toEqual([]);
+  });
+
+  it('describes answers as handlers produce them: defaulted fields are required', () => {
+    const op = operation(document, { method: 'POST', path: '/v1/operator/offers' });
+    const created = op?.responses['201'];
+    const schema = created && 'content' in created ? created.content?.['application/json'].schema : undefined;
+    // offerRecord defaults discountPercent on input; every answer carries it.
+    expect(schema?.required).toEqual(expect.arrayContaining(['offerId', 'discountPercent', 'bonusCoins']));
+  });
+
   it('has no operation that the route table lacks', () => {
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
@@ -108,12 +140,20 @@ describe('the OpenAPI document', () => {
       body: z.object({ giftId: z.string(), quantity: z.number().int().min(1).max(99) }),
       path: z.object({ streamId: z.string().max(128) }),
       query: z.object({ dryRun: z.boolean().optional() }),
+      response: { status: 201, schema: z.object({ giftTxId: z.string() }) },
     }));
     const op = operation(doc, route);
     expect(op).toBeDefined();
     if (!op) return;
     expect(declaresIdempotencyKey(op)).toBe(true);
-    expect(op.responses['201']).toBeDefined();
+    expect(op.responses['201']).toMatchObject({
+      content: {
+        'application/json': {
+          schema: { type: 'object', properties: { giftTxId: { type: 'string' } }, required: ['giftTxId'] },
+        },
+      },
+    });
+    expect(op.responses['200']).toBeUndefined();
     expect(op.parameters).toContainEqual({
       name: 'streamId',
       in: 'path',
@@ -138,6 +178,9 @@ describe('the OpenAPI document', () => {
   it('renders a docs page with every operation, escaped', () => {
     const html = renderDocsPage(document);
     for (const route of HTTP_ROUTES) expect(html).toContain(`id="op-${route.name}"`);
+    // One folded answer schema per operation, and the webhook's signature header.
+    expect(html.split('JSON Schema of the answer')).toHaveLength(HTTP_ROUTES.length + 1);
+    expect(html).toContain('<code>Stripe-Signature</code>');
     expect(html).not.toMatch(/<script[^>]+src=/);
   });
 });

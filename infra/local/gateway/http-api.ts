@@ -3,12 +3,13 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { verifyBearerToken } from '../../../shared/auth/jwt';
 import { flattenClaimForLambda } from '../../../shared/auth/operators';
-import { DomainError, UnauthorizedError } from '../../../shared/domain/errors';
+import { DomainError, ERROR_TABLE, type ErrorCode, UnauthorizedError } from '../../../shared/domain/errors';
 import { MAX_BODY_BYTES } from '../../../shared/http/route';
 import { errorResponse } from '../../../shared/http/responses';
 import { logger } from '../../../shared/logger';
 import { HTTP_ROUTES, type HttpRoute } from '../../routes';
 import { lambdaContext, loadHandler } from '../lambda-runtime';
+import { answerMismatch } from './answer-check';
 import { httpApiEvent } from './events';
 import { readBody, send, singleValueHeaders, sourceIpOf } from './http-wire';
 
@@ -31,6 +32,8 @@ export interface HttpApiOptions {
   staticRoutes?: StaticRoute[];
   /** Answers 503 on every route except /health's own 503 until the stack says it is ready. */
   isReady?: () => boolean;
+  /** Tests: answer 500 when a success answer is not what its handler publishes (answer-check.ts). */
+  checkAnswers?: boolean;
 }
 
 interface CompiledRoute {
@@ -92,6 +95,11 @@ function sendJson(response: ServerResponse, statusCode: number, body: unknown, h
   });
 }
 
+/** A refusal the gateway answers itself, with the status the error table gives its code. */
+function sendRefusal(response: ServerResponse, code: ErrorCode, message: string): void {
+  sendJson(response, ERROR_TABLE[code].status, { error: { code, message } });
+}
+
 /** While the stack is starting: /health says "starting", every other route asks the caller to retry. */
 function answerStarting(response: ServerResponse, route: HttpRoute): void {
   if (route.path === '/health') sendJson(response, 503, { status: 'starting' });
@@ -135,13 +143,10 @@ export function httpApi(options: HttpApiOptions): RequestListener {
       return;
     }
     const matched = matchRoute(routes, method, url.pathname);
-    if (!matched) return sendJson(response, 404, { error: { code: 'NOT_FOUND', message: 'No such route.' } });
+    if (!matched) return sendRefusal(response, 'NOT_FOUND', 'No such route.');
     if (options.isReady && !options.isReady()) return answerStarting(response, matched.route);
     const body = await readBody(request, Math.max(MAX_GATEWAY_PAYLOAD_BYTES, MAX_BODY_BYTES + 1));
-    if (body === 'too-large')
-      return sendJson(response, 413, {
-        error: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' },
-      });
+    if (body === 'too-large') return sendRefusal(response, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
     const headers = singleValueHeaders(request);
     const { route } = matched;
     let claims: Record<string, unknown> | undefined;
@@ -165,6 +170,14 @@ export function httpApi(options: HttpApiOptions): RequestListener {
       claims,
     });
     const result = await loadHandler(route.handler)(event, lambdaContext(route.name));
+    const mismatch =
+      options.checkAnswers && typeof result !== 'string'
+        ? answerMismatch(route, result as APIGatewayProxyStructuredResultV2)
+        : undefined;
+    if (mismatch !== undefined)
+      return sendJson(response, ERROR_TABLE.INTERNAL.status, {
+        error: { code: 'INTERNAL', message: `The answer is not what the route publishes: ${mismatch}` },
+      });
     // A handler may return a bare string: API Gateway answers it as a 200 JSON body.
     if (typeof result === 'string')
       send(response, { statusCode: 200, headers: { 'content-type': 'application/json' }, body: result });

@@ -22,6 +22,8 @@ export interface GatewayOptions {
   staticRoutes?: StaticRoute[];
   /** Answers 503 on every route except /health's own 503 until the stack says it is ready. */
   isReady?: () => boolean;
+  /** Tests: check every success answer against its published schema. */
+  checkAnswers?: boolean;
 }
 
 export interface LocalGateway {

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { signLocalToken } from '../issuer';
 import { GROUP_NAME } from '../../../shared/auth/operators';
 import { NotFoundError } from '../../../shared/domain/errors';
+import { devTokenAnswer } from '../../../shared/http/answers';
 import { httpRoute } from '../../../shared/http/route';
 
 /**
@@ -34,6 +35,7 @@ const body = z.object({
 export const handler = httpRoute({
   auth: false,
   body,
+  response: { status: 200, schema: devTokenAnswer },
   handle: async ({ body: claims }) => {
     const env = environment.safeParse(process.env);
     if (!env.success) throw new NotFoundError('No such route.');

@@ -35,6 +35,17 @@ function describeResponse(operation: OpenApiOperation, status: string): string {
   return response && 'description' in response && typeof response.description === 'string' ? response.description : '';
 }
 
+/** The full JSON Schema, folded away under the one-line description. */
+function schemaDetails(summary: string, schema: JsonSchema | undefined): string {
+  if (schema === undefined) return '';
+  return `<details><summary>${summary}</summary><pre>${escapeHtml(JSON.stringify(schema, null, 2))}</pre></details>`;
+}
+
+function responseSchema(operation: OpenApiOperation, status: string): JsonSchema | undefined {
+  const response = operation.responses[status];
+  return response && 'content' in response ? response.content?.['application/json'].schema : undefined;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -126,13 +137,13 @@ function operationSection(
   ].join(' ');
   const success = Object.keys(operation.responses).filter((status) => /^\d+$/.test(status));
   const body = operation.requestBody
-    ? `<h4>Request body (JSON${operation.requestBody.required ? '' : ', may be empty'})</h4>${bodyFields(operation.requestBody.content['application/json'].schema)}<details><summary>JSON Schema</summary><pre>${escapeHtml(JSON.stringify(operation.requestBody.content['application/json'].schema, null, 2))}</pre></details>`
+    ? `<h4>Request body (JSON${operation.requestBody.required ? '' : ', may be empty'})</h4>${operation.requestBody.description ? `<p>${inlineCode(operation.requestBody.description)}</p>` : ''}${bodyFields(operation.requestBody.content['application/json'].schema)}${schemaDetails('JSON Schema', operation.requestBody.content['application/json'].schema)}`
     : '';
   return `<section class="op" id="op-${escapeHtml(operation.operationId)}">
 <h3><span class="method ${method}">${method.toUpperCase()}</span> <code>${escapeHtml(path)}</code></h3>
 <p class="summary">${escapeHtml(operation.summary)} ${badges}</p>
 ${parameterRows(operation.parameters, document)}${body}
-${success.map((status) => `<p class="responses">Answers <strong>${status}</strong>: ${inlineCode(describeResponse(operation, status))}</p>`).join('')}
+${success.map((status) => `<p class="responses">Answers <strong>${status}</strong>: ${inlineCode(describeResponse(operation, status))}</p>${schemaDetails('JSON Schema of the answer', responseSchema(operation, status))}`).join('')}
 <p class="fine">Any refusal is the <a href="#errors">error shape</a>.</p>
 </section>`;
 }

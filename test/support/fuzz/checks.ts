@@ -6,7 +6,7 @@ import type { RawAnswer } from './raw-http';
 
 // ---------------------------------------------------------------- contract checks
 
-const KNOWN_CODES = new Map(API_ERRORS.map((error) => [error.code, error.status]));
+const KNOWN_CODES = new Map<string, number>(API_ERRORS.map((error) => [error.code, error.status]));
 
 export const errorBodySchema = z.strictObject({
   error: z.strictObject({
