@@ -6,7 +6,7 @@ import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from
 import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
 import { postToAll, type ConnectionPoster, type PostOutcome } from '../adapters/connections-api';
-import type { GiftEventPublisher, OutgoingNudge } from '../adapters/gift-events';
+import { countersNudge, type GiftEventPublisher, type OutgoingNudge } from '../adapters/gift-events';
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
@@ -747,31 +747,25 @@ export async function broadcastStream(
     if (!more && !ending && deps.now().getTime() >= collectUntil) break;
   }
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
-  if (stream && (await sendHeldRoom(deps, streamId))) result.frames += 1;
+  if (stream) await handOverHeldRoom(deps, streamId);
   if (stream) await settleLeaderboard(deps, streamId);
   return result;
 }
 
 /**
  * On the way out: counters whose `room` message the interval held back (a frame went out within
- * a second of the last `room`) go out once the interval is over, so the last gifts of a burst
- * (and their coins) reach every viewer's counters without waiting for another gift.
+ * a second of the last `room`) are handed to the room's counters group, which sends them once the
+ * second is over. Waiting here instead would hold up the stream's next gift nudges by up to a
+ * second per invocation; a busy room's next frame usually carries them first anyway.
  */
-async function sendHeldRoom(deps: BroadcastDeps, streamId: string): Promise<boolean> {
-  const held = async () => {
-    const last = deps.memory.rooms.get(streamId);
-    const stream = last && (await readStream(deps.store, streamId, { consistent: true }));
-    if (!last || !stream || stream.endAnnounced === true) return undefined;
-    const viewers = await roomViewers(deps, streamId);
-    return last.viewers === viewers && last.giftCoins === stream.giftCoins ? undefined : { last, stream, viewers };
-  };
-  const before = await held();
-  if (!before) return false;
-  const waitMs = before.last.at + ROOM_INTERVAL_MS - deps.now().getTime();
-  if (waitMs <= 0) return sendCounters(deps, before.stream, before.viewers);
-  await deps.sleep(waitMs);
-  const after = await held();
-  return after !== undefined && sendCounters(deps, after.stream, after.viewers);
+async function handOverHeldRoom(deps: BroadcastDeps, streamId: string): Promise<void> {
+  const last = deps.memory.rooms.get(streamId);
+  if (!last) return;
+  const stream = await readStream(deps.store, streamId, { consistent: true });
+  if (!stream || stream.endAnnounced === true) return;
+  const viewers = await roomViewers(deps, streamId);
+  if (last.viewers === viewers && last.giftCoins === stream.giftCoins) return;
+  await deps.publisher.publish([countersNudge(streamId, deps.now())]);
 }
 
 /** Out of runs or time with gifts left: a fresh nudge continues in the next invocation. */

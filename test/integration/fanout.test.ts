@@ -112,9 +112,11 @@ describe('fan-out', () => {
       for (const viewer of viewers)
         expect(viewer.frames.filter((frame) => frame.type === 'gift' || frame.type === 'batch')).toEqual(frames);
       const posts = [...stack.gateway.postCounts.values()].reduce((sum, count) => sum + count, 0) - postsBefore;
-      // One post per viewer per frame (not per gift), plus at most a couple of `room` frames from the joins.
+      // One post per viewer per frame (not per gift, which would be total x VIEWERS), plus a few
+      // `room` frames alone: the joins' counters, and the counters the last gift frame could not
+      // carry within a second of the previous `room`.
       expect(posts).toBeGreaterThanOrEqual(frames.length * VIEWERS);
-      expect(posts).toBeLessThanOrEqual((frames.length + 2) * VIEWERS);
+      expect(posts).toBeLessThanOrEqual((frames.length + 3) * VIEWERS);
       // The measured figures, for the report.
       process.stdout.write(
         `fan-out: ${total} gifts to ${VIEWERS} viewers in ${frames.length} frames (${posts} posts instead of ${total * VIEWERS}), all committed ${committedMs} ms and all delivered ${elapsedMs} ms after the storm began\n`,

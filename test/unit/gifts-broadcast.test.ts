@@ -495,7 +495,7 @@ describe('broadcastStream', () => {
   });
 
   it('keeps collecting until its nudge bucket is over, so gifts whose nudges were deduplicated away still go out', async () => {
-    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    const { tables, deps, posts, sleeps, published } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));
     // A second gift commits in the same bucket after the first frame: its nudge was dropped as a duplicate.
     const originalSleep = deps.sleep;
@@ -504,19 +504,29 @@ describe('broadcastStream', () => {
       await originalSleep(ms);
     };
     const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
-    // Two gift frames, then the counters the second frame could not carry (API.md: `room` once a second).
-    expect(result).toEqual({ events: 2, frames: 3 });
-    const frames = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
-    const messages = frames.flatMap((frame) => (frame.type === 'batch' ? frame.events : [frame]));
+    expect(result).toEqual({ events: 2, frames: 2 });
+    const messagesTo = (connectionId: string) =>
+      posts
+        .filter((post) => post.connectionId === connectionId)
+        .flatMap((post) => (post.message.type === 'batch' ? post.message.events : [post.message]));
     expect(
-      messages.filter((event: { type: string }) => event.type === 'gift').map((event: GiftEvent) => event.seq),
+      messagesTo('v1')
+        .filter((event: { type: string }) => event.type === 'gift')
+        .map((event: GiftEvent) => event.seq),
     ).toEqual([1, 2]);
     // The frames are one window apart.
     expect(sleeps[0]).toBe(300);
-    // The burst's last coins reach the counters once the second is over, without another gift.
-    const rooms = messages.filter((event: { type: string }) => event.type === 'room');
-    expect(rooms.map((room: { giftCoins: number }) => room.giftCoins)).toEqual([5, 10]);
-    expect(messages.at(-1)).toMatchObject({ type: 'room', giftCoins: 10 });
+    // The second frame came within a second of the first `room` (API.md: once a second), so its
+    // counters are handed to the room's counters group instead of holding up the gift nudges.
+    const handedOver = published.filter((entry) => entry.nudge.counters === true);
+    expect(handedOver).toEqual([
+      expect.objectContaining({ group: 'st_1:room', nudge: { streamId: 'st_1', counters: true } }),
+    ]);
+    posts.length = 0;
+    // The counters group's run, a second later.
+    await deps.sleep(1_000);
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
+    expect(messagesTo('v1')).toEqual([{ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 10 }]);
   });
 
   it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
