@@ -50,6 +50,9 @@ const FANOUT_VIEWERS = 1_000;
 /** Issue 15: a room's channel on the Event API stand-in, subscribers in another process. */
 const EVENT_API_SUBSCRIBERS = 5_000;
 const FANOUT_VIEWER_USERS = 20;
+/** The function whose reads the viewer count costs: GET /v1/streams/{streamId}. */
+const STREAMS_GET_FUNCTION =
+  HTTP_ROUTES.find((route) => route.method === 'GET' && route.path === '/v1/streams/{streamId}')?.name ?? '';
 const FANOUT_REPEATS = 10;
 const FANOUT_PAUSE_MS = 600;
 const OPEN_CONCURRENCY = 50;
@@ -188,7 +191,10 @@ function instrument(client: DynamoDBClient): void {
           ? consumed.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0)
           : (consumed?.CapacityUnits ?? 0);
         capture.readUnits += unitsRead;
-        capture.readLog.push(`${command} ${unitsRead} ${JSON.stringify(input)}`);
+        // Tagged with the reading function: the broadcaster reads the same stream item meanwhile.
+        capture.readLog.push(
+          `${command} ${unitsRead} ${JSON.stringify(input)} fn=${currentInvocation()?.lambda.functionName ?? ''}`,
+        );
       }
       return result;
     },
@@ -856,8 +862,10 @@ async function main(): Promise<void> {
     const viewersCounted = (await call('GET', `/v1/streams/${fanStream.streamId}`, { token: fanStream.token })).body
       ?.viewers;
     capture.reads = false;
-    // Only the reads of this stream's item and counters: a broadcaster still busy elsewhere reads too.
+    // Only the GET's own reads of this stream's item and counters: the broadcaster, sending the
+    // joins' counters, reads the same stream item at the same time.
     const streamReadUnits = capture.readLog
+      .filter((line) => line.endsWith(` fn=${STREAMS_GET_FUNCTION}`))
       .filter((line) => line.includes(`STREAM#${fanStream.streamId}"`) || line.includes(`ROOM#${fanStream.streamId}#`))
       .reduce((sum, line) => sum + Number(line.split(' ')[1] ?? 0), 0);
     const viewerCount = {
