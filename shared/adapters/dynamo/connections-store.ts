@@ -13,8 +13,12 @@ import { RoomCounters } from './room-counters';
 /** API Gateway closes every WebSocket connection after 2 hours; records live a little longer. */
 export const CONNECTION_MAX_AGE_SECONDS = 2 * 60 * 60;
 export const CONNECTION_TTL_SECONDS = CONNECTION_MAX_AGE_SECONDS + 10 * 60;
-/** A connection this young that a post finds gone may still be completing its handshake (removeGone). */
-export const CONNECTION_SETTLE_MS = 2_000;
+/**
+ * A connection this young that a post finds gone may still be completing its handshake
+ * (removeGone). Seconds, not milliseconds: on a loaded machine 200 viewers joining at once saw
+ * handshakes finish more than 2 s after their `$connect` wrote the record, and lost viewers.
+ */
+export const CONNECTION_SETTLE_MS = 10_000;
 /** Connections read per index page during fan-out. */
 export const CONNECTIONS_PAGE_SIZE = 1000;
 
