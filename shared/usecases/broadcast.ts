@@ -709,6 +709,9 @@ export async function broadcastStream(
       return result;
     }
     const { viewers, spacing, ending } = await waitForRun(deps, stream, request.ended);
+    // The deadline is judged by when this look began, not by when its frame went out: a gift of
+    // the bucket that committed while a slow frame was being sent has not been seen yet.
+    const lookedAt = deps.now().getTime();
     const { gifts, more } = await collectPending(deps.store, stream, named);
     named = [];
     await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
@@ -718,10 +721,9 @@ export async function broadcastStream(
         countersDue = false;
         result.frames += 1;
       }
-      const left = collectUntil - deps.now().getTime();
-      if (left <= 0) break;
+      if (lookedAt >= collectUntil) break;
       // Idle until the buckets are over, but look again every window: a gift may come meanwhile.
-      await deps.sleep(Math.min(left, deps.windowMs));
+      await deps.sleep(Math.max(0, Math.min(collectUntil - deps.now().getTime(), deps.windowMs)));
       continue;
     }
     const { events, conflict } = await sequence(deps.store, stream, gifts, deps.now());
@@ -744,7 +746,7 @@ export async function broadcastStream(
       break;
     }
     // Done when nothing is left and the nudges' buckets are over; otherwise the next window.
-    if (!more && !ending && deps.now().getTime() >= collectUntil) break;
+    if (!more && !ending && lookedAt >= collectUntil) break;
   }
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
   if (stream) await handOverHeldRoom(deps, streamId);

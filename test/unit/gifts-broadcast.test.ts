@@ -327,7 +327,8 @@ function broadcaster(options: { lastFrameAt?: number } = {}) {
     remainingMs: () => 30_000,
     fanout: { postsPerSecond: 5_000, concurrency: 10, sliceConnections: 1 },
   };
-  return { tables, deps, posts, sleeps, published };
+  const advance = (ms: number) => (clock += ms);
+  return { tables, deps, posts, sleeps, published, advance };
 }
 
 describe('broadcastStream', () => {
@@ -527,6 +528,35 @@ describe('broadcastStream', () => {
     await deps.sleep(1_000);
     await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
     expect(messagesTo('v1')).toEqual([{ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 10 }]);
+  });
+
+  it('still looks once more after a frame that took until past the bucket, so a gift committed meanwhile goes out', async () => {
+    const { tables, deps, posts, advance } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put(giftRecord(0));
+    // Sending the first frame is slow (a loaded machine): the bucket's second gift commits while it
+    // goes out, its nudge deduplicated away, and the frame is done after the bucket and its margin.
+    const post = deps.poster.post.bind(deps.poster);
+    let slowed = false;
+    deps.poster = {
+      post: async (connectionId, message, encoded) => {
+        if (!slowed) {
+          slowed = true;
+          tables.put(giftRecord(1));
+          advance(1_000);
+        }
+        return post(connectionId, message, encoded);
+      },
+    };
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
+    expect(result.events).toBe(2);
+    const seqsTo = (connectionId: string) =>
+      posts
+        .filter((entry) => entry.connectionId === connectionId && entry.message.type === 'batch')
+        .flatMap((entry) => entry.message.events)
+        .filter((event: { type: string }) => event.type === 'gift')
+        .map((event: GiftEvent) => event.seq);
+    expect(seqsTo('v1')).toEqual([1, 2]);
+    expect(seqsTo('v2')).toEqual([1, 2]);
   });
 
   it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
