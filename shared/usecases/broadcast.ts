@@ -749,8 +749,12 @@ export async function broadcastStream(
     if (!more && !ending && lookedAt >= collectUntil) break;
   }
   if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
-  if (stream) await handOverHeldRoom(deps, streamId);
-  if (stream) await settleLeaderboard(deps, streamId);
+  // One consistent read on the way out serves both: the counters to hand over and the fold.
+  const settled = stream && (await readStream(deps.store, streamId, { consistent: true }));
+  if (settled) {
+    await handOverHeldRoom(deps, settled);
+    await settleLeaderboard(deps, settled);
+  }
   return result;
 }
 
@@ -760,14 +764,12 @@ export async function broadcastStream(
  * second is over. Waiting here instead would hold up the stream's next gift nudges by up to a
  * second per invocation; a busy room's next frame usually carries them first anyway.
  */
-async function handOverHeldRoom(deps: BroadcastDeps, streamId: string): Promise<void> {
-  const last = deps.memory.rooms.get(streamId);
-  if (!last) return;
-  const stream = await readStream(deps.store, streamId, { consistent: true });
-  if (!stream || stream.endAnnounced === true) return;
-  const viewers = await roomViewers(deps, streamId);
+async function handOverHeldRoom(deps: BroadcastDeps, stream: StreamRecord): Promise<void> {
+  const last = deps.memory.rooms.get(stream.streamId);
+  if (!last || stream.endAnnounced === true) return;
+  const viewers = await roomViewers(deps, stream.streamId);
   if (last.viewers === viewers && last.giftCoins === stream.giftCoins) return;
-  await deps.publisher.publish([countersNudge(streamId, deps.now())]);
+  await deps.publisher.publish([countersNudge(stream.streamId, deps.now())]);
 }
 
 /** Out of runs or time with gifts left: a fresh nudge continues in the next invocation. */
@@ -836,9 +838,9 @@ async function sendRun(
  * a nudge brings the broadcaster back when it is (it keeps broadcasting until then), so the
  * last gifts of a burst reach the leaderboard within LEADERBOARD_FOLD_INTERVAL_MS.
  */
-async function settleLeaderboard(deps: BroadcastDeps, streamId: string): Promise<void> {
-  const stream = await readStream(deps.store, streamId, { consistent: true });
-  if (!stream || stream.seq <= (stream.lbSeq ?? 0)) return;
+async function settleLeaderboard(deps: BroadcastDeps, stream: StreamRecord): Promise<void> {
+  const streamId = stream.streamId;
+  if (stream.seq <= (stream.lbSeq ?? 0)) return;
   const dueAt = (stream.lbFoldAt ?? 0) + LEADERBOARD_FOLD_INTERVAL_MS;
   if (stream.lbFoldTo !== undefined || deps.now().getTime() >= dueAt) {
     await maybeFoldLeaderboard(deps, stream, stream.seq, true);
