@@ -63,7 +63,11 @@ export interface LocalStack {
   webhookSecret: string;
   /** An SQS client pointed at the local queues. */
   sqs: SQSClient;
-  /** Runs one of the route table's schedules now, as its timer would. */
+  /**
+   * Runs one of the route table's schedules now, as its timer would. A run of it already in
+   * flight (its timer's) may have started before what the caller waits for: this one starts
+   * after it.
+   */
   runSchedule(name: string): Promise<void>;
   stop(): Promise<void>;
 }
@@ -270,12 +274,17 @@ async function startQueues(
 /** Schedules (EventBridge rules on AWS): a timer each when `schedules` is on, never two runs of one at once. */
 function startSchedules(options: LocalStackOptions, stoppers: Stoppers): LocalStack['runSchedule'] {
   const running = new Map<string, Promise<void>>();
+  /** A timer's tick: skipped while a run of the schedule is in flight. */
+  const runIfIdle = (name: string): Promise<void> => running.get(name) ?? startRun(name);
   const runSchedule = async (name: string): Promise<void> => {
+    for (let inFlight = running.get(name); inFlight; inFlight = running.get(name)) await inFlight;
+    return startRun(name);
+  };
+  const startRun = (name: string): Promise<void> => {
     const schedule = SCHEDULES.find((candidate) => candidate.name === name);
-    if (!schedule) throw new Error(`no schedule named ${name}`);
-    const inFlight = running.get(name);
-    if (inFlight) return inFlight;
-    const run = (async () => {
+    if (!schedule) return Promise.reject(new Error(`no schedule named ${name}`));
+    // Started on the next tick, so the run is in `running` before its `finally` can remove it.
+    const run = Promise.resolve().then(async () => {
       try {
         await loadHandler(schedule.handler)(
           { source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString(), detail: {} },
@@ -289,13 +298,13 @@ function startSchedules(options: LocalStackOptions, stoppers: Stoppers): LocalSt
       } finally {
         running.delete(name);
       }
-    })();
+    });
     running.set(name, run);
     return run;
   };
   if (options.schedules === false) return runSchedule;
   for (const schedule of SCHEDULES) {
-    const timer = setInterval(() => void runSchedule(schedule.name), schedule.everySeconds * 1000);
+    const timer = setInterval(() => void runIfIdle(schedule.name), schedule.everySeconds * 1000);
     timer.unref();
     stoppers.push(async () => {
       clearInterval(timer);
