@@ -109,6 +109,12 @@ export interface LedgerStore {
    * its op names; a retry after a lost answer never applies the transaction twice.
    */
   transactWrite(ops: WriteOp[], options?: { clientRequestToken?: string }): Promise<void>;
+  /**
+   * One put or update on its own, outside a transaction: half the write units (a transaction
+   * takes two per KB). A retry after a lost answer may apply it again, so only for an op whose
+   * condition turns a repeat into its failure (a fold that carries the seq it folded up to).
+   */
+  writeOne(op: WriteOp): Promise<void>;
   getItem(key: ItemKey, options?: ReadOptions): Promise<Item | undefined>;
   /** Every item found among `itemKeys`, in no particular order; missing keys are left out. */
   batchGet(itemKeys: ItemKey[], options?: ReadOptions): Promise<Item[]>;

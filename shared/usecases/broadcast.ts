@@ -493,8 +493,10 @@ export async function foldLeaderboard(
   const foldTo = to;
   await forEachBounded([...bySender.entries()], LEADERBOARD_FOLD_CONCURRENCY, async ([userId, coins]) => {
     const shard = shardFor(userId, stream.creatorShards);
+    // On its own, not in a transaction: a fold writes one item per sender, on the leaderboard's
+    // hottest keys, and a lone write costs half. Its condition makes a repeat harmless.
     await store
-      .transactWrite([
+      .writeOne(
         store.update(
           'leaderboard',
           keys.leaderboardEntry(stream.streamId, shard, userId),
@@ -510,7 +512,7 @@ export async function foldLeaderboard(
           },
           () => new AlreadyFolded(),
         ),
-      ])
+      )
       .catch((error: unknown) => {
         if (!(error instanceof AlreadyFolded)) throw error;
       });

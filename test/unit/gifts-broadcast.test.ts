@@ -1,9 +1,12 @@
 import {
   BatchGetItemCommand,
+  ConditionalCheckFailedException,
   GetItemCommand,
   QueryCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type Update,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
@@ -158,6 +161,47 @@ function fakeTables() {
   const queries: string[] = [];
   let cancelNext = 0;
   const put = (item: Record<string, unknown>) => ledger.set(`${String(item.pk)}|${String(item.sk)}`, item);
+  type UpdateInput = Partial<
+    Pick<Update, 'Key' | 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeValues'>
+  >;
+  /** The one condition the leaderboard fold's resumption relies on: the stored item when it fails. */
+  const foldConflict = (update: UpdateInput) => {
+    if (update.ConditionExpression !== 'attribute_not_exists(lbSeq) OR lbSeq < :to') return undefined;
+    const key = unmarshall(update.Key ?? {});
+    const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`);
+    const to = Number(unmarshall(update.ExpressionAttributeValues ?? {})[':to']);
+    return stored && Number(stored.lbSeq) >= to ? stored : undefined;
+  };
+  const applyUpdate = (update: UpdateInput) => {
+    const key = unmarshall(update.Key ?? {});
+    const values = unmarshall(update.ExpressionAttributeValues ?? {});
+    const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? { ...key };
+    if (update.UpdateExpression?.startsWith('SET seq = :newSeq'))
+      Object.assign(stored, {
+        seq: values[':newSeq'],
+        lastFrameAt: values[':now'],
+        giftCoins: Number(stored.giftCoins ?? 0) + Number(values[':coins']),
+      });
+    if (update.UpdateExpression?.startsWith('SET seq = :seq REMOVE')) {
+      stored.seq = values[':seq'];
+      delete stored.statusPk;
+      delete stored.statusSk;
+    } else if (!update.UpdateExpression?.startsWith('SET seq = :newSeq')) {
+      // Plain `SET a = :x, ... [ADD n :y] [REMOVE b]` updates (leaderboard folds, end announced).
+      const [, sets = '', adds = '', removes = ''] =
+        /^SET (.*?)(?: ADD (.*?))?(?: REMOVE (.*))?$/.exec(update.UpdateExpression ?? '') ?? [];
+      for (const assignment of sets.split(',').filter(Boolean)) {
+        const [name = '', value = ''] = assignment.split('=').map((part) => part.trim());
+        stored[name] = values[value];
+      }
+      for (const addition of adds.split(',').filter(Boolean)) {
+        const [name = '', value = ''] = addition.trim().split(' ');
+        stored[name] = Number(stored[name] ?? 0) + Number(values[value]);
+      }
+      for (const name of removes.split(',').filter(Boolean)) delete stored[name.trim()];
+    }
+    put(stored);
+  };
   const client = {
     send: jest.fn(async (command: unknown) => {
       if (command instanceof GetItemCommand) {
@@ -197,6 +241,13 @@ function fakeTables() {
           .slice(0, command.input.Limit ?? 1000);
         return { Items: matches.map((item) => marshall(item, { removeUndefinedValues: true })) };
       }
+      if (command instanceof UpdateItemCommand) {
+        // A lone write (the leaderboard fold's per-sender totals): its condition fails alone.
+        const old = foldConflict(command.input);
+        if (old) throw new ConditionalCheckFailedException({ message: 'x', $metadata: {}, Item: marshall(old) });
+        applyUpdate(command.input);
+        return {};
+      }
       if (command instanceof TransactWriteItemsCommand) {
         if (cancelNext > 0) {
           cancelNext -= 1;
@@ -208,52 +259,19 @@ function fakeTables() {
         }
         const items = command.input.TransactItems ?? [];
         for (const item of items) {
-          // The one condition the leaderboard fold's resumption relies on.
-          const update = item.Update;
-          if (update?.ConditionExpression !== 'attribute_not_exists(lbSeq) OR lbSeq < :to') continue;
-          const key = unmarshall(update.Key ?? {});
-          const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`);
-          if (stored && Number(stored.lbSeq) >= Number(unmarshall(update.ExpressionAttributeValues ?? {})[':to'])) {
+          const old = item.Update && foldConflict(item.Update);
+          if (old) {
             throw new TransactionCanceledException({
               message: 'x',
               $metadata: {},
-              CancellationReasons: [{ Code: 'ConditionalCheckFailed', Item: marshall(stored) }],
+              CancellationReasons: [{ Code: 'ConditionalCheckFailed', Item: marshall(old) }],
             });
           }
         }
         transactions.push(items);
         for (const item of items) {
           if (item.Put?.Item) put(unmarshall(item.Put.Item));
-          const update = item.Update;
-          if (!update) continue;
-          const key = unmarshall(update.Key ?? {});
-          const values = unmarshall(update.ExpressionAttributeValues ?? {});
-          const stored = ledger.get(`${String(key.pk)}|${String(key.sk)}`) ?? { ...key };
-          if (update.UpdateExpression?.startsWith('SET seq = :newSeq'))
-            Object.assign(stored, {
-              seq: values[':newSeq'],
-              lastFrameAt: values[':now'],
-              giftCoins: Number(stored.giftCoins ?? 0) + Number(values[':coins']),
-            });
-          if (update.UpdateExpression?.startsWith('SET seq = :seq REMOVE')) {
-            stored.seq = values[':seq'];
-            delete stored.statusPk;
-            delete stored.statusSk;
-          } else if (!update.UpdateExpression?.startsWith('SET seq = :newSeq')) {
-            // Plain `SET a = :x, ... [ADD n :y] [REMOVE b]` updates (leaderboard folds, end announced).
-            const [, sets = '', adds = '', removes = ''] =
-              /^SET (.*?)(?: ADD (.*?))?(?: REMOVE (.*))?$/.exec(update.UpdateExpression ?? '') ?? [];
-            for (const assignment of sets.split(',').filter(Boolean)) {
-              const [name = '', value = ''] = assignment.split('=').map((part) => part.trim());
-              stored[name] = values[value];
-            }
-            for (const addition of adds.split(',').filter(Boolean)) {
-              const [name = '', value = ''] = addition.trim().split(' ');
-              stored[name] = Number(stored[name] ?? 0) + Number(values[value]);
-            }
-            for (const name of removes.split(',').filter(Boolean)) delete stored[name.trim()];
-          }
-          put(stored);
+          if (item.Update) applyUpdate(item.Update);
         }
         return {};
       }

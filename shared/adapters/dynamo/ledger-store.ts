@@ -1,9 +1,12 @@
 import {
   BatchGetItemCommand,
+  ConditionalCheckFailedException,
   GetItemCommand,
+  PutItemCommand,
   QueryCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
   type AttributeValue,
   type BatchGetItemCommandOutput,
   type DynamoDBClient,
@@ -199,6 +202,26 @@ export class DynamoLedgerStore implements LedgerStore {
       if (error instanceof RetryableCancellation || isRetryableDynamoError(error)) {
         throw new TransientDependencyError('the ledger is busy; try again', { cause: error });
       }
+      throw error;
+    });
+  }
+
+  async writeOne(op: WriteOp): Promise<void> {
+    const { Put: put, Update: update } = this.toTransactItem(op);
+    if (!put && !update)
+      throw new InvariantViolation(`'${op.label}' is a condition check: only a transaction carries one`);
+    const send = async () => {
+      if (put) await this.client.send(new PutItemCommand(put));
+      else if (update) await this.client.send(new UpdateItemCommand(update));
+    };
+    await retryWithBackoff(send, this.retry, isRetryableDynamoError).catch((error: unknown) => {
+      if (error instanceof ConditionalCheckFailedException) {
+        const oldItem = error.Item ? unmarshall(error.Item) : undefined;
+        if (op.onConditionFailed) throw op.onConditionFailed(oldItem);
+        throw new InvariantViolation(`condition failed on '${op.label}' with no mapping`, { cause: error });
+      }
+      if (isRetryableDynamoError(error))
+        throw new TransientDependencyError('the ledger is busy; try again', { cause: error });
       throw error;
     });
   }

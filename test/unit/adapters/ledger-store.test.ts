@@ -1,7 +1,10 @@
 import {
+  ConditionalCheckFailedException,
+  PutItemCommand,
   type QueryCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { conditions, FALSE } from '../../../shared/adapters/dynamo/conditions';
@@ -133,6 +136,61 @@ describe('DynamoLedgerStore.transactWrite', () => {
     const store = new DynamoLedgerStore(client, 'Ledger', noRetryDelay);
     const ops = Array.from({ length: 101 }, (_, i) => store.put(`p${i}`, { pk: `P#${i}`, sk: 'X' }));
     await expect(store.transactWrite(ops)).rejects.toBeInstanceOf(InvariantViolation);
+    expect(sent).toHaveLength(0);
+  });
+});
+
+describe('DynamoLedgerStore.writeOne', () => {
+  const total = (store: DynamoLedgerStore) =>
+    store.update(
+      'leaderboard',
+      { pk: 'STREAM#st_1#LB3', sk: 'U#alice' },
+      { expression: 'SET lbSeq = :to ADD lbCoins :coins', condition: 'lbSeq < :to', values: { ':to': 9, ':coins': 5 } },
+      (old) => new Error(`folded to ${String(old?.lbSeq)}`),
+    );
+
+  it('sends one UpdateItem (not a transaction) with the condition and asks for the old item on failure', async () => {
+    const { client, sent } = fakeClient([() => ({})]);
+    const store = new DynamoLedgerStore(client, 'Ledger', noRetryDelay);
+    await store.writeOne(total(store));
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toBeInstanceOf(UpdateItemCommand);
+    expect((sent[0] as UpdateItemCommand).input).toEqual(
+      expect.objectContaining({
+        TableName: 'Ledger',
+        UpdateExpression: 'SET lbSeq = :to ADD lbCoins :coins',
+        ConditionExpression: 'lbSeq < :to',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+  });
+
+  it('sends a put as one PutItem', async () => {
+    const { client, sent } = fakeClient([() => ({})]);
+    const store = new DynamoLedgerStore(client, 'Ledger', noRetryDelay);
+    await store.writeOne(store.put('marker', { pk: 'P#1', sk: 'X' }));
+    expect(sent[0]).toBeInstanceOf(PutItemCommand);
+  });
+
+  it('turns the failed condition into the error its op names, with the old item', async () => {
+    const failed = () => {
+      throw new ConditionalCheckFailedException({ message: 'no', $metadata: {}, Item: { lbSeq: { N: '9' } } });
+    };
+    const { client } = fakeClient([failed]);
+    const store = new DynamoLedgerStore(client, 'Ledger', noRetryDelay);
+    await expect(store.writeOne(total(store))).rejects.toThrow('folded to 9');
+  });
+
+  it('refuses a condition check, which only a transaction can carry, before sending anything', async () => {
+    const { client, sent } = fakeClient([]);
+    const store = new DynamoLedgerStore(client, 'Ledger', noRetryDelay);
+    const check = store.conditionCheck(
+      'live',
+      { pk: 'S', sk: 'S' },
+      { expression: 'attribute_exists(pk)' },
+      () => new Error('x'),
+    );
+    await expect(store.writeOne(check)).rejects.toBeInstanceOf(InvariantViolation);
     expect(sent).toHaveLength(0);
   });
 });
