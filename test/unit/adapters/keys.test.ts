@@ -1,5 +1,11 @@
 import fc from 'fast-check';
-import { keys, keyUserId, userIdFromKey } from '../../../shared/adapters/dynamo/keys';
+import {
+  EVENT_LOG_PARTITIONS,
+  eventLogPartition,
+  keys,
+  keyUserId,
+  userIdFromKey,
+} from '../../../shared/adapters/dynamo/keys';
 
 describe('user ids inside keys', () => {
   it('are encoded injectively and never carry the # separator', () => {
@@ -32,5 +38,22 @@ describe('user ids inside keys', () => {
     expect(keys.entry(attacker, 't', 'x').pk).toBe('USER#creator%23E18');
     expect(keys.idempotency(attacker, 'gift', 'k').pk.startsWith('IDEM#creator%23E18#gift#')).toBe(true);
     expect(keys.leaderboardEntry('s', 0, 'a#b').sk).toBe('U#a%23b');
+  });
+});
+
+describe('the catch-up log partitions', () => {
+  it('spread batches of any steady size over every partition, none with more than 1.5 times its share', () => {
+    const batches = 400;
+    const crowded: Array<{ size: number; most: number }> = [];
+    for (let size = 1; size <= 100; size += 1) {
+      const counts = new Array<number>(EVENT_LOG_PARTITIONS).fill(0);
+      for (let batch = 1; batch <= batches; batch += 1) {
+        const partition = eventLogPartition(batch * size);
+        counts[partition] = (counts[partition] ?? 0) + 1;
+      }
+      const most = Math.max(...counts);
+      if (most > (1.5 * batches) / EVENT_LOG_PARTITIONS) crowded.push({ size, most });
+    }
+    expect(crowded).toEqual([]);
   });
 });
