@@ -296,10 +296,12 @@ export interface BroadcasterMemory {
   walletPushes: Map<string, number>;
   /** Each room's viewer count and connection ids, read at most once per AUDIENCE_REFRESH_MS. */
   audiences: Map<string, { at: number; viewers: number; ids?: string[] }>;
+  /** When this instance's latest look that read every pending gift of the stream began (epoch ms). */
+  looks: Map<string, number>;
 }
 
 export function newBroadcasterMemory(): BroadcasterMemory {
-  return { lastFrames: new Map(), rooms: new Map(), walletPushes: new Map(), audiences: new Map() };
+  return { lastFrames: new Map(), rooms: new Map(), walletPushes: new Map(), audiences: new Map(), looks: new Map() };
 }
 
 /**
@@ -621,6 +623,26 @@ async function raiseUnsentPartitions(
 }
 
 /**
+ * A bucket's nudge whose bucket (and the index's lag) ended before a complete look of this
+ * instance began: every gift of the bucket committed before that look and was in it. A busy
+ * room's backlog of such nudges then costs one read of the gifts they name, not a look over every
+ * unsent partition (64 queries for a room at 10,000 gifts/s) and a wait for the frame spacing
+ * each. A named gift still pending (an index slower than its margin) makes it a full run.
+ */
+async function coveredByEarlierLook(
+  deps: BroadcastDeps,
+  streamId: string,
+  request: BroadcastRequest,
+): Promise<boolean> {
+  if (request.until === 0 || request.ended || request.counters === true) return false;
+  const lookedAt = deps.memory.looks.get(streamId);
+  if (lookedAt === undefined || lookedAt < request.until + INDEX_LAG_MARGIN_MS) return false;
+  if (request.namedGifts.length === 0) return true;
+  const named = await deps.store.batchGet(request.namedGifts, { consistent: true });
+  return named.every((item) => pendingFromItem(streamId, item) === undefined);
+}
+
+/**
  * Until when a run keeps looking: its nudges' buckets, plus the index's lag; after a join or a
  * leave, also one `room` interval, so that the new counters go out even if a `room` message
  * went out just before (API.md: at most once a second).
@@ -693,6 +715,7 @@ export async function broadcastStream(
 ): Promise<BroadcastResult> {
   if (request.counters === true && request.until === 0 && request.namedGifts.length === 0 && !request.ended)
     return broadcastCounters(deps, streamId);
+  if (await coveredByEarlierLook(deps, streamId, request)) return { events: 0, frames: 0 };
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
   let conflicts = 0;
@@ -715,6 +738,7 @@ export async function broadcastStream(
     // the bucket that committed while a slow frame was being sent has not been seen yet.
     const lookedAt = deps.now().getTime();
     const { gifts, more } = await collectPending(deps.store, stream, named);
+    if (!more) deps.memory.looks.set(streamId, lookedAt);
     named = [];
     await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
     const final = ending && !more;

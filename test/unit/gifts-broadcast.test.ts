@@ -577,6 +577,32 @@ describe('broadcastStream', () => {
     expect(seqsTo('v2')).toEqual([1, 2]);
   });
 
+  it('answers a nudge whose bucket a complete look already covered with one read of the gift it names', async () => {
+    const { tables, deps, posts } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    const first = giftRecord(0);
+    tables.put(first);
+    const bucket = { ended: false, until: NOW_MS + 400 };
+    expect(await broadcastStream(deps, 'st_1', { ...bucket, namedGifts: [] })).toMatchObject({ events: 1 });
+    // A backlog's stale nudge of the same bucket: no look over the unsent partitions, no frame.
+    const looks = tables.queries.length;
+    const frames = posts.length;
+    const named = (record: { pk: string; sk: string }) => [{ pk: record.pk, sk: record.sk }];
+    expect(await broadcastStream(deps, 'st_1', { ...bucket, namedGifts: named(first) })).toEqual({
+      events: 0,
+      frames: 0,
+    });
+    expect(tables.queries.length).toBe(looks);
+    expect(posts.length).toBe(frames);
+    // A gift it names that is still pending (an index slower than its margin) is sent all the same.
+    const late = giftRecord(1);
+    tables.put(late);
+    expect(await broadcastStream(deps, 'st_1', { ...bucket, namedGifts: named(late) })).toMatchObject({ events: 1 });
+    // A later bucket's nudge looks again.
+    tables.put(giftRecord(2));
+    const later = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 60_000 });
+    expect(later).toMatchObject({ events: 1 });
+  });
+
   it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
     const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));
