@@ -723,9 +723,11 @@ export async function broadcastStream(
   let stream: StreamRecord | undefined;
   let countersDue = request.counters === true;
   const collectUntil = collectDeadline(deps, request);
+  let handedOver = false;
   for (let run = 0; ; run += 1) {
     if (run > 0 && (run >= MAX_RUNS_PER_INVOCATION || deps.remainingMs() < MIN_REMAINING_MS_FOR_RUN)) {
       await handOver(deps, streamId, request.ended);
+      handedOver = true;
       break;
     }
     stream = await readStream(deps.store, streamId, { consistent: true });
@@ -774,14 +776,27 @@ export async function broadcastStream(
     // Done when nothing is left and the nudges' buckets are over; otherwise the next window.
     if (!more && !ending && lookedAt >= collectUntil) break;
   }
-  if (walletDue && stream) await pushCreatorWallet(deps, stream.creatorId, true);
-  // One consistent read on the way out serves both: the counters to hand over and the fold.
-  const settled = stream && (await readStream(deps.store, streamId, { consistent: true }));
-  if (settled) {
-    await handOverHeldRoom(deps, settled);
-    await settleLeaderboard(deps, settled);
-  }
+  await finishInvocation(deps, streamId, { stream, walletDue, handedOver });
   return result;
+}
+
+/**
+ * After the last run: the creator's held-back wallet push, then, with one consistent read of the
+ * stream, the counters to hand over and the leaderboard fold. After a handover the next
+ * invocation does those two: this one is out of runs or of time.
+ */
+async function finishInvocation(
+  deps: BroadcastDeps,
+  streamId: string,
+  last: { stream: StreamRecord | undefined; walletDue: boolean; handedOver: boolean },
+): Promise<void> {
+  if (!last.stream) return;
+  if (last.walletDue) await pushCreatorWallet(deps, last.stream.creatorId, true);
+  if (last.handedOver) return;
+  const settled = await readStream(deps.store, streamId, { consistent: true });
+  if (!settled) return;
+  await handOverHeldRoom(deps, settled);
+  await settleLeaderboard(deps, settled);
 }
 
 /**
