@@ -10,6 +10,7 @@ import { countersNudge, type GiftEventPublisher, type OutgoingNudge } from '../a
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
+  encodeEventBatch,
   leaderboardPartition,
   LIVE_STATUS_PK,
   readEventRange,
@@ -245,8 +246,8 @@ export function sequenceOps(
         streamId: stream.streamId,
         firstSeq,
         lastSeq,
-        // One JSON string: the events exactly as API.md shapes them, served back by the catch-up route.
-        events: JSON.stringify(events),
+        // One JSON string of compact tuples; the catch-up route serves them back as API.md shapes them.
+        events: encodeEventBatch(events),
         createdAt: now.toISOString(),
       },
       { expression: conditions.isNew },

@@ -30,6 +30,7 @@ import {
   type PendingGift,
 } from '../../shared/usecases/broadcast';
 import {
+  decodeEventBatch,
   LIVE_STATUS_PK,
   RECENTLY_ENDED_STATUS_PK,
   UNSENT_PARTITION_GIFTS_PER_S,
@@ -143,7 +144,13 @@ describe('sequenceOps', () => {
     });
     const batch = unmarshall(written[4]?.Put?.Item ?? {});
     expect(batch).toMatchObject({ ...keys.streamEventBatch('st_1', 10), firstSeq: 8, lastSeq: 10 });
-    expect(JSON.parse(String(batch.events))).toEqual(events);
+    // Stored as compact tuples, read back exactly as the API shapes the events.
+    expect(decodeEventBatch('st_1', batch.events)).toEqual(events);
+    expect(String(batch.events).length).toBeLessThan(JSON.stringify(events).length * 0.7);
+    // A batch written before the tuples (the API's objects) still reads.
+    expect(decodeEventBatch('st_1', JSON.stringify(events))).toEqual(events);
+    expect(decodeEventBatch('st_1', '[[1,"x"]]')).toBeUndefined();
+    expect(decodeEventBatch('st_1', 'not json')).toBeUndefined();
     // The profile takes the window's coins in one write, not one per gift.
     expect(written[5]?.Update).toMatchObject({
       ExpressionAttributeValues: expect.objectContaining({
