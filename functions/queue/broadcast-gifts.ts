@@ -34,6 +34,8 @@ interface StreamWork {
   until: number;
   /** A viewer joined or left: send the room's counters even without a gift. */
   counters: boolean;
+  /** A gift run left the creator's wallet push to the room's group. */
+  wallet: boolean;
 }
 
 /**
@@ -60,12 +62,14 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
       ended: false,
       until: 0,
       counters: false,
+      wallet: false,
     };
     entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
     if (parsed.data.gift) entry.named.push(parsed.data.gift);
     if (parsed.data.ended) entry.ended = true;
     if (parsed.data.counters) entry.counters = true;
+    if (parsed.data.wallet) entry.wallet = true;
     byStream.set(parsed.data.streamId, entry);
   }
   return byStream;
@@ -110,6 +114,7 @@ async function broadcastOne(dependencies: () => BroadcastDeps, streamId: string,
       ended: work.ended,
       until: work.until,
       counters: work.counters,
+      wallet: work.wallet,
     });
     if (result.events > 0)
       logger.info('gifts broadcast', {

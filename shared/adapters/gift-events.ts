@@ -38,6 +38,11 @@ export const giftNudge = z.object({
    * gift, so the "watching" count does not wait for the next gift.
    */
   counters: z.literal(true).optional(),
+  /**
+   * The creator's balance changed within the wallet push interval: push it once the interval is
+   * over. Sent to the room's group by a gift run, which does not wait out the interval itself.
+   */
+  wallet: z.literal(true).optional(),
 });
 export type GiftNudge = z.infer<typeof giftNudge>;
 
@@ -77,6 +82,15 @@ export function countersNudge(streamId: string, now: Date): OutgoingNudge {
     deduplicationId: `r:${streamId}:${bucket}`,
     group: `${streamId}:room`,
   };
+}
+
+/**
+ * A gift run that could not push the creator's wallet within the interval hands the push to the
+ * room's group (countersNudge's): waiting there holds up no gift nudge. One per stream and bucket.
+ */
+export function walletNudge(streamId: string, now: Date): OutgoingNudge {
+  const bucket = Math.floor(now.getTime() / COUNTERS_BUCKET_MS);
+  return { nudge: { streamId, wallet: true }, deduplicationId: `w:${streamId}:${bucket}`, group: `${streamId}:room` };
 }
 
 /** Joins and leaves of one room nudge at most once per this bucket (docs/API.md: `room` at most once a second). */

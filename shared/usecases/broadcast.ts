@@ -6,7 +6,7 @@ import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from
 import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
 import { postToAll, type ConnectionPoster, type PostOutcome } from '../adapters/connections-api';
-import { countersNudge, type GiftEventPublisher, type OutgoingNudge } from '../adapters/gift-events';
+import { countersNudge, walletNudge, type GiftEventPublisher, type OutgoingNudge } from '../adapters/gift-events';
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
@@ -365,6 +365,8 @@ export interface BroadcastRequest {
   until: number;
   /** A viewer joined or left (gift-events.ts, countersNudge): send the counters even without a gift. */
   counters?: boolean;
+  /** A gift run handed the creator's wallet push over (gift-events.ts, walletNudge). */
+  wallet?: boolean;
 }
 
 export interface BroadcastResult {
@@ -704,6 +706,24 @@ async function broadcastCounters(deps: BroadcastDeps, streamId: string): Promise
 }
 
 /**
+ * The room's own FIFO group (countersNudge, walletNudge): the counters after joins and leaves,
+ * and the creator's wallet push a gift run handed over, each once its interval allows. Waiting
+ * here holds up none of the stream's gift nudges.
+ */
+async function broadcastRoomGroup(
+  deps: BroadcastDeps,
+  streamId: string,
+  request: BroadcastRequest,
+): Promise<BroadcastResult> {
+  const result = request.counters ? await broadcastCounters(deps, streamId) : { events: 0, frames: 0 };
+  if (request.wallet) {
+    const stream = await readStream(deps.store, streamId);
+    if (stream) await pushCreatorWallet(deps, stream.creatorId, true);
+  }
+  return result;
+}
+
+/**
  * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
  * buckets are over and nothing is left; when the stream ended, the last frame carries
  * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
@@ -714,8 +734,8 @@ export async function broadcastStream(
   streamId: string,
   request: BroadcastRequest,
 ): Promise<BroadcastResult> {
-  if (request.counters === true && request.until === 0 && request.namedGifts.length === 0 && !request.ended)
-    return broadcastCounters(deps, streamId);
+  if (request.until === 0 && request.namedGifts.length === 0 && !request.ended && (request.counters || request.wallet))
+    return broadcastRoomGroup(deps, streamId, request);
   if (await coveredByEarlierLook(deps, streamId, request)) return { events: 0, frames: 0 };
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
@@ -782,7 +802,7 @@ export async function broadcastStream(
 }
 
 /**
- * After the last run: the creator's held-back wallet push, then, with one consistent read of the
+ * After the last run: the creator's held-back wallet push (or its hand-over), then, with one consistent read of the
  * stream, the counters to hand over and the leaderboard fold. After a handover the next
  * invocation does those two: this one is out of runs or of time.
  */
@@ -792,7 +812,9 @@ async function finishInvocation(
   last: { stream: StreamRecord | undefined; walletDue: boolean; handedOver: boolean },
 ): Promise<void> {
   if (!last.stream) return;
-  if (last.walletDue) await pushCreatorWallet(deps, last.stream.creatorId, true);
+  // A push the interval holds back goes to the room's group, which waits for it instead of us.
+  if (last.walletDue && !(await pushCreatorWallet(deps, last.stream.creatorId, false)))
+    await deps.publisher.publish([walletNudge(streamId, deps.now())]);
   if (last.handedOver) return;
   const settled = await readStream(deps.store, streamId, { consistent: true });
   if (!settled) return;

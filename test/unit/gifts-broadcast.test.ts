@@ -611,7 +611,7 @@ describe('broadcastStream', () => {
   });
 
   it("pushes the creator's balance at most once a second, and the last change of a burst once the second is over", async () => {
-    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    const { tables, deps, posts, sleeps, published } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));
     const originalSleep = deps.sleep;
     deps.sleep = async (ms) => {
@@ -619,11 +619,21 @@ describe('broadcastStream', () => {
       await originalSleep(ms);
     };
     await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: NOW_MS + 400 });
-    const pushes = posts.filter((post) => post.connectionId === 'c1');
-    // The second frame's push fell within the second: it went out when the second was over, not never.
-    expect(pushes).toHaveLength(2);
-    expect(pushes.map((post) => post.message.type)).toEqual(['wallet', 'wallet']);
+    const pushes = () => posts.filter((post) => post.connectionId === 'c1').map((post) => post.message.type);
+    // The second frame's push fell within the second: the gift run did not wait it out (that would
+    // hold up the stream's next gift nudges) but handed it to the room's group.
+    expect(pushes()).toEqual(['wallet']);
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeLessThan(CREATOR_WALLET_INTERVAL_MS);
+    const handedOver = published.filter((entry) => entry.nudge.wallet === true);
+    expect(handedOver).toEqual([
+      expect.objectContaining({ group: 'st_1:room', nudge: { streamId: 'st_1', wallet: true } }),
+    ]);
+    // The room group's run waits for the second to be over, then pushes: the last change is not lost.
+    const waitedBefore = sleeps.reduce((sum, ms) => sum + ms, 0);
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, wallet: true });
+    expect(pushes()).toEqual(['wallet', 'wallet']);
     expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(CREATOR_WALLET_INTERVAL_MS);
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThan(waitedBefore);
   });
 });
 
