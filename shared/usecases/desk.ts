@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { newId } from '../adapters/ids';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
+import { walletItems } from '../adapters/dynamo/wallet-items';
 import type { LedgerStore, WriteOp } from '../ports/ledger-store';
 import type { Payments } from '../adapters/payments';
 import { ConflictError, InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
@@ -203,15 +204,10 @@ function closeCaseOp(store: LedgerStore, caseId: string, resolution: Resolution)
 
 /** Lifts any lock, a dispute's included: only an operator's resolution does this. */
 function unlockOp(store: LedgerStore, userId: string): WriteOp {
-  return store.update(
-    'wallet unlock',
-    keys.wallet(userId),
-    {
-      expression: 'SET locked = :false REMOVE lockReason',
-      // A case always has a wallet; never create a half wallet item without balances.
-      condition: conditions.exists,
-      values: { ':false': false },
-    },
+  // A case always has a wallet.
+  return walletItems.unlockByOperator(
+    store,
+    userId,
     () => new InvariantViolation(`the wallet of ${userId} has a case but no wallet item`),
   );
 }

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { newId } from '../adapters/ids';
 import { keys } from '../adapters/dynamo/keys';
+import { walletItems } from '../adapters/dynamo/wallet-items';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { currencyForCountry } from '../domain/catalog';
 import { derivedIdHex } from '../domain/derived-id';
@@ -198,15 +199,10 @@ export async function decideInvite(
   ];
   if (decision === 'approve') {
     ops.push(
-      deps.store.update('teen consent', keys.wallet(invite.teenId), {
-        expression:
-          'SET appConsent = :granted, consentGuardianId = :guardian, consentAt = :at, consentCountry = :country',
-        values: {
-          ':granted': 'granted',
-          ':guardian': caller.userId,
-          ':at': at,
-          ':country': invite.teenCountry ?? null,
-        },
+      walletItems.grantConsent(deps.store, invite.teenId, {
+        guardianId: caller.userId,
+        at,
+        country: invite.teenCountry ?? null,
       }),
       deps.store.put('ward link', { ...keys.ward(caller.userId, invite.teenId), teenId: invite.teenId, since: at }),
     );
@@ -231,26 +227,8 @@ function consentView(caller: Caller, item: Item | undefined): ConsentView {
   };
 }
 
-/** The guardian of record's write on the teenager's wallet: conditioned on being that guardian. */
-function asGuardianOf(
-  store: LedgerStore,
-  label: string,
-  guardianId: string,
-  teenId: string,
-  update: { expression: string; values: Item },
-): WriteOp {
-  return store.update(
-    label,
-    keys.wallet(teenId),
-    {
-      expression: update.expression,
-      condition: 'consentGuardianId = :guardian',
-      values: { ...update.values, ':guardian': guardianId },
-    },
-    // Whether the teenager exists, or has another guardian, does not leak.
-    () => new NotFoundError('No such ward.'),
-  );
-}
+/** Whether the teenager exists, or has another guardian, does not leak. */
+const noSuchWard = () => new NotFoundError('No such ward.');
 
 /** POST /v1/wards/{teenId}/consent/revoke: the guardian of record withdraws consent; it overrides the token. */
 export async function revokeConsent(
@@ -260,10 +238,7 @@ export async function revokeConsent(
 ): Promise<{ teenId: string; appConsent: 'revoked'; decidedAt: string }> {
   const at = deps.now().toISOString();
   await deps.store.transactWrite([
-    asGuardianOf(deps.store, 'consent revoked', caller.userId, teenId, {
-      expression: 'SET appConsent = :revoked, consentAt = :at',
-      values: { ':revoked': 'revoked', ':at': at },
-    }),
+    walletItems.revokeConsent(deps.store, teenId, { guardianId: caller.userId, at }, noSuchWard),
     consentRecordOp(deps.store, teenId, at, { action: 'revoked', guardianId: caller.userId }),
   ]);
   return { teenId, appConsent: 'revoked', decidedAt: at };
@@ -281,7 +256,7 @@ export async function setWardBudget(
   monthlyLimit: Money,
 ): Promise<{ teenId: string; monthlyLimit: Money; setBy: 'guardian' }> {
   const wallet = await deps.store.getItem(keys.wallet(teenId), { consistent: true });
-  if (wallet?.consentGuardianId !== caller.userId) throw new NotFoundError('No such ward.');
+  if (wallet?.consentGuardianId !== caller.userId) throw noSuchWard();
   const country = typeof wallet.consentCountry === 'string' ? wallet.consentCountry : undefined;
   if (country === undefined) throw new RegionUnavailableError("The teenager's country is unknown.");
   const currency = currencyForCountry(country);
@@ -300,10 +275,7 @@ export async function setWardBudget(
       currency: monthlyLimit.currency,
       setBy: caller.userId,
     }),
-    asGuardianOf(deps.store, 'ward budget', caller.userId, teenId, {
-      expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetSetBy = :setBy',
-      values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency, ':setBy': 'guardian' },
-    }),
+    walletItems.setBudgetAsGuardian(deps.store, teenId, caller.userId, monthlyLimit, noSuchWard),
     consentRecordOp(deps.store, teenId, at, {
       action: 'budget_set',
       guardianId: caller.userId,

@@ -1,6 +1,7 @@
 import { newId } from '../adapters/ids';
-import { keys, ENTRY_PREFIX, type ItemKey } from '../adapters/dynamo/keys';
-import type { LedgerStore } from '../ports/ledger-store';
+import { keys, type ItemKey } from '../adapters/dynamo/keys';
+import { entryWithIdQuery, walletItems } from '../adapters/dynamo/wallet-items';
+import type { LedgerStore, PageKey } from '../ports/ledger-store';
 import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import type { Money } from '../domain/money';
@@ -45,30 +46,16 @@ export async function setBudget(
       limitMinor: monthlyLimit?.amount ?? null,
       currency: monthlyLimit?.currency ?? null,
     }),
-    // A budget a guardian set may be lowered by its teenager, never raised or removed: the
-    // condition is in the write, so a guardian's change landing at the same moment is respected.
-    deps.store.update(
-      'wallet budget',
-      keys.wallet(caller.userId),
-      monthlyLimit === null
-        ? {
-            expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency',
-            condition: 'attribute_not_exists(budgetSetBy)',
-          }
-        : {
-            expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency',
-            condition: 'attribute_not_exists(budgetSetBy) OR monthlyLimitAmount >= :amount',
-            values: { ':amount': monthlyLimit.amount, ':currency': monthlyLimit.currency },
-          },
+    walletItems.setOwnBudget(
+      deps.store,
+      caller.userId,
+      monthlyLimit,
       () =>
         new BudgetSetByGuardianError('Your guardian set this budget; you can lower it, but not raise or remove it.'),
     ),
   ]);
   return getWallet(deps, caller, { consistent: true });
 }
-
-/** Locks keep the strongest reason: an owner lock never replaces a dispute lock. */
-const LOCK_EXPRESSION = 'SET locked = :true, lockReason = if_not_exists(lockReason, :owner)';
 
 /**
  * PUT /v1/wallet/lock: the owner locks or unlocks. A wallet locked after a dispute stays locked
@@ -77,18 +64,10 @@ const LOCK_EXPRESSION = 'SET locked = :true, lockReason = if_not_exists(lockReas
 export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: boolean): Promise<WalletView> {
   await deps.store.transactWrite([
     locked
-      ? deps.store.update('wallet lock', keys.wallet(caller.userId), {
-          expression: LOCK_EXPRESSION,
-          values: { ':true': true, ':owner': 'owner' },
-        })
-      : deps.store.update(
-          'wallet unlock',
-          keys.wallet(caller.userId),
-          {
-            expression: 'SET locked = :false REMOVE lockReason',
-            condition: 'attribute_not_exists(lockReason) OR lockReason <> :dispute',
-            values: { ':false': false, ':dispute': 'dispute' },
-          },
+      ? walletItems.lockByOwner(deps.store, caller.userId)
+      : walletItems.unlockByOwner(
+          deps.store,
+          caller.userId,
           () => new WalletLockedError('This wallet was locked after a payment dispute; contact support to unlock it.'),
         ),
   ]);
@@ -103,15 +82,10 @@ async function findOwnEntry(store: LedgerStore, userId: string, transactionId: s
     partitions.push(keys.shardEntryPartition(userId, shard));
   let pagesLeft = MAX_REPORT_SEARCH_PAGES;
   for (const pk of partitions) {
-    let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
+    let startKey: PageKey | undefined;
     do {
       if (pagesLeft-- <= 0) return undefined;
-      const page = await store.query({
-        keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
-        filter: 'entryId = :id',
-        values: { ':pk': pk, ':prefix': ENTRY_PREFIX, ':id': transactionId },
-        ...(startKey && { exclusiveStartKey: startKey }),
-      });
+      const page = await store.query(entryWithIdQuery(pk, transactionId, startKey));
       const found = page.items[0];
       if (found) return { pk: String(found.pk), sk: String(found.sk) };
       startKey = page.lastEvaluatedKey;
@@ -146,10 +120,7 @@ export async function reportTransaction(
     }),
     // The support desk's case, in the same write: no report goes unseen by the desk.
     reportCaseOp(deps.store, { reportId, userId: caller.userId, transactionId, transactionKey, reason }, now),
-    deps.store.update('wallet lock', keys.wallet(caller.userId), {
-      expression: LOCK_EXPRESSION,
-      values: { ':true': true, ':owner': 'owner' },
-    }),
+    walletItems.lockByOwner(deps.store, caller.userId),
   ]);
   return { reportId };
 }

@@ -10,8 +10,8 @@ import ts from 'typescript';
 const ROOT = resolve(__dirname, '../..');
 const SDK = /^@(aws-sdk|smithy)\//;
 const DYNAMO_ADAPTER = 'shared/adapters/dynamo/';
-/** The adapter's plain-data item modules a use case may build its ops with. */
-const ITEM_MODULES = new Set(['keys', 'conditions', 'items'].map((name) => `${DYNAMO_ADAPTER}${name}`));
+/** The adapter's plain-data item modules a use case may build its ops with (per aggregate: `<name>-items`). */
+const ITEM_MODULES = new Set(['keys', 'conditions', 'items', 'wallet-items'].map((name) => `${DYNAMO_ADAPTER}${name}`));
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(ROOT, dir)).flatMap((name) => {

@@ -1,0 +1,152 @@
+import type { Money } from '../../domain/money';
+import type { ConditionFailure, Item, LedgerStore, PageKey, QueryInput, WriteOp } from '../../ports/ledger-store';
+import { conditions } from './conditions';
+import { ENTRY_PREFIX, keys } from './keys';
+
+/**
+ * The wallet item's named writes that are not money moves: locks and the monthly budget. Each
+ * carries its key, its condition and the values the condition needs; the use cases compose them
+ * into transactions and never see an expression.
+ */
+export const walletItems = {
+  /** The owner locks (also a report's lock). Locks keep the strongest reason: never over a dispute's. */
+  lockByOwner(store: LedgerStore, userId: string): WriteOp {
+    return store.update('wallet lock', keys.wallet(userId), {
+      expression: 'SET locked = :true, lockReason = if_not_exists(lockReason, :owner)',
+      values: { ':true': true, ':owner': 'owner' },
+    });
+  },
+
+  /** The owner unlocks; a wallet locked after a dispute stays locked (`onDisputeLock`). */
+  unlockByOwner(store: LedgerStore, userId: string, onDisputeLock: ConditionFailure): WriteOp {
+    return store.update(
+      'wallet unlock',
+      keys.wallet(userId),
+      {
+        expression: 'SET locked = :false REMOVE lockReason',
+        condition: 'attribute_not_exists(lockReason) OR lockReason <> :dispute',
+        values: { ':false': false, ':dispute': 'dispute' },
+      },
+      onDisputeLock,
+    );
+  },
+
+  /**
+   * Lifts any lock, a dispute's included: only an operator's resolution does this. The wallet must
+   * exist (`onMissing`): never create a half wallet item without balances.
+   */
+  unlockByOperator(store: LedgerStore, userId: string, onMissing: ConditionFailure): WriteOp {
+    return store.update(
+      'wallet unlock',
+      keys.wallet(userId),
+      {
+        expression: 'SET locked = :false REMOVE lockReason',
+        condition: conditions.exists,
+        values: { ':false': false },
+      },
+      onMissing,
+    );
+  },
+
+  /**
+   * The owner's monthly budget, or none. A budget a guardian set may be lowered, never raised or
+   * removed (`onGuardianBudget`): the condition is in the write, so a guardian's change landing at
+   * the same moment is respected.
+   */
+  setOwnBudget(store: LedgerStore, userId: string, limit: Money | null, onGuardianBudget: ConditionFailure): WriteOp {
+    return store.update(
+      'wallet budget',
+      keys.wallet(userId),
+      limit === null
+        ? {
+            expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency',
+            condition: 'attribute_not_exists(budgetSetBy)',
+          }
+        : {
+            expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency',
+            condition: 'attribute_not_exists(budgetSetBy) OR monthlyLimitAmount >= :amount',
+            values: { ':amount': limit.amount, ':currency': limit.currency },
+          },
+      onGuardianBudget,
+    );
+  },
+
+  /** A guardian approved: the consent, who gave it, when, and the teenager's country then. */
+  grantConsent(
+    store: LedgerStore,
+    teenId: string,
+    consent: { guardianId: string; at: string; country: string | null },
+  ): WriteOp {
+    return store.update('teen consent', keys.wallet(teenId), {
+      expression:
+        'SET appConsent = :granted, consentGuardianId = :guardian, consentAt = :at, consentCountry = :country',
+      values: {
+        ':granted': 'granted',
+        ':guardian': consent.guardianId,
+        ':at': consent.at,
+        ':country': consent.country,
+      },
+    });
+  },
+
+  /** The guardian of record withdraws consent (`onNotGuardian` for anyone else). */
+  revokeConsent(
+    store: LedgerStore,
+    teenId: string,
+    revocation: { guardianId: string; at: string },
+    onNotGuardian: ConditionFailure,
+  ): WriteOp {
+    return asGuardianOf(store, 'consent revoked', revocation.guardianId, teenId, onNotGuardian, {
+      expression: 'SET appConsent = :revoked, consentAt = :at',
+      values: { ':revoked': 'revoked', ':at': revocation.at },
+    });
+  },
+
+  /** The guardian of record sets the teenager's budget, which the teenager may then only lower. */
+  setBudgetAsGuardian(
+    store: LedgerStore,
+    teenId: string,
+    guardianId: string,
+    limit: Money,
+    onNotGuardian: ConditionFailure,
+  ): WriteOp {
+    return asGuardianOf(store, 'ward budget', guardianId, teenId, onNotGuardian, {
+      expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetSetBy = :setBy',
+      values: { ':amount': limit.amount, ':currency': limit.currency, ':setBy': 'guardian' },
+    });
+  },
+};
+
+/** A write on the teenager's wallet conditioned on the caller being its guardian of record. */
+function asGuardianOf(
+  store: LedgerStore,
+  label: string,
+  guardianId: string,
+  teenId: string,
+  onNotGuardian: ConditionFailure,
+  update: { expression: string; values: Item },
+): WriteOp {
+  return store.update(
+    label,
+    keys.wallet(teenId),
+    {
+      expression: update.expression,
+      condition: 'consentGuardianId = :guardian',
+      values: { ...update.values, ':guardian': guardianId },
+    },
+    onNotGuardian,
+  );
+}
+
+/**
+ * One page of an entry partition, filtered to the entry with this id: a page may hold none and
+ * still have more (`lastEvaluatedKey`).
+ */
+export function entryWithIdQuery(partitionKey: string, entryId: string, startKey?: PageKey): QueryInput {
+  return {
+    keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
+    filter: 'entryId = :id',
+    values: { ':pk': partitionKey, ':prefix': ENTRY_PREFIX, ':id': entryId },
+    ...(startKey && { exclusiveStartKey: startKey }),
+  };
+}
