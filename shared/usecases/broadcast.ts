@@ -1,11 +1,11 @@
 import * as z from 'zod';
-import { profileGiftsOp } from './creator-profiles';
 import { conditions } from '../adapters/dynamo/conditions';
 import { keys, shardFor, type ItemKey } from '../adapters/dynamo/keys';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from '../ports/ledger-store';
 import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
 import { postToAll, type ConnectionPoster, type PostOutcome } from '../adapters/connections-api';
+import { profileItems } from '../adapters/dynamo/profile-items';
 import { countersNudge, walletNudge, type GiftEventPublisher, type OutgoingNudge } from '../adapters/gift-events';
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
@@ -253,7 +253,8 @@ export function sequenceOps(
       { expression: conditions.isNew },
       conflict(`event batch ${lastSeq}`),
     ),
-    profileGiftsOp(store, stream, coins),
+    // The window's coins on the creator's profile: no condition, so it never fails the numbering.
+    profileItems.giftsFolded(store, stream, coins),
   ];
   return { ops, events };
 }

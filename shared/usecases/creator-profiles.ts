@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import type { ItemKey } from '../adapters/dynamo/keys';
-import type { LedgerStore, WriteOp } from '../ports/ledger-store';
+import { profileItems, profileKey } from '../adapters/dynamo/profile-items';
+import type { LedgerStore } from '../ports/ledger-store';
 import { NotFoundError } from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { auditOp } from './audit';
@@ -25,10 +25,6 @@ export interface CreatorProfile {
 
 export const MAX_DISPLAY_NAME_LENGTH = 50;
 
-export function profileKey(creatorId: string): ItemKey {
-  return { pk: `PROFILE#${creatorId}`, sk: 'PROFILE' };
-}
-
 const profileItem = z.object({
   creatorId: z.string(),
   displayName: z.string().optional(),
@@ -50,31 +46,6 @@ function profileFrom(item: unknown): CreatorProfile | undefined {
     verified: profile.verified === true,
     giftCoinsReceived: profile.giftCoinsReceived ?? 0,
   };
-}
-
-/** Going live: one more stream, and the first stream's start is kept. Part of the go-live transaction. */
-export function profileOnGoLiveOp(store: LedgerStore, creatorId: string, startedAt: string): WriteOp {
-  return store.update('creator profile: went live', profileKey(creatorId), {
-    expression: 'SET creatorId = :id, streamingSince = if_not_exists(streamingSince, :at) ADD streams :one',
-    values: { ':id': creatorId, ':at': startedAt, ':one': 1 },
-  });
-}
-
-/**
- * The coins of one broadcast window's gifts, folded into the profile with the numbering. It has
- * no condition, so it can never fail the numbering: a creator who went live before profiles
- * existed gets one, dated from this stream.
- */
-export function profileGiftsOp(
-  store: LedgerStore,
-  stream: { creatorId: string; startedAt: string },
-  coins: number,
-): WriteOp {
-  return store.update('creator profile: gifts', profileKey(stream.creatorId), {
-    expression:
-      'SET creatorId = :id, streamingSince = if_not_exists(streamingSince, :since) ADD giftCoinsReceived :coins, streams :none',
-    values: { ':id': stream.creatorId, ':since': stream.startedAt, ':coins': coins, ':none': 0 },
-  });
 }
 
 /** A creator's profile, or NOT_FOUND for someone who never went live. */
@@ -108,10 +79,10 @@ export async function setDisplayName(
   displayName: string,
 ): Promise<CreatorProfile> {
   await deps.store.transactWrite([
-    deps.store.update(
-      'creator profile: name',
-      profileKey(caller.userId),
-      { expression: 'SET displayName = :name', condition: 'attribute_exists(pk)', values: { ':name': displayName } },
+    profileItems.named(
+      deps.store,
+      caller.userId,
+      displayName,
       () => new NotFoundError('Go live once before naming your profile.'),
     ),
   ]);
@@ -129,12 +100,7 @@ export async function setVerified(
   verified: boolean,
 ): Promise<CreatorProfile> {
   await deps.store.transactWrite([
-    deps.store.update(
-      'creator profile: verified',
-      profileKey(creatorId),
-      { expression: 'SET verified = :verified', condition: 'attribute_exists(pk)', values: { ':verified': verified } },
-      () => new NotFoundError('No such creator.'),
-    ),
+    profileItems.verified(deps.store, creatorId, verified, () => new NotFoundError('No such creator.')),
     auditOp(
       deps.store,
       operator,

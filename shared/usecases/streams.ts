@@ -1,4 +1,5 @@
-import { type CreatorProfile, profileOnGoLiveOp, readProfiles } from './creator-profiles';
+import { profileItems } from '../adapters/dynamo/profile-items';
+import { type CreatorProfile, readProfiles } from './creator-profiles';
 import * as z from 'zod';
 import { conditions } from '../adapters/dynamo/conditions';
 import {
@@ -291,7 +292,8 @@ export async function createStream(
         { expression: conditions.isNew },
         () => new InvariantViolation(`stream id ${streamId} already exists`),
       ),
-      profileOnGoLiveOp(deps.store, caller.userId, startedAt),
+      // The profile: one more stream, and the first stream's start is kept.
+      profileItems.wentLive(deps.store, caller.userId, startedAt),
       ...(fenced ? fenceOps(deps.store, caller.userId, streamId, shards, true) : []),
     );
     try {

@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import type { LocalStack } from '../../infra/local/stack';
 import type { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
-import { profileKey } from '../../shared/usecases/creator-profiles';
+import { profileKey } from '../../shared/adapters/dynamo/profile-items';
 import { ADULT, goLive, ledgerFor, seedCoins } from '../support/ledger';
 import { apiClient, type ApiClient, expectBooksBalance, startTestStack } from '../support/local-stack';
 

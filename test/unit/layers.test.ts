@@ -11,7 +11,9 @@ const ROOT = resolve(__dirname, '../..');
 const SDK = /^@(aws-sdk|smithy)\//;
 const DYNAMO_ADAPTER = 'shared/adapters/dynamo/';
 /** The adapter's plain-data item modules a use case may build its ops with (per aggregate: `<name>-items`). */
-const ITEM_MODULES = new Set(['keys', 'conditions', 'items', 'wallet-items'].map((name) => `${DYNAMO_ADAPTER}${name}`));
+const ITEM_MODULES = new Set(
+  ['keys', 'conditions', 'items', 'wallet-items', 'profile-items'].map((name) => `${DYNAMO_ADAPTER}${name}`),
+);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(ROOT, dir)).flatMap((name) => {
