@@ -6,7 +6,13 @@ import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
 import { postToAll, type ConnectionPoster, type PostOutcome } from '../adapters/connections-api';
 import { profileItems } from '../adapters/dynamo/profile-items';
-import { countersNudge, walletNudge, type GiftEventPublisher, type OutgoingNudge } from '../adapters/gift-events';
+import {
+  COUNTERS_BUCKET_MS,
+  countersNudge,
+  walletNudge,
+  type GiftEventPublisher,
+  type OutgoingNudge,
+} from '../adapters/gift-events';
 import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
@@ -689,19 +695,29 @@ function countersDeadline(deps: BroadcastDeps, streamId: string, startedAt: numb
 /**
  * Only joins and leaves were nudged: the counters alone, once the frame spacing and the `room`
  * interval allow. Gifts are left to their own nudges (and the sweeper), as without a join.
+ * Joins and leaves later in the bucket the run started in were deduplicated into its nudge, so
+ * it ends only after a look that began once that bucket was over (and found nothing new), or at
+ * its deadline. Each look counts the room afresh, not from the audience the frames reuse.
  */
 async function broadcastCounters(deps: BroadcastDeps, streamId: string): Promise<BroadcastResult> {
   const startedAt = deps.now().getTime();
+  const coveredAfter = (Math.floor(startedAt / COUNTERS_BUCKET_MS) + 1) * COUNTERS_BUCKET_MS + INDEX_LAG_MARGIN_MS;
+  let frames = 0;
   for (;;) {
+    const lookedAt = deps.now().getTime();
     const stream = await readStream(deps.store, streamId, { consistent: true });
-    if (!stream) return { events: 0, frames: 0 };
-    const viewers = await roomViewers(deps, streamId);
+    if (!stream) return { events: 0, frames };
+    const viewers = await deps.connections.countStreamViewers(streamId);
+    deps.memory.audiences.set(streamId, { at: lookedAt, viewers });
+    const last = deps.memory.rooms.get(streamId);
+    const changed = !last || last.viewers !== viewers || last.giftCoins !== stream.giftCoins;
+    if (!changed && lookedAt >= coveredAfter) return { events: 0, frames };
     const lastFrame = Math.max(stream.lastFrameAt ?? 0, deps.memory.lastFrames.get(streamId) ?? 0);
     const spacing = frameSpacingMs(deps.windowMs, viewers, deps.fanout.postsPerSecond);
     const waitMs = lastFrame + spacing - deps.now().getTime();
-    if (waitMs <= 0 && (await sendCounters(deps, stream, viewers))) return { events: 0, frames: 1 };
+    if (changed && waitMs <= 0 && (await sendCounters(deps, stream, viewers))) frames += 1;
     const left = countersDeadline(deps, streamId, startedAt) - deps.now().getTime();
-    if (left <= 0) return { events: 0, frames: 0 };
+    if (left <= 0) return { events: 0, frames };
     await deps.sleep(Math.min(left, Math.max(waitMs, deps.windowMs)));
   }
 }

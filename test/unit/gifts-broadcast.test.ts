@@ -520,6 +520,27 @@ describe('broadcastStream', () => {
     expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(1_000 + sleeps[0]!);
   });
 
+  it('after a join, still sends a leave later in the same bucket, whose nudge was deduplicated into its own', async () => {
+    const { deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    let watching = 2;
+    jest.spyOn(deps.connections, 'countStreamViewers').mockImplementation(async () => watching);
+    // The run sends the join's count at once; a viewer leaves 300 ms later, in the same bucket.
+    const originalSleep = deps.sleep;
+    deps.sleep = async (ms) => {
+      await originalSleep(ms);
+      if (sleeps.length === 1) watching = 1;
+    };
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
+    expect(result).toEqual({ events: 0, frames: 2 });
+    const rooms = posts
+      .filter((post) => post.connectionId === 'v1')
+      .flatMap((post) => post.message.events ?? [post.message])
+      .map((message: { viewers: number }) => message.viewers);
+    expect(rooms).toEqual([2, 1]);
+    // Once a second: the second count waited out the interval.
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(1_000);
+  });
+
   it('keeps collecting until its nudge bucket is over, so gifts whose nudges were deduplicated away still go out', async () => {
     const { tables, deps, posts, sleeps, published } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put(giftRecord(0));
