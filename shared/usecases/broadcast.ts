@@ -778,11 +778,12 @@ export async function broadcastStream(
     // the bucket that committed while a slow frame was being sent has not been seen yet.
     const lookedAt = deps.now().getTime();
     const { gifts, more } = await collectPending(deps.store, stream, named);
-    if (!more) deps.memory.looks.set(streamId, lookedAt);
     named = [];
     await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
     const final = ending && !more;
     if (gifts.length === 0 && !final) {
+      // A look counts as complete (coveredByEarlierLook) once all it found is numbered, not before.
+      if (!more) deps.memory.looks.set(streamId, lookedAt);
       if (countersDue && (await sendCounters(deps, stream, viewers))) {
         countersDue = false;
         result.frames += 1;
@@ -806,6 +807,7 @@ export async function broadcastStream(
         throw new TransientDependencyError(`stream ${streamId}: another sequencer keeps winning`);
       continue;
     }
+    if (!more) deps.memory.looks.set(streamId, lookedAt);
     if (final) {
       await markEndAnnounced(deps.store, streamId);
       logger.info('stream ended broadcast', { streamId, viewers, creatorId: stream.creatorId });

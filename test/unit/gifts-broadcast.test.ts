@@ -417,6 +417,16 @@ describe('broadcastStream', () => {
     });
   });
 
+  it('does not count a look whose gifts a conflict kept from being numbered: their redelivered nudge sends them', async () => {
+    const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put(giftRecord(0));
+    // The bucket is long over, so any complete look of this run would cover it.
+    const bucket = { namedGifts: [], ended: false, until: NOW_MS - 1_000 };
+    tables.cancel(3);
+    await expect(broadcastStream(deps, 'st_1', bucket)).rejects.toThrow(/another sequencer/);
+    expect(await broadcastStream(deps, 'st_1', bucket)).toMatchObject({ events: 1 });
+  });
+
   it('does nothing for a nudge whose gifts another run already sent', async () => {
     const { tables, deps, posts } = broadcaster();
     const sent = { ...giftRecord(1), seq: 1 };
