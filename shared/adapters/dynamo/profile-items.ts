@@ -31,21 +31,27 @@ export const profileItems = {
 
   /** The creator's display name, on a profile that exists (`onMissing`). */
   named(store: LedgerStore, creatorId: string, displayName: string, onMissing: ConditionFailure): WriteOp {
-    return store.update(
-      'creator profile: name',
-      profileKey(creatorId),
-      { expression: 'SET displayName = :name', condition: conditions.exists, values: { ':name': displayName } },
-      onMissing,
-    );
+    return setOnExisting(store, 'creator profile: name', creatorId, ['displayName', displayName], onMissing);
   },
 
   /** The verified badge, granted or withdrawn by an operator, on a profile that exists (`onMissing`). */
   verified(store: LedgerStore, creatorId: string, verified: boolean, onMissing: ConditionFailure): WriteOp {
-    return store.update(
-      'creator profile: verified',
-      profileKey(creatorId),
-      { expression: 'SET verified = :verified', condition: conditions.exists, values: { ':verified': verified } },
-      onMissing,
-    );
+    return setOnExisting(store, 'creator profile: verified', creatorId, ['verified', verified], onMissing);
   },
 };
+
+/** Sets one attribute on a profile that exists: never a half profile without its stream facts. */
+function setOnExisting(
+  store: LedgerStore,
+  label: string,
+  creatorId: string,
+  [name, value]: ['displayName', string] | ['verified', boolean],
+  onMissing: ConditionFailure,
+): WriteOp {
+  return store.update(
+    label,
+    profileKey(creatorId),
+    { expression: `SET ${name} = :value`, condition: conditions.exists, values: { ':value': value } },
+    onMissing,
+  );
+}
