@@ -10,9 +10,12 @@ import ts from 'typescript';
 const ROOT = resolve(__dirname, '../..');
 const SDK = /^@(aws-sdk|smithy)\//;
 const DYNAMO_ADAPTER = 'shared/adapters/dynamo/';
-/** The adapter's plain-data item modules a use case may build its ops with (per aggregate: `<name>-items`). */
+/** The adapter's plain-data modules a use case may build its ops with: keys, conditions, items, and one `<aggregate>-items` per aggregate. */
 const ITEM_MODULES = new Set(
-  ['keys', 'conditions', 'items', 'wallet-items', 'profile-items'].map((name) => `${DYNAMO_ADAPTER}${name}`),
+  readdirSync(join(ROOT, DYNAMO_ADAPTER))
+    .map((name) => name.replace(/\.ts$/, ''))
+    .filter((name) => ['keys', 'conditions', 'items'].includes(name) || name.endsWith('-items'))
+    .map((name) => `${DYNAMO_ADAPTER}${name}`),
 );
 
 function sourceFiles(dir: string): string[] {
@@ -51,6 +54,8 @@ describe('layers: the use cases and the domain import no SDK and no DynamoDB sto
   it('finds the files it checks', () => {
     expect(files.length).toBeGreaterThan(20);
     expect(files).toContain('shared/usecases/streams.ts');
+    expect(ITEM_MODULES).toContain(`${DYNAMO_ADAPTER}wallet-items`);
+    expect(ITEM_MODULES).not.toContain(`${DYNAMO_ADAPTER}ledger-store`);
   });
 
   it('no use-case or domain file imports @aws-sdk, @smithy or a DynamoDB store', () => {
