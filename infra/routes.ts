@@ -58,6 +58,50 @@ export function queueUrlEnvVar(queue: string): string {
   return `${queue.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}_QUEUE_URL`;
 }
 
+/**
+ * What a function may really touch: its `access`, plus the table access posting implies. The
+ * @connections poster finds a user's or stream's connections (the table's indexes) and deletes a
+ * connection that answered GoneException (shared/adapters/connections-api.ts).
+ */
+export function effectiveAccess(access: Access): Access {
+  if (!access.postsToConnections) return access;
+  return { ...access, connections: 'readWrite' };
+}
+
+/** The Stripe secret: its ARN on AWS (Secrets Manager), the keys themselves under the local stack. */
+const STRIPE_SECRET_VARIABLES = ['STRIPE_SECRET_ARN', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] as const;
+const TABLE_VARIABLES = ['LEDGER_TABLE', 'CONNECTIONS_TABLE'] as const;
+const CONNECTIONS_ENDPOINT_VARIABLE = 'WS_MANAGEMENT_ENDPOINT';
+
+/**
+ * Whether an environment variable carries a grant (a table, a queue, the Stripe secret, the
+ * @connections endpoint), as opposed to plain configuration every function may read.
+ */
+export function isGrantVariable(name: string): boolean {
+  return (
+    (TABLE_VARIABLES as readonly string[]).includes(name) ||
+    (STRIPE_SECRET_VARIABLES as readonly string[]).includes(name) ||
+    name === CONNECTIONS_ENDPOINT_VARIABLE ||
+    name.endsWith('_QUEUE_URL')
+  );
+}
+
+/**
+ * The grant-carrying variables a function with this access is given: on AWS by bindAccess
+ * (infra/constructs/access.ts), under `npm start` by the local runner, which hands each handler
+ * only these, so a handler that reads a table or a queue its access does not name fails locally
+ * exactly as it would on AWS. shared/config.ts reads both table names together.
+ */
+export function grantedVariables(access: Access): string[] {
+  const effective = effectiveAccess(access);
+  return [
+    ...(effective.ledger || effective.connections || effective.rateLimit ? TABLE_VARIABLES : []),
+    ...(effective.sendsTo ?? []).map(queueUrlEnvVar),
+    ...(effective.stripe ? STRIPE_SECRET_VARIABLES : []),
+    ...(effective.postsToConnections ? [CONNECTIONS_ENDPOINT_VARIABLE] : []),
+  ];
+}
+
 export interface QueueConsumer {
   name: string;
   queue: QueueName;
@@ -486,6 +530,16 @@ export const WEBSOCKET_AUTHORIZER = {
   name: 'WsAuthorizer',
   handler: 'functions/ws/authorizer.ts',
   identitySource: ['route.request.querystring.token'],
+  // Verifies the token only; the stream is checked by $connect.
+  access: {} satisfies Access as Access,
+};
+
+/** The Event API's Lambda authorizer (connect and subscribe); the local stand-in runs the same file. */
+export const EVENT_API_AUTHORIZER = {
+  name: 'EventApiAuthorizer',
+  handler: 'functions/events/authorizer.ts',
+  // Reads the stream: only a live room's channel may be subscribed to.
+  access: { ledger: 'read' } satisfies Access as Access,
 };
 
 /** The payout worker's timeout: a few transfers of at most a Stripe timeout each (stripe-client.ts). */

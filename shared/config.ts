@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as z from 'zod';
 import { DEFAULT_ECONOMY, type Economy } from './domain/economy';
 import { PAYMENT_METHODS } from './domain/payment-methods';
@@ -20,13 +21,28 @@ export class ConfigError extends Error {
 const positiveInt = z.coerce.number().int().positive();
 const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
 
+/**
+ * The environment configuration is read from: the process's, except while the local runner runs a
+ * handler with the environment its route's `access` grants (`withEnvironment`). On AWS every
+ * function has a process, and so an environment, of its own; under `npm start` they share one.
+ */
+const scopedEnvironment = new AsyncLocalStorage<NodeJS.ProcessEnv>();
+const currentEnvironment = (): NodeJS.ProcessEnv => scopedEnvironment.getStore() ?? process.env;
+
+/** Runs `work` (and everything it starts) reading configuration from `environment` instead of the process's. */
+export function withEnvironment<T>(environment: NodeJS.ProcessEnv, work: () => T): T {
+  return scopedEnvironment.run(environment, work);
+}
+
+/** Parsed once per environment: one per cold start on AWS, one per handler's environment locally. */
 function section<T extends z.ZodType>(name: string, schema: T): () => z.infer<T> {
-  let cached: z.infer<T> | undefined;
+  const parsedFor = new WeakMap<NodeJS.ProcessEnv, z.infer<T>>();
   return () => {
-    if (cached !== undefined) return cached;
-    const parsed = schema.safeParse(process.env);
+    const environment = currentEnvironment();
+    if (parsedFor.has(environment)) return parsedFor.get(environment) as z.infer<T>;
+    const parsed = schema.safeParse(environment);
     if (!parsed.success) throw new ConfigError(name, parsed.error.issues);
-    cached = parsed.data;
+    parsedFor.set(environment, parsed.data);
     return parsed.data;
   };
 }
@@ -36,9 +52,14 @@ function section<T extends z.ZodType>(name: string, schema: T): () => z.infer<T>
  * it after handlers may have loaded, and tests change it between cases.
  */
 export const forgetConfig = (): void => {
+  generation += 1;
   for (const reset of resetters) reset();
 };
 const resetters: Array<() => void> = [];
+let generation = 0;
+/** Counts forgetConfig calls: whoever derives an environment from the process's rebuilds it when this changes. */
+export const configGeneration = (): number => generation;
+
 function resettable<T extends z.ZodType>(name: string, schema: T): () => z.infer<T> {
   let loader = section(name, schema);
   resetters.push(() => (loader = section(name, schema)));

@@ -6,7 +6,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { RATE_PREFIX } from '../../shared/adapters/dynamo/keys';
 import type { TableDefinition } from '../../shared/adapters/dynamo/schema';
-import { type Access, type QueueName, queueUrlEnvVar } from '../routes';
+import { type Access, effectiveAccess, type QueueName, queueUrlEnvVar } from '../routes';
 import type { AppFunction } from './app-function';
 
 /** A table and its definition in the one schema (for its index names). */
@@ -49,16 +49,6 @@ export function tableActions(envVar: TableDefinition['envVar'], level: 'read' | 
 export const INDEX_ACTIONS = ['dynamodb:Query'] as const;
 /** postToConnection is `POST @connections/{id}`; deleting a gone connection happens in the table. */
 export const MANAGE_CONNECTIONS_ACTION = 'execute-api:ManageConnections';
-
-/**
- * What a function may really touch: the route table's `access`, plus the table access posting
- * implies. The @connections poster finds a user's or stream's connections (the table's indexes)
- * and deletes a connection that answered GoneException (shared/adapters/connections-api.ts).
- */
-export function effectiveAccess(access: Access): Access {
-  if (!access.postsToConnections) return access;
-  return { ...access, connections: 'readWrite' };
-}
 
 /**
  * Turns a route's `access` into least-privilege grants and the environment that goes with them:

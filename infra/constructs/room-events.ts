@@ -7,12 +7,6 @@ import { Construct } from 'constructs';
 import { ROOMS_NAMESPACE } from '../../shared/events/channels';
 import type { AppFunction } from './app-function';
 
-/** The Event API's Lambda authorizer (connect and subscribe); the local stand-in runs the same file. */
-export const EVENT_API_AUTHORIZER = {
-  name: 'EventApiAuthorizer',
-  handler: 'functions/events/authorizer.ts',
-} as const;
-
 /**
  * AppSync caches an authorizer's answer per token. 0: one token subscribes to several rooms, and
  * an answer for one room (or for a stream that has since ended) must never answer for another.

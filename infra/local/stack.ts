@@ -7,8 +7,15 @@ import { forgetJwks } from '../../shared/auth/jwt';
 import { startDynamoDbLocal, type LocalDynamoDb } from './dynamodb';
 import { startGateway, type LocalGateway, type StaticRoute } from './gateway';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { QUEUE_CONSUMERS, QUEUES, queueUrlEnvVar, SCHEDULES, STRIPE_WEBHOOK_PATH } from '../routes';
-import { lambdaContext, loadHandler } from './lambda-runtime';
+import {
+  EVENT_API_AUTHORIZER,
+  QUEUE_CONSUMERS,
+  QUEUES,
+  queueUrlEnvVar,
+  SCHEDULES,
+  STRIPE_WEBHOOK_PATH,
+} from '../routes';
+import { lambdaContext, loadFunction } from './lambda-runtime';
 import { logThrough, startEventSourceMapping, startLocalQueues, type LocalQueues, type SqsHandler } from './queues';
 import { logger } from '../../shared/logger';
 import { randomBytes } from 'node:crypto';
@@ -174,9 +181,9 @@ async function startRoomChannels(options: LocalStackOptions, stoppers: Stoppers)
   const eventApi = await startEventApiStandIn({
     port: options.eventsPort ?? 0,
     authorizer: async (event) =>
-      (await loadHandler('functions/events/authorizer.ts')(
+      (await loadFunction(EVENT_API_AUTHORIZER.handler, EVENT_API_AUTHORIZER.access)(
         event,
-        lambdaContext('events-authorizer'),
+        lambdaContext(EVENT_API_AUTHORIZER.name),
       )) as EventApiAuthorizerResult,
     publishKey,
   });
@@ -190,6 +197,7 @@ async function startRoomChannels(options: LocalStackOptions, stoppers: Stoppers)
     EVENT_API_CA_FILE: join(eventApiDir, 'certificate.pem'),
     ...options.env,
   });
+  forgetConfig();
   forgetRoomChannelPublisher();
   return eventApi;
 }
@@ -222,6 +230,7 @@ async function startPayments(
     PAYMENTS_STANDIN_URL: payments.url,
     ...options.env,
   });
+  forgetConfig();
   forgetStripeClient();
   return { payments, webhookSecret: stripeKeys.webhookSecret };
 }
@@ -257,7 +266,7 @@ async function startQueues(
       sqs,
       queueUrl: urls.queueUrl,
       queueArn: urls.queueArn,
-      handler: loadHandler(consumer.handler) as SqsHandler,
+      handler: loadFunction(consumer.handler, consumer.access) as SqsHandler,
       batchSize: consumer.batchSize,
       maximumBatchingWindowMs: fifo ? 0 : consumer.maximumBatchingWindowMs,
       maxConcurrency: consumer.maxConcurrency,
@@ -286,7 +295,7 @@ function startSchedules(options: LocalStackOptions, stoppers: Stoppers): LocalSt
     // Started on the next tick, so the run is in `running` before its `finally` can remove it.
     const run = Promise.resolve().then(async () => {
       try {
-        await loadHandler(schedule.handler)(
+        await loadFunction(schedule.handler, schedule.access)(
           { source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString(), detail: {} },
           lambdaContext(schedule.name, schedule.timeoutSeconds * 1000),
         );

@@ -8,7 +8,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import { CONNECTIONS_TABLE, LEDGER_TABLE } from '../../shared/adapters/dynamo/schema';
 import { AppFunction, metricsNamespace } from '../constructs/app-function';
-import { EVENT_API_AUTHORIZER, RoomEvents } from '../constructs/room-events';
+import { RoomEvents } from '../constructs/room-events';
 import { bindAccess, type BindableResources } from '../constructs/access';
 import {
   cloudHttpRoutes,
@@ -18,6 +18,7 @@ import {
   type QueueConsumer,
   type Schedule,
   STRIPE_WEBHOOK_PATH,
+  EVENT_API_AUTHORIZER,
 } from '../routes';
 import type { StatefulStack } from './stateful-stack';
 import { addAlarms } from './stateless/alarms';
@@ -172,7 +173,7 @@ export class StatelessStack extends Stack {
     const authorizer = this.addFunction(EVENT_API_AUTHORIZER.name, {
       handler: EVENT_API_AUTHORIZER.handler,
       description: 'Event API authorizer: verifies the token, allows only a live room channel',
-      access: { ledger: 'read' },
+      access: EVENT_API_AUTHORIZER.access,
       environment: {
         JWT_ISSUER: stateful.identity.issuer,
         JWT_AUDIENCE: stateful.identity.audience,

@@ -26,20 +26,32 @@ export function dynamoClient(): DynamoDBClient {
   return dynamo;
 }
 
-let ledger: LedgerStore | undefined;
-export function ledgerStore(): LedgerStore {
-  ledger ??= new DynamoLedgerStore(dynamoClient(), tablesConfig().LEDGER_TABLE);
-  return ledger;
+/**
+ * A client per configured value, built at first use. Each call reads its variable again (parsed once
+ * per environment, so it costs a lookup): under `npm start`, where handlers share a process, a
+ * handler whose access does not grant the table fails as it would on AWS, instead of borrowing a
+ * client another handler built.
+ */
+export function perConfiguredValue<Value, Client>(read: () => Value, build: (value: Value) => Client): () => Client {
+  let built: { value: Value; client: Client } | undefined;
+  return () => {
+    const value = read();
+    if (built?.value !== value) built = { value, client: build(value) };
+    return built.client;
+  };
 }
 
-let connections: DynamoConnectionsStore | undefined;
-export function connectionsStore(): DynamoConnectionsStore {
-  connections ??= new DynamoConnectionsStore(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
-  return connections;
-}
+export const ledgerStore: () => LedgerStore = perConfiguredValue(
+  () => tablesConfig().LEDGER_TABLE,
+  (table) => new DynamoLedgerStore(dynamoClient(), table),
+);
 
-let poster: ConnectionPoster | undefined;
-export function connectionPoster(): ConnectionPoster {
-  poster ??= new ApiGatewayConnectionPoster(connectionsStore());
-  return poster;
-}
+export const connectionsStore: () => DynamoConnectionsStore = perConfiguredValue(
+  () => tablesConfig().CONNECTIONS_TABLE,
+  (table) => new DynamoConnectionsStore(dynamoClient(), table),
+);
+
+export const connectionPoster: () => ConnectionPoster = perConfiguredValue(
+  connectionsStore,
+  (connections) => new ApiGatewayConnectionPoster(connections),
+);

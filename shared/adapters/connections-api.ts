@@ -23,10 +23,13 @@ export interface ConnectionPoster {
   post(connectionId: string, message: unknown, encoded?: Uint8Array): Promise<PostOutcome>;
 }
 
-let client: SignedConnectionsApi | undefined;
+/** One signed client per @connections endpoint; read per call, so a function not granted posting fails locally too. */
+let client: { endpoint: string; api: SignedConnectionsApi } | undefined;
 function managementApi(): ConnectionsApi {
-  client ??= new SignedConnectionsApi(webSocketConfig().WS_MANAGEMENT_ENDPOINT, awsConfig().AWS_REGION);
-  return client;
+  const endpoint = webSocketConfig().WS_MANAGEMENT_ENDPOINT;
+  if (client?.endpoint !== endpoint)
+    client = { endpoint, api: new SignedConnectionsApi(endpoint, awsConfig().AWS_REGION) };
+  return client.api;
 }
 
 const isThrottle = (error: unknown) =>

@@ -176,11 +176,16 @@ export async function announceRoomCounters(streamId: string, now: Date): Promise
   }
 }
 
-/** Built once per cold start, at first use. Fails fast, naming the variable, when the queue is not configured. */
+/**
+ * Built once per cold start, at first use. Fails fast, naming the variable, when the queue is not
+ * configured: each call reads it again, so locally a handler whose access does not send to the
+ * queue fails as on AWS. Rebuilt only if the queue changed (a local stack restarted in one process).
+ */
+let publisherQueueUrl: string | undefined;
 export function giftEventPublisher(): GiftEventPublisher {
-  if (!publisher) {
-    const queueUrl = queuesConfig().GIFT_EVENTS_QUEUE_URL;
-    if (queueUrl === undefined) throw new Error('Invalid configuration (queues): GIFT_EVENTS_QUEUE_URL is not set');
+  const queueUrl = queuesConfig().GIFT_EVENTS_QUEUE_URL;
+  if (queueUrl === undefined) throw new Error('Invalid configuration (queues): GIFT_EVENTS_QUEUE_URL is not set');
+  if (!publisher || publisherQueueUrl !== queueUrl) {
     const aws = awsConfig();
     const sqs = instrumentAwsClient(
       new SQSClient({
@@ -191,6 +196,7 @@ export function giftEventPublisher(): GiftEventPublisher {
       }),
     );
     publisherClient = sqs;
+    publisherQueueUrl = queueUrl;
     publisher = new SqsGiftEventPublisher(sqs, queueUrl);
   }
   return publisher;

@@ -87,6 +87,9 @@ let secretsManager: SecretsManagerClient | undefined;
 // every bundle that imports this file, also those that never read the secret (esbuild tree-shaking).
 let secretsCache: ReturnType<typeof maxAgeCache<StripeSecrets>> | undefined;
 export function stripeSecrets(): Promise<StripeSecrets> {
+  // Read per call, though the secret itself is cached: locally, a handler whose access does not
+  // name Stripe fails here as it would on AWS, instead of using a secret another handler read.
+  stripeConfig();
   secretsCache ??= maxAgeCache(readSecrets, () => stripeConfig().STRIPE_SECRET_MAX_AGE_SECONDS * 1000);
   return secretsCache.get();
 }

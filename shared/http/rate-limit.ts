@@ -162,30 +162,33 @@ export const SHARD_FANOUT_READ_COST = 5;
 /** TTL deletes a window's counter this long after the window (TTL itself may lag by hours; it only saves storage). */
 const SHARED_COUNTER_TTL_SLACK_SECONDS = 60;
 
-let limiter: UserRateLimiter | undefined;
+let limiter: { table: string; limiter: UserRateLimiter } | undefined;
 /**
  * The instance's one limiter, shared by every route the instance serves (locally, one process
  * serves every HTTP route and WebSocket action, so they share the buckets too; on AWS each
  * function is its own instance and the shared counter joins them).
  */
 export function userRateLimiter(): UserRateLimiter {
-  if (!limiter) {
+  // Read per call: locally, a route whose access does not count requests fails as it would on AWS.
+  const table = tablesConfig().LEDGER_TABLE;
+  if (limiter?.table !== table) {
     const writes = rateLimitConfig();
     const reads = readRateLimitConfig();
     const shared = sharedRateLimitConfig();
-    limiter = new UserRateLimiter(
+    const built = new UserRateLimiter(
       {
         write: { perSecond: writes.RATE_LIMIT_PER_SECOND, burst: writes.RATE_LIMIT_BURST },
         read: { perSecond: reads.RATE_LIMIT_READ_PER_SECOND, burst: reads.RATE_LIMIT_READ_BURST },
       },
       {
-        counter: new DynamoSharedRateCounter(dynamoClient(), tablesConfig().LEDGER_TABLE),
+        counter: new DynamoSharedRateCounter(dynamoClient(), table),
         windowSeconds: shared.RATE_LIMIT_WINDOW_SECONDS,
         batch: shared.RATE_LIMIT_SHARED_BATCH,
       },
     );
+    limiter = { table, limiter: built };
   }
-  return limiter;
+  return limiter.limiter;
 }
 
 /**

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdkJsonContext, createApp } from '../../infra/app';
 import {
-  effectiveAccess,
   INDEX_ACTIONS,
   MANAGE_CONNECTIONS_ACTION,
   tableActions as grantedTableActions,
@@ -27,6 +26,9 @@ import {
 } from '../../infra/stacks/stateless-stack';
 import {
   cloudHttpRoutes,
+  EVENT_API_AUTHORIZER,
+  effectiveAccess,
+  grantedVariables,
   HTTP_ROUTES,
   QUEUE_CONSUMERS,
   QUEUES,
@@ -34,11 +36,11 @@ import {
   SCHEDULES,
   WEBSOCKET_AUTHORIZER,
   WEBSOCKET_ROUTES,
+  isGrantVariable,
   type Access,
   type QueueName,
 } from '../../infra/routes';
 import { TABLES } from '../../shared/adapters/dynamo/schema';
-import { EVENT_API_AUTHORIZER } from '../../infra/constructs/room-events';
 
 /**
  * The synthesized templates of the default deployment (the stack's own Cognito user pool), checked
@@ -184,8 +186,8 @@ function expectedFunctions(): Array<{
   return [
     ...cloudHttpRoutes().map((route) => ({ name: route.name, access: route.access, kind: 'http' as const })),
     ...WEBSOCKET_ROUTES.map((route) => ({ name: route.name, access: route.access, kind: 'ws' as const })),
-    { name: WEBSOCKET_AUTHORIZER.name, access: {}, kind: 'authorizer' as const },
-    { name: EVENT_API_AUTHORIZER.name, access: { ledger: 'read' }, kind: 'authorizer' as const },
+    { name: WEBSOCKET_AUTHORIZER.name, access: WEBSOCKET_AUTHORIZER.access, kind: 'authorizer' as const },
+    { name: EVENT_API_AUTHORIZER.name, access: EVENT_API_AUTHORIZER.access, kind: 'authorizer' as const },
     ...QUEUE_CONSUMERS.map((consumer) => ({ name: consumer.name, access: consumer.access, kind: 'consumer' as const })),
     ...SCHEDULES.map((schedule) => ({ name: schedule.name, access: schedule.access, kind: 'schedule' as const })),
   ];
@@ -445,6 +447,13 @@ describe('functions', () => {
     for (const expected of expectedFunctions()) {
       const access = effectiveAccess(expected.access);
       const environment = environmentOf(expected.name);
+      // The local runner hands each handler only these grant variables: no function on AWS has more.
+      for (const name of Object.keys(environment).filter(isGrantVariable))
+        expect([expected.name, name, grantedVariables(expected.access).includes(name)]).toEqual([
+          expected.name,
+          name,
+          true,
+        ]);
       const usesTables = access.ledger !== undefined || access.connections !== undefined || access.rateLimit === true;
       for (const definition of TABLES) {
         expect([expected.name, definition.envVar, environment[definition.envVar] !== undefined]).toEqual([

@@ -8,7 +8,7 @@ import { MAX_BODY_BYTES } from '../../../shared/http/route';
 import { errorResponse } from '../../../shared/http/responses';
 import { logger } from '../../../shared/logger';
 import { HTTP_ROUTES, type HttpRoute } from '../../routes';
-import { lambdaContext, loadHandler } from '../lambda-runtime';
+import { lambdaContext, loadFunction } from '../lambda-runtime';
 import { answerMismatch } from './answer-check';
 import { httpApiEvent } from './events';
 import { readBody, send, singleValueHeaders, sourceIpOf } from './http-wire';
@@ -169,7 +169,7 @@ export function httpApi(options: HttpApiOptions): RequestListener {
       body,
       claims,
     });
-    const result = await loadHandler(route.handler)(event, lambdaContext(route.name));
+    const result = await loadFunction(route.handler, route.access)(event, lambdaContext(route.name));
     const mismatch =
       options.checkAnswers && typeof result !== 'string'
         ? answerMismatch(route, result as APIGatewayProxyStructuredResultV2)

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { logger } from '../../../shared/logger';
 import { WEBSOCKET_AUTHORIZER, WEBSOCKET_ROUTES } from '../../routes';
-import { lambdaContext, loadHandler } from '../lambda-runtime';
+import { lambdaContext, loadFunction } from '../lambda-runtime';
 import { type ConnectionRegistry, MAX_WEBSOCKET_MESSAGE_BYTES, type OpenConnection } from './connections';
 import { type WebSocketConnectionFacts, webSocketRequestContext } from './events';
 import { queryParameters, singleValueHeaders, sourceIpOf, STAGE } from './http-wire';
@@ -39,7 +39,7 @@ async function authorizeConnect(
   connection: Omit<WebSocketConnectionFacts, 'authorizer'>,
 ): Promise<Record<string, unknown> | undefined> {
   try {
-    const result = (await loadHandler(WEBSOCKET_AUTHORIZER.handler)(
+    const result = (await loadFunction(WEBSOCKET_AUTHORIZER.handler, WEBSOCKET_AUTHORIZER.access)(
       {
         type: 'REQUEST',
         methodArn: `arn:aws:execute-api:local:000000000000:local/${STAGE}/$connect`,
@@ -62,7 +62,7 @@ async function refusalByConnectRoute(
 ): Promise<number | undefined> {
   const connectRoute = WEBSOCKET_ROUTES.find((route) => route.routeKey === '$connect');
   if (!connectRoute) return undefined;
-  const result = (await loadHandler(connectRoute.handler)(
+  const result = (await loadFunction(connectRoute.handler, connectRoute.access)(
     { requestContext: webSocketRequestContext(connection, '$connect', 'CONNECT'), ...upgrade, isBase64Encoded: false },
     lambdaContext(connectRoute.name),
   )) as { statusCode?: number } | undefined;
@@ -90,7 +90,7 @@ async function dispatchMessage(connection: OpenConnection, body: string): Promis
   if (!route) return;
   const { socket } = connection;
   try {
-    const result = (await loadHandler(route.handler)(
+    const result = (await loadFunction(route.handler, route.access)(
       { requestContext: webSocketRequestContext(connection, route.routeKey, 'MESSAGE'), body, isBase64Encoded: false },
       lambdaContext(route.name),
     )) as { body?: string } | undefined;
@@ -107,7 +107,7 @@ async function dispatchMessage(connection: OpenConnection, body: string): Promis
 function runDisconnect(connection: OpenConnection): void {
   const disconnect = WEBSOCKET_ROUTES.find((route) => route.routeKey === '$disconnect');
   if (!disconnect) return;
-  void loadHandler(disconnect.handler)(
+  void loadFunction(disconnect.handler, disconnect.access)(
     { requestContext: webSocketRequestContext(connection, '$disconnect', 'DISCONNECT'), isBase64Encoded: false },
     lambdaContext(disconnect.name),
   ).catch((error: unknown) => logger.error('$disconnect failed', { error: errorField(error) }));

@@ -66,7 +66,7 @@ export function addWebSocketRoutes(
   const authorizerFunction = addFunction(WEBSOCKET_AUTHORIZER.name, {
     handler: WEBSOCKET_AUTHORIZER.handler,
     description: 'WebSocket $connect authorizer: verifies the token from the query string',
-    access: {},
+    access: WEBSOCKET_AUTHORIZER.access,
     environment: {
       JWT_ISSUER: stateful.identity.issuer,
       JWT_AUDIENCE: stateful.identity.audience,

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { tablesConfig, webSocketLimitsConfig } from '../../config';
-import { dynamoClient } from '../clients';
+import { dynamoClient, perConfiguredValue } from '../clients';
 import type { DynamoSend } from './ledger-store';
 import { RoomCounters } from './room-counters';
 import { UserConnections, type ConnectionCaps } from './user-connections';
@@ -89,17 +89,15 @@ export class ConnectionStreams {
   }
 }
 
-let connectionStreamsStore: ConnectionStreams | undefined;
-export function connectionStreams(): ConnectionStreams {
-  connectionStreamsStore ??= new ConnectionStreams(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
-  return connectionStreamsStore;
-}
+export const connectionStreams: () => ConnectionStreams = perConfiguredValue(
+  () => tablesConfig().CONNECTIONS_TABLE,
+  (table) => new ConnectionStreams(dynamoClient(), table),
+);
 
-let userConnectionsStore: UserConnections | undefined;
-export function userConnections(): UserConnections {
-  userConnectionsStore ??= new UserConnections(dynamoClient(), tablesConfig().CONNECTIONS_TABLE);
-  return userConnectionsStore;
-}
+export const userConnections: () => UserConnections = perConfiguredValue(
+  () => tablesConfig().CONNECTIONS_TABLE,
+  (table) => new UserConnections(dynamoClient(), table),
+);
 
 /** The caps from configuration (WS_MAX_CONNECTIONS_PER_USER, WS_MAX_CONNECTIONS_PER_USER_PER_STREAM). */
 export function connectionCaps(): ConnectionCaps {
