@@ -23,8 +23,18 @@ export interface HttpRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   handler: string;
-  /** 'jwt': behind the JWT authorizer; 'none': public (catalog, webhooks, /dev). */
+  /** 'jwt': behind the JWT authorizer, and its handler gets the caller; 'none': public (catalog, webhooks, /dev). */
   auth: 'jwt' | 'none';
+  /** Operators only: anyone else is 403 FORBIDDEN after the token and the body's size, before the body is parsed. */
+  operator?: boolean;
+  /** Money-moving POSTs: they require an Idempotency-Key, and their handler gets it with the request's fingerprint. */
+  idempotent?: boolean;
+  /**
+   * Every authenticated route takes from its caller's rate limit: POSTs as writes, GETs as reads.
+   * `write` makes a route take a write token whatever its method; `cost` is how many tokens a
+   * request takes (default 1), more for reads that query every creator shard.
+   */
+  rateLimit?: { write?: boolean; cost?: number };
   /** Served only by the local gateway; never synthesized into the cloud templates. */
   localOnly?: boolean;
   access: Access;
@@ -126,7 +136,17 @@ const read: Access = { ledger: 'read' };
 /** The webhook Stripe is told to call (API.md): the route below, the stack's output and the local stand-in's target. */
 export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
 
-export const HTTP_ROUTES: HttpRoute[] = [
+/**
+ * What a read that queries every creator shard (leaderboard, notifications, transactions: 32-33
+ * queries) takes from the read bucket: one user flooding them slowed other users' reads 75-fold.
+ */
+export const SHARD_FANOUT_READ_COST = 5;
+
+/**
+ * The HTTP routes as declared, with their literal `auth` and `idempotent`: a handler is built from
+ * its route's declaration (`declaredHttpRoute`), so what its request holds follows from here.
+ */
+const DECLARED_HTTP_ROUTES = [
   { name: 'Health', method: 'GET', path: '/health', handler: 'functions/http/health.ts', auth: 'none', access: {} },
   {
     name: 'CatalogPackages',
@@ -159,6 +179,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wallet/transactions',
     handler: 'functions/http/wallet-transactions.ts',
     auth: 'jwt',
+    rateLimit: { cost: SHARD_FANOUT_READ_COST },
     access: read,
   },
   {
@@ -177,6 +198,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/streams',
     handler: 'functions/http/streams-create.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -201,6 +223,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/streams/{streamId}/end',
     handler: 'functions/http/streams-end.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     // Posts streamEnded itself only when the gift-events queue cannot be reached.
     access: { ledger: 'readWrite', connections: 'readWrite', sendsTo: ['giftEvents'], postsToConnections: true },
   },
@@ -210,6 +233,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/streams/{streamId}/leaderboard',
     handler: 'functions/http/streams-leaderboard.ts',
     auth: 'jwt',
+    rateLimit: { cost: SHARD_FANOUT_READ_COST },
     access: read,
   },
   {
@@ -226,6 +250,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/streams/{streamId}/gifts',
     handler: 'functions/http/gifts-send.ts',
     auth: 'jwt',
+    idempotent: true,
     access: { ledger: 'readWrite', sendsTo: ['giftEvents'] },
   },
   {
@@ -234,6 +259,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/notifications',
     handler: 'functions/http/notifications.ts',
     auth: 'jwt',
+    rateLimit: { cost: SHARD_FANOUT_READ_COST },
     access: read,
   },
   // Creator payouts
@@ -243,6 +269,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/creator/payout-account',
     handler: 'functions/http/payout-account-create.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite', stripe: true },
   },
   {
@@ -259,6 +286,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/payouts',
     handler: 'functions/http/payouts-create.ts',
     auth: 'jwt',
+    idempotent: true,
     access: { ledger: 'readWrite', sendsTo: ['payouts'] },
   },
   {
@@ -284,6 +312,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/recharges',
     handler: 'functions/http/recharges-create.ts',
     auth: 'jwt',
+    idempotent: true,
     access: { ledger: 'readWrite', stripe: true },
   },
   {
@@ -308,6 +337,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wallet/budget',
     handler: 'functions/http/wallet-budget.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -316,6 +346,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wallet/lock',
     handler: 'functions/http/wallet-lock.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -332,6 +363,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/creator/profile',
     handler: 'functions/http/creator-profile-set.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -340,6 +372,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/guardian-invites',
     handler: 'functions/http/guardian-invites-create.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -356,6 +389,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/guardian-invites/{inviteId}/approve',
     handler: 'functions/http/guardian-invite-approve.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -364,6 +398,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/guardian-invites/{inviteId}/decline',
     handler: 'functions/http/guardian-invite-decline.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -380,6 +415,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wards/{teenId}/consent/revoke',
     handler: 'functions/http/ward-consent-revoke.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -388,6 +424,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wards/{teenId}/budget',
     handler: 'functions/http/ward-budget.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -396,6 +433,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/wallet/transactions/{transactionId}/report',
     handler: 'functions/http/wallet-report.ts',
     auth: 'jwt',
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -413,6 +451,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/audit',
     handler: 'functions/http/operator-audit.ts',
     auth: 'jwt',
+    operator: true,
     access: read,
   },
   {
@@ -421,6 +460,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/offers',
     handler: 'functions/http/operator-offers-create.ts',
     auth: 'jwt',
+    operator: true,
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -429,6 +470,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/offers',
     handler: 'functions/http/operator-offers-list.ts',
     auth: 'jwt',
+    operator: true,
     access: read,
   },
   {
@@ -437,6 +479,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/offers/{offerId}/end',
     handler: 'functions/http/operator-offers-end.ts',
     auth: 'jwt',
+    operator: true,
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   {
@@ -445,6 +489,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/creators/{creatorId}/verified',
     handler: 'functions/http/operator-creator-verified.ts',
     auth: 'jwt',
+    operator: true,
+    rateLimit: { write: true },
     access: { ledger: 'readWrite' },
   },
   // The support desk: open cases, one case, its resolution; 403 for anyone else.
@@ -454,6 +500,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/cases',
     handler: 'functions/http/operator-cases-list.ts',
     auth: 'jwt',
+    operator: true,
     access: read,
   },
   {
@@ -462,6 +509,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/cases/{caseId}',
     handler: 'functions/http/operator-cases-get.ts',
     auth: 'jwt',
+    operator: true,
     access: read,
   },
   {
@@ -470,6 +518,8 @@ export const HTTP_ROUTES: HttpRoute[] = [
     path: '/v1/operator/cases/{caseId}/resolve',
     handler: 'functions/http/operator-cases-resolve.ts',
     auth: 'jwt',
+    operator: true,
+    idempotent: true,
     access: { ledger: 'readWrite', stripe: true },
   },
   {
@@ -481,7 +531,7 @@ export const HTTP_ROUTES: HttpRoute[] = [
     localOnly: true,
     access: {},
   },
-];
+] as const satisfies readonly HttpRoute[];
 
 export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   // Reads the stream: a connection to an unknown or ended stream is refused at the upgrade.
@@ -518,9 +568,27 @@ export const WEBSOCKET_ROUTES: WebSocketRoute[] = [
   },
 ];
 
+/** The name of each HTTP route of the table. */
+export type HttpRouteName = (typeof DECLARED_HTTP_ROUTES)[number]['name'];
+/** One route's declaration, literal types kept. */
+export type DeclaredHttpRoute<Name extends HttpRouteName> = Extract<
+  (typeof DECLARED_HTTP_ROUTES)[number],
+  { name: Name }
+>;
+
+/** The declaration a handler is built from: `httpRoute(declaredHttpRoute('WalletGet'), { ... })`. */
+export function declaredHttpRoute<Name extends HttpRouteName>(name: Name): DeclaredHttpRoute<Name> {
+  const declared = DECLARED_HTTP_ROUTES.find((route): route is DeclaredHttpRoute<Name> => route.name === name);
+  if (!declared) throw new Error(`The route table declares no HTTP route named ${name}`);
+  return declared;
+}
+
 // Every authenticated HTTP route and every WebSocket action counts its callers' requests in the
 // shared rate-limit counters (shared/http/rate-limit.ts); $connect and $disconnect are not actions.
-for (const route of HTTP_ROUTES) if (route.auth === 'jwt') route.access = { ...route.access, rateLimit: true };
+export const HTTP_ROUTES: HttpRoute[] = DECLARED_HTTP_ROUTES.map((route) => ({
+  ...route,
+  access: route.auth === 'jwt' ? { ...route.access, rateLimit: true } : route.access,
+}));
 for (const route of WEBSOCKET_ROUTES)
   if (route.routeKey !== '$connect' && route.routeKey !== '$disconnect')
     route.access = { ...route.access, rateLimit: true };

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { NotFoundError, TransientDependencyError, ValidationError } from '../../shared/domain/errors';
 import { devPaymentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /**
  * POST /dev/payments/{paymentIntentId}/{succeed|fail|cancel|dispute|refund|win-dispute|lose-dispute}
@@ -38,8 +39,7 @@ const standInAnswer = z.object({
 });
 const standInError = z.object({ error: z.object({ message: z.string() }) });
 
-export const handler = httpRoute({
-  auth: false,
+export const handler = httpRoute(declaredHttpRoute('DevPayments'), {
   path: z.object({
     paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]{1,64}$/, 'a PaymentIntent id (pi_...)'),
     action: z.enum(DEV_PAYMENT_ACTIONS),

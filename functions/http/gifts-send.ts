@@ -9,15 +9,14 @@ import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
 import { metrics } from '../../shared/observability/metrics';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** Live streams this warm instance read recently: most gifts then read no stream item. */
 const streamCache = new StreamCache();
 const balanceRaces = new BalanceRaces();
 
 /** POST /v1/streams/{streamId}/gifts { giftId, quantity } (Idempotency-Key): coins become the creator's diamonds in one step. */
-export const handler = httpRoute({
-  auth: true,
-  idempotent: true,
+export const handler = httpRoute(declaredHttpRoute('GiftsSend'), {
   path: z.object({ streamId: opaqueId }),
   body: z.object({
     giftId: z.string().min(1).max(64),

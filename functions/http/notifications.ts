@@ -3,13 +3,11 @@ import { notificationsAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { pageQuery } from '../../shared/http/schemas';
 import { listNotifications } from '../../shared/usecases/streams';
-import { SHARD_FANOUT_READ_COST } from '../../shared/http/rate-limit';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/notifications?limit&cursor: the caller's gifts received, newest first. */
-export const handler = httpRoute({
-  auth: true,
+export const handler = httpRoute(declaredHttpRoute('Notifications'), {
   // One query per creator shard: weighs more against the caller's read limit.
-  rateLimitCost: SHARD_FANOUT_READ_COST,
   query: pageQuery,
   response: { status: 200, schema: notificationsAnswer },
   handle: async ({ caller, query }) => ({

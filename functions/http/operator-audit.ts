@@ -3,6 +3,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { auditPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodeAuditCursor, listAudit } from '../../shared/usecases/audit';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/operator/audit (operators): every operator change, newest first. */
 const query = z.object({
@@ -14,9 +15,7 @@ const query = z.object({
     .optional(),
 });
 
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorAudit'), {
   query,
   response: { status: 200, schema: auditPageAnswer },
   handle: async ({ query: page }) => ({ status: 200, body: await listAudit(ledgerStore(), page) }),

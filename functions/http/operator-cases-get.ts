@@ -4,11 +4,10 @@ import { caseDetailAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { getCaseDetail } from '../../shared/usecases/desk-cases';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/operator/cases/{caseId} (operators): the case, its wallet, its transaction and the ledger around it. */
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorCasesGet'), {
   path: z.object({ caseId: opaqueId }),
   response: { status: 200, schema: caseDetailAnswer },
   handle: async ({ path }) => ({ status: 200, body: await getCaseDetail(ledgerStore(), path.caseId) }),

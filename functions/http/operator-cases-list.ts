@@ -3,6 +3,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { casesPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodeCaseCursor, listOpenCases } from '../../shared/usecases/desk-cases';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/operator/cases?limit&cursor (operators): open support cases, oldest first. */
 const query = z.object({
@@ -14,9 +15,7 @@ const query = z.object({
     .optional(),
 });
 
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorCasesList'), {
   query,
   response: { status: 200, schema: casesPageAnswer },
   handle: async ({ query: page }) => ({ status: 200, body: await listOpenCases(ledgerStore(), page) }),

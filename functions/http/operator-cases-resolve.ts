@@ -12,6 +12,7 @@ import {
   MAX_DESK_REFUNDS,
   resolveCase,
 } from '../../shared/usecases/desk';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** The body of a resolution: refunds of the case's wallet's recharges (each at most once), the lock, and why. */
 export const resolveBody = z
@@ -31,10 +32,7 @@ export const resolveBody = z
   .strict();
 
 /** POST /v1/operator/cases/{caseId}/resolve (operators, Idempotency-Key): refunds, lock, note; the case closes. */
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
-  idempotent: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorCasesResolve'), {
   path: z.object({ caseId: opaqueId }),
   body: resolveBody,
   response: { status: 200, schema: caseResolvedAnswer },

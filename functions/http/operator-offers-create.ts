@@ -5,6 +5,7 @@ import { MAX_DISCOUNT_PERCENT, OFFER_KINDS } from '../../shared/domain/offers';
 import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createOffer } from '../../shared/usecases/offers';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** POST /v1/operator/offers (operators): a time-boxed discount or bonus on one package. */
 const isoTime = z.iso.datetime({ offset: false }).transform((value) => new Date(value).toISOString());
@@ -23,10 +24,7 @@ const body = z.strictObject({
   endsAt: isoTime,
 });
 
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorOffersCreate'), {
   body,
   response: { status: 201, schema: offerAnswer },
   handle: async ({ caller, body: input }) => ({

@@ -5,12 +5,10 @@ import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { endOffer } from '../../shared/usecases/offers';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** POST /v1/operator/offers/{offerId}/end (operators): the offer stops applying now. */
-export const handler = httpRoute({
-  auth: true,
-  operator: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('OperatorOffersEnd'), {
   path: z.object({ offerId: opaqueId }),
   response: { status: 200, schema: offerAnswer },
   handle: async ({ caller, path }) => ({

@@ -5,6 +5,7 @@ import { payoutsConfig } from '../../shared/config';
 import { payoutAccountCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { createPayoutAccount } from '../../shared/usecases/payout-account';
+import { declaredHttpRoute } from '../../infra/routes';
 
 let connect: StripeConnectPayouts | undefined;
 function connectPayouts(): StripeConnectPayouts {
@@ -19,9 +20,7 @@ function connectPayouts(): StripeConnectPayouts {
 }
 
 /** POST /v1/creator/payout-account (no body): the creator's Connect account and a fresh onboarding link. */
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('PayoutAccountCreate'), {
   response: { status: 201, schema: payoutAccountCreatedAnswer },
   handle: async ({ caller }) => ({
     status: 201,

@@ -6,6 +6,7 @@ import { ledgerConfig } from '../../shared/config';
 import { payoutRequestedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { requestPayout } from '../../shared/usecases/payouts';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /**
  * Larger requests are refused as malformed: far above any daily maximum, and small enough that
@@ -16,9 +17,7 @@ const MAX_DIAMONDS_IN_REQUEST = 1_000_000_000_000;
 const body = z.object({ diamonds: z.number().int().min(1).max(MAX_DIAMONDS_IN_REQUEST) });
 
 /** POST /v1/payouts { diamonds } (idempotent): 202, the transfer is made by the queue worker. */
-export const handler = httpRoute({
-  auth: true,
-  idempotent: true,
+export const handler = httpRoute(declaredHttpRoute('PayoutsCreate'), {
   body,
   response: { status: 202, schema: payoutRequestedAnswer },
   handle: async ({ caller, body: input, idempotency }) => {

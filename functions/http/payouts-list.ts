@@ -3,6 +3,7 @@ import { ledgerStore } from '../../shared/adapters/clients';
 import { payoutsPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { decodePayoutCursor, listPayouts, MAX_PAYOUT_PAGE } from '../../shared/usecases/payouts';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** The page size when the client names none. */
 const DEFAULT_PAYOUT_PAGE = 50;
@@ -17,8 +18,7 @@ const query = z.object({
 });
 
 /** GET /v1/payouts?limit&cursor: the caller's payouts, newest first. */
-export const handler = httpRoute({
-  auth: true,
+export const handler = httpRoute(declaredHttpRoute('PayoutsList'), {
   query,
   response: { status: 200, schema: payoutsPageAnswer },
   handle: async ({ caller, query: page }) => ({

@@ -10,6 +10,7 @@ import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { createRecharge } from '../../shared/usecases/recharge';
 import { metrics } from '../../shared/observability/metrics';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** URLs longer than this are not return addresses (browsers cap well above; Stripe's own limit is higher). */
 const MAX_RETURN_URL_LENGTH = 2048;
@@ -36,9 +37,7 @@ const body = z.object({
     .optional(),
 });
 
-export const handler = httpRoute({
-  auth: true,
-  idempotent: true,
+export const handler = httpRoute(declaredHttpRoute('RechargesCreate'), {
   body,
   response: { status: 201, schema: rechargeCreatedAnswer },
   handle: async ({ caller, body: input, idempotency }) => {

@@ -7,11 +7,10 @@ import { streamAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { endStream } from '../../shared/usecases/streams';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** POST /v1/streams/{streamId}/end: its creator only; viewers get streamEnded after the gifts before it. */
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('StreamsEnd'), {
   path: z.object({ streamId: opaqueId }),
   response: { status: 200, schema: streamAnswer },
   handle: async ({ caller, path }) => ({

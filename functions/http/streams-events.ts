@@ -4,10 +4,10 @@ import { giftEventsAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
 import { MAX_EVENTS_PAGE_SIZE, streamEvents } from '../../shared/usecases/streams';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/streams/{streamId}/events?after&limit: catch-up after a reconnect, in seq order. */
-export const handler = httpRoute({
-  auth: true,
+export const handler = httpRoute(declaredHttpRoute('StreamsEvents'), {
   path: z.object({ streamId: opaqueId }),
   query: z.object({
     after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),

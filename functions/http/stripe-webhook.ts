@@ -8,6 +8,7 @@ import { httpRoute, rawBody, type HttpEvent } from '../../shared/http/route';
 import { ValidationError } from '../../shared/domain/errors';
 import { metrics, UNVERIFIED_EVENT_TYPE } from '../../shared/observability/metrics';
 import { handleStripeEvent, type WebhookOutcome } from '../../shared/usecases/stripe-webhook';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /**
  * POST /v1/webhooks/stripe: no bearer token; the Stripe-Signature header over the raw body
@@ -52,8 +53,7 @@ function countEvent(stripeEvent: unknown, outcome: WebhookOutcome): void {
   if (outcome === 'livemode_mismatch') metrics.count('WebhookLivemodeMismatches', 1);
 }
 
-export const handler = httpRoute({
-  auth: false,
+export const handler = httpRoute(declaredHttpRoute('StripeWebhook'), {
   signedBody: { header: SIGNATURE_HEADER },
   response: { status: 200, schema: webhookAnswer },
   handle: async ({ event }) => {

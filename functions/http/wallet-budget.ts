@@ -5,6 +5,7 @@ import { CURRENCIES } from '../../shared/domain/money';
 import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { setBudget } from '../../shared/usecases/wallet-settings';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** A monthly budget above a million units of any currency is a typo, not a budget. */
 export const MAX_MONTHLY_LIMIT_MINOR = 100_000_000;
@@ -16,9 +17,7 @@ const body = z.object({
     .nullable(),
 });
 
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('WalletBudget'), {
   body,
   response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({

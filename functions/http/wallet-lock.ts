@@ -4,11 +4,10 @@ import { systemClock } from '../../shared/adapters/clock';
 import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { setLock } from '../../shared/usecases/wallet-settings';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** PUT /v1/wallet/lock { locked } -> the wallet; a dispute lock cannot be lifted by its owner (423). */
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('WalletLock'), {
   body: z.object({ locked: z.boolean() }),
   response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({

@@ -3,13 +3,11 @@ import { transactionsPageAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { pageQuery } from '../../shared/http/schemas';
 import { listTransactions } from '../../shared/usecases/wallet';
-import { SHARD_FANOUT_READ_COST } from '../../shared/http/rate-limit';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** GET /v1/wallet/transactions?limit&cursor: the caller's entries, newest first. */
-export const handler = httpRoute({
-  auth: true,
+export const handler = httpRoute(declaredHttpRoute('WalletTransactions'), {
   // One query per creator shard: weighs more against the caller's read limit.
-  rateLimitCost: SHARD_FANOUT_READ_COST,
   query: pageQuery,
   response: { status: 200, schema: transactionsPageAnswer },
   handle: async ({ caller, query }) => ({

@@ -7,11 +7,10 @@ import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { setWardBudget } from '../../shared/usecases/guardians';
 import { MAX_MONTHLY_LIMIT_MINOR } from './wallet-budget';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** PUT /v1/wards/{teenId}/budget { monthlyLimit: {amount, currency} } -> 200 { teenId, monthlyLimit, setBy }. */
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('WardBudget'), {
   path: z.object({ teenId: userIdSchema }),
   body: z.object({
     monthlyLimit: z.object({

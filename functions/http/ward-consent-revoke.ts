@@ -5,11 +5,10 @@ import { consentRevokedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
 import { revokeConsent } from '../../shared/usecases/guardians';
+import { declaredHttpRoute } from '../../infra/routes';
 
 /** POST /v1/wards/{teenId}/consent/revoke -> 200 { teenId, appConsent: 'revoked', decidedAt }. */
-export const handler = httpRoute({
-  auth: true,
-  rateLimited: true,
+export const handler = httpRoute(declaredHttpRoute('WardConsentRevoke'), {
   path: z.object({ teenId: userIdSchema }),
   response: { status: 200, schema: consentRevokedAnswer },
   handle: async ({ caller, path }) => ({

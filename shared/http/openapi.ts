@@ -272,6 +272,7 @@ const zodSchema = z.custom<z.ZodType>((value) => value instanceof z.ZodType, 'a 
 
 /** What httpRoute publishes on a handler, checked rather than cast (it comes from another module). */
 const publishedSpec = z.object({
+  route: z.string(),
   auth: z.boolean(),
   operator: z.boolean().optional(),
   idempotent: z.boolean(),

@@ -153,12 +153,6 @@ export class UserRateLimiter {
   }
 }
 
-/**
- * What a read that queries every creator shard (leaderboard, notifications, transactions: 32-33
- * queries) takes from the read bucket: one user flooding them slowed other users' reads 75-fold.
- */
-export const SHARD_FANOUT_READ_COST = 5;
-
 /** TTL deletes a window's counter this long after the window (TTL itself may lag by hours; it only saves storage). */
 const SHARED_COUNTER_TTL_SLACK_SECONDS = 60;
 

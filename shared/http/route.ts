@@ -2,7 +2,13 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import type * as z from 'zod';
 import { createHash } from 'node:crypto';
-import { IdempotencyKeyRequiredError, PayloadTooLargeError, ValidationError, type ErrorDetail } from '../domain/errors';
+import {
+  ForbiddenError,
+  IdempotencyKeyRequiredError,
+  PayloadTooLargeError,
+  ValidationError,
+  type ErrorDetail,
+} from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import { runInvocation } from '../observability/invocation';
 import { assertOperator, isOperator } from '../auth/operators';
@@ -22,17 +28,40 @@ export type HttpEvent = APIGatewayProxyEventV2 & {
   };
 };
 
-export interface HttpRequest<Body, Query, Path> {
+/**
+ * What the route table declares of a route that its handler honours (infra/routes.ts, handed in
+ * by the handler: shared/ never imports infra/). Its literal `auth` and `idempotent` decide what
+ * the handler's request holds: a public route's handler has no `caller` to read, so reading one
+ * does not compile.
+ */
+export interface RouteDeclaration {
+  readonly name: string;
+  readonly method: string;
+  readonly auth: 'jwt' | 'none';
+  readonly operator?: boolean;
+  readonly idempotent?: boolean;
+  readonly rateLimit?: { readonly write?: boolean; readonly cost?: number };
+}
+
+/** The request's parts every route gets. */
+interface RequestParts<Body, Query, Path> {
   body: Body;
   query: Query;
   path: Path;
-  /** Present on authenticated routes. */
-  caller: Caller;
-  /** Present on idempotent routes. */
-  idempotency: { key: string; fingerprint: string };
   correlationId: string;
   event: HttpEvent;
 }
+
+/** The verified caller, on authenticated routes only. */
+type CallerPart<Declared extends RouteDeclaration> = Declared extends { auth: 'jwt' } ? { caller: Caller } : unknown;
+/** The Idempotency-Key and the request's fingerprint, on idempotent routes only. */
+type IdempotencyPart<Declared extends RouteDeclaration> = Declared extends { idempotent: true }
+  ? { idempotency: { key: string; fingerprint: string } }
+  : unknown;
+
+export type HttpRequest<Declared extends RouteDeclaration, Body, Query, Path> = RequestParts<Body, Query, Path> &
+  CallerPart<Declared> &
+  IdempotencyPart<Declared>;
 
 export interface HttpAnswer<Body = unknown> {
   status: number;
@@ -47,21 +76,12 @@ export interface RouteResponse<Schema extends z.ZodType = z.ZodType> {
 }
 
 interface RouteSpec<
+  Declared extends RouteDeclaration,
   BodySchema extends z.ZodType,
   QuerySchema extends z.ZodType,
   PathSchema extends z.ZodType,
   ResponseSchema extends z.ZodType,
 > {
-  /** false for public routes (catalog, webhooks, /dev). */
-  auth: boolean;
-  /** Operators only: anyone else is 403 FORBIDDEN after the token and the body's size, before the body is parsed. */
-  operator?: boolean;
-  /** Money-moving POSTs: require Idempotency-Key and take a rate-limit token. */
-  idempotent?: boolean;
-  /** Takes a write token even on a GET (every authenticated route is limited; this picks the class). */
-  rateLimited?: boolean;
-  /** Tokens a request takes (default 1): more for reads that query every creator shard. */
-  rateLimitCost?: number;
   body?: BodySchema;
   query?: QuerySchema;
   path?: PathSchema;
@@ -76,7 +96,7 @@ interface RouteSpec<
    */
   response: RouteResponse<ResponseSchema>;
   handle: (
-    request: HttpRequest<z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>,
+    request: HttpRequest<Declared, z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>,
   ) => Promise<HttpAnswer<z.input<ResponseSchema>>>;
 }
 
@@ -84,8 +104,8 @@ interface RouteSpec<
  * Every authenticated route takes from the caller's limit: money routes and every
  * other POST/PUT as a write, GETs as a read, which has a higher limit of its own.
  */
-function requestClassOf(spec: { rateLimited?: boolean; idempotent?: boolean }, event: HttpEvent): RequestClass {
-  if (spec.rateLimited || spec.idempotent) return 'write';
+function requestClassOf(declared: RouteDeclaration, event: HttpEvent): RequestClass {
+  if (declared.rateLimit?.write || declared.idempotent) return 'write';
   return event.requestContext?.http?.method === 'GET' ? 'read' : 'write';
 }
 
@@ -151,55 +171,61 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
+/** The Idempotency-Key an idempotent route requires, and the fingerprint of what the request asks for. */
+function idempotencyOf(event: HttpEvent, path: unknown, body: unknown): { key: string; fingerprint: string } {
+  const key = header(event, 'idempotency-key');
+  if (key === undefined || key === '')
+    throw new IdempotencyKeyRequiredError('This request needs an Idempotency-Key header.');
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new ValidationError('The Idempotency-Key header is not valid.', {
+      details: [{ path: 'headers.idempotency-key', message: 'must be 1-255 printable ASCII characters' }],
+    });
+  }
+  return { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
+}
+
 /**
  * Builds a Lambda handler for one HTTP route: correlation id and structured logs, body size and
  * JSON checks, zod parsing of body, query and path, the caller from verified claims, the
- * Idempotency-Key, the per-user rate limit, and every error mapped in one place. The route's
- * `handle` only calls its use case and shapes the answer.
+ * Idempotency-Key, the per-user rate limit, and every error mapped in one place. What the route
+ * table declares (auth, operators only, idempotency, rate limit) comes in as `declared`; the
+ * route's `handle` only calls its use case and shapes the answer.
  */
 export function httpRoute<
+  const Declared extends RouteDeclaration,
   BodySchema extends z.ZodType = z.ZodUndefined,
   QuerySchema extends z.ZodType = z.ZodUndefined,
   PathSchema extends z.ZodType = z.ZodUndefined,
   ResponseSchema extends z.ZodType = z.ZodType,
->(spec: RouteSpec<BodySchema, QuerySchema, PathSchema, ResponseSchema>) {
+>(declared: Declared, spec: RouteSpec<Declared, BodySchema, QuerySchema, PathSchema, ResponseSchema>) {
+  type Request = HttpRequest<Declared, z.infer<BodySchema>, z.infer<QuerySchema>, z.infer<PathSchema>>;
+  const authenticated = declared.auth === 'jwt';
   const core = async (event: HttpEvent, context: Context): Promise<APIGatewayProxyResultV2> => {
     const correlationId = event.requestContext?.requestId ?? context.awsRequestId;
     try {
-      const caller = spec.auth
-        ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims)
-        : (undefined as unknown as Caller);
+      const caller = authenticated ? callerFromClaims(event.requestContext.authorizer?.jwt?.claims) : undefined;
       // docs/API.md: a body over 1 MiB is refused with 413 on every route, also one that reads no body
       // and one only operators may call: the size is checked before anything else is read.
       rawBody(event);
       // Operators only: after the token and the body's size (docs/API.md, check order), before the
       // body is parsed, so a non-operator learns nothing about what the route accepts.
-      if (spec.operator && !isOperator(caller)) {
+      if (declared.operator && !(caller && isOperator(caller))) {
+        // Fails closed: an operator route declared public answers 403 to everyone.
+        if (!caller) throw new ForbiddenError('This needs an operator.');
         // Refused requests still take from the caller's bucket: hammering an operator route is limited too.
-        await userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost);
+        await userRateLimiter().take(caller.userId, requestClassOf(declared, event), declared.rateLimit?.cost);
         assertOperator(caller);
       }
       const body = parseWith(spec.body, spec.body ? parseJsonBody(event) : undefined, 'body');
       const query = parseWith(spec.query, event.queryStringParameters ?? {}, 'query');
       const path = parseWith(spec.path, event.pathParameters ?? {}, 'path');
-      let idempotency = undefined as unknown as { key: string; fingerprint: string };
-      if (spec.idempotent) {
-        const key = header(event, 'idempotency-key');
-        if (key === undefined || key === '')
-          throw new IdempotencyKeyRequiredError('This request needs an Idempotency-Key header.');
-        if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
-          throw new ValidationError('The Idempotency-Key header is not valid.', {
-            details: [{ path: 'headers.idempotency-key', message: 'must be 1-255 printable ASCII characters' }],
-          });
-        }
-        idempotency = { key, fingerprint: requestFingerprint(event.routeKey, path, body) };
-      }
-      const counting = spec.auth
-        ? userRateLimiter().take(caller.userId, requestClassOf(spec, event), spec.rateLimitCost)
+      const idempotency = declared.idempotent ? idempotencyOf(event, path, body) : undefined;
+      const counting = caller
+        ? userRateLimiter().take(caller.userId, requestClassOf(declared, event), declared.rateLimit?.cost)
         : undefined;
-      const answer = await whileCounting(counting, () =>
-        spec.handle({ body, query, path, caller, idempotency, correlationId, event }),
-      );
+      // The parts the declaration promises are present: `caller` when auth is jwt, `idempotency` when idempotent.
+      const request = { body, query, path, caller, idempotency, correlationId, event } as unknown as Request;
+      const answer = await whileCounting(counting, () => spec.handle(request));
       return jsonResponse(answer.status, answer.body, answer.headers);
     } catch (error) {
       return errorResponse(error, correlationId);
@@ -216,10 +242,11 @@ export function httpRoute<
   // schemas that parse the requests (shared/http/openapi.ts).
   return Object.assign(middy(invocation), {
     routeSpec: {
-      auth: spec.auth,
-      operator: spec.operator ?? false,
-      idempotent: spec.idempotent ?? false,
-      rateLimited: (spec.rateLimited ?? false) || (spec.idempotent ?? false),
+      route: declared.name,
+      auth: authenticated,
+      operator: declared.operator ?? false,
+      idempotent: declared.idempotent ?? false,
+      rateLimited: (declared.rateLimit?.write ?? false) || (declared.idempotent ?? false),
       body: spec.body,
       query: spec.query,
       path: spec.path,
@@ -230,6 +257,8 @@ export function httpRoute<
 }
 
 export interface PublishedRouteSpec {
+  /** The route table's name of the route the handler was built for. */
+  route: string;
   auth: boolean;
   /** Operators only (403 FORBIDDEN for anyone else). */
   operator?: boolean;

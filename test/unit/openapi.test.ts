@@ -35,6 +35,8 @@ describe('the OpenAPI document', () => {
       if (!op) return;
       expect(op.operationId).toBe(route.name);
       const spec = loadRouteSpec(route);
+      // The handler was built from this route's own declaration in the table.
+      expect(spec?.route).toBe(route.name);
       const auth = spec?.auth ?? route.auth === 'jwt';
       expect(op.security).toEqual(auth ? [{ bearerAuth: [] }] : []);
       expect(declaresIdempotencyKey(op)).toBe(spec?.idempotent === true);
@@ -135,6 +137,7 @@ describe('the OpenAPI document', () => {
       access: {},
     };
     const doc = buildOpenApiDocument([route], () => ({
+      route: 'GiftsSend',
       auth: true,
       idempotent: true,
       body: z.object({ giftId: z.string(), quantity: z.number().int().min(1).max(99) }),

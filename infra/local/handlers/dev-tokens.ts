@@ -4,6 +4,7 @@ import { GROUP_NAME } from '../../../shared/auth/operators';
 import { NotFoundError } from '../../../shared/domain/errors';
 import { devTokenAnswer } from '../../../shared/http/answers';
 import { httpRoute } from '../../../shared/http/route';
+import { declaredHttpRoute } from '../../routes';
 
 /**
  * POST /dev/tokens (local stack only): a token from the local issuer for any demo user. The
@@ -32,8 +33,7 @@ const body = z.object({
   groups: z.array(z.string().regex(GROUP_NAME, '1-128 characters, no blanks or brackets')).max(10).optional(),
 });
 
-export const handler = httpRoute({
-  auth: false,
+export const handler = httpRoute(declaredHttpRoute('DevTokens'), {
   body,
   response: { status: 200, schema: devTokenAnswer },
   handle: async ({ body: claims }) => {

@@ -1,12 +1,8 @@
+import { SHARD_FANOUT_READ_COST } from '../../../infra/routes';
 import { logger } from '../../../shared/logger';
 import { RateLimitedError } from '../../../shared/domain/errors';
 import type { RateWindow, SharedRateCounter } from '../../../shared/adapters/dynamo/rate-counter';
-import {
-  SHARD_FANOUT_READ_COST,
-  TokenBucketLimiter,
-  UserRateLimiter,
-  type RequestClass,
-} from '../../../shared/http/rate-limit';
+import { TokenBucketLimiter, UserRateLimiter, type RequestClass } from '../../../shared/http/rate-limit';
 
 describe('per-user token bucket', () => {
   it('allows the burst, then refuses with Retry-After, then refills', () => {
