@@ -1,6 +1,7 @@
 import * as z from 'zod';
-import { conditions } from '../adapters/dynamo/conditions';
-import { keys, shardFor, type ItemKey } from '../adapters/dynamo/keys';
+import { shardFor, type ItemKey } from '../adapters/dynamo/keys';
+import { leaderboardItems } from '../adapters/dynamo/leaderboard-items';
+import { LIVE_STATUS_PK, RECENTLY_ENDED_STATUS_PK, streamItems } from '../adapters/dynamo/stream-items';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore, type WriteOp } from '../ports/ledger-store';
 import type { ConnectionsStore } from '../ports/connections-store';
 import { metrics } from '../observability/metrics';
@@ -17,16 +18,12 @@ import { TransientDependencyError } from '../domain/errors';
 import { logger } from '../logger';
 import {
   encodeEventBatch,
-  leaderboardPartition,
-  LIVE_STATUS_PK,
   readEventRange,
   readStream,
-  RECENTLY_ENDED_STATUS_PK,
   RECENTLY_ENDED_SWEEP_MS,
   streamFromItem,
   unsentPartitionCount,
   unsentPartitionsFor,
-  unsentStatusPk,
   type GiftEvent,
   type StreamRecord,
 } from './streams';
@@ -165,13 +162,7 @@ export async function collectPending(
   const pageSize = Math.max(MIN_UNSENT_PAGE, Math.ceil(UNSENT_PER_RUN / partitions));
   const pages = await Promise.all(
     Array.from({ length: partitions }, (_, partition) =>
-      store.query({
-        indexName: 'byStatus',
-        keyCondition: 'statusPk = :pk',
-        values: { ':pk': unsentStatusPk(stream.streamId, partition) },
-        ascending: true,
-        limit: pageSize,
-      }),
+      store.query(streamItems.unsentGiftsQuery(stream.streamId, partition, pageSize)),
     ),
   );
   const found = new Map<string, PendingGift>();
@@ -223,40 +214,15 @@ export function sequenceOps(
   const conflict = (what: string) => () =>
     new SequencerConflict(`${what} of stream ${stream.streamId} changed under the sequencer`);
   const ops: WriteOp[] = [
-    store.update(
-      'stream counter',
-      keys.stream(stream.streamId),
-      {
-        expression: 'SET seq = :newSeq, lastFrameAt = :now ADD giftCoins :coins',
-        condition: 'seq = :oldSeq',
-        values: { ':newSeq': lastSeq, ':oldSeq': firstSeq - 1, ':now': now.getTime(), ':coins': coins },
-      },
-      conflict('seq'),
-    ),
+    streamItems.counterAdvanced(store, stream.streamId, { firstSeq, lastSeq, coins, at: now }, conflict('seq')),
     ...chunk.map((gift, index) =>
-      store.update(
-        'number gift',
-        gift.key,
-        {
-          expression: 'SET seq = :seq REMOVE statusPk, statusSk',
-          condition: 'attribute_not_exists(seq)',
-          values: { ':seq': firstSeq + index },
-        },
-        conflict(`gift ${gift.giftTxId}`),
-      ),
+      streamItems.giftNumbered(store, gift.key, firstSeq + index, conflict(`gift ${gift.giftTxId}`)),
     ),
-    store.put(
-      'event batch',
-      {
-        ...keys.streamEventBatch(stream.streamId, lastSeq),
-        streamId: stream.streamId,
-        firstSeq,
-        lastSeq,
-        // One JSON string of compact tuples; the catch-up route serves them back as API.md shapes them.
-        events: encodeEventBatch(events),
-        createdAt: now.toISOString(),
-      },
-      { expression: conditions.isNew },
+    streamItems.eventBatch(
+      store,
+      stream.streamId,
+      // One JSON string of compact tuples; the catch-up route serves them back as API.md shapes them.
+      { firstSeq, lastSeq, encodedEvents: encodeEventBatch(events), createdAt: now.toISOString() },
       conflict(`event batch ${lastSeq}`),
     ),
     // The window's coins on the creator's profile: no condition, so it never fails the numbering.
@@ -485,14 +451,10 @@ export async function foldLeaderboard(
     if (upToSeq <= from) return;
     to = upToSeq;
     await store.transactWrite([
-      store.update(
-        'claim leaderboard fold',
-        keys.stream(stream.streamId),
-        {
-          expression: 'SET lbFoldTo = :to, lbFoldAt = :now',
-          condition: 'attribute_not_exists(lbFoldTo) AND (attribute_not_exists(lbSeq) OR lbSeq = :from)',
-          values: { ':to': to, ':now': now.getTime(), ':from': from },
-        },
+      streamItems.foldClaimed(
+        store,
+        stream.streamId,
+        { from, to, at: now },
         () => new SequencerConflict(`leaderboard fold of stream ${stream.streamId} changed under the sequencer`),
       ),
     ]);
@@ -509,19 +471,10 @@ export async function foldLeaderboard(
     // hottest keys, and a lone write costs half. Its condition makes a repeat harmless.
     await store
       .writeOne(
-        store.update(
-          'leaderboard',
-          keys.leaderboardEntry(stream.streamId, shard, userId),
-          {
-            expression: 'SET lbPk = :lbPk, userId = :userId, lbSeq = :to ADD lbCoins :coins',
-            condition: 'attribute_not_exists(lbSeq) OR lbSeq < :to',
-            values: {
-              ':lbPk': leaderboardPartition(stream.streamId, shard),
-              ':userId': userId,
-              ':coins': coins,
-              ':to': foldTo,
-            },
-          },
+        leaderboardItems.senderFolded(
+          store,
+          { streamId: stream.streamId, shard, userId },
+          { coins, to: foldTo },
           () => new AlreadyFolded(),
         ),
       )
@@ -530,10 +483,10 @@ export async function foldLeaderboard(
       });
   });
   await store.transactWrite([
-    store.update(
-      'finish leaderboard fold',
-      keys.stream(stream.streamId),
-      { expression: 'SET lbSeq = :to REMOVE lbFoldTo', condition: 'lbFoldTo = :to', values: { ':to': foldTo } },
+    streamItems.foldFinished(
+      store,
+      stream.streamId,
+      foldTo,
       () => new SequencerConflict(`leaderboard fold of stream ${stream.streamId} finished elsewhere`),
     ),
   ]);
@@ -615,16 +568,7 @@ async function raiseUnsentPartitions(
   if (wanted <= current) return;
   try {
     await store.transactWrite([
-      store.update(
-        'raise unsent partitions',
-        keys.stream(stream.streamId),
-        {
-          expression: 'SET unsentPartitions = :wanted',
-          condition: 'unsentPartitions < :wanted',
-          values: { ':wanted': wanted },
-        },
-        () => new PartitionsAlreadyRaised(),
-      ),
+      streamItems.unsentPartitionsRaised(store, stream.streamId, wanted, () => new PartitionsAlreadyRaised()),
     ]);
     logger.info('unsent partitions raised', { streamId: stream.streamId, from: current, to: wanted, giftsPerS });
   } catch (error) {
@@ -935,25 +879,14 @@ async function settleLeaderboard(deps: BroadcastDeps, stream: StreamRecord): Pro
 }
 
 async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {
-  await store.transactWrite([
-    store.update('stream end announced', keys.stream(streamId), {
-      expression: 'SET endAnnounced = :true',
-      values: { ':true': true },
-    }),
-  ]);
+  await store.transactWrite([streamItems.endAnnounced(store, streamId)]);
 }
 
 async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<StreamRecord[]> {
   const streams: StreamRecord[] = [];
   let startKey: Awaited<ReturnType<LedgerStore['query']>>['lastEvaluatedKey'];
   for (let page = 0; page < SWEEP_MAX_PAGES; page += 1) {
-    const result = await store.query({
-      indexName: 'byStatus',
-      keyCondition: 'statusPk = :statusPk',
-      values: { ':statusPk': statusPk },
-      limit: SWEEP_PAGE_SIZE,
-      ...(startKey && { exclusiveStartKey: startKey }),
-    });
+    const result = await store.query(streamItems.withStatusQuery(statusPk, SWEEP_PAGE_SIZE, startKey));
     streams.push(...result.items.map(streamFromItem));
     startKey = result.lastEvaluatedKey;
     if (!startKey) break;
@@ -965,13 +898,7 @@ async function streamsWithStatus(store: LedgerStore, statusPk: string): Promise<
 async function oldestUnsent(store: LedgerStore, stream: StreamRecord): Promise<string | undefined> {
   const pages = await Promise.all(
     Array.from({ length: unsentPartitionCount(stream) }, (_, partition) =>
-      store.query({
-        indexName: 'byStatus',
-        keyCondition: 'statusPk = :pk',
-        values: { ':pk': unsentStatusPk(stream.streamId, partition) },
-        ascending: true,
-        limit: 1,
-      }),
+      store.query(streamItems.unsentGiftsQuery(stream.streamId, partition, 1)),
     ),
   );
   const oldest = pages
@@ -1027,14 +954,9 @@ export async function sweepUnsentGifts(
     ) {
       await deps.store
         .transactWrite([
-          deps.store.update(
-            'retire ended stream',
-            keys.stream(stream.streamId),
-            {
-              expression: 'REMOVE statusPk, statusSk',
-              condition: 'statusPk = :ended',
-              values: { ':ended': RECENTLY_ENDED_STATUS_PK },
-            },
+          streamItems.retired(
+            deps.store,
+            stream.streamId,
             () => new SequencerConflict(`stream ${stream.streamId} left the recently-ended list meanwhile`),
           ),
         ])

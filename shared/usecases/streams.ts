@@ -1,14 +1,9 @@
 import { profileItems } from '../adapters/dynamo/profile-items';
 import { type CreatorProfile, readProfiles } from './creator-profiles';
 import * as z from 'zod';
-import { conditions } from '../adapters/dynamo/conditions';
-import {
-  ENTRY_PREFIX,
-  ENTRY_PREFIX_END,
-  EVENT_LOG_PARTITIONS,
-  keys,
-  streamEventPartition,
-} from '../adapters/dynamo/keys';
+import { ENTRY_PREFIX_END, EVENT_LOG_PARTITIONS, keys } from '../adapters/dynamo/keys';
+import { leaderboardItems } from '../adapters/dynamo/leaderboard-items';
+import { streamItems } from '../adapters/dynamo/stream-items';
 import { MAX_TRANSACTION_ITEMS, type Item, type LedgerStore } from '../ports/ledger-store';
 import type { ConnectionsStore } from '../ports/connections-store';
 import type { GiftEventPublisher } from '../adapters/gift-events';
@@ -27,20 +22,20 @@ import { decodeCursor, encodeCursor } from './wallet';
  * broadcaster once per batch of gifts (shared/usecases/broadcast.ts).
  */
 
-/** byStatus GSI partitions of stream items. A live stream is listed under LIVE, newest first. */
-export const LIVE_STATUS_PK = 'LIVE';
 /**
- * An ended stream stays findable here for a while, so the sweeper still broadcasts gifts that
- * committed just before the end; the sweeper removes it from the index afterwards.
+ * The stream item's layout: its status index partitions (live, recently ended), the unsent
+ * index partitions of its gifts and the gift fence's attribute. They live with its ops in the
+ * DynamoDB adapter; gifts.ts and the tests read them from here.
  */
-export const RECENTLY_ENDED_STATUS_PK = 'ENDED_RECENTLY';
+export {
+  LIVE_STATUS_PK,
+  liveFenceAttribute,
+  RECENTLY_ENDED_STATUS_PK,
+  unsentStatusPk,
+} from '../adapters/dynamo/stream-items';
+
 /** How long an ended stream is still swept for gifts not yet broadcast. */
 export const RECENTLY_ENDED_SWEEP_MS = 10 * 60 * 1000;
-
-/** The sparse index partition of one stream's gifts not yet broadcast (unsentPartitionOf). */
-export function unsentStatusPk(streamId: string, partition: number): string {
-  return `UNSENT#${streamId}#${partition}`;
-}
 
 /**
  * A stream's gifts not yet broadcast are spread over `unsentPartitions` index partitions, and
@@ -138,32 +133,11 @@ const streamItemSchema = z.object({
 });
 
 /**
- * The gift fence: while a stream is live, each of its creator's shard items carries this
- * attribute, and a gift's credit to a shard is conditioned on it. Ending the stream removes it
- * from every shard in the same transaction that marks the stream ended, so a gift sent after the
- * end's 200 cannot commit, although gifts read the stream's state from a short-lived cache. The
- * condition sits on the shard the gift writes anyway: no extra write unit, no single hot key.
- */
-export function liveFenceAttribute(streamId: string): string {
-  return `live_${streamId}`;
-}
-
-/**
  * Going live writes the stream, the creator's profile and one fence per shard (and maybe the shard raise) in one
  * transaction of at most 100 items; a creator with more shards than fit gets no fence, and their
  * gifts read the stream item each time instead of caching it.
  */
 export const MAX_FENCED_SHARDS = MAX_TRANSACTION_ITEMS - 3;
-
-function fenceOps(store: LedgerStore, creatorId: string, streamId: string, shards: number, open: boolean) {
-  return Array.from({ length: shards }, (_, shard) =>
-    store.update(open ? 'open gift fence' : 'close gift fence', keys.walletShard(creatorId, shard), {
-      expression: open ? 'SET #live = :true' : 'REMOVE #live',
-      names: { '#live': liveFenceAttribute(streamId) },
-      ...(open && { values: { ':true': true } }),
-    }),
-  );
-}
 
 /** A stream item as stored; a malformed one is a broken invariant, never shown to a client. */
 export function streamFromItem(item: Item): StreamRecord {
@@ -271,30 +245,14 @@ export async function createStream(
     };
     const ops = [];
     if (shards !== existing) {
-      ops.push(
-        deps.store.update(
-          'raise creator shards',
-          keys.wallet(caller.userId),
-          {
-            expression: 'SET creatorShards = :shards',
-            // Shards only ever grow: a lower count would hide credits on the shards above it.
-            condition: 'attribute_not_exists(creatorShards) OR creatorShards <= :shards',
-            values: { ':shards': shards },
-          },
-          () => new ShardsChanged(),
-        ),
-      );
+      // Shards only ever grow: a lower count would hide credits on the shards above it.
+      ops.push(streamItems.raiseCreatorShards(deps.store, caller.userId, shards, () => new ShardsChanged()));
     }
     ops.push(
-      deps.store.put(
-        'stream',
-        { ...keys.stream(streamId), ...stream, statusPk: LIVE_STATUS_PK, statusSk: startedAt },
-        { expression: conditions.isNew },
-        () => new InvariantViolation(`stream id ${streamId} already exists`),
-      ),
+      streamItems.wentLive(deps.store, stream, () => new InvariantViolation(`stream id ${streamId} already exists`)),
       // The profile: one more stream, and the first stream's start is kept.
       profileItems.wentLive(deps.store, caller.userId, startedAt),
-      ...(fenced ? fenceOps(deps.store, caller.userId, streamId, shards, true) : []),
+      ...(fenced ? streamItems.openFences(deps.store, caller.userId, streamId, shards) : []),
     );
     try {
       await deps.store.transactWrite(ops);
@@ -330,18 +288,8 @@ export async function endStream(
     let endedNow = true;
     try {
       await deps.store.transactWrite([
-        deps.store.update(
-          'end stream',
-          keys.stream(streamId),
-          {
-            expression: 'SET #status = :ended, endedAt = :endedAt, statusPk = :statusPk, statusSk = :endedAt',
-            condition: '#status = :live',
-            names: { '#status': 'status' },
-            values: { ':ended': 'ended', ':live': 'live', ':endedAt': endedAt, ':statusPk': RECENTLY_ENDED_STATUS_PK },
-          },
-          () => new StreamAlreadyEnded(),
-        ),
-        ...(stream.fenced ? fenceOps(deps.store, stream.creatorId, streamId, stream.creatorShards, false) : []),
+        streamItems.ended(deps.store, streamId, endedAt, () => new StreamAlreadyEnded()),
+        ...(stream.fenced ? streamItems.closeFences(deps.store, stream.creatorId, streamId, stream.creatorShards) : []),
       ]);
     } catch (error) {
       if (!(error instanceof StreamAlreadyEnded)) throw error;
@@ -411,20 +359,7 @@ export async function listLiveStreams(
       details: [{ path: 'query.cursor', message: 'unknown cursor' }],
     });
   }
-  const result = await deps.store.query({
-    indexName: 'byStatus',
-    keyCondition: 'statusPk = :live',
-    values: { ':live': LIVE_STATUS_PK },
-    ascending: false,
-    limit: page.limit,
-    ...(after && {
-      exclusiveStartKey: {
-        ...keys.stream(after.streamId),
-        statusPk: LIVE_STATUS_PK,
-        statusSk: after.startedAt,
-      },
-    }),
-  });
+  const result = await deps.store.query(streamItems.liveStreamsQuery(page.limit, after));
   const streams = result.items.map(streamFromItem);
   const last = streams[streams.length - 1];
   // The creators' profiles, so a viewer can check a creator before joining: one BatchGetItem.
@@ -442,11 +377,6 @@ export async function listLiveStreams(
   };
 }
 
-/** A leaderboard shard's GSI partition: the leaderboard items' own partition key. */
-export function leaderboardPartition(streamId: string, shard: number): string {
-  return keys.leaderboardEntry(streamId, shard, '').pk;
-}
-
 /**
  * GET /v1/streams/{id}/leaderboard: the top of each leaderboard shard (GSI ordered by coins),
  * merged. A gifter's total lives on exactly one shard, so the merge is exact.
@@ -459,13 +389,7 @@ export async function streamLeaderboard(
   const stream = await requireStream(deps.store, streamId);
   const pages = await Promise.all(
     Array.from({ length: stream.creatorShards }, (_, shard) =>
-      deps.store.query({
-        indexName: 'leaderboard',
-        keyCondition: 'lbPk = :lbPk',
-        values: { ':lbPk': leaderboardPartition(streamId, shard) },
-        ascending: false,
-        limit,
-      }),
+      deps.store.query(leaderboardItems.topQuery(streamId, shard, limit)),
     ),
   );
   const entries = pages
@@ -566,7 +490,6 @@ export async function streamEvents(
   page: { after: number; limit: number },
   options: { consistent?: boolean } = {},
 ): Promise<{ items: GiftEvent[]; nextSeq: number }> {
-  const afterSk = keys.streamEventBatch(streamId, page.after).sk;
   // The log is spread over EVENT_LOG_PARTITIONS keys. Each partition's batches are disjoint,
   // increasing seq ranges, so its first `limit` batches past `after` hold every one of its
   // events among the first `limit` overall: one query per partition, then a merge by seq.
@@ -574,13 +497,13 @@ export async function streamEvents(
     requireStream(deps.store, streamId),
     Promise.all(
       Array.from({ length: EVENT_LOG_PARTITIONS }, (_, partition) =>
-        deps.store.query({
-          keyCondition: 'pk = :pk AND sk > :after',
-          values: { ':pk': streamEventPartition(streamId, partition), ':after': afterSk },
-          ascending: true,
-          limit: page.limit,
-          ...(options.consistent && { consistent: true }),
-        }),
+        deps.store.query(
+          streamItems.eventBatchesAfterQuery(streamId, partition, {
+            afterSeq: page.after,
+            limit: page.limit,
+            consistent: options.consistent === true,
+          }),
+        ),
       ),
     ),
   ]);
@@ -683,9 +606,9 @@ const giftReceivedItem = z.object({
 
 /**
  * GET /v1/notifications: the caller's gift_received entries and report_resolved notices, newest
- * first. Gifts live on the creator's shard entry partitions (USER#c#E<k>), notices on USER#c#N,
- * so a page merges one query per partition; the cursor is the last sort key returned, which
- * orders them all.
+ * first. Gifts live on the creator's shard entry partitions (keys.shardEntryPartition), notices
+ * on a partition of their own (keys.notificationPartition), so a page merges one query per
+ * partition; the cursor is the last sort key returned, which orders them all.
  */
 export async function listNotifications(
   deps: { store: LedgerStore },
@@ -707,13 +630,10 @@ export async function listNotifications(
   ];
   const pages = await Promise.all(
     partitions.map((pk) =>
-      deps.store.query({
-        keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
-        values: { ':pk': pk, ':lower': ENTRY_PREFIX, ':upper': upper },
-        ascending: false,
+      deps.store.query(
         // One extra to know whether a next page exists, one more because BETWEEN includes the cursor.
-        limit: page.limit + (page.cursor === undefined ? 1 : 2),
-      }),
+        streamItems.notificationsQuery(pk, upper, page.limit + (page.cursor === undefined ? 1 : 2)),
+      ),
     ),
   );
   const merged = pages
