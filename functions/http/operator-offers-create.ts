@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { MAX_DISCOUNT_PERCENT, OFFER_KINDS } from '../../shared/domain/offers';
 import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -29,6 +30,6 @@ export const handler = httpRoute(declaredHttpRoute('OperatorOffersCreate'), {
   response: { status: 201, schema: offerAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 201,
-    body: await createOffer(ledgerStore(), caller, input, systemClock.now()),
+    body: await createOffer({ store: ledgerStore(), now: () => systemClock.now(), newId }, caller, input),
   }),
 });

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
 import { pushWallet } from '../../shared/adapters/connections-api';
+import { newId } from '../../shared/adapters/ids';
 import { stripePayments } from '../../shared/adapters/payments';
 import { webhookAnswer } from '../../shared/http/answers';
 import { httpRoute, rawBody, type HttpEvent } from '../../shared/http/route';
@@ -66,6 +67,7 @@ export const handler = httpRoute(declaredHttpRoute('StripeWebhook'), {
         payments,
         livemode: await payments.livemode(),
         now: () => systemClock.now(),
+        newId,
         notifyWallet: async (userId) =>
           pushWallet(
             { connections: connectionsStore(), poster: connectionPoster() },

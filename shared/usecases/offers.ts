@@ -1,6 +1,5 @@
-import { newId } from '../adapters/ids';
-import { conditions } from '../adapters/dynamo/conditions';
 import { keys } from '../adapters/dynamo/keys';
+import { offerItems, offersQuery } from '../adapters/dynamo/offer-items';
 import type { Item, LedgerStore } from '../ports/ledger-store';
 import { countriesWithPriceList, findPackage } from '../domain/catalog';
 import { InvariantViolation, NotFoundError, ValidationError } from '../domain/errors';
@@ -50,13 +49,7 @@ export async function listOffers(store: LedgerStore, options: { consistent?: boo
   const offers: Offer[] = [];
   let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
   do {
-    const page = await store.query({
-      keyCondition: 'pk = :pk',
-      values: { ':pk': keys.offer('').pk },
-      limit: OFFERS_PAGE_SIZE,
-      consistent: options.consistent ?? false,
-      ...(startKey && { exclusiveStartKey: startKey }),
-    });
+    const page = await store.query(offersQuery(OFFERS_PAGE_SIZE, options.consistent ?? false, startKey));
     for (const item of page.items) offers.push(parseOffer(item));
     startKey = page.lastEvaluatedKey;
   } while (startKey);
@@ -119,20 +112,28 @@ function validateNewOffer(input: NewOffer, now: Date): Omit<Offer, 'offerId' | '
   return offer;
 }
 
+export interface CreateOfferDeps {
+  store: LedgerStore;
+  now: () => Date;
+  newId: (prefix: string, now: Date) => string;
+}
+
 /** POST /v1/operator/offers: validated, checked against overlapping offers, written with its audit record. */
-export async function createOffer(store: LedgerStore, operator: Caller, input: NewOffer, now: Date): Promise<Offer> {
+export async function createOffer(deps: CreateOfferDeps, operator: Caller, input: NewOffer): Promise<Offer> {
+  const { store } = deps;
+  const now = deps.now();
   const fields = validateNewOffer(input, now);
   const clash = (await listOffers(store, { consistent: true })).find((other) => offersOverlap(other, fields));
   if (clash !== undefined)
     throw invalid('body', `it overlaps offer ${clash.offerId} on the same package, countries and time`);
   const offer: Offer = {
-    offerId: newId('of', now),
+    offerId: deps.newId('of', now),
     ...fields,
     createdBy: operator.userId,
     createdAt: now.toISOString(),
   };
   await store.transactWrite([
-    store.put('offer', { ...keys.offer(offer.offerId), ...offer }, { expression: conditions.isNew }),
+    offerItems.created(store, { ...offer }),
     auditOp(store, operator, { action: 'offer.create', target: `offer:${offer.offerId}`, details: { ...offer } }, now),
   ]);
   return offer;
@@ -151,15 +152,10 @@ export async function endOffer(store: LedgerStore, operator: Caller, offerId: st
   let alreadyEnded = false;
   try {
     await store.transactWrite([
-      store.update(
-        'end offer',
-        keys.offer(offerId),
-        { expression: 'SET endedAt = :at', condition: 'attribute_not_exists(endedAt)', values: { ':at': at } },
-        () => {
-          alreadyEnded = true;
-          return new NotFoundError('ended concurrently');
-        },
-      ),
+      offerItems.ended(store, offerId, at, () => {
+        alreadyEnded = true;
+        return new NotFoundError('ended concurrently');
+      }),
       auditOp(store, operator, { action: 'offer.end', target: `offer:${offerId}`, details: { endedAt: at } }, now),
     ]);
   } catch (error) {

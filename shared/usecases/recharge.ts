@@ -1,6 +1,12 @@
 import * as z from 'zod';
-import { conditions } from '../adapters/dynamo/conditions';
-import { keys, shardFor } from '../adapters/dynamo/keys';
+import { keys } from '../adapters/dynamo/keys';
+import { offerItems } from '../adapters/dynamo/offer-items';
+import {
+  PENDING_RECHARGE_BUCKETS,
+  pendingBeforeQuery,
+  pendingStatusPk,
+  rechargeItems,
+} from '../adapters/dynamo/recharge-items';
 import { derivedIdHex } from '../domain/derived-id';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { walletFromItem } from '../adapters/dynamo/items';
@@ -55,11 +61,8 @@ export type RechargeStatus = (typeof RECHARGE_STATUSES)[number];
 
 /** docs/API.md: a recharge still pending after 24 hours expires. */
 export const RECHARGE_PENDING_LIFETIME_SECONDS = 24 * 60 * 60;
-/**
- * Pending recharges are listed in the sparse `byStatus` index under this many partitions, so the
- * index has no single hot key when many people open payments at once; the expiry sweep reads each.
- */
-export const PENDING_RECHARGE_BUCKETS = 8;
+/** The expiry index's layout lives with the recharge item; desk.ts and the webhook name a recharge's bucket. */
+export { PENDING_RECHARGE_BUCKETS, pendingStatusPk };
 /** One sweep run expires at most this many, so it stays far inside its Lambda timeout; the next run takes the rest. */
 export const MAX_EXPIRED_PER_RUN = 100;
 /** Items read per index page by the sweep. */
@@ -69,10 +72,6 @@ export const MAX_RECHARGE_WRITE_ATTEMPTS = 8;
 
 export const IDEMPOTENCY_SCOPE_RECHARGE = 'recharge';
 const PACKAGE_IDS = PACKAGE_COINS.map(packageIdFor);
-
-export function pendingStatusPk(rechargeId: string): string {
-  return `RECHARGE_PENDING#${shardFor(rechargeId, PENDING_RECHARGE_BUCKETS)}`;
-}
 
 /**
  * The recharge id is derived from the user and their Idempotency-Key, so two identical requests
@@ -485,7 +484,6 @@ function openRechargeOps(
   const firstRechargeOffer = offer?.firstRechargeOnly === true;
   const keyTaken = () => new IdempotencyKeyReusedError('This Idempotency-Key was already used for another recharge.');
   const recharge = {
-    ...keys.recharge(rechargeId),
     rechargeId,
     userId: caller.userId,
     status: 'pending',
@@ -502,8 +500,6 @@ function openRechargeOps(
     refundedMinor: 0,
     disputes: {},
     wonDisputes: {},
-    statusPk: pendingStatusPk(rechargeId),
-    statusSk: `${createdAt}#${rechargeId}`,
     method: priced.method,
     coinsValueMinor: breakdown.coins.amount,
     discountMinor: breakdown.discount.amount,
@@ -515,16 +511,10 @@ function openRechargeOps(
     itemized: priced.itemized,
   };
   const ops: WriteOp[] = [
-    store.put('recharge', recharge, { expression: conditions.isNew }, keyTaken),
-    store.put(
-      'payment intent mapping',
-      {
-        ...keys.paymentIntent(paymentIntent.paymentIntentId),
-        paymentIntentId: paymentIntent.paymentIntentId,
-        rechargeId,
-        userId: caller.userId,
-      },
-      { expression: conditions.isNew },
+    rechargeItems.opened(store, recharge, keyTaken),
+    rechargeItems.paymentIntentLinked(
+      store,
+      { paymentIntentId: paymentIntent.paymentIntentId, rechargeId, userId: caller.userId },
       keyTaken,
     ),
     walletCheckOp(store, caller.userId, opening.wallet.monthlyLimit, firstRechargeOffer, consentCondition(caller, now)),
@@ -544,21 +534,13 @@ function walletCheckOp(
   firstRechargeOffer: boolean,
   consent: ConsentCondition | undefined,
 ): WriteOp {
-  const limitCondition = monthlyLimitIs(limit);
-  const parts = [conditions.walletUnlocked, limitCondition.expression];
-  if (firstRechargeOffer) parts.push('(attribute_not_exists(rechargesCredited) OR rechargesCredited = :zero)');
-  if (consent) parts.push(CONSENT_EXPRESSIONS[consent]);
-  return store.conditionCheck(
-    'wallet unlocked, same budget',
-    keys.wallet(userId),
+  return rechargeItems.walletAllowsRecharge(
+    store,
+    userId,
     {
-      expression: parts.join(' AND '),
-      values: {
-        ':false': false,
-        ...limitCondition.values,
-        ...(firstRechargeOffer && { ':zero': 0 }),
-        ...consentValues(consent),
-      },
+      limit,
+      firstRechargeOffer,
+      consent: consent && { expression: CONSENT_EXPRESSIONS[consent], values: consentValues(consent) },
     },
     (old) => {
       if (old?.locked === true) return new WalletLockedError('Your wallet is locked.');
@@ -578,23 +560,19 @@ function walletCheckOp(
  */
 function offerHoldOps(store: LedgerStore, userId: string, rechargeId: string, offer: Offer, now: Date): WriteOp[] {
   const ops: WriteOp[] = [
-    store.conditionCheck(
-      'offer still running',
-      keys.offer(offer.offerId),
-      { expression: 'attribute_not_exists(endedAt) OR endedAt > :now', values: { ':now': now.toISOString() } },
+    offerItems.stillRunning(
+      store,
+      offer.offerId,
+      now.toISOString(),
       () => new OfferUnavailableError('This offer has ended.'),
     ),
   ];
   if (offer.firstRechargeOnly) {
     ops.push(
-      store.update(
-        'first-recharge offer reserved',
-        keys.firstRechargeOffer(userId),
-        {
-          expression: 'SET rechargeId = :rechargeId, offerId = :offerId',
-          condition: 'attribute_not_exists(rechargeId)',
-          values: { ':rechargeId': rechargeId, ':offerId': offer.offerId },
-        },
+      offerItems.firstRechargeReserved(
+        store,
+        userId,
+        { rechargeId, offerId: offer.offerId },
         () => new OfferUnavailableError('Your first-recharge offer is already taken by another recharge.'),
       ),
     );
@@ -606,15 +584,11 @@ function offerHoldOps(store: LedgerStore, userId: string, rechargeId: string, of
 export function offerReleaseOps(store: LedgerStore, recharge: RechargeRecord): WriteOp[] {
   if (!recharge.firstRechargeOffer) return [];
   return [
-    store.update(
-      'first-recharge offer released',
-      keys.firstRechargeOffer(recharge.userId),
-      {
-        expression: 'REMOVE rechargeId, offerId',
-        // Only if this recharge holds it: another one's reservation is never released here.
-        condition: 'rechargeId = :rechargeId',
-        values: { ':rechargeId': recharge.rechargeId },
-      },
+    // Only if this recharge holds it: another one's reservation is never released here.
+    offerItems.firstRechargeReleased(
+      store,
+      recharge.userId,
+      recharge.rechargeId,
       () => new ConcurrentChange('first-recharge offer'),
     ),
   ];
@@ -626,15 +600,6 @@ export function offerReleaseOps(store: LedgerStore, recharge: RechargeRecord): W
  */
 export function spendBound(limitMinor: number, priceMinor: number): number {
   return limitMinor - priceMinor;
-}
-
-/** The wallet's monthly limit is still the one the budget check used. */
-export function monthlyLimitIs(limit: Money | null): { expression: string; values: Item } {
-  if (limit === null) return { expression: 'attribute_not_exists(monthlyLimitAmount)', values: {} };
-  return {
-    expression: 'monthlyLimitAmount = :limitAmount AND monthlyLimitCurrency = :limitCurrency',
-    values: { ':limitAmount': limit.amount, ':limitCurrency': limit.currency },
-  };
 }
 
 /**
@@ -649,20 +614,7 @@ export function budgetHoldOp(
   /** What a month that cannot hold it means here: a refused request, or (for a payment already made) a refund. */
   onFull: () => Error = budgetExceeded,
 ): WriteOp {
-  const key = keys.budgetMonth(recharge.userId, recharge.budgetMonth);
-  const values = { ':price': recharge.priceMinor, ':currency': currency };
-  if (boundMinor === undefined)
-    return store.update('budget month', key, { expression: 'ADD spentMinor :price SET currency = :currency', values });
-  return store.update(
-    'budget month',
-    key,
-    {
-      expression: 'ADD spentMinor :price SET currency = :currency',
-      condition: 'attribute_not_exists(spentMinor) OR spentMinor <= :bound',
-      values: { ...values, ':bound': boundMinor },
-    },
-    onFull,
-  );
+  return rechargeItems.budgetHeld(store, recharge, currency, boundMinor, onFull);
 }
 
 export function budgetExceeded(): BudgetExceededError {
@@ -721,21 +673,7 @@ export function rechargeTransitionOp(
   set: Record<string, unknown>,
   options: { leavePendingIndex?: boolean } = {},
 ): WriteOp {
-  const names: Record<string, string> = { '#version': 'version' };
-  const values: Item = { ':read': recharge.version, ':one': 1 };
-  const assignments = ['#version = #version + :one'];
-  for (const [index, [attribute, value]] of Object.entries(set).entries()) {
-    names[`#a${index}`] = attribute;
-    values[`:v${index}`] = value;
-    assignments.push(`#a${index} = :v${index}`);
-  }
-  const expression = `SET ${assignments.join(', ')}${options.leavePendingIndex ? ' REMOVE statusPk, statusSk' : ''}`;
-  return store.update(
-    `recharge ${recharge.rechargeId}`,
-    keys.recharge(recharge.rechargeId),
-    { expression, condition: '#version = :read', values, names },
-    () => new ConcurrentChange('recharge'),
-  );
+  return rechargeItems.transition(store, recharge, set, options, () => new ConcurrentChange('recharge'));
 }
 
 /** Reads a recharge consistently; undefined when there is none. */
@@ -812,14 +750,9 @@ async function transitionRecharge(
 
 /** A cancelled or expired recharge, or one refunded over budget, stops counting toward its month. */
 export function budgetReleaseOp(store: LedgerStore, recharge: RechargeRecord): WriteOp {
-  return store.update(
-    'budget release',
-    keys.budgetMonth(recharge.userId, recharge.budgetMonth),
-    {
-      expression: 'ADD spentMinor :minus',
-      condition: 'spentMinor >= :price',
-      values: { ':minus': -recharge.priceMinor, ':price': recharge.priceMinor },
-    },
+  return rechargeItems.budgetReleased(
+    store,
+    recharge,
     (old) =>
       new InvariantViolation(
         `budget month ${recharge.budgetMonth} of ${recharge.userId} holds ${String(old?.spentMinor)}, less than recharge ${recharge.rechargeId}`,
@@ -861,13 +794,9 @@ export async function expirePendingRecharges(
   for (let bucket = 0; bucket < PENDING_RECHARGE_BUCKETS && seen < limits.maxPerRun; bucket += 1) {
     let startKey: Parameters<LedgerStore['query']>[0]['exclusiveStartKey'];
     do {
-      const page = await deps.store.query({
-        indexName: 'byStatus',
-        keyCondition: 'statusPk = :pk AND statusSk < :cutoff',
-        values: { ':pk': `RECHARGE_PENDING#${bucket}`, ':cutoff': cutoff },
-        limit: Math.min(EXPIRY_PAGE_SIZE, limits.maxPerRun - seen),
-        ...(startKey && { exclusiveStartKey: startKey }),
-      });
+      const page = await deps.store.query(
+        pendingBeforeQuery(bucket, cutoff, Math.min(EXPIRY_PAGE_SIZE, limits.maxPerRun - seen), startKey),
+      );
       startKey = page.lastEvaluatedKey;
       for (const raw of page.items) {
         seen += 1;

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../../shared/adapters/ids';
 import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { clawbackParts, createRecharge, readRecharge } from '../../../shared/usecases/recharge';
 import { createOffer } from '../../../shared/usecases/offers';
@@ -44,7 +45,7 @@ beforeAll(async () => {
   ({ store, client } = await freshLedger());
   const now = new Date();
   const offer = await createOffer(
-    store,
+    { store, now: () => now, newId },
     { ...adult('operator'), groups: ['operators'] },
     {
       packageId: 'coins_10000',
@@ -52,7 +53,6 @@ beforeAll(async () => {
       bonusCoins: BONUS,
       endsAt: new Date(now.getTime() + 24 * 3600_000).toISOString(),
     },
-    now,
   );
   offerId = offer.offerId;
 });

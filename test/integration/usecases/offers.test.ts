@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../../shared/adapters/ids';
 import { countriesWithPriceList, packagesForCountry } from '../../../shared/domain/catalog';
 import { type Offer, offerTerms, perCoinOrderProblems } from '../../../shared/domain/offers';
 import { createOffer } from '../../../shared/usecases/offers';
@@ -55,18 +56,13 @@ describe('with DynamoDB Local', () => {
 
   beforeAll(async () => {
     ({ store, client } = await freshLedger());
-    offer = await createOffer(
-      store,
-      OPERATOR,
-      {
-        packageId: 'coins_10000',
-        kind: 'bonus',
-        bonusCoins: 500,
-        firstRechargeOnly: true,
-        endsAt: '2026-06-01T11:00:00.000Z',
-      },
-      T0,
-    );
+    offer = await createOffer({ store, now: () => T0, newId }, OPERATOR, {
+      packageId: 'coins_10000',
+      kind: 'bonus',
+      bonusCoins: 500,
+      firstRechargeOnly: true,
+      endsAt: '2026-06-01T11:00:00.000Z',
+    });
   });
   afterAll(() => client.destroy());
 

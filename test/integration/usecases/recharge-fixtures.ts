@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { ensureTable } from '../../../shared/adapters/dynamo/create-tables';
 import { ENTRY_PREFIX, keys } from '../../../shared/adapters/dynamo/keys';
+import { newId } from '../../../shared/adapters/ids';
 import { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import type { Item } from '../../../shared/ports/ledger-store';
 import { LEDGER_TABLE } from '../../../shared/adapters/dynamo/schema';
@@ -99,9 +100,9 @@ export function webhookDeps(
   store: DynamoLedgerStore,
   now: () => Date = () => new Date(),
   payments: FakePayments = new FakePayments(),
-  extra: Partial<WebhookDeps> = {},
+  extra: Partial<Pick<WebhookDeps, 'livemode' | 'notifyWallet'>> = {},
 ): WebhookDeps {
-  return { store, now, payments, livemode: false, ...extra };
+  return { store, now, newId, payments, livemode: false, ...extra };
 }
 
 export function adult(userId: string, country = 'US'): Caller {
