@@ -13,7 +13,7 @@ export const PAYOUT_CURRENCY = 'USD';
 export const PAYOUT_STATUSES = ['requested', 'processing', 'paid', 'failed'] as const;
 export type PayoutStatus = (typeof PAYOUT_STATUSES)[number];
 
-/** Makes a new id with its type prefix and creation time (`shared/adapters/ids`' newId, injected). */
+/** Makes a new id with its type prefix and creation time: the handlers inject the ids adapter's newId. */
 export type NewId = (prefix: string, now: Date) => string;
 
 const payoutItemSchema = z.object({
