@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { payoutQueue } from '../../shared/adapters/payout-queue';
 import { ledgerConfig } from '../../shared/config';
 import { payoutRequestedAnswer } from '../../shared/http/answers';
@@ -22,7 +23,13 @@ export const handler = httpRoute(declaredHttpRoute('PayoutsCreate'), {
   response: { status: 202, schema: payoutRequestedAnswer },
   handle: async ({ caller, body: input, idempotency }) => {
     const answer = await requestPayout(
-      { store: ledgerStore(), queue: payoutQueue(), economy: ledgerConfig().economy, now: () => systemClock.now() },
+      {
+        store: ledgerStore(),
+        queue: payoutQueue(),
+        economy: ledgerConfig().economy,
+        now: () => systemClock.now(),
+        newId,
+      },
       caller,
       { diamonds: input.diamonds },
       idempotency,

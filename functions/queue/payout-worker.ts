@@ -1,6 +1,7 @@
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { connectionPoster, connectionsStore, ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { pushWallet } from '../../shared/adapters/connections-api';
 import { payoutMessageSchema } from '../../shared/adapters/payout-queue';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
@@ -30,6 +31,7 @@ function workerDeps(): ProcessPayoutDeps {
       store,
       connect: new StripeConnectPayouts(),
       now: () => systemClock.now(),
+      newId,
       notify: async (userId) => {
         const wallet = await store.readWallet(userId, { consistent: true });
         await pushWallet({ connections: connectionsStore(), poster: connectionPoster() }, wallet);

@@ -1,5 +1,6 @@
-import { conditions } from '../adapters/dynamo/conditions';
+import { systemClock } from '../adapters/clock';
 import { keys } from '../adapters/dynamo/keys';
+import { payoutAccountItems } from '../adapters/dynamo/payout-account-items';
 import type { Item, LedgerStore } from '../ports/ledger-store';
 import type { ConnectPayouts } from '../adapters/stripe-connect';
 import { InvariantViolation, NotFoundError } from '../domain/errors';
@@ -60,25 +61,17 @@ export async function createPayoutAccount(
     });
     const createdAt = now.toISOString();
     try {
+      const ownership = { userId: caller.userId, accountId: created.accountId, createdAt };
       await deps.store.transactWrite([
-        deps.store.put(
-          'payout account',
-          {
-            ...keys.payoutAccount(caller.userId),
-            userId: caller.userId,
-            accountId: created.accountId,
-            payoutsEnabled: created.payoutsEnabled,
-            createdAt,
-            updatedAt: createdAt,
-          },
-          { expression: conditions.isNew },
+        payoutAccountItems.linked(
+          deps.store,
+          { ...ownership, payoutsEnabled: created.payoutsEnabled },
           () => new AlreadyLinked(),
         ),
-        deps.store.put(
-          'connect account mapping',
-          { ...keys.connectAccount(created.accountId), userId: caller.userId, createdAt },
-          // The same account may be mapped again only to the same user (a retried create).
-          { expression: `${conditions.isNew} OR userId = :userId`, values: { ':userId': caller.userId } },
+        // The same account may be mapped again only to the same user (a retried create).
+        payoutAccountItems.mapped(
+          deps.store,
+          ownership,
           (old) =>
             new InvariantViolation(`Connect account ${created.accountId} is already linked to ${String(old?.userId)}`),
         ),
@@ -105,9 +98,12 @@ export async function getPayoutAccount(deps: { store: LedgerStore }, caller: Cal
  * Stripe's `account.updated` (called by the webhook use case): records whether the account may
  * receive payouts. An account this ledger never linked is ignored (another platform's event, or
  * a test fixture); the webhook still answers 200 so Stripe stops retrying.
+ *
+ * `now` is optional only because the webhook use case (stripe-webhook.ts, another change's file)
+ * does not pass it yet; once it passes `now: deps.now`, make it required and drop the fallback.
  */
 export async function applyAccountUpdated(
-  deps: { store: LedgerStore },
+  deps: { store: LedgerStore; now?: () => Date },
   account: { id: string; payoutsEnabled: boolean },
 ): Promise<void> {
   const mapping = await deps.store.getItem(keys.connectAccount(account.id), { consistent: true });
@@ -115,16 +111,13 @@ export async function applyAccountUpdated(
     logger.info('account.updated for an account not linked here; ignored', { accountId: account.id });
     return;
   }
+  const now = deps.now?.() ?? systemClock.now();
   await deps.store.transactWrite([
-    deps.store.update(
-      'payout account enabled',
-      keys.payoutAccount(mapping.userId),
-      {
-        expression: 'SET payoutsEnabled = :enabled, updatedAt = :now',
-        // The account item and its mapping are written together, so it exists; never create a partial one.
-        condition: `${conditions.exists} AND accountId = :accountId`,
-        values: { ':enabled': account.payoutsEnabled, ':now': new Date().toISOString(), ':accountId': account.id },
-      },
+    // The account item and its mapping are written together, so it exists; never create a partial one.
+    payoutAccountItems.payoutsEnabledSet(
+      deps.store,
+      { userId: mapping.userId, accountId: account.id, payoutsEnabled: account.payoutsEnabled },
+      now.toISOString(),
       () => new InvariantViolation(`account.updated for ${account.id}: the user's payout account is another one`),
     ),
   ]);

@@ -16,6 +16,7 @@ import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { QUEUE_CONSUMERS, QUEUES } from '../../infra/routes';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../shared/adapters/ids';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
 import { TransientDependencyError } from '../../shared/domain/errors';
 import { logger } from '../../shared/logger';
@@ -152,7 +153,9 @@ describe('payout worker against the stand-in', () => {
       made = (await realTransfer(request)).transferId;
       throw new Error('killed after the transfer');
     };
-    await expect(processPayout({ store, connect: dying, now: () => new Date() }, payoutId)).rejects.toThrow('killed');
+    await expect(processPayout({ store, connect: dying, now: () => new Date(), newId }, payoutId)).rejects.toThrow(
+      'killed',
+    );
     expect(await statusOf(payoutId)).toBe('processing');
     expect(transfersOf(payoutId)).toHaveLength(1);
 
@@ -181,7 +184,7 @@ describe('payout worker against the stand-in', () => {
     const oneAttempt = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
     await expect(
       processPayout(
-        { store, connect: new StripeConnectPayouts(), now: () => new Date(), transferRetry: oneAttempt },
+        { store, connect: new StripeConnectPayouts(), now: () => new Date(), newId, transferRetry: oneAttempt },
         payoutId,
       ),
     ).rejects.toBeInstanceOf(TransientDependencyError);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { keys } from '../../shared/adapters/dynamo/keys';
 import { DynamoLedgerStore } from '../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../shared/adapters/ids';
 import { SqsPayoutQueue } from '../../shared/adapters/payout-queue';
 import { logger } from '../../shared/logger';
 import { apiClient, expectBooksBalance, RecordingSocket, type ApiClient } from '../support/local-stack';
@@ -277,7 +278,7 @@ describe('creator payouts on the local stack', () => {
       await realTransfer(request);
       throw new Error('killed after the transfer');
     };
-    await expect(processPayout({ store, connect: dying, now: () => new Date() }, midwayPayout)).rejects.toThrow(
+    await expect(processPayout({ store, connect: dying, now: () => new Date(), newId }, midwayPayout)).rejects.toThrow(
       'killed',
     );
     expect((await store.getItem(keys.payout(midwayPayout), { consistent: true }))?.status).toBe('processing');

@@ -1,11 +1,11 @@
-import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
+import { payoutItems } from '../../adapters/dynamo/payout-items';
 import type { Item, LedgerStore, WriteOp } from '../../ports/ledger-store';
 import { PermanentTransferError, type ConnectPayouts, type TransferMade } from '../../adapters/stripe-connect';
 import { InvariantViolation, TransientDependencyError } from '../../domain/errors';
 import { retryWithBackoff, type RetryPolicy } from '../../domain/retry';
 import { logger } from '../../logger';
-import { BUMP_DIAMONDS_VERSION, entryOp, type Payout, payoutFromItem, STATUS_NAMES, utcDay } from './record';
+import { entryOp, type NewId, type Payout, payoutFromItem, utcDay } from './record';
 
 /** The worker: one delivery of a payout message makes the Stripe transfer and settles the payout. */
 
@@ -21,6 +21,8 @@ export interface ProcessPayoutDeps {
   store: LedgerStore;
   connect: ConnectPayouts;
   now: () => Date;
+  /** The ids of the settlement's ledger entries. */
+  newId: NewId;
   /** Pushes the creator's wallet to their connections after a settlement; best effort. */
   notify?: (userId: string) => Promise<void>;
   transferRetry?: RetryPolicy;
@@ -45,6 +47,10 @@ const settledOrInvariant = (what: string) => (old: Item | undefined) =>
     ? new AlreadySettled()
     : new InvariantViolation(`${what}: payout is ${String(old?.status)}`);
 
+/** The creator's pending diamonds must cover a settling payout: anything else is a broken ledger. */
+const pendingShort = (payout: Payout) => () =>
+  new InvariantViolation(`pending diamonds of ${payout.userId} do not cover payout ${payout.payoutId}`);
+
 /**
  * Handles one delivery of a payout message. Safe to run any number of times, concurrently: the
  * transfer's idempotency key makes one transfer, the settle condition makes one settlement.
@@ -59,24 +65,7 @@ export async function processPayout(deps: ProcessPayoutDeps, payoutId: string): 
   const startedAt = deps.now();
   try {
     await deps.store.transactWrite([
-      deps.store.update(
-        'payout processing',
-        keys.payout(payoutId),
-        {
-          expression:
-            'SET #status = :processing, updatedAt = :now, statusSk = :now, attempts = if_not_exists(attempts, :zero) + :one',
-          condition: '#status IN (:requested, :processing)',
-          names: STATUS_NAMES,
-          values: {
-            ':processing': 'processing',
-            ':requested': 'requested',
-            ':now': startedAt.toISOString(),
-            ':zero': 0,
-            ':one': 1,
-          },
-        },
-        settledOrInvariant('mark processing'),
-      ),
+      payoutItems.processing(deps.store, payoutId, startedAt.toISOString(), settledOrInvariant('mark processing')),
     ]);
   } catch (error) {
     if (error instanceof AlreadySettled) return 'duplicate';
@@ -119,29 +108,11 @@ type Settlement = { kind: 'paid'; transferId: string } | { kind: 'failed'; failu
 function paidOps(deps: ProcessPayoutDeps, payout: Payout, transferId: string, now: Date): WriteOp[] {
   const { payoutId, userId, diamonds } = payout;
   return [
-    deps.store.update(
-      'payout paid',
-      keys.payout(payoutId),
-      {
-        expression: 'SET #status = :paid, transferId = :transferId, updatedAt = :now REMOVE statusPk, statusSk',
-        condition: '#status = :processing',
-        names: STATUS_NAMES,
-        values: { ':paid': 'paid', ':transferId': transferId, ':now': now.toISOString(), ':processing': 'processing' },
-      },
-      settledOrInvariant('settle paid'),
-    ),
-    deps.store.update(
-      'pending paid out',
-      keys.wallet(userId),
-      {
-        expression: `SET pendingDiamonds = pendingDiamonds - :diamonds, ${BUMP_DIAMONDS_VERSION}`,
-        condition: conditions.pendingCoversSettlement,
-        values: { ':diamonds': diamonds, ':zero': 0, ':one': 1 },
-      },
-      () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
-    ),
+    payoutItems.paid(deps.store, payoutId, transferId, now.toISOString(), settledOrInvariant('settle paid')),
+    payoutItems.pendingPaidOut(deps.store, userId, diamonds, pendingShort(payout)),
     entryOp(
       deps.store,
+      deps.newId,
       userId,
       'payout_paid',
       now,
@@ -155,29 +126,11 @@ function paidOps(deps: ProcessPayoutDeps, payout: Payout, transferId: string, no
 function failedOps(deps: ProcessPayoutDeps, payout: Payout, failureCode: string, now: Date): WriteOp[] {
   const { payoutId, userId, diamonds } = payout;
   const ops = [
-    deps.store.update(
-      'payout failed',
-      keys.payout(payoutId),
-      {
-        expression: 'SET #status = :failed, failureCode = :code, updatedAt = :now REMOVE statusPk, statusSk',
-        condition: '#status = :processing',
-        names: STATUS_NAMES,
-        values: { ':failed': 'failed', ':code': failureCode, ':now': now.toISOString(), ':processing': 'processing' },
-      },
-      settledOrInvariant('settle failed'),
-    ),
-    deps.store.update(
-      'pending returned',
-      keys.wallet(userId),
-      {
-        expression: `SET diamonds = diamonds + :diamonds, pendingDiamonds = pendingDiamonds - :diamonds, ${BUMP_DIAMONDS_VERSION}`,
-        condition: conditions.pendingCoversSettlement,
-        values: { ':diamonds': diamonds, ':zero': 0, ':one': 1 },
-      },
-      () => new InvariantViolation(`pending diamonds of ${userId} do not cover payout ${payoutId}`),
-    ),
+    payoutItems.failed(deps.store, payoutId, failureCode, now.toISOString(), settledOrInvariant('settle failed')),
+    payoutItems.pendingReturned(deps.store, userId, diamonds, pendingShort(payout)),
     entryOp(
       deps.store,
+      deps.newId,
       userId,
       'payout_reversed',
       now,
@@ -188,12 +141,7 @@ function failedOps(deps: ProcessPayoutDeps, payout: Payout, failureCode: string,
   // A past day no longer matters.
   const requestDay = utcDay(new Date(payout.createdAt));
   if (requestDay === utcDay(now)) {
-    ops.push(
-      deps.store.update('payout day returned', keys.payoutDay(userId, requestDay), {
-        expression: 'ADD diamonds :minus',
-        values: { ':minus': -diamonds },
-      }),
-    );
+    ops.push(payoutItems.dayReturned(deps.store, userId, requestDay, diamonds));
   }
   return ops;
 }

@@ -1,4 +1,5 @@
 import { keys } from '../../adapters/dynamo/keys';
+import { userPayoutsQuery } from '../../adapters/dynamo/payout-items';
 import type { LedgerStore } from '../../ports/ledger-store';
 import { InvariantViolation, NotFoundError } from '../../domain/errors';
 import type { Caller } from '../../domain/identity';
@@ -31,13 +32,10 @@ export async function listPayouts(
   const limit = Math.min(Math.max(1, page.limit), MAX_PAYOUT_PAGE);
   const upper = page.cursor === undefined ? USER_PAYOUT_PREFIX_END : decodePayoutCursor(page.cursor);
   if (upper === undefined) throw new InvariantViolation('listPayouts got a cursor the edge should have refused');
-  const { items } = await deps.store.query({
-    keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
-    values: { ':pk': keys.wallet(caller.userId).pk, ':lower': USER_PAYOUT_PREFIX, ':upper': upper },
-    ascending: false,
-    // One more to know whether a next page exists, and one more because BETWEEN includes the cursor.
-    limit: limit + (page.cursor === undefined ? 1 : 2),
-  });
+  // One more to know whether a next page exists, and one more because BETWEEN includes the cursor.
+  const { items } = await deps.store.query(
+    userPayoutsQuery(caller.userId, upper, limit + (page.cursor === undefined ? 1 : 2)),
+  );
   const index = items.filter((item) => typeof item.sk === 'string' && item.sk < upper);
   const pageItems = index.slice(0, limit);
   const payoutIds = pageItems.map((item) => String(item.payoutId));

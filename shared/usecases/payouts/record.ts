@@ -1,28 +1,20 @@
 import * as z from 'zod';
-import { newId } from '../../adapters/ids';
-import { conditions } from '../../adapters/dynamo/conditions';
-import { keys } from '../../adapters/dynamo/keys';
+import { payoutItems } from '../../adapters/dynamo/payout-items';
 import type { Item, LedgerStore, WriteOp } from '../../ports/ledger-store';
-import { entryItem } from '../../adapters/dynamo/items';
 import { InvariantViolation } from '../../domain/errors';
 import type { LedgerEntry } from '../../domain/ledger';
 import type { Money } from '../../domain/money';
 
 /** The payout record: its item, the view the API answers with, its ledger entries. */
 
-/** The sparse index partition of payouts not yet settled. */
-export const PAYOUT_OPEN = 'PAYOUT_OPEN';
+/** The payout item's layout (the open index, the user's list items) is the adapter's; re-exported for the API's cursor. */
+export { PAYOUT_OPEN, USER_PAYOUT_PREFIX, USER_PAYOUT_PREFIX_END } from '../../adapters/dynamo/payout-items';
 export const PAYOUT_CURRENCY = 'USD';
 export const PAYOUT_STATUSES = ['requested', 'processing', 'paid', 'failed'] as const;
 export type PayoutStatus = (typeof PAYOUT_STATUSES)[number];
 
-export const USER_PAYOUT_PREFIX = 'PAYOUT#';
-export const USER_PAYOUT_PREFIX_END = 'PAYOUT$';
-
-export const STATUS_NAMES = { '#status': 'status' } as const;
-
-/** Every write that changes a wallet's diamonds or pending diamonds on the main item bumps this (see readCreatorBalance). */
-export const BUMP_DIAMONDS_VERSION = 'diamondsVersion = if_not_exists(diamondsVersion, :zero) + :one';
+/** Makes a new id with its type prefix and creation time: the handlers inject the ids adapter's newId. */
+export type NewId = (prefix: string, now: Date) => string;
 
 const payoutItemSchema = z.object({
   payoutId: z.string().min(1),
@@ -79,13 +71,13 @@ export function utcDay(at: Date): string {
 /** An immutable payout entry on the user's main partition; its deltas sum into the wallet's fields. */
 export function entryOp(
   store: LedgerStore,
+  newId: NewId,
   userId: string,
   type: LedgerEntry['type'],
   now: Date,
   deltas: { diamonds: number; pendingDiamonds: number },
   ref: LedgerEntry['ref'],
 ): WriteOp {
-  const createdAt = now.toISOString();
   const value: LedgerEntry = {
     id: newId('tx', now),
     userId,
@@ -94,13 +86,8 @@ export function entryOp(
     owedCoins: 0,
     diamonds: deltas.diamonds,
     pendingDiamonds: deltas.pendingDiamonds,
-    createdAt,
+    createdAt: now.toISOString(),
     ref,
   };
-  return store.put(
-    `${type} entry`,
-    entryItem(keys.entry(userId, createdAt, value.id), value),
-    { expression: conditions.isNew },
-    () => new InvariantViolation('entry id collided'),
-  );
+  return payoutItems.entry(store, value, () => new InvariantViolation('entry id collided'));
 }

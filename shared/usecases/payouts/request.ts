@@ -1,6 +1,5 @@
-import { newId } from '../../adapters/ids';
-import { conditions } from '../../adapters/dynamo/conditions';
 import { keys } from '../../adapters/dynamo/keys';
+import { payoutItems } from '../../adapters/dynamo/payout-items';
 import type { CreatorBalance, LedgerStore, WriteOp } from '../../ports/ledger-store';
 import type { PayoutQueue } from '../../adapters/payout-queue';
 import { type Economy, payoutCents } from '../../domain/economy';
@@ -17,13 +16,11 @@ import type { Money } from '../../domain/money';
 import { logger } from '../../logger';
 import { once, recordAnswerOp, type IdempotentRequest, type StoredAnswer } from '../idempotency';
 import { readPayoutAccount } from '../payout-account';
-import { BUMP_DIAMONDS_VERSION, entryOp, PAYOUT_CURRENCY, PAYOUT_OPEN, utcDay } from './record';
+import { entryOp, type NewId, PAYOUT_CURRENCY, utcDay } from './record';
 
 /** POST /v1/payouts: one transaction moves diamonds from available to pending and writes the payout. */
 
 export const PAYOUT_IDEMPOTENCY_SCOPE = 'payout';
-/** UTC day counters are kept two days past their day, then TTL removes them. */
-const PAYOUT_DAY_RETENTION_SECONDS = 3 * 24 * 60 * 60;
 
 export interface PayoutRequestedBody {
   payoutId: string;
@@ -37,50 +34,23 @@ export interface RequestPayoutDeps {
   queue: PayoutQueue;
   economy: Economy;
   now: () => Date;
+  /** The payout's id and its entry's. */
+  newId: NewId;
 }
 
 /** A concurrent payout folded the creator's shards first: read again. */
 class FoldRaced extends Error {}
 
 /**
- * The payout's debit, with the creator's shards folded in by the same write: the main item's
- * diamonds take what the shards gained since the last fold (`shardDiamondsFolded` moves up to
- * the shard total that was read), minus the payout. Shards are never written, so the fold cannot
- * conflict with gifts landing on them; its condition (the fold mark is still what was read, the
- * main item covers what the shards do not, the wallet is unlocked) sits on one item.
+ * The payout's debit, with the creator's shards folded in by the same write (payoutItems.debit):
+ * a lock, a concurrent fold and a short balance each fail it with their own error.
  */
 function payoutDebitOp(store: LedgerStore, userId: string, balance: CreatorBalance, diamonds: number): WriteOp {
-  const foldDelta = balance.shardCredits - balance.shardDiamondsFolded;
-  const need = diamonds - foldDelta;
-  const foldedAsRead =
-    balance.shardDiamondsFolded === 0
-      ? '(attribute_not_exists(shardDiamondsFolded) OR shardDiamondsFolded = :foldedBefore)'
-      : 'shardDiamondsFolded = :foldedBefore';
-  const condition = [conditions.walletUnlocked, foldedAsRead, ...(need > 0 ? ['diamonds >= :need'] : [])].join(' AND ');
-  return store.update(
-    'payout debit',
-    keys.wallet(userId),
-    {
-      expression: `SET diamonds = if_not_exists(diamonds, :zero) + :net, pendingDiamonds = if_not_exists(pendingDiamonds, :zero) + :diamonds, shardDiamondsFolded = :foldedAfter, ${BUMP_DIAMONDS_VERSION}`,
-      condition,
-      values: {
-        ':net': foldDelta - diamonds,
-        ':diamonds': diamonds,
-        ':zero': 0,
-        ':one': 1,
-        ':false': false,
-        ':foldedBefore': balance.shardDiamondsFolded,
-        ':foldedAfter': balance.shardCredits,
-        ...(need > 0 && { ':need': need }),
-      },
-    },
-    (old) => {
-      if (old?.locked === true) return new WalletLockedError('The wallet is locked.');
-      if ((typeof old?.shardDiamondsFolded === 'number' ? old.shardDiamondsFolded : 0) !== balance.shardDiamondsFolded)
-        return new FoldRaced();
-      return new InsufficientDiamondsError('Not enough diamonds are available.');
-    },
-  );
+  return payoutItems.debit(store, userId, balance, diamonds, {
+    locked: () => new WalletLockedError('The wallet is locked.'),
+    foldRaced: () => new FoldRaced(),
+    short: () => new InsufficientDiamondsError('Not enough diamonds are available.'),
+  });
 }
 
 /** A payout's debit is tried again when a concurrent payout folded the shards first, at most this often. */
@@ -130,21 +100,12 @@ async function checkPayout(
 
 /** The UTC day's counter takes the payout, on the condition that the day's total stays within the maximum. */
 function payoutDayOp(store: LedgerStore, userId: string, checked: CheckedPayout, diamonds: number): WriteOp {
-  const { day, maxPerDay } = checked;
-  const dayEndSeconds = Math.floor(Date.parse(`${day}T00:00:00.000Z`) / 1000) + 24 * 60 * 60;
-  return store.update(
-    'payout day',
-    keys.payoutDay(userId, day),
-    {
-      expression: 'SET diamonds = if_not_exists(diamonds, :zero) + :diamonds, expiresAt = :expiresAt',
-      condition: 'attribute_not_exists(diamonds) OR diamonds <= :bound',
-      values: {
-        ':diamonds': diamonds,
-        ':zero': 0,
-        ':bound': maxPerDay - diamonds,
-        ':expiresAt': dayEndSeconds + PAYOUT_DAY_RETENTION_SECONDS,
-      },
-    },
+  const { maxPerDay } = checked;
+  return payoutItems.dayTaken(
+    store,
+    userId,
+    checked,
+    diamonds,
     () => new PayoutLimitExceededError(`Payouts are at most ${maxPerDay} diamonds a UTC day.`),
   );
 }
@@ -158,34 +119,9 @@ function payoutItemOps(
   createdAt: string,
 ): WriteOp[] {
   const { payoutId, diamonds, amount } = body;
-  return [
-    store.put(
-      'payout',
-      {
-        ...keys.payout(payoutId),
-        payoutId,
-        userId,
-        accountId,
-        diamonds,
-        amount,
-        status: 'requested',
-        createdAt,
-        updatedAt: createdAt,
-        statusPk: PAYOUT_OPEN,
-        statusSk: createdAt,
-        sweeps: 0,
-        attempts: 0,
-      },
-      { expression: conditions.isNew },
-      () => new InvariantViolation(`payout id ${payoutId} collided`),
-    ),
-    store.put(
-      'user payout',
-      { ...keys.userPayout(userId, createdAt, payoutId), payoutId },
-      { expression: conditions.isNew },
-      () => new InvariantViolation(`payout id ${payoutId} collided`),
-    ),
-  ];
+  const payout = { payoutId, userId, accountId, diamonds, amount, createdAt };
+  const collided = () => new InvariantViolation(`payout id ${payoutId} collided`);
+  return [payoutItems.requested(store, payout, collided), payoutItems.listed(store, payout, collided)];
 }
 
 /**
@@ -203,7 +139,7 @@ async function debitPayout(
 ): Promise<StoredAnswer<PayoutRequestedBody>> {
   const { userId } = caller;
   const checked = await checkPayout(deps, caller, diamonds, now);
-  const payoutId = newId('po', now);
+  const payoutId = deps.newId('po', now);
   const amount: Money = { amount: checked.cents, currency: PAYOUT_CURRENCY };
   const body: PayoutRequestedBody = { payoutId, status: 'requested', diamonds, amount };
   await deps.store.transactWrite([
@@ -214,6 +150,7 @@ async function debitPayout(
     ...payoutItemOps(deps.store, userId, checked.accountId, body, now.toISOString()),
     entryOp(
       deps.store,
+      deps.newId,
       userId,
       'payout_requested',
       now,

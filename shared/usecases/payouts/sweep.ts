@@ -1,8 +1,8 @@
-import { keys } from '../../adapters/dynamo/keys';
-import type { LedgerStore } from '../../ports/ledger-store';
+import { openPayoutsQuery, payoutItems } from '../../adapters/dynamo/payout-items';
+import type { LedgerStore, PageKey } from '../../ports/ledger-store';
 import type { PayoutQueue } from '../../adapters/payout-queue';
 import { logger } from '../../logger';
-import { type Payout, PAYOUT_OPEN, payoutFromItem, STATUS_NAMES } from './record';
+import { type Payout, payoutFromItem } from './record';
 
 /** The sweeper: sends open payouts again when nothing moved them for a while. */
 
@@ -38,15 +38,10 @@ async function sweepOne(deps: SweepDeps, payout: Payout, now: Date, result: Swee
   if (Date.parse(touchedAt) + backoffSeconds * 1000 > now.getTime()) return;
   try {
     await deps.store.transactWrite([
-      deps.store.update(
-        'payout swept',
-        keys.payout(payout.payoutId),
-        {
-          expression: 'SET statusSk = :now, sweeps = if_not_exists(sweeps, :zero) + :one',
-          condition: '#status = :status AND statusSk = :seen',
-          names: STATUS_NAMES,
-          values: { ':now': now.toISOString(), ':zero': 0, ':one': 1, ':status': payout.status, ':seen': touchedAt },
-        },
+      payoutItems.swept(
+        deps.store,
+        { payoutId: payout.payoutId, status: payout.status, touchedAt },
+        now.toISOString(),
         () => new PayoutMoved(),
       ),
     ]);
@@ -93,17 +88,10 @@ export async function sweepPayouts(deps: SweepDeps): Promise<SweepResult> {
     nowMs - Math.min(deps.requestedAfterSeconds, deps.processingAfterSeconds) * 1000,
   ).toISOString();
   const result: SweepResult = { examined: 0, resent: 0, sendFailures: 0 };
-  let startKey: Awaited<ReturnType<LedgerStore['query']>>['lastEvaluatedKey'];
+  let startKey: PageKey | undefined;
   do {
     // Oldest first. A claimed payout moves past the cutoff, so it does not come back this run.
-    const page = await deps.store.query({
-      indexName: 'byStatus',
-      keyCondition: 'statusPk = :open AND statusSk <= :cutoff',
-      values: { ':open': PAYOUT_OPEN, ':cutoff': cutoff },
-      ascending: true,
-      limit: SWEEP_PAGE_SIZE,
-      ...(startKey && { exclusiveStartKey: startKey }),
-    });
+    const page = await deps.store.query(openPayoutsQuery(cutoff, SWEEP_PAGE_SIZE, startKey));
     for (const item of page.items) {
       if (result.examined >= SWEEP_MAX_EXAMINED || result.resent >= SWEEP_MAX_RESENT) return result;
       result.examined += 1;

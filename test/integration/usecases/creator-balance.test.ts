@@ -3,6 +3,7 @@ import { TransactionCanceledException, TransactWriteItemsCommand, type DynamoDBC
 import { randomBytes } from 'node:crypto';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import { DynamoLedgerStore, type DynamoSend } from '../../../shared/adapters/dynamo/ledger-store';
+import { newId } from '../../../shared/adapters/ids';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY } from '../../../shared/domain/economy';
 import { logger } from '../../../shared/logger';
@@ -47,6 +48,7 @@ const requestDeps = (target: DynamoLedgerStore = store) => ({
   queue: new RecordingQueue(),
   economy: DEFAULT_ECONOMY,
   now: () => new Date(),
+  newId,
 });
 
 /** Reads the balance over and over while `work` runs; returns every reading. */
@@ -116,10 +118,10 @@ it('settles and reverses payouts with the balance still exact, and never writes 
   const paid = await requestPayout(requestDeps(), adultCaller(userId), { diamonds: 4_000 }, idem());
   const refused = await requestPayout(requestDeps(), adultCaller(userId), { diamonds: 6_000 }, idem());
   const connect = new FakeConnect();
-  await processPayout({ store, connect, now: () => new Date() }, paid.body.payoutId);
+  await processPayout({ store, connect, now: () => new Date(), newId }, paid.body.payoutId);
   connect.transferErrors.push(new PermanentTransferError('account_closed', 'the account is closed'));
   await processPayout(
-    { store, connect, now: () => new Date(), transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
+    { store, connect, now: () => new Date(), newId, transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
     refused.body.payoutId,
   );
   expect(await store.readWallet(userId, { consistent: true })).toMatchObject({ diamonds: 6_000, pendingDiamonds: 0 });

@@ -93,7 +93,7 @@ async function creatorWithFoldedDiamonds(diamonds: number, foldDay: Date): Promi
   await seedDiamonds(store, userId, diamonds + DEFAULT_ECONOMY.minPayoutDiamonds);
   await linkEnabledAccount(store, userId);
   await requestPayout(
-    { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => foldDay },
+    { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => foldDay, newId },
     adultCaller(userId),
     { diamonds: DEFAULT_ECONOMY.minPayoutDiamonds },
     idem(),
@@ -134,7 +134,7 @@ describe('the 2,000-diamond payout minimum', () => {
     await seedDiamonds(store, userId, 5_000);
     await linkEnabledAccount(store, userId);
     const queue = new RecordingQueue();
-    const deps = { store, queue, economy: DEFAULT_ECONOMY, now: () => new Date() };
+    const deps = { store, queue, economy: DEFAULT_ECONOMY, now: () => new Date(), newId };
 
     await expect(requestPayout(deps, adultCaller(userId), { diamonds: 1_998 }, idem())).rejects.toThrow(
       BelowMinimumPayoutError,
@@ -165,7 +165,7 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
   it('lets exactly two of three concurrent 80,000 payouts through with 300,000 available; the day counts 160,000', async () => {
     const day = new Date('2026-05-04T10:00:00.000Z');
     const userId = await creatorWithFoldedDiamonds(300_000, new Date('2026-05-03T10:00:00.000Z'));
-    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => day };
+    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => day, newId };
     const codes = await Promise.all(
       [1, 2, 3].map(() => codeOf(requestPayout(deps, adultCaller(userId), { diamonds: 80_000 }, idem()))),
     );
@@ -181,7 +181,7 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
   it('refuses in the write itself when the read of the day counter is stale', async () => {
     const day = new Date('2026-05-05T10:00:00.000Z');
     const userId = await creatorWithFoldedDiamonds(300_000, new Date('2026-05-04T10:00:00.000Z'));
-    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => day };
+    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => day, newId };
     await requestPayout(deps, adultCaller(userId), { diamonds: 150_000 }, idem());
     // A replica that has not seen today's payouts yet: only the counter's condition can refuse.
     const dayKey = keys.payoutDay(userId, '2026-05-05');
@@ -207,7 +207,7 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
     const lastMillisecond = new Date('2026-05-06T23:59:59.999Z');
     const nextDay = new Date('2026-05-07T00:00:00.000Z');
     const userId = await creatorWithFoldedDiamonds(210_000, new Date('2026-05-05T08:00:00.000Z'));
-    const at = (now: Date) => ({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => now });
+    const at = (now: Date) => ({ store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => now, newId });
 
     expect(await codeOf(requestPayout(at(morning), adultCaller(userId), { diamonds: 200_000 }, idem()))).toBe(
       'ACCEPTED',
@@ -232,7 +232,13 @@ describe('the daily payout cap (200,000 diamonds a UTC day)', () => {
   it("gives the day counter a TTL three days after its day's end, never inside the day it counts", async () => {
     const userId = await creatorWithFoldedDiamonds(10_000, new Date('2026-05-08T12:00:00.000Z'));
     await requestPayout(
-      { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date('2026-05-09T23:30:00.000Z') },
+      {
+        store,
+        queue: new RecordingQueue(),
+        economy: DEFAULT_ECONOMY,
+        now: () => new Date('2026-05-09T23:30:00.000Z'),
+        newId,
+      },
       adultCaller(userId),
       { diamonds: 2_000 },
       idem(),
@@ -316,7 +322,7 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
     const userId = uniqueUser('creator');
     await seedDiamonds(store, userId, 4_000);
     await linkEnabledAccount(store, userId);
-    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date() };
+    const deps = { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date(), newId };
 
     await setLock({ store, now: () => new Date() }, adultCaller(userId), true);
     expect(await codeOf(requestPayout(deps, adultCaller(userId), { diamonds: 2_000 }, idem()))).toBe('WALLET_LOCKED');
@@ -342,7 +348,7 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
     const queue = new RecordingQueue();
     await expect(
       requestPayout(
-        { store: stale, queue, economy: DEFAULT_ECONOMY, now: () => new Date() },
+        { store: stale, queue, economy: DEFAULT_ECONOMY, now: () => new Date(), newId },
         adultCaller(userId),
         { diamonds: 2_000 },
         idem(),
@@ -635,7 +641,7 @@ describe('settling a payout when the ledger does not hold it', () => {
     await seedDiamonds(store, userId, diamonds);
     await linkEnabledAccount(store, userId);
     const answer = await requestPayout(
-      { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date() },
+      { store, queue: new RecordingQueue(), economy: DEFAULT_ECONOMY, now: () => new Date(), newId },
       adultCaller(userId),
       { diamonds },
       idem(),
@@ -653,6 +659,7 @@ describe('settling a payout when the ledger does not hold it', () => {
     store,
     connect,
     now: () => new Date(),
+    newId,
     transferRetry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
   });
 

@@ -65,12 +65,16 @@ describe('payout account', () => {
   it('records payoutsEnabled from account.updated, and ignores accounts it never linked', async () => {
     const connect = new FakeConnect();
     const { accountId } = await createPayoutAccount(deps(connect), adultCaller('onboarder'));
-    await applyAccountUpdated({ store }, { id: accountId, payoutsEnabled: true });
+    const updatedAt = new Date(Date.now() + 60_000);
+    await applyAccountUpdated({ store, now: () => updatedAt }, { id: accountId, payoutsEnabled: true });
     expect(await getPayoutAccount({ store }, adultCaller('onboarder'))).toEqual({ accountId, payoutsEnabled: true });
-    await applyAccountUpdated({ store }, { id: accountId, payoutsEnabled: false });
+    expect((await store.getItem(keys.payoutAccount('onboarder'), { consistent: true }))?.updatedAt).toBe(
+      updatedAt.toISOString(),
+    );
+    await applyAccountUpdated({ store, now: () => new Date() }, { id: accountId, payoutsEnabled: false });
     expect((await getPayoutAccount({ store }, adultCaller('onboarder'))).payoutsEnabled).toBe(false);
     await expect(
-      applyAccountUpdated({ store }, { id: 'acct_elsewhere', payoutsEnabled: true }),
+      applyAccountUpdated({ store, now: () => new Date() }, { id: 'acct_elsewhere', payoutsEnabled: true }),
     ).resolves.toBeUndefined();
     expect(await store.getItem(keys.connectAccount('acct_elsewhere'), { consistent: true })).toBeUndefined();
   });

@@ -1,6 +1,7 @@
 import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
+import { newId } from '../../../shared/adapters/ids';
 import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
 import { PermanentTransferError } from '../../../shared/adapters/stripe-connect';
 import { DEFAULT_ECONOMY, type Economy } from '../../../shared/domain/economy';
@@ -57,11 +58,11 @@ function newCreator(): string {
 }
 
 function requestDeps(queue = new RecordingQueue(), economy: Economy = DEFAULT_ECONOMY, now = () => new Date()) {
-  return { store, queue, economy, now };
+  return { store, queue, economy, now, newId };
 }
 
 function workerDeps(connect: FakeConnect, extra: Partial<ProcessPayoutDeps> = {}): ProcessPayoutDeps {
-  return { store, connect, now: () => new Date(), transferRetry: noDelay, ...extra };
+  return { store, connect, now: () => new Date(), newId, transferRetry: noDelay, ...extra };
 }
 
 let keySequence = 0;
