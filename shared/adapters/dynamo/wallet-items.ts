@@ -139,6 +139,28 @@ function asGuardianOf(
 }
 
 /**
+ * What a teenager's spending is conditioned on: the token's consent claim, as long as the app has
+ * not recorded a revocation, or the app's own recorded consent. Adults carry no condition.
+ */
+export type ConsentCondition = 'token-claim-not-revoked' | 'granted-in-app';
+
+/**
+ * The consent conditions as expressions on the wallet item, to AND into a write on the teenager's
+ * wallet (a gift's debit, a recharge's wallet check): a guardian's revocation that commits between
+ * the request's read and its transaction still stops the write.
+ */
+export const CONSENT_EXPRESSIONS: Record<ConsentCondition, string> = {
+  'token-claim-not-revoked': '(attribute_not_exists(appConsent) OR appConsent <> :revoked)',
+  'granted-in-app': 'appConsent = :granted',
+};
+
+/** The expression values the consent condition names (none without a condition). */
+export function consentValues(condition: ConsentCondition | undefined): Record<string, string> {
+  if (condition === undefined) return {};
+  return condition === 'granted-in-app' ? { ':granted': 'granted' } : { ':revoked': 'revoked' };
+}
+
+/**
  * One page of an entry partition, filtered to the entry with this id: a page may hold none and
  * still have more (`lastEvaluatedKey`).
  */
