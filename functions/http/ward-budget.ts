@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { CURRENCIES } from '../../shared/domain/money';
 import { wardBudgetAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -23,7 +24,7 @@ export const handler = httpRoute({
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
     body: await setWardBudget(
-      { store: ledgerStore(), now: () => systemClock.now() },
+      { store: ledgerStore(), now: () => systemClock.now(), newId },
       caller,
       path.teenId,
       input.monthlyLimit,

@@ -71,6 +71,31 @@ export const walletItems = {
     );
   },
 
+  /**
+   * One change of the monthly limit (null: none), beside the wallet: the history `npm run
+   * reconcile` checks every credit against the limit in force then. `setBy` names a guardian.
+   */
+  budgetLimitChanged(
+    store: LedgerStore,
+    change: {
+      userId: string;
+      at: string;
+      changeId: string;
+      limitMinor: number | null;
+      currency: string | null;
+      setBy?: string;
+    },
+  ): WriteOp {
+    return store.put('budget limit change', {
+      ...keys.budgetLimitChange(change.userId, change.at, change.changeId),
+      userId: change.userId,
+      at: change.at,
+      limitMinor: change.limitMinor,
+      currency: change.currency,
+      ...(change.setBy !== undefined && { setBy: change.setBy }),
+    });
+  },
+
   /** A guardian approved: the consent, who gave it, when, and the teenager's country then. */
   grantConsent(
     store: LedgerStore,
