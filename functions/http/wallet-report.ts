@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { reportCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
@@ -18,7 +19,7 @@ export const handler = httpRoute(declaredHttpRoute('TransactionReportsCreate'), 
   handle: async ({ caller, path, body: input }) => ({
     status: 201,
     body: await reportTransaction(
-      { store: ledgerStore(), now: () => systemClock.now() },
+      { store: ledgerStore(), now: () => systemClock.now(), newId },
       caller,
       path.transactionId,
       input.reason,

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ledgerStore } from '../../shared/adapters/clients';
 import { systemClock } from '../../shared/adapters/clock';
+import { newId } from '../../shared/adapters/ids';
 import { CURRENCIES } from '../../shared/domain/money';
 import { wardBudgetAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -22,7 +23,7 @@ export const handler = httpRoute(declaredHttpRoute('WardBudget'), {
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
     body: await setWardBudget(
-      { store: ledgerStore(), now: () => systemClock.now() },
+      { store: ledgerStore(), now: () => systemClock.now(), newId },
       caller,
       path.teenId,
       input.monthlyLimit,

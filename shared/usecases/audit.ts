@@ -1,7 +1,6 @@
 import * as z from 'zod';
-import { newId } from '../adapters/ids';
-import { conditions } from '../adapters/dynamo/conditions';
-import { keys } from '../adapters/dynamo/keys';
+import { AUDIT_PREFIX, auditItems, auditPageQuery } from '../adapters/dynamo/audit-items';
+import { newId as legacyNewId } from '../adapters/ids';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { InvariantViolation } from '../domain/errors';
 import type { Caller } from '../domain/identity';
@@ -13,7 +12,7 @@ import type { Caller } from '../domain/identity';
  * rare, so the trail is one partition (`AUDIT`), read newest first.
  */
 
-export const AUDIT_PREFIX = 'AUDIT#';
+export { AUDIT_PREFIX };
 
 export interface AuditRecord {
   auditId: string;
@@ -37,12 +36,16 @@ const auditItem = z.object({
   details: z.record(z.string(), z.unknown()),
 });
 
-/** The op that records one operator change; put it in the change's own transaction. */
+/**
+ * The op that records one operator change; put it in the change's own transaction. `newId`
+ * defaults to the adapter's only until offers.ts and creator-profiles.ts pass theirs.
+ */
 export function auditOp(
   store: LedgerStore,
   operator: Caller,
   change: { action: string; target: string; details: Record<string, unknown> },
   at: Date,
+  newId: (prefix: string, now: Date) => string = legacyNewId,
 ): WriteOp {
   const record: AuditRecord = {
     auditId: newId('aud', at),
@@ -52,11 +55,7 @@ export function auditOp(
     at: at.toISOString(),
     details: change.details,
   };
-  return store.put(
-    'audit record',
-    { ...keys.auditRecord(record.at, record.auditId), ...record },
-    { expression: conditions.isNew },
-  );
+  return auditItems.record(store, record);
 }
 
 export function encodeAuditCursor(sortKey: string): string {
@@ -74,16 +73,7 @@ export async function listAudit(
   page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
   const before = page.cursor === undefined ? undefined : decodeAuditCursor(page.cursor);
-  const result = await store.query({
-    keyCondition: before === undefined ? 'pk = :pk AND begins_with(sk, :prefix)' : 'pk = :pk AND sk < :before',
-    values: {
-      ':pk': keys.auditRecord('', '').pk,
-      ...(before === undefined ? { ':prefix': AUDIT_PREFIX } : { ':before': before }),
-    },
-    ascending: false,
-    limit: page.limit,
-    consistent: true,
-  });
+  const result = await store.query(auditPageQuery(page.limit, before));
   const items = result.items.map(parseAudit);
   const last = result.items[result.items.length - 1];
   const nextCursor = result.lastEvaluatedKey && last ? encodeAuditCursor(String(last.sk)) : null;

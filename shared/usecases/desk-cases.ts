@@ -1,5 +1,11 @@
 import * as z from 'zod';
-import { conditions } from '../adapters/dynamo/conditions';
+import {
+  caseItems,
+  OPEN_CASES_STATUS_PK,
+  openCasesQuery,
+  partitionBetweenQuery,
+  rechargeEntriesQuery,
+} from '../adapters/dynamo/case-items';
 import { ENTRY_PREFIX, ENTRY_PREFIX_END, keys, type ItemKey } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { entryFromItem } from '../adapters/dynamo/items';
@@ -21,7 +27,7 @@ import { transactionView, type TransactionView } from './wallet';
  * sparse (resolving removes statusPk), so it holds only open cases and every read is a page.
  */
 
-export const OPEN_CASES_STATUS_PK = 'CASES_OPEN';
+export { OPEN_CASES_STATUS_PK };
 /** Entries shown on each side of the case's transaction: enough context, one small query each. */
 export const CASE_LEDGER_WINDOW = 10;
 /** The wallet's newest entries searched for its recharges (the refund choices): one query page. */
@@ -73,15 +79,6 @@ export function parseCase(item: Item): DeskCase {
   return parsed.data;
 }
 
-function openCaseItem(deskCase: DeskCase): Item {
-  return {
-    ...keys.deskCase(deskCase.caseId),
-    ...deskCase,
-    statusPk: OPEN_CASES_STATUS_PK,
-    statusSk: `${deskCase.createdAt}#${deskCase.caseId}`,
-  };
-}
-
 /** The case a locking dispute or refund opens; its id is derived from the event, so it is opened once. */
 export function lockCaseOp(
   store: LedgerStore,
@@ -99,7 +96,7 @@ export function lockCaseOp(
     rechargeId: recharge.rechargeId,
     source,
   };
-  return store.put('desk case', openCaseItem(deskCase), { expression: conditions.isNew });
+  return caseItems.open(store, deskCase);
 }
 
 /** The case a report opens: the report's id names it. */
@@ -119,7 +116,7 @@ export function reportCaseOp(
     transactionKey: report.transactionKey,
     reportReason: report.reason,
   };
-  return store.put('desk case', openCaseItem(deskCase), { expression: conditions.isNew });
+  return caseItems.open(store, deskCase);
 }
 
 export function encodeCaseCursor(statusSk: string): string {
@@ -138,13 +135,7 @@ export async function listOpenCases(
   page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: DeskCase[]; nextCursor: string | null }> {
   const after = page.cursor === undefined ? undefined : decodeCaseCursor(page.cursor);
-  const result = await store.query({
-    indexName: 'byStatus',
-    keyCondition: after === undefined ? 'statusPk = :pk' : 'statusPk = :pk AND statusSk > :after',
-    values: { ':pk': OPEN_CASES_STATUS_PK, ...(after !== undefined && { ':after': after }) },
-    ascending: true,
-    limit: page.limit,
-  });
+  const result = await store.query(openCasesQuery(page.limit, after));
   const items = result.items.map(parseCase);
   const last = result.items[result.items.length - 1];
   return { items, nextCursor: result.lastEvaluatedKey && last ? encodeCaseCursor(String(last.statusSk)) : null };
@@ -237,14 +228,8 @@ async function ledgerAround(
   anchor: ItemKey,
 ): Promise<{ before: TransactionView[]; after: TransactionView[] }> {
   const side = (lower: string, upper: string, ascending: boolean) =>
-    store.query({
-      keyCondition: 'pk = :pk AND sk BETWEEN :lower AND :upper',
-      values: { ':pk': anchor.pk, ':lower': lower, ':upper': upper },
-      ascending,
-      // BETWEEN includes the anchor: one more, dropped below.
-      limit: CASE_LEDGER_WINDOW + 1,
-      consistent: true,
-    });
+    // The range includes the anchor: one more, dropped below.
+    store.query(partitionBetweenQuery(anchor, { lower, upper, ascending }, CASE_LEDGER_WINDOW + 1));
   const [before, after] = await Promise.all([
     side(ENTRY_PREFIX, anchor.sk, false),
     side(anchor.sk, ENTRY_PREFIX_END, true),
@@ -259,14 +244,7 @@ async function ledgerAround(
 
 /** The recharges among the wallet's newest CASE_RECHARGE_SCAN entries: what the operator may refund. */
 async function walletRecharges(store: LedgerStore, userId: string): Promise<RechargeChoice[]> {
-  const page = await store.query({
-    keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
-    filter: 'entryType = :recharge',
-    values: { ':pk': keys.wallet(userId).pk, ':prefix': ENTRY_PREFIX, ':recharge': 'recharge' },
-    ascending: false,
-    limit: CASE_RECHARGE_SCAN,
-    consistent: true,
-  });
+  const page = await store.query(rechargeEntriesQuery(userId, CASE_RECHARGE_SCAN));
   const ids = new Set<string>();
   for (const item of page.items) {
     const ref = item.ref as Record<string, unknown> | undefined;

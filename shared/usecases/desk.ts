@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { newId } from '../adapters/ids';
-import { conditions } from '../adapters/dynamo/conditions';
+import { caseItems } from '../adapters/dynamo/case-items';
 import { keys } from '../adapters/dynamo/keys';
 import { walletItems } from '../adapters/dynamo/wallet-items';
 import type { LedgerStore, WriteOp } from '../ports/ledger-store';
@@ -75,7 +74,11 @@ export interface DeskDeps {
   store: LedgerStore;
   payments: Pick<Payments, 'refundPayment'>;
   now: () => Date;
+  newId: (prefix: string, now: Date) => string;
 }
+
+/** What finishing a case's refunds needs: it writes no new item, so no ids. */
+export type DeskRefundDeps = Pick<DeskDeps, 'store' | 'payments' | 'now'>;
 
 /** Stripe's idempotency key for the desk's refund of one recharge: one refund, however often asked. */
 export function deskRefundKey(rechargeId: string): string {
@@ -153,7 +156,7 @@ async function closeCase(
     const ops: WriteOp[] = [
       // First: a concurrent twin of this request that got there first surfaces as its answer, not as a conflict.
       recordAnswerOp(deps.store, request, answer, now),
-      closeCaseOp(deps.store, caseId, resolution),
+      caseItems.close(deps.store, caseId, resolution, () => new ConcurrentChange('case')),
       auditOp(
         deps.store,
         operator,
@@ -163,6 +166,7 @@ async function closeCase(
           details: { userId: deskCase.userId, ...resolution },
         },
         now,
+        deps.newId,
       ),
       // Into the recharges' expiry index too: if no one sends this request again after a crash,
       // the sweep finishes the refund; applying it takes the recharge out again.
@@ -174,7 +178,7 @@ async function closeCase(
         }),
       ),
       ...(input.lock === 'lift' ? [unlockOp(deps.store, deskCase.userId)] : []),
-      ...reporterOps(deps.store, deskCase, resolution, now),
+      ...reporterOps(deps, deskCase, resolution, now),
     ];
     try {
       await deps.store.transactWrite(ops);
@@ -185,21 +189,6 @@ async function closeCase(
     }
   }
   throw new ConflictError('The case kept changing while it was being resolved; try again.');
-}
-
-function closeCaseOp(store: LedgerStore, caseId: string, resolution: Resolution): WriteOp {
-  return store.update(
-    'desk case close',
-    keys.deskCase(caseId),
-    {
-      // Leaving the open-cases index is removing statusPk (the index is sparse).
-      expression: 'SET #status = :resolved, resolution = :resolution REMOVE statusPk, statusSk',
-      condition: '#status = :open',
-      names: { '#status': 'status' },
-      values: { ':resolved': 'resolved', ':open': 'open', ':resolution': resolution },
-    },
-    () => new ConcurrentChange('case'),
-  );
 }
 
 /** Lifts any lock, a dispute's included: only an operator's resolution does this. */
@@ -220,35 +209,29 @@ export function reportOutcome(resolution: Resolution): ReportOutcome {
 }
 
 /** A report's outcome on the report, and the reporter's `report_resolved` notification. */
-function reporterOps(store: LedgerStore, deskCase: DeskCase, resolution: Resolution, at: Date): WriteOp[] {
+function reporterOps(
+  { store, newId }: Pick<DeskDeps, 'store' | 'newId'>,
+  deskCase: DeskCase,
+  resolution: Resolution,
+  at: Date,
+): WriteOp[] {
   if (deskCase.kind !== 'report' || deskCase.reportId === undefined) return [];
   const outcome = reportOutcome(resolution);
   const notificationId = newId('ntf', at);
+  const report = { userId: deskCase.userId, reportId: deskCase.reportId };
   return [
-    store.update(
-      'report resolved',
-      keys.transactionReport(deskCase.userId, deskCase.reportId),
-      {
-        expression: 'SET #status = :resolved, outcome = :outcome, resolvedAt = :at',
-        condition: conditions.exists,
-        names: { '#status': 'status' },
-        values: { ':resolved': 'resolved', ':outcome': outcome, ':at': resolution.resolvedAt },
-      },
+    caseItems.reportResolved(
+      store,
+      report,
+      { outcome, at: resolution.resolvedAt },
       () => new InvariantViolation(`case ${deskCase.caseId} names report ${deskCase.reportId}, which does not exist`),
     ),
-    store.put(
-      'report_resolved notification',
-      {
-        ...keys.notification(deskCase.userId, resolution.resolvedAt, notificationId),
-        notificationId,
-        notificationType: 'report_resolved',
-        userId: deskCase.userId,
-        reportId: deskCase.reportId,
-        outcome,
-        createdAt: resolution.resolvedAt,
-      },
-      { expression: conditions.isNew },
-    ),
+    caseItems.reportResolvedNotification(store, {
+      notificationId,
+      ...report,
+      outcome,
+      createdAt: resolution.resolvedAt,
+    }),
   ];
 }
 
@@ -257,7 +240,7 @@ function reporterOps(store: LedgerStore, deskCase: DeskCase, resolution: Resolut
  * taken back unless `charge.refunded` already took them. Runs after every resolve, first or
  * replayed; a recharge refunded in full is already done and costs no call.
  */
-export async function completeDeskRefunds(deps: DeskDeps, caseId: string): Promise<void> {
+export async function completeDeskRefunds(deps: DeskRefundDeps, caseId: string): Promise<void> {
   const deskCase = await readCase(deps.store, caseId);
   for (const refund of deskCase.resolution?.refunds ?? []) {
     const recharge = await readRecharge(deps.store, refund.rechargeId);

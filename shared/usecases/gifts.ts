@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
-import { conditions } from '../adapters/dynamo/conditions';
+import { giftItems } from '../adapters/dynamo/gift-items';
 import { keys, shardFor } from '../adapters/dynamo/keys';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
-import { entryItem } from '../adapters/dynamo/items';
 import { bucketNudge, type GiftEventPublisher } from '../adapters/gift-events';
 import { findGift } from '../domain/catalog';
 import { diamondsForCoins, type Economy } from '../domain/economy';
@@ -17,13 +16,7 @@ import {
   WalletLockedError,
 } from '../domain/errors';
 import { assertMaySpend, type Caller } from '../domain/identity';
-import {
-  CONSENT_EXPRESSIONS,
-  consentCondition,
-  consentHolds,
-  consentValues,
-  type ConsentCondition,
-} from './consent-condition';
+import { consentCondition, consentHolds, type ConsentCondition } from './consent-condition';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
 import { AlreadyDone, findStoredAnswerWith, recordAnswerOp, type IdempotentRequest } from './idempotency';
@@ -42,9 +35,9 @@ import {
  * One TransactWriteItems of five small items (each well under 1 KB, so 2 write units each):
  *   1. the idempotency record (the HTTP Idempotency-Key or the WebSocket requestId),
  *   2. the sender's wallet: coins - cost, if the coins cover it and the wallet is unlocked,
- *   3. one of the creator's diamond shards (USER#c#S<k>): + diamonds,
+ *   3. one of the creator's diamond shards (USER#c#S{k}): + diamonds,
  *   4. the sender's gift_sent entry,
- *   5. the creator's gift_received entry on USER#c#E<k>, which is also the stream's gift record
+ *   5. the creator's gift_received entry on USER#c#E{k}, which is also the stream's gift record
  *      and the broadcast outbox: while it carries statusPk `UNSENT#<stream>#<p>` (p is k modulo
  *      the stream's unsent partitions) the sparse byStatus index lists it as not yet broadcast.
  * k is picked from the gift id, so a famous creator's credits spread over `creatorShards` keys.
@@ -175,34 +168,26 @@ function giftEntries(input: GiftOpsInput): { sent: LedgerEntry; received: Ledger
  * duplicate that also finds the coins spent replays rather than answering INSUFFICIENT_COINS.
  */
 export function giftOps(store: LedgerStore, input: GiftOpsInput): WriteOp[] {
-  const createdAt = input.now.toISOString();
   const shard = shardFor(input.giftTxId, input.creatorShards);
   const answer: StoredGiftAnswer = { giftTxId: input.giftTxId, coinsSpent: input.cost };
   const { sent, received } = giftEntries(input);
   return [
     recordAnswerOp(store, input.idempotency, { status: GIFT_ANSWER_STATUS, body: answer }, input.now),
     debitOp(store, input.senderId, input.cost, input.seenCoins, input.consent),
-    store.update(
-      'credit creator shard',
-      keys.walletShard(input.creatorId, shard),
-      {
-        expression: 'ADD diamonds :diamonds',
-        values: { ':diamonds': input.diamonds },
-        // After the end's transaction closed the fence, no gift to the stream can commit.
-        ...(input.fenced && {
-          condition: 'attribute_exists(#live)',
-          names: { '#live': liveFenceAttribute(input.streamId) },
-        }),
-      },
+    giftItems.creditCreatorShard(
+      store,
+      { creatorId: input.creatorId, shard },
+      input.diamonds,
+      // After the end's transaction closed the fence, no gift to the stream can commit.
+      input.fenced ? liveFenceAttribute(input.streamId) : undefined,
       () => new StreamNotLiveError('This stream is not live.'),
     ),
-    store.put('gift_sent entry', entryItem(keys.entry(input.senderId, createdAt, input.giftTxId), sent)),
-    store.put(
-      'gift_received entry',
-      entryItem(keys.shardEntry(input.creatorId, shard, createdAt, input.giftTxId), received, {
-        statusPk: unsentStatusPk(input.streamId, unsentPartitionOf(shard, input.unsentPartitions)),
-        statusSk: `${createdAt}#${input.giftTxId}`,
-      }),
+    giftItems.sentEntry(store, sent),
+    giftItems.receivedEntry(
+      store,
+      shard,
+      received,
+      unsentStatusPk(input.streamId, unsentPartitionOf(shard, input.unsentPartitions)),
     ),
   ];
 }
@@ -222,37 +207,14 @@ function debitOp(
   seenCoins: number | undefined,
   consent: ConsentCondition | undefined,
 ): WriteOp {
-  const guard = `${conditions.coinsCoverCost} AND ${conditions.walletUnlocked}${
-    consent ? ` AND ${CONSENT_EXPRESSIONS[consent]}` : ''
-  }`;
-  const consentNeeds = consentValues(consent);
-  if (seenCoins === undefined) {
-    return store.update(
-      'debit sender',
-      keys.wallet(senderId),
-      {
-        expression: 'SET coins = coins - :cost',
-        condition: guard,
-        values: { ':cost': cost, ':false': false, ...consentNeeds },
-      },
-      insufficientOrLocked(cost, consent),
-    );
-  }
-  return store.update(
-    'debit sender',
-    keys.wallet(senderId),
-    {
-      expression: 'SET coins = :newCoins',
-      condition: `coins = :seen AND ${guard}`,
-      values: { ':newCoins': seenCoins - cost, ':seen': seenCoins, ':cost': cost, ':false': false, ...consentNeeds },
-    },
-    (old) => {
-      const coins = typeof old?.coins === 'number' ? old.coins : 0;
-      if (old?.locked !== true && consentHolds(consent, old) && coins >= cost && coins !== seenCoins)
-        return new BalanceMoved();
-      return insufficientOrLocked(cost, consent)(old);
-    },
-  );
+  if (seenCoins === undefined)
+    return giftItems.debitSender(store, senderId, cost, consent, insufficientOrLocked(cost, consent));
+  return giftItems.debitSenderFromSeen(store, senderId, { cost, seenCoins }, consent, (old) => {
+    const coins = typeof old?.coins === 'number' ? old.coins : 0;
+    if (old?.locked !== true && consentHolds(consent, old) && coins >= cost && coins !== seenCoins)
+      return new BalanceMoved();
+    return insufficientOrLocked(cost, consent)(old);
+  });
 }
 
 async function coinsNow(store: LedgerStore, userId: string): Promise<number> {

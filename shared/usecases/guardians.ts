@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { newId } from '../adapters/ids';
+import { type ConsentDecision, guardianItems, pendingInvitesQuery } from '../adapters/dynamo/guardian-items';
 import { keys } from '../adapters/dynamo/keys';
 import { walletItems } from '../adapters/dynamo/wallet-items';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
@@ -28,7 +28,11 @@ import type { Money } from '../domain/money';
 export interface GuardiansDeps {
   store: LedgerStore;
   now: () => Date;
+  newId: (prefix: string, now: Date) => string;
 }
+
+/** What a use case that writes no new record needs. */
+type ReadingDeps = Pick<GuardiansDeps, 'store' | 'now'>;
 
 export type InviteStatus = 'pending' | 'approved' | 'declined';
 
@@ -50,8 +54,6 @@ export interface ConsentView {
   decidedAt: string | null;
 }
 
-/** The byStatus index partition of the invites waiting for one guardian. */
-const pendingInvitesPk = (guardianId: string) => `GUARDIAN#${guardianId}`;
 /** A guardian has at most this many invites waiting; more is spam, not family. */
 export const MAX_PENDING_INVITES_LISTED = 50;
 
@@ -80,18 +82,19 @@ export function inviteIdFor(teenId: string, guardianId: string): string {
   return `inv_${derivedIdHex('guardian-invite', teenId, guardianId).slice(0, 32)}`;
 }
 
+/** One decision for the consent trail, made at `now`. */
 function consentRecordOp(
-  store: LedgerStore,
+  deps: Pick<GuardiansDeps, 'store' | 'newId'>,
   teenId: string,
-  at: string,
-  record: { action: 'granted' | 'declined' | 'revoked' | 'budget_set'; guardianId: string; [more: string]: unknown },
+  now: Date,
+  decision: ConsentDecision,
 ): WriteOp {
-  const recordId = newId('cns', new Date(at));
-  return store.put('consent record', { ...keys.consentRecord(teenId, at, recordId), recordId, teenId, at, ...record });
+  const recorded = { at: now.toISOString(), recordId: deps.newId('cns', now) };
+  return guardianItems.consentRecord(deps.store, teenId, recorded, decision);
 }
 
 /** POST /v1/guardian-invites { guardianId }: a teenager without consent in the app asks a guardian. */
-export async function inviteGuardian(deps: GuardiansDeps, caller: Caller, guardianId: string): Promise<InviteView> {
+export async function inviteGuardian(deps: ReadingDeps, caller: Caller, guardianId: string): Promise<InviteView> {
   const now = deps.now();
   if (!isTeen(caller, now))
     throw new AgeRestrictedError('Only a user from 13 to under the age of majority can invite a guardian.');
@@ -102,34 +105,19 @@ export async function inviteGuardian(deps: GuardiansDeps, caller: Caller, guardi
   const wallet = await deps.store.readWallet(caller.userId, { consistent: true });
   if (wallet.appConsent === 'granted') throw new ConflictError('A guardian has already given consent.');
   const inviteId = inviteIdFor(caller.userId, guardianId);
-  const createdAt = now.toISOString();
-  const fresh: InviteItem & Item = {
-    ...keys.guardianInvite(inviteId),
+  const invite = {
     inviteId,
     teenId: caller.userId,
     guardianId,
     teenCountry: caller.country ?? null,
-    status: 'pending',
-    createdAt,
-    decidedAt: null,
-    statusPk: pendingInvitesPk(guardianId),
-    statusSk: `${createdAt}#${inviteId}`,
+    createdAt: now.toISOString(),
   };
   try {
     // A decided invite is replaced by a new one; a waiting one is answered as it is.
     await deps.store.transactWrite([
-      deps.store.put(
-        'guardian invite',
-        fresh,
-        {
-          expression: 'attribute_not_exists(pk) OR #status <> :pending',
-          names: { '#status': 'status' },
-          values: { ':pending': 'pending' },
-        },
-        () => new ConflictError('already waiting'),
-      ),
+      guardianItems.send(deps.store, invite, () => new ConflictError('already waiting')),
     ]);
-    return view(fresh);
+    return view({ ...invite, status: 'pending', decidedAt: null });
   } catch (error) {
     if (!(error instanceof ConflictError)) throw error;
     return view(await readInvite(deps.store, inviteId));
@@ -137,21 +125,15 @@ export async function inviteGuardian(deps: GuardiansDeps, caller: Caller, guardi
 }
 
 async function readInvite(store: LedgerStore, inviteId: string): Promise<InviteItem> {
-  const item = await store.getItem(keys.guardianInvite(inviteId), { consistent: true });
+  const item = await store.getItem(guardianItems.inviteKey(inviteId), { consistent: true });
   const parsed = inviteItem.safeParse(item);
   if (!parsed.success) throw new NotFoundError('No such invite.');
   return parsed.data;
 }
 
 /** GET /v1/guardian-invites: the invites waiting for the caller's decision, oldest first. */
-export async function listPendingInvites(deps: GuardiansDeps, caller: Caller): Promise<{ items: InviteView[] }> {
-  const page = await deps.store.query({
-    indexName: 'byStatus',
-    keyCondition: 'statusPk = :pk',
-    values: { ':pk': pendingInvitesPk(caller.userId) },
-    ascending: true,
-    limit: MAX_PENDING_INVITES_LISTED,
-  });
+export async function listPendingInvites(deps: ReadingDeps, caller: Caller): Promise<{ items: InviteView[] }> {
+  const page = await deps.store.query(pendingInvitesQuery(caller.userId, MAX_PENDING_INVITES_LISTED));
   const items = page.items.flatMap((item) => {
     const parsed = inviteItem.safeParse(item);
     return parsed.success && parsed.data.status === 'pending' ? [view(parsed.data)] : [];
@@ -180,18 +162,13 @@ export async function decideInvite(
   const at = now.toISOString();
   const status: InviteStatus = decision === 'approve' ? 'approved' : 'declined';
   const ops: WriteOp[] = [
-    deps.store.update(
-      'invite decision',
-      keys.guardianInvite(inviteId),
-      {
-        expression: 'SET #status = :status, decidedAt = :at REMOVE statusPk, statusSk',
-        condition: '#status = :pending',
-        names: { '#status': 'status' },
-        values: { ':status': status, ':at': at, ':pending': 'pending' },
-      },
+    guardianItems.decide(
+      deps.store,
+      inviteId,
+      { status, at },
       () => new ConflictError('This invite was decided meanwhile.'),
     ),
-    consentRecordOp(deps.store, invite.teenId, at, {
+    consentRecordOp(deps, invite.teenId, now, {
       action: decision === 'approve' ? 'granted' : 'declined',
       guardianId: caller.userId,
       inviteId,
@@ -204,7 +181,7 @@ export async function decideInvite(
         at,
         country: invite.teenCountry ?? null,
       }),
-      deps.store.put('ward link', { ...keys.ward(caller.userId, invite.teenId), teenId: invite.teenId, since: at }),
+      guardianItems.wardLink(deps.store, caller.userId, invite.teenId, at),
     );
   }
   await deps.store.transactWrite(ops);
@@ -212,7 +189,7 @@ export async function decideInvite(
 }
 
 /** GET /v1/consent: the teenager's consent as recharges and gifts will judge it. */
-export async function readConsent(deps: GuardiansDeps, caller: Caller): Promise<ConsentView> {
+export async function readConsent(deps: ReadingDeps, caller: Caller): Promise<ConsentView> {
   const item = await deps.store.getItem(keys.wallet(caller.userId), { consistent: true });
   return consentView(caller, item);
 }
@@ -236,10 +213,11 @@ export async function revokeConsent(
   caller: Caller,
   teenId: string,
 ): Promise<{ teenId: string; appConsent: 'revoked'; decidedAt: string }> {
-  const at = deps.now().toISOString();
+  const now = deps.now();
+  const at = now.toISOString();
   await deps.store.transactWrite([
     walletItems.revokeConsent(deps.store, teenId, { guardianId: caller.userId, at }, noSuchWard),
-    consentRecordOp(deps.store, teenId, at, { action: 'revoked', guardianId: caller.userId }),
+    consentRecordOp(deps, teenId, now, { action: 'revoked', guardianId: caller.userId }),
   ]);
   return { teenId, appConsent: 'revoked', decidedAt: at };
 }
@@ -267,16 +245,16 @@ export async function setWardBudget(
   const now = deps.now();
   const at = now.toISOString();
   await deps.store.transactWrite([
-    deps.store.put('budget limit change', {
-      ...keys.budgetLimitChange(teenId, at, newId('blc', now)),
+    walletItems.budgetLimitChanged(deps.store, {
       userId: teenId,
       at,
+      changeId: deps.newId('blc', now),
       limitMinor: monthlyLimit.amount,
       currency: monthlyLimit.currency,
       setBy: caller.userId,
     }),
     walletItems.setBudgetAsGuardian(deps.store, teenId, caller.userId, monthlyLimit, noSuchWard),
-    consentRecordOp(deps.store, teenId, at, {
+    consentRecordOp(deps, teenId, now, {
       action: 'budget_set',
       guardianId: caller.userId,
       limitMinor: monthlyLimit.amount,

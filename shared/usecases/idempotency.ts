@@ -1,6 +1,5 @@
-import { conditions } from '../adapters/dynamo/conditions';
-import { keys, type ItemKey } from '../adapters/dynamo/keys';
-import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
+import { idempotencyItems } from '../adapters/dynamo/idempotency-items';
+import type { Item, ItemKey, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { IdempotencyKeyReusedError, InvariantViolation } from '../domain/errors';
 
 /**
@@ -66,7 +65,7 @@ export async function findStoredAnswerWith<T>(
   other: ItemKey,
   now: Date,
 ): Promise<{ stored: StoredAnswer<T> | undefined; other: Item | undefined }> {
-  const recordKey = keys.idempotency(request.userId, request.scope, request.key);
+  const recordKey = idempotencyItems.key(request);
   const items = await store.batchGet([recordKey, other], { consistent: true });
   const find = (key: ItemKey) => items.find((item) => item.pk === key.pk && item.sk === key.sk);
   return { stored: answerFrom<T>(request, find(recordKey), now), other: find(other) };
@@ -78,7 +77,7 @@ export async function findStoredAnswer<T>(
   request: IdempotentRequest,
   now: Date,
 ): Promise<StoredAnswer<T> | undefined> {
-  const item = await store.getItem(keys.idempotency(request.userId, request.scope, request.key), { consistent: true });
+  const item = await store.getItem(idempotencyItems.key(request), { consistent: true });
   return answerFrom<T>(request, item, now);
 }
 
@@ -93,17 +92,17 @@ export function recordAnswerOp<T>(
   answer: StoredAnswer<T>,
   now: Date,
 ): WriteOp {
-  return store.put(
-    `idempotency ${request.scope}`,
+  return idempotencyItems.record(
+    store,
+    request,
     {
-      ...keys.idempotency(request.userId, request.scope, request.key),
       fingerprint: request.fingerprint,
       status: answer.status,
       answer: JSON.stringify(answer.body),
       createdAt: now.toISOString(),
       expiresAt: epochSeconds(now) + IDEMPOTENCY_WINDOW_SECONDS,
     },
-    { expression: `${conditions.isNew} OR expiresAt <= :now`, values: { ':now': epochSeconds(now) } },
+    epochSeconds(now),
     (old) => {
       const stored = answerFrom<T>(request, old, now);
       if (!stored) return new InvariantViolation('idempotency record condition failed on a record that is not live');

@@ -1,4 +1,4 @@
-import { newId } from '../adapters/ids';
+import { caseItems } from '../adapters/dynamo/case-items';
 import { keys, type ItemKey } from '../adapters/dynamo/keys';
 import { entryWithIdQuery, walletItems } from '../adapters/dynamo/wallet-items';
 import type { LedgerStore, PageKey } from '../ports/ledger-store';
@@ -19,6 +19,7 @@ export const MAX_REPORT_SEARCH_PAGES = 50;
 export interface WalletSettingsDeps {
   store: LedgerStore;
   now: () => Date;
+  newId: (prefix: string, now: Date) => string;
 }
 
 /** PUT /v1/wallet/budget: the limit is in the caller's price-list currency, or null to remove it. */
@@ -39,10 +40,10 @@ export async function setBudget(
   const at = now.toISOString();
   await deps.store.transactWrite([
     // The history of limits, in the same write: `npm run reconcile` checks every credit against the limit in force then.
-    deps.store.put('budget limit change', {
-      ...keys.budgetLimitChange(caller.userId, at, newId('blc', now)),
+    walletItems.budgetLimitChanged(deps.store, {
       userId: caller.userId,
       at,
+      changeId: deps.newId('blc', now),
       limitMinor: monthlyLimit?.amount ?? null,
       currency: monthlyLimit?.currency ?? null,
     }),
@@ -61,7 +62,11 @@ export async function setBudget(
  * PUT /v1/wallet/lock: the owner locks or unlocks. A wallet locked after a dispute stays locked
  * (WALLET_LOCKED): the condition is in the write, so a dispute landing at the same moment wins.
  */
-export async function setLock(deps: WalletSettingsDeps, caller: Caller, locked: boolean): Promise<WalletView> {
+export async function setLock(
+  deps: Pick<WalletSettingsDeps, 'store' | 'now'>,
+  caller: Caller,
+  locked: boolean,
+): Promise<WalletView> {
   await deps.store.transactWrite([
     locked
       ? walletItems.lockByOwner(deps.store, caller.userId)
@@ -107,10 +112,9 @@ export async function reportTransaction(
   const transactionKey = await findOwnEntry(deps.store, caller.userId, transactionId);
   if (!transactionKey) throw new NotFoundError('No such transaction.');
   const now = deps.now();
-  const reportId = newId('rpt', now);
+  const reportId = deps.newId('rpt', now);
   await deps.store.transactWrite([
-    deps.store.put('transaction report', {
-      ...keys.transactionReport(caller.userId, reportId),
+    caseItems.fileReport(deps.store, {
       reportId,
       userId: caller.userId,
       transactionId,

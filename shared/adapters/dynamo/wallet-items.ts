@@ -71,6 +71,31 @@ export const walletItems = {
     );
   },
 
+  /**
+   * One change of the monthly limit (null: none), beside the wallet: the history `npm run
+   * reconcile` checks every credit against the limit in force then. `setBy` names a guardian.
+   */
+  budgetLimitChanged(
+    store: LedgerStore,
+    change: {
+      userId: string;
+      at: string;
+      changeId: string;
+      limitMinor: number | null;
+      currency: string | null;
+      setBy?: string;
+    },
+  ): WriteOp {
+    return store.put('budget limit change', {
+      ...keys.budgetLimitChange(change.userId, change.at, change.changeId),
+      userId: change.userId,
+      at: change.at,
+      limitMinor: change.limitMinor,
+      currency: change.currency,
+      ...(change.setBy !== undefined && { setBy: change.setBy }),
+    });
+  },
+
   /** A guardian approved: the consent, who gave it, when, and the teenager's country then. */
   grantConsent(
     store: LedgerStore,
@@ -136,6 +161,28 @@ function asGuardianOf(
     },
     onNotGuardian,
   );
+}
+
+/**
+ * What a teenager's spending is conditioned on: the token's consent claim, as long as the app has
+ * not recorded a revocation, or the app's own recorded consent. Adults carry no condition.
+ */
+export type ConsentCondition = 'token-claim-not-revoked' | 'granted-in-app';
+
+/**
+ * The consent conditions as expressions on the wallet item, to AND into a write on the teenager's
+ * wallet (a gift's debit, a recharge's wallet check): a guardian's revocation that commits between
+ * the request's read and its transaction still stops the write.
+ */
+export const CONSENT_EXPRESSIONS: Record<ConsentCondition, string> = {
+  'token-claim-not-revoked': '(attribute_not_exists(appConsent) OR appConsent <> :revoked)',
+  'granted-in-app': 'appConsent = :granted',
+};
+
+/** The expression values the consent condition names (none without a condition). */
+export function consentValues(condition: ConsentCondition | undefined): Record<string, string> {
+  if (condition === undefined) return {};
+  return condition === 'granted-in-app' ? { ':granted': 'granted' } : { ':revoked': 'revoked' };
 }
 
 /**

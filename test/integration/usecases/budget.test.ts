@@ -1,3 +1,4 @@
+import { newId } from '../../../shared/adapters/ids';
 import { reconcileLedger } from '../../../shared/ops/reconcile';
 import { closeBalancedBooks } from '../../support/ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -67,7 +68,7 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const payments = new FakePayments();
     const userId = userNamed('decliner');
     const hook = webhookDeps(store, () => new Date(), payments);
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 1000, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 1000, currency: 'USD' });
     const first = await open(payments, userId, 'coins_500');
     expect(await handleStripeEvent(hook, events.failed(first.paymentIntentId))).toBe('declined');
     // The reported attack: a second 5.99 after the decline, then the first one retried and paid.
@@ -82,9 +83,9 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const payments = new FakePayments();
     const userId = userNamed('lowered');
     const hook = webhookDeps(store, () => new Date(), payments);
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 1000, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 1000, currency: 'USD' });
     const recharge = await open(payments, userId, 'coins_500');
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 500, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 500, currency: 'USD' });
 
     const succeeded = events.succeeded(recharge.paymentIntentId);
     expect(await handleStripeEvent(hook, succeeded)).toBe('refunded_over_budget');
@@ -115,7 +116,7 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const payments = new FakePayments();
     const userId = userNamed('revived');
     const hook = webhookDeps(store, () => new Date(), payments);
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 1200, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 1200, currency: 'USD' });
     const first = await open(payments, userId, 'coins_500');
     expect(await handleStripeEvent(hook, events.canceled(first.paymentIntentId))).toBe('canceled');
     expect(await handleStripeEvent(hook, events.canceled(first.paymentIntentId))).toBe('ignored');
@@ -135,7 +136,7 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const payments = new FakePayments();
     const userId = userNamed('full-month');
     const hook = webhookDeps(store, () => new Date(), payments);
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 700, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 700, currency: 'USD' });
     const cancelled = await open(payments, userId, 'coins_500');
     expect(await handleStripeEvent(hook, events.canceled(cancelled.paymentIntentId))).toBe('canceled');
     const paid = await open(payments, userId, 'coins_500');
@@ -155,9 +156,9 @@ describe('the monthly budget, whatever the order of payment events', () => {
     const userId = userNamed('unlucky');
     const decidedAt = new Date(Date.now() - (RECHARGE_PENDING_LIFETIME_SECONDS + 60) * 1000);
     const hook = webhookDeps(store, () => decidedAt, payments);
-    await setBudget({ store, now: () => decidedAt }, adult(userId), { amount: 700, currency: 'USD' });
+    await setBudget({ store, now: () => decidedAt, newId }, adult(userId), { amount: 700, currency: 'USD' });
     const recharge = await open(payments, userId, 'coins_500', decidedAt);
-    await setBudget({ store, now: () => decidedAt }, adult(userId), { amount: 100, currency: 'USD' });
+    await setBudget({ store, now: () => decidedAt, newId }, adult(userId), { amount: 100, currency: 'USD' });
     payments.failNextRefund = true;
     await expect(handleStripeEvent(hook, events.succeeded(recharge.paymentIntentId))).rejects.toThrow(
       'Stripe did not refund',
@@ -173,10 +174,10 @@ describe('the monthly budget, whatever the order of payment events', () => {
   it('refuses a recharge at one cent past the limit and takes one at exactly the limit', async () => {
     const payments = new FakePayments();
     const userId = userNamed('exact');
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 599 + 128, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 599 + 128, currency: 'USD' });
     await open(payments, userId, 'coins_500');
     expect(await codeOf(open(payments, userId, 'coins_100'))).toBe('BUDGET_EXCEEDED');
-    await setBudget({ store, now: () => new Date() }, adult(userId), { amount: 599 + 129, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(), newId }, adult(userId), { amount: 599 + 129, currency: 'USD' });
     await open(payments, userId, 'coins_100');
     expect(await spent(userId)).toBe(728);
   });
@@ -213,7 +214,7 @@ it('never credits past the limit in force, for random sequences of payment event
       // Recharges are made "25 hours ago" so the expiry step may cancel any that is still open.
       const past = new Date(Date.now() - (RECHARGE_PENDING_LIFETIME_SECONDS + 3600) * 1000);
       const hook = webhookDeps(store, () => new Date(), payments);
-      await setBudget({ store, now: () => new Date(Date.now() - 1000) }, adult(userId), {
+      await setBudget({ store, now: () => new Date(Date.now() - 1000), newId }, adult(userId), {
         amount: 1500,
         currency: 'USD',
       });
@@ -229,7 +230,7 @@ it('never credits past the limit in force, for random sequences of payment event
         }
         if (step.kind === 'limit') {
           await setBudget(
-            { store, now: () => new Date() },
+            { store, now: () => new Date(), newId },
             adult(userId),
             step.amount === null ? null : { amount: step.amount, currency: 'USD' },
           );

@@ -1,3 +1,4 @@
+import { newId } from '../../../shared/adapters/ids';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
@@ -85,7 +86,7 @@ async function reportedUser(payments: FakePayments, spent: number) {
   if (spent > 0) expect(await spendCoins(store, userId, spent)).toBe(true);
   const rechargeEntry = (await entriesOf(store, userId)).find((item) => item.entryType === 'recharge');
   const { reportId } = await reportTransaction(
-    { store, now: () => new Date() },
+    { store, now: () => new Date(), newId },
     adult(userId),
     String(rechargeEntry?.entryId),
     'I did not buy this',
@@ -110,7 +111,7 @@ const refundAndLift = (rechargeId: string) => ({
 
 it('a desk refund takes the coins back once with its webhook after it, and the webhook does not lock again', async () => {
   const payments = new DeskStripe();
-  const deps = { store, payments, now: () => new Date() };
+  const deps = { store, payments, now: () => new Date(), newId };
   const user = await reportedUser(payments, 400);
   expect(await books(user.userId)).toEqual({ coins: 100, owedCoins: 0, locked: true, chargebacks: 0 });
 
@@ -155,7 +156,7 @@ it('a desk refund takes the coins back once with its webhook after it, and the w
 it('a desk refund whose webhook lands first is applied by the webhook alone, without a lock', async () => {
   const payments = new DeskStripe();
   payments.webhookFirst = true;
-  const deps = { store, payments, now: () => new Date() };
+  const deps = { store, payments, now: () => new Date(), newId };
   const user = await reportedUser(payments, 0);
 
   await resolveCase(deps, operator, user.caseId, refundAndLift(user.rechargeId), { key: 'k2', fingerprint: 'f2' });
@@ -180,7 +181,7 @@ it('a desk refund whose webhook lands first is applied by the webhook alone, wit
 
 it('a crash between closing the case and calling Stripe is finished by the same request, once', async () => {
   const payments = new DeskStripe();
-  const deps = { store, payments, now: () => new Date() };
+  const deps = { store, payments, now: () => new Date(), newId };
   const user = await reportedUser(payments, 0);
   payments.failNextRefund = true;
 
@@ -209,7 +210,7 @@ it('a crash between closing the case and calling Stripe is finished by the same 
 
 it('a crash that is never retried is finished by the expiry sweep a day later, once, and leaves its index', async () => {
   const payments = new DeskStripe();
-  const deps = { store, payments, now: () => new Date() };
+  const deps = { store, payments, now: () => new Date(), newId };
   const user = await reportedUser(payments, 0);
   payments.failNextRefund = true;
   await expect(
@@ -241,7 +242,7 @@ it('a refund the desk did not ask for still locks the wallet and opens a case', 
   const payments = new DeskStripe();
   const user = await reportedUser(payments, 0);
   await resolveCase(
-    { store, payments, now: () => new Date() },
+    { store, payments, now: () => new Date(), newId },
     operator,
     user.caseId,
     { refunds: [], lock: 'lift', note: '', reason: 'false alarm' },
@@ -273,7 +274,7 @@ it("lifts a dispute's lock; the case leaves the open list and one audited record
   expect(detail.recharges.map((choice) => [choice.rechargeId, choice.refundable])).toEqual([[user.rechargeId, false]]);
 
   const resolved = await resolveCase(
-    { store, payments, now: () => new Date() },
+    { store, payments, now: () => new Date(), newId },
     operator,
     lockCase.caseId,
     { refunds: [], lock: 'lift', note: 'customer verified by phone', reason: 'dispute handled' },
@@ -303,7 +304,7 @@ it("lifts a dispute's lock; the case leaves the open list and one audited record
 
 it('refuses a recharge of another wallet, an unknown one, or one it cannot refund; nothing changes', async () => {
   const payments = new DeskStripe();
-  const deps = { store, payments, now: () => new Date() };
+  const deps = { store, payments, now: () => new Date(), newId };
   const user = await reportedUser(payments, 0);
   const other = await reportedUser(payments, 0);
   const auditBefore = (await listAudit(store, { limit: 100 })).items.length;
@@ -348,7 +349,7 @@ it("tells the reporter: the report's status and a report_resolved notification, 
   await expect(getReportStatus(store, adult('someone-else'), user.reportId)).rejects.toBeInstanceOf(NotFoundError);
 
   const resolved = await resolveCase(
-    { store, payments, now: () => new Date() },
+    { store, payments, now: () => new Date(), newId },
     operator,
     user.caseId,
     refundAndLift(user.rechargeId),

@@ -379,14 +379,14 @@ describe('the monthly budget at its edge', () => {
 
   it('accepts a recharge that brings the month exactly to the limit, and refuses one cent more', async () => {
     const caller = adult(uniqueUser('buyer'));
-    await setBudget({ store, now: () => NOW }, caller, { amount: 1_198, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 1_198, currency: 'USD' });
     expect(await buy(caller, 'coins_500')).toBe('ACCEPTED');
     expect(await buy(caller, 'coins_500')).toBe('ACCEPTED');
     expect(await spentThisMonth(store, caller.userId, NOW, true)).toBe(1_198);
     expect(await buy(caller, 'coins_100')).toBe('BUDGET_EXCEEDED');
 
     const short = adult(uniqueUser('buyer'));
-    await setBudget({ store, now: () => NOW }, short, { amount: 1_197, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, short, { amount: 1_197, currency: 'USD' });
     expect(await buy(short, 'coins_500')).toBe('ACCEPTED');
     expect(await buy(short, 'coins_500')).toBe('BUDGET_EXCEEDED');
     expect(await spentThisMonth(store, short.userId, NOW, true)).toBe(599);
@@ -394,7 +394,7 @@ describe('the monthly budget at its edge', () => {
 
   it('accepts a package priced exactly at the whole budget; then nothing more', async () => {
     const caller = adult(uniqueUser('buyer'));
-    await setBudget({ store, now: () => NOW }, caller, { amount: 599, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 599, currency: 'USD' });
     expect(await buy(caller, 'coins_1000')).toBe('BUDGET_EXCEEDED');
     expect(await buy(caller, 'coins_500')).toBe('ACCEPTED');
     expect(await buy(caller, 'coins_100')).toBe('BUDGET_EXCEEDED');
@@ -403,7 +403,7 @@ describe('the monthly budget at its edge', () => {
 
   it('holds the edge in the write itself when the read of the month is stale', async () => {
     const caller = adult(uniqueUser('buyer'));
-    await setBudget({ store, now: () => NOW }, caller, { amount: 1_198, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 1_198, currency: 'USD' });
     expect(await buy(caller, 'coins_500')).toBe('ACCEPTED');
     // A read that missed the first recharge: only the month's condition can refuse.
     const monthKey = keys.budgetMonth(caller.userId, '2026-03');
@@ -477,7 +477,7 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
     try {
       const payments = new FakePayments();
       const caller = adult('lifetime-2');
-      await setBudget({ store: ledger, now: () => CREATED }, caller, { amount: 1_198, currency: 'USD' });
+      await setBudget({ store: ledger, now: () => CREATED, newId }, caller, { amount: 1_198, currency: 'USD' });
       const first = await openRecharge(ledger, payments, caller);
       const second = await openRecharge(ledger, payments, caller);
       expect(await spentThisMonth(ledger, caller.userId, CREATED, true)).toBe(1_198);
@@ -520,7 +520,7 @@ describe('the 24-hour lifetime of an unpaid recharge', () => {
     try {
       const payments = new FakePayments();
       const caller = adult('lifetime-3');
-      await setBudget({ store: ledger, now: () => CREATED }, caller, { amount: 1_000, currency: 'USD' });
+      await setBudget({ store: ledger, now: () => CREATED, newId }, caller, { amount: 1_000, currency: 'USD' });
       const { rechargeId, paymentIntentId } = await openRecharge(ledger, payments, caller);
       payments.cancelOutcomes.set(paymentIntentId, 'processing');
 

@@ -1,3 +1,4 @@
+import { newId } from '../../../shared/adapters/ids';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { keys } from '../../../shared/adapters/dynamo/keys';
@@ -157,7 +158,7 @@ describe('recharges under fees and methods (DynamoDB Local)', () => {
   test('a budget that holds the price list price but not the fees refuses the recharge', async () => {
     const payments = new FakePayments();
     const caller = adult('tight-budget');
-    await setBudget({ store, now: () => NOW }, caller, { amount: 600, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 600, currency: 'USD' });
     const pricing: PricingConfig = { ...DEFAULT_PRICING, fees: { platform: { US: 5 }, methods: {} } };
     await expect(
       createRecharge({ store, payments, now: () => NOW, pricing }, caller, { packageId: 'coins_500' }, idem('tight')),

@@ -1,3 +1,4 @@
+import { newId } from '../../../shared/adapters/ids';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { keys } from '../../../shared/adapters/dynamo/keys';
 import type { DynamoLedgerStore } from '../../../shared/adapters/dynamo/ledger-store';
@@ -152,7 +153,7 @@ describe('POST /v1/recharges (use case)', () => {
     ).toBe('REGION_UNAVAILABLE');
     // Budget last: 10 EUR allows 1,000 coins (10.79 EUR) not at all, 500 coins (5.59) once.
     const frugal = adult('frugal', 'DE');
-    await setBudget({ store, now: () => NOW }, frugal, { amount: 1000, currency: 'EUR' });
+    await setBudget({ store, now: () => NOW, newId }, frugal, { amount: 1000, currency: 'EUR' });
     expect(await create(frugal, { packageId: 'coins_1000' }, 'b1')).toBe('BUDGET_EXCEEDED');
     expect(payments.createCalls).toHaveLength(0);
     await createRecharge(deps(payments), frugal, { packageId: 'coins_500' }, idem('b2'));
@@ -190,7 +191,7 @@ describe('POST /v1/recharges (use case)', () => {
   it('lets only as many concurrent recharges through as the budget holds', async () => {
     const payments = new FakePayments();
     const caller = adult('budget-race', 'GB');
-    await setBudget({ store, now: () => NOW }, caller, { amount: 1000, currency: 'GBP' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 1000, currency: 'GBP' });
     // 4.99 GBP each: two fit in 10 GBP, the other four must be refused whatever the interleaving.
     const results = await Promise.allSettled(
       Array.from({ length: 6 }, (_, index) =>
@@ -209,7 +210,7 @@ describe('POST /v1/recharges (use case)', () => {
   it('keeps counting a declined recharge (it can still be paid), and credits its retried payment within the budget', async () => {
     const payments = new FakePayments();
     const caller = adult('retrier');
-    await setBudget({ store, now: () => NOW }, caller, { amount: 1200, currency: 'USD' });
+    await setBudget({ store, now: () => NOW, newId }, caller, { amount: 1200, currency: 'USD' });
     const first = await createRecharge(deps(payments), caller, { packageId: 'coins_1000' }, idem('x1'));
     const webhook = webhookDeps(store, () => NOW, payments);
     expect(await handleStripeEvent(webhook, events.failed(first.body.payment.paymentIntentId))).toBe('declined');
@@ -257,7 +258,7 @@ describe('POST /v1/recharges (use case)', () => {
 });
 
 describe('wallet settings', () => {
-  const settings = () => ({ store, now: () => NOW });
+  const settings = () => ({ store, now: () => NOW, newId });
 
   it('sets and clears a budget in the price-list currency only', async () => {
     const caller = adult('budgeter', 'FR');
