@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { pricingConfig } from '../../shared/config';
 import { packageCatalogAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -13,10 +12,7 @@ export const handler = httpRoute(declaredHttpRoute('CatalogPackages'), {
   response: { status: 200, schema: packageCatalogAnswer },
   handle: async ({ query }) => {
     const country = query.country.toUpperCase();
-    const catalog = await catalogFor(
-      { store: ledgerStore(), pricing: pricingConfig().pricing, now: () => systemClock.now() },
-      country,
-    );
+    const catalog = await catalogFor({ ...ledgerDeps(), pricing: pricingConfig().pricing }, country);
     return { status: 200, body: catalog };
   },
 });

@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { consentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { readConsent } from '../../shared/usecases/guardians';
@@ -10,6 +9,6 @@ export const handler = httpRoute(declaredHttpRoute('ConsentGet'), {
   response: { status: 200, schema: consentAnswer },
   handle: async ({ caller }) => ({
     status: 200,
-    body: await readConsent({ store: ledgerStore(), now: () => systemClock.now() }, caller),
+    body: await readConsent(ledgerDeps(), caller),
   }),
 });

@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { inviteAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
@@ -18,12 +16,7 @@ export function decideInviteRoute(
     response: { status: 200, schema: inviteAnswer },
     handle: async ({ caller, path }) => ({
       status: 200,
-      body: await decideInvite(
-        { store: ledgerStore(), now: () => systemClock.now(), newId },
-        caller,
-        path.inviteId,
-        decision,
-      ),
+      body: await decideInvite(ledgerDeps(), caller, path.inviteId, decision),
     }),
   });
 }

@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { inviteAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
@@ -13,6 +12,6 @@ export const handler = httpRoute(declaredHttpRoute('GuardianInvitesCreate'), {
   response: { status: 201, schema: inviteAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 201,
-    body: await inviteGuardian({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.guardianId),
+    body: await inviteGuardian(ledgerDeps(), caller, input.guardianId),
   }),
 });

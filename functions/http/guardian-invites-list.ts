@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { invitesAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { listPendingInvites } from '../../shared/usecases/guardians';
@@ -10,6 +9,6 @@ export const handler = httpRoute(declaredHttpRoute('GuardianInvitesList'), {
   response: { status: 200, schema: invitesAnswer },
   handle: async ({ caller }) => ({
     status: 200,
-    body: await listPendingInvites({ store: ledgerStore(), now: () => systemClock.now() }, caller),
+    body: await listPendingInvites(ledgerDeps(), caller),
   }),
 });

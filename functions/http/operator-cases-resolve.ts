@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { stripePayments } from '../../shared/adapters/payments';
 import { caseResolvedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -39,7 +37,7 @@ export const handler = httpRoute(declaredHttpRoute('OperatorCasesResolve'), {
   response: { status: 200, schema: caseResolvedAnswer },
   handle: async ({ caller, path, body, idempotency }) => {
     const answer = await resolveCase(
-      { store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now(), newId },
+      { ...ledgerDeps(), payments: stripePayments() },
       caller,
       path.caseId,
       body,

@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { creatorProfileAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
@@ -14,11 +13,6 @@ export const handler = httpRoute(declaredHttpRoute('OperatorCreatorVerified'), {
   response: { status: 200, schema: creatorProfileAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
-    body: await setVerified(
-      { store: ledgerStore(), now: () => systemClock.now() },
-      caller,
-      path.creatorId,
-      input.verified,
-    ),
+    body: await setVerified(ledgerDeps(), caller, path.creatorId, input.verified),
   }),
 });

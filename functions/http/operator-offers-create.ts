@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { MAX_DISCOUNT_PERCENT, OFFER_KINDS } from '../../shared/domain/offers';
 import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -30,6 +28,6 @@ export const handler = httpRoute(declaredHttpRoute('OperatorOffersCreate'), {
   response: { status: 201, schema: offerAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 201,
-    body: await createOffer({ store: ledgerStore(), now: () => systemClock.now(), newId }, caller, input),
+    body: await createOffer(ledgerDeps(), caller, input),
   }),
 });

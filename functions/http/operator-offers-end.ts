@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { offerAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
@@ -13,6 +12,6 @@ export const handler = httpRoute(declaredHttpRoute('OperatorOffersEnd'), {
   response: { status: 200, schema: offerAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
-    body: await endOffer(ledgerStore(), caller, path.offerId, systemClock.now()),
+    body: await endOffer(ledgerDeps(), caller, path.offerId),
   }),
 });

@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { StripeConnectPayouts } from '../../shared/adapters/stripe-connect';
 import { payoutsConfig } from '../../shared/config';
 import { payoutAccountCreatedAnswer } from '../../shared/http/answers';
@@ -24,9 +23,6 @@ export const handler = httpRoute(declaredHttpRoute('PayoutAccountCreate'), {
   response: { status: 201, schema: payoutAccountCreatedAnswer },
   handle: async ({ caller }) => ({
     status: 201,
-    body: await createPayoutAccount(
-      { store: ledgerStore(), connect: connectPayouts(), now: () => systemClock.now() },
-      caller,
-    ),
+    body: await createPayoutAccount({ ...ledgerDeps(), connect: connectPayouts() }, caller),
   }),
 });

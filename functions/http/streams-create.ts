@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { ledgerConfig } from '../../shared/config';
 import { streamCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -14,10 +12,8 @@ export const handler = httpRoute(declaredHttpRoute('StreamsCreate'), {
   response: { status: 201, schema: streamCreatedAnswer },
   handle: async ({ caller, body }) => ({
     status: 201,
-    body: await createStream(
-      { store: ledgerStore(), now: () => systemClock.now(), newId, creatorShards: ledgerConfig().creatorShards },
-      caller,
-      { title: body.title },
-    ),
+    body: await createStream({ ...ledgerDeps(), creatorShards: ledgerConfig().creatorShards }, caller, {
+      title: body.title,
+    }),
   }),
 });

@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { CURRENCIES } from '../../shared/domain/money';
 import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -23,6 +21,6 @@ export const handler = httpRoute(declaredHttpRoute('WalletBudget'), {
   response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 200,
-    body: await setBudget({ store: ledgerStore(), now: () => systemClock.now(), newId }, caller, input.monthlyLimit),
+    body: await setBudget(ledgerDeps(), caller, input.monthlyLimit),
   }),
 });

@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { getWallet } from '../../shared/usecases/wallet';
@@ -10,6 +9,6 @@ export const handler = httpRoute(declaredHttpRoute('WalletGet'), {
   response: { status: 200, schema: walletAnswer },
   handle: async ({ caller }) => ({
     status: 200,
-    body: await getWallet({ store: ledgerStore(), now: () => systemClock.now() }, caller),
+    body: await getWallet(ledgerDeps(), caller),
   }),
 });

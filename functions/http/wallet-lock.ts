@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { walletAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { setLock } from '../../shared/usecases/wallet-settings';
@@ -12,6 +11,6 @@ export const handler = httpRoute(declaredHttpRoute('WalletLock'), {
   response: { status: 200, schema: walletAnswer },
   handle: async ({ caller, body: input }) => ({
     status: 200,
-    body: await setLock({ store: ledgerStore(), now: () => systemClock.now() }, caller, input.locked),
+    body: await setLock(ledgerDeps(), caller, input.locked),
   }),
 });

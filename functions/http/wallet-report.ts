@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { reportCreatedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
@@ -18,11 +16,6 @@ export const handler = httpRoute(declaredHttpRoute('TransactionReportsCreate'), 
   response: { status: 201, schema: reportCreatedAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 201,
-    body: await reportTransaction(
-      { store: ledgerStore(), now: () => systemClock.now(), newId },
-      caller,
-      path.transactionId,
-      input.reason,
-    ),
+    body: await reportTransaction(ledgerDeps(), caller, path.transactionId, input.reason),
   }),
 });

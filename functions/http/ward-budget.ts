@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { CURRENCIES } from '../../shared/domain/money';
 import { wardBudgetAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
@@ -22,11 +20,6 @@ export const handler = httpRoute(declaredHttpRoute('WardBudget'), {
   response: { status: 200, schema: wardBudgetAnswer },
   handle: async ({ caller, path, body: input }) => ({
     status: 200,
-    body: await setWardBudget(
-      { store: ledgerStore(), now: () => systemClock.now(), newId },
-      caller,
-      path.teenId,
-      input.monthlyLimit,
-    ),
+    body: await setWardBudget(ledgerDeps(), caller, path.teenId, input.monthlyLimit),
   }),
 });

@@ -1,7 +1,5 @@
 import * as z from 'zod';
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
-import { newId } from '../../shared/adapters/ids';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { consentRevokedAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { userIdSchema } from '../../shared/http/schemas';
@@ -14,6 +12,6 @@ export const handler = httpRoute(declaredHttpRoute('WardConsentRevoke'), {
   response: { status: 200, schema: consentRevokedAnswer },
   handle: async ({ caller, path }) => ({
     status: 200,
-    body: await revokeConsent({ store: ledgerStore(), now: () => systemClock.now(), newId }, caller, path.teenId),
+    body: await revokeConsent(ledgerDeps(), caller, path.teenId),
   }),
 });

@@ -1,5 +1,4 @@
-import { ledgerStore } from '../../shared/adapters/clients';
-import { systemClock } from '../../shared/adapters/clock';
+import { ledgerDeps } from '../../shared/adapters/clients';
 import { stripePayments } from '../../shared/adapters/payments';
 import { logger } from '../../shared/logger';
 import { completeDeskRefunds } from '../../shared/usecases/desk';
@@ -13,7 +12,7 @@ import { metrics } from '../../shared/observability/metrics';
  * run is bounded; what it leaves, the next run takes.
  */
 export const handler = instrumented(async (): Promise<{ expired: number; skipped: number }> => {
-  const deps = { store: ledgerStore(), payments: stripePayments(), now: () => systemClock.now() };
+  const deps = { ...ledgerDeps(), payments: stripePayments() };
   const result = await expirePendingRecharges({
     ...deps,
     finishDeskRefund: (caseId) => completeDeskRefunds(deps, caseId),

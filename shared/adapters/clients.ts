@@ -5,6 +5,8 @@ import { DynamoLedgerStore } from './dynamo/ledger-store';
 import { DynamoConnectionsStore } from './dynamo/connections-store';
 import { ApiGatewayConnectionPoster, type ConnectionPoster } from './connections-api';
 import { instrumentAwsClient } from '../observability/tracing';
+import { systemClock } from './clock';
+import { newId } from './ids';
 
 /**
  * SDK clients are built once per cold start, at first use, and reused by every invocation.
@@ -55,3 +57,14 @@ export const connectionPoster: () => ConnectionPoster = perConfiguredValue(
   connectionsStore,
   (connections) => new ApiGatewayConnectionPoster(connections),
 );
+
+/** What the use cases are given to tell time and name things: injected, so tests can fix both. */
+export interface ClockAndIds {
+  now: () => Date;
+  newId: (prefix: string, now: Date) => string;
+}
+
+/** The ledger, the system clock and the id source: the dependencies most use cases take. */
+export function ledgerDeps(): ClockAndIds & { store: LedgerStore } {
+  return { store: ledgerStore(), now: () => systemClock.now(), newId };
+}

@@ -1,6 +1,5 @@
 import * as z from 'zod';
 import { AUDIT_PREFIX, auditItems, auditPageQuery } from '../adapters/dynamo/audit-items';
-import { newId as legacyNewId } from '../adapters/ids';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { InvariantViolation } from '../domain/errors';
 import type { Caller } from '../domain/identity';
@@ -37,15 +36,13 @@ const auditItem = z.object({
 });
 
 /**
- * The op that records one operator change; put it in the change's own transaction. `newId`
- * defaults to the adapter's only until offers.ts and creator-profiles.ts pass theirs.
- */
+ * The op that records one operator change; put it in the change's own transaction. */
 export function auditOp(
   store: LedgerStore,
   operator: Caller,
   change: { action: string; target: string; details: Record<string, unknown> },
   at: Date,
-  newId: (prefix: string, now: Date) => string = legacyNewId,
+  newId: (prefix: string, now: Date) => string,
 ): WriteOp {
   const record: AuditRecord = {
     auditId: newId('aud', at),

@@ -10,8 +10,6 @@ import { isTeen, type Caller } from '../domain/identity';
  * the wallet item (shared/adapters/dynamo/wallet-items.ts).
  */
 export type { ConsentCondition };
-/** Re-exported for recharge.ts, which still builds its wallet check from them here. */
-export { CONSENT_EXPRESSIONS, consentValues } from '../adapters/dynamo/wallet-items';
 
 export function consentCondition(caller: Caller, now: Date): ConsentCondition | undefined {
   if (!isTeen(caller, now)) return undefined;

@@ -94,7 +94,7 @@ export async function setDisplayName(
  * withdraws the badge, with its audit record in the same transaction.
  */
 export async function setVerified(
-  deps: { store: LedgerStore; now: () => Date },
+  deps: { store: LedgerStore; now: () => Date; newId: (prefix: string, now: Date) => string },
   operator: Caller,
   creatorId: string,
   verified: boolean,
@@ -110,6 +110,7 @@ export async function setVerified(
         details: { verified },
       },
       deps.now(),
+      deps.newId,
     ),
   ]);
   return readProfile(deps.store, creatorId, true);

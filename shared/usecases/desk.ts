@@ -78,7 +78,7 @@ export interface DeskDeps {
 }
 
 /** What finishing a case's refunds needs: it writes no new item, so no ids. */
-export type DeskRefundDeps = Pick<DeskDeps, 'store' | 'payments' | 'now'>;
+export type DeskRefundDeps = Pick<DeskDeps, 'store' | 'payments' | 'now' | 'newId'>;
 
 /** Stripe's idempotency key for the desk's refund of one recharge: one refund, however often asked. */
 export function deskRefundKey(rechargeId: string): string {
@@ -253,7 +253,7 @@ export async function completeDeskRefunds(deps: DeskRefundDeps, caseId: string):
       caseId,
     });
     await applyClaim(
-      { store: deps.store, now: deps.now },
+      { store: deps.store, now: deps.now, newId: deps.newId },
       // No event marker: the recharge's version and its refundedMinor make this apply once.
       { ops: () => [], caseSeed: caseId },
       recharge.rechargeId,

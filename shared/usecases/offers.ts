@@ -134,7 +134,13 @@ export async function createOffer(deps: CreateOfferDeps, operator: Caller, input
   };
   await store.transactWrite([
     offerItems.created(store, { ...offer }),
-    auditOp(store, operator, { action: 'offer.create', target: `offer:${offer.offerId}`, details: { ...offer } }, now),
+    auditOp(
+      store,
+      operator,
+      { action: 'offer.create', target: `offer:${offer.offerId}`, details: { ...offer } },
+      now,
+      deps.newId,
+    ),
   ]);
   return offer;
 }
@@ -144,7 +150,13 @@ export async function createOffer(deps: CreateOfferDeps, operator: Caller, input
  * under it keep its terms until they are paid or expire. Ending an offer that is already over
  * answers it as it is and records nothing (nothing changed).
  */
-export async function endOffer(store: LedgerStore, operator: Caller, offerId: string, now: Date): Promise<Offer> {
+export async function endOffer(
+  deps: { store: LedgerStore; now: () => Date; newId: (prefix: string, now: Date) => string },
+  operator: Caller,
+  offerId: string,
+): Promise<Offer> {
+  const { store } = deps;
+  const now = deps.now();
   const offer = await readOffer(store, offerId);
   if (offer === undefined) throw new NotFoundError('No such offer.');
   const at = now.toISOString();
@@ -156,7 +168,13 @@ export async function endOffer(store: LedgerStore, operator: Caller, offerId: st
         alreadyEnded = true;
         return new NotFoundError('ended concurrently');
       }),
-      auditOp(store, operator, { action: 'offer.end', target: `offer:${offerId}`, details: { endedAt: at } }, now),
+      auditOp(
+        store,
+        operator,
+        { action: 'offer.end', target: `offer:${offerId}`, details: { endedAt: at } },
+        now,
+        deps.newId,
+      ),
     ]);
   } catch (error) {
     if (!alreadyEnded) throw error;

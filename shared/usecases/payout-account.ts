@@ -1,4 +1,3 @@
-import { systemClock } from '../adapters/clock';
 import { keys } from '../adapters/dynamo/keys';
 import { payoutAccountItems } from '../adapters/dynamo/payout-account-items';
 import type { Item, LedgerStore } from '../ports/ledger-store';
@@ -103,7 +102,7 @@ export async function getPayoutAccount(deps: { store: LedgerStore }, caller: Cal
  * does not pass it yet; once it passes `now: deps.now`, make it required and drop the fallback.
  */
 export async function applyAccountUpdated(
-  deps: { store: LedgerStore; now?: () => Date },
+  deps: { store: LedgerStore; now: () => Date },
   account: { id: string; payoutsEnabled: boolean },
 ): Promise<void> {
   const mapping = await deps.store.getItem(keys.connectAccount(account.id), { consistent: true });
@@ -111,7 +110,7 @@ export async function applyAccountUpdated(
     logger.info('account.updated for an account not linked here; ignored', { accountId: account.id });
     return;
   }
-  const now = deps.now?.() ?? systemClock.now();
+  const now = deps.now();
   await deps.store.transactWrite([
     // The account item and its mapping are written together, so it exists; never create a partial one.
     payoutAccountItems.payoutsEnabledSet(

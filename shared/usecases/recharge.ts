@@ -37,13 +37,7 @@ import {
   WalletLockedError,
 } from '../domain/errors';
 import { assertMaySpend, type Caller } from '../domain/identity';
-import {
-  CONSENT_EXPRESSIONS,
-  consentCondition,
-  consentHolds,
-  consentValues,
-  type ConsentCondition,
-} from './consent-condition';
+import { consentCondition, consentHolds, type ConsentCondition } from './consent-condition';
 import { CURRENCIES, type Money } from '../domain/money';
 import { logger } from '../logger';
 import { once, recordAnswerOp, type IdempotentRequest, type StoredAnswer } from './idempotency';
@@ -540,7 +534,7 @@ function walletCheckOp(
     {
       limit,
       firstRechargeOffer,
-      consent: consent && { expression: CONSENT_EXPRESSIONS[consent], values: consentValues(consent) },
+      consent,
     },
     (old) => {
       if (old?.locked === true) return new WalletLockedError('Your wallet is locked.');

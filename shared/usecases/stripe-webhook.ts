@@ -1,7 +1,5 @@
 import * as z from 'zod';
 import { keys } from '../adapters/dynamo/keys';
-// Only applyClaim's fallback for a caller that passes no newId yet (desk.ts): see ClaimDeps.
-import { newId as unInjectedNewId } from '../adapters/ids';
 import { offerItems } from '../adapters/dynamo/offer-items';
 import { pendingIndexEntry, rechargeItems } from '../adapters/dynamo/recharge-items';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
@@ -172,7 +170,10 @@ export async function handleStripeEvent(deps: WebhookDeps, rawEvent: unknown): P
         break;
       case 'account.updated': {
         const account = parseObject(accountObject, event);
-        await applyAccountUpdated({ store: deps.store }, { id: account.id, payoutsEnabled: account.payouts_enabled });
+        await applyAccountUpdated(
+          { store: deps.store, now: deps.now },
+          { id: account.id, payoutsEnabled: account.payouts_enabled },
+        );
         outcome = 'account_updated';
         break;
       }
@@ -786,12 +787,8 @@ function walletClawbackOp(
   );
 }
 
-/**
- * What applyClaim needs. `newId` is optional only because desk.ts (completeDeskRefunds, another
- * engineer's file) does not pass one yet; without it the chargeback entry's id comes from ids.ts.
- * Once desk.ts passes its own, make it required and drop that import.
- */
-export type ClaimDeps = Pick<WebhookDeps, 'store' | 'now' | 'notifyWallet'> & Partial<Pick<WebhookDeps, 'newId'>>;
+/** What applyClaim needs: the webhook's and the desk's refunds both come through it. */
+export type ClaimDeps = Pick<WebhookDeps, 'store' | 'now' | 'newId' | 'notifyWallet'>;
 
 /**
  * Records a dispute or refund on a recharge and, once the recharge is credited, takes back what
@@ -843,7 +840,7 @@ export async function applyClaim(
       ];
       // A wallet this claim locks is a case for the support desk (shared/usecases/desk.ts).
       if (locks) ops.push(lockCaseOp(deps.store, recharge, once.caseSeed, source, now));
-      const entryDeps = { store: deps.store, newId: deps.newId ?? unInjectedNewId };
+      const entryDeps = { store: deps.store, newId: deps.newId };
       if (claim > 0) ops.push(claimEntryOp(entryDeps, recharge, updated, { take, owedAdded, claim }, source, now));
       await deps.store.transactWrite(ops);
       metrics.count('CoinsClawedBack', claim);

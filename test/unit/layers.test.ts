@@ -18,6 +18,24 @@ const ITEM_MODULES = new Set(
     .map((name) => `${DYNAMO_ADAPTER}${name}`),
 );
 
+/** The clock and the id source: injected into use cases (deps.now, deps.newId), never imported by them. */
+const CLOCK_AND_IDS = new Set(['shared/adapters/clock', 'shared/adapters/ids']);
+/**
+ * What a DynamoDB expression looks like in a string literal: update clauses, condition functions,
+ * `#name` comparisons, key conditions and `:value` placeholders. The use cases hold none.
+ */
+const EXPRESSION =
+  /(SET |ADD |REMOVE |attribute_(not_)?exists|attribute_type|begins_with|if_not_exists|#[a-zA-Z]+ ?(=|<|>)|pk = |':[a-zA-Z]+')/;
+
+/** The lines of a file that hold an expression string, as `path:line: text`. */
+function expressionLines(path: string, source: string): string[] {
+  return source.split('\n').flatMap((text, index) => {
+    const trimmed = text.trim();
+    if (trimmed.startsWith('*') || trimmed.startsWith('//') || !EXPRESSION.test(text)) return [];
+    return [`${path}:${index + 1}: ${trimmed}`];
+  });
+}
+
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(ROOT, dir)).flatMap((name) => {
     const path = `${dir}/${name}`;
@@ -40,6 +58,8 @@ function layerViolation(path: string, imported: string): string | undefined {
   if (SDK.test(imported)) return `${path} imports ${imported}: use cases and the domain speak through shared/ports`;
   if (path.startsWith('shared/domain/') && imported.startsWith('shared/adapters/'))
     return `${path} imports the adapter ${imported}: the domain imports no adapter`;
+  if (path.startsWith('shared/usecases/') && CLOCK_AND_IDS.has(imported))
+    return `${path} imports ${imported}: take now and newId through the use case's deps`;
   if (imported.startsWith(DYNAMO_ADAPTER) && !ITEM_MODULES.has(imported))
     return `${path} imports the DynamoDB adapter's ${imported}: take its port (shared/ports) instead`;
   return undefined;
@@ -60,6 +80,16 @@ describe('layers: the use cases and the domain import no SDK and no DynamoDB sto
 
   it('no use-case or domain file imports @aws-sdk, @smithy or a DynamoDB store', () => {
     expect(files.flatMap(violationsIn)).toEqual([]);
+  });
+
+  it("no use case holds a DynamoDB expression: keys, conditions and updates are the item modules' named ops", () => {
+    const useCases = files.filter((path) => path.startsWith('shared/usecases/'));
+    expect(useCases.length).toBeGreaterThan(15);
+    expect(useCases.flatMap((path) => expressionLines(path, readFileSync(join(ROOT, path), 'utf8')))).toEqual([]);
+    // The check sees an expression where there is one.
+    const moduleSource = readFileSync(join(ROOT, `${DYNAMO_ADAPTER}wallet-items.ts`), 'utf8');
+    expect(expressionLines('wallet-items', moduleSource).length).toBeGreaterThan(5);
+    expect(expressionLines('example', "const update = { expression: 'SET coins = :coins' };")).toHaveLength(1);
   });
 
   it('the item modules the use cases may import are SDK-free themselves', () => {
@@ -90,5 +120,7 @@ describe('layers: the use cases and the domain import no SDK and no DynamoDB sto
     ]);
     expect(layerViolation('shared/domain/example.ts', 'shared/adapters/clock')).toBeDefined();
     expect(layerViolation('shared/usecases/example.ts', 'shared/ports/ledger-store')).toBeUndefined();
+    expect(layerViolation('shared/usecases/example.ts', 'shared/adapters/ids')).toMatch(/newId/);
+    expect(layerViolation('shared/usecases/example.ts', 'shared/adapters/clock')).toMatch(/deps/);
   });
 });

@@ -1,15 +1,8 @@
 import type { Money } from '../../domain/money';
-import type {
-  Condition,
-  ConditionFailure,
-  Item,
-  LedgerStore,
-  PageKey,
-  QueryInput,
-  WriteOp,
-} from '../../ports/ledger-store';
+import type { ConditionFailure, Item, LedgerStore, PageKey, QueryInput, WriteOp } from '../../ports/ledger-store';
 import { conditions } from './conditions';
 import { keys, shardFor } from './keys';
+import { CONSENT_EXPRESSIONS, type ConsentCondition, consentValues } from './wallet-items';
 
 /**
  * The recharge item and what moves with it: the PaymentIntent link, the month's budget counter,
@@ -97,19 +90,19 @@ export const rechargeItems = {
 
   /**
    * The wallet still allows this recharge: unlocked, the same monthly limit as read, a
-   * teenager's consent still holding (`consent`, from consent-condition.ts), and for a
+   * teenager's consent still holding (`consent`, shared/usecases/consent-condition.ts), and for a
    * first-recharge offer, no recharge credited yet. `onFailed` tells which from the wallet as it was.
    */
   walletAllowsRecharge(
     store: LedgerStore,
     userId: string,
-    check: { limit: Money | null; firstRechargeOffer: boolean; consent: Condition | undefined },
+    check: { limit: Money | null; firstRechargeOffer: boolean; consent: ConsentCondition | undefined },
     onFailed: ConditionFailure,
   ): WriteOp {
     const limitCondition = monthlyLimitIs(check.limit);
     const parts = [conditions.walletUnlocked, limitCondition.expression];
     if (check.firstRechargeOffer) parts.push('(attribute_not_exists(rechargesCredited) OR rechargesCredited = :zero)');
-    if (check.consent) parts.push(check.consent.expression);
+    if (check.consent) parts.push(CONSENT_EXPRESSIONS[check.consent]);
     return store.conditionCheck(
       'wallet unlocked, same budget',
       keys.wallet(userId),
@@ -119,7 +112,7 @@ export const rechargeItems = {
           ':false': false,
           ...limitCondition.values,
           ...(check.firstRechargeOffer && { ':zero': 0 }),
-          ...check.consent?.values,
+          ...(check.consent && consentValues(check.consent)),
         },
       },
       onFailed,
