@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { AUDIT_PREFIX, auditItems, auditPageQuery } from '../adapters/dynamo/audit-items';
+import { AUDIT_PREFIX, type AuditRecordItem, auditItems, auditPageQuery } from '../adapters/dynamo/audit-items';
 import type { Item, LedgerStore, WriteOp } from '../ports/ledger-store';
 import { InvariantViolation } from '../domain/errors';
 import type { Caller } from '../domain/identity';
@@ -13,18 +13,8 @@ import type { Caller } from '../domain/identity';
 
 export { AUDIT_PREFIX };
 
-export interface AuditRecord {
-  auditId: string;
-  /** The operator's user id (`sub`). */
-  operatorId: string;
-  /** What was done, e.g. `offer.create`, `offer.end`. */
-  action: string;
-  /** What it was done to, e.g. `offer:of_...`. */
-  target: string;
-  at: string;
-  /** The change itself: the fields written, as the operator gave them. */
-  details: Record<string, unknown>;
-}
+/** One operator change: the record as the audit item module writes it. */
+export type AuditRecord = AuditRecordItem;
 
 const auditItem = z.object({
   auditId: z.string().min(1),

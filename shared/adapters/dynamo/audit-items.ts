@@ -8,10 +8,14 @@ export const AUDIT_PREFIX = 'AUDIT#';
 /** One operator change as its record is written (shared/usecases/audit.ts). */
 export interface AuditRecordItem {
   auditId: string;
+  /** The operator's user id (`sub`). */
   operatorId: string;
+  /** What was done, e.g. `offer.create`, `offer.end`. */
   action: string;
+  /** What it was done to, e.g. `offer:of_...`. */
   target: string;
   at: string;
+  /** The change itself: the fields written, as the operator gave them. */
   details: Record<string, unknown>;
 }
 
