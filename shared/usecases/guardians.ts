@@ -15,6 +15,7 @@ import {
 } from '../domain/errors';
 import { type AppConsent, assertAdult, type Caller, hasParentalConsent, isTeen } from '../domain/identity';
 import type { Money } from '../domain/money';
+import { commitBudgetChange } from './wallet-settings';
 
 /**
  * Parental permission in the app. A teenager (13 to under the age of majority) invites a guardian
@@ -242,23 +243,30 @@ export async function setWardBudget(
     throw new ValidationError(`The budget must be in ${currency}, the currency of the teenager's price list.`, {
       details: [{ path: 'body.monthlyLimit.currency', message: `must be ${currency}` }],
     });
-  const now = deps.now();
-  const at = now.toISOString();
-  await deps.store.transactWrite([
-    walletItems.budgetLimitChanged(deps.store, {
-      userId: teenId,
-      at,
-      changeId: deps.newId('blc', now),
-      limitMinor: monthlyLimit.amount,
-      currency: monthlyLimit.currency,
-      setBy: caller.userId,
-    }),
-    walletItems.setBudgetAsGuardian(deps.store, teenId, caller.userId, monthlyLimit, noSuchWard),
-    consentRecordOp(deps, teenId, now, {
-      action: 'budget_set',
-      guardianId: caller.userId,
-      limitMinor: monthlyLimit.amount,
-    }),
-  ]);
+  await commitBudgetChange(deps.store, deps.now(), (now, onLater) => {
+    const at = now.toISOString();
+    return [
+      walletItems.budgetLimitChanged(deps.store, {
+        userId: teenId,
+        at,
+        changeId: deps.newId('blc', now),
+        limitMinor: monthlyLimit.amount,
+        currency: monthlyLimit.currency,
+        setBy: caller.userId,
+      }),
+      walletItems.setBudgetAsGuardian(
+        deps.store,
+        teenId,
+        caller.userId,
+        { limit: monthlyLimit, at },
+        (old) => (old?.consentGuardianId === caller.userId ? onLater(old) : undefined) ?? noSuchWard(),
+      ),
+      consentRecordOp(deps, teenId, now, {
+        action: 'budget_set',
+        guardianId: caller.userId,
+        limitMinor: monthlyLimit.amount,
+      }),
+    ];
+  });
   return { teenId, monthlyLimit, setBy: 'guardian' };
 }

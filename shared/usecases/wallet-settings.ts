@@ -1,8 +1,14 @@
 import { caseItems } from '../adapters/dynamo/case-items';
 import { keys, type ItemKey } from '../adapters/dynamo/keys';
-import { entryWithIdQuery, walletItems } from '../adapters/dynamo/wallet-items';
-import type { LedgerStore, PageKey } from '../ports/ledger-store';
-import { BudgetSetByGuardianError, NotFoundError, ValidationError, WalletLockedError } from '../domain/errors';
+import { entryWithIdQuery, supersededBudgetChange, walletItems } from '../adapters/dynamo/wallet-items';
+import type { Item, LedgerStore, PageKey, WriteOp } from '../ports/ledger-store';
+import {
+  BudgetSetByGuardianError,
+  ConflictError,
+  NotFoundError,
+  ValidationError,
+  WalletLockedError,
+} from '../domain/errors';
 import type { Caller } from '../domain/identity';
 import type { Money } from '../domain/money';
 import { reportCaseOp } from './desk-cases';
@@ -36,26 +42,68 @@ export async function setBudget(
       });
     }
   }
-  const now = deps.now();
-  const at = now.toISOString();
-  await deps.store.transactWrite([
-    // The history of limits, in the same write: `npm run reconcile` checks every credit against the limit in force then.
-    walletItems.budgetLimitChanged(deps.store, {
-      userId: caller.userId,
-      at,
-      changeId: deps.newId('blc', now),
-      limitMinor: monthlyLimit?.amount ?? null,
-      currency: monthlyLimit?.currency ?? null,
-    }),
-    walletItems.setOwnBudget(
-      deps.store,
-      caller.userId,
-      monthlyLimit,
-      () =>
-        new BudgetSetByGuardianError('Your guardian set this budget; you can lower it, but not raise or remove it.'),
-    ),
-  ]);
+  await commitBudgetChange(deps.store, deps.now(), (now, onLater) => {
+    const at = now.toISOString();
+    return [
+      // The history of limits, in the same write: `npm run reconcile` checks every credit against the limit in force then.
+      walletItems.budgetLimitChanged(deps.store, {
+        userId: caller.userId,
+        at,
+        changeId: deps.newId('blc', now),
+        limitMinor: monthlyLimit?.amount ?? null,
+        currency: monthlyLimit?.currency ?? null,
+      }),
+      walletItems.setOwnBudget(
+        deps.store,
+        caller.userId,
+        { limit: monthlyLimit, at },
+        (old) =>
+          onLater(old) ??
+          new BudgetSetByGuardianError('Your guardian set this budget; you can lower it, but not raise or remove it.'),
+      ),
+    ];
+  });
   return getWallet(deps, caller, { consistent: true });
+}
+
+/** A budget change is stamped again at most this many times before the caller is told to retry. */
+const BUDGET_CHANGE_ATTEMPTS = 5;
+
+/** The wallet already holds a change stamped at or after this one's time (`lastAt`). */
+class LaterBudgetChange extends Error {
+  constructor(readonly lastAt: string) {
+    super('a later budget change is on the wallet');
+  }
+}
+
+/**
+ * Commits a budget change (its history record and the wallet's limit, in one transaction)
+ * stamped later than the wallet's last change. When a change stamped later committed first (two
+ * racing, or another instance's clock ahead), this one is stamped 1 ms after it and tried again:
+ * the changes land in the order of their stamps, which is the order the books judge credits by,
+ * so the wallet's limit is always the history's last. `build` gets the stamp and the refusal to
+ * return for a wallet that already holds a later change (undefined otherwise).
+ */
+export async function commitBudgetChange(
+  store: LedgerStore,
+  now: Date,
+  build: (stamp: Date, onLater: (old: Item | undefined) => Error | undefined) => WriteOp[],
+): Promise<void> {
+  let stamp = now;
+  for (let attempt = 1; ; attempt += 1) {
+    const at = stamp.toISOString();
+    const onLater = (old: Item | undefined) =>
+      supersededBudgetChange(old, at) ? new LaterBudgetChange(String(old?.budgetChangedAt)) : undefined;
+    try {
+      await store.transactWrite(build(stamp, onLater));
+      return;
+    } catch (error) {
+      if (!(error instanceof LaterBudgetChange)) throw error;
+      if (attempt >= BUDGET_CHANGE_ATTEMPTS)
+        throw new ConflictError('The budget is changing too often at once; read the wallet and try again.');
+      stamp = new Date(Math.max(stamp.getTime(), Date.parse(error.lastAt)) + 1);
+    }
+  }
 }
 
 /**

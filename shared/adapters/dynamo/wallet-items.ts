@@ -49,25 +49,27 @@ export const walletItems = {
   },
 
   /**
-   * The owner's monthly budget, or none. A budget a guardian set may be lowered, never raised or
-   * removed (`onGuardianBudget`): the condition is in the write, so a guardian's change landing at
-   * the same moment is respected.
+   * The owner's monthly budget, or none, as changed at `at`. A budget a guardian set may be
+   * lowered, never raised or removed; and a change never lands over a later one (two changes
+   * racing commit in the order of their times, the order the budget history is judged in). Both
+   * conditions are in the write; `onRefused` tells which failed (`supersededBudgetChange`).
    */
-  setOwnBudget(store: LedgerStore, userId: string, limit: Money | null, onGuardianBudget: ConditionFailure): WriteOp {
+  setOwnBudget(store: LedgerStore, userId: string, change: BudgetChange, onRefused: ConditionFailure): WriteOp {
     return store.update(
       'wallet budget',
       keys.wallet(userId),
-      limit === null
+      change.limit === null
         ? {
-            expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency',
-            condition: 'attribute_not_exists(budgetSetBy)',
+            expression: 'REMOVE monthlyLimitAmount, monthlyLimitCurrency SET budgetChangedAt = :at',
+            condition: `attribute_not_exists(budgetSetBy) AND ${LATER_THAN_LAST_BUDGET_CHANGE}`,
+            values: { ':at': change.at },
           }
         : {
-            expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency',
-            condition: 'attribute_not_exists(budgetSetBy) OR monthlyLimitAmount >= :amount',
-            values: { ':amount': limit.amount, ':currency': limit.currency },
+            expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetChangedAt = :at',
+            condition: `(attribute_not_exists(budgetSetBy) OR monthlyLimitAmount >= :amount) AND ${LATER_THAN_LAST_BUDGET_CHANGE}`,
+            values: { ':amount': change.limit.amount, ':currency': change.limit.currency, ':at': change.at },
           },
-      onGuardianBudget,
+      onRefused,
     );
   },
 
@@ -127,20 +129,53 @@ export const walletItems = {
     });
   },
 
-  /** The guardian of record sets the teenager's budget, which the teenager may then only lower. */
+  /**
+   * The guardian of record sets the teenager's budget, which the teenager may then only lower.
+   * Like the owner's, the change never lands over a later one (`onRefused` for both failures).
+   */
   setBudgetAsGuardian(
     store: LedgerStore,
     teenId: string,
     guardianId: string,
-    limit: Money,
-    onNotGuardian: ConditionFailure,
+    change: BudgetChange & { limit: Money },
+    onRefused: ConditionFailure,
   ): WriteOp {
-    return asGuardianOf(store, 'ward budget', guardianId, teenId, onNotGuardian, {
-      expression: 'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetSetBy = :setBy',
-      values: { ':amount': limit.amount, ':currency': limit.currency, ':setBy': 'guardian' },
-    });
+    return store.update(
+      'ward budget',
+      keys.wallet(teenId),
+      {
+        expression:
+          'SET monthlyLimitAmount = :amount, monthlyLimitCurrency = :currency, budgetSetBy = :setBy, budgetChangedAt = :at',
+        condition: `consentGuardianId = :guardian AND ${LATER_THAN_LAST_BUDGET_CHANGE}`,
+        values: {
+          ':amount': change.limit.amount,
+          ':currency': change.limit.currency,
+          ':setBy': 'guardian',
+          ':at': change.at,
+          ':guardian': guardianId,
+        },
+      },
+      onRefused,
+    );
   },
 };
+
+/** A budget change: the new limit (none: no limit) and when it was made (ISO time, as in its history record). */
+export interface BudgetChange {
+  limit: Money | null;
+  at: string;
+}
+
+/** The wallet's last budget change is older than this one (`:at`); a wallet never changed has none. */
+const LATER_THAN_LAST_BUDGET_CHANGE = '(attribute_not_exists(budgetChangedAt) OR budgetChangedAt < :at)';
+
+/**
+ * Whether a refused budget change lost to a later change (the wallet as it was shows one at or
+ * after `at`), rather than to the guardian's rules.
+ */
+export function supersededBudgetChange(old: Item | undefined, at: string): boolean {
+  return typeof old?.budgetChangedAt === 'string' && old.budgetChangedAt >= at;
+}
 
 /** A write on the teenager's wallet conditioned on the caller being its guardian of record. */
 function asGuardianOf(

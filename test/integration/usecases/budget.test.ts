@@ -171,6 +171,30 @@ describe('the monthly budget, whatever the order of payment events', () => {
     expect(payments.refundedKeys.has(overBudgetRefundKey(recharge.rechargeId))).toBe(true);
   });
 
+  it('budget changes land in the order of their stamps: the wallet holds the last limit of its history', async () => {
+    // Two changes raced: the later one (by its stamp) committed first. Before, the earlier one then
+    // overwrote it: the wallet held 2450 while the history (by time) said 329, and the books
+    // judged every credit against the wrong limit. Now it is stamped just after the later one.
+    const userId = userNamed('racing-limits');
+    const at = Date.now();
+    await setBudget({ store, now: () => new Date(at + 5), newId }, adult(userId), { amount: 329, currency: 'USD' });
+    await setBudget({ store, now: () => new Date(at), newId }, adult(userId), { amount: 2450, currency: 'USD' });
+    // The same instant twice (a frozen clock) is ordered too.
+    await setBudget({ store, now: () => new Date(at), newId }, adult(userId), null);
+    await setBudget({ store, now: () => new Date(at), newId }, adult(userId), { amount: 700, currency: 'USD' });
+    const wallet = await getWallet({ store, now: () => new Date() }, adult(userId), { consistent: true });
+    expect(wallet.budget.monthlyLimit).toEqual({ amount: 700, currency: 'USD' });
+    const history = await store.query({
+      keyCondition: 'pk = :pk AND begins_with(sk, :prefix)',
+      values: { ':pk': keys.budgetLimitChange(userId, '', '').pk, ':prefix': 'BUDGETLIMIT#' },
+      consistent: true,
+    });
+    expect(history.items.map((item) => item.limitMinor)).toEqual([329, 2450, null, 700]);
+    const stamps = history.items.map((item) => String(item.at));
+    expect(new Set(stamps).size).toBe(4);
+    expect(stamps[0]).toBe(new Date(at + 5).toISOString());
+  });
+
   it('refuses a recharge at one cent past the limit and takes one at exactly the limit', async () => {
     const payments = new FakePayments();
     const userId = userNamed('exact');
