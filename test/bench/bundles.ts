@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ESBUILD_MAIN_FIELDS, ESBUILD_TARGET } from '../../infra/constructs/app-function';
 import { HTTP_ROUTES, QUEUE_CONSUMERS, SCHEDULES, WEBSOCKET_AUTHORIZER, WEBSOCKET_ROUTES } from '../../infra/routes';
 
 /**
@@ -41,7 +42,8 @@ export async function measureBundles(): Promise<BundleFigure[]> {
       minify: true,
       sourcemap: false,
       platform: 'node',
-      target: 'node22',
+      target: ESBUILD_TARGET,
+      mainFields: ESBUILD_MAIN_FIELDS,
       format: 'cjs',
       outfile,
       logLevel: 'silent',

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdkJsonContext } from '../../infra/app';
-import { AppFunction, ESBUILD_TARGET, PROJECT_ROOT } from '../../infra/constructs/app-function';
+import { AppFunction, ESBUILD_MAIN_FIELDS, ESBUILD_TARGET, PROJECT_ROOT } from '../../infra/constructs/app-function';
 import {
   cloudHttpRoutes,
   HTTP_ROUTES,
@@ -114,6 +114,8 @@ test.each(selected.map((candidate) => [candidate.name, candidate.handler] as con
     // The AWS SDK is bundled (bundleAwsSDK), not taken from the runtime, wherever a handler uses it.
     const usesSdk = map.sources.some((source) => source.includes('@aws-sdk/'));
     if (usesSdk) expect(map.sources.some((source) => source.includes('node_modules/@aws-sdk/client-'))).toBe(true);
+    // From the SDK's ES builds (ESBUILD_MAIN_FIELDS), which tree-shake, not its CommonJS ones.
+    expect(map.sources.filter((source) => /node_modules\/@aws-sdk\/client-[^/]+\/dist-cjs\//.test(source))).toEqual([]);
     expect(code).not.toMatch(/require\(["'](@aws-sdk\/client-|@smithy\/)/);
   },
 );
@@ -147,6 +149,39 @@ test.each(selected.map((candidate) => [candidate.name] as const))('%s loads unde
   ]).toEqual([0, []]);
 });
 
+test("the JWT route's bundle answers a request without claims with the contract's 401", () => {
+  // Loading is not running: this runs the handler's middleware, parsing and logging as bundled
+  // (from the packages' ES builds), up to the answer, without any network call.
+  const jwtRoute = selected[0];
+  const file = join(bundles.get(jwtRoute?.name ?? '') ?? '', 'index.js');
+  const event = {
+    version: '2.0',
+    routeKey: 'GET /probe',
+    rawPath: '/probe',
+    rawQueryString: '',
+    headers: {},
+    requestContext: {
+      requestId: 'bundle-probe',
+      http: { method: 'GET', path: '/probe' },
+      authorizer: { jwt: { claims: {} } },
+    },
+    isBase64Encoded: false,
+  };
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `require(${JSON.stringify(file)}).handler(${JSON.stringify(event)}, { awsRequestId: 'probe', functionName: 'probe', getRemainingTimeInMillis: () => 3000 })` +
+        '.then((answer) => process.stdout.write("\\n" + JSON.stringify(answer)))',
+    ],
+    { cwd: outdir, env: { PATH: process.env.PATH ?? '', ...LOAD_ENVIRONMENT }, encoding: 'utf8', timeout: 30_000 },
+  );
+  expect(probe.status).toBe(0);
+  const answer = JSON.parse(probe.stdout.trim().split('\n').pop() ?? '{}') as { statusCode?: number; body?: string };
+  expect(answer.statusCode).toBe(401);
+  expect(JSON.parse(answer.body ?? '{}')).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } });
+});
+
 test(
   'every cloud handler bundles for node22 as CommonJS, and none reaches local-only code',
   async () => {
@@ -166,6 +201,7 @@ test(
       platform: 'node',
       format: 'cjs',
       target: ESBUILD_TARGET,
+      mainFields: ESBUILD_MAIN_FIELDS,
       write: false,
       metafile: true,
       outdir: join(outdir, 'import-graph'),
