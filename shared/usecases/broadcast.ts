@@ -546,21 +546,37 @@ async function sendFrame(
 class PartitionsAlreadyRaised extends Error {}
 
 /**
- * Raises the stream's unsent partitions (streams.ts, unsentPartitionsFor) when this run's gifts,
- * collected over about one frame spacing, show a rate the current count cannot take, or when the
- * run left a backlog behind. The count only grows, so gifts that read an older count still land
- * on partitions this broadcaster reads. Older streams without the attribute read every shard.
+ * The gift rate a look's gifts show: their count over the time since the oldest of them was
+ * sent, and never over less than a frame spacing. Dividing by the spacing alone mistook a late
+ * run's backlog for a rate: on a loaded machine a run two seconds late at 50 gifts/s saw 200/s,
+ * raised the partitions, and every later look paid a query per partition, which made it later
+ * still (the storm's first seconds, bench).
+ */
+export function observedGiftsPerS(
+  gifts: Array<Pick<PendingGift, 'at'>>,
+  lookedAtMs: number,
+  spacingMs: number,
+): number {
+  if (gifts.length === 0) return 0;
+  const oldestMs = Math.min(...gifts.map((gift) => Date.parse(gift.at)));
+  const spanMs = Math.max(spacingMs, Number.isFinite(oldestMs) ? lookedAtMs - oldestMs : 0);
+  return (gifts.length * 1000) / spanMs;
+}
+
+/**
+ * Raises the stream's unsent partitions (streams.ts, unsentPartitionsFor) when this look's gifts
+ * show a rate the current count cannot take (observedGiftsPerS), or when the look left a backlog
+ * behind. The count only grows, so gifts that read an older count still land on partitions this
+ * broadcaster reads. Older streams without the attribute read every shard.
  */
 async function raiseUnsentPartitions(
   store: LedgerStore,
   stream: StreamRecord,
-  collected: number,
+  giftsPerS: number,
   more: boolean,
-  spacingMs: number,
 ): Promise<void> {
   const current = stream.unsentPartitions;
   if (current === undefined) return;
-  const giftsPerS = (collected * 1000) / spacingMs;
   const wanted = Math.max(
     unsentPartitionsFor(giftsPerS, stream.creatorShards),
     more ? Math.min(current * 2, stream.creatorShards) : current,
@@ -723,7 +739,7 @@ export async function broadcastStream(
     const lookedAt = deps.now().getTime();
     const { gifts, more } = await collectPending(deps.store, stream, named);
     named = [];
-    await raiseUnsentPartitions(deps.store, stream, gifts.length, more, spacing);
+    await raiseUnsentPartitions(deps.store, stream, observedGiftsPerS(gifts, lookedAt, spacing), more);
     const final = ending && !more;
     if (gifts.length === 0 && !final) {
       // A look counts as complete (coveredByEarlierLook) once all it found is numbered, not before.

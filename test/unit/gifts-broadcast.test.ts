@@ -28,6 +28,7 @@ import {
   sweepUnsentGifts,
   type BroadcastDeps,
   type PendingGift,
+  observedGiftsPerS,
 } from '../../shared/usecases/broadcast';
 import {
   decodeEventBatch,
@@ -297,8 +298,8 @@ function fakeTables() {
   };
 }
 
-function giftRecord(index: number, streamId = 'st_1', options: { indexed?: boolean } = {}) {
-  const at = new Date(NOW_MS - 1000 + index).toISOString();
+function giftRecord(index: number, streamId = 'st_1', options: { indexed?: boolean; atMs?: number } = {}) {
+  const at = new Date(options.atMs ?? NOW_MS - 1000 + index).toISOString();
   const giftTxId = `gift_${String(index).padStart(3, '0')}`;
   const shard = shardFor(giftTxId, SHARDS);
   return {
@@ -683,9 +684,9 @@ describe('unsent partitions', () => {
   it('a busy run raises the count (never past the shards), and the next run reads the new partitions too', async () => {
     const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put({ ...keys.stream('st_1'), ...STREAM, unsentPartitions: 1, lastFrameAt: NOW_MS - 10_000 });
-    // 120 gifts in one 300 ms window: 400 gifts/s, past one partition's 100.
+    // 120 gifts in the last 300 ms: 400 gifts/s, past one partition's 100.
     for (let index = 0; index < 120; index += 1) {
-      const record = giftRecord(index);
+      const record = giftRecord(index, 'st_1', { atMs: NOW_MS - 300 + index * 2 });
       tables.put({ ...record, statusPk: unsentStatusPk('st_1', 0) });
     }
     const first = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
@@ -702,6 +703,27 @@ describe('unsent partitions', () => {
     expect(new Set(tables.queries)).toEqual(
       new Set(Array.from({ length: SHARDS }, (_, partition) => unsentStatusPk('st_1', partition))),
     );
+  });
+
+  it('a late run does not take its backlog for a rate: 100 gifts sent over 2 s stay on one partition', async () => {
+    const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, unsentPartitions: 1, lastFrameAt: NOW_MS - 10_000 });
+    // 50 gifts/s, found at once by a run that comes 2 s late: 100 in one look, the rate still 50.
+    for (let index = 0; index < 100; index += 1)
+      tables.put({
+        ...giftRecord(index, 'st_1', { atMs: NOW_MS - 2_000 + index * 20 }),
+        statusPk: unsentStatusPk('st_1', 0),
+      });
+    const run = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 });
+    expect(run.events).toBe(100);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ unsentPartitions: 1, seq: 100 });
+  });
+
+  it('observedGiftsPerS: count over the time since the oldest gift, never over less than the spacing', () => {
+    const at = (ms: number) => ({ at: new Date(NOW_MS - ms).toISOString() });
+    expect(observedGiftsPerS([], NOW_MS, 500)).toBe(0);
+    expect(observedGiftsPerS([at(2_000), at(1_000), at(0)], NOW_MS, 500)).toBe(1.5);
+    expect(observedGiftsPerS([at(100), at(0)], NOW_MS, 500)).toBe(4);
   });
 
   it('a quiet run never lowers the count, and a stream from before the attribute keeps reading every shard', async () => {
