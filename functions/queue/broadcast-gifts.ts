@@ -36,6 +36,8 @@ interface StreamWork {
   counters: boolean;
   /** A gift run left the creator's wallet push to the room's group. */
   wallet: boolean;
+  /** A gift run left the leaderboard fold, due then (epoch ms), to the stream's fold group; 0 if none. */
+  foldAt: number;
 }
 
 /**
@@ -63,6 +65,7 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
       until: 0,
       counters: false,
       wallet: false,
+      foldAt: 0,
     };
     entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
@@ -70,6 +73,7 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
     if (parsed.data.ended) entry.ended = true;
     if (parsed.data.counters) entry.counters = true;
     if (parsed.data.wallet) entry.wallet = true;
+    entry.foldAt = Math.max(entry.foldAt, parsed.data.foldAt ?? 0);
     byStream.set(parsed.data.streamId, entry);
   }
   return byStream;
@@ -115,6 +119,7 @@ async function broadcastOne(dependencies: () => BroadcastDeps, streamId: string,
       until: work.until,
       counters: work.counters,
       wallet: work.wallet,
+      foldAt: work.foldAt,
     });
     if (result.events > 0)
       logger.info('gifts broadcast', {

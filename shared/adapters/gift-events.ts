@@ -43,6 +43,11 @@ export const giftNudge = z.object({
    * over. Sent to the room's group by a gift run, which does not wait out the interval itself.
    */
   wallet: z.literal(true).optional(),
+  /**
+   * The leaderboard fold is due at this epoch ms (foldNudge). Sent to the stream's fold group,
+   * which waits for it: waiting in the gift group held up the stream's next gift nudges.
+   */
+  foldAt: z.number().int().nonnegative().optional(),
 });
 export type GiftNudge = z.infer<typeof giftNudge>;
 
@@ -91,6 +96,18 @@ export function countersNudge(streamId: string, now: Date): OutgoingNudge {
 export function walletNudge(streamId: string, now: Date): OutgoingNudge {
   const bucket = Math.floor(now.getTime() / COUNTERS_BUCKET_MS);
   return { nudge: { streamId, wallet: true }, deduplicationId: `w:${streamId}:${bucket}`, group: `${streamId}:room` };
+}
+
+/**
+ * Gifts not yet in the leaderboard, whose fold is due at `dueAt`: the stream's fold group waits
+ * for it and folds. One per stream and fold (`lbFoldAt`, the last fold's time).
+ */
+export function foldNudge(streamId: string, dueAt: number, lastFoldAt: number): OutgoingNudge {
+  return {
+    nudge: { streamId, foldAt: dueAt },
+    deduplicationId: `fold:${streamId}:${lastFoldAt}`,
+    group: `${streamId}:fold`,
+  };
 }
 
 /** Joins and leaves of one room nudge at most once per this bucket (docs/API.md: `room` at most once a second). */

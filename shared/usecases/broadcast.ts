@@ -10,6 +10,7 @@ import { profileItems } from '../adapters/dynamo/profile-items';
 import {
   COUNTERS_BUCKET_MS,
   countersNudge,
+  foldNudge,
   walletNudge,
   type GiftEventPublisher,
   type OutgoingNudge,
@@ -340,6 +341,8 @@ export interface BroadcastRequest {
   counters?: boolean;
   /** A gift run handed the creator's wallet push over (gift-events.ts, walletNudge). */
   wallet?: boolean;
+  /** A gift run handed the leaderboard fold over, due then (gift-events.ts, foldNudge); 0 or absent if none. */
+  foldAt?: number;
 }
 
 export interface BroadcastResult {
@@ -711,8 +714,10 @@ export async function broadcastStream(
   streamId: string,
   request: BroadcastRequest,
 ): Promise<BroadcastResult> {
-  if (request.until === 0 && request.namedGifts.length === 0 && !request.ended && (request.counters || request.wallet))
-    return broadcastRoomGroup(deps, streamId, request);
+  if (request.until === 0 && request.namedGifts.length === 0 && !request.ended) {
+    if (request.counters || request.wallet) return broadcastRoomGroup(deps, streamId, request);
+    if ((request.foldAt ?? 0) > 0) return foldWhenDue(deps, streamId, request.foldAt ?? 0);
+  }
   if (await coveredByEarlierLook(deps, streamId, request)) return { events: 0, frames: 0 };
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
@@ -889,9 +894,21 @@ async function settleLeaderboard(deps: BroadcastDeps, stream: StreamRecord): Pro
     await maybeFoldLeaderboard(deps, stream, stream.seq, true);
     return;
   }
-  await deps.publisher.publish([
-    { nudge: { streamId, until: dueAt }, deduplicationId: `fold:${streamId}:${stream.lbFoldAt ?? 0}` },
-  ]);
+  await deps.publisher.publish([foldNudge(streamId, dueAt, stream.lbFoldAt ?? 0)]);
+}
+
+/**
+ * The stream's fold group: waits until the fold is due, then folds what is left (or, when a gift
+ * run folded meanwhile and more gifts came, hands the next fold on). A fold here may meet a gift
+ * run's fold: the range claim on the stream item and each sender's seq make one of them a no-op.
+ * The wait is at most LEADERBOARD_FOLD_INTERVAL_MS, well inside the broadcaster's timeout.
+ */
+async function foldWhenDue(deps: BroadcastDeps, streamId: string, dueAt: number): Promise<BroadcastResult> {
+  const waitMs = Math.min(dueAt - deps.now().getTime(), deps.remainingMs() - MIN_REMAINING_MS_FOR_RUN);
+  if (waitMs > 0) await deps.sleep(waitMs);
+  const stream = await readStream(deps.store, streamId, { consistent: true });
+  if (stream) await settleLeaderboard(deps, stream);
+  return { events: 0, frames: 0 };
 }
 
 async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {

@@ -28,6 +28,7 @@ import {
   sweepUnsentGifts,
   type BroadcastDeps,
   type PendingGift,
+  LEADERBOARD_FOLD_INTERVAL_MS,
   observedGiftsPerS,
 } from '../../shared/usecases/broadcast';
 import {
@@ -740,6 +741,37 @@ describe('unsent partitions', () => {
 });
 
 describe('foldLeaderboard', () => {
+  it("a fold not yet due goes to the stream's fold group: the gift run does not wait for it, the fold group does", async () => {
+    const { tables, deps, published, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    // Folded a second ago: the next fold is due in four.
+    tables.put({ ...keys.stream('st_1'), ...STREAM, lastFrameAt: NOW_MS - 10_000, lbSeq: 0, lbFoldAt: NOW_MS - 1_000 });
+    tables.put(giftRecord(0));
+    expect(await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0 })).toMatchObject({
+      events: 1,
+    });
+    const dueAt = NOW_MS - 1_000 + LEADERBOARD_FOLD_INTERVAL_MS;
+    // Waiting in the stream's own group held up its next gift nudges for up to the fold interval.
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeLessThan(1_000);
+    expect(published.filter((entry) => entry.nudge.foldAt !== undefined)).toEqual([
+      {
+        nudge: { streamId: 'st_1', foldAt: dueAt },
+        deduplicationId: `fold:st_1:${NOW_MS - 1_000}`,
+        group: 'st_1:fold',
+      },
+    ]);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 1, lbSeq: 0 });
+
+    const waitedBefore = sleeps.reduce((sum, ms) => sum + ms, 0);
+    const fold = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, foldAt: dueAt });
+    expect(fold).toEqual({ events: 0, frames: 0 });
+    expect(deps.now().getTime()).toBeGreaterThanOrEqual(dueAt);
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThan(waitedBefore);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 1, lbSeq: 1 });
+    const aliceShard = shardFor('alice', SHARDS);
+    const entry = keys.leaderboardEntry('st_1', aliceShard, 'alice');
+    expect(tables.ledger.get(`${entry.pk}|${entry.sk}`)).toMatchObject({ lbCoins: 5, lbSeq: 1 });
+  });
+
   it("folds each sender's gifts since the last fold into one write, and a resumed fold counts nothing twice", async () => {
     const { tables, deps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     for (const index of [0, 1, 2]) tables.put(giftRecord(index));
