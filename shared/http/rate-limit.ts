@@ -1,4 +1,4 @@
-import { dynamoClient } from '../adapters/clients';
+import { dynamoClient, perConfiguredValue } from '../adapters/clients';
 import { DynamoSharedRateCounter, type SharedRateCounter } from '../adapters/dynamo/rate-counter';
 import { rateLimitConfig, readRateLimitConfig, sharedRateLimitConfig, tablesConfig } from '../config';
 import { RateLimitedError } from '../domain/errors';
@@ -156,20 +156,19 @@ export class UserRateLimiter {
 /** TTL deletes a window's counter this long after the window (TTL itself may lag by hours; it only saves storage). */
 const SHARED_COUNTER_TTL_SLACK_SECONDS = 60;
 
-let limiter: { table: string; limiter: UserRateLimiter } | undefined;
 /**
  * The instance's one limiter, shared by every route the instance serves (locally, one process
  * serves every HTTP route and WebSocket action, so they share the buckets too; on AWS each
- * function is its own instance and the shared counter joins them).
+ * function is its own instance and the shared counter joins them). The table is read per call:
+ * locally, a route whose access does not count requests fails as it would on AWS.
  */
-export function userRateLimiter(): UserRateLimiter {
-  // Read per call: locally, a route whose access does not count requests fails as it would on AWS.
-  const table = tablesConfig().LEDGER_TABLE;
-  if (limiter?.table !== table) {
+export const userRateLimiter: () => UserRateLimiter = perConfiguredValue(
+  () => tablesConfig().LEDGER_TABLE,
+  (table) => {
     const writes = rateLimitConfig();
     const reads = readRateLimitConfig();
     const shared = sharedRateLimitConfig();
-    const built = new UserRateLimiter(
+    return new UserRateLimiter(
       {
         write: { perSecond: writes.RATE_LIMIT_PER_SECOND, burst: writes.RATE_LIMIT_BURST },
         read: { perSecond: reads.RATE_LIMIT_READ_PER_SECOND, burst: reads.RATE_LIMIT_READ_BURST },
@@ -180,10 +179,8 @@ export function userRateLimiter(): UserRateLimiter {
         batch: shared.RATE_LIMIT_SHARED_BATCH,
       },
     );
-    limiter = { table, limiter: built };
-  }
-  return limiter.limiter;
-}
+  },
+);
 
 /**
  * Runs a request's own work while its shared-counter write (if any) is in flight, and answers only
