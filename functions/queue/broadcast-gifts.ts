@@ -38,6 +38,8 @@ interface StreamWork {
   wallet: boolean;
   /** A gift run left the leaderboard fold, due then (epoch ms), to the stream's fold group; 0 if none. */
   foldAt: number;
+  /** The fold group's timer ran out: fold now. */
+  foldDue: boolean;
 }
 
 /**
@@ -66,6 +68,7 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
       counters: false,
       wallet: false,
       foldAt: 0,
+      foldDue: false,
     };
     entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
@@ -74,6 +77,7 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
     if (parsed.data.counters) entry.counters = true;
     if (parsed.data.wallet) entry.wallet = true;
     entry.foldAt = Math.max(entry.foldAt, parsed.data.foldAt ?? 0);
+    if (parsed.data.foldDue) entry.foldDue = true;
     byStream.set(parsed.data.streamId, entry);
   }
   return byStream;
@@ -120,6 +124,7 @@ async function broadcastOne(dependencies: () => BroadcastDeps, streamId: string,
       counters: work.counters,
       wallet: work.wallet,
       foldAt: work.foldAt,
+      foldDue: work.foldDue,
     });
     if (result.events > 0)
       logger.info('gifts broadcast', {

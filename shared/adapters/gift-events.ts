@@ -44,10 +44,13 @@ export const giftNudge = z.object({
    */
   wallet: z.literal(true).optional(),
   /**
-   * The leaderboard fold is due at this epoch ms (foldNudge). Sent to the stream's fold group,
-   * which waits for it: waiting in the gift group held up the stream's next gift nudges.
+   * A timer: the leaderboard fold is due at this epoch ms (foldNudge). Sent to the stream's fold
+   * group, which only waits for it, then sends `foldDue`: waiting in the stream's own group held up
+   * its next gift nudges for up to the fold interval.
    */
   foldAt: z.number().int().nonnegative().optional(),
+  /** The leaderboard fold is due now (foldDueNudge): folded in the stream's own group, like every fold. */
+  foldDue: z.literal(true).optional(),
 });
 export type GiftNudge = z.infer<typeof giftNudge>;
 
@@ -100,7 +103,7 @@ export function walletNudge(streamId: string, now: Date): OutgoingNudge {
 
 /**
  * Gifts not yet in the leaderboard, whose fold is due at `dueAt`: the stream's fold group waits
- * for it and folds. One per stream and fold (`lbFoldAt`, the last fold's time).
+ * for it, then sends foldDueNudge. One per stream and fold (`lbFoldAt`, the last fold's time).
  */
 export function foldNudge(streamId: string, dueAt: number, lastFoldAt: number): OutgoingNudge {
   return {
@@ -108,6 +111,14 @@ export function foldNudge(streamId: string, dueAt: number, lastFoldAt: number): 
     deduplicationId: `fold:${streamId}:${lastFoldAt}`,
     group: `${streamId}:fold`,
   };
+}
+
+/**
+ * The fold is due: to the stream's own group, so folds never run beside each other (the fold
+ * group only keeps time). One per stream and due time.
+ */
+export function foldDueNudge(streamId: string, dueAt: number): OutgoingNudge {
+  return { nudge: { streamId, foldDue: true }, deduplicationId: `folddue:${streamId}:${dueAt}` };
 }
 
 /** Joins and leaves of one room nudge at most once per this bucket (docs/API.md: `room` at most once a second). */

@@ -10,6 +10,7 @@ import { profileItems } from '../adapters/dynamo/profile-items';
 import {
   COUNTERS_BUCKET_MS,
   countersNudge,
+  foldDueNudge,
   foldNudge,
   walletNudge,
   type GiftEventPublisher,
@@ -343,6 +344,8 @@ export interface BroadcastRequest {
   wallet?: boolean;
   /** A gift run handed the leaderboard fold over, due then (gift-events.ts, foldNudge); 0 or absent if none. */
   foldAt?: number;
+  /** The fold group's timer ran out (gift-events.ts, foldDueNudge). */
+  foldDue?: boolean;
 }
 
 export interface BroadcastResult {
@@ -704,19 +707,36 @@ async function broadcastRoomGroup(
 }
 
 /**
- * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
- * buckets are over and nothing is left; when the stream ended, the last frame carries
- * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
- * sequencer; the conditions on the counter and the gifts still make a zombie harmless.
+ * What one batch asked of one stream. A fold timer (foldAt, from the stream's fold group) runs
+ * beside the rest: merged into a gift run, it would be lost, since that run's own hand-over of
+ * the fold repeats the timer's deduplication id.
  */
 export async function broadcastStream(
   deps: BroadcastDeps,
   streamId: string,
   request: BroadcastRequest,
 ): Promise<BroadcastResult> {
+  const timer = (request.foldAt ?? 0) > 0 ? foldTimer(deps, streamId, request.foldAt ?? 0) : undefined;
+  const [result] = await Promise.all([broadcastRequested(deps, streamId, request), timer]);
+  return result;
+}
+
+/**
+ * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
+ * buckets are over and nothing is left; when the stream ended, the last frame carries
+ * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
+ * sequencer; the conditions on the counter and the gifts still make a zombie harmless.
+ */
+async function broadcastRequested(
+  deps: BroadcastDeps,
+  streamId: string,
+  request: BroadcastRequest,
+): Promise<BroadcastResult> {
   if (request.until === 0 && request.namedGifts.length === 0 && !request.ended) {
     if (request.counters || request.wallet) return broadcastRoomGroup(deps, streamId, request);
-    if ((request.foldAt ?? 0) > 0) return foldWhenDue(deps, streamId, request.foldAt ?? 0);
+    if (request.foldDue) return foldNow(deps, streamId);
+    // A timer alone: nothing else was asked (a look here would be the sweeper's job, not a timer's).
+    if ((request.foldAt ?? 0) > 0) return { events: 0, frames: 0 };
   }
   if (await coveredByEarlierLook(deps, streamId, request)) return { events: 0, frames: 0 };
   const result: BroadcastResult = { events: 0, frames: 0 };
@@ -898,14 +918,18 @@ async function settleLeaderboard(deps: BroadcastDeps, stream: StreamRecord): Pro
 }
 
 /**
- * The stream's fold group: waits until the fold is due, then folds what is left (or, when a gift
- * run folded meanwhile and more gifts came, hands the next fold on). A fold here may meet a gift
- * run's fold: the range claim on the stream item and each sender's seq make one of them a no-op.
- * The wait is at most LEADERBOARD_FOLD_INTERVAL_MS, well inside the broadcaster's timeout.
+ * The stream's fold group keeps time and nothing else: it waits until the fold is due, then asks
+ * the stream's own group to fold (foldDueNudge), so no two folds of a stream run side by side and
+ * no fold's wait holds up a gift nudge. The wait is at most LEADERBOARD_FOLD_INTERVAL_MS.
  */
-async function foldWhenDue(deps: BroadcastDeps, streamId: string, dueAt: number): Promise<BroadcastResult> {
+async function foldTimer(deps: BroadcastDeps, streamId: string, dueAt: number): Promise<void> {
   const waitMs = Math.min(dueAt - deps.now().getTime(), deps.remainingMs() - MIN_REMAINING_MS_FOR_RUN);
   if (waitMs > 0) await deps.sleep(waitMs);
+  await deps.publisher.publish([foldDueNudge(streamId, dueAt)]);
+}
+
+/** The fold is due: folded now, or handed on when a gift run folded meanwhile and more gifts came. */
+async function foldNow(deps: BroadcastDeps, streamId: string): Promise<BroadcastResult> {
   const stream = await readStream(deps.store, streamId, { consistent: true });
   if (stream) await settleLeaderboard(deps, stream);
   return { events: 0, frames: 0 };

@@ -741,7 +741,7 @@ describe('unsent partitions', () => {
 });
 
 describe('foldLeaderboard', () => {
-  it("a fold not yet due goes to the stream's fold group: the gift run does not wait for it, the fold group does", async () => {
+  it("a fold not yet due is timed by the stream's fold group and folded in its own group, without holding up gifts", async () => {
     const { tables, deps, published, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     // Folded a second ago: the next fold is due in four.
     tables.put({ ...keys.stream('st_1'), ...STREAM, lastFrameAt: NOW_MS - 10_000, lbSeq: 0, lbFoldAt: NOW_MS - 1_000 });
@@ -752,7 +752,8 @@ describe('foldLeaderboard', () => {
     const dueAt = NOW_MS - 1_000 + LEADERBOARD_FOLD_INTERVAL_MS;
     // Waiting in the stream's own group held up its next gift nudges for up to the fold interval.
     expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeLessThan(1_000);
-    expect(published.filter((entry) => entry.nudge.foldAt !== undefined)).toEqual([
+    const timers = published.filter((entry) => entry.nudge.foldAt !== undefined);
+    expect(timers).toEqual([
       {
         nudge: { streamId: 'st_1', foldAt: dueAt },
         deduplicationId: `fold:st_1:${NOW_MS - 1_000}`,
@@ -761,15 +762,33 @@ describe('foldLeaderboard', () => {
     ]);
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 1, lbSeq: 0 });
 
-    const waitedBefore = sleeps.reduce((sum, ms) => sum + ms, 0);
-    const fold = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, foldAt: dueAt });
-    expect(fold).toEqual({ events: 0, frames: 0 });
+    // The fold group only keeps time: it waits, then asks the stream's own group to fold.
+    const timer = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, foldAt: dueAt });
+    expect(timer).toEqual({ events: 0, frames: 0 });
     expect(deps.now().getTime()).toBeGreaterThanOrEqual(dueAt);
-    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThan(waitedBefore);
+    expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ lbSeq: 0 });
+    const due = published.filter((entry) => entry.nudge.foldDue === true);
+    expect(due).toEqual([{ nudge: { streamId: 'st_1', foldDue: true }, deduplicationId: `folddue:st_1:${dueAt}` }]);
+
+    expect(await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, foldDue: true })).toEqual({
+      events: 0,
+      frames: 0,
+    });
     expect(tables.ledger.get('STREAM#st_1|STREAM')).toMatchObject({ seq: 1, lbSeq: 1 });
     const aliceShard = shardFor('alice', SHARDS);
     const entry = keys.leaderboardEntry('st_1', aliceShard, 'alice');
     expect(tables.ledger.get(`${entry.pk}|${entry.sk}`)).toMatchObject({ lbCoins: 5, lbSeq: 1 });
+  });
+
+  it('a fold timer that arrives with a gift run in one batch still fires', async () => {
+    const { tables, deps, published } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, lastFrameAt: NOW_MS - 10_000, lbSeq: 0, lbFoldAt: NOW_MS - 1_000 });
+    tables.put(giftRecord(0));
+    const dueAt = NOW_MS - 1_000 + LEADERBOARD_FOLD_INTERVAL_MS;
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, foldAt: dueAt });
+    expect(published.filter((entry) => entry.nudge.foldDue === true)).toEqual([
+      { nudge: { streamId: 'st_1', foldDue: true }, deduplicationId: `folddue:st_1:${dueAt}` },
+    ]);
   });
 
   it("folds each sender's gifts since the last fold into one write, and a resumed fold counts nothing twice", async () => {
