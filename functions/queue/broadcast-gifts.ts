@@ -40,6 +40,11 @@ interface StreamWork {
   foldAt: number;
   /** The fold group's timer ran out: fold now. */
   foldDue: boolean;
+  /**
+   * Every message was a signal (counters, wallet, fold timer, fold due). A message that is none of
+   * these (a gift's, the sweeper's, a hand-over) asks for a look at the stream's pending gifts.
+   */
+  signalsOnly: boolean;
 }
 
 /**
@@ -69,6 +74,7 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
       wallet: false,
       foldAt: 0,
       foldDue: false,
+      signalsOnly: true,
     };
     entry.until = Math.max(entry.until, parsed.data.until ?? 0);
     entry.records.push(record);
@@ -78,6 +84,8 @@ function workByStream(records: SQSRecord[]): Map<string, StreamWork> {
     if (parsed.data.wallet) entry.wallet = true;
     entry.foldAt = Math.max(entry.foldAt, parsed.data.foldAt ?? 0);
     if (parsed.data.foldDue) entry.foldDue = true;
+    const { counters, wallet, foldAt, foldDue } = parsed.data;
+    if (!counters && !wallet && foldAt === undefined && !foldDue) entry.signalsOnly = false;
     byStream.set(parsed.data.streamId, entry);
   }
   return byStream;
@@ -125,6 +133,7 @@ async function broadcastOne(dependencies: () => BroadcastDeps, streamId: string,
       wallet: work.wallet,
       foldAt: work.foldAt,
       foldDue: work.foldDue,
+      signalsOnly: work.signalsOnly,
     });
     if (result.events > 0)
       logger.info('gifts broadcast', {

@@ -346,6 +346,11 @@ export interface BroadcastRequest {
   foldAt?: number;
   /** The fold group's timer ran out (gift-events.ts, foldDueNudge). */
   foldDue?: boolean;
+  /**
+   * Every nudge taken was a signal (counters, wallet, fold timer, fold due): nothing asks for a
+   * look. Absent: judged from the request (no bucket, no named gift, not ended).
+   */
+  signalsOnly?: boolean;
 }
 
 export interface BroadcastResult {
@@ -722,6 +727,26 @@ export async function broadcastStream(
 }
 
 /**
+ * A request of signals alone (counters, wallet, fold timer, fold due) needs no look: they are
+ * served here, and undefined means a look was asked. Merged with a look (a sweeper's or a
+ * hand-over's nudge in the same batch), they ride in the look's run instead: serving only the
+ * signals left that stream's pending gifts to the next sweep.
+ */
+async function broadcastSignalsOnly(
+  deps: BroadcastDeps,
+  streamId: string,
+  request: BroadcastRequest,
+): Promise<BroadcastResult | undefined> {
+  const signalsOnly = request.signalsOnly ?? (request.until === 0 && request.namedGifts.length === 0 && !request.ended);
+  const signalled = request.counters || request.wallet || request.foldDue || (request.foldAt ?? 0) > 0;
+  if (!signalsOnly || !signalled) return undefined;
+  const result =
+    request.counters || request.wallet ? await broadcastRoomGroup(deps, streamId, request) : { events: 0, frames: 0 };
+  if (request.foldDue) await foldNow(deps, streamId);
+  return result;
+}
+
+/**
  * Broadcasts everything the stream has pending, in runs one window apart, until its nudges'
  * buckets are over and nothing is left; when the stream ended, the last frame carries
  * `streamEnded`. Runs only inside the stream's FIFO group, so it is the stream's only
@@ -732,17 +757,13 @@ async function broadcastRequested(
   streamId: string,
   request: BroadcastRequest,
 ): Promise<BroadcastResult> {
-  if (request.until === 0 && request.namedGifts.length === 0 && !request.ended) {
-    if (request.counters || request.wallet) return broadcastRoomGroup(deps, streamId, request);
-    if (request.foldDue) return foldNow(deps, streamId);
-    // A timer alone: nothing else was asked (a look here would be the sweeper's job, not a timer's).
-    if ((request.foldAt ?? 0) > 0) return { events: 0, frames: 0 };
-  }
+  const signals = await broadcastSignalsOnly(deps, streamId, request);
+  if (signals) return signals;
   if (await coveredByEarlierLook(deps, streamId, request)) return { events: 0, frames: 0 };
   const result: BroadcastResult = { events: 0, frames: 0 };
   let named = request.namedGifts;
   let conflicts = 0;
-  let walletDue = false;
+  let walletDue = request.wallet === true;
   let stream: StreamRecord | undefined;
   let countersDue = request.counters === true;
   const collectUntil = collectDeadline(deps, request);
@@ -929,10 +950,9 @@ async function foldTimer(deps: BroadcastDeps, streamId: string, dueAt: number): 
 }
 
 /** The fold is due: folded now, or handed on when a gift run folded meanwhile and more gifts came. */
-async function foldNow(deps: BroadcastDeps, streamId: string): Promise<BroadcastResult> {
+async function foldNow(deps: BroadcastDeps, streamId: string): Promise<void> {
   const stream = await readStream(deps.store, streamId, { consistent: true });
   if (stream) await settleLeaderboard(deps, stream);
-  return { events: 0, frames: 0 };
 }
 
 async function markEndAnnounced(store: LedgerStore, streamId: string): Promise<void> {

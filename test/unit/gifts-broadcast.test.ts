@@ -780,6 +780,28 @@ describe('foldLeaderboard', () => {
     expect(tables.ledger.get(`${entry.pk}|${entry.sk}`)).toMatchObject({ lbCoins: 5, lbSeq: 1 });
   });
 
+  it("a sweeper's nudge taken with a join's counters nudge still looks: the pending gift goes out", async () => {
+    const { tables, deps, posts } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    tables.put(giftRecord(0));
+    // One batch: the room group's counters nudge and the stream group's sweeper nudge (no bucket).
+    const run = await broadcastStream(deps, 'st_1', {
+      namedGifts: [],
+      ended: false,
+      until: 0,
+      counters: true,
+      signalsOnly: false,
+    });
+    expect(run.events).toBe(1);
+    const toV1 = posts.filter((post) => post.connectionId === 'v1').flatMap((post) => post.message.events ?? []);
+    expect(toV1.map((event: { type: string }) => event.type)).toEqual(['gift', 'room']);
+  });
+
+  it("a wallet hand-over taken with a look still pushes the creator's balance", async () => {
+    const { deps, posts } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
+    await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, wallet: true, signalsOnly: false });
+    expect(posts.filter((post) => post.connectionId === 'c1').map((post) => post.message.type)).toEqual(['wallet']);
+  });
+
   it('a fold timer that arrives with a gift run in one batch still fires', async () => {
     const { tables, deps, published } = broadcaster({ lastFrameAt: NOW_MS - 10_000 });
     tables.put({ ...keys.stream('st_1'), ...STREAM, lastFrameAt: NOW_MS - 10_000, lbSeq: 0, lbFoldAt: NOW_MS - 1_000 });
