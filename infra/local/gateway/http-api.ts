@@ -12,6 +12,7 @@ import { lambdaContext, loadFunction } from '../lambda-runtime';
 import { answerMismatch } from './answer-check';
 import { httpApiEvent } from './events';
 import { readBody, send, singleValueHeaders, sourceIpOf } from './http-wire';
+import { VerifiedTokens } from './verified-tokens';
 
 /**
  * The local HTTP API: matches the route table's routes, plays the JWT authorizer, and invokes the
@@ -117,11 +118,14 @@ function answerStarting(response: ServerResponse, route: HttpRoute): void {
  * authorizer does, array claims reach Lambda as one "[a b]" string. A refusal is a DomainError
  * (401), answered before any handler runs.
  */
-async function verifiedClaims(authorization: string | undefined): Promise<Record<string, unknown>> {
+async function verifiedClaims(
+  tokens: VerifiedTokens,
+  authorization: string | undefined,
+): Promise<Record<string, unknown>> {
   const bearer = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!bearer?.[1]) throw new UnauthorizedError('A bearer token is required.');
   return Object.fromEntries(
-    Object.entries(await verifyBearerToken(bearer[1])).map(([name, value]) => [name, flattenClaimForLambda(value)]),
+    Object.entries(await tokens.claims(bearer[1])).map(([name, value]) => [name, flattenClaimForLambda(value)]),
   );
 }
 
@@ -129,6 +133,7 @@ async function verifiedClaims(authorization: string | undefined): Promise<Record
 export function httpApi(options: HttpApiOptions): RequestListener {
   const routes = HTTP_ROUTES.map(compile);
   const staticRoutes = new Map((options.staticRoutes ?? []).map((route) => [route.path, route]));
+  const tokens = new VerifiedTokens(verifyBearerToken);
 
   async function handleHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const requestId = randomUUID();
@@ -152,7 +157,7 @@ export function httpApi(options: HttpApiOptions): RequestListener {
     let claims: Record<string, unknown> | undefined;
     if (route.auth === 'jwt') {
       try {
-        claims = await verifiedClaims(headers.authorization);
+        claims = await verifiedClaims(tokens, headers.authorization);
       } catch (error) {
         if (error instanceof DomainError) return sendError(response, error, requestId);
         throw error;
