@@ -30,6 +30,7 @@ import {
   type PendingGift,
   LEADERBOARD_FOLD_INTERVAL_MS,
   observedGiftsPerS,
+  ROOM_TOTAL_QUIET_MS,
 } from '../../shared/usecases/broadcast';
 import {
   decodeEventBatch,
@@ -530,6 +531,40 @@ describe('broadcastStream', () => {
     expect(toViewer).toHaveLength(1);
     expect(toViewer[0].events ?? [toViewer[0]]).toEqual([{ type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 0 }]);
     expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(1_000 + sleeps[0]!);
+  });
+
+  it('a changed gift total alone waits until the room has been quiet for its interval, then goes out', async () => {
+    // A gift frame went out 300 ms ago, without `room` (one had gone out 700 ms before it).
+    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 300 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, giftCoins: 10, lastFrameAt: NOW_MS - 300 });
+    deps.memory.rooms.set('st_1', { at: NOW_MS - 1_000, viewers: 0, giftCoins: 5 });
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
+    expect(result).toEqual({ events: 0, frames: 1 });
+    const toViewer = posts.filter((post) => post.connectionId === 'v1').map((post) => post.message);
+    expect(toViewer.flatMap((message) => message.events ?? [message])).toEqual([
+      { type: 'room', streamId: 'st_1', viewers: 0, giftCoins: 10 },
+    ]);
+    // Not at the frame spacing (300 ms after the gift frame) but once the room was quiet.
+    expect(sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(ROOM_TOTAL_QUIET_MS - 300);
+  });
+
+  it('a changed gift total that the next gift frame carries is not sent again on its own', async () => {
+    const { tables, deps, posts, sleeps } = broadcaster({ lastFrameAt: NOW_MS - 300 });
+    tables.put({ ...keys.stream('st_1'), ...STREAM, giftCoins: 10, lastFrameAt: NOW_MS - 300 });
+    deps.memory.rooms.set('st_1', { at: NOW_MS - 1_000, viewers: 0, giftCoins: 5 });
+    // 700 ms in, the stream's gift run sends a frame whose `room` carries the new total.
+    const originalSleep = deps.sleep;
+    deps.sleep = async (ms) => {
+      await originalSleep(ms);
+      if (sleeps.length === 1) {
+        const at = deps.now().getTime();
+        deps.memory.rooms.set('st_1', { at, viewers: 0, giftCoins: 10 });
+        deps.memory.lastFrames.set('st_1', at);
+      }
+    };
+    const result = await broadcastStream(deps, 'st_1', { namedGifts: [], ended: false, until: 0, counters: true });
+    expect(result).toEqual({ events: 0, frames: 0 });
+    expect(posts).toEqual([]);
   });
 
   it('after a join, still sends a leave later in the same bucket, whose nudge was deduplicated into its own', async () => {
