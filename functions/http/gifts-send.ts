@@ -7,13 +7,22 @@ import { ledgerConfig } from '../../shared/config';
 import { giftSentAnswer } from '../../shared/http/answers';
 import { httpRoute } from '../../shared/http/route';
 import { opaqueId } from '../../shared/http/schemas';
-import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
+import {
+  BalanceRaces,
+  MAX_GIFT_QUANTITY,
+  MIN_GIFT_QUANTITY,
+  SenderWallets,
+  sendGift,
+  StreamCache,
+} from '../../shared/usecases/gifts';
 import { metrics } from '../../shared/observability/metrics';
 import { declaredHttpRoute } from '../../infra/routes';
 
 /** Live streams this warm instance read recently: most gifts then read no stream item. */
 const streamCache = new StreamCache();
 const balanceRaces = new BalanceRaces();
+/** Senders' balances as this instance last wrote them: a run of gifts makes one round trip each. */
+const senderWallets = new SenderWallets();
 
 /** POST /v1/streams/{streamId}/gifts { giftId, quantity } (Idempotency-Key): coins become the creator's diamonds in one step. */
 export const handler = httpRoute(declaredHttpRoute('GiftsSend'), {
@@ -33,6 +42,7 @@ export const handler = httpRoute(declaredHttpRoute('GiftsSend'), {
         economy: ledgerConfig().economy,
         streamCache,
         balanceRaces,
+        senderWallets,
       },
       caller,
       { streamId: path.streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: idempotency.key },

@@ -7,13 +7,22 @@ import { giftEventPublisher } from '../../shared/adapters/gift-events';
 import { ledgerConfig } from '../../shared/config';
 import { ValidationError } from '../../shared/domain/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/http/route';
-import { MAX_GIFT_QUANTITY, MIN_GIFT_QUANTITY, sendGift, StreamCache, BalanceRaces } from '../../shared/usecases/gifts';
+import {
+  BalanceRaces,
+  MAX_GIFT_QUANTITY,
+  MIN_GIFT_QUANTITY,
+  SenderWallets,
+  sendGift,
+  StreamCache,
+} from '../../shared/usecases/gifts';
+import { authorizerContext, wsRoute } from '../../shared/ws/route';
+import { metrics } from '../../shared/observability/metrics';
 
 /** Live streams this warm instance read recently: most gifts then read no stream item. */
 const streamCache = new StreamCache();
 const balanceRaces = new BalanceRaces();
-import { authorizerContext, wsRoute } from '../../shared/ws/route';
-import { metrics } from '../../shared/observability/metrics';
+/** Senders' balances as this instance last wrote them: a run of gifts makes one round trip each. */
+const senderWallets = new SenderWallets();
 
 /**
  * `sendGift { requestId, giftId, quantity }`: the same use case as the HTTP route, to the stream
@@ -47,6 +56,7 @@ export const handler = wsRoute({
         economy: ledgerConfig().economy,
         streamCache,
         balanceRaces,
+        senderWallets,
       },
       caller,
       { streamId, giftId: body.giftId, quantity: body.quantity, idempotencyKey: body.requestId },

@@ -8,6 +8,7 @@ import { findGift } from '../domain/catalog';
 import { diamondsForCoins, type Economy } from '../domain/economy';
 import {
   AgeRestrictedError,
+  DomainError,
   InsufficientCoinsError,
   InvariantViolation,
   SelfGiftError,
@@ -19,7 +20,7 @@ import { assertMaySpend, type Caller } from '../domain/identity';
 import { consentCondition, consentHolds, type ConsentCondition } from './consent-condition';
 import type { LedgerEntry } from '../domain/ledger';
 import { logger } from '../logger';
-import { AlreadyDone, findStoredAnswerWith, recordAnswerOp, type IdempotentRequest } from './idempotency';
+import { AlreadyDone, findStoredAnswer, recordAnswerOp, type IdempotentRequest } from './idempotency';
 import {
   liveFenceAttribute,
   readStream,
@@ -74,6 +75,8 @@ export interface SendGiftDeps {
   streamCache?: StreamCache;
   /** Senders who lost a balance race lately, per warm instance (the handlers keep one). */
   balanceRaces?: BalanceRaces;
+  /** Senders' wallets as this instance last read or wrote them (the handlers keep one). */
+  senderWallets?: SenderWallets;
 }
 
 /** What is stored with the idempotency key: the balance is read again on every answer. */
@@ -255,9 +258,13 @@ function assertQuantity(quantity: number): void {
 }
 
 /**
- * Round trip 1: the reads the checks need, at once (the stream usually from the cache), then the
- * checks in the contract's order: a stored answer, wallet lock, age, stream live, not the
- * creator's own stream. The balance read is consistent, so the debit can be conditioned on it.
+ * Round trip 1: the sender's wallet (consistent, so the debit can be conditioned on its balance)
+ * and the stream, usually both from this instance's memory, then the checks in the contract's
+ * order: wallet lock, age, stream live, not the creator's own stream. The idempotency record is
+ * not read here: the transaction writes it on condition that it is new, and a replay surfaces
+ * there as AlreadyDone. Only a refusal looks for a stored answer first (API.md: a replay answers
+ * as the first request did, whatever changed since), and a refusal is never made on a remembered
+ * wallet: that wallet is read, and checked again.
  */
 async function readAndCheck(
   deps: SendGiftDeps,
@@ -265,12 +272,36 @@ async function readAndCheck(
   streamId: string,
   idempotency: IdempotentRequest,
   now: Date,
-): Promise<{ storedBody: unknown } | { walletItem: Item | undefined; stream: StreamRecord }> {
-  const [{ stored, other: walletItem }, streamSeen] = await Promise.all([
-    findStoredAnswerWith<unknown>(deps.store, idempotency, keys.wallet(caller.userId), now),
+): Promise<{ storedBody: unknown } | { walletItem: Item | undefined; stream: StreamRecord; remembered: boolean }> {
+  const remembered = deps.senderWallets?.recall(caller.userId, now.getTime());
+  const [walletItem, streamSeen] = await Promise.all([
+    remembered ?? deps.store.getItem(keys.wallet(caller.userId), { consistent: true }),
     liveStream(deps, streamId),
   ]);
-  if (stored) return { storedBody: stored.body };
+  try {
+    const stream = await checkGift(deps, caller, streamId, walletItem, streamSeen, now);
+    return { walletItem, stream, remembered: remembered !== undefined };
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    if (remembered) {
+      deps.senderWallets?.forget(caller.userId);
+      return readAndCheck(deps, caller, streamId, idempotency, now);
+    }
+    const stored = await findStoredAnswer<unknown>(deps.store, idempotency, now);
+    if (stored) return { storedBody: stored.body };
+    throw error;
+  }
+}
+
+/** The checks before the transaction; the coins (and the lock, again) are its condition's. */
+async function checkGift(
+  deps: SendGiftDeps,
+  caller: Caller,
+  streamId: string,
+  walletItem: Item | undefined,
+  streamSeen: StreamRecord | undefined,
+  now: Date,
+): Promise<StreamRecord> {
   if (walletItem?.locked === true) throw new WalletLockedError('Your wallet is locked.');
   const appConsent = walletItem?.appConsent;
   assertMaySpend(caller, now, appConsent === 'granted' || appConsent === 'revoked' ? appConsent : null);
@@ -279,7 +310,7 @@ async function readAndCheck(
     streamSeen?.status === 'live' ? streamSeen : await readStream(deps.store, streamId, { consistent: true });
   if (stream?.status !== 'live') throw new StreamNotLiveError('This stream is not live.');
   if (stream.creatorId === caller.userId) throw new SelfGiftError('You cannot send a gift to your own stream.');
-  return { walletItem, stream };
+  return stream;
 }
 
 /**
@@ -321,10 +352,11 @@ export async function sendGift(
     fingerprint: giftFingerprint(request),
   };
   const replay = (stored: unknown) => replayGift(deps, caller.userId, request.streamId, stored);
-  for (let attempt = 1; ; attempt += 1) {
+  let attempt = 1;
+  for (;;) {
     const read = await readAndCheck(deps, caller, request.streamId, idempotency, now);
     if ('storedBody' in read) return replay(read.storedBody);
-    const { walletItem, stream } = read;
+    const { walletItem, stream, remembered } = read;
     const seenCoins = conditionedBalance(deps, caller.userId, walletItem, attempt, now);
     const consent = consentCondition(caller, now);
     const giftTxId = deps.newId('gift', now);
@@ -349,15 +381,23 @@ export async function sendGift(
         }),
       );
     } catch (error) {
+      deps.senderWallets?.forget(caller.userId);
       if (error instanceof AlreadyDone) return replay(error.answer.body);
       if (error instanceof BalanceMoved) {
-        deps.balanceRaces?.lost(caller.userId, now.getTime());
+        // A remembered balance that moved (a recharge, a gift through another instance) is not a
+        // race: the next attempt reads it, still conditioned on what it reads.
+        if (!remembered) {
+          deps.balanceRaces?.lost(caller.userId, now.getTime());
+          attempt += 1;
+        }
         continue;
       }
       if (error instanceof StreamNotLiveError) deps.streamCache?.forget(stream.streamId);
       throw error;
     }
-    return committed(deps, stream, giftTxId, cost, now, caller.userId, seenCoins);
+    const answer = await committed(deps, stream, giftTxId, cost, now, caller.userId, seenCoins);
+    deps.senderWallets?.remember(caller.userId, { ...walletItem, coins: answer.wallet.coins }, now.getTime());
+    return answer;
   }
 }
 
@@ -406,6 +446,40 @@ export class BalanceRaces {
     if (until > now) return true;
     this.until.delete(senderId);
     return false;
+  }
+}
+
+/** How long a sender's wallet as this instance last saw it stands in for a read (SenderWallets). */
+export const SENDER_WALLET_MEMORY_MS = 10_000;
+
+/**
+ * Senders' wallets as this warm instance last read or wrote them. A viewer's gifts come in runs (a
+ * combo of taps), and after each commit the instance knows the balance exactly: the debit was
+ * conditioned on it. The next gift then conditions its debit on the remembered balance without
+ * reading it, and the gift is one round trip. Nothing is decided on memory alone: the transaction
+ * still requires the balance to be exactly the remembered one (and the wallet unlocked, and the
+ * consent), so a wallet that changed elsewhere cancels it and the gift is tried again on a read;
+ * and a refusal is always made on a fresh read (readAndCheck).
+ */
+export class SenderWallets {
+  private readonly wallets = new Map<string, { item: Item; until: number }>();
+  constructor(private readonly maxEntries = 10_000) {}
+
+  recall(senderId: string, now: number): Item | undefined {
+    const known = this.wallets.get(senderId);
+    if (!known) return undefined;
+    if (known.until > now) return known.item;
+    this.wallets.delete(senderId);
+    return undefined;
+  }
+
+  remember(senderId: string, item: Item, now: number): void {
+    if (this.wallets.size >= this.maxEntries) this.wallets.clear();
+    this.wallets.set(senderId, { item, until: now + SENDER_WALLET_MEMORY_MS });
+  }
+
+  forget(senderId: string): void {
+    this.wallets.delete(senderId);
   }
 }
 

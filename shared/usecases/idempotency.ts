@@ -1,5 +1,5 @@
 import { idempotencyItems } from '../adapters/dynamo/idempotency-items';
-import type { Item, ItemKey, LedgerStore, WriteOp } from '../ports/ledger-store';
+import type { LedgerStore, WriteOp } from '../ports/ledger-store';
 import { IdempotencyKeyReusedError, InvariantViolation } from '../domain/errors';
 
 /**
@@ -53,22 +53,6 @@ function answerFrom<T>(
     throw new InvariantViolation(`idempotency record for ${request.scope} has no stored answer`);
   }
   return { status: item.status, body: JSON.parse(item.answer) as T };
-}
-
-/**
- * The stored answer for this key and, in the same consistent BatchGetItem, another item the
- * request needs (the gift's wallet): one round trip and one call instead of two.
- */
-export async function findStoredAnswerWith<T>(
-  store: LedgerStore,
-  request: IdempotentRequest,
-  other: ItemKey,
-  now: Date,
-): Promise<{ stored: StoredAnswer<T> | undefined; other: Item | undefined }> {
-  const recordKey = idempotencyItems.key(request);
-  const items = await store.batchGet([recordKey, other], { consistent: true });
-  const find = (key: ItemKey) => items.find((item) => item.pk === key.pk && item.sk === key.sk);
-  return { stored: answerFrom<T>(request, find(recordKey), now), other: find(other) };
 }
 
 /** The stored answer for this key, if a request with it already succeeded (and has not expired). */

@@ -25,6 +25,8 @@ import {
   BalanceRaces,
   giftFingerprint,
   giftOps,
+  SENDER_WALLET_MEMORY_MS,
+  SenderWallets,
   sendGift,
   StreamCache,
   type SendGiftDeps,
@@ -113,7 +115,24 @@ function fakeDynamo(world: FakeWorld) {
             })),
           });
         }
-        world.transactions.push(command.input.TransactItems ?? []);
+        // As DynamoDB does: a Put conditioned on its item being new is cancelled when it is not.
+        const items = command.input.TransactItems ?? [];
+        const existing = items.map((item) => {
+          const put = item.Put;
+          if (!put?.ConditionExpression?.startsWith('attribute_not_exists')) return undefined;
+          const key = unmarshall(put.Item ?? {});
+          return world.items.get(`${String(key.pk)}|${String(key.sk)}`);
+        });
+        if (existing.some((item) => item !== undefined)) {
+          throw new TransactionCanceledException({
+            message: 'cancelled',
+            $metadata: {},
+            CancellationReasons: existing.map((item) =>
+              item ? { Code: 'ConditionalCheckFailed', Item: marshall(item) } : { Code: 'None' },
+            ),
+          });
+        }
+        world.transactions.push(items);
         // Apply the debit so a later read sees the balance move.
         const wallet = world.items.get('USER#alice|WALLET');
         const debit = command.input.TransactItems?.[1]?.Update?.ExpressionAttributeValues?.[':cost']?.N;
@@ -258,12 +277,13 @@ describe('sendGift', () => {
       ConditionExpression: 'coins = :seen AND coins >= :cost AND (attribute_not_exists(locked) OR locked = :false)',
       ExpressionAttributeValues: marshall({ ':newCoins': 85, ':seen': 100, ':cost': 15, ':false': false }),
     });
-    // Two round trips: the reads at once (idempotency record and consistent balance in one batch, the stream), then
-    // the transaction.
+    // Two round trips: the reads at once (the consistent balance, the stream), then the transaction. The idempotency
+    // record is not read: the transaction writes it on condition that it is new.
     const commands = client.send.mock.calls.map(([command]) => (command as object).constructor.name);
-    expect(commands).toEqual(['BatchGetItemCommand', 'GetItemCommand', 'TransactWriteItemsCommand']);
-    const batch = client.send.mock.calls[0]?.[0] as BatchGetItemCommand;
-    expect(batch.input.RequestItems?.Ledger?.ConsistentRead).toBe(true);
+    expect(commands).toEqual(['GetItemCommand', 'GetItemCommand', 'TransactWriteItemsCommand']);
+    const walletRead = client.send.mock.calls[0]?.[0] as GetItemCommand;
+    expect(unmarshall(walletRead.input.Key ?? {})).toEqual(keys.wallet('alice'));
+    expect(walletRead.input.ConsistentRead).toBe(true);
     const shard = shardFor('gift_TX1', 32);
     const bucket = Math.floor(NOW.getTime() / NUDGE_BUCKET_MS);
     expect(published).toEqual([
@@ -327,6 +347,86 @@ describe('sendGift', () => {
     await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-3' });
     expect(debitOf(2)).not.toBe('SET coins = coins - :cost');
     expect(world.transactions[2]?.[1]?.Update?.ConditionExpression).toContain(':seen');
+  });
+
+  describe("a sender's wallet remembered by the instance", () => {
+    const walletReads = (client: ReturnType<typeof setup>['client']) =>
+      client.send.mock.calls.filter(
+        ([command]) =>
+          command instanceof GetItemCommand && unmarshall(command.input.Key ?? {}).pk === keys.wallet('alice').pk,
+      ).length;
+    const debitOf = (world: ReturnType<typeof setup>['world'], index: number) => world.transactions[index]?.[1]?.Update;
+
+    it("conditions the next gift's debit on the balance the last one left, without reading it: one round trip", async () => {
+      const { deps, world, client } = setup({ coins: 100 });
+      deps.senderWallets = new SenderWallets();
+      await sendGift(deps, SENDER, request);
+      const second = await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' });
+      expect(second.wallet.coins).toBe(70);
+      expect(world.items.get('USER#alice|WALLET')?.coins).toBe(70);
+      expect(walletReads(client)).toBe(1);
+      expect(debitOf(world, 1)?.ExpressionAttributeValues).toMatchObject(marshall({ ':seen': 85, ':newCoins': 70 }));
+    });
+
+    it('reads again once the memory lapses', async () => {
+      const { deps, client } = setup({ coins: 100 });
+      let now = NOW.getTime();
+      deps.now = () => new Date(now);
+      deps.senderWallets = new SenderWallets();
+      await sendGift(deps, SENDER, request);
+      now += SENDER_WALLET_MEMORY_MS;
+      await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' });
+      expect(walletReads(client)).toBe(2);
+    });
+
+    it('a balance that moved elsewhere cancels the transaction; the gift is tried again on a read, not counted as a race', async () => {
+      const { deps, world, client } = setup({ coins: 100 });
+      deps.senderWallets = new SenderWallets();
+      deps.balanceRaces = new BalanceRaces();
+      await sendGift(deps, SENDER, request);
+      // A recharge credits the wallet through another function: the remembered 85 is stale.
+      world.items.set('USER#alice|WALLET', { ...keys.wallet('alice'), coins: 1_085 });
+      world.cancelNext = [
+        { Code: 'None' },
+        { Code: 'ConditionalCheckFailed', Item: { ...keys.wallet('alice'), coins: 1_085 } },
+        { Code: 'None' },
+        { Code: 'None' },
+        { Code: 'None' },
+      ];
+      const second = await sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-2' });
+      expect(second).toMatchObject({ wallet: { coins: 1_070 }, replayed: false });
+      expect(world.items.get('USER#alice|WALLET')?.coins).toBe(1_070);
+      expect(walletReads(client)).toBe(2);
+      // Still conditioned on the balance read, not a subtraction: no race was lost.
+      expect(debitOf(world, 1)?.ExpressionAttributeValues).toMatchObject(marshall({ ':seen': 1_085 }));
+      expect(deps.balanceRaces.racing('alice', NOW.getTime())).toBe(false);
+    });
+
+    it('never refuses on memory: a remembered lock is read again, and the gift goes through', async () => {
+      const { deps, world, client } = setup({ coins: 100 });
+      deps.senderWallets = new SenderWallets();
+      deps.senderWallets.remember('alice', { ...keys.wallet('alice'), coins: 100, locked: true }, NOW.getTime());
+      await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ wallet: { coins: 85 } });
+      expect(walletReads(client)).toBe(1);
+      expect(world.transactions).toHaveLength(1);
+    });
+
+    it('a refused gift whose key already succeeded replays the stored answer, read only on the refusal', async () => {
+      const { deps, world } = setup({ coins: 100, stream: { status: 'ended' } });
+      const record = keys.idempotency('alice', 'gift', 'key-1');
+      world.items.set(`${record.pk}|${record.sk}`, {
+        ...record,
+        fingerprint: giftFingerprint(request),
+        status: 201,
+        answer: JSON.stringify({ giftTxId: 'gift_FIRST', coinsSpent: 15 }),
+        expiresAt: Math.floor(NOW.getTime() / 1000) + 60,
+      });
+      await expect(sendGift(deps, SENDER, request)).resolves.toMatchObject({ giftTxId: 'gift_FIRST', replayed: true });
+      await expect(sendGift(deps, SENDER, { ...request, idempotencyKey: 'key-9' })).rejects.toMatchObject({
+        code: 'STREAM_NOT_LIVE',
+      });
+      expect(world.transactions).toHaveLength(0);
+    });
   });
 
   it("conditions a teenager's debit on their consent, so a guardian's revocation that commits after the read still stops the gift", async () => {
@@ -460,7 +560,7 @@ describe('sendGift', () => {
     await expect(sendGift(neverRecharged.deps, SENDER, request)).rejects.toMatchObject({ code: 'INSUFFICIENT_COINS' });
   });
 
-  it('replays a stored answer with the balance as it is now, without a second transaction', async () => {
+  it('replays a stored answer with the balance as it is now: its transaction is cancelled on the record, and nothing is written', async () => {
     const { deps, world, published } = setup({ coins: 70 });
     const record = keys.idempotency('alice', 'gift', 'key-1');
     world.items.set(`${record.pk}|${record.sk}`, {

@@ -16,7 +16,7 @@ import {
 } from '../../../shared/domain/errors';
 import { ageOn, assertAdult, assertMaySpend, type Caller } from '../../../shared/domain/identity';
 import { logger } from '../../../shared/logger';
-import { sendGift, type SendGiftDeps } from '../../../shared/usecases/gifts';
+import { SenderWallets, sendGift, type SendGiftDeps } from '../../../shared/usecases/gifts';
 import { processPayout, requestPayout, utcDay } from '../../../shared/usecases/payouts';
 import { createRecharge, expirePendingRecharges, readRecharge } from '../../../shared/usecases/recharge';
 import { createStream } from '../../../shared/usecases/streams';
@@ -315,7 +315,38 @@ describe('the unlocked-wallet condition on debits, after a lock and an unlock', 
       }),
     ).rejects.toThrow(WalletLockedError);
     expect((await store.readWallet(sender, { consistent: true })).coins).toBe(100);
-    expect((await entriesOf(store, sender)).filter((entry) => entry.type === 'gift_sent')).toEqual([]);
+    expect((await entriesOf(store, sender)).filter((entry) => entry.entryType === 'gift_sent')).toEqual([]);
+  });
+
+  it('a remembered wallet never spends what is not there: another instance, a lock and a race are each caught by the write', async () => {
+    const { streamId } = await liveStream();
+    const sender = uniqueUser('fan');
+    await seedCoins(store, sender, 100);
+    // Two warm instances of the gift function, each with its own memory of the sender's wallet.
+    const instanceA = { ...giftDeps(store), senderWallets: new SenderWallets() };
+    const instanceB = { ...giftDeps(store), senderWallets: new SenderWallets() };
+    const gift = (deps: SendGiftDeps) =>
+      sendGift(deps, adult(sender), { streamId, giftId: 'heart', quantity: 2, idempotencyKey: `w-${(sequence += 1)}` });
+
+    expect((await gift(instanceA)).wallet.coins).toBe(90);
+    expect((await gift(instanceB)).wallet.coins).toBe(80);
+    // A remembers 90: its write is cancelled on the balance, and the gift goes through on a read.
+    expect((await gift(instanceA)).wallet.coins).toBe(70);
+    await setLock({ store, now: () => new Date() }, adult(sender), true);
+    // A remembers an unlocked 70: the write's own condition refuses it.
+    expect(await codeOf(gift(instanceA))).toBe('WALLET_LOCKED');
+    await setLock({ store, now: () => new Date() }, adult(sender), false);
+    // Ten at once through one instance's memory, for coins enough for seven.
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => gift(instanceB)));
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(7);
+    const refusals = await Promise.all(
+      results.flatMap((result) => (result.status === 'rejected' ? [codeOf(Promise.reject(result.reason))] : [])),
+    );
+    expect(refusals).toEqual(['INSUFFICIENT_COINS', 'INSUFFICIENT_COINS', 'INSUFFICIENT_COINS']);
+    expect((await store.readWallet(sender, { consistent: true })).coins).toBe(0);
+    const sent = (await entriesOf(store, sender)).filter((entry) => entry.entryType === 'gift_sent');
+    expect(sent).toHaveLength(10);
+    expect(sent.reduce((sum, entry) => sum - Number(entry.coins), 0)).toBe(100);
   });
 
   it('refuses a payout while locked and lets it through once unlocked', async () => {
