@@ -648,7 +648,9 @@ async function main(): Promise<void> {
 
     // ---------- capacity ----------
     log('capacity: one gift, one recharge, wallet reads');
-    const giftSender = httpSenders[1] as User;
+    // A sender no instance remembers: the units (and the cost) are those of a gift that reads the
+    // balance, not the one-round-trip gift of a sender the instance just served.
+    const [giftSender] = (await fundedUsers('capacity-sender', 1)) as [User];
     capture.writeLog.length = 0;
     capture.readLog.length = 0;
     capture.writes = true;
